@@ -1,0 +1,317 @@
+//! The I/O-free `.tri` decoder.
+//!
+//! [`Decoder`] turns file bytes into records without doing any I/O, so the
+//! same code serves [`ArchiveReader`](super::ArchiveReader) over `std::io::Read`
+//! and async callers that receive bytes from a network body.
+//!
+//! ```text
+//!  file bytes ──feed()──► chunks ──verify CRC, decompress──► data buffer
+//!                                                              │
+//!           records ◄──next_raw()/next_record()── scan one map ┘
+//! ```
+//!
+//! | state of the data buffer         | `next_raw()`         | at end of file (`finish`) |
+//! |----------------------------------|----------------------|---------------------------|
+//! | empty                            | `Ok(None)`           | clean end                 |
+//! | holds a whole record             | `Ok(Some(record))`   | -                         |
+//! | holds part of a record           | `Ok(None)`: feed more| `TruncatedRecord`         |
+//! | holds bytes that are not a record| `Err(Record{..})`    | -                         |
+//!
+//! A stream identifier chunk may appear again anywhere (files are
+//! concatenations of framed streams, FORMAT.md §3). After any error the
+//! decoder is fused: it returns the same kind of answer no more.
+
+use std::ops::Range;
+
+use super::error::{ArchiveError, ArchiveErrorKind};
+use super::frame::{self, ChunkKind};
+use crate::msgpack::scan::{scan_record, Scan};
+use crate::msgpack::{self, RecordDefect, DEFAULT_MAX_RECORD_SIZE};
+use crate::value::Record;
+
+/// Decodes `.tri` bytes fed to it into records.
+#[derive(Debug)]
+pub struct Decoder {
+    /// Decompressed bytes; records are taken from `pos`.
+    data: Vec<u8>,
+    pos: usize,
+    /// (index in `data`, file offset of the chunk those bytes came from),
+    /// ascending; lets a record error name the chunk it starts in.
+    segments: Vec<(usize, u64)>,
+    /// File offset of the next chunk.
+    offset: u64,
+    /// Bytes of decompressed data before `data[0]`.
+    data_base: u64,
+    started: bool,
+    failed: bool,
+    records: u64,
+    max_record: usize,
+    snappy: snap::raw::Decoder,
+}
+
+impl Default for Decoder {
+    fn default() -> Decoder {
+        Decoder::new()
+    }
+}
+
+impl Decoder {
+    /// A decoder at the start of a file.
+    pub fn new() -> Decoder {
+        Decoder {
+            data: Vec::with_capacity(2 * frame::MAX_BLOCK),
+            pos: 0,
+            segments: Vec::new(),
+            offset: 0,
+            data_base: 0,
+            started: false,
+            failed: false,
+            records: 0,
+            max_record: DEFAULT_MAX_RECORD_SIZE,
+            snappy: snap::raw::Decoder::new(),
+        }
+    }
+
+    /// Sets the largest record accepted; a record that would be larger is an
+    /// error instead of a reason to buffer without bound.
+    pub fn set_max_record_size(&mut self, max: usize) {
+        self.max_record = max;
+    }
+
+    /// File offset of the next chunk to be fed.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Records delivered so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    fn fail(&mut self, offset: u64, kind: ArchiveErrorKind) -> ArchiveError {
+        self.failed = true;
+        ArchiveError {
+            offset,
+            record: self.records,
+            kind,
+        }
+    }
+
+    /// Consumes at most one whole chunk from the front of `input` and returns
+    /// how many bytes it used: 0 means `input` holds no whole chunk yet.
+    /// Call [`Decoder::next_raw`] until it returns `None` before feeding more,
+    /// so that the buffer holds at most one partial record.
+    pub fn feed(&mut self, input: &[u8]) -> Result<usize, ArchiveError> {
+        let Some(h) = input.get(..frame::HEADER_LEN) else {
+            return Ok(0);
+        };
+        let (ty, len) = frame::parse_header([h[0], h[1], h[2], h[3]]);
+        let total = frame::HEADER_LEN + len;
+        match input.get(frame::HEADER_LEN..total) {
+            Some(payload) => {
+                self.chunk(ty, payload)?;
+                Ok(total)
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// Processes one chunk given its type and payload. `feed` calls this;
+    /// readers that parse headers themselves may call it directly.
+    pub fn chunk(&mut self, chunk_type: u8, payload: &[u8]) -> Result<(), ArchiveError> {
+        let at = self.offset;
+        if self.failed {
+            return Ok(());
+        }
+        let kind = ChunkKind::of(chunk_type);
+        if !self.started && kind != ChunkKind::StreamIdentifier {
+            return Err(self.fail(
+                at,
+                ArchiveErrorKind::MissingStreamIdentifier { found: chunk_type },
+            ));
+        }
+        match kind {
+            ChunkKind::StreamIdentifier => {
+                if payload != frame::STREAM_IDENTIFIER_PAYLOAD {
+                    return Err(self.fail(at, ArchiveErrorKind::BadStreamIdentifier));
+                }
+                self.started = true;
+            }
+            ChunkKind::Compressed | ChunkKind::Uncompressed => self.data_chunk(kind, payload)?,
+            ChunkKind::Skippable => {}
+            ChunkKind::Unskippable => {
+                return Err(self.fail(at, ArchiveErrorKind::UnskippableChunk { chunk_type }))
+            }
+        }
+        self.offset = at + (frame::HEADER_LEN + payload.len()) as u64;
+        Ok(())
+    }
+
+    fn data_chunk(&mut self, kind: ChunkKind, payload: &[u8]) -> Result<(), ArchiveError> {
+        let at = self.offset;
+        let chunk_type = if kind == ChunkKind::Compressed {
+            frame::COMPRESSED
+        } else {
+            frame::UNCOMPRESSED
+        };
+        let bad_len = ArchiveErrorKind::BadChunkLength {
+            chunk_type,
+            len: payload.len(),
+        };
+        if payload.len() < frame::CRC_LEN {
+            return Err(self.fail(at, bad_len));
+        }
+        let (crc, body) = payload.split_at(frame::CRC_LEN);
+        let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+        self.compact();
+        let start = self.data.len();
+        if kind == ChunkKind::Compressed {
+            let n = match snap::raw::decompress_len(body) {
+                Ok(n) if n <= frame::MAX_BLOCK => n,
+                Ok(_) => return Err(self.fail(at, bad_len)),
+                Err(e) => {
+                    let message = e.to_string();
+                    return Err(self.fail(at, ArchiveErrorKind::BadBlock { message }));
+                }
+            };
+            self.data.resize(start + n, 0);
+            if let Err(e) = self.snappy.decompress(body, &mut self.data[start..]) {
+                self.data.truncate(start);
+                let message = e.to_string();
+                return Err(self.fail(at, ArchiveErrorKind::BadBlock { message }));
+            }
+        } else {
+            if body.len() > frame::MAX_BLOCK {
+                return Err(self.fail(at, bad_len));
+            }
+            self.data.extend_from_slice(body);
+        }
+        let actual = frame::masked_crc(&self.data[start..]);
+        if actual != expected {
+            self.data.truncate(start);
+            return Err(self.fail(at, ArchiveErrorKind::BadChecksum { expected, actual }));
+        }
+        if self.data.len() > start {
+            self.segments.push((start, at));
+        }
+        Ok(())
+    }
+
+    /// Moves the unread tail (at most one partial record) to the front.
+    fn compact(&mut self) {
+        if self.pos == 0 {
+            return;
+        }
+        let pos = self.pos;
+        self.data.copy_within(pos.., 0);
+        self.data.truncate(self.data.len() - pos);
+        self.data_base += pos as u64;
+        self.pos = 0;
+        // Keep the segment the tail starts in, and those after it.
+        let keep_from = self.segments.partition_point(|&(s, _)| s <= pos).saturating_sub(1);
+        self.segments.drain(..keep_from);
+        for seg in &mut self.segments {
+            seg.0 = seg.0.saturating_sub(pos);
+        }
+    }
+
+    /// File offset of the chunk holding decompressed byte `i` of `data`.
+    fn chunk_offset_of(&self, i: usize) -> u64 {
+        let n = self.segments.partition_point(|&(s, _)| s <= i);
+        match n.checked_sub(1) {
+            Some(k) => self.segments[k].1,
+            None => self.offset,
+        }
+    }
+
+    pub(crate) fn next_range(&mut self) -> Result<Option<Range<usize>>, ArchiveError> {
+        if self.failed || self.pos == self.data.len() {
+            return Ok(None);
+        }
+        let buf = &self.data[self.pos..];
+        match scan_record(buf, self.max_record) {
+            Ok(Scan::Complete(n)) => {
+                let r = self.pos..self.pos + n;
+                self.pos += n;
+                self.records += 1;
+                Ok(Some(r))
+            }
+            Ok(Scan::Incomplete) if buf.len() > self.max_record => Err(self.record_error(
+                0,
+                RecordDefect::TooLarge {
+                    max: self.max_record,
+                },
+            )),
+            Ok(Scan::Incomplete) => Ok(None),
+            Err((at, defect)) => Err(self.record_error(at, defect)),
+        }
+    }
+
+    fn record_error(&mut self, at_in_record: usize, defect: RecordDefect) -> ArchiveError {
+        let offset = self.chunk_offset_of(self.pos);
+        let data_offset = self.data_base + (self.pos + at_in_record) as u64;
+        self.fail(
+            offset,
+            ArchiveErrorKind::Record {
+                data_offset,
+                defect,
+            },
+        )
+    }
+
+    pub(crate) fn slice(&self, r: Range<usize>) -> &[u8] {
+        &self.data[r]
+    }
+
+    /// The next whole record's MessagePack bytes, validated as one map with
+    /// string keys; `Ok(None)` when more input is needed.
+    pub fn next_raw(&mut self) -> Result<Option<&[u8]>, ArchiveError> {
+        Ok(self.next_range()?.map(|r| &self.data[r]))
+    }
+
+    /// The next whole record decoded into values; `Ok(None)` when more input
+    /// is needed.
+    pub fn next_record(&mut self) -> Result<Option<Record>, ArchiveError> {
+        let Some(r) = self.next_range()? else {
+            return Ok(None);
+        };
+        match msgpack::decode_scanned(&self.data[r.clone()]) {
+            Ok(rec) => Ok(Some(rec)),
+            Err((at, defect)) => {
+                // Report the record as the one being read, not as delivered.
+                self.records -= 1;
+                self.pos = r.start;
+                Err(self.record_error(at, defect))
+            }
+        }
+    }
+
+    /// Declares the end of the input. `unconsumed` is how many input bytes
+    /// were left that `feed` did not take (a partial chunk). Succeeds only at
+    /// a clean end: no partial chunk and no partial record.
+    pub fn finish(&mut self, unconsumed: &[u8]) -> Result<(), ArchiveError> {
+        if self.failed {
+            return Ok(());
+        }
+        if !unconsumed.is_empty() {
+            let expected = match unconsumed.get(..frame::HEADER_LEN) {
+                Some(h) => frame::HEADER_LEN + frame::parse_header([h[0], h[1], h[2], h[3]]).1,
+                None => frame::HEADER_LEN,
+            };
+            let at = self.offset;
+            return Err(self.fail(
+                at,
+                ArchiveErrorKind::TruncatedChunk {
+                    expected,
+                    got: unconsumed.len(),
+                },
+            ));
+        }
+        if self.pos < self.data.len() {
+            let got = self.data.len() - self.pos;
+            let at = self.chunk_offset_of(self.pos);
+            return Err(self.fail(at, ArchiveErrorKind::TruncatedRecord { got }));
+        }
+        Ok(())
+    }
+}

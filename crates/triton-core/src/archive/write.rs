@@ -1,0 +1,215 @@
+//! [`ArchiveWriter`]: streaming records into a `.tri` file.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::error::{ArchiveError, ArchiveErrorKind};
+use super::frame;
+use crate::msgpack::{self, RecordDefect, RecordError};
+use crate::value::{Record, Value};
+
+/// Counters of what a writer has done.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Records written.
+    pub records: u64,
+    /// MessagePack bytes written (before compression).
+    pub bytes_in: u64,
+    /// File bytes produced so far (chunks handed to the inner writer).
+    pub bytes_out: u64,
+}
+
+/// Writes records as one Snappy framed stream of 64 KiB chunks.
+///
+/// Records may span chunks, as in go-triton's files. Data is compressed a
+/// block at a time; a block that would not shrink by at least 1/8 is stored
+/// uncompressed (as the reference framing encoder does). [`finish`]
+/// must be called: dropping a writer does not flush, so an error can never
+/// pass silently and a half-written archive is never mistaken for a whole
+/// one.
+///
+/// An archive with no records is an empty file (a valid, empty archive, as
+/// go-triton writes it).
+///
+/// [`finish`]: ArchiveWriter::finish
+#[derive(Debug)]
+pub struct ArchiveWriter<W: Write> {
+    inner: W,
+    block: Vec<u8>,
+    compressed: Vec<u8>,
+    scratch: Vec<u8>,
+    encoder: snap::raw::Encoder,
+    started: bool,
+    stats: WriteStats,
+}
+
+impl<W: Write> ArchiveWriter<W> {
+    /// A writer that writes the archive to `inner`.
+    pub fn new(inner: W) -> ArchiveWriter<W> {
+        ArchiveWriter {
+            inner,
+            block: Vec::with_capacity(frame::MAX_BLOCK),
+            compressed: vec![0; snap::raw::max_compress_len(frame::MAX_BLOCK)],
+            scratch: Vec::new(),
+            encoder: snap::raw::Encoder::new(),
+            started: false,
+            stats: WriteStats::default(),
+        }
+    }
+
+    fn error(&self, kind: ArchiveErrorKind) -> ArchiveError {
+        ArchiveError {
+            offset: self.stats.bytes_out,
+            record: self.stats.records,
+            kind,
+        }
+    }
+
+    fn invalid(&self, e: RecordError) -> ArchiveError {
+        self.error(ArchiveErrorKind::Record {
+            data_offset: self.stats.bytes_in + e.offset as u64,
+            defect: e.defect,
+        })
+    }
+
+    /// Writes one record given as MessagePack bytes, which must be exactly
+    /// one map with string keys (validated without building values). The
+    /// bytes are stored as they are.
+    pub fn write_raw(&mut self, record: &[u8]) -> Result<(), ArchiveError> {
+        msgpack::validate_record(record).map_err(|e| self.invalid(e))?;
+        self.push(record)
+    }
+
+    /// Writes one record.
+    pub fn write_record(&mut self, record: &Record) -> Result<(), ArchiveError> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        msgpack::encode_record(record, &mut buf);
+        let r = self.push(&buf);
+        self.scratch = buf;
+        r
+    }
+
+    /// Writes a value, which must be a map with string keys.
+    pub fn write_value(&mut self, value: &Value) -> Result<(), ArchiveError> {
+        let found = match value {
+            Value::Map(pairs) => match pairs.iter().find(|(k, _)| !matches!(k, Value::Str(_))) {
+                None => None,
+                Some((k, _)) => Some(RecordDefect::NonStringKey { found: k.kind() }),
+            },
+            other => Some(RecordDefect::NotAMap {
+                found: other.kind(),
+            }),
+        };
+        if let Some(defect) = found {
+            return Err(self.invalid(RecordError { offset: 0, defect }));
+        }
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        msgpack::encode_value(value, &mut buf);
+        let r = self.push(&buf);
+        self.scratch = buf;
+        r
+    }
+
+    /// Writes any serde value as a record (structs become maps keyed by
+    /// field name).
+    pub fn write_serialize<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ArchiveError> {
+        let bytes = msgpack::to_record_vec(value).map_err(|e| self.invalid(e))?;
+        self.push(&bytes)
+    }
+
+    fn push(&mut self, mut data: &[u8]) -> Result<(), ArchiveError> {
+        self.stats.records += 1;
+        self.stats.bytes_in += data.len() as u64;
+        while !data.is_empty() {
+            let room = frame::MAX_BLOCK - self.block.len();
+            let (now, rest) = data.split_at(room.min(data.len()));
+            self.block.extend_from_slice(now);
+            data = rest;
+            if self.block.len() == frame::MAX_BLOCK {
+                self.emit_block()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), ArchiveError> {
+        if let Err(e) = self.inner.write_all(bytes) {
+            return Err(self.error(ArchiveErrorKind::Io(e)));
+        }
+        self.stats.bytes_out += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn emit_block(&mut self) -> Result<(), ArchiveError> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        if !self.started {
+            self.write_all(frame::STREAM_IDENTIFIER_CHUNK)?;
+            self.started = true;
+        }
+        let crc = frame::masked_crc(&self.block).to_le_bytes();
+        let n = match self.encoder.compress(&self.block, &mut self.compressed) {
+            Ok(n) => n,
+            Err(e) => {
+                let message = e.to_string();
+                return Err(self.error(ArchiveErrorKind::BadBlock { message }));
+            }
+        };
+        let block = std::mem::take(&mut self.block);
+        let compressed = std::mem::take(&mut self.compressed);
+        let result = if n < block.len() - block.len() / 8 {
+            self.chunk(frame::COMPRESSED, crc, &compressed[..n])
+        } else {
+            self.chunk(frame::UNCOMPRESSED, crc, &block)
+        };
+        self.block = block;
+        self.block.clear();
+        self.compressed = compressed;
+        result
+    }
+
+    fn chunk(&mut self, ty: u8, crc: [u8; 4], body: &[u8]) -> Result<(), ArchiveError> {
+        self.write_all(&frame::header(ty, frame::CRC_LEN + body.len()))?;
+        self.write_all(&crc)?;
+        self.write_all(body)
+    }
+
+    /// Counters so far (bytes still buffered in the current block are counted
+    /// in `bytes_in` but not yet in `bytes_out`).
+    pub fn stats(&self) -> WriteStats {
+        self.stats
+    }
+
+    /// Writes the last block, flushes, and returns the inner writer.
+    pub fn finish(mut self) -> Result<W, ArchiveError> {
+        self.emit_block()?;
+        if let Err(e) = self.inner.flush() {
+            return Err(self.error(ArchiveErrorKind::Io(e)));
+        }
+        Ok(self.inner)
+    }
+
+    /// Like [`finish`](ArchiveWriter::finish), also returning the final
+    /// counters.
+    pub fn finish_with_stats(mut self) -> Result<(W, WriteStats), ArchiveError> {
+        self.emit_block()?;
+        if let Err(e) = self.inner.flush() {
+            return Err(self.error(ArchiveErrorKind::Io(e)));
+        }
+        Ok((self.inner, self.stats))
+    }
+
+    /// The inner writer.
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+
+    /// The inner writer. Writing to it directly corrupts the archive.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+}

@@ -1,0 +1,182 @@
+//! [`RecordSource`]: the one interface through which consumers read records,
+//! whether they come from Kinesis shards, S3 archives or local files.
+//!
+//! A source hands out batches of [`SourceRecord`]s, each tagged with where it
+//! came from (a shard id, an archive key or path) and its [`Position`] there.
+//! The consumer acknowledges what it has durably handled with
+//! [`RecordSource::ack`]; a source that checkpoints (the Kinesis reader)
+//! checkpoints only acknowledged positions, never what it merely fetched.
+//!
+//! The end of the data is `Ok(None)`; damaged data is an error for which
+//! [`SourceError::is_corrupt`] is true, so a consumer can tell the two apart
+//! and may call `next_batch` again to go on with the next archive.
+//!
+//! This module has the in-process implementations: [`FileSource`] over local
+//! `.tri` files and [`MemorySource`] for tests and benchmarks. Adapter crates
+//! add the network backends.
+
+mod file;
+mod memory;
+mod position;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+
+use crate::msgpack::{self, RecordError};
+use crate::value::Record;
+
+pub use self::file::FileSource;
+pub use self::memory::MemorySource;
+pub use self::position::{InvalidSequenceNumber, Position, SequenceNumber};
+
+/// One record as a source delivers it: raw MessagePack bytes plus where they
+/// came from.
+///
+/// The bytes are not validated by every source (a Kinesis blob can hold
+/// anything a producer sent); [`SourceRecord::record`] validates and decodes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceRecord {
+    /// The sub-source: a shard id, an archive key or a file path.
+    pub source: Arc<str>,
+    /// Position within `source`.
+    pub position: Position,
+    /// The record's MessagePack bytes.
+    pub data: Vec<u8>,
+}
+
+impl SourceRecord {
+    /// Decodes the bytes as one record.
+    pub fn record(&self) -> Result<Record, RecordError> {
+        msgpack::decode_record(&self.data)
+    }
+
+    /// Reads the bytes into any serde type.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, RecordError> {
+        msgpack::from_record_slice(&self.data)
+    }
+}
+
+/// Why a source could not deliver.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The data of `source` is damaged from `position` on; records before it
+    /// were delivered. Calling `next_batch` again goes on with the next
+    /// sub-source, if the source has one.
+    #[error("{source_id}: {detail}")]
+    Corrupt {
+        /// The sub-source (archive key, path, shard).
+        source_id: String,
+        /// The first record that could not be read.
+        position: Position,
+        /// What is wrong, with byte offsets where known.
+        detail: String,
+    },
+    /// The backing service or file could not be reached or read; retrying
+    /// may succeed.
+    #[error("{what}: {detail}")]
+    Unavailable {
+        /// What was being accessed.
+        what: String,
+        /// The underlying error's message.
+        detail: String,
+    },
+    /// An acknowledgement for a source or position the source never
+    /// delivered.
+    #[error("cannot acknowledge {position} of {source_id}: {reason}")]
+    BadAck {
+        /// The sub-source named in the acknowledgement.
+        source_id: String,
+        /// The position named in it.
+        position: Position,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+impl SourceError {
+    /// True when data is damaged (as opposed to the end of the data, or an
+    /// outage).
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, SourceError::Corrupt { .. })
+    }
+}
+
+/// A stream of records that a consumer reads in batches and acknowledges.
+#[async_trait]
+pub trait RecordSource: Send {
+    /// The next batch of at most `max` records (at least one), or `None` at
+    /// the end of a finite source. Live sources wait for data instead of
+    /// returning an empty batch.
+    async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<SourceRecord>>, SourceError>;
+
+    /// Records that everything of `source` up to and including `position`
+    /// has been durably handled by the consumer.
+    async fn ack(&mut self, source: &str, position: &Position) -> Result<(), SourceError>;
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl<S: RecordSource + ?Sized> RecordSource for Box<S> {
+    async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<SourceRecord>>, SourceError> {
+        (**self).next_batch(max).await
+    }
+
+    async fn ack(&mut self, source: &str, position: &Position) -> Result<(), SourceError> {
+        (**self).ack(source, position).await
+    }
+}
+
+/// Helpers available on every [`RecordSource`].
+#[async_trait]
+pub trait RecordSourceExt: RecordSource {
+    /// Reads a finite source to its end. Stops at the first error.
+    async fn read_to_end(&mut self) -> Result<Vec<SourceRecord>, SourceError> {
+        let mut all = Vec::new();
+        while let Some(batch) = self.next_batch(1024).await? {
+            all.extend(batch);
+        }
+        Ok(all)
+    }
+}
+
+impl<S: RecordSource + ?Sized> RecordSourceExt for S {}
+
+/// Remembers the last acknowledged position of each sub-source, refusing
+/// acknowledgements that go backwards or name positions never delivered.
+#[derive(Debug, Default)]
+pub(crate) struct Acks {
+    delivered: std::collections::HashMap<Arc<str>, Position>,
+    acked: std::collections::HashMap<Arc<str>, Position>,
+}
+
+impl Acks {
+    pub(crate) fn delivered(&mut self, r: &SourceRecord) {
+        self.delivered.insert(r.source.clone(), r.position.clone());
+    }
+
+    pub(crate) fn ack(&mut self, source: &str, position: &Position) -> Result<(), SourceError> {
+        let refuse = |reason: &str| SourceError::BadAck {
+            source_id: source.to_string(),
+            position: position.clone(),
+            reason: reason.to_string(),
+        };
+        let Some((key, last)) = self.delivered.get_key_value(source) else {
+            return Err(refuse("no record of it was delivered"));
+        };
+        if position > last {
+            return Err(refuse("it was not delivered yet"));
+        }
+        if self.acked.get(source).is_some_and(|prev| position < prev) {
+            return Err(refuse("a later position was already acknowledged"));
+        }
+        self.acked.insert(key.clone(), position.clone());
+        Ok(())
+    }
+
+    pub(crate) fn acknowledged(&self) -> impl Iterator<Item = (&str, &Position)> {
+        self.acked.iter().map(|(k, v)| (&**k, v))
+    }
+}
