@@ -1,1 +1,75 @@
-fn main() {}
+//! The `triton` command line: glue between clap and the triton crates.
+
+mod cmd;
+mod error;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::error::CliResult;
+
+/// Archive and replay event streams: Kinesis streams of MessagePack records,
+/// stored in S3 as .tri files (Snappy framed MessagePack).
+///
+/// Logging goes to standard error; set RUST_LOG (e.g. RUST_LOG=debug or
+/// RUST_LOG=triton_core=trace) to see more.
+#[derive(Parser, Debug)]
+#[command(name = "triton", version, about, long_about)]
+struct Cli {
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "TRITON_LOG_FORMAT")]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Decode(cmd::decode::DecodeArgs),
+    Encode(cmd::encode::EncodeArgs),
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Decode(args) => cmd::decode::run(args),
+        Command::Encode(args) => cmd::encode::run(args),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`triton decode | head`): not an error.
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(e) if e.is_reported() => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("triton: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

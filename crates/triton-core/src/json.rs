@@ -109,7 +109,10 @@ fn write_map(out: &mut Vec<u8>, pairs: &[(Value, Value)]) {
 fn write_base64(out: &mut Vec<u8>, data: &[u8]) {
     out.push(b'"');
     let start = out.len();
-    out.resize(start + base64::encoded_len(data.len(), true).unwrap_or(0), 0);
+    out.resize(
+        start + base64::encoded_len(data.len(), true).unwrap_or(0),
+        0,
+    );
     let n = base64::engine::general_purpose::STANDARD
         .encode_slice(data, &mut out[start..])
         .unwrap_or(0);
@@ -140,7 +143,12 @@ fn write_int(out: &mut Vec<u8>, i: i64) {
 
 /// Go's `encoding/json` float format, given Rust's shortest round-trip
 /// digits (`{}` and `{:e}` both produce the shortest representation).
-fn write_float(out: &mut Vec<u8>, plain: std::fmt::Arguments<'_>, exp: std::fmt::Arguments<'_>, use_exp: bool) {
+fn write_float(
+    out: &mut Vec<u8>,
+    plain: std::fmt::Arguments<'_>,
+    exp: std::fmt::Arguments<'_>,
+    use_exp: bool,
+) {
     use std::io::Write as _;
     if !use_exp {
         let _ = out.write_fmt(plain);
@@ -241,9 +249,14 @@ pub fn write_str(out: &mut Vec<u8>, s: &[u8]) {
             copied = i;
             continue;
         }
-        if width == 3 && s[i] == 0xe2 && s[i + 1] == 0x80 && (s[i + 2] == 0xa8 || s[i + 2] == 0xa9) {
+        if width == 3 && s[i] == 0xe2 && s[i + 1] == 0x80 && (s[i + 2] == 0xa8 || s[i + 2] == 0xa9)
+        {
             out.extend_from_slice(&s[copied..i]);
-            out.extend_from_slice(if s[i + 2] == 0xa8 { b"\\u2028" } else { b"\\u2029" });
+            out.extend_from_slice(if s[i + 2] == 0xa8 {
+                b"\\u2028"
+            } else {
+                b"\\u2029"
+            });
             i += 3;
             copied = i;
             continue;
@@ -306,7 +319,9 @@ mod tests {
     #[test]
     fn strings_escape_as_go_escapes_them() {
         assert_eq!(
-            json(Value::from("tab\tnl\ncr\rquote\"bs\\ nul\0 html<>& u2028\u{2028} del\x7f")),
+            json(Value::from(
+                "tab\tnl\ncr\rquote\"bs\\ nul\0 html<>& u2028\u{2028} del\x7f"
+            )),
             concat!(
                 r#""tab\tnl\ncr\rquote\"bs\\ nul\u0000 html\u003c\u003e\u0026 u2028\u2028 del"#,
                 "\x7f\""
@@ -328,7 +343,10 @@ mod tests {
 
     #[test]
     fn ext_bin_and_time() {
-        assert_eq!(json(Value::Ext(42, b"hello".to_vec())), r#"{"Data":"aGVsbG8=","Type":42}"#);
+        assert_eq!(
+            json(Value::Ext(42, b"hello".to_vec())),
+            r#"{"Data":"aGVsbG8=","Type":42}"#
+        );
         assert_eq!(json(Value::Bin(vec![])), r#""""#);
         assert_eq!(
             json(Value::Timestamp(Timestamp::new(1_436_553_581, 120_000_000))),
@@ -338,9 +356,12 @@ mod tests {
 
     #[test]
     fn records_sort_keys_and_nested_maps_render_any_key() {
-        let rec: Record = [("b", Value::Int(1)), ("a", Value::Map(vec![(Value::Int(2), Value::Nil)]))]
-            .into_iter()
-            .collect();
+        let rec: Record = [
+            ("b", Value::Int(1)),
+            ("a", Value::Map(vec![(Value::Int(2), Value::Nil)])),
+        ]
+        .into_iter()
+        .collect();
         let mut out = Vec::new();
         write_record(&mut out, &rec);
         assert_eq!(String::from_utf8(out).unwrap(), r#"{"a":{"2":null},"b":1}"#);

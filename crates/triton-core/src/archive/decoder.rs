@@ -208,7 +208,10 @@ impl Decoder {
         self.data_base += pos as u64;
         self.pos = 0;
         // Keep the segment the tail starts in, and those after it.
-        let keep_from = self.segments.partition_point(|&(s, _)| s <= pos).saturating_sub(1);
+        let keep_from = self
+            .segments
+            .partition_point(|&(s, _)| s <= pos)
+            .saturating_sub(1);
         self.segments.drain(..keep_from);
         for seg in &mut self.segments {
             seg.0 = seg.0.saturating_sub(pos);

@@ -59,7 +59,10 @@ pub fn masked_crc(data: &[u8]) -> u32 {
 /// Parses a chunk header into (type, payload length).
 #[inline]
 pub fn parse_header(h: [u8; HEADER_LEN]) -> (u8, usize) {
-    (h[0], usize::from(h[1]) | usize::from(h[2]) << 8 | usize::from(h[3]) << 16)
+    (
+        h[0],
+        usize::from(h[1]) | usize::from(h[2]) << 8 | usize::from(h[3]) << 16,
+    )
 }
 
 /// Builds a chunk header.
@@ -77,7 +80,10 @@ mod tests {
         // From the framing format spec's reference: CRC-32C("123456789") = 0xe3069283.
         assert_eq!(crc32c::crc32c(b"123456789"), 0xe306_9283);
         let c = 0xe306_9283u32;
-        assert_eq!(masked_crc(b"123456789"), ((c >> 15) | (c << 17)).wrapping_add(0xa282_ead8));
+        assert_eq!(
+            masked_crc(b"123456789"),
+            ((c >> 15) | (c << 17)).wrapping_add(0xa282_ead8)
+        );
     }
 
     #[test]

@@ -94,7 +94,8 @@ impl<R: Read> ArchiveReader<R> {
         if self.payload.len() < len {
             self.payload.resize(len, 0);
         }
-        let got = read_full(&mut self.inner, &mut self.payload[..len]).map_err(|e| self.io_error(e))?;
+        let got =
+            read_full(&mut self.inner, &mut self.payload[..len]).map_err(|e| self.io_error(e))?;
         if got < len {
             self.at_end = true;
             let mut partial = h.to_vec();
@@ -139,16 +140,18 @@ impl<R: Read> ArchiveReader<R> {
         let Some(raw) = self.next_raw()? else {
             return Ok(None);
         };
-        rmp_serde::from_slice(raw).map(Some).map_err(|e| ArchiveError {
-            offset,
-            record,
-            kind: ArchiveErrorKind::Record {
-                data_offset: 0,
-                defect: RecordDefect::Typed {
-                    message: e.to_string(),
+        rmp_serde::from_slice(raw)
+            .map(Some)
+            .map_err(|e| ArchiveError {
+                offset,
+                record,
+                kind: ArchiveErrorKind::Record {
+                    data_offset: 0,
+                    defect: RecordDefect::Typed {
+                        message: e.to_string(),
+                    },
                 },
-            },
-        })
+            })
     }
 
     /// Records delivered so far.

@@ -115,7 +115,10 @@ impl<W: Write> ArchiveWriter<W> {
 
     /// Writes any serde value as a record (structs become maps keyed by
     /// field name).
-    pub fn write_serialize<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ArchiveError> {
+    pub fn write_serialize<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> Result<(), ArchiveError> {
         let bytes = msgpack::to_record_vec(value).map_err(|e| self.invalid(e))?;
         self.push(&bytes)
     }

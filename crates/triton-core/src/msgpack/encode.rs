@@ -170,7 +170,15 @@ mod tests {
         ] {
             v.push(Value::Int(i));
         }
-        for u in [128, 255, 256, 65_535, 65_536, u64::from(u32::MAX) + 1, u64::MAX] {
+        for u in [
+            128,
+            255,
+            256,
+            65_535,
+            65_536,
+            u64::from(u32::MAX) + 1,
+            u64::MAX,
+        ] {
             v.push(Value::UInt(u));
         }
         for n in [0, 31, 32, 255, 256, 65_535, 65_536] {

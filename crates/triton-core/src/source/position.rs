@@ -12,7 +12,9 @@ pub struct SequenceNumber(String);
 
 /// Why a string is not a sequence number.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid sequence number {input:?}: expected 1 to 128 decimal digits without leading zeros")]
+#[error(
+    "invalid sequence number {input:?}: expected 1 to 128 decimal digits without leading zeros"
+)]
 pub struct InvalidSequenceNumber {
     /// The rejected input.
     pub input: String,
@@ -88,8 +90,10 @@ mod tests {
 
     #[test]
     fn compares_numerically_not_as_text_or_u64() {
-        let a = SequenceNumber::new("49590338271490256608559692538361571095921575989136588898").unwrap();
-        let b = SequenceNumber::new("49590338271490256608559692540925702759324208523137515618").unwrap();
+        let a = SequenceNumber::new("49590338271490256608559692538361571095921575989136588898")
+            .unwrap();
+        let b = SequenceNumber::new("49590338271490256608559692540925702759324208523137515618")
+            .unwrap();
         let short = SequenceNumber::new("9").unwrap();
         assert!(a < b);
         assert!(short < a, "shorter is smaller even though '9' > '4'");

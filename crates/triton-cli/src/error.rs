@@ -1,0 +1,61 @@
+//! The CLI's error: one readable line, and whether it is a closed pipe.
+
+use std::fmt;
+use std::io;
+
+/// An error that ends a command. Its Display is the whole line printed after
+/// `triton: `.
+#[derive(Debug)]
+pub struct CliError {
+    message: String,
+    broken_pipe: bool,
+    reported: bool,
+}
+
+impl CliError {
+    /// An error with `message`.
+    pub fn new(message: impl Into<String>) -> CliError {
+        CliError {
+            message: message.into(),
+            broken_pipe: false,
+            reported: false,
+        }
+    }
+
+    /// A failure whose details the command already printed (one line per
+    /// bad input); only the exit code remains to be set.
+    pub fn reported() -> CliError {
+        CliError {
+            reported: true,
+            ..CliError::new("")
+        }
+    }
+
+    /// True when nothing more should be printed.
+    pub fn is_reported(&self) -> bool {
+        self.reported
+    }
+
+    /// An I/O error, with what was being done; a closed pipe is remembered so
+    /// that `triton decode f.tri | head` ends quietly.
+    pub fn io(context: impl fmt::Display, e: io::Error) -> CliError {
+        CliError {
+            broken_pipe: e.kind() == io::ErrorKind::BrokenPipe,
+            ..CliError::new(format!("{context}: {e}"))
+        }
+    }
+
+    /// True when the reader of our output went away.
+    pub fn is_broken_pipe(&self) -> bool {
+        self.broken_pipe
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Result of a CLI command.
+pub type CliResult<T = ()> = Result<T, CliError>;
