@@ -1,1 +1,89 @@
-//! Helpers for the end-to-end tests.
+//! Helpers shared by triton's end-to-end tests: fixture paths, temporary
+//! directories, deterministic random data.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use triton_core::archive::ArchiveReader;
+use triton_core::value::Record;
+
+/// The repository's test data directory (`tests/data`).
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+}
+
+/// A fixture written by go-triton (`tests/data/go-triton/<name>`).
+pub fn go_fixture(name: &str) -> PathBuf {
+    data_dir().join("go-triton").join(name)
+}
+
+/// Reads a go-triton fixture, failing the test with the path if missing.
+pub fn read_go_fixture(name: &str) -> Vec<u8> {
+    let p = go_fixture(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Everything an archive yields: the records before the first error, and
+/// that error's text.
+pub fn read_all(bytes: &[u8]) -> (Vec<Record>, Option<triton_core::archive::ArchiveError>) {
+    let mut r = ArchiveReader::new(bytes);
+    let mut out = Vec::new();
+    loop {
+        match r.next_record() {
+            Ok(Some(rec)) => out.push(rec),
+            Ok(None) => return (out, None),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+}
+
+/// A directory under the system temp dir, removed with its contents on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A new empty directory.
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("triton-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        TempDir(p)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A small deterministic PRNG (xorshift64*), so failures reproduce.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}

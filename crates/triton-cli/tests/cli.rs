@@ -1,0 +1,225 @@
+//! The `triton` binary as users run it: exit codes, stdout, one-line errors.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn triton() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_triton"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/go-triton")
+        .join(name)
+}
+
+fn run(args: &[&str]) -> Output {
+    triton().args(args).output().expect("run triton")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("stdout is UTF-8")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A fresh directory for one test.
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("triton-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+#[test]
+fn decode_prints_exactly_what_go_printed() {
+    for name in ["multiflush", "incompressible"] {
+        let f = fixture(&format!("{name}.tri"));
+        let o = run(&["decode", f.to_str().expect("path")]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let go = std::fs::read_to_string(fixture(&format!("{name}.json"))).expect("go json");
+        assert!(stdout(&o) == go, "{name}: output differs from go-triton's");
+        assert!(o.stderr.is_empty(), "{name}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn decode_reads_standard_input_and_several_files() {
+    let small = std::fs::read(fixture("small.tri")).expect("fixture");
+    let mut child = triton()
+        .args(["decode", "-", fixture("exotic.tri").to_str().expect("path")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&small)
+        .expect("feed");
+    let o = child.wait_with_output().expect("wait");
+    assert!(o.status.success());
+    assert_eq!(stdout(&o).lines().count(), 22 + 6);
+}
+
+#[test]
+fn decode_errors_are_one_line_after_the_good_records() {
+    // (fixture, records printed before the error, text the error must contain)
+    let cases = [
+        ("notmap.tri", 1, "byte 10 (record 1): invalid record at decompressed byte 5: a record must be a map, found array"),
+        ("intkey.tri", 0, "keys must be strings, found int key"),
+        ("truncated.tri", 3, "byte 3215 (record 3): file ends inside a chunk"),
+        ("corrupt.tri", 0, "byte 10 (record 0): corrupt Snappy block"),
+        ("noheader.tri", 0, "byte 0 (record 0): not a .tri archive"),
+    ];
+    for (name, records, text) in cases {
+        let f = fixture(name);
+        let o = run(&["decode", f.to_str().expect("path")]);
+        assert_eq!(o.status.code(), Some(1), "{name}");
+        assert_eq!(stdout(&o).lines().count(), records, "{name}");
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        assert!(err.starts_with("triton: "), "{name}: {err}");
+        assert!(
+            err.contains(name),
+            "{name}: error must name the file: {err}"
+        );
+        assert!(err.contains(text), "{name}: {err}");
+    }
+}
+
+#[test]
+fn decode_goes_on_with_the_next_file_and_still_fails() {
+    let bad = fixture("notmap.tri");
+    let good = fixture("small.tri");
+    let missing = fixture("no-such-file.tri");
+    let o = run(&[
+        "decode",
+        bad.to_str().expect("path"),
+        missing.to_str().expect("path"),
+        good.to_str().expect("path"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o).lines().count(), 1 + 22);
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(err.contains("no-such-file.tri"), "{err}");
+}
+
+#[test]
+fn decode_into_a_closed_pipe_ends_quietly() {
+    let f = fixture("multiflush.tri");
+    let mut child = triton()
+        .args(["decode", f.to_str().expect("path")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("one line");
+    // Dropping our end closes the pipe, as `| head -1` does.
+    let o = child.wait_with_output().expect("wait");
+    assert!(first.starts_with('{'));
+    assert!(o.status.success(), "exit {:?}: {}", o.status, stderr(&o));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+}
+
+#[test]
+fn encode_then_decode_gives_the_same_json() {
+    let dir = temp_dir("roundtrip");
+    let input = dir.join("in.jsonl");
+    let lines = [
+        r#"{"a":1,"b":-2,"big":18446744073709551615,"f":1.5,"s":"x<y","n":null,"arr":[true,{"k":"v"}]}"#,
+        "",
+        r#"{"kind":"second","tiny":1e-7,"huge":1e+21}"#,
+    ];
+    std::fs::write(&input, lines.join("\n")).expect("input");
+    let out = dir.join("out.tri");
+    let o = run(&[
+        "encode",
+        input.to_str().expect("path"),
+        "-o",
+        out.to_str().expect("path"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["decode", out.to_str().expect("path")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        concat!(
+            r#"{"a":1,"arr":[true,{"k":"v"}],"b":-2,"big":18446744073709551615,"f":1.5,"n":null,"s":"x\u003cy"}"#,
+            "\n",
+            r#"{"huge":1e+21,"kind":"second","tiny":1e-7}"#,
+            "\n"
+        )
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn encode_reencodes_go_output_to_the_same_records() {
+    // multiflush.json holds only JSON-representable values.
+    let dir = temp_dir("go");
+    let out = dir.join("multiflush.tri");
+    let src = fixture("multiflush.json");
+    let o = run(&[
+        "encode",
+        src.to_str().expect("path"),
+        "-o",
+        out.to_str().expect("path"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["decode", out.to_str().expect("path")]);
+    let go = std::fs::read_to_string(&src).expect("go json");
+    assert!(stdout(&o) == go, "decode(encode(go json)) differs");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn encode_names_the_bad_line_and_leaves_nothing_behind() {
+    let dir = temp_dir("badline");
+    let input = dir.join("in.jsonl");
+    std::fs::write(&input, "{\"ok\":1}\n{\"ok\":2}\n[1,2]\n{\"ok\":3}\n").expect("input");
+    let out = dir.join("out.tri");
+    let o = run(&[
+        "encode",
+        input.to_str().expect("path"),
+        "-o",
+        out.to_str().expect("path"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("line 3"), "{err}");
+    assert!(!out.exists(), "partial archive left at -o PATH");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(
+        leftovers,
+        vec![std::ffi::OsString::from("in.jsonl")],
+        "temp file left behind"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn help_explains_the_commands() {
+    let o = run(&["--help"]);
+    assert!(o.status.success());
+    let help = stdout(&o);
+    for word in ["decode", "encode", "RUST_LOG"] {
+        assert!(help.contains(word), "--help lacks {word}: {help}");
+    }
+    let o = run(&["decode", "--help"]);
+    assert!(stdout(&o).contains("byte offset"));
+}
