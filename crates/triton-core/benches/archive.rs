@@ -42,7 +42,9 @@
 //! cargo bench -p triton-core --bench archive -- decode/values   # one benchmark
 //! ```
 //!
-//! The whole run takes about a minute on two cores.
+//! The whole run takes about a minute and a half on two cores. Sampling is
+//! flat with ten samples, so criterion's "Unable to complete 10 samples"
+//! warnings for the slower benchmarks are expected and harmless.
 //!
 //! # Reference figures (go-triton, same 1M records)
 //!

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use triton_core::archive::ArchiveReader;
@@ -30,7 +30,7 @@ pub struct DecodeArgs {
     files: Vec<PathBuf>,
 }
 
-fn is_stdin(p: &PathBuf) -> bool {
+fn is_stdin(p: &Path) -> bool {
     p.as_os_str() == "-"
 }
 

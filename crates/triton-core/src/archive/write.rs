@@ -94,10 +94,10 @@ impl<W: Write> ArchiveWriter<W> {
     /// Writes a value, which must be a map with string keys.
     pub fn write_value(&mut self, value: &Value) -> Result<(), ArchiveError> {
         let found = match value {
-            Value::Map(pairs) => match pairs.iter().find(|(k, _)| !matches!(k, Value::Str(_))) {
-                None => None,
-                Some((k, _)) => Some(RecordDefect::NonStringKey { found: k.kind() }),
-            },
+            Value::Map(pairs) => pairs
+                .iter()
+                .find(|(k, _)| !matches!(k, Value::Str(_)))
+                .map(|(k, _)| RecordDefect::NonStringKey { found: k.kind() }),
             other => Some(RecordDefect::NotAMap {
                 found: other.kind(),
             }),

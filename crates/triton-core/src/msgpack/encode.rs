@@ -129,6 +129,8 @@ mod tests {
     use crate::msgpack::decode_record;
     use crate::value::{Str, Timestamp};
 
+    // 3.14 and 3.14159... are the values in go-triton's fixtures, not PI.
+    #[allow(clippy::approx_constant)]
     fn sample_values() -> Vec<Value> {
         let mut v = vec![
             Value::Nil,
