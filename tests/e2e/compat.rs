@@ -8,6 +8,34 @@ use triton_core::msgpack::RecordDefect;
 use triton_core::value::{Record, Value};
 use triton_tests::{read_all, read_go_fixture};
 
+/// The JSON view of every record of a fixture through the raw path (bytes
+/// straight to JSON), which `triton decode` uses.
+fn raw_json_lines(tri: &str) -> Vec<String> {
+    let file = read_go_fixture(tri);
+    let mut r = ArchiveReader::new(&file[..]);
+    let mut scratch = json::RawWriter::new();
+    let mut lines = Vec::new();
+    while let Some(raw) = r.next_raw().expect("fixture reads") {
+        let mut out = Vec::new();
+        json::write_raw_record(&mut out, &mut scratch, raw).expect("valid record");
+        lines.push(String::from_utf8(out).expect("UTF-8"));
+    }
+    lines
+}
+
+#[test]
+fn raw_json_path_prints_what_the_value_path_prints() {
+    for tri in [
+        "small.tri",
+        "exotic.tri",
+        "multiflush.tri",
+        "incompressible.tri",
+    ] {
+        let (records, _) = read_all(&read_go_fixture(tri));
+        assert_eq!(raw_json_lines(tri), json_lines(&records), "{tri}");
+    }
+}
+
 fn json_lines(records: &[Record]) -> Vec<String> {
     records
         .iter()

@@ -106,9 +106,15 @@ fn random_records_round_trip_through_our_reader() {
         );
 
         let mut reader = ArchiveReader::new(&file[..]);
+        let mut scratch = triton_core::json::RawWriter::new();
         let mut n = 0;
         while let Some(raw) = reader.next_raw().expect("read") {
             assert_eq!(raw, &bytes_of(&records[n])[..], "seed {seed} record {n}");
+            // Both JSON paths agree on every shape of value.
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            triton_core::json::write_raw_record(&mut a, &mut scratch, raw).expect("valid");
+            triton_core::json::write_record(&mut b, &records[n]);
+            assert_eq!(a, b, "seed {seed} record {n}");
             n += 1;
         }
         assert_eq!(n, records.len(), "seed {seed}");

@@ -37,10 +37,15 @@ fn is_stdin(p: &Path) -> bool {
 /// Decodes one input to `out`; returns the error line if the input is bad.
 fn decode_one(name: &str, input: impl Read, out: &mut Stdout) -> CliResult<Option<String>> {
     let mut reader = ArchiveReader::new(input);
+    let mut scratch = json::RawWriter::new();
     loop {
-        match reader.next_record() {
-            Ok(Some(rec)) => {
-                json::write_record(&mut out.buf, &rec);
+        // Raw bytes straight to JSON: no values are built per record.
+        let index = reader.records_read();
+        match reader.next_raw() {
+            Ok(Some(raw)) => {
+                if let Err(e) = json::write_raw_record(&mut out.buf, &mut scratch, raw) {
+                    return Ok(Some(format!("{name}: record {index}: {e}")));
+                }
                 out.buf.push(b'\n');
                 out.maybe_flush()?;
             }

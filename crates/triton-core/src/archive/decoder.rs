@@ -274,18 +274,27 @@ impl Decoder {
 
     /// The next whole record decoded into values; `Ok(None)` when more input
     /// is needed.
+    ///
+    /// Decodes in one pass (no separate scan): running out of data means
+    /// "feed more", which costs a retry only for the one record per chunk
+    /// that spans a chunk boundary.
     pub fn next_record(&mut self) -> Result<Option<Record>, ArchiveError> {
-        let Some(r) = self.next_range()? else {
+        if self.failed || self.pos == self.data.len() {
             return Ok(None);
-        };
-        match msgpack::decode_scanned(&self.data[r.clone()]) {
-            Ok(rec) => Ok(Some(rec)),
-            Err((at, defect)) => {
-                // Report the record as the one being read, not as delivered.
-                self.records -= 1;
-                self.pos = r.start;
-                Err(self.record_error(at, defect))
+        }
+        let buf = &self.data[self.pos..];
+        match msgpack::decode_prefix(buf) {
+            Ok((rec, n)) => {
+                self.pos += n;
+                self.records += 1;
+                Ok(Some(rec))
             }
+            Err((_, RecordDefect::Truncated)) if buf.len() > self.max_record => {
+                let max = self.max_record;
+                Err(self.record_error(0, RecordDefect::TooLarge { max }))
+            }
+            Err((_, RecordDefect::Truncated)) => Ok(None),
+            Err((at, defect)) => Err(self.record_error(at, defect)),
         }
     }
 

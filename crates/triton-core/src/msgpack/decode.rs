@@ -7,7 +7,13 @@
 use super::{RecordDefect, MAX_DEPTH};
 use crate::value::{Record, Str, Timestamp, Value};
 
-type Result<T> = std::result::Result<T, (usize, RecordDefect)>;
+/// Errors are boxed: they are rare, and a small `Result` keeps the hot
+/// decode path in registers.
+type Result<T> = std::result::Result<T, Box<(usize, RecordDefect)>>;
+
+fn fail<T>(at: usize, defect: RecordDefect) -> Result<T> {
+    Err(Box::new((at, defect)))
+}
 
 struct Cursor<'a> {
     buf: &'a [u8],
@@ -24,7 +30,7 @@ impl<'a> Cursor<'a> {
                 self.pos = end;
                 Ok(s)
             }
-            None => Err((self.buf.len(), RecordDefect::Truncated)),
+            None => fail(self.buf.len(), RecordDefect::Truncated),
         }
     }
 
@@ -60,7 +66,7 @@ impl<'a> Cursor<'a> {
             0x80..=0x8f => self.map(usize::from(m & 0x0f), depth)?,
             0x90..=0x9f => self.array_of(usize::from(m & 0x0f), depth)?,
             0xc0 => Value::Nil,
-            0xc1 => return Err((start, RecordDefect::ReservedByte)),
+            0xc1 => return fail(start, RecordDefect::ReservedByte),
             0xc2 => Value::Bool(false),
             0xc3 => Value::Bool(true),
             0xc4..=0xc6 => {
@@ -114,7 +120,7 @@ impl<'a> Cursor<'a> {
 
     fn array_of(&mut self, n: usize, depth: usize) -> Result<Value> {
         if depth >= MAX_DEPTH {
-            return Err((self.pos, RecordDefect::TooDeep));
+            return fail(self.pos, RecordDefect::TooDeep);
         }
         let mut items = Vec::with_capacity(self.capacity(n, 1));
         for _ in 0..n {
@@ -125,7 +131,7 @@ impl<'a> Cursor<'a> {
 
     fn map(&mut self, n: usize, depth: usize) -> Result<Value> {
         if depth >= MAX_DEPTH {
-            return Err((self.pos, RecordDefect::TooDeep));
+            return fail(self.pos, RecordDefect::TooDeep);
         }
         let mut pairs = Vec::with_capacity(self.capacity(n, 2));
         for _ in 0..n {
@@ -143,20 +149,22 @@ impl<'a> Cursor<'a> {
             0xa0..=0xbf => usize::from(m & 0x1f),
             0xd9..=0xdb => self.len(1 << (m - 0xd9))?,
             _ => {
-                return Err((
+                return fail(
                     start,
                     RecordDefect::NonStringKey {
                         found: super::family(m),
                     },
-                ))
+                )
             }
         };
         Ok(Str::from_bytes(self.take(n)?))
     }
 }
 
-/// Decodes the record at the start of `buf` (which must begin with a map).
-pub(super) fn record(buf: &[u8]) -> Result<Record> {
+/// Decodes the record at the start of `buf` and returns it with the number
+/// of bytes it took. Running out of bytes is `RecordDefect::Truncated` at
+/// `buf.len()`, which a streaming caller treats as "feed more".
+pub(super) fn record(buf: &[u8]) -> Result<(Record, usize)> {
     let mut c = Cursor { buf, pos: 0 };
     let m = c.byte()?;
     let n = match m {
@@ -164,12 +172,12 @@ pub(super) fn record(buf: &[u8]) -> Result<Record> {
         0xde => c.len(2)?,
         0xdf => c.len(4)?,
         _ => {
-            return Err((
+            return fail(
                 0,
                 RecordDefect::NotAMap {
                     found: super::family(m),
                 },
-            ))
+            )
         }
     };
     let mut fields = Vec::with_capacity(c.capacity(n, 2));
@@ -178,5 +186,5 @@ pub(super) fn record(buf: &[u8]) -> Result<Record> {
         let v = c.value(1)?;
         fields.push((k, v));
     }
-    Ok(Record::from_fields(fields))
+    Ok((Record::from_fields(fields), c.pos))
 }

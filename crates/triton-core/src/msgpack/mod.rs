@@ -138,13 +138,25 @@ fn validate_record_with_limit(bytes: &[u8], max: usize) -> Result<(), RecordErro
 
 /// Decodes exactly one record from `bytes`.
 pub fn decode_record(bytes: &[u8]) -> Result<Record, RecordError> {
-    validate_record(bytes)?;
-    decode::record(bytes).map_err(|(offset, defect)| RecordError { offset, defect })
+    match decode::record(bytes) {
+        Ok((rec, n)) if n == bytes.len() => Ok(rec),
+        Ok((_, n)) => Err(RecordError {
+            offset: n,
+            defect: RecordDefect::TrailingBytes {
+                count: bytes.len() - n,
+            },
+        }),
+        Err(e) => {
+            let (offset, defect) = *e;
+            Err(RecordError { offset, defect })
+        }
+    }
 }
 
-/// Decodes a record already known to be whole (found by the scanner).
-pub(crate) fn decode_scanned(bytes: &[u8]) -> Result<Record, (usize, RecordDefect)> {
-    decode::record(bytes)
+/// Decodes the record at the start of `buf`, returning it and its length.
+/// `Err((_, RecordDefect::Truncated))` means `buf` ends inside the record.
+pub(crate) fn decode_prefix(buf: &[u8]) -> Result<(Record, usize), (usize, RecordDefect)> {
+    decode::record(buf).map_err(|e| *e)
 }
 
 /// Reads one record into any serde type (structs read from maps by field

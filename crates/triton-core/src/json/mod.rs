@@ -20,14 +20,39 @@
 //! Writing never fails and never aborts on an odd value: every record
 //! produces one line.
 
+mod raw;
+
 use base64::Engine as _;
 
-use crate::value::{Record, Str, Value};
+pub use self::raw::RawWriter;
+use crate::msgpack::{self, RecordError};
+use crate::value::{Record, Str, Timestamp, Value};
+
+/// Appends the JSON view of a record given as MessagePack bytes (as
+/// [`ArchiveReader::next_raw`](crate::archive::ArchiveReader::next_raw)
+/// yields them), without building values. Prints exactly what
+/// [`write_record`] prints for the decoded record; `scratch` is reused
+/// between calls.
+pub fn write_raw_record(
+    out: &mut Vec<u8>,
+    scratch: &mut RawWriter,
+    record: &[u8],
+) -> Result<(), RecordError> {
+    if scratch.write(out, record).is_ok() {
+        return Ok(());
+    }
+    // Rare shapes (non-string keys in nested maps) and invalid input take
+    // the value path, which handles, or reports, everything.
+    let rec = msgpack::decode_record(record)?;
+    write_record(out, &rec);
+    Ok(())
+}
 
 /// Appends the JSON view of `record` (no trailing newline) to `out`.
 pub fn write_record(out: &mut Vec<u8>, record: &Record) {
     let mut fields: Vec<&(Str, Value)> = record.fields().iter().collect();
-    fields.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    // Stable, so duplicate keys keep their wire order.
+    fields.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     out.push(b'{');
     for (i, (k, v)) in fields.into_iter().enumerate() {
         if i > 0 {
@@ -63,21 +88,25 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
             out.push(b']');
         }
         Value::Map(pairs) => write_map(out, pairs),
-        Value::Ext(ty, data) => {
-            out.extend_from_slice(b"{\"Data\":");
-            write_base64(out, data);
-            out.extend_from_slice(b",\"Type\":");
-            write_int(out, i64::from(*ty));
-            out.push(b'}');
-        }
-        Value::Timestamp(ts) => {
-            let mut s = String::with_capacity(32);
-            crate::time::write_rfc3339_nanos(ts.secs(), ts.nanos(), &mut s);
-            out.push(b'"');
-            out.extend_from_slice(s.as_bytes());
-            out.push(b'"');
-        }
+        Value::Ext(ty, data) => write_ext(out, *ty, data),
+        Value::Timestamp(ts) => write_timestamp(out, ts),
     }
+}
+
+fn write_ext(out: &mut Vec<u8>, ty: i8, data: &[u8]) {
+    out.extend_from_slice(b"{\"Data\":");
+    write_base64(out, data);
+    out.extend_from_slice(b",\"Type\":");
+    write_int(out, i64::from(ty));
+    out.push(b'}');
+}
+
+fn write_timestamp(out: &mut Vec<u8>, ts: &Timestamp) {
+    let mut s = String::with_capacity(40);
+    crate::time::write_rfc3339_nanos(ts.secs(), ts.nanos(), &mut s);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
 }
 
 fn write_map(out: &mut Vec<u8>, pairs: &[(Value, Value)]) {
@@ -93,7 +122,7 @@ fn write_map(out: &mut Vec<u8>, pairs: &[(Value, Value)]) {
             }
         })
         .collect();
-    keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    keys.sort_by(|a, b| a.0.cmp(&b.0));
     out.push(b'{');
     for (i, (k, v)) in keys.into_iter().enumerate() {
         if i > 0 {
