@@ -264,7 +264,26 @@ fn decode(c: &mut Criterion, data: &Data) {
     });
 
     let mut out = Vec::with_capacity(JSON_FLUSH + 64 * 1024);
-    group.bench_function("json", |b| {
+    // What `triton decode` does: raw bytes straight to JSON, no values.
+    group.bench_function("json_raw", |b| {
+        let mut scratch = json::RawWriter::new();
+        b.iter(|| {
+            let mut r = ArchiveReader::new(black_box(&data.archive[..]));
+            let mut n = 0;
+            while let Some(raw) = r.next_raw().expect("next_raw") {
+                json::write_raw_record(&mut out, &mut scratch, raw).expect("valid record");
+                out.push(b'\n');
+                if out.len() > JSON_FLUSH {
+                    black_box(&out);
+                    out.clear();
+                }
+                n += 1;
+            }
+            assert_eq!(n, RECORDS);
+        })
+    });
+
+    group.bench_function("json_values", |b| {
         b.iter(|| {
             let mut r = ArchiveReader::new(black_box(&data.archive[..]));
             let mut n = 0;
