@@ -237,6 +237,26 @@ static SAFE: [bool; 256] = {
     t
 };
 
+/// True when any of the eight bytes in `w` is not in [`SAFE`]: a control
+/// character, non-ASCII, or one of `"` `\\` `<` `>` `&` (bit tricks from
+/// "Bit Twiddling Hacks": a byte is zero / less than n).
+#[inline]
+fn needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    let equal = |c: u8| zero_byte(w ^ (ONES * u64::from(c)));
+    (below_space
+        | (w & HIGH)
+        | equal(b'"')
+        | equal(b'\\')
+        | equal(b'<')
+        | equal(b'>')
+        | equal(b'&'))
+        != 0
+}
+
 /// Appends `s` as a JSON string, escaping as Go's `encoding/json` does.
 pub fn write_str(out: &mut Vec<u8>, s: &[u8]) {
     out.reserve(s.len() + 2);
@@ -244,7 +264,16 @@ pub fn write_str(out: &mut Vec<u8>, s: &[u8]) {
     let mut i = 0;
     let mut copied = 0;
     while i < s.len() {
-        let b = s[i];
+        // Most text needs no escaping: step over it eight bytes at a time.
+        while let Some(word) = s[i..].first_chunk::<8>() {
+            if needs_escape(u64::from_le_bytes(*word)) {
+                break;
+            }
+            i += 8;
+        }
+        let Some(&b) = s.get(i) else {
+            break;
+        };
         if SAFE[usize::from(b)] {
             i += 1;
             continue;
@@ -363,6 +392,21 @@ mod tests {
             r#""bad\ufffd\ufffdend""#
         );
         assert_eq!(json(Value::from("føø 🚀")), "\"føø 🚀\"");
+    }
+
+    #[test]
+    fn word_check_agrees_with_the_byte_table() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                let mut w = *b"abcdefgh";
+                w[pos] = b;
+                assert_eq!(
+                    needs_escape(u64::from_le_bytes(w)),
+                    !SAFE[usize::from(b)],
+                    "{b:#x} at {pos}"
+                );
+            }
+        }
     }
 
     #[test]
