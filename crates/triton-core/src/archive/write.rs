@@ -83,9 +83,14 @@ impl<W: Write> ArchiveWriter<W> {
 
     /// Writes one record.
     pub fn write_record(&mut self, record: &Record) -> Result<(), ArchiveError> {
+        self.push_encoded(|buf| msgpack::encode_record(record, buf))
+    }
+
+    /// Encodes into a reused buffer, then appends: no allocation per record.
+    fn push_encoded(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> Result<(), ArchiveError> {
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
-        msgpack::encode_record(record, &mut buf);
+        encode(&mut buf);
         let r = self.push(&buf);
         self.scratch = buf;
         r
@@ -105,12 +110,7 @@ impl<W: Write> ArchiveWriter<W> {
         if let Some(defect) = found {
             return Err(self.invalid(RecordError { offset: 0, defect }));
         }
-        let mut buf = std::mem::take(&mut self.scratch);
-        buf.clear();
-        msgpack::encode_value(value, &mut buf);
-        let r = self.push(&buf);
-        self.scratch = buf;
-        r
+        self.push_encoded(|buf| msgpack::encode_value(value, buf))
     }
 
     /// Writes any serde value as a record (structs become maps keyed by
@@ -188,12 +188,8 @@ impl<W: Write> ArchiveWriter<W> {
     }
 
     /// Writes the last block, flushes, and returns the inner writer.
-    pub fn finish(mut self) -> Result<W, ArchiveError> {
-        self.emit_block()?;
-        if let Err(e) = self.inner.flush() {
-            return Err(self.error(ArchiveErrorKind::Io(e)));
-        }
-        Ok(self.inner)
+    pub fn finish(self) -> Result<W, ArchiveError> {
+        self.finish_with_stats().map(|(inner, _)| inner)
     }
 
     /// Like [`finish`](ArchiveWriter::finish), also returning the final
