@@ -132,6 +132,20 @@ fn decode_into_a_closed_pipe_ends_quietly() {
     assert!(o.stderr.is_empty(), "{}", stderr(&o));
 }
 
+/// `triton encode INPUT -o ARCHIVE`, then `triton decode ARCHIVE`; both
+/// must succeed.
+fn encode_then_decode(input: &Path, archive: &Path) -> Output {
+    let (input, archive) = (
+        input.to_str().expect("path"),
+        archive.to_str().expect("path"),
+    );
+    let o = run(&["encode", input, "-o", archive]);
+    assert!(o.status.success(), "encode: {}", stderr(&o));
+    let o = run(&["decode", archive]);
+    assert!(o.status.success(), "decode: {}", stderr(&o));
+    o
+}
+
 #[test]
 fn encode_then_decode_gives_the_same_json() {
     let dir = temp_dir("roundtrip");
@@ -142,16 +156,7 @@ fn encode_then_decode_gives_the_same_json() {
         r#"{"kind":"second","tiny":1e-7,"huge":1e+21}"#,
     ];
     std::fs::write(&input, lines.join("\n")).expect("input");
-    let out = dir.join("out.tri");
-    let o = run(&[
-        "encode",
-        input.to_str().expect("path"),
-        "-o",
-        out.to_str().expect("path"),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = run(&["decode", out.to_str().expect("path")]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = encode_then_decode(&input, &dir.join("out.tri"));
     assert_eq!(
         stdout(&o),
         concat!(
@@ -168,16 +173,8 @@ fn encode_then_decode_gives_the_same_json() {
 fn encode_reencodes_go_output_to_the_same_records() {
     // multiflush.json holds only JSON-representable values.
     let dir = temp_dir("go");
-    let out = dir.join("multiflush.tri");
     let src = fixture("multiflush.json");
-    let o = run(&[
-        "encode",
-        src.to_str().expect("path"),
-        "-o",
-        out.to_str().expect("path"),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = run(&["decode", out.to_str().expect("path")]);
+    let o = encode_then_decode(&src, &dir.join("multiflush.tri"));
     let go = std::fs::read_to_string(&src).expect("go json");
     assert!(stdout(&o) == go, "decode(encode(go json)) differs");
     let _ = std::fs::remove_dir_all(&dir);

@@ -227,6 +227,37 @@ fn configure(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
         .throughput(Throughput::Elements(RECORDS as u64));
 }
 
+/// Passes every record's raw bytes to `f`, checking none is missing.
+fn each_raw(archive: &[u8], mut f: impl FnMut(&[u8])) {
+    let mut r = ArchiveReader::new(black_box(archive));
+    let mut n = 0;
+    while let Some(raw) = r.next_raw().expect("next_raw") {
+        f(raw);
+        n += 1;
+    }
+    assert_eq!(n, RECORDS);
+}
+
+/// Passes every decoded record to `f`, checking none is missing.
+fn each_record(archive: &[u8], mut f: impl FnMut(Record)) {
+    let mut r = ArchiveReader::new(black_box(archive));
+    let mut n = 0;
+    while let Some(rec) = r.next_record().expect("next_record") {
+        f(rec);
+        n += 1;
+    }
+    assert_eq!(n, RECORDS);
+}
+
+/// Ends a JSON line, emptying the buffer as a flushed stdout would be.
+fn end_line(out: &mut Vec<u8>) {
+    out.push(b'\n');
+    if out.len() > JSON_FLUSH {
+        black_box(&*out);
+        out.clear();
+    }
+}
+
 fn decode(c: &mut Criterion, data: &Data) {
     let mut group = c.benchmark_group("decode");
     configure(&mut group);
@@ -241,26 +272,14 @@ fn decode(c: &mut Criterion, data: &Data) {
 
     group.bench_function("raw", |b| {
         b.iter(|| {
-            let mut r = ArchiveReader::new(black_box(&data.archive[..]));
-            let mut n = 0;
-            while let Some(raw) = r.next_raw().expect("next_raw") {
+            each_raw(&data.archive, |raw| {
                 black_box(raw.len());
-                n += 1;
-            }
-            assert_eq!(n, RECORDS);
+            })
         })
     });
 
     group.bench_function("values", |b| {
-        b.iter(|| {
-            let mut r = ArchiveReader::new(black_box(&data.archive[..]));
-            let mut n = 0;
-            while let Some(rec) = r.next_record().expect("next_record") {
-                black_box(&rec);
-                n += 1;
-            }
-            assert_eq!(n, RECORDS);
-        })
+        b.iter(|| each_record(&data.archive, |rec| drop(black_box(rec))))
     });
 
     let mut out = Vec::with_capacity(JSON_FLUSH + 64 * 1024);
@@ -268,35 +287,19 @@ fn decode(c: &mut Criterion, data: &Data) {
     group.bench_function("json_raw", |b| {
         let mut scratch = json::RawWriter::new();
         b.iter(|| {
-            let mut r = ArchiveReader::new(black_box(&data.archive[..]));
-            let mut n = 0;
-            while let Some(raw) = r.next_raw().expect("next_raw") {
+            each_raw(&data.archive, |raw| {
                 json::write_raw_record(&mut out, &mut scratch, raw).expect("valid record");
-                out.push(b'\n');
-                if out.len() > JSON_FLUSH {
-                    black_box(&out);
-                    out.clear();
-                }
-                n += 1;
-            }
-            assert_eq!(n, RECORDS);
+                end_line(&mut out);
+            })
         })
     });
 
     group.bench_function("json_values", |b| {
         b.iter(|| {
-            let mut r = ArchiveReader::new(black_box(&data.archive[..]));
-            let mut n = 0;
-            while let Some(rec) = r.next_record().expect("next_record") {
+            each_record(&data.archive, |rec| {
                 json::write_record(&mut out, &rec);
-                out.push(b'\n');
-                if out.len() > JSON_FLUSH {
-                    black_box(&out);
-                    out.clear();
-                }
-                n += 1;
-            }
-            assert_eq!(n, RECORDS);
+                end_line(&mut out);
+            })
         })
     });
 
