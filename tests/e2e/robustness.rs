@@ -36,6 +36,37 @@ fn chunk_offsets(file: &[u8]) -> Vec<usize> {
     out
 }
 
+/// An error as (file offset, record index, message), for comparing readers.
+type Failure = (u64, u64, String);
+
+/// Every record (re-encoded) up to the first error, and that error.
+fn read_records<R: io::Read>(
+    mut r: ArchiveReader<R>,
+    original: usize,
+    what: &str,
+) -> (Vec<Vec<u8>>, Option<Failure>) {
+    let mut got = Vec::new();
+    loop {
+        match r.next_record() {
+            Ok(Some(rec)) => {
+                let mut v = Vec::new();
+                encode_record(&rec, &mut v);
+                got.push(v);
+                assert!(got.len() <= original * 2 + 16, "{what}: runaway");
+            }
+            Ok(None) => return (got, None),
+            Err(e) => {
+                // Display must work for every error.
+                let message = e.to_string();
+                assert!(!message.is_empty());
+                // Fused: nothing more after an error.
+                assert!(matches!(r.next_record(), Ok(None)), "{what}: not fused");
+                return (got, Some((e.offset, e.record, message)));
+            }
+        }
+    }
+}
+
 /// Reads a mutated archive; whatever it yields before its error must be a
 /// prefix of the original's records when `must_be_prefix`. Returns whether
 /// the reader reported an error, and how many records it gave.
@@ -46,26 +77,16 @@ fn check_mutant(
     what: &str,
 ) -> (bool, usize) {
     // A small record limit bounds memory on hostile lengths.
-    let mut r = ArchiveReader::new(mutant).with_max_record_size(1 << 20);
-    let mut got = Vec::new();
-    let mut failed = false;
-    loop {
-        match r.next_record() {
-            Ok(Some(rec)) => {
-                let mut v = Vec::new();
-                encode_record(&rec, &mut v);
-                got.push(v);
-                assert!(got.len() <= original.len() * 2 + 16, "{what}: runaway");
-            }
-            Ok(None) => break,
-            Err(e) => {
-                // Display must work for every error.
-                assert!(!e.to_string().is_empty());
-                failed = true;
-                break;
-            }
-        }
-    }
+    let direct = ArchiveReader::new(mutant).with_max_record_size(1 << 20);
+    let (got, error) = read_records(direct, original.len(), what);
+    // The read-ahead thread must change nothing: same records, same error.
+    let ahead = ArchiveReader::with_read_ahead(io::Cursor::new(mutant.to_vec()))
+        .expect("spawn")
+        .with_max_record_size(1 << 20);
+    let (got_ahead, error_ahead) = read_records(ahead, original.len(), what);
+    assert_eq!(got, got_ahead, "{what}: read-ahead records differ");
+    assert_eq!(error, error_ahead, "{what}: read-ahead error differs");
+    let failed = error.is_some();
     if must_be_prefix {
         assert!(
             got.len() <= original.len(),

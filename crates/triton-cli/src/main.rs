@@ -2,7 +2,6 @@
 
 mod cmd;
 mod error;
-mod output;
 
 use std::process::ExitCode;
 

@@ -27,9 +27,15 @@
 //! - `decode/raw`: [`ArchiveReader::next_raw`] (records delimited and
 //!   validated, no values built).
 //! - `decode/values`: [`ArchiveReader::next_record`].
-//! - `decode/json`: `next_record` plus [`json::write_record`] and a newline
-//!   into a buffer emptied past 1 MiB, as `triton decode` writes to a
-//!   buffered stdout.
+//! - `decode/json_raw`: `next_raw` plus [`json::write_raw_record`] and a
+//!   newline into a buffer emptied past 1 MiB, as `triton decode` writes to
+//!   a buffered stdout.
+//! - `decode/json_values`: `next_record` plus [`json::write_record`].
+//! - `decode/*_read_ahead`: the same with [`ArchiveReader::with_read_ahead`],
+//!   which decompresses on a second thread.
+//! - `decode/json_lines`: [`json::write_lines`] into `io::sink()` with read
+//!   ahead and one formatting thread per core: exactly what `triton decode`
+//!   does.
 //! - `encode/floor_snap_frame`: `snap::write::FrameEncoder` over the
 //!   concatenated MessagePack in one `write_all`.
 //! - `encode/raw`: [`ArchiveWriter::write_raw`] of each record's bytes.
@@ -57,6 +63,7 @@
 
 use std::hint::black_box;
 use std::io::{self, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
@@ -165,7 +172,7 @@ struct Data {
     /// End offset of each record in `msgpack`.
     ends: Vec<usize>,
     /// The `.tri` archive of all records.
-    archive: Vec<u8>,
+    archive: Arc<[u8]>,
 }
 
 impl Data {
@@ -182,7 +189,7 @@ impl Data {
         for rec in &records {
             w.write_record(rec).expect("write record");
         }
-        let archive = w.finish().expect("finish archive");
+        let archive: Arc<[u8]> = w.finish().expect("finish archive").into();
         let data = Data {
             records,
             msgpack,
@@ -227,9 +234,26 @@ fn configure(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
         .throughput(Throughput::Elements(RECORDS as u64));
 }
 
+/// How the benchmarked reader gets its chunks.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// [`ArchiveReader::new`]: everything on the benchmark's thread.
+    Direct,
+    /// [`ArchiveReader::with_read_ahead`]: decompression on a helper thread.
+    ReadAhead,
+}
+
+fn reader(archive: &Arc<[u8]>, mode: Mode) -> ArchiveReader<io::Cursor<Arc<[u8]>>> {
+    let input = io::Cursor::new(black_box(Arc::clone(archive)));
+    match mode {
+        Mode::Direct => ArchiveReader::new(input),
+        Mode::ReadAhead => ArchiveReader::with_read_ahead(input).expect("spawn read-ahead"),
+    }
+}
+
 /// Passes every record's raw bytes to `f`, checking none is missing.
-fn each_raw(archive: &[u8], mut f: impl FnMut(&[u8])) {
-    let mut r = ArchiveReader::new(black_box(archive));
+fn each_raw(archive: &Arc<[u8]>, mode: Mode, mut f: impl FnMut(&[u8])) {
+    let mut r = reader(archive, mode);
     let mut n = 0;
     while let Some(raw) = r.next_raw().expect("next_raw") {
         f(raw);
@@ -239,8 +263,8 @@ fn each_raw(archive: &[u8], mut f: impl FnMut(&[u8])) {
 }
 
 /// Passes every decoded record to `f`, checking none is missing.
-fn each_record(archive: &[u8], mut f: impl FnMut(Record)) {
-    let mut r = ArchiveReader::new(black_box(archive));
+fn each_record(archive: &Arc<[u8]>, mode: Mode, mut f: impl FnMut(Record)) {
+    let mut r = reader(archive, mode);
     let mut n = 0;
     while let Some(rec) = r.next_record().expect("next_record") {
         f(rec);
@@ -270,33 +294,44 @@ fn decode(c: &mut Criterion, data: &Data) {
         })
     });
 
-    group.bench_function("raw", |b| {
-        b.iter(|| {
-            each_raw(&data.archive, |raw| {
-                black_box(raw.len());
-            })
-        })
-    });
-
-    group.bench_function("values", |b| {
-        b.iter(|| each_record(&data.archive, |rec| drop(black_box(rec))))
-    });
-
     let mut out = Vec::with_capacity(JSON_FLUSH + 64 * 1024);
-    // What `triton decode` does: raw bytes straight to JSON, no values.
-    group.bench_function("json_raw", |b| {
-        let mut scratch = json::RawWriter::new();
-        b.iter(|| {
-            each_raw(&data.archive, |raw| {
-                json::write_raw_record(&mut out, &mut scratch, raw).expect("valid record");
-                end_line(&mut out);
+    for (suffix, mode) in [("", Mode::Direct), ("_read_ahead", Mode::ReadAhead)] {
+        group.bench_function(format!("raw{suffix}"), |b| {
+            b.iter(|| {
+                each_raw(&data.archive, mode, |raw| {
+                    black_box(raw.len());
+                })
             })
+        });
+
+        group.bench_function(format!("values{suffix}"), |b| {
+            b.iter(|| each_record(&data.archive, mode, |rec| drop(black_box(rec))))
+        });
+
+        // What `triton decode` does: raw bytes straight to JSON, no values.
+        group.bench_function(format!("json_raw{suffix}"), |b| {
+            let mut scratch = json::RawWriter::new();
+            b.iter(|| {
+                each_raw(&data.archive, mode, |raw| {
+                    json::write_raw_record(&mut out, &mut scratch, raw).expect("valid record");
+                    end_line(&mut out);
+                })
+            })
+        });
+    }
+
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    group.bench_function("json_lines", |b| {
+        b.iter(|| {
+            let mut r = reader(&data.archive, Mode::ReadAhead);
+            let n = json::write_lines(&mut r, &mut io::sink(), threads).expect("json lines");
+            assert_eq!(n, RECORDS as u64);
         })
     });
 
     group.bench_function("json_values", |b| {
         b.iter(|| {
-            each_record(&data.archive, |rec| {
+            each_record(&data.archive, Mode::Direct, |rec| {
                 json::write_record(&mut out, &rec);
                 end_line(&mut out);
             })

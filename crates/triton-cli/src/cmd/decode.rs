@@ -1,15 +1,15 @@
 //! `triton decode`: `.tri` archives to JSON lines.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::thread;
 
 use clap::Args;
 use triton_core::archive::ArchiveReader;
-use triton_core::json;
+use triton_core::json::{self, LinesError};
 
 use crate::error::{CliError, CliResult};
-use crate::output::Stdout;
 
 /// Print the records of .tri archives as JSON lines.
 ///
@@ -30,28 +30,30 @@ pub struct DecodeArgs {
     files: Vec<PathBuf>,
 }
 
+/// More formatting threads than this gain nothing: the reading thread is
+/// then the bottleneck.
+const MAX_THREADS: usize = 4;
+
 fn is_stdin(p: &Path) -> bool {
     p.as_os_str() == "-"
 }
 
 /// Decodes one input to `out`; returns the error line if the input is bad.
-fn decode_one(name: &str, input: impl Read, out: &mut Stdout) -> CliResult<Option<String>> {
-    let mut reader = ArchiveReader::new(input);
-    let mut scratch = json::RawWriter::new();
-    loop {
-        // Raw bytes straight to JSON: no values are built per record.
-        let index = reader.records_read();
-        match reader.next_raw() {
-            Ok(Some(raw)) => {
-                if let Err(e) = json::write_raw_record(&mut out.buf, &mut scratch, raw) {
-                    return Ok(Some(format!("{name}: record {index}: {e}")));
-                }
-                out.buf.push(b'\n');
-                out.maybe_flush()?;
-            }
-            Ok(None) => return Ok(None),
-            Err(e) => return Ok(Some(format!("{name}: {e}"))),
-        }
+fn decode_one(
+    name: &str,
+    input: impl Read + Send + 'static,
+    out: &mut impl Write,
+) -> CliResult<Option<String>> {
+    // Decompression runs on a helper thread and JSON formatting on one
+    // thread per core, so the reading thread only delimits records.
+    let mut reader = ArchiveReader::with_read_ahead(input)
+        .map_err(|e| CliError::new(format!("cannot start a read-ahead thread: {e}")))?;
+    let threads = thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS));
+    // Every line before a failure is written (and flushed) before it returns.
+    match json::write_lines(&mut reader, out, threads) {
+        Ok(_) => Ok(None),
+        Err(LinesError::Write(e)) => Err(CliError::io("writing to standard output", e)),
+        Err(e) => Ok(Some(format!("{name}: {e}"))),
     }
 }
 
@@ -61,11 +63,11 @@ pub fn run(args: DecodeArgs) -> CliResult {
     if files.is_empty() {
         files.push(PathBuf::from("-"));
     }
-    let mut out = Stdout::new();
+    let mut out = io::stdout().lock();
     let mut failed = false;
     for path in &files {
         let failure = if is_stdin(path) {
-            decode_one("<stdin>", io::stdin().lock(), &mut out)?
+            decode_one("<stdin>", io::stdin(), &mut out)?
         } else {
             let name = path.display().to_string();
             match File::open(path) {
@@ -74,13 +76,10 @@ pub fn run(args: DecodeArgs) -> CliResult {
             }
         };
         if let Some(line) = failure {
-            // Records already decoded go out before the error is reported.
-            out.flush()?;
             eprintln!("triton: {line}");
             failed = true;
         }
     }
-    out.flush()?;
     if failed {
         Err(CliError::reported())
     } else {

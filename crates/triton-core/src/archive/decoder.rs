@@ -42,11 +42,10 @@ pub struct Decoder {
     offset: u64,
     /// Bytes of decompressed data before `data[0]`.
     data_base: u64,
-    started: bool,
+    chunks: Chunks,
     failed: bool,
     records: u64,
     max_record: usize,
-    snappy: snap::raw::Decoder,
 }
 
 impl Default for Decoder {
@@ -64,11 +63,10 @@ impl Decoder {
             segments: Vec::new(),
             offset: 0,
             data_base: 0,
-            started: false,
+            chunks: Chunks::new(),
             failed: false,
             records: 0,
             max_record: DEFAULT_MAX_RECORD_SIZE,
-            snappy: snap::raw::Decoder::new(),
         }
     }
 
@@ -119,82 +117,51 @@ impl Decoder {
     /// Processes one chunk given its type and payload. `feed` calls this;
     /// readers that parse headers themselves may call it directly.
     pub fn chunk(&mut self, chunk_type: u8, payload: &[u8]) -> Result<(), ArchiveError> {
-        let at = self.offset;
         if self.failed {
             return Ok(());
         }
-        let kind = ChunkKind::of(chunk_type);
-        if !self.started && kind != ChunkKind::StreamIdentifier {
-            return Err(self.fail(
-                at,
-                ArchiveErrorKind::MissingStreamIdentifier { found: chunk_type },
-            ));
+        let at = self.offset;
+        self.compact();
+        let start = self.data.len();
+        if let Err(kind) = self.chunks.chunk(chunk_type, payload, &mut self.data) {
+            return Err(self.fail(at, kind));
         }
-        match kind {
-            ChunkKind::StreamIdentifier => {
-                if payload != frame::STREAM_IDENTIFIER_PAYLOAD {
-                    return Err(self.fail(at, ArchiveErrorKind::BadStreamIdentifier));
-                }
-                self.started = true;
-            }
-            ChunkKind::Compressed | ChunkKind::Uncompressed => self.data_chunk(kind, payload)?,
-            ChunkKind::Skippable => {}
-            ChunkKind::Unskippable => {
-                return Err(self.fail(at, ArchiveErrorKind::UnskippableChunk { chunk_type }))
-            }
-        }
+        self.appended(start, at);
         self.offset = at + (frame::HEADER_LEN + payload.len()) as u64;
         Ok(())
     }
 
-    fn data_chunk(&mut self, kind: ChunkKind, payload: &[u8]) -> Result<(), ArchiveError> {
-        let at = self.offset;
-        let chunk_type = if kind == ChunkKind::Compressed {
-            frame::COMPRESSED
-        } else {
-            frame::UNCOMPRESSED
-        };
-        let bad_len = ArchiveErrorKind::BadChunkLength {
-            chunk_type,
-            len: payload.len(),
-        };
-        if payload.len() < frame::CRC_LEN {
-            return Err(self.fail(at, bad_len));
+    /// Takes data that a [`Chunks`] stage elsewhere (a read-ahead thread)
+    /// took from the chunk at file offset `at`; the next chunk starts at
+    /// `next`.
+    pub(crate) fn push_data(&mut self, at: u64, next: u64, data: &[u8]) {
+        if self.failed {
+            return;
         }
-        let (crc, body) = payload.split_at(frame::CRC_LEN);
-        let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
         self.compact();
         let start = self.data.len();
-        if kind == ChunkKind::Compressed {
-            let n = match snap::raw::decompress_len(body) {
-                Ok(n) if n <= frame::MAX_BLOCK => n,
-                Ok(_) => return Err(self.fail(at, bad_len)),
-                Err(e) => {
-                    let message = e.to_string();
-                    return Err(self.fail(at, ArchiveErrorKind::BadBlock { message }));
-                }
-            };
-            self.data.resize(start + n, 0);
-            if let Err(e) = self.snappy.decompress(body, &mut self.data[start..]) {
-                self.data.truncate(start);
-                let message = e.to_string();
-                return Err(self.fail(at, ArchiveErrorKind::BadBlock { message }));
-            }
-        } else {
-            if body.len() > frame::MAX_BLOCK {
-                return Err(self.fail(at, bad_len));
-            }
-            self.data.extend_from_slice(body);
-        }
-        let actual = frame::masked_crc(&self.data[start..]);
-        if actual != expected {
-            self.data.truncate(start);
-            return Err(self.fail(at, ArchiveErrorKind::BadChecksum { expected, actual }));
-        }
+        self.data.extend_from_slice(data);
+        self.appended(start, at);
+        self.offset = next;
+    }
+
+    /// Records a failure that a [`Chunks`] stage elsewhere found at `at`.
+    pub(crate) fn fail_at(&mut self, at: u64, kind: ArchiveErrorKind) -> ArchiveError {
+        self.offset = at;
+        self.fail(at, kind)
+    }
+
+    /// Like [`Decoder::finish`], for a [`Chunks`] stage elsewhere that ended
+    /// with the next chunk at `offset`.
+    pub(crate) fn finish_at(&mut self, offset: u64, unconsumed: &[u8]) -> Result<(), ArchiveError> {
+        self.offset = offset;
+        self.finish(unconsumed)
+    }
+
+    fn appended(&mut self, start: usize, chunk_at: u64) {
         if self.data.len() > start {
-            self.segments.push((start, at));
+            self.segments.push((start, chunk_at));
         }
-        Ok(())
     }
 
     /// Moves the unread tail (at most one partial record) to the front.
@@ -323,6 +290,99 @@ impl Decoder {
             let got = self.data.len() - self.pos;
             let at = self.chunk_offset_of(self.pos);
             return Err(self.fail(at, ArchiveErrorKind::TruncatedRecord { got }));
+        }
+        Ok(())
+    }
+}
+
+/// The chunk stage of decoding: checks chunk order and types, verifies
+/// checksums and decompresses. It knows nothing of records or offsets, so it
+/// can run on another thread than the record stage.
+#[derive(Debug)]
+pub(crate) struct Chunks {
+    started: bool,
+    snappy: snap::raw::Decoder,
+}
+
+impl Chunks {
+    pub(crate) fn new() -> Chunks {
+        Chunks {
+            started: false,
+            snappy: snap::raw::Decoder::new(),
+        }
+    }
+
+    /// Appends the data of one chunk to `out`; on error `out` is unchanged.
+    pub(crate) fn chunk(
+        &mut self,
+        chunk_type: u8,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), ArchiveErrorKind> {
+        let kind = ChunkKind::of(chunk_type);
+        if !self.started && kind != ChunkKind::StreamIdentifier {
+            return Err(ArchiveErrorKind::MissingStreamIdentifier { found: chunk_type });
+        }
+        match kind {
+            ChunkKind::StreamIdentifier => {
+                if payload != frame::STREAM_IDENTIFIER_PAYLOAD {
+                    return Err(ArchiveErrorKind::BadStreamIdentifier);
+                }
+                self.started = true;
+                Ok(())
+            }
+            ChunkKind::Compressed | ChunkKind::Uncompressed => self.data(kind, payload, out),
+            ChunkKind::Skippable => Ok(()),
+            ChunkKind::Unskippable => Err(ArchiveErrorKind::UnskippableChunk { chunk_type }),
+        }
+    }
+
+    fn data(
+        &mut self,
+        kind: ChunkKind,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), ArchiveErrorKind> {
+        let chunk_type = if kind == ChunkKind::Compressed {
+            frame::COMPRESSED
+        } else {
+            frame::UNCOMPRESSED
+        };
+        let bad_len = ArchiveErrorKind::BadChunkLength {
+            chunk_type,
+            len: payload.len(),
+        };
+        if payload.len() < frame::CRC_LEN {
+            return Err(bad_len);
+        }
+        let (crc, body) = payload.split_at(frame::CRC_LEN);
+        let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+        let start = out.len();
+        if kind == ChunkKind::Compressed {
+            let n = match snap::raw::decompress_len(body) {
+                Ok(n) if n <= frame::MAX_BLOCK => n,
+                Ok(_) => return Err(bad_len),
+                Err(e) => {
+                    let message = e.to_string();
+                    return Err(ArchiveErrorKind::BadBlock { message });
+                }
+            };
+            out.resize(start + n, 0);
+            if let Err(e) = self.snappy.decompress(body, &mut out[start..]) {
+                out.truncate(start);
+                let message = e.to_string();
+                return Err(ArchiveErrorKind::BadBlock { message });
+            }
+        } else {
+            if body.len() > frame::MAX_BLOCK {
+                return Err(bad_len);
+            }
+            out.extend_from_slice(body);
+        }
+        let actual = frame::masked_crc(&out[start..]);
+        if actual != expected {
+            out.truncate(start);
+            return Err(ArchiveErrorKind::BadChecksum { expected, actual });
         }
         Ok(())
     }

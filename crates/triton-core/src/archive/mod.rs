@@ -9,6 +9,7 @@
 //! Every malformed input gives an [`ArchiveError`] carrying the byte offset;
 //! nothing panics on any input.
 
+mod ahead;
 mod decoder;
 mod error;
 pub mod frame;

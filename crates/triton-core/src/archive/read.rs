@@ -4,6 +4,7 @@ use std::io::{self, BufReader, Read};
 
 use serde::de::DeserializeOwned;
 
+use super::ahead::ReadAhead;
 use super::decoder::Decoder;
 use super::error::{ArchiveError, ArchiveErrorKind};
 use super::frame;
@@ -29,14 +30,26 @@ use crate::value::Record;
 /// ```
 #[derive(Debug)]
 pub struct ArchiveReader<R> {
-    inner: BufReader<R>,
+    input: Input<R>,
     decoder: Decoder,
-    payload: Vec<u8>,
-    at_end: bool,
+}
+
+/// Where the decoder's chunks come from.
+#[derive(Debug)]
+enum Input<R> {
+    /// Read and decompressed on the caller's thread.
+    Direct {
+        inner: BufReader<R>,
+        payload: Vec<u8>,
+    },
+    /// Read and decompressed ahead on a helper thread.
+    Ahead(ReadAhead),
+    /// Ended (cleanly or not).
+    Done,
 }
 
 /// Read buffer size: two full chunks, so most chunks need one `read` call.
-const BUFFER: usize = 128 * 1024;
+pub(super) const BUFFER: usize = 128 * 1024;
 
 /// Reads until `buf` is full or the input ends; returns bytes read.
 fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
@@ -52,15 +65,62 @@ fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// One step of reading chunks from a file.
+pub(super) enum ChunkRead {
+    /// A whole chunk whose payload is in the first `len` bytes of the buffer.
+    Chunk { chunk_type: u8, len: usize },
+    /// The input ended; `unconsumed` holds a partial chunk, if any.
+    End { unconsumed: Vec<u8> },
+}
+
+/// Reads the next chunk's header and payload; the payload goes in `payload`.
+pub(super) fn read_chunk<R: Read>(r: &mut R, payload: &mut Vec<u8>) -> io::Result<ChunkRead> {
+    let mut h = [0u8; frame::HEADER_LEN];
+    let got = read_full(r, &mut h)?;
+    if got < h.len() {
+        let unconsumed = h[..got].to_vec();
+        return Ok(ChunkRead::End { unconsumed });
+    }
+    let (chunk_type, len) = frame::parse_header(h);
+    if payload.len() < len {
+        payload.resize(len, 0);
+    }
+    let got = read_full(r, &mut payload[..len])?;
+    if got < len {
+        let mut unconsumed = h.to_vec();
+        unconsumed.extend_from_slice(&payload[..got]);
+        return Ok(ChunkRead::End { unconsumed });
+    }
+    Ok(ChunkRead::Chunk { chunk_type, len })
+}
+
 impl<R: Read> ArchiveReader<R> {
     /// A reader over `inner`, which it buffers itself.
     pub fn new(inner: R) -> ArchiveReader<R> {
         ArchiveReader {
-            inner: BufReader::with_capacity(BUFFER, inner),
+            input: Input::Direct {
+                inner: BufReader::with_capacity(BUFFER, inner),
+                payload: Vec::new(),
+            },
             decoder: Decoder::new(),
-            payload: Vec::new(),
-            at_end: false,
         }
+    }
+
+    /// A reader that reads, checks and decompresses chunks on a helper
+    /// thread, a few chunks ahead of the caller, which then only turns data
+    /// into records. Worth it for whole files on a machine with a spare
+    /// core (`triton decode` uses it); results and errors are the same as
+    /// with [`ArchiveReader::new`].
+    ///
+    /// Fails only if the thread cannot be started.
+    pub fn with_read_ahead(inner: R) -> io::Result<ArchiveReader<R>>
+    where
+        R: Send + 'static,
+    {
+        Ok(ArchiveReader {
+            input: Input::Ahead(ReadAhead::spawn(inner)?),
+            decoder: Decoder::new(),
+        })
     }
 
     /// Sets the largest record accepted (default
@@ -70,41 +130,30 @@ impl<R: Read> ArchiveReader<R> {
         self
     }
 
-    fn io_error(&self, e: io::Error) -> ArchiveError {
-        ArchiveError {
-            offset: self.decoder.offset(),
-            record: self.decoder.records(),
-            kind: ArchiveErrorKind::Io(e),
-        }
-    }
-
-    /// Reads the next chunk into the decoder; false at the end of input.
+    /// Moves the next chunk into the decoder; false at the end of input.
     fn fill(&mut self) -> Result<bool, ArchiveError> {
-        if self.at_end {
-            return Ok(false);
+        let more = match &mut self.input {
+            Input::Direct { inner, payload } => match read_chunk(inner, payload) {
+                Ok(ChunkRead::Chunk { chunk_type, len }) => self
+                    .decoder
+                    .chunk(chunk_type, &payload[..len])
+                    .map(|()| true),
+                Ok(ChunkRead::End { unconsumed }) => {
+                    self.decoder.finish(&unconsumed).map(|()| false)
+                }
+                Err(e) => {
+                    let at = self.decoder.offset();
+                    Err(self.decoder.fail_at(at, ArchiveErrorKind::Io(e)))
+                }
+            },
+            Input::Ahead(ahead) => ahead.fill(&mut self.decoder),
+            Input::Done => return Ok(false),
+        };
+        if !matches!(more, Ok(true)) {
+            // Also drops a read-ahead receiver, which lets its thread end.
+            self.input = Input::Done;
         }
-        let mut h = [0u8; frame::HEADER_LEN];
-        let got = read_full(&mut self.inner, &mut h).map_err(|e| self.io_error(e))?;
-        if got < h.len() {
-            self.at_end = true;
-            self.decoder.finish(&h[..got])?;
-            return Ok(false);
-        }
-        let (ty, len) = frame::parse_header(h);
-        if self.payload.len() < len {
-            self.payload.resize(len, 0);
-        }
-        let got =
-            read_full(&mut self.inner, &mut self.payload[..len]).map_err(|e| self.io_error(e))?;
-        if got < len {
-            self.at_end = true;
-            let mut partial = h.to_vec();
-            partial.extend_from_slice(&self.payload[..got]);
-            self.decoder.finish(&partial)?;
-            return Ok(false);
-        }
-        self.decoder.chunk(ty, &self.payload[..len])?;
-        Ok(true)
+        more
     }
 
     /// The next record's MessagePack bytes (one map with string keys,
@@ -167,22 +216,6 @@ impl<R: Read> ArchiveReader<R> {
     /// An iterator over the records; it ends after the first error.
     pub fn records(self) -> Records<R> {
         Records { reader: self }
-    }
-
-    /// The underlying reader.
-    pub fn get_ref(&self) -> &R {
-        self.inner.get_ref()
-    }
-
-    /// The underlying reader. Reading from it directly desynchronises the
-    /// archive reader.
-    pub fn get_mut(&mut self) -> &mut R {
-        self.inner.get_mut()
-    }
-
-    /// The underlying reader; input buffered but not yet decoded is lost.
-    pub fn into_inner(self) -> R {
-        self.inner.into_inner()
     }
 }
 

@@ -20,10 +20,12 @@
 //! Writing never fails and never aborts on an odd value: every record
 //! produces one line.
 
+mod lines;
 mod raw;
 
 use base64::Engine as _;
 
+pub use self::lines::{write_lines, LinesError};
 pub use self::raw::RawWriter;
 use crate::msgpack::{self, RecordError};
 use crate::value::{Record, Str, Timestamp, Value};
@@ -440,5 +442,53 @@ mod tests {
         let mut out = Vec::new();
         write_record(&mut out, &rec);
         assert_eq!(String::from_utf8(out).unwrap(), r#"{"a":{"2":null},"b":1}"#);
+    }
+
+    /// The raw path orders keys itself (writing pairs in wire order, then
+    /// moving them); it must agree with the value path on every ordering.
+    #[test]
+    fn raw_path_orders_keys_as_the_value_path_does() {
+        let s = |k: &str| Value::from(k);
+        let nested = |keys: &[&str]| {
+            Value::Map(
+                keys.iter()
+                    .enumerate()
+                    .map(|(i, k)| (s(k), Value::Int(i as i64)))
+                    .collect(),
+            )
+        };
+        let cases: Vec<Vec<(&str, Value)>> = vec![
+            vec![],
+            vec![("only", Value::Nil)],
+            vec![("b", Value::Int(1)), ("a", Value::Int(2))],
+            // Keys sharing their first eight bytes and more, and a prefix of another.
+            vec![
+                ("same_prefix_z", Value::Int(1)),
+                ("same_prefix_a", Value::Int(2)),
+                ("same_prefix", Value::Int(3)),
+                ("same_pr", Value::Int(4)),
+                ("same_pr\0", Value::Int(5)),
+            ],
+            // Duplicates keep their wire order.
+            vec![
+                ("k", Value::Int(1)),
+                ("a", Value::Int(2)),
+                ("k", Value::Int(3)),
+            ],
+            vec![
+                ("z", nested(&["y", "x", "yy", "x"])),
+                ("a", Value::Array(vec![nested(&["b", "a"]), nested(&[])])),
+                ("m", nested(&["sorted", "then", "unsorted", "a"])),
+            ],
+        ];
+        for fields in cases {
+            let rec: Record = fields.into_iter().collect();
+            let mut raw = Vec::new();
+            crate::msgpack::encode_record(&rec, &mut raw);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            write_raw_record(&mut a, &mut RawWriter::new(), &raw).unwrap();
+            write_record(&mut b, &rec);
+            assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+        }
     }
 }

@@ -4,17 +4,20 @@
 //! prints for the same record.
 
 use super::{write_base64, write_f32, write_f64, write_int, write_str, write_uint};
-use crate::msgpack::scan::skip;
 use crate::msgpack::MAX_DEPTH;
 use crate::value::Timestamp;
 
-/// A map entry found while collecting keys: where the key's bytes are and
-/// where its value starts.
-#[derive(Clone, Copy)]
+/// A map entry as written in wire order: where its key is in the input (for
+/// sorting) and where its `"key":value` text is in the output.
+#[derive(Clone, Copy, Debug)]
 struct Entry {
+    /// The key's first eight bytes, big-endian, zero-padded: orders most
+    /// keys without touching the input again.
+    prefix: u64,
     key_start: usize,
     key_end: usize,
-    value: usize,
+    out_start: usize,
+    out_end: usize,
 }
 
 /// Reusable scratch space for [`super::write_raw_record`]; keep one per
@@ -22,12 +25,8 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct RawWriter {
     entries: Vec<Entry>,
-}
-
-impl std::fmt::Debug for Entry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}..{}@{}", self.key_start, self.key_end, self.value)
-    }
+    /// A map's entries in wire order while they are put in key order.
+    text: Vec<u8>,
 }
 
 /// The record has something the fast path does not handle (a non-string key
@@ -68,13 +67,20 @@ impl Cursor<'_> {
         self.get(start, len)?;
         Ok(Some((start, start + len)))
     }
+}
 
-    fn end_of(&self, at: usize) -> Result<usize> {
-        match skip(self.buf, at, 1, self.buf.len()) {
-            Ok(Some(end)) => Ok(end),
-            _ => Err(Fallback),
-        }
-    }
+fn prefix(key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = key.len().min(8);
+    b[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(b)
+}
+
+/// Byte order of two entries' keys.
+fn order(c: &Cursor<'_>, a: &Entry, b: &Entry) -> std::cmp::Ordering {
+    a.prefix
+        .cmp(&b.prefix)
+        .then_with(|| c.buf[a.key_start..a.key_end].cmp(&c.buf[b.key_start..b.key_end]))
 }
 
 impl RawWriter {
@@ -85,6 +91,10 @@ impl RawWriter {
 
     /// Writes the `n` pairs of a map starting at `p` (keys sorted); returns
     /// where the map ends.
+    ///
+    /// Each pair is written in wire order, then the pairs' text is put in
+    /// key order if the wire order was not sorted: one pass over the input,
+    /// where finding each value's end first would take two.
     fn map(
         &mut self,
         out: &mut Vec<u8>,
@@ -94,29 +104,43 @@ impl RawWriter {
         depth: usize,
     ) -> Result<usize> {
         let base = self.entries.len();
-        for _ in 0..n {
+        out.push(b'{');
+        let start = out.len();
+        let mut sorted = true;
+        for i in 0..n {
             let Some((key_start, key_end)) = c.str_at(p)? else {
                 return Err(Fallback);
             };
-            p = c.end_of(key_end)?;
-            self.entries.push(Entry {
+            let out_start = out.len();
+            write_str(out, &c.buf[key_start..key_end]);
+            out.push(b':');
+            p = self.value(out, c, key_end, depth)?;
+            out.push(b',');
+            let e = Entry {
+                prefix: prefix(&c.buf[key_start..key_end]),
                 key_start,
                 key_end,
-                value: key_end,
-            });
-        }
-        // Stable, so duplicate keys keep their wire order as in the value path.
-        self.entries[base..]
-            .sort_by(|a, b| c.buf[a.key_start..a.key_end].cmp(&c.buf[b.key_start..b.key_end]));
-        out.push(b'{');
-        for i in base..base + n {
-            let e = self.entries[i];
-            if i > base {
-                out.push(b',');
+                out_start,
+                out_end: out.len(),
+            };
+            if i > 0 && sorted {
+                sorted = order(c, &self.entries[base + i - 1], &e).is_le();
             }
-            write_str(out, &c.buf[e.key_start..e.key_end]);
-            out.push(b':');
-            self.value(out, c, e.value, depth)?;
+            self.entries.push(e);
+        }
+        if !sorted {
+            // Stable, so duplicate keys keep their wire order as in the value path.
+            self.entries[base..].sort_by(|a, b| order(c, a, b));
+            self.text.clear();
+            self.text.extend_from_slice(&out[start..]);
+            out.truncate(start);
+            for e in &self.entries[base..] {
+                out.extend_from_slice(&self.text[e.out_start - start..e.out_end - start]);
+            }
+        }
+        if n > 0 {
+            // The last pair's comma becomes the closing brace.
+            out.pop();
         }
         out.push(b'}');
         self.entries.truncate(base);

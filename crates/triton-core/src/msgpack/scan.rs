@@ -95,7 +95,7 @@ fn is_str(m: u8) -> bool {
 /// Skips `owed` values starting at `p`; returns the end or `None` if the
 /// buffer ends first. `max_len` bounds how far a record may reach, so a
 /// header claiming billions of items fails fast instead of waiting for data.
-pub(crate) fn skip(
+fn skip(
     buf: &[u8],
     mut p: usize,
     mut owed: u64,
