@@ -62,7 +62,7 @@ impl<'a> Cursor<'a> {
         Ok(match m {
             0x00..=0x7f => Value::Int(i64::from(m)),
             0xe0..=0xff => Value::Int(i64::from(m as i8)),
-            0xa0..=0xbf => Value::Str(Str::from_bytes(self.take(usize::from(m & 0x1f))?)),
+            0xa0..=0xbf => Value::Str(self.str(usize::from(m & 0x1f))?),
             0x80..=0x8f => self.map(usize::from(m & 0x0f), depth)?,
             0x90..=0x9f => self.array_of(usize::from(m & 0x0f), depth)?,
             0xc0 => Value::Nil,
@@ -90,7 +90,7 @@ impl<'a> Cursor<'a> {
             0xd4..=0xd8 => self.ext(1 << (m - 0xd4))?,
             0xd9..=0xdb => {
                 let n = self.len(1 << (m - 0xd9))?;
-                Value::Str(Str::from_bytes(self.take(n)?))
+                Value::Str(self.str(n)?)
             }
             0xdc | 0xdd => {
                 let n = self.len(if m == 0xdc { 2 } else { 4 })?;
@@ -157,6 +157,17 @@ impl<'a> Cursor<'a> {
                 )
             }
         };
+        self.str(n)
+    }
+
+    /// A `str` payload of `n` bytes at the cursor.
+    #[inline]
+    fn str(&mut self, n: usize) -> Result<Str> {
+        let rest = self.buf.get(self.pos..).unwrap_or_default();
+        if let Some(s) = Str::inline_prefix(rest, n) {
+            self.pos += n;
+            return Ok(s);
+        }
         Ok(Str::from_bytes(self.take(n)?))
     }
 }

@@ -41,6 +41,23 @@ impl Str {
         }
     }
 
+    /// The first `len` bytes of `rest`, if they fit inline and `rest` has
+    /// at least a whole inline buffer's worth of bytes: then the copy has a
+    /// fixed size, much cheaper than a variable one for the short strings
+    /// that dominate events.
+    #[inline]
+    pub(crate) fn inline_prefix(rest: &[u8], len: usize) -> Option<Str> {
+        let window = rest.first_chunk::<INLINE>()?;
+        // Bytes past `len` are never read (equality and hashing use
+        // `as_bytes`), so they may keep whatever followed the string.
+        (len <= INLINE).then(|| {
+            Str(Repr::Inline {
+                len: len as u8,
+                buf: *window,
+            })
+        })
+    }
+
     /// The raw bytes, exactly as stored in the archive.
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
