@@ -50,12 +50,10 @@ impl Str {
         let window = rest.first_chunk::<INLINE>()?;
         // Bytes past `len` are never read (equality and hashing use
         // `as_bytes`), so they may keep whatever followed the string.
-        (len <= INLINE).then(|| {
-            Str(Repr::Inline {
-                len: len as u8,
-                buf: *window,
-            })
-        })
+        (len <= INLINE).then_some(Str(Repr::Inline {
+            len: len as u8,
+            buf: *window,
+        }))
     }
 
     /// The raw bytes, exactly as stored in the archive.
