@@ -14,6 +14,8 @@ archives without AWS or a database.
   access to them as your own types.
 - [`key`]: archive names in S3 (`<YYYYMMDD>/<stream>-<client>-<ts>.tri`).
 - [`json`]: the JSON view printed by `triton decode` and `triton cat`.
+- [`checkpoint`]: the [`checkpoint::CheckpointStore`] trait through which
+  readers save and resume per-shard positions, with an in-memory store.
 - [`source`]: the [`source::RecordSource`] trait every reader implements
   (Kinesis, S3, local files), with acknowledgements for checkpointing.
 
@@ -37,6 +39,7 @@ assert_eq!(click, Some(Click { user_id: 7, page: "/home".into() }));
 #![deny(missing_docs)]
 
 pub mod archive;
+pub mod checkpoint;
 pub mod config;
 pub mod json;
 pub mod key;

@@ -1,0 +1,173 @@
+//! The behaviour every [`CheckpointStore`] must have, as a test suite that
+//! backend crates run against their real databases (feature `test-util`).
+//!
+//! Each function panics with a message naming the broken rule. They use the
+//! client names they are given, so several suites can share one database.
+
+use std::sync::Arc;
+
+use super::{unix_now, Checkpoint, CheckpointStore};
+use crate::source::SequenceNumber;
+
+/// A 56-digit sequence number ending in `n`, as Kinesis writes them.
+pub fn sequence(n: u64) -> SequenceNumber {
+    let s = format!("4959033827149025660855969254077942273515083440{n:010}");
+    SequenceNumber::new(s).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn checkpoint(client: &str, stream: &str, shard: &str, n: u64) -> Checkpoint {
+    Checkpoint {
+        client: client.into(),
+        stream: stream.into(),
+        shard: shard.into(),
+        sequence: sequence(n),
+    }
+}
+
+/// Runs every single-task check with clients whose names start with `prefix`.
+pub async fn run(store: &dyn CheckpointStore, prefix: &str) {
+    unknown_shards_have_no_checkpoint(store, &format!("{prefix}none")).await;
+    saves_replace_and_keep_the_exact_digits(store, &format!("{prefix}one")).await;
+    save_many_saves_all_and_list_is_ordered(store, &format!("{prefix}many")).await;
+}
+
+/// Nothing saved: `last` is `None` and `list` is empty.
+pub async fn unknown_shards_have_no_checkpoint(store: &dyn CheckpointStore, client: &str) {
+    let last = store.last(client, "s", "shardId-0").await.expect("last");
+    assert_eq!(last, None, "a shard never saved has no checkpoint");
+    assert!(store.list(client).await.expect("list").is_empty());
+}
+
+/// A save is read back digit for digit, a second save replaces it, and
+/// `updated` is the time of the save.
+pub async fn saves_replace_and_keep_the_exact_digits(store: &dyn CheckpointStore, client: &str) {
+    let first = checkpoint(client, "stream-a", "shardId-000000000000", 1);
+    let before = unix_now();
+    store.save(&first).await.expect("save");
+    let last = store.last(client, "stream-a", "shardId-000000000000").await;
+    assert_eq!(last.expect("last"), Some(first.sequence.clone()));
+
+    // Smaller as a string, larger as a number: must simply replace.
+    let mut second = first.clone();
+    second.sequence = SequenceNumber::new(format!("{}0", first.sequence)).expect("digits");
+    store.save(&second).await.expect("save again");
+    let last = store.last(client, "stream-a", "shardId-000000000000").await;
+    assert_eq!(last.expect("last"), Some(second.sequence.clone()));
+
+    let list = store.list(client).await.expect("list");
+    assert_eq!(list.len(), 1, "one row per shard: {list:?}");
+    assert_eq!(list[0].checkpoint, second);
+    let after = unix_now();
+    assert!(
+        (before..=after).contains(&list[0].updated),
+        "updated {} is not the time of the save ({before}..={after})",
+        list[0].updated
+    );
+    // Other streams and shards are separate rows.
+    assert_eq!(
+        store
+            .last(client, "stream-b", "shardId-000000000000")
+            .await
+            .expect("last"),
+        None
+    );
+    assert_eq!(
+        store
+            .last(client, "stream-a", "shardId-000000000001")
+            .await
+            .expect("last"),
+        None
+    );
+}
+
+/// `save_many` of 100 shards over two streams: all saved; `list` returns
+/// only this client's rows, ordered by stream then shard.
+pub async fn save_many_saves_all_and_list_is_ordered(store: &dyn CheckpointStore, client: &str) {
+    let other = format!("{client}-other");
+    store
+        .save(&checkpoint(&other, "b", "shard", 7))
+        .await
+        .expect("save other client");
+    // Written in reverse, so ordering comes from `list`.
+    let batch: Vec<Checkpoint> = (0..100)
+        .rev()
+        .map(|i| {
+            checkpoint(
+                client,
+                ["b", "a"][i % 2],
+                &format!("shardId-{i:012}"),
+                i as u64,
+            )
+        })
+        .collect();
+    store.save_many(&batch).await.expect("save_many");
+    store.save_many(&[]).await.expect("save_many of nothing");
+
+    let list = store.list(client).await.expect("list");
+    let mut want: Vec<Checkpoint> = batch.clone();
+    want.sort_by(|x, y| (&x.stream, &x.shard).cmp(&(&y.stream, &y.shard)));
+    let got: Vec<Checkpoint> = list.into_iter().map(|s| s.checkpoint).collect();
+    assert_eq!(got, want, "list after save_many");
+
+    // A second save_many updates in place.
+    let again: Vec<Checkpoint> = batch
+        .iter()
+        .map(|c| Checkpoint {
+            sequence: sequence(1000),
+            ..c.clone()
+        })
+        .collect();
+    store.save_many(&again).await.expect("save_many again");
+    let list = store.list(client).await.expect("list");
+    assert_eq!(list.len(), 100);
+    assert!(list.iter().all(|s| s.checkpoint.sequence == sequence(1000)));
+}
+
+/// Many tasks save at once, each to its own shard and all to one shared
+/// shard: no save fails, each own shard ends at its last value, and the
+/// shared shard holds one of the values written to it.
+pub async fn concurrent_saves(store: Arc<dyn CheckpointStore>, client: &str) {
+    const TASKS: u64 = 16;
+    const SAVES: u64 = 20;
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let store = Arc::clone(&store);
+        let client = client.to_owned();
+        tasks.push(tokio::spawn(async move {
+            for i in 1..=SAVES {
+                let own = checkpoint(&client, "s", &format!("own-{t}"), i);
+                let shared = checkpoint(&client, "s", "shared", t * 1000 + i);
+                if i % 2 == 0 {
+                    store.save_many(&[own, shared]).await
+                } else {
+                    match store.save(&own).await {
+                        Ok(()) => store.save(&shared).await,
+                        Err(e) => Err(e),
+                    }
+                }
+                .unwrap_or_else(|e| panic!("task {t} save {i}: {e}"));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    for t in 0..TASKS {
+        let last = store
+            .last(client, "s", &format!("own-{t}"))
+            .await
+            .expect("last");
+        assert_eq!(last, Some(sequence(SAVES)), "shard own-{t}");
+    }
+    let shared = store
+        .last(client, "s", "shared")
+        .await
+        .expect("last")
+        .expect("saved");
+    let written = (0..TASKS).any(|t| (1..=SAVES).any(|i| sequence(t * 1000 + i) == shared));
+    assert!(written, "shared shard holds {shared}, which nobody wrote");
+    assert_eq!(
+        store.list(client).await.expect("list").len(),
+        TASKS as usize + 1
+    );
+}

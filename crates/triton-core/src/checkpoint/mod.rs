@@ -1,0 +1,123 @@
+//! [`CheckpointStore`]: where readers remember, per shard, the last record
+//! that was durably handled (FORMAT.md §5).
+//!
+//! The Kinesis reader and `triton store` use this trait and never a database
+//! type, so they can be tested against [`MemoryCheckpoints`] and run against
+//! the SQL backends of `triton-checkpoint`.
+//!
+//! A checkpoint is the sequence number of the last record processed: a reader
+//! resumes *after* it (`AFTER_SEQUENCE_NUMBER`).
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod conformance;
+mod memory;
+
+use async_trait::async_trait;
+
+use crate::source::SequenceNumber;
+
+pub use self::memory::MemoryCheckpoints;
+
+/// One shard's checkpoint: the last sequence number `client` processed in
+/// `shard` of `stream` (the real stream name, as in archive keys).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Checkpoint {
+    /// The consumer's name (`store` for `triton store`).
+    pub client: String,
+    /// The real Kinesis stream name.
+    pub stream: String,
+    /// The shard id, e.g. `shardId-000000000000`.
+    pub shard: String,
+    /// The last sequence number processed.
+    pub sequence: SequenceNumber,
+}
+
+/// A checkpoint as stored, with the time of its last update.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedCheckpoint {
+    /// The checkpoint.
+    pub checkpoint: Checkpoint,
+    /// Unix seconds of the last save.
+    pub updated: i64,
+}
+
+/// Why a checkpoint operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The database cannot be reached (connection refused, timed out, locked
+    /// for too long); trying again later may succeed.
+    #[error("checkpoint database {db} is unavailable: {message}")]
+    Unavailable {
+        /// The database, with any password redacted.
+        db: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The database answered with an error (a missing table, a constraint,
+    /// bad SQL); trying again will not help.
+    #[error("checkpoint database {db}: {message}")]
+    Failed {
+        /// The database, with any password redacted.
+        db: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A stored row holds something that is not a checkpoint.
+    #[error(
+        "checkpoint database {db}: row ({client}, {stream}, {shard}) holds {value:?}, \
+         which is not a sequence number"
+    )]
+    BadRow {
+        /// The database, with any password redacted.
+        db: String,
+        /// The row's client.
+        client: String,
+        /// The row's stream.
+        stream: String,
+        /// The row's shard.
+        shard: String,
+        /// What the row holds.
+        value: String,
+    },
+}
+
+impl CheckpointError {
+    /// True when trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, CheckpointError::Unavailable { .. })
+    }
+}
+
+/// Storage of checkpoints, shared by every reader of a process.
+///
+/// Implementations must make [`save_many`](CheckpointStore::save_many)
+/// atomic: after a failure, every checkpoint keeps its earlier value.
+#[async_trait]
+pub trait CheckpointStore: Send + Sync + std::fmt::Debug {
+    /// The last sequence number saved for (client, stream, shard), if any.
+    async fn last(
+        &self,
+        client: &str,
+        stream: &str,
+        shard: &str,
+    ) -> Result<Option<SequenceNumber>, CheckpointError>;
+
+    /// Saves one checkpoint, replacing the shard's earlier one.
+    async fn save(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+        self.save_many(std::slice::from_ref(checkpoint)).await
+    }
+
+    /// Saves several checkpoints in one transaction: all or none. `triton
+    /// store` saves every shard covered by one upload this way.
+    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError>;
+
+    /// Every checkpoint of `client`, ordered by stream then shard.
+    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError>;
+}
+
+/// Seconds since the Unix epoch now, as stored in `updated`.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
