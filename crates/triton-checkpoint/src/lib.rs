@@ -1,9 +1,284 @@
 /*!
-Checkpoint storage for triton (work in progress).
+Checkpoints for triton in PostgreSQL or SQLite, in the `triton_checkpoint`
+table go-triton uses (FORMAT.md §5), so existing go-triton databases work
+unchanged.
 
-This crate will hold the Diesel implementation of the checkpoint interface for
-PostgreSQL and SQLite, using the `triton_checkpoint` table shared with
-go-triton (`client, stream, shard, seq_num, updated`), so existing go-triton
-databases keep working unchanged.
+```no_run
+# async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+use triton_checkpoint::SqlCheckpoints;
+use triton_core::checkpoint::CheckpointStore;
+
+let store = SqlCheckpoints::open("sqlite://triton.db").await?;
+let last = store.last("store", "user_activity_prod", "shardId-000000000000").await?;
+# Ok(()) }
+```
+
+# Choices
+
+- **One URL picks the backend**: `postgres://…` / `postgresql://…` (libpq
+  parameters, `sslmode` and `sslrootcert` honoured) or `sqlite://path.db`
+  (relative) / `sqlite:///path.db` (absolute). See [`DatabaseUrl`].
+- **Nothing to install**: PostgreSQL is spoken by tokio-postgres (pure Rust)
+  through diesel-async, with TLS by rustls; SQLite is compiled in
+  (libsqlite3-sys `bundled`).
+- **Never blocking the runtime**: PostgreSQL is asynchronous all the way;
+  SQLite calls are blocking file I/O, so they run on tokio's blocking threads
+  (`spawn_blocking`) with a small pool of synchronous connections. That is
+  simpler and more robust than diesel-async's SQLite wrapper, which cannot
+  insert several rows at once and panics when a query is cancelled on a
+  current-thread runtime.
+- **Upserts**: every save is `INSERT … ON CONFLICT (client, stream, shard) DO
+  UPDATE`, never select-then-insert, so concurrent savers cannot race.
+  [`CheckpointStore::save_many`] is one transaction.
+- **Schema changes** are numbered migrations recorded in
+  `triton_schema_migrations`, applied once each in a transaction when a store
+  is opened with [`SqlCheckpoints::open`]; they only ever add tables beside
+  `triton_checkpoint`. (Diesel's own migration harness needs a blocking
+  connection, which a library must not force on its caller's runtime.)
+- **Secrets**: a password in the URL never appears in `Display`, `Debug`,
+  errors or logs.
+- `updated` is unix seconds in a 32-bit `INTEGER`, as go-triton created the
+  column; rows where the Python tools wrote a float are read truncated.
 */
 #![deny(missing_docs)]
+
+mod postgres;
+mod schema;
+mod sqlite;
+mod url;
+
+use async_trait::async_trait;
+use diesel::expression::SqlLiteral;
+use diesel::sql_types::BigInt;
+use triton_core::checkpoint::{
+    unix_now, Checkpoint, CheckpointError, CheckpointStore, SavedCheckpoint,
+};
+use triton_core::source::SequenceNumber;
+
+pub use self::postgres::PgCheckpoints;
+pub use self::sqlite::SqliteCheckpoints;
+pub use self::url::{redact, DatabaseUrl, PostgresUrl, SslMode, UrlError, DEFAULT_URL};
+
+/// Why a checkpoint database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The URL is malformed or names an unknown scheme.
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// The database cannot be reached or set up.
+    #[error(transparent)]
+    Database(#[from] CheckpointError),
+}
+
+/// Whether opening may create the database and its tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Create the file (SQLite) and apply pending migrations.
+    Create,
+    /// Use what exists; change nothing (for read-only tools like `stats`).
+    Existing,
+}
+
+/// A checkpoint store in PostgreSQL or SQLite, chosen by URL.
+#[derive(Debug)]
+pub enum SqlCheckpoints {
+    /// PostgreSQL.
+    Postgres(PgCheckpoints),
+    /// SQLite.
+    Sqlite(SqliteCheckpoints),
+}
+
+impl SqlCheckpoints {
+    /// Opens the database at `url`, creating the SQLite file and any missing
+    /// table (readers and writers of checkpoints use this).
+    pub async fn open(url: &str) -> Result<SqlCheckpoints, OpenError> {
+        SqlCheckpoints::open_with(&DatabaseUrl::parse(url)?, Mode::Create).await
+    }
+
+    /// Opens an existing database without creating or changing anything: a
+    /// missing SQLite file is an error, and so is a missing table at the
+    /// first query. For tools that only look, like `triton stats`.
+    pub async fn open_existing(url: &str) -> Result<SqlCheckpoints, OpenError> {
+        SqlCheckpoints::open_with(&DatabaseUrl::parse(url)?, Mode::Existing).await
+    }
+
+    async fn open_with(url: &DatabaseUrl, mode: Mode) -> Result<SqlCheckpoints, OpenError> {
+        Ok(match url {
+            DatabaseUrl::Postgres(pg) => {
+                SqlCheckpoints::Postgres(PgCheckpoints::open(pg, mode).await?)
+            }
+            DatabaseUrl::Sqlite(path) => {
+                SqlCheckpoints::Sqlite(SqliteCheckpoints::open(path, mode).await?)
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for SqlCheckpoints {
+    async fn last(
+        &self,
+        client: &str,
+        stream: &str,
+        shard: &str,
+    ) -> Result<Option<SequenceNumber>, CheckpointError> {
+        match self {
+            SqlCheckpoints::Postgres(s) => s.last(client, stream, shard).await,
+            SqlCheckpoints::Sqlite(s) => s.last(client, stream, shard).await,
+        }
+    }
+
+    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
+        match self {
+            SqlCheckpoints::Postgres(s) => s.save_many(checkpoints).await,
+            SqlCheckpoints::Sqlite(s) => s.save_many(checkpoints).await,
+        }
+    }
+
+    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
+        match self {
+            SqlCheckpoints::Postgres(s) => s.list(client).await,
+            SqlCheckpoints::Sqlite(s) => s.list(client).await,
+        }
+    }
+}
+
+fn failed(db: &str, message: &str) -> CheckpointError {
+    CheckpointError::Failed {
+        db: db.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+fn bad_row(db: &str, client: &str, stream: &str, shard: &str, value: String) -> CheckpointError {
+    CheckpointError::BadRow {
+        db: db.to_owned(),
+        client: client.to_owned(),
+        stream: stream.to_owned(),
+        shard: shard.to_owned(),
+        value,
+    }
+}
+
+/// Sorts a Diesel error into "try again later" and "will not work".
+fn query_error(db: &str, e: diesel::result::Error) -> CheckpointError {
+    use diesel::result::{DatabaseErrorKind, Error};
+    let message = e.to_string();
+    let transient = match &e {
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        // SQLite after its busy timeout; PostgreSQL's lock and connection
+        // failures come through as unknown kinds with these texts.
+        Error::DatabaseError(_, _) => {
+            let m = message.to_ascii_lowercase();
+            m.contains("database is locked")
+                || m.contains("connection")
+                || m.contains("timeout")
+                || m.contains("timed out")
+        }
+        _ => false,
+    };
+    if transient {
+        CheckpointError::Unavailable {
+            db: db.to_owned(),
+            message,
+        }
+    } else {
+        failed(db, &message)
+    }
+}
+
+/// `updated` as stored: unix seconds in 32 bits (until 2038).
+fn updated_now() -> i32 {
+    i32::try_from(unix_now()).unwrap_or(i32::MAX)
+}
+
+/// An owned checkpoint row, checked against the column sizes.
+struct OwnedRow {
+    client: String,
+    stream: String,
+    shard: String,
+    seq_num: String,
+}
+
+impl OwnedRow {
+    fn row(&self, updated: i32) -> schema::Row<'_> {
+        schema::Row {
+            client: &self.client,
+            stream: &self.stream,
+            shard: &self.shard,
+            seq_num: &self.seq_num,
+            updated,
+        }
+    }
+}
+
+/// Checks and de-duplicates checkpoints (the last one per shard wins, as if
+/// saved in order; PostgreSQL refuses to upsert one row twice in a
+/// statement).
+fn owned_rows(db: &str, checkpoints: &[Checkpoint]) -> Result<Vec<OwnedRow>, CheckpointError> {
+    let mut rows: Vec<OwnedRow> = Vec::with_capacity(checkpoints.len());
+    let mut seen = std::collections::HashMap::new();
+    for c in checkpoints {
+        for (field, value) in [
+            ("client", &c.client),
+            ("stream", &c.stream),
+            ("shard", &c.shard),
+        ] {
+            if value.is_empty() || value.chars().count() > schema::MAX_FIELD {
+                return Err(failed(
+                    db,
+                    &format!(
+                        "cannot save a checkpoint whose {field} is empty or longer than {} \
+                         characters: {value:?}",
+                        schema::MAX_FIELD
+                    ),
+                ));
+            }
+        }
+        let row = OwnedRow {
+            client: c.client.clone(),
+            stream: c.stream.clone(),
+            shard: c.shard.clone(),
+            seq_num: c.sequence.as_str().to_owned(),
+        };
+        let key = (c.client.as_str(), c.stream.as_str(), c.shard.as_str());
+        match seen.get(&key) {
+            Some(&i) => rows[i] = row,
+            None => {
+                seen.insert(key, rows.len());
+                rows.push(row);
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Rows of `list` as checkpoints, refusing rows that hold no sequence number.
+fn saved(
+    db: &str,
+    client: &str,
+    rows: Vec<(String, String, String, i32)>,
+) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
+    rows.into_iter()
+        .map(|(stream, shard, seq, updated)| {
+            let sequence = SequenceNumber::new(seq.clone())
+                .map_err(|_| bad_row(db, client, &stream, &shard, seq))?;
+            Ok(SavedCheckpoint {
+                checkpoint: Checkpoint {
+                    client: client.to_owned(),
+                    stream,
+                    shard,
+                    sequence,
+                },
+                updated: i64::from(updated),
+            })
+        })
+        .collect()
+}
+
+/// `1` if migration `version` was applied, else `0`.
+fn applied_count(version: i32) -> SqlLiteral<BigInt> {
+    diesel::dsl::sql::<BigInt>(&format!(
+        "(SELECT COUNT(*) FROM triton_schema_migrations WHERE version = {version})"
+    ))
+}

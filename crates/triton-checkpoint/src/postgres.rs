@@ -1,0 +1,240 @@
+//! PostgreSQL: diesel-async over tokio-postgres, TLS by rustls.
+
+use std::sync::{Arc, Mutex};
+
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use tokio::sync::Semaphore;
+use triton_core::checkpoint::{Checkpoint, CheckpointError, SavedCheckpoint};
+use triton_core::source::SequenceNumber;
+
+use crate::schema::{triton_checkpoint as t, Row, MIGRATIONS, MIGRATIONS_TABLE};
+use crate::url::{PostgresUrl, SslMode};
+use crate::{bad_row, failed, owned_rows, query_error, updated_now, Mode};
+
+mod tls;
+
+/// Connections kept open for concurrent callers.
+const CONNECTIONS: usize = 8;
+/// Rows per INSERT: 5 binds each, well under PostgreSQL's 65,535.
+const ROWS_PER_INSERT: usize = 5000;
+/// Key of the advisory lock that serialises migrations across processes.
+const MIGRATION_LOCK: i64 = 0x7472_6974_6f6e; // "triton"
+
+/// Checkpoints in a PostgreSQL database.
+pub struct PgCheckpoints {
+    url: PostgresUrl,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    idle: Mutex<Vec<AsyncPgConnection>>,
+    permits: Semaphore,
+}
+
+impl std::fmt::Debug for PgCheckpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgCheckpoints")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+impl PgCheckpoints {
+    pub(crate) async fn open(
+        url: &PostgresUrl,
+        mode: Mode,
+    ) -> Result<PgCheckpoints, CheckpointError> {
+        let tls = match url.ssl_mode {
+            SslMode::Disable => None,
+            mode => Some(
+                tls::connector(mode, url.root_cert.as_deref())
+                    .map_err(|e| failed(&url.redacted, &e))?,
+            ),
+        };
+        let store = PgCheckpoints {
+            url: url.clone(),
+            tls,
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(CONNECTIONS),
+        };
+        // Connecting now reports a wrong URL or password at once.
+        let mut conn = store.connect().await?;
+        if mode == Mode::Create {
+            migrate(&mut conn)
+                .await
+                .map_err(|e| query_error(&url.redacted, e))?;
+        }
+        store.give_back(conn);
+        Ok(store)
+    }
+
+    fn db(&self) -> &str {
+        &self.url.redacted
+    }
+
+    async fn connect(&self) -> Result<AsyncPgConnection, CheckpointError> {
+        let unavailable = |e: &dyn std::fmt::Display| CheckpointError::Unavailable {
+            db: self.db().to_owned(),
+            message: e.to_string(),
+        };
+        let mut config: tokio_postgres::Config =
+            self.url.connect.parse().map_err(|e| unavailable(&e))?;
+        let conn = match &self.tls {
+            None => {
+                config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+                let (client, conn) = config
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| unavailable(&e))?;
+                AsyncPgConnection::try_from_client_and_connection(client, conn).await
+            }
+            Some(tls) => {
+                config.ssl_mode(if self.url.ssl_mode == SslMode::Prefer {
+                    tokio_postgres::config::SslMode::Prefer
+                } else {
+                    tokio_postgres::config::SslMode::Require
+                });
+                let (client, conn) = config
+                    .connect(tls.clone())
+                    .await
+                    .map_err(|e| unavailable(&e))?;
+                AsyncPgConnection::try_from_client_and_connection(client, conn).await
+            }
+        };
+        conn.map_err(|e| unavailable(&e))
+    }
+
+    fn give_back(&self, conn: AsyncPgConnection) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+    }
+
+    /// Runs `f` on a pooled connection; a connection whose operation failed
+    /// as unavailable is dropped rather than reused.
+    async fn run<R>(
+        &self,
+        f: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<R, diesel::result::Error>,
+    ) -> Result<R, CheckpointError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| failed(self.db(), "the connection pool is closed"))?;
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => self.connect().await?,
+        };
+        match f(&mut conn).await {
+            Ok(r) => {
+                self.give_back(conn);
+                Ok(r)
+            }
+            Err(e) => {
+                let e = query_error(self.db(), e);
+                if !e.is_retryable() {
+                    self.give_back(conn);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) async fn last(
+        &self,
+        client: &str,
+        stream: &str,
+        shard: &str,
+    ) -> Result<Option<SequenceNumber>, CheckpointError> {
+        let found = self
+            .run(async |c| {
+                t::table
+                    .filter(t::client.eq(client))
+                    .filter(t::stream.eq(stream))
+                    .filter(t::shard.eq(shard))
+                    .select(t::seq_num)
+                    .first::<String>(c)
+                    .await
+                    .optional()
+            })
+            .await?;
+        found
+            .map(|s| {
+                SequenceNumber::new(s.clone())
+                    .map_err(|_| bad_row(self.db(), client, stream, shard, s))
+            })
+            .transpose()
+    }
+
+    pub(crate) async fn save_many(
+        &self,
+        checkpoints: &[Checkpoint],
+    ) -> Result<(), CheckpointError> {
+        let rows = owned_rows(self.db(), checkpoints)?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let updated = updated_now();
+        let rows = Arc::new(rows);
+        self.run(async |c| {
+            c.transaction::<_, diesel::result::Error, _>(async |c| {
+                for chunk in rows.chunks(ROWS_PER_INSERT) {
+                    let chunk: Vec<Row<'_>> = chunk.iter().map(|r| r.row(updated)).collect();
+                    diesel::insert_into(t::table)
+                        .values(&chunk)
+                        .on_conflict((t::client, t::stream, t::shard))
+                        .do_update()
+                        .set((
+                            t::seq_num.eq(excluded(t::seq_num)),
+                            t::updated.eq(excluded(t::updated)),
+                        ))
+                        .execute(c)
+                        .await?;
+                }
+                Ok(())
+            })
+            .await
+        })
+        .await
+    }
+
+    pub(crate) async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
+        let rows = self
+            .run(async |c| {
+                t::table
+                    .filter(t::client.eq(client))
+                    .order((t::stream, t::shard))
+                    .select((t::stream, t::shard, t::seq_num, t::updated))
+                    .load::<(String, String, String, i32)>(c)
+                    .await
+            })
+            .await?;
+        crate::saved(self.db(), client, rows)
+    }
+}
+
+async fn migrate(c: &mut AsyncPgConnection) -> Result<(), diesel::result::Error> {
+    c.batch_execute(MIGRATIONS_TABLE).await?;
+    for &(version, sql, _) in MIGRATIONS {
+        c.transaction::<_, diesel::result::Error, _>(async |c| {
+            // Two processes starting at once apply each migration once.
+            c.batch_execute(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                .await?;
+            let applied: i64 = diesel::select(crate::applied_count(version))
+                .get_result(c)
+                .await?;
+            if applied == 0 {
+                c.batch_execute(sql).await?;
+                c.batch_execute(&format!(
+                    "INSERT INTO triton_schema_migrations (version, applied) VALUES ({version}, {})",
+                    triton_core::checkpoint::unix_now()
+                ))
+                .await?;
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! The checkpoint table (FORMAT.md §5), shared with go-triton, and the
+//! migrations that create it and anything this project adds beside it.
+
+diesel::table! {
+    /// One row per (client, stream, shard): the last sequence number
+    /// processed and when it was saved (unix seconds).
+    triton_checkpoint (client, stream, shard) {
+        client -> Text,
+        stream -> Text,
+        shard -> Text,
+        seq_num -> Text,
+        /// `INTEGER`: 32 bits in PostgreSQL, as go-triton created it.
+        updated -> Integer,
+    }
+}
+
+/// A row to write.
+#[derive(diesel::Insertable)]
+#[diesel(table_name = triton_checkpoint)]
+#[diesel(treat_none_as_default_value = false)]
+pub(crate) struct Row<'a> {
+    pub client: &'a str,
+    pub stream: &'a str,
+    pub shard: &'a str,
+    pub seq_num: &'a str,
+    pub updated: i32,
+}
+
+/// Schema changes, applied in order, each once, each in its own transaction,
+/// recorded in `triton_schema_migrations`. Existing tables are never
+/// altered: a change adds tables beside `triton_checkpoint`, and every
+/// statement tolerates objects that already exist (go-triton creates the
+/// checkpoint table itself).
+///
+/// (version, PostgreSQL SQL, SQLite SQL)
+pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[(1, CHECKPOINT_TABLE, CHECKPOINT_TABLE)];
+
+/// go-triton's own DDL, word for word: valid in both dialects.
+const CHECKPOINT_TABLE: &str = "CREATE TABLE IF NOT EXISTS triton_checkpoint (
+  client  VARCHAR(255) NOT NULL,
+  stream  VARCHAR(255) NOT NULL,
+  shard   VARCHAR(255) NOT NULL,
+  seq_num VARCHAR(255) NOT NULL,
+  updated INTEGER NOT NULL,
+  PRIMARY KEY (client, stream, shard))";
+
+/// Bookkeeping of applied migrations; same SQL in both dialects.
+pub(crate) const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS triton_schema_migrations (
+  version INTEGER PRIMARY KEY,
+  applied BIGINT NOT NULL)";
+
+/// Longest client, stream, shard or sequence number the table holds.
+pub(crate) const MAX_FIELD: usize = 255;

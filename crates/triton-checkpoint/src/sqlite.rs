@@ -1,0 +1,203 @@
+//! SQLite: synchronous Diesel connections on tokio's blocking threads.
+//!
+//! SQLite calls are blocking file I/O, so each operation runs in
+//! `spawn_blocking` on a connection taken from a small pool. Every
+//! connection sets a busy timeout and the file is in WAL mode, so a reader
+//! (`triton stats`) and a writer (`triton store`) never fail on a lock.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+use diesel::upsert::excluded;
+use tokio::sync::Semaphore;
+use triton_core::checkpoint::{Checkpoint, CheckpointError, SavedCheckpoint};
+use triton_core::source::SequenceNumber;
+
+use crate::schema::{triton_checkpoint as t, Row, MIGRATIONS, MIGRATIONS_TABLE};
+use crate::{bad_row, failed, owned_rows, query_error, updated_now, Mode};
+
+/// How long a statement waits for another process's lock before failing.
+const BUSY_TIMEOUT_MS: u32 = 10_000;
+/// SQLite has one writer at a time; a few connections serve concurrent
+/// readers.
+const CONNECTIONS: usize = 4;
+/// Rows per INSERT: 5 binds each, well under SQLite's 32,766.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// Checkpoints in an SQLite file.
+pub struct SqliteCheckpoints {
+    path: PathBuf,
+    db: String,
+    idle: Mutex<Vec<SqliteConnection>>,
+    permits: Semaphore,
+}
+
+impl std::fmt::Debug for SqliteCheckpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteCheckpoints")
+            .field("db", &self.db)
+            .finish()
+    }
+}
+
+impl SqliteCheckpoints {
+    pub(crate) async fn open(
+        path: &Path,
+        mode: Mode,
+    ) -> Result<SqliteCheckpoints, CheckpointError> {
+        let db = format!("sqlite://{}", path.display());
+        if mode == Mode::Existing && !path.exists() {
+            return Err(failed(&db, "the database file does not exist"));
+        }
+        let store = SqliteCheckpoints {
+            path: path.to_owned(),
+            db,
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(CONNECTIONS),
+        };
+        if mode == Mode::Create {
+            store.run(migrate).await?;
+        }
+        Ok(store)
+    }
+
+    /// Runs `f` on a pooled connection on a blocking thread.
+    async fn run<R, F>(&self, f: F) -> Result<R, CheckpointError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut SqliteConnection) -> Result<R, diesel::result::Error> + Send + 'static,
+    {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| failed(&self.db, "the connection pool is closed"))?;
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let path = self.path.clone();
+        let db = self.db.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut conn = match idle {
+                Some(conn) => conn,
+                None => connect(&path, &db)?,
+            };
+            let result = f(&mut conn);
+            Ok::<_, CheckpointError>((conn, result))
+        })
+        .await
+        .map_err(|e| failed(&self.db, &format!("database task failed: {e}")))?;
+        let (conn, result) = outcome?;
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+        result.map_err(|e| query_error(&self.db, e))
+    }
+
+    pub(crate) async fn last(
+        &self,
+        client: &str,
+        stream: &str,
+        shard: &str,
+    ) -> Result<Option<SequenceNumber>, CheckpointError> {
+        let key = (client.to_owned(), stream.to_owned(), shard.to_owned());
+        let found = self
+            .run(move |c| {
+                t::table
+                    .filter(t::client.eq(&key.0))
+                    .filter(t::stream.eq(&key.1))
+                    .filter(t::shard.eq(&key.2))
+                    .select(t::seq_num)
+                    .first::<String>(c)
+                    .optional()
+            })
+            .await?;
+        found
+            .map(|s| {
+                SequenceNumber::new(s.clone())
+                    .map_err(|_| bad_row(&self.db, client, stream, shard, s))
+            })
+            .transpose()
+    }
+
+    pub(crate) async fn save_many(
+        &self,
+        checkpoints: &[Checkpoint],
+    ) -> Result<(), CheckpointError> {
+        let rows = owned_rows(&self.db, checkpoints)?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let updated = updated_now();
+        self.run(move |c| {
+            // BEGIN IMMEDIATE takes the write lock up front, so the busy
+            // timeout applies instead of a deadlock error on upgrade.
+            c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
+                for chunk in rows.chunks(ROWS_PER_INSERT) {
+                    let chunk: Vec<Row<'_>> = chunk.iter().map(|r| r.row(updated)).collect();
+                    diesel::insert_into(t::table)
+                        .values(&chunk)
+                        .on_conflict((t::client, t::stream, t::shard))
+                        .do_update()
+                        .set((
+                            t::seq_num.eq(excluded(t::seq_num)),
+                            t::updated.eq(excluded(t::updated)),
+                        ))
+                        .execute(c)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
+        let key = client.to_owned();
+        let rows = self
+            .run(move |c| {
+                t::table
+                    .filter(t::client.eq(&key))
+                    .order((t::stream, t::shard))
+                    .select((t::stream, t::shard, t::seq_num, t::updated))
+                    .load::<(String, String, String, i32)>(c)
+            })
+            .await?;
+        crate::saved(&self.db, client, rows)
+    }
+}
+
+fn connect(path: &Path, db: &str) -> Result<SqliteConnection, CheckpointError> {
+    let unavailable = |message: String| CheckpointError::Unavailable {
+        db: db.to_owned(),
+        message,
+    };
+    let Some(path_str) = path.to_str() else {
+        return Err(failed(db, "the path is not valid UTF-8"));
+    };
+    let mut conn = SqliteConnection::establish(path_str).map_err(|e| unavailable(e.to_string()))?;
+    // The busy timeout first: switching to WAL itself may wait for a lock.
+    conn.batch_execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};"))
+        .and_then(|()| conn.batch_execute("PRAGMA journal_mode = WAL;"))
+        .map_err(|e| unavailable(e.to_string()))?;
+    Ok(conn)
+}
+
+fn migrate(c: &mut SqliteConnection) -> Result<(), diesel::result::Error> {
+    c.batch_execute(MIGRATIONS_TABLE)?;
+    for &(version, _, sql) in MIGRATIONS {
+        c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
+            let applied: i64 = diesel::select(crate::applied_count(version)).get_result(c)?;
+            if applied == 0 {
+                c.batch_execute(sql)?;
+                c.batch_execute(&format!(
+                    "INSERT INTO triton_schema_migrations (version, applied) VALUES ({version}, {})",
+                    triton_core::checkpoint::unix_now()
+                ))?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! Database URLs: which backend, where, and how to show them without the
+//! password.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// The default database when none is given (`TRITON_DB` in the CLI).
+pub const DEFAULT_URL: &str = "sqlite://triton.db";
+
+/// A parsed checkpoint database URL.
+///
+/// `Display` and `Debug` never show a password: use them freely in logs and
+/// errors.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `postgres://…` or `postgresql://…`, with libpq-style parameters.
+    Postgres(PostgresUrl),
+    /// `sqlite://relative/path.db` or `sqlite:///absolute/path.db`.
+    Sqlite(PathBuf),
+}
+
+/// A PostgreSQL URL, split into what tokio-postgres understands and the TLS
+/// settings libpq understands but tokio-postgres does not.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresUrl {
+    /// The URL without `sslmode` and `sslrootcert` (holds the password).
+    pub(crate) connect: String,
+    /// The same with the password replaced by `***`.
+    pub(crate) redacted: String,
+    /// `sslmode`, default `prefer` as in libpq.
+    pub(crate) ssl_mode: SslMode,
+    /// `sslrootcert`: a PEM file of trusted certificate authorities.
+    pub(crate) root_cert: Option<PathBuf>,
+}
+
+/// libpq's `sslmode` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SslMode {
+    /// No TLS.
+    Disable,
+    /// TLS if the server offers it (libpq's default); the certificate is not
+    /// checked unless `sslrootcert` is given.
+    Prefer,
+    /// TLS, else fail; the certificate is not checked unless `sslrootcert`
+    /// is given.
+    Require,
+    /// TLS with the certificate chain checked against `sslrootcert` or the
+    /// Mozilla roots. The host name is checked too (rustls always does),
+    /// which is stricter than libpq's `verify-ca`.
+    VerifyCa,
+    /// TLS with the certificate chain and host name checked.
+    VerifyFull,
+}
+
+/// Why a database URL was refused. The URL in the message is redacted.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid checkpoint database URL {url}: {reason}")]
+pub struct UrlError {
+    /// The URL, password redacted.
+    pub url: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl DatabaseUrl {
+    /// Parses `postgres://`, `postgresql://` and `sqlite://` URLs.
+    pub fn parse(url: &str) -> Result<DatabaseUrl, UrlError> {
+        let fail = |reason: String| UrlError {
+            url: redact(url),
+            reason,
+        };
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Err(fail(
+                "expected postgres://…, postgresql://… or sqlite://path".into(),
+            ));
+        };
+        match scheme {
+            "postgres" | "postgresql" => {
+                if rest.is_empty() {
+                    return Err(fail("no host or database".into()));
+                }
+                parse_postgres(url).map(DatabaseUrl::Postgres).map_err(fail)
+            }
+            "sqlite" => {
+                // sqlite://relative/path.db, sqlite:///absolute/path.db
+                let path = rest.split('?').next().unwrap_or_default();
+                if path.is_empty() || path.ends_with('/') {
+                    return Err(fail("no database file after sqlite://".into()));
+                }
+                Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+            }
+            other => Err(fail(format!(
+                "unknown scheme {other:?}: expected postgres, postgresql or sqlite"
+            ))),
+        }
+    }
+}
+
+fn parse_postgres(url: &str) -> Result<PostgresUrl, String> {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut ssl_mode = SslMode::Prefer;
+    let mut root_cert = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "sslmode" => {
+                ssl_mode = match value {
+                    "disable" => SslMode::Disable,
+                    "allow" | "prefer" => SslMode::Prefer,
+                    "require" => SslMode::Require,
+                    "verify-ca" => SslMode::VerifyCa,
+                    "verify-full" => SslMode::VerifyFull,
+                    other => {
+                        return Err(format!(
+                            "sslmode={other}: expected disable, allow, prefer, require, \
+                             verify-ca or verify-full"
+                        ))
+                    }
+                }
+            }
+            "sslrootcert" => root_cert = Some(PathBuf::from(percent_decode(value)?)),
+            "sslcert" | "sslkey" | "sslpassword" | "sslcrl" | "sslcrldir" => {
+                return Err(format!("{key} is not supported (client certificates)"))
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let connect = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    // tokio-postgres checks the rest now, so a typo fails at parse time.
+    if let Err(e) = connect.parse::<tokio_postgres::Config>() {
+        return Err(e.to_string());
+    }
+    Ok(PostgresUrl {
+        redacted: redact(&connect),
+        connect,
+        ssl_mode,
+        root_cert,
+    })
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex: String = bytes.by_ref().take(2).map(char::from).collect();
+            let v = u8::from_str_radix(&hex, 16).map_err(|_| format!("bad escape %{hex}"))?;
+            out.push(v);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).map_err(|_| "escape is not UTF-8".to_owned())
+}
+
+/// `url` with the password of its user-info part replaced by `***`; also
+/// `password=` query parameters.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some(("password", _)) => "password=***".to_owned(),
+                    _ => p.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseUrl::Postgres(pg) => f.write_str(&pg.redacted),
+            DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+impl fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresUrl")
+            .field("url", &self.redacted)
+            .field("ssl_mode", &self.ssl_mode)
+            .field("root_cert", &self.root_cert)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths_are_honoured() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://triton.db").unwrap(),
+            DatabaseUrl::Sqlite("triton.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://data/cp.db").unwrap(),
+            DatabaseUrl::Sqlite("data/cp.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/lib/triton/cp.db").unwrap(),
+            DatabaseUrl::Sqlite("/var/lib/triton/cp.db".into())
+        );
+    }
+
+    #[test]
+    fn bad_urls_say_why() {
+        for (url, why) in [
+            ("mysql://h/db", "unknown scheme \"mysql\""),
+            ("triton.db", "expected postgres://"),
+            ("sqlite://", "no database file"),
+            ("postgres://", "no host"),
+            ("postgres://u@h/db?sslmode=sometimes", "sslmode=sometimes"),
+            ("postgres://u@h/db?sslkey=k.pem", "sslkey is not supported"),
+            ("postgres://u@h/db?nonsense=1", "nonsense"),
+        ] {
+            let e = DatabaseUrl::parse(url).unwrap_err();
+            assert!(e.to_string().contains(why), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        let url =
+            "postgres://triton:s3cret@db.example:5432/cp?sslmode=verify-full&application_name=x";
+        let parsed = DatabaseUrl::parse(url).unwrap();
+        for shown in [parsed.to_string(), format!("{parsed:?}")] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("triton:***@db.example:5432/cp"), "{shown}");
+        }
+        let DatabaseUrl::Postgres(pg) = parsed else {
+            panic!("not postgres")
+        };
+        assert_eq!(pg.ssl_mode, SslMode::VerifyFull);
+        assert!(!pg.connect.contains("sslmode"));
+        assert!(pg.connect.contains("application_name=x"));
+
+        let e = DatabaseUrl::parse("postgres://u:hunter2@h/db?sslmode=bad").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert_eq!(
+            redact("postgres://h/db?user=u&password=hunter2"),
+            "postgres://h/db?user=u&password=***"
+        );
+    }
+}

@@ -1,0 +1,340 @@
+//! The same suite against a real PostgreSQL server and real SQLite files.
+//!
+//! PostgreSQL: `TRITON_TEST_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) must reach a server where
+//! the user may create databases; each test makes its own throw-away database
+//! and drops it. The tests fail, never skip, when the server is missing.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use triton_checkpoint::{OpenError, SqlCheckpoints};
+use triton_core::checkpoint::{conformance, Checkpoint, CheckpointStore};
+use triton_core::source::SequenceNumber;
+
+fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}_{}_{nanos}", std::process::id())
+}
+
+/// A throw-away database on the test server, dropped by `drop_db`.
+struct PgDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+fn admin_url() -> String {
+    std::env::var("TRITON_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+async fn sql(url: &str, statements: &str) {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot reach the test PostgreSQL at {url} (set TRITON_TEST_POSTGRES): {e}")
+        });
+    let task = tokio::spawn(conn);
+    client.batch_execute(statements).await.expect(statements);
+    drop(client);
+    let _ = task.await;
+}
+
+impl PgDb {
+    async fn new() -> PgDb {
+        let admin = admin_url();
+        let name = unique("triton_test");
+        sql(&admin, &format!("CREATE DATABASE {name}")).await;
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}?sslmode=disable");
+        PgDb { admin, name, url }
+    }
+
+    async fn drop_db(self) {
+        sql(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        )
+        .await;
+    }
+}
+
+/// A temporary directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let dir = std::env::temp_dir().join(unique("triton-checkpoint"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn seq(n: u64) -> SequenceNumber {
+    conformance::sequence(n)
+}
+
+fn cp(client: &str, shard: &str, n: u64) -> Checkpoint {
+    Checkpoint {
+        client: client.into(),
+        stream: "s".into(),
+        shard: shard.into(),
+        sequence: seq(n),
+    }
+}
+
+async fn suite(store: Arc<SqlCheckpoints>) {
+    conformance::run(store.as_ref(), "suite-").await;
+    conformance::concurrent_saves(store.clone(), "concurrent").await;
+    let err = store.save(&cp("c", &"x".repeat(256), 1)).await.unwrap_err();
+    assert!(err.to_string().contains("longer than 255"), "{err}");
+    // A batch naming one shard twice keeps the last value.
+    store
+        .save_many(&[cp("dup", "a", 1), cp("dup", "a", 2)])
+        .await
+        .expect("duplicate shard in one batch");
+    assert_eq!(store.last("dup", "s", "a").await.unwrap(), Some(seq(2)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_conforms() {
+    let db = PgDb::new().await;
+    suite(Arc::new(SqlCheckpoints::open(&db.url).await.expect("open"))).await;
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_conforms() {
+    let dir = TempDir::new();
+    let url = format!("sqlite://{}", dir.0.join("cp.db").display());
+    suite(Arc::new(SqlCheckpoints::open(&url).await.expect("open"))).await;
+}
+
+/// A trigger makes the second row of a save_many fail: the first row must
+/// keep its earlier value.
+async fn half_failed_save_many_changes_nothing(store: &SqlCheckpoints) {
+    store.save(&cp("atomic", "a", 1)).await.expect("save");
+    let err = store
+        .save_many(&[cp("atomic", "a", 2), cp("atomic", "poison", 3)])
+        .await
+        .expect_err("the trigger refuses shard 'poison'");
+    assert!(err.to_string().contains("poison"), "{err}");
+    assert_eq!(store.last("atomic", "s", "a").await.unwrap(), Some(seq(1)));
+    assert_eq!(store.last("atomic", "s", "poison").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_save_many_is_all_or_nothing() {
+    let db = PgDb::new().await;
+    let store = SqlCheckpoints::open(&db.url).await.expect("open");
+    sql(
+        &db.url,
+        "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$
+         BEGIN
+           IF NEW.shard = 'poison' THEN RAISE EXCEPTION 'poison refused'; END IF;
+           RETURN NEW;
+         END $$ LANGUAGE plpgsql;
+         CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON triton_checkpoint
+           FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
+    )
+    .await;
+    half_failed_save_many_changes_nothing(&store).await;
+    drop(store);
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_save_many_is_all_or_nothing() {
+    let dir = TempDir::new();
+    let path = dir.0.join("cp.db");
+    let store = SqlCheckpoints::open(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open");
+    sqlite(
+        &path,
+        "CREATE TRIGGER refuse BEFORE INSERT ON triton_checkpoint WHEN NEW.shard = 'poison' \
+         BEGIN SELECT RAISE(ABORT, 'poison refused'); END;",
+    );
+    half_failed_save_many_changes_nothing(&store).await;
+}
+
+/// Runs SQL on an SQLite file through a connection of its own.
+fn sqlite(path: &std::path::Path, statements: &str) {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let mut conn = diesel::SqliteConnection::establish(path.to_str().expect("utf-8 path"))
+        .expect("open sqlite");
+    conn.batch_execute(statements).expect(statements);
+}
+
+fn fixture_db() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/go-triton/checkpoint.db")
+}
+
+const SHARD0: &str = "49590338271490256608559692540779422735150834407427833858";
+const SHARD1: &str = "49590338271512557353758223161503106814194224637498097682";
+const OTHER0: &str = "49590338271490256608559692538361571095921575989136588802";
+
+/// The go-triton database: rows read as go-triton wrote them, saves update
+/// them in place, other clients' rows untouched.
+async fn go_triton_rows_work_unchanged(url: &str) {
+    let store = SqlCheckpoints::open(url).await.expect("open");
+    let stream = "user_activity_prod";
+    let last = |shard: &'static str| {
+        let store = &store;
+        async move { store.last("store", stream, shard).await.expect("last") }
+    };
+    assert_eq!(
+        last("shardId-000000000000").await,
+        Some(SequenceNumber::new(SHARD0).unwrap())
+    );
+    assert_eq!(
+        last("shardId-000000000001").await,
+        Some(SequenceNumber::new(SHARD1).unwrap())
+    );
+    assert_eq!(last("shardId-000000000002").await, None);
+    let list = store.list("store").await.expect("list");
+    assert_eq!(list.len(), 2);
+    assert!(list.iter().all(|s| s.updated == 1_795_962_400));
+
+    let newer = Checkpoint {
+        client: "store".into(),
+        stream: stream.into(),
+        shard: "shardId-000000000000".into(),
+        sequence: SequenceNumber::new(format!("{SHARD0}1")).unwrap(),
+    };
+    store.save(&newer).await.expect("save");
+    let list = store.list("store").await.expect("list");
+    assert_eq!(list.len(), 2, "updated in place, no new row");
+    assert_eq!(list[0].checkpoint, newer);
+    assert!(list[0].updated > 1_795_962_400 - 86_400 * 400);
+    let other = store
+        .last("other", stream, "shardId-000000000000")
+        .await
+        .unwrap();
+    assert_eq!(other, Some(SequenceNumber::new(OTHER0).unwrap()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_go_triton_database() {
+    let dir = TempDir::new();
+    let path = dir.0.join("checkpoint.db");
+    std::fs::copy(fixture_db(), &path).expect("copy fixture");
+    go_triton_rows_work_unchanged(&format!("sqlite://{}", path.display())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_go_triton_table() {
+    let db = PgDb::new().await;
+    // The table as go-triton created it, with its rows, before we open it.
+    sql(
+        &db.url,
+        &format!(
+            "CREATE TABLE triton_checkpoint (
+               client VARCHAR(255) NOT NULL, stream VARCHAR(255) NOT NULL,
+               shard VARCHAR(255) NOT NULL, seq_num VARCHAR(255) NOT NULL,
+               updated INTEGER NOT NULL, PRIMARY KEY (client, stream, shard));
+             INSERT INTO triton_checkpoint VALUES
+               ('store', 'user_activity_prod', 'shardId-000000000000', '{SHARD0}', 1795962400),
+               ('store', 'user_activity_prod', 'shardId-000000000001', '{SHARD1}', 1795962400),
+               ('other', 'user_activity_prod', 'shardId-000000000000', '{OTHER0}', 1795962400);"
+        ),
+    )
+    .await;
+    go_triton_rows_work_unchanged(&db.url).await;
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_float_updated_written_by_python_is_read() {
+    let dir = TempDir::new();
+    let path = dir.0.join("py.db");
+    let url = format!("sqlite://{}", path.display());
+    SqlCheckpoints::open(&url).await.expect("create");
+    sqlite(
+        &path,
+        &format!(
+            "INSERT INTO triton_checkpoint VALUES ('py', 's', 'shard', '{SHARD0}', 1795962400.75)"
+        ),
+    );
+    let store = SqlCheckpoints::open_existing(&url).await.expect("open");
+    let list = store.list("py").await.expect("list");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].updated, 1_795_962_400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_absolute_and_relative_paths_are_honoured() {
+    let dir = TempDir::new();
+    let abs = dir.0.join("nested-abs.db");
+    assert!(abs.is_absolute());
+    SqlCheckpoints::open(&format!("sqlite://{}", abs.display()))
+        .await
+        .expect("open abs");
+    assert!(abs.exists(), "sqlite:///abs/path creates the file there");
+
+    // A relative path is relative to the working directory.
+    let cwd = std::env::current_dir().expect("cwd");
+    let up = "../".repeat(cwd.components().count() - 1);
+    let rel = format!("{up}{}/rel.db", dir.0.strip_prefix("/").unwrap().display());
+    SqlCheckpoints::open(&format!("sqlite://{rel}"))
+        .await
+        .expect("open rel");
+    assert!(dir.0.join("rel.db").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_existing_changes_nothing_and_says_what_is_missing() {
+    let dir = TempDir::new();
+    let missing = dir.0.join("missing.db");
+    let err = SqlCheckpoints::open_existing(&format!("sqlite://{}", missing.display()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(!missing.exists(), "open_existing created a file");
+
+    // A database without the table: an error naming it at the first query.
+    let empty = dir.0.join("empty.db");
+    std::fs::write(&empty, b"").expect("empty file");
+    let store = SqlCheckpoints::open_existing(&format!("sqlite://{}", empty.display()))
+        .await
+        .expect("open");
+    let err = store.list("store").await.unwrap_err();
+    assert!(err.to_string().contains("triton_checkpoint"), "{err}");
+    assert!(!err.is_retryable());
+
+    let db = PgDb::new().await;
+    let store = SqlCheckpoints::open_existing(&db.url).await.expect("open");
+    let err = store.list("store").await.unwrap_err();
+    assert!(err.to_string().contains("triton_checkpoint"), "{err}");
+    drop(store);
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_retryable_and_the_password_stays_secret() {
+    // Port 1 on loopback: nothing listens there.
+    let err = SqlCheckpoints::open("postgres://triton:hunter2@127.0.0.1:1/db?sslmode=disable")
+        .await
+        .unwrap_err();
+    let OpenError::Database(e) = &err else {
+        panic!("expected a database error, got {err}")
+    };
+    assert!(e.is_retryable(), "{e}");
+    for shown in [err.to_string(), format!("{err:?}")] {
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("triton:***@127.0.0.1:1"), "{shown}");
+    }
+    let err = SqlCheckpoints::open("mysql://x/y").await.unwrap_err();
+    assert!(matches!(err, OpenError::Url(_)), "{err}");
+}
