@@ -72,9 +72,9 @@ impl PgCheckpoints {
     }
 
     async fn connect(&self) -> Result<AsyncPgConnection, CheckpointError> {
-        let unavailable = |e: &dyn std::fmt::Display| CheckpointError::Unavailable {
+        let unavailable = |e: &dyn std::error::Error| CheckpointError::Unavailable {
             db: self.db().to_owned(),
-            message: e.to_string(),
+            message: with_causes(e),
         };
         let mut config: tokio_postgres::Config =
             self.url.connect.parse().map_err(|e| unavailable(&e))?;
@@ -237,4 +237,19 @@ async fn migrate(c: &mut AsyncPgConnection) -> Result<(), diesel::result::Error>
         .await?;
     }
     Ok(())
+}
+
+/// `e` and its causes on one line: tokio-postgres puts the useful part
+/// ("Connection refused") in the source.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        cause = c.source();
+    }
+    message
 }

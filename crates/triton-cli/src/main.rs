@@ -37,6 +37,7 @@ enum LogFormat {
 enum Command {
     Decode(cmd::decode::DecodeArgs),
     Encode(cmd::encode::EncodeArgs),
+    Stats(cmd::stats::StatsArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -55,6 +56,7 @@ fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Decode(args) => cmd::decode::run(args),
         Command::Encode(args) => cmd::encode::run(args),
+        Command::Stats(args) => cmd::stats::run(args),
     }
 }
 

@@ -220,3 +220,92 @@ fn help_explains_the_commands() {
     let o = run(&["decode", "--help"]);
     assert!(stdout(&o).contains("byte offset"));
 }
+
+/// A copy of go-triton's checkpoint database, as a sqlite:// URL.
+fn checkpoint_db(tag: &str) -> String {
+    let dir = temp_dir(tag);
+    let path = dir.join("checkpoint.db");
+    std::fs::copy(fixture("checkpoint.db"), &path).expect("copy fixture");
+    format!("sqlite://{}", path.display())
+}
+
+#[test]
+fn stats_prints_graphite_lines_as_go_triton_did() {
+    let db = checkpoint_db("stats");
+    let o = run(&["stats", "--client-name", "store", "--checkpoint-db", &db]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for (line, shard) in lines
+        .iter()
+        .zip(["shardId-000000000000", "shardId-000000000001"])
+    {
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields.len(), 3, "{line}");
+        assert_eq!(fields[0], format!("store.user_activity_prod.{shard}.age"));
+        let age: i64 = fields[1].parse().expect("age");
+        let now: i64 = fields[2].parse().expect("now");
+        assert_eq!(age, now - 1_795_962_400, "{line}");
+    }
+
+    let o = run(&[
+        "stats",
+        "--client-name",
+        "other",
+        "--checkpoint-db",
+        &db,
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let row: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON line");
+    assert_eq!(row["shard"], "shardId-000000000000");
+    assert_eq!(
+        row["sequence_number"],
+        "49590338271490256608559692538361571095921575989136588802"
+    );
+    assert_eq!(row["updated"], 1_795_962_400);
+}
+
+#[test]
+fn stats_errors_are_one_line_and_exit_1() {
+    let dir = temp_dir("stats-errors");
+    let missing = format!("sqlite://{}", dir.join("missing.db").display());
+    for (args, want) in [
+        (
+            vec!["--client-name", "store", "--checkpoint-db", &missing],
+            "does not exist",
+        ),
+        (vec!["--client-name", "my-store"], "must not contain '-'"),
+        (
+            vec!["--client-name", "store", "--checkpoint-db", "mysql://h/db"],
+            "unknown scheme",
+        ),
+        (
+            vec![
+                "--client-name",
+                "store",
+                "--checkpoint-db",
+                "postgres://u:hunter2@127.0.0.1:1/db",
+            ],
+            "u:***@127.0.0.1:1/db is unavailable",
+        ),
+    ] {
+        let o = triton()
+            .arg("stats")
+            .args(&args)
+            .env_remove("TRITON_DB")
+            .output()
+            .expect("run");
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("triton: ") && err.contains(want),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(!dir.join("missing.db").exists(), "stats created a database");
+    }
+}
