@@ -39,7 +39,9 @@ fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, store: &Sq
         b.iter(|| rt.block_on(store.last("bench", "stream", "shardId-000000000000")))
     });
     let one = batch(1, 1);
-    group.bench_function("save", |b| b.iter(|| rt.block_on(store.save(&one[0])).expect("save")));
+    group.bench_function("save", |b| {
+        b.iter(|| rt.block_on(store.save(&one[0])).expect("save"))
+    });
     let many = batch(100, 2);
     group.bench_function("save_many_100", |b| {
         b.iter(|| rt.block_on(store.save_many(&many)).expect("save_many"))
@@ -68,7 +70,9 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("triton-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let url = format!("sqlite://{}", dir.join("bench.db").display());
-    let sqlite = rt.block_on(SqlCheckpoints::open(&url)).expect("open sqlite");
+    let sqlite = rt
+        .block_on(SqlCheckpoints::open(&url))
+        .expect("open sqlite");
     bench(&mut c, &rt, "sqlite", &sqlite);
     drop(sqlite);
     let _ = std::fs::remove_dir_all(&dir);
@@ -79,7 +83,9 @@ fn main() {
     rt.block_on(sql(&admin, &format!("CREATE DATABASE {name}")));
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
     let pg = rt
-        .block_on(SqlCheckpoints::open(&format!("{base}/{name}?sslmode=disable")))
+        .block_on(SqlCheckpoints::open(&format!(
+            "{base}/{name}?sslmode=disable"
+        )))
         .expect("open postgres");
     bench(&mut c, &rt, "postgres", &pg);
     drop(pg);
