@@ -36,7 +36,10 @@ fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, store: &Sq
         .measurement_time(Duration::from_secs(4));
     rt.block_on(store.save_many(&batch(100, 0))).expect("seed");
     group.bench_function("last", |b| {
-        b.iter(|| rt.block_on(store.last("bench", "stream", "shardId-000000000000")))
+        b.iter(|| {
+            rt.block_on(store.last("bench", "stream", "shardId-000000000000"))
+                .expect("last")
+        })
     });
     let one = batch(1, 1);
     group.bench_function("save", |b| {

@@ -162,18 +162,27 @@ fn bad_row(db: &str, client: &str, stream: &str, shard: &str, value: String) -> 
 
 /// Sorts a Diesel error into "try again later" and "will not work".
 fn query_error(db: &str, e: diesel::result::Error) -> CheckpointError {
-    use diesel::result::{DatabaseErrorKind, Error};
-    let message = e.to_string();
+    use diesel::result::{DatabaseErrorKind as K, Error};
+    let message = one_line(&e.to_string());
     let transient = match &e {
-        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
-        // SQLite after its busy timeout; PostgreSQL's lock and connection
-        // failures come through as unknown kinds with these texts.
+        Error::DatabaseError(
+            K::ClosedConnection
+            | K::UnableToSendCommand
+            | K::SerializationFailure
+            | K::ReadOnlyTransaction,
+            _,
+        ) => true,
+        // SQLite's busy timeout, PostgreSQL's deadlock and lock timeouts.
         Error::DatabaseError(_, _) => {
             let m = message.to_ascii_lowercase();
-            m.contains("database is locked")
-                || m.contains("connection")
-                || m.contains("timeout")
-                || m.contains("timed out")
+            [
+                "database is locked",
+                "deadlock detected",
+                "could not obtain lock",
+                "lock timeout",
+            ]
+            .iter()
+            .any(|t| m.contains(t))
         }
         _ => false,
     };
@@ -185,6 +194,11 @@ fn query_error(db: &str, e: diesel::result::Error) -> CheckpointError {
     } else {
         failed(db, &message)
     }
+}
+
+/// Database messages may carry DETAIL/HINT lines; errors here are one line.
+pub(crate) fn one_line(message: &str) -> String {
+    message.trim().replace('\n', "; ")
 }
 
 /// `updated` as stored: unix seconds in 32 bits (until 2038).
@@ -250,6 +264,9 @@ fn owned_rows(db: &str, checkpoints: &[Checkpoint]) -> Result<Vec<OwnedRow>, Che
             }
         }
     }
+    // One lock order for every writer: overlapping batches saved in
+    // different orders would otherwise deadlock in PostgreSQL.
+    rows.sort_by(|a, b| (&a.client, &a.stream, &a.shard).cmp(&(&b.client, &b.stream, &b.shard)));
     Ok(rows)
 }
 
@@ -259,7 +276,8 @@ fn saved(
     client: &str,
     rows: Vec<(String, String, String, i32)>,
 ) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
-    rows.into_iter()
+    let mut saved = rows
+        .into_iter()
         .map(|(stream, shard, seq, updated)| {
             let sequence = SequenceNumber::new(seq.clone())
                 .map_err(|_| bad_row(db, client, &stream, &shard, seq))?;
@@ -273,7 +291,14 @@ fn saved(
                 updated: i64::from(updated),
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, CheckpointError>>()?;
+    // Byte order on every backend (PostgreSQL's ORDER BY follows the
+    // database's collation).
+    saved.sort_by(|a, b| {
+        let (a, b) = (&a.checkpoint, &b.checkpoint);
+        (&a.stream, &a.shard).cmp(&(&b.stream, &b.shard))
+    });
+    Ok(saved)
 }
 
 /// `1` if migration `version` was applied, else `0`.

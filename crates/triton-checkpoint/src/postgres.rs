@@ -1,6 +1,7 @@
 //! PostgreSQL: diesel-async over tokio-postgres, TLS by rustls.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -19,6 +20,10 @@ mod tls;
 const CONNECTIONS: usize = 8;
 /// Rows per INSERT: 5 binds each, well under PostgreSQL's 65,535.
 const ROWS_PER_INSERT: usize = 5000;
+/// How long connecting may take unless the URL sets `connect_timeout`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one operation may take before its connection is given up.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Key of the advisory lock that serialises migrations across processes.
 const MIGRATION_LOCK: i64 = 0x7472_6974_6f6e; // "triton"
 
@@ -76,15 +81,29 @@ impl PgCheckpoints {
             db: self.db().to_owned(),
             message: with_causes(e),
         };
+        // The server answered and said no (wrong password, no such database,
+        // pg_hba): retrying will not help. Network trouble and a server
+        // starting up or full (08xxx, 57P03, 53300) may pass.
+        let refused = |e: &tokio_postgres::Error| match e.code().map(|c| c.code()) {
+            Some(code) if !(code.starts_with("08") || code == "57P03" || code == "53300") => {
+                failed(self.db(), &with_causes(e))
+            }
+            _ => unavailable(e),
+        };
         let mut config: tokio_postgres::Config =
             self.url.connect.parse().map_err(|e| unavailable(&e))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        // Notice a silently dropped connection in about a minute, not hours.
+        config.keepalives_idle(Duration::from_secs(30));
         let conn = match &self.tls {
             None => {
                 config.ssl_mode(tokio_postgres::config::SslMode::Disable);
                 let (client, conn) = config
                     .connect(tokio_postgres::NoTls)
                     .await
-                    .map_err(|e| unavailable(&e))?;
+                    .map_err(|e| refused(&e))?;
                 AsyncPgConnection::try_from_client_and_connection(client, conn).await
             }
             Some(tls) => {
@@ -93,10 +112,7 @@ impl PgCheckpoints {
                 } else {
                     tokio_postgres::config::SslMode::Require
                 });
-                let (client, conn) = config
-                    .connect(tls.clone())
-                    .await
-                    .map_err(|e| unavailable(&e))?;
+                let (client, conn) = config.connect(tls.clone()).await.map_err(|e| refused(&e))?;
                 AsyncPgConnection::try_from_client_and_connection(client, conn).await
             }
         };
@@ -110,8 +126,9 @@ impl PgCheckpoints {
             .push(conn);
     }
 
-    /// Runs `f` on a pooled connection; a connection whose operation failed
-    /// as unavailable is dropped rather than reused.
+    /// Runs `f` on a pooled connection, within [`OPERATION_TIMEOUT`]. A
+    /// connection whose operation failed is dropped rather than reused: its
+    /// transaction state may be broken.
     async fn run<R>(
         &self,
         f: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<R, diesel::result::Error>,
@@ -126,18 +143,16 @@ impl PgCheckpoints {
             Some(conn) => conn,
             None => self.connect().await?,
         };
-        match f(&mut conn).await {
-            Ok(r) => {
+        match tokio::time::timeout(OPERATION_TIMEOUT, f(&mut conn)).await {
+            Ok(Ok(r)) => {
                 self.give_back(conn);
                 Ok(r)
             }
-            Err(e) => {
-                let e = query_error(self.db(), e);
-                if !e.is_retryable() {
-                    self.give_back(conn);
-                }
-                Err(e)
-            }
+            Ok(Err(e)) => Err(query_error(self.db(), e)),
+            Err(_) => Err(CheckpointError::Unavailable {
+                db: self.db().to_owned(),
+                message: format!("no answer within {} s", OPERATION_TIMEOUT.as_secs()),
+            }),
         }
     }
 
@@ -215,12 +230,14 @@ impl PgCheckpoints {
 }
 
 async fn migrate(c: &mut AsyncPgConnection) -> Result<(), diesel::result::Error> {
-    c.batch_execute(MIGRATIONS_TABLE).await?;
-    for &(version, sql, _) in MIGRATIONS {
-        c.transaction::<_, diesel::result::Error, _>(async |c| {
-            // Two processes starting at once apply each migration once.
-            c.batch_execute(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
-                .await?;
+    // One transaction under an advisory lock: processes starting at once on
+    // a fresh database wait for each other instead of racing on CREATE
+    // TABLE (DDL is transactional in PostgreSQL).
+    c.transaction::<_, diesel::result::Error, _>(async |c| {
+        c.batch_execute(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await?;
+        c.batch_execute(MIGRATIONS_TABLE).await?;
+        for &(version, sql, _) in MIGRATIONS {
             let applied: i64 = diesel::select(crate::applied_count(version))
                 .get_result(c)
                 .await?;
@@ -232,11 +249,10 @@ async fn migrate(c: &mut AsyncPgConnection) -> Result<(), diesel::result::Error>
                 ))
                 .await?;
             }
-            Ok(())
-        })
-        .await?;
-    }
-    Ok(())
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// `e` and its causes on one line: tokio-postgres puts the useful part
@@ -251,5 +267,5 @@ fn with_causes(e: &dyn std::error::Error) -> String {
         }
         cause = c.source();
     }
-    message
+    crate::one_line(&message)
 }

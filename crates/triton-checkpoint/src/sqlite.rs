@@ -33,6 +33,7 @@ pub struct SqliteCheckpoints {
     db: String,
     idle: Mutex<Vec<SqliteConnection>>,
     permits: Semaphore,
+    mode: Mode,
 }
 
 impl std::fmt::Debug for SqliteCheckpoints {
@@ -57,6 +58,7 @@ impl SqliteCheckpoints {
             db,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(CONNECTIONS),
+            mode,
         };
         if mode == Mode::Create {
             store.run(migrate).await?;
@@ -78,10 +80,11 @@ impl SqliteCheckpoints {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let path = self.path.clone();
         let db = self.db.clone();
+        let mode = self.mode;
         let outcome = tokio::task::spawn_blocking(move || {
             let mut conn = match idle {
                 Some(conn) => conn,
-                None => connect(&path, &db)?,
+                None => connect(&path, &db, mode)?,
             };
             let result = f(&mut conn);
             Ok::<_, CheckpointError>((conn, result))
@@ -168,19 +171,21 @@ impl SqliteCheckpoints {
     }
 }
 
-fn connect(path: &Path, db: &str) -> Result<SqliteConnection, CheckpointError> {
-    let unavailable = |message: String| CheckpointError::Unavailable {
-        db: db.to_owned(),
-        message,
-    };
+fn connect(path: &Path, db: &str, mode: Mode) -> Result<SqliteConnection, CheckpointError> {
     let Some(path_str) = path.to_str() else {
         return Err(failed(db, "the path is not valid UTF-8"));
     };
-    let mut conn = SqliteConnection::establish(path_str).map_err(|e| unavailable(e.to_string()))?;
+    // Opening fails for reasons retrying will not fix (no such folder, no
+    // permission, not a database).
+    let mut conn = SqliteConnection::establish(path_str).map_err(|e| failed(db, &e.to_string()))?;
     // The busy timeout first: switching to WAL itself may wait for a lock.
-    conn.batch_execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};"))
-        .and_then(|()| conn.batch_execute("PRAGMA journal_mode = WAL;"))
-        .map_err(|e| unavailable(e.to_string()))?;
+    // Read-only users (`triton stats`) leave the journal mode alone: they
+    // must not convert or write to the file.
+    let mut setup = format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};");
+    if mode == Mode::Create {
+        setup.push_str(" PRAGMA journal_mode = WAL;");
+    }
+    conn.batch_execute(&setup).map_err(|e| query_error(db, e))?;
     Ok(conn)
 }
 

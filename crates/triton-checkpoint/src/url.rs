@@ -83,7 +83,13 @@ impl DatabaseUrl {
             }
             "sqlite" => {
                 // sqlite://relative/path.db, sqlite:///absolute/path.db
-                let path = rest.split('?').next().unwrap_or_default();
+                if rest.contains(['?', '#']) {
+                    return Err(fail(
+                        "sqlite URLs take no parameters (write ? or # in a path as %3F, %23)"
+                            .into(),
+                    ));
+                }
+                let path = percent_decode(rest).map_err(fail)?;
                 if path.is_empty() || path.ends_with('/') {
                     return Err(fail("no database file after sqlite://".into()));
                 }
@@ -160,22 +166,21 @@ fn percent_decode(s: &str) -> Result<String, String> {
 
 /// `url` with the password of its user-info part replaced by `***`; also
 /// `password=` query parameters.
+///
+/// The user-info ends at the first `@`, as tokio-postgres reads it, so a
+/// password holding `/`, `?` or `#` is still hidden.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => authority.to_owned(),
+    let rest = match rest.split_once('@') {
+        Some((userinfo, after)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{after}"),
+            None => rest.to_owned(),
         },
-        None => authority.to_owned(),
+        None => rest.to_owned(),
     };
-    let tail = match tail.split_once('?') {
+    let rest = match rest.split_once('?') {
         Some((path, query)) => {
             let query: Vec<String> = query
                 .split('&')
@@ -186,9 +191,9 @@ pub fn redact(url: &str) -> String {
                 .collect();
             format!("{path}?{}", query.join("&"))
         }
-        None => tail.to_owned(),
+        None => rest,
     };
-    format!("{scheme}://{authority}{tail}")
+    format!("{scheme}://{rest}")
 }
 
 impl fmt::Display for DatabaseUrl {
@@ -234,6 +239,10 @@ mod tests {
             DatabaseUrl::parse("sqlite:///var/lib/triton/cp.db").unwrap(),
             DatabaseUrl::Sqlite("/var/lib/triton/cp.db".into())
         );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://my%20dir/cp.db").unwrap(),
+            DatabaseUrl::Sqlite("my dir/cp.db".into())
+        );
     }
 
     #[test]
@@ -242,6 +251,7 @@ mod tests {
             ("mysql://h/db", "unknown scheme \"mysql\""),
             ("triton.db", "expected postgres://"),
             ("sqlite://", "no database file"),
+            ("sqlite://cp.db?mode=ro", "take no parameters"),
             ("postgres://", "no host"),
             ("postgres://u@h/db?sslmode=sometimes", "sslmode=sometimes"),
             ("postgres://u@h/db?sslkey=k.pem", "sslkey is not supported"),
@@ -274,5 +284,19 @@ mod tests {
             redact("postgres://h/db?user=u&password=hunter2"),
             "postgres://h/db?user=u&password=***"
         );
+        // Passwords holding URL delimiters: tokio-postgres reads up to the
+        // first '@', and so must the redaction.
+        for url in [
+            "postgres://u:pa/ss@h/db",
+            "postgres://u:pa?ss@h/db",
+            "postgres://u:pa#s@h/db",
+        ] {
+            let shown = redact(url);
+            assert!(!shown.contains("pa"), "{url} -> {shown}");
+            assert!(
+                shown.starts_with("postgres://u:***@h/db"),
+                "{url} -> {shown}"
+            );
+        }
     }
 }

@@ -120,17 +120,23 @@ async fn sqlite_conforms() {
     suite(Arc::new(SqlCheckpoints::open(&url).await.expect("open"))).await;
 }
 
-/// A trigger makes the second row of a save_many fail: the first row must
-/// keep its earlier value.
+/// A trigger makes the last row of a save_many fail. The batch is larger
+/// than one INSERT statement holds, so only the transaction can keep the
+/// first rows at their earlier values.
 async fn half_failed_save_many_changes_nothing(store: &SqlCheckpoints) {
     store.save(&cp("atomic", "a", 1)).await.expect("save");
+    // Sorted by shard before saving: "a" comes first, "zz-poison" last.
+    let mut batch = vec![cp("atomic", "a", 2)];
+    batch.extend((0..12_000).map(|i| cp("atomic", &format!("m{i:05}"), 2)));
+    batch.push(cp("atomic", "zz-poison", 3));
     let err = store
-        .save_many(&[cp("atomic", "a", 2), cp("atomic", "poison", 3)])
+        .save_many(&batch)
         .await
-        .expect_err("the trigger refuses shard 'poison'");
+        .expect_err("the trigger refuses shard 'zz-poison'");
     assert!(err.to_string().contains("poison"), "{err}");
     assert_eq!(store.last("atomic", "s", "a").await.unwrap(), Some(seq(1)));
-    assert_eq!(store.last("atomic", "s", "poison").await.unwrap(), None);
+    assert_eq!(store.last("atomic", "s", "m00000").await.unwrap(), None);
+    assert_eq!(store.last("atomic", "s", "zz-poison").await.unwrap(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,7 +147,7 @@ async fn postgres_save_many_is_all_or_nothing() {
         &db.url,
         "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$
          BEGIN
-           IF NEW.shard = 'poison' THEN RAISE EXCEPTION 'poison refused'; END IF;
+           IF NEW.shard = 'zz-poison' THEN RAISE EXCEPTION 'poison refused'; END IF;
            RETURN NEW;
          END $$ LANGUAGE plpgsql;
          CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON triton_checkpoint
@@ -162,7 +168,7 @@ async fn sqlite_save_many_is_all_or_nothing() {
         .expect("open");
     sqlite(
         &path,
-        "CREATE TRIGGER refuse BEFORE INSERT ON triton_checkpoint WHEN NEW.shard = 'poison' \
+        "CREATE TRIGGER refuse BEFORE INSERT ON triton_checkpoint WHEN NEW.shard = 'zz-poison' \
          BEGIN SELECT RAISE(ABORT, 'poison refused'); END;",
     );
     half_failed_save_many_changes_nothing(&store).await;
@@ -213,11 +219,20 @@ async fn go_triton_rows_work_unchanged(url: &str) {
         shard: "shardId-000000000000".into(),
         sequence: SequenceNumber::new(format!("{SHARD0}1")).unwrap(),
     };
+    let before = triton_core::checkpoint::unix_now();
     store.save(&newer).await.expect("save");
     let list = store.list("store").await.expect("list");
     assert_eq!(list.len(), 2, "updated in place, no new row");
     assert_eq!(list[0].checkpoint, newer);
-    assert!(list[0].updated > 1_795_962_400 - 86_400 * 400);
+    assert!(
+        list[0].updated >= before,
+        "updated not rewritten: {}",
+        list[0].updated
+    );
+    assert_eq!(
+        list[1].updated, 1_795_962_400,
+        "the other shard's row untouched"
+    );
     let other = store
         .last("other", stream, "shardId-000000000000")
         .await

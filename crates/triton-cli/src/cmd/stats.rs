@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use clap::{Args, ValueEnum};
-use triton_checkpoint::{SqlCheckpoints, DEFAULT_URL};
+use triton_checkpoint::{redact, SqlCheckpoints, DEFAULT_URL};
 use triton_core::checkpoint::{unix_now, CheckpointStore};
 use triton_core::key::validate_client_name;
 
@@ -19,7 +19,7 @@ use crate::error::{CliError, CliResult};
 /// so that `triton stats ... | nc graphite 2003` feeds a dashboard. A shard
 /// whose age keeps growing has a consumer that stopped. The database is only
 /// read: a missing database or table is an error (exit code 1).
-#[derive(Args, Debug)]
+#[derive(Args)]
 pub struct StatsArgs {
     /// The consumer whose checkpoints to show (`store` for `triton store`).
     /// No `-`: archive names use it as a separator.
@@ -34,6 +34,17 @@ pub struct StatsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Graphite)]
     format: Format,
+}
+
+/// By hand, so that a logged `StatsArgs` never shows a database password.
+impl std::fmt::Debug for StatsArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsArgs")
+            .field("client_name", &self.client_name)
+            .field("checkpoint_db", &redact(&self.checkpoint_db))
+            .field("format", &self.format)
+            .finish()
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
