@@ -90,8 +90,11 @@ impl PgCheckpoints {
             }
             _ => unavailable(e),
         };
-        let mut config: tokio_postgres::Config =
-            self.url.connect.parse().map_err(|e| unavailable(&e))?;
+        let mut config: tokio_postgres::Config = self
+            .url
+            .connect
+            .parse()
+            .map_err(|e| failed(self.db(), &with_causes(&e)))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }

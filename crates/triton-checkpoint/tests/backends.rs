@@ -350,6 +350,18 @@ async fn an_unreachable_server_is_retryable_and_the_password_stays_secret() {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("triton:***@127.0.0.1:1"), "{shown}");
     }
+    // The server answers and refuses: retrying cannot help.
+    let base = admin_url();
+    let base = base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b);
+    let err = SqlCheckpoints::open(&format!("{base}/triton_no_such_database?sslmode=disable"))
+        .await
+        .unwrap_err();
+    let OpenError::Database(e) = &err else {
+        panic!("expected a database error, got {err}")
+    };
+    assert!(!e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("triton_no_such_database"), "{e}");
+
     let err = SqlCheckpoints::open("mysql://x/y").await.unwrap_err();
     assert!(matches!(err, OpenError::Url(_)), "{err}");
 }
