@@ -42,6 +42,7 @@ let last = store.last("store", "user_activity_prod", "shardId-000000000000").awa
 */
 #![deny(missing_docs)]
 
+mod pool;
 mod postgres;
 mod schema;
 mod sqlite;

@@ -1,15 +1,15 @@
 //! PostgreSQL: diesel-async over tokio-postgres, TLS by rustls.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use tokio::sync::Semaphore;
 use triton_core::checkpoint::{Checkpoint, CheckpointError, SavedCheckpoint};
 use triton_core::source::SequenceNumber;
 
+use crate::pool::Pool;
 use crate::schema::{triton_checkpoint as t, Row, MIGRATIONS, MIGRATIONS_TABLE};
 use crate::url::{PostgresUrl, SslMode};
 use crate::{bad_row, failed, owned_rows, query_error, updated_now, Mode};
@@ -31,8 +31,7 @@ const MIGRATION_LOCK: i64 = 0x7472_6974_6f6e; // "triton"
 pub struct PgCheckpoints {
     url: PostgresUrl,
     tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
-    idle: Mutex<Vec<AsyncPgConnection>>,
-    permits: Semaphore,
+    pool: Pool<AsyncPgConnection>,
 }
 
 impl std::fmt::Debug for PgCheckpoints {
@@ -58,8 +57,7 @@ impl PgCheckpoints {
         let store = PgCheckpoints {
             url: url.clone(),
             tls,
-            idle: Mutex::new(Vec::new()),
-            permits: Semaphore::new(CONNECTIONS),
+            pool: Pool::new(CONNECTIONS),
         };
         // Connecting now reports a wrong URL or password at once.
         let mut conn = store.connect().await?;
@@ -68,7 +66,7 @@ impl PgCheckpoints {
                 .await
                 .map_err(|e| query_error(&url.redacted, e))?;
         }
-        store.give_back(conn);
+        store.pool.give_back(conn);
         Ok(store)
     }
 
@@ -122,13 +120,6 @@ impl PgCheckpoints {
         conn.map_err(|e| unavailable(&e))
     }
 
-    fn give_back(&self, conn: AsyncPgConnection) {
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(conn);
-    }
-
     /// Runs `f` on a pooled connection, within [`OPERATION_TIMEOUT`]. A
     /// connection whose operation failed is dropped rather than reused: its
     /// transaction state may be broken.
@@ -136,19 +127,14 @@ impl PgCheckpoints {
         &self,
         f: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<R, diesel::result::Error>,
     ) -> Result<R, CheckpointError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| failed(self.db(), "the connection pool is closed"))?;
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let (_permit, idle) = self.pool.checkout(self.db()).await?;
         let mut conn = match idle {
             Some(conn) => conn,
             None => self.connect().await?,
         };
         match tokio::time::timeout(OPERATION_TIMEOUT, f(&mut conn)).await {
             Ok(Ok(r)) => {
-                self.give_back(conn);
+                self.pool.give_back(conn);
                 Ok(r)
             }
             Ok(Err(e)) => Err(query_error(self.db(), e)),

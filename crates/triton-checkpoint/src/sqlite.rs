@@ -6,16 +6,15 @@
 //! (`triton stats`) and a writer (`triton store`) never fail on a lock.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use diesel::upsert::excluded;
-use tokio::sync::Semaphore;
 use triton_core::checkpoint::{Checkpoint, CheckpointError, SavedCheckpoint};
 use triton_core::source::SequenceNumber;
 
+use crate::pool::Pool;
 use crate::schema::{triton_checkpoint as t, Row, MIGRATIONS, MIGRATIONS_TABLE};
 use crate::{bad_row, failed, owned_rows, query_error, updated_now, Mode};
 
@@ -31,8 +30,7 @@ const ROWS_PER_INSERT: usize = 1000;
 pub struct SqliteCheckpoints {
     path: PathBuf,
     db: String,
-    idle: Mutex<Vec<SqliteConnection>>,
-    permits: Semaphore,
+    pool: Pool<SqliteConnection>,
     mode: Mode,
 }
 
@@ -56,8 +54,7 @@ impl SqliteCheckpoints {
         let store = SqliteCheckpoints {
             path: path.to_owned(),
             db,
-            idle: Mutex::new(Vec::new()),
-            permits: Semaphore::new(CONNECTIONS),
+            pool: Pool::new(CONNECTIONS),
             mode,
         };
         if mode == Mode::Create {
@@ -72,12 +69,7 @@ impl SqliteCheckpoints {
         R: Send + 'static,
         F: FnOnce(&mut SqliteConnection) -> Result<R, diesel::result::Error> + Send + 'static,
     {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| failed(&self.db, "the connection pool is closed"))?;
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let (_permit, idle) = self.pool.checkout(&self.db).await?;
         let path = self.path.clone();
         let db = self.db.clone();
         let mode = self.mode;
@@ -92,10 +84,9 @@ impl SqliteCheckpoints {
         .await
         .map_err(|e| failed(&self.db, &format!("database task failed: {e}")))?;
         let (conn, result) = outcome?;
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(conn);
+        if result.is_ok() {
+            self.pool.give_back(conn);
+        }
         result.map_err(|e| query_error(&self.db, e))
     }
 
