@@ -38,6 +38,9 @@ enum Command {
     Decode(cmd::decode::DecodeArgs),
     Encode(cmd::encode::EncodeArgs),
     Stats(cmd::stats::StatsArgs),
+    Shards(cmd::shards::ShardsArgs),
+    Put(cmd::put::PutArgs),
+    Tail(cmd::tail::TailArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -57,6 +60,9 @@ fn run(cli: Cli) -> CliResult {
         Command::Decode(args) => cmd::decode::run(args),
         Command::Encode(args) => cmd::encode::run(args),
         Command::Stats(args) => cmd::stats::run(args),
+        Command::Shards(args) => cmd::shards::run(args),
+        Command::Put(args) => cmd::put::run(args),
+        Command::Tail(args) => cmd::tail::run(args),
     }
 }
 

@@ -1,14 +1,33 @@
 /*!
-Kinesis adapter for triton (work in progress).
+Kinesis for triton, on `aws-sdk-kinesis`:
 
-This crate will hold the live half of triton, built on `aws-sdk-kinesis`:
+- [`KinesisReader`]: every shard of a stream as one
+  [`RecordSource`](triton_core::source::RecordSource). Each shard resumes
+  just after its checkpoint, checkpoints hold only what the consumer
+  acknowledged, and shards created by splits and merges are read after
+  their parents, so records of one partition key stay in order.
+- [`Producer`]: batches records into `PutRecords` calls keyed by the
+  stream config's partition key field, resending only the entries that
+  failed.
+- [`list_shards`] and [`client`]: the pieces both use.
 
-- a multi-shard reader implementing [`triton_core::source::RecordSource`] that
-  resumes each shard `AFTER_SEQUENCE_NUMBER` of its checkpoint, follows
-  resharding, and checkpoints only what the consumer acknowledged;
-- a producer that batches records into `PutRecords` calls using the partition
-  key named in the stream config, retrying only the failed entries.
-
-It is deliberately empty until the checkpoint interface it depends on exists.
+Endpoints and credentials come from `aws-config`'s standard chains
+(`AWS_ENDPOINT_URL_KINESIS` points the client at a local server); the
+region comes from the stream config.
 */
 #![deny(missing_docs)]
+
+mod client;
+mod error;
+mod producer;
+mod reader;
+mod retry;
+mod shards;
+
+pub use self::client::{client, sdk_config};
+pub use self::error::{ErrorKind, KinesisError};
+pub use self::producer::{ProduceError, Producer, ProducerOptions, ProducerStats, Receipt};
+pub use self::reader::{
+    Checkpointing, KinesisReader, OpenError, ReaderOptions, ShardStatus, StartPosition,
+};
+pub use self::shards::{list_shards, ShardInfo};

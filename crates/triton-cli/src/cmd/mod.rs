@@ -1,5 +1,9 @@
 //! One module per subcommand.
 
+pub mod common;
 pub mod decode;
 pub mod encode;
+pub mod put;
+pub mod shards;
 pub mod stats;
+pub mod tail;

@@ -57,4 +57,9 @@ impl RecordSource for MemorySource {
     async fn ack(&mut self, source: &str, position: &Position) -> Result<(), SourceError> {
         self.acks.ack(source, position)
     }
+
+    /// Nothing to do: this source keeps no checkpoints.
+    async fn commit(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
 }

@@ -47,6 +47,14 @@ pub struct SourceRecord {
 }
 
 impl SourceRecord {
+    /// Checks that the bytes are exactly one record (one MessagePack map),
+    /// without building values. Sources deliver records that fail this as
+    /// they are, so that consumers can keep them (a dead-letter archive)
+    /// instead of losing them.
+    pub fn validate(&self) -> Result<(), RecordError> {
+        msgpack::validate_record(&self.data)
+    }
+
     /// Decodes the bytes as one record.
     pub fn record(&self) -> Result<Record, RecordError> {
         msgpack::decode_record(&self.data)
@@ -115,6 +123,12 @@ pub trait RecordSource: Send {
     /// Records that everything of `source` up to and including `position`
     /// has been durably handled by the consumer.
     async fn ack(&mut self, source: &str, position: &Position) -> Result<(), SourceError>;
+
+    /// Makes the acknowledgements so far durable, all or none, where the
+    /// source keeps checkpoints (the Kinesis reader saves them in one
+    /// transaction); sources without checkpoints do nothing. A consumer
+    /// calls it after handing records on durably, e.g. after an upload.
+    async fn commit(&mut self) -> Result<(), SourceError>;
 }
 
 #[deny(clippy::missing_trait_methods)]
@@ -126,6 +140,10 @@ impl<S: RecordSource + ?Sized> RecordSource for Box<S> {
 
     async fn ack(&mut self, source: &str, position: &Position) -> Result<(), SourceError> {
         (**self).ack(source, position).await
+    }
+
+    async fn commit(&mut self) -> Result<(), SourceError> {
+        (**self).commit().await
     }
 }
 

@@ -1,0 +1,226 @@
+//! `triton tail`: a live stream as JSON lines.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use clap::Args;
+use triton_checkpoint::{redact, SqlCheckpoints, DEFAULT_URL};
+use triton_core::json::{self, RawWriter};
+use triton_core::key::validate_client_name;
+use triton_core::source::{RecordSource, SourceRecord};
+use triton_kinesis::{Checkpointing, KinesisReader, ReaderOptions, StartPosition};
+
+use super::common::{interrupted, parse_duration, parse_time, runtime, StreamArgs};
+use crate::error::{CliError, CliResult};
+
+/// Print a live stream's records as JSON lines (the view of `triton decode`).
+///
+/// Reads every shard until interrupted (Ctrl-C or SIGTERM), --max-records
+/// records were printed, or nothing arrived for --idle-timeout. Shards
+/// created by splits and merges are followed, each after its parents.
+///
+/// With --client-name, the position of every printed record is saved in
+/// the checkpoint database under that client, and the next `tail --from
+/// checkpoint` with that name goes on from there. Use a name of its own:
+/// sharing one with `triton store` would move the store's checkpoints.
+///
+/// Records that are not one MessagePack map are not printed; each is
+/// reported on standard error with its shard, sequence number and why.
+#[derive(Args)]
+pub struct TailArgs {
+    #[command(flatten)]
+    stream: StreamArgs,
+
+    /// Where to start: `latest` (new records only), `trim-horizon` (the
+    /// oldest record kept), `checkpoint` (after the client's checkpoints,
+    /// `latest` for shards without one; the default with --client-name),
+    /// or a time (Unix seconds or 2026-11-29T10:00:00Z).
+    #[arg(long, value_name = "WHERE")]
+    from: Option<String>,
+
+    /// Save checkpoints under this consumer name (not read from
+    /// TRITON_CLIENT, which names the store's checkpoints).
+    #[arg(long, value_name = "NAME")]
+    client_name: Option<String>,
+
+    /// Checkpoint database (used with --client-name): postgres://… or
+    /// sqlite://path.db.
+    #[arg(long, env = "TRITON_DB", hide_env_values = true, default_value = DEFAULT_URL, value_name = "URL")]
+    checkpoint_db: String,
+
+    /// Stop after printing this many records.
+    #[arg(long, short = 'n', value_name = "N")]
+    max_records: Option<u64>,
+
+    /// Stop when no record arrived for this long (e.g. 10s, 5m).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    idle_timeout: Option<Duration>,
+
+    /// Wait between GetRecords calls of a shard that is caught up.
+    #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
+    poll_interval: Duration,
+
+    /// Records per GetRecords call (1 to 10000).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    limit: u16,
+}
+
+/// By hand, so that a logged `TailArgs` never shows a database password.
+impl std::fmt::Debug for TailArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TailArgs")
+            .field("stream", &self.stream)
+            .field("from", &self.from)
+            .field("client_name", &self.client_name)
+            .field("checkpoint_db", &redact(&self.checkpoint_db))
+            .field("max_records", &self.max_records)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish()
+    }
+}
+
+/// Where `--from` says to start, and whether checkpoints decide first.
+fn start_of(from: Option<&str>, client: Option<&str>) -> Result<(StartPosition, bool), CliError> {
+    match from {
+        None => Ok((StartPosition::Latest, client.is_some())),
+        Some("checkpoint") if client.is_none() => Err(CliError::new(
+            "--from checkpoint needs --client-name: checkpoints belong to a client",
+        )),
+        Some("checkpoint") => Ok((StartPosition::Latest, true)),
+        Some("latest") => Ok((StartPosition::Latest, false)),
+        Some("trim-horizon") => Ok((StartPosition::TrimHorizon, false)),
+        Some(t) => parse_time(t)
+            .map(|t| (StartPosition::AtTimestamp(t), false))
+            .map_err(|e| CliError::new(format!("--from: {e} (or latest, trim-horizon, checkpoint)"))),
+    }
+}
+
+/// Runs `triton tail`.
+pub fn run(args: TailArgs) -> CliResult {
+    let config = args.stream.load()?;
+    if let Some(c) = &args.client_name {
+        validate_client_name(c).map_err(|e| CliError::new(e.to_string()))?;
+    }
+    let (start, resume) = start_of(args.from.as_deref(), args.client_name.as_deref())?;
+    if let StartPosition::AtTimestamp(t) = start {
+        if t > SystemTime::now() {
+            return Err(CliError::new("--from is in the future"));
+        }
+    }
+    let options = ReaderOptions {
+        start,
+        poll_interval: args.poll_interval,
+        limit: args.limit,
+        ..ReaderOptions::default()
+    };
+    runtime()?.block_on(async {
+        let checkpointing = match &args.client_name {
+            Some(client) => Some(Checkpointing {
+                store: Arc::new(
+                    SqlCheckpoints::open(&args.checkpoint_db)
+                        .await
+                        .map_err(|e| CliError::new(e.to_string()))?,
+                ),
+                client: client.clone(),
+                resume,
+            }),
+            None => None,
+        };
+        let client = triton_kinesis::client(&config.region).await;
+        let reader = KinesisReader::open(client, &config.name, options, checkpointing)
+            .await
+            .map_err(|e| CliError::new(e.to_string()))?;
+        let mut tail = Tail {
+            reader,
+            printed: 0,
+            invalid: 0,
+            max: args.max_records,
+        };
+        let outcome = tokio::select! {
+            r = tail.print(args.idle_timeout) => r,
+            r = interrupted() => r,
+        };
+        // Whatever was printed is acknowledged; save it even after an error.
+        let committed = tail.reader.commit().await;
+        tracing::info!(printed = tail.printed, invalid = tail.invalid, "tail stopped");
+        outcome?;
+        committed.map_err(|e| CliError::new(e.to_string()))
+    })
+}
+
+struct Tail {
+    reader: KinesisReader,
+    printed: u64,
+    invalid: u64,
+    max: Option<u64>,
+}
+
+impl Tail {
+    /// Prints batches until the limit, the idle timeout or the end.
+    async fn print(&mut self, idle: Option<Duration>) -> CliResult {
+        let mut scratch = RawWriter::new();
+        let mut buf = Vec::new();
+        let stdout = std::io::stdout();
+        loop {
+            let want = match self.max {
+                Some(max) if self.printed >= max => return Ok(()),
+                Some(max) => (max - self.printed).min(10_000) as usize,
+                None => 10_000,
+            };
+            let next = self.reader.next_batch(want);
+            let batch = match idle {
+                Some(idle) => match tokio::time::timeout(idle, next).await {
+                    Ok(b) => b,
+                    Err(_) => {
+                        tracing::info!(?idle, "no record arrived for the idle timeout");
+                        return Ok(());
+                    }
+                },
+                None => next.await,
+            };
+            let Some(batch) = batch.map_err(|e| CliError::new(e.to_string()))? else {
+                return Ok(());
+            };
+            buf.clear();
+            for r in &batch {
+                match json::write_raw_record(&mut buf, &mut scratch, &r.data) {
+                    Ok(()) => {
+                        buf.push(b'\n');
+                        self.printed += 1;
+                    }
+                    Err(e) => {
+                        self.invalid += 1;
+                        report_invalid(r, &e);
+                    }
+                }
+            }
+            let mut out = stdout.lock();
+            out.write_all(&buf)
+                .and_then(|()| out.flush())
+                .map_err(|e| CliError::io("writing to standard output", e))?;
+            drop(out);
+            // Printed (or reported): acknowledge, then save.
+            if let Some(last) = batch.last() {
+                self.reader
+                    .ack(&last.source, &last.position)
+                    .await
+                    .map_err(|e| CliError::new(e.to_string()))?;
+                self.reader
+                    .commit()
+                    .await
+                    .map_err(|e| CliError::new(e.to_string()))?;
+            }
+        }
+    }
+}
+
+fn report_invalid(r: &SourceRecord, e: &triton_core::msgpack::RecordError) {
+    let head: String = r.data.iter().take(32).map(|b| format!("{b:02x}")).collect();
+    eprintln!(
+        "triton: invalid record in shard {} at {}: {e} ({} bytes, starting {head})",
+        r.source,
+        r.position,
+        r.data.len()
+    );
+}

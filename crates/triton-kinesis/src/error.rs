@@ -1,0 +1,109 @@
+//! [`KinesisError`]: a failed Kinesis call, sorted by what to do about it.
+
+use aws_sdk_kinesis::config::http::HttpResponse;
+use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+/// What kind of failure a Kinesis call met; decides whether to retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The shard or account is over its limits
+    /// (`ProvisionedThroughputExceededException`, `LimitExceededException`,
+    /// KMS throttling): retry after a backoff.
+    Throttled,
+    /// A 5xx answer, a timeout or a dropped connection: retry after a
+    /// backoff.
+    Transient,
+    /// The shard iterator is older than five minutes: get a new one.
+    ExpiredIterator,
+    /// The request was refused as invalid (`InvalidArgumentException`), e.g.
+    /// a starting sequence number that is not in the shard.
+    InvalidArgument,
+    /// The stream does not exist (or is being deleted).
+    NotFound,
+    /// Anything else (access denied, a bad request): retrying will not help.
+    Fatal,
+}
+
+/// A Kinesis call that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("Kinesis {operation} on stream {stream}: {message}")]
+pub struct KinesisError {
+    /// The API operation, e.g. `GetRecords`.
+    pub operation: &'static str,
+    /// The stream (real name).
+    pub stream: String,
+    /// How to react.
+    pub kind: ErrorKind,
+    /// The service's error code, when it gave one.
+    pub code: Option<String>,
+    /// A one-line description of the failure.
+    pub message: String,
+}
+
+impl KinesisError {
+    /// True when the same call may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.kind, ErrorKind::Throttled | ErrorKind::Transient)
+    }
+
+    /// Sorts an SDK error.
+    pub(crate) fn from_sdk<E>(
+        operation: &'static str,
+        stream: &str,
+        error: SdkError<E, HttpResponse>,
+    ) -> KinesisError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let code = error.code().map(str::to_string);
+        let status = match &error {
+            SdkError::ServiceError(ctx) => Some(ctx.raw().status().as_u16()),
+            SdkError::ResponseError(ctx) => Some(ctx.raw().status().as_u16()),
+            _ => None,
+        };
+        let kind = match (&error, code.as_deref(), status) {
+            (SdkError::TimeoutError(_) | SdkError::DispatchFailure(_), _, _) => {
+                ErrorKind::Transient
+            }
+            (
+                _,
+                Some(
+                    "ProvisionedThroughputExceededException"
+                    | "LimitExceededException"
+                    | "KMSThrottlingException"
+                    | "ThrottlingException",
+                ),
+                _,
+            ) => ErrorKind::Throttled,
+            (_, Some("ExpiredIteratorException"), _) => ErrorKind::ExpiredIterator,
+            (_, Some("InvalidArgumentException"), _) => ErrorKind::InvalidArgument,
+            (_, Some("ResourceNotFoundException"), _) => ErrorKind::NotFound,
+            (_, Some("InternalFailure" | "ServiceUnavailable"), _) => ErrorKind::Transient,
+            (_, _, Some(s)) if s >= 500 => ErrorKind::Transient,
+            // A response that could not be read is a broken connection more
+            // often than a broken service.
+            (SdkError::ResponseError(_), _, _) => ErrorKind::Transient,
+            _ => ErrorKind::Fatal,
+        };
+        let message = match error.message() {
+            Some(m) => match &code {
+                Some(c) => format!("{c}: {m}"),
+                None => m.to_string(),
+            },
+            None => DisplayErrorContext(&error).to_string(),
+        };
+        KinesisError {
+            operation,
+            stream: stream.to_string(),
+            kind,
+            code,
+            message: one_line(&message),
+        }
+    }
+}
+
+/// Folds a multi-line message into one line, for log lines and the CLI.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,420 @@
+//! [`Producer`]: records into `PutRecords` batches, resending only what
+//! failed.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use aws_sdk_kinesis::Client;
+use serde::Serialize;
+use triton_core::config::StreamConfig;
+use triton_core::msgpack::{self, RecordError};
+use triton_core::source::SequenceNumber;
+use triton_core::value::{Record, Value};
+
+use crate::error::{ErrorKind, KinesisError};
+use crate::retry::Backoff;
+
+/// Kinesis limits for one PutRecords call and one record.
+const MAX_BATCH_RECORDS: usize = 500;
+const MAX_BATCH_BYTES: usize = 5 * 1024 * 1024;
+/// Data plus partition key.
+const MAX_RECORD_BYTES: usize = 1024 * 1024;
+const MAX_KEY_CHARS: usize = 256;
+
+/// How the producer batches and retries.
+#[derive(Clone, Debug)]
+pub struct ProducerOptions {
+    /// Records without the partition key field get a random key instead of
+    /// being refused.
+    pub random_keys: bool,
+    /// Attempts per record before [`Producer::flush`] gives up and returns
+    /// what was not written.
+    pub max_attempts: u32,
+    /// First retry delay; doubles up to 10 s.
+    pub backoff: Duration,
+}
+
+impl Default for ProducerOptions {
+    fn default() -> ProducerOptions {
+        ProducerOptions {
+            random_keys: false,
+            max_attempts: 10,
+            backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Where one record was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The shard that took it.
+    pub shard_id: String,
+    /// Its sequence number there.
+    pub sequence_number: SequenceNumber,
+}
+
+/// Counters since the producer was created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProducerStats {
+    /// Records written.
+    pub records: u64,
+    /// PutRecords calls that were answered.
+    pub calls: u64,
+    /// Entries sent again after a partial failure, and whole calls
+    /// repeated after throttling or an outage.
+    pub retries: u64,
+}
+
+/// Why records could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    /// The record is not one MessagePack map.
+    #[error("record is not a MessagePack map: {0}")]
+    Invalid(#[from] RecordError),
+    /// The record has no usable partition key.
+    #[error("{0}")]
+    PartitionKey(String),
+    /// The record is over Kinesis' 1 MiB limit (data plus key).
+    #[error("record of {size} bytes (with its partition key) is over the Kinesis limit of 1 MiB")]
+    TooLarge {
+        /// Data plus partition key, in bytes.
+        size: usize,
+    },
+    /// Kinesis kept failing. `unwritten` are the records (MessagePack
+    /// bytes, in order) that were not written; `written` has the receipts
+    /// of those that were, since the last flush.
+    #[error("{} records not written: {cause}", unwritten.len())]
+    Unwritten {
+        /// The last error.
+        cause: KinesisError,
+        /// Records not written, oldest first.
+        unwritten: Vec<Vec<u8>>,
+        /// Receipts of the records written since the last flush.
+        written: Vec<Receipt>,
+    },
+}
+
+struct Entry {
+    data: Vec<u8>,
+    key: String,
+    /// Index among the records sent since the last flush.
+    index: usize,
+    attempts: u32,
+}
+
+impl Entry {
+    fn size(&self) -> usize {
+        self.data.len() + self.key.len()
+    }
+}
+
+/// Writes records to one stream.
+///
+/// Records are queued and sent 500 at a time (or 5 MiB); `send` waits for
+/// a call when a batch is full, so memory stays at about one batch.
+/// [`flush`](Producer::flush) sends the rest and returns where each record
+/// went.
+///
+/// Ordering: one call is in flight at a time, and entries that failed go
+/// back to the head of the queue ahead of every later record, so a key's
+/// records are written in order across calls. Within one call Kinesis may
+/// reject an earlier entry of a key and accept a later one; those are
+/// counted as `reordered` in the log.
+pub struct Producer {
+    client: Client,
+    stream: String,
+    key_field: Option<String>,
+    options: ProducerOptions,
+    queue: VecDeque<Entry>,
+    queued_bytes: usize,
+    receipts: Vec<Option<Receipt>>,
+    stats: ProducerStats,
+    random_state: u64,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("stream", &self.stream)
+            .field("key_field", &self.key_field)
+            .field("queued", &self.queue.len())
+            .finish()
+    }
+}
+
+impl Producer {
+    /// A producer for the stream `config` describes: its real name and its
+    /// partition key field.
+    pub fn new(client: Client, config: &StreamConfig, options: ProducerOptions) -> Producer {
+        Producer {
+            client,
+            stream: config.name.clone(),
+            key_field: config.partition_key().map(str::to_string),
+            options,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            receipts: Vec::new(),
+            stats: ProducerStats::default(),
+            random_state: seed(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> ProducerStats {
+        self.stats
+    }
+
+    /// Queues a dynamic record.
+    pub async fn send(&mut self, record: &Record) -> Result<(), ProduceError> {
+        let key = self.key_of(record)?;
+        let mut data = Vec::new();
+        msgpack::encode_record(record, &mut data);
+        self.enqueue(data, key).await
+    }
+
+    /// Queues any value that serializes to a map.
+    pub async fn send_serialize<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> Result<(), ProduceError> {
+        let data = msgpack::to_record_vec(value)?;
+        self.send_raw(data).await
+    }
+
+    /// Queues a record given as MessagePack bytes; they must be one map.
+    pub async fn send_raw(&mut self, data: Vec<u8>) -> Result<(), ProduceError> {
+        let record = msgpack::decode_record(&data)?;
+        let key = self.key_of(&record)?;
+        self.enqueue(data, key).await
+    }
+
+    fn key_of(&mut self, record: &Record) -> Result<String, ProduceError> {
+        let Some(field) = &self.key_field else {
+            if self.options.random_keys {
+                return Ok(self.random_key());
+            }
+            return Err(ProduceError::PartitionKey(format!(
+                "stream {} has no partition_key field in its config (or allow random keys)",
+                self.stream
+            )));
+        };
+        let key = match record.get(field) {
+            Some(Value::Str(s)) => match s.as_str() {
+                Some(s) => s.to_string(),
+                None => {
+                    return Err(ProduceError::PartitionKey(format!(
+                        "partition key field {field:?} is not valid UTF-8"
+                    )))
+                }
+            },
+            Some(Value::Int(i)) => i.to_string(),
+            Some(Value::UInt(u)) => u.to_string(),
+            Some(other) => {
+                return Err(ProduceError::PartitionKey(format!(
+                    "partition key field {field:?} is a {}, not a string or an integer",
+                    other.kind()
+                )))
+            }
+            None if self.options.random_keys => return Ok(self.random_key()),
+            None => {
+                return Err(ProduceError::PartitionKey(format!(
+                    "record has no partition key field {field:?}"
+                )))
+            }
+        };
+        let chars = key.chars().count();
+        if chars == 0 || chars > MAX_KEY_CHARS {
+            return Err(ProduceError::PartitionKey(format!(
+                "partition key field {field:?} has {chars} characters; Kinesis takes 1 to 256"
+            )));
+        }
+        Ok(key)
+    }
+
+    fn random_key(&mut self) -> String {
+        // xorshift64*: spreads records over shards; no need for more.
+        let mut x = self.random_state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.random_state = x;
+        format!("{:016x}", x.wrapping_mul(0x2545_f491_4f6c_dd1d))
+    }
+
+    async fn enqueue(&mut self, data: Vec<u8>, key: String) -> Result<(), ProduceError> {
+        let entry = Entry {
+            data,
+            key,
+            index: self.receipts.len(),
+            attempts: 0,
+        };
+        if entry.size() > MAX_RECORD_BYTES {
+            return Err(ProduceError::TooLarge { size: entry.size() });
+        }
+        self.receipts.push(None);
+        self.queued_bytes += entry.size();
+        self.queue.push_back(entry);
+        if self.queue.len() >= MAX_BATCH_RECORDS || self.queued_bytes >= MAX_BATCH_BYTES {
+            self.put_batch().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends everything queued and returns the receipts of the records
+    /// sent since the last flush, in the order they were sent.
+    pub async fn flush(&mut self) -> Result<Vec<Receipt>, ProduceError> {
+        while !self.queue.is_empty() {
+            self.put_batch().await?;
+        }
+        let receipts = std::mem::take(&mut self.receipts);
+        Ok(receipts.into_iter().flatten().collect())
+    }
+
+    /// One PutRecords call with the head of the queue; failed entries go
+    /// back to the head. Waits out a backoff first when the head was tried
+    /// before.
+    async fn put_batch(&mut self) -> Result<(), ProduceError> {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while let Some(e) = self.queue.front() {
+            if batch.len() == MAX_BATCH_RECORDS || bytes + e.size() > MAX_BATCH_BYTES {
+                break;
+            }
+            bytes += e.size();
+            self.queued_bytes -= e.size();
+            batch.extend(self.queue.pop_front());
+        }
+        let attempts = batch.iter().map(|e| e.attempts).max().unwrap_or(0);
+        if attempts > 0 {
+            let mut backoff = Backoff::new(self.options.backoff, Duration::from_secs(10));
+            let mut delay = Duration::ZERO;
+            for _ in 0..attempts {
+                delay = backoff.next_delay();
+            }
+            tokio::time::sleep(delay).await;
+        }
+        let entries = batch
+            .iter()
+            .map(|e| {
+                PutRecordsRequestEntry::builder()
+                    .data(Blob::new(e.data.clone()))
+                    .partition_key(&e.key)
+                    .build()
+                    .map_err(|err| KinesisError {
+                        operation: "PutRecords",
+                        stream: self.stream.clone(),
+                        kind: ErrorKind::Fatal,
+                        code: None,
+                        message: err.to_string(),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>();
+        let response = match entries {
+            Ok(entries) => {
+                self.client
+                    .put_records()
+                    .stream_name(&self.stream)
+                    .set_records(Some(entries))
+                    .send()
+                    .await
+            }
+            Err(e) => return Err(self.give_up(batch, e)),
+        };
+        let out = match response {
+            Ok(out) => out,
+            Err(e) => {
+                let e = KinesisError::from_sdk("PutRecords", &self.stream, e);
+                return self.requeue_all(batch, e);
+            }
+        };
+        self.stats.calls += 1;
+        let mut failed = Vec::new();
+        let mut last_error = None;
+        for (entry, result) in batch.into_iter().zip(out.records) {
+            let seq = result
+                .sequence_number
+                .as_deref()
+                .and_then(|s| SequenceNumber::new(s).ok());
+            match (result.error_code, seq, result.shard_id) {
+                (None, Some(sequence_number), Some(shard_id)) => {
+                    self.stats.records += 1;
+                    self.receipts[entry.index] = Some(Receipt {
+                        shard_id,
+                        sequence_number,
+                    });
+                }
+                (code, _, _) => {
+                    last_error = Some((code, result.error_message));
+                    failed.push(entry);
+                }
+            }
+        }
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let (code, message) = last_error.unwrap_or_default();
+        let kind = match code.as_deref() {
+            Some("ProvisionedThroughputExceededException") => ErrorKind::Throttled,
+            _ => ErrorKind::Transient,
+        };
+        let error = KinesisError {
+            operation: "PutRecords",
+            stream: self.stream.clone(),
+            kind,
+            message: format!(
+                "{} of the call's entries failed, last with {}: {}",
+                failed.len(),
+                code.as_deref().unwrap_or("no error code"),
+                message.unwrap_or_default()
+            ),
+            code,
+        };
+        self.requeue_all(failed, error)
+    }
+
+    /// Puts `entries` back at the head of the queue for another attempt, or
+    /// gives up when the error is not retryable or they were tried enough.
+    fn requeue_all(&mut self, mut entries: Vec<Entry>, error: KinesisError) -> Result<(), ProduceError> {
+        let exhausted = entries
+            .iter()
+            .any(|e| e.attempts + 1 >= self.options.max_attempts);
+        if !error.is_retryable() || exhausted {
+            return Err(self.give_up(entries, error));
+        }
+        tracing::warn!(error = %error, entries = entries.len(), "PutRecords failed; retrying those entries");
+        self.stats.retries += entries.len() as u64;
+        for e in entries.iter_mut().rev() {
+            e.attempts += 1;
+        }
+        for e in entries.into_iter().rev() {
+            self.queued_bytes += e.size();
+            self.queue.push_front(e);
+        }
+        Ok(())
+    }
+
+    /// Empties the queue into an error holding everything not written.
+    fn give_up(&mut self, head: Vec<Entry>, cause: KinesisError) -> ProduceError {
+        let unwritten = head
+            .into_iter()
+            .chain(self.queue.drain(..))
+            .map(|e| e.data)
+            .collect();
+        self.queued_bytes = 0;
+        let written = std::mem::take(&mut self.receipts).into_iter().flatten().collect();
+        ProduceError::Unwritten {
+            cause,
+            unwritten,
+            written,
+        }
+    }
+}
+
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u8(1);
+    h.finish() | 1
+}

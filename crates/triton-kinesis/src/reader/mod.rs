@@ -1,0 +1,464 @@
+//! [`KinesisReader`]: every shard of a stream as one [`RecordSource`],
+//! resuming from checkpoints and following splits and merges.
+
+mod plan;
+mod shard;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_kinesis::Client;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use triton_core::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
+use triton_core::source::{Position, RecordSource, SequenceNumber, SourceError, SourceRecord};
+
+pub use self::plan::StartPosition;
+use self::plan::{Plan, Start};
+use self::shard::{Event, ShardTask};
+use crate::error::KinesisError;
+use crate::shards::{list_shards, ShardInfo};
+
+/// How the reader polls.
+#[derive(Clone, Debug)]
+pub struct ReaderOptions {
+    /// Where shards without a checkpoint start.
+    pub start: StartPosition,
+    /// The wait between GetRecords calls of a shard that is caught up
+    /// (go-triton's `MinPollInterval`). A shard that is behind is polled
+    /// as fast as Kinesis allows (5 calls a second).
+    pub poll_interval: Duration,
+    /// Records per GetRecords call, 1 to 10,000 (go-triton's `RequestLimit`).
+    pub limit: u16,
+    /// GetRecords results a shard may hold before the consumer takes them;
+    /// a slow consumer slows polling instead of growing buffers.
+    pub prefetch: usize,
+    /// How often to look for new shards besides when a shard closes.
+    pub rediscover_interval: Duration,
+}
+
+impl Default for ReaderOptions {
+    fn default() -> ReaderOptions {
+        ReaderOptions {
+            start: StartPosition::Latest,
+            poll_interval: Duration::from_secs(1),
+            limit: 10_000,
+            prefetch: 2,
+            rediscover_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where the reader saves acknowledged positions, and under which client.
+#[derive(Clone, Debug)]
+pub struct Checkpointing {
+    /// The checkpoint database.
+    pub store: Arc<dyn CheckpointStore>,
+    /// The consumer's name (`store` for `triton store`).
+    pub client: String,
+    /// Start each shard just after its checkpoint (normally true). False
+    /// ignores stored checkpoints when opening (e.g. `--skip-to-latest`)
+    /// but still saves new ones.
+    pub resume: bool,
+}
+
+/// Why the reader could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Listing the stream's shards failed.
+    #[error(transparent)]
+    Kinesis(#[from] KinesisError),
+    /// Loading checkpoints failed.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A bad option.
+    #[error("{0}")]
+    Options(String),
+}
+
+/// Reads every shard of one stream concurrently.
+///
+/// Records come in batches from one shard each. Acknowledge what you have
+/// handled with [`RecordSource::ack`] and make it durable with
+/// [`RecordSource::commit`]: checkpoints only ever hold acknowledged
+/// positions, never records that were fetched but not yet handled. A shard
+/// created by a split or merge is read only after its parents were read to
+/// their end and acknowledged, so records of one partition key come in
+/// order. Consumers must therefore acknowledge what they read, even when
+/// they keep no checkpoints.
+///
+/// Data that is not one MessagePack map is delivered like any other record;
+/// [`SourceRecord::validate`] tells it apart.
+///
+/// Dropping the reader stops its polling tasks.
+#[derive(Debug)]
+pub struct KinesisReader {
+    client: Client,
+    stream: String,
+    options: ReaderOptions,
+    checkpointing: Option<Checkpointing>,
+    shards: HashMap<Arc<str>, ShardState>,
+    events: mpsc::UnboundedReceiver<Event>,
+    sender: mpsc::UnboundedSender<Event>,
+    tasks: JoinSet<()>,
+    /// A batch being handed out in pieces, with the permit it holds.
+    pending: VecDeque<SourceRecord>,
+    pending_permit: Option<OwnedSemaphorePermit>,
+    next_discovery: Instant,
+}
+
+#[derive(Debug)]
+struct ShardState {
+    info: ShardInfo,
+    phase: Phase,
+    delivered: Option<SequenceNumber>,
+    acked: Option<SequenceNumber>,
+    committed: Option<SequenceNumber>,
+    millis_behind: Option<i64>,
+}
+
+#[derive(Debug, PartialEq)]
+enum Phase {
+    /// Not started: waiting for its parents to finish.
+    Waiting(Start),
+    Reading,
+    /// Read to its end; finished once everything delivered is acknowledged.
+    Drained,
+    Finished,
+}
+
+/// What the reader knows of one shard, for progress and metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardStatus {
+    /// The shard id.
+    pub shard: String,
+    /// `waiting` (for its parents), `reading`, `drained` (closed, waiting
+    /// for acknowledgements) or `finished`.
+    pub phase: &'static str,
+    /// The last acknowledged sequence number.
+    pub acknowledged: Option<SequenceNumber>,
+    /// How far the shard's last GetRecords result was behind the tip.
+    pub millis_behind: Option<i64>,
+}
+
+impl KinesisReader {
+    /// Lists the shards of `stream` (its real name), loads checkpoints and
+    /// starts reading the shards that have no unfinished parent.
+    pub async fn open(
+        client: Client,
+        stream: &str,
+        options: ReaderOptions,
+        checkpointing: Option<Checkpointing>,
+    ) -> Result<KinesisReader, OpenError> {
+        if !(1..=10_000).contains(&options.limit) {
+            return Err(OpenError::Options(format!(
+                "GetRecords limit {} is outside 1..=10000",
+                options.limit
+            )));
+        }
+        if options.prefetch == 0 {
+            return Err(OpenError::Options("prefetch must be at least 1".into()));
+        }
+        let shards = list_shards(&client, stream).await?;
+        let mut saved = HashMap::new();
+        if let Some(c) = &checkpointing {
+            for s in c.store.list(&c.client).await? {
+                if s.checkpoint.stream == stream {
+                    saved.insert(s.checkpoint.shard, s.checkpoint.sequence);
+                }
+            }
+        }
+        let resume_from = match &checkpointing {
+            Some(c) if c.resume => saved.clone(),
+            _ => HashMap::new(),
+        };
+        let mut plans = plan::plan(&shards, &resume_from, &options.start);
+        let (sender, events) = mpsc::unbounded_channel();
+        let mut reader = KinesisReader {
+            client,
+            stream: stream.to_string(),
+            next_discovery: Instant::now() + options.rediscover_interval,
+            options,
+            checkpointing,
+            shards: HashMap::new(),
+            events,
+            sender,
+            tasks: JoinSet::new(),
+            pending: VecDeque::new(),
+            pending_permit: None,
+        };
+        for info in shards {
+            let phase = match plans.remove(&info.id) {
+                Some(Plan::Read(start)) => Phase::Waiting(start),
+                _ => Phase::Finished,
+            };
+            let committed = saved.get(&info.id).cloned();
+            reader.shards.insert(
+                info.id.as_str().into(),
+                ShardState {
+                    info,
+                    phase,
+                    delivered: None,
+                    acked: committed.clone(),
+                    committed,
+                    millis_behind: None,
+                },
+            );
+        }
+        tracing::info!(
+            stream,
+            shards = reader.shards.len(),
+            "opened Kinesis stream"
+        );
+        reader.start_ready();
+        Ok(reader)
+    }
+
+    /// The stream's real name.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// Every known shard, by id.
+    pub fn status(&self) -> Vec<ShardStatus> {
+        let mut all: Vec<ShardStatus> = self
+            .shards
+            .iter()
+            .map(|(id, s)| ShardStatus {
+                shard: id.to_string(),
+                phase: match s.phase {
+                    Phase::Waiting(_) => "waiting",
+                    Phase::Reading => "reading",
+                    Phase::Drained => "drained",
+                    Phase::Finished => "finished",
+                },
+                acknowledged: s.acked.clone(),
+                millis_behind: s.millis_behind,
+            })
+            .collect();
+        all.sort_by(|a, b| a.shard.cmp(&b.shard));
+        all
+    }
+
+    /// Starts every waiting shard whose parents are finished (or expired
+    /// from the stream).
+    fn start_ready(&mut self) {
+        let ready: Vec<Arc<str>> = self
+            .shards
+            .iter()
+            .filter(|(_, s)| matches!(s.phase, Phase::Waiting(_)))
+            .filter(|(_, s)| {
+                s.info.parents().all(|p| {
+                    self.shards
+                        .get(p)
+                        .is_none_or(|parent| parent.phase == Phase::Finished)
+                })
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ready {
+            let Some(state) = self.shards.get_mut(&id) else {
+                continue;
+            };
+            let Phase::Waiting(start) = std::mem::replace(&mut state.phase, Phase::Reading) else {
+                continue;
+            };
+            let task = ShardTask {
+                client: self.client.clone(),
+                stream: self.stream.clone(),
+                shard: id.clone(),
+                start,
+                limit: i32::from(self.options.limit),
+                poll_interval: self.options.poll_interval,
+                prefetch: Arc::new(Semaphore::new(self.options.prefetch)),
+                events: self.sender.clone(),
+            };
+            self.tasks.spawn(task.run());
+        }
+    }
+
+    /// Marks a drained shard finished once all it delivered is
+    /// acknowledged, and starts the children that were waiting for it.
+    fn finish_if_done(&mut self, id: &str) {
+        let Some(s) = self.shards.get_mut(id) else {
+            return;
+        };
+        if s.phase == Phase::Drained && s.delivered.as_ref().is_none_or(|d| s.acked.as_ref() == Some(d))
+        {
+            tracing::info!(shard = id, "shard finished");
+            s.phase = Phase::Finished;
+            self.start_ready();
+        }
+    }
+
+    /// Looks for shards created since the last look. New shards are read
+    /// from their first record (after their parents). A failure is logged
+    /// and retried at the next interval: the shards already known go on.
+    async fn discover(&mut self) {
+        self.next_discovery = Instant::now() + self.options.rediscover_interval;
+        let shards = match list_shards(&self.client, &self.stream).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking for new shards failed; will try again");
+                return;
+            }
+        };
+        for info in shards {
+            if self.shards.contains_key(info.id.as_str()) {
+                continue;
+            }
+            tracing::info!(shard = %info.id, parents = ?info.parents().collect::<Vec<_>>(), "new shard");
+            self.shards.insert(
+                info.id.as_str().into(),
+                ShardState {
+                    info,
+                    phase: Phase::Waiting(Start::TrimHorizon),
+                    delivered: None,
+                    acked: None,
+                    committed: None,
+                    millis_behind: None,
+                },
+            );
+        }
+        self.start_ready();
+    }
+
+    fn take_pending(&mut self, max: usize) -> Vec<SourceRecord> {
+        let n = max.max(1).min(self.pending.len());
+        let batch: Vec<SourceRecord> = self.pending.drain(..n).collect();
+        if self.pending.is_empty() {
+            self.pending_permit = None;
+        }
+        if let Some(last) = batch.last() {
+            if let (Some(s), Position::Sequence(seq)) =
+                (self.shards.get_mut(&last.source), &last.position)
+            {
+                s.delivered = Some(seq.clone());
+            }
+        }
+        batch
+    }
+}
+
+fn unavailable(what: String, detail: impl std::fmt::Display) -> SourceError {
+    SourceError::Unavailable {
+        what,
+        detail: detail.to_string(),
+    }
+}
+
+#[async_trait]
+impl RecordSource for KinesisReader {
+    /// Waits for records; `Ok(None)` only once every shard is finished and
+    /// no new one appeared (the stream is gone or has no open shard).
+    async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<SourceRecord>>, SourceError> {
+        loop {
+            if !self.pending.is_empty() {
+                return Ok(Some(self.take_pending(max)));
+            }
+            if Instant::now() >= self.next_discovery {
+                self.discover().await;
+            }
+            if self.shards.values().all(|s| s.phase == Phase::Finished) {
+                self.discover().await;
+                if self.shards.values().all(|s| s.phase == Phase::Finished) {
+                    return Ok(None);
+                }
+            }
+            let event = tokio::time::timeout_at(self.next_discovery, self.events.recv()).await;
+            match event {
+                Err(_elapsed) => continue,
+                // The reader holds a sender, so the channel never closes.
+                Ok(None) => return Ok(None),
+                Ok(Some(Event::Records {
+                    shard,
+                    records,
+                    permit,
+                    millis_behind,
+                })) => {
+                    if let Some(s) = self.shards.get_mut(&shard) {
+                        s.millis_behind = millis_behind;
+                    }
+                    self.pending = records.into();
+                    self.pending_permit = Some(permit);
+                }
+                Ok(Some(Event::End { shard })) => {
+                    if let Some(s) = self.shards.get_mut(&shard) {
+                        s.phase = Phase::Drained;
+                    }
+                    self.finish_if_done(&shard);
+                    // Its children exist now; no need to wait for the timer.
+                    self.discover().await;
+                }
+                Ok(Some(Event::Failed { shard, error })) => {
+                    return Err(unavailable(
+                        format!("Kinesis stream {} shard {shard}", self.stream),
+                        error,
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn ack(&mut self, source: &str, position: &Position) -> Result<(), SourceError> {
+        let refuse = |reason: &str| SourceError::BadAck {
+            source_id: source.to_string(),
+            position: position.clone(),
+            reason: reason.to_string(),
+        };
+        let Position::Sequence(seq) = position else {
+            return Err(refuse("Kinesis positions are sequence numbers"));
+        };
+        let Some(s) = self.shards.get_mut(source) else {
+            return Err(refuse("no such shard"));
+        };
+        match &s.delivered {
+            None => return Err(refuse("no record of it was delivered")),
+            Some(d) if seq > d => return Err(refuse("it was not delivered yet")),
+            Some(_) => {}
+        }
+        if s.acked.as_ref().is_some_and(|a| seq < a) {
+            return Err(refuse("a later position was already acknowledged"));
+        }
+        s.acked = Some(seq.clone());
+        self.finish_if_done(source);
+        Ok(())
+    }
+
+    /// Saves every shard's acknowledged position that changed since the
+    /// last commit, in one transaction.
+    async fn commit(&mut self) -> Result<(), SourceError> {
+        let Some(c) = &self.checkpointing else {
+            return Ok(());
+        };
+        let changed: Vec<Checkpoint> = self
+            .shards
+            .iter()
+            .filter_map(|(id, s)| match &s.acked {
+                Some(a) if s.committed.as_ref() != Some(a) => Some(Checkpoint {
+                    client: c.client.clone(),
+                    stream: self.stream.clone(),
+                    shard: id.to_string(),
+                    sequence: a.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        c.store
+            .save_many(&changed)
+            .await
+            .map_err(|e| unavailable("checkpoints".into(), e))?;
+        for cp in changed {
+            if let Some(s) = self.shards.get_mut(cp.shard.as_str()) {
+                s.committed = Some(cp.sequence);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,174 @@
+//! Where each shard starts when the reader opens: the pure part of
+//! resuming, kept apart so that its rules are tested without a server.
+
+use std::collections::{HashMap, HashSet};
+use std::time::SystemTime;
+
+use triton_core::source::SequenceNumber;
+
+use crate::shards::ShardInfo;
+
+/// Where to start the shards that have no checkpoint (and no checkpointed
+/// relative, see [`plan`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum StartPosition {
+    /// Only records that arrive from now on (the default, as in go-triton).
+    #[default]
+    Latest,
+    /// The oldest record still in the stream.
+    TrimHorizon,
+    /// The first record that arrived at or after this time.
+    AtTimestamp(SystemTime),
+}
+
+/// Where one shard's reading begins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Start {
+    After(SequenceNumber),
+    TrimHorizon,
+    Latest,
+    AtTimestamp(SystemTime),
+}
+
+/// What to do with a shard found when the reader opens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// Read it from `Start` (once its parents are finished).
+    Read(Start),
+    /// Nothing to read: its data was consumed before, or is older than
+    /// where the caller asked to start.
+    Skip,
+}
+
+/// Decides each shard's start, in this order of rules:
+/// 1. a checkpoint: just after it;
+/// 2. a descendant has a checkpoint: skip, the shard was finished before
+///    its children were read;
+/// 3. an ancestor has a checkpoint: from its first record, because it
+///    holds what followed data this consumer already read;
+/// 4. otherwise the caller's `start`; with `Latest`, closed shards are
+///    skipped (nothing new will arrive in them).
+pub(crate) fn plan(
+    shards: &[ShardInfo],
+    checkpoints: &HashMap<String, SequenceNumber>,
+    start: &StartPosition,
+) -> HashMap<String, Plan> {
+    let known: HashSet<&str> = shards.iter().map(|s| s.id.as_str()).collect();
+    let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+    for s in shards {
+        for p in s.parents().filter(|p| known.contains(p)) {
+            parents.entry(&s.id).or_default().push(p);
+            children.entry(p).or_default().push(&s.id);
+        }
+    }
+    // True when a shard reachable from `from` along `edges` has a checkpoint.
+    let related = |from: &str, edges: &HashMap<&str, Vec<&str>>| -> bool {
+        let mut seen = HashSet::new();
+        let mut todo: Vec<&str> = edges.get(from).cloned().unwrap_or_default();
+        while let Some(id) = todo.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            if checkpoints.contains_key(id) {
+                return true;
+            }
+            todo.extend(edges.get(id).into_iter().flatten().copied());
+        }
+        false
+    };
+
+    shards
+        .iter()
+        .map(|s| {
+            let plan = if let Some(seq) = checkpoints.get(&s.id) {
+                Plan::Read(Start::After(seq.clone()))
+            } else if related(&s.id, &children) {
+                Plan::Skip
+            } else if related(&s.id, &parents) {
+                Plan::Read(Start::TrimHorizon)
+            } else {
+                match start {
+                    StartPosition::TrimHorizon => Plan::Read(Start::TrimHorizon),
+                    StartPosition::AtTimestamp(t) => Plan::Read(Start::AtTimestamp(*t)),
+                    StartPosition::Latest if s.is_open() => Plan::Read(Start::Latest),
+                    StartPosition::Latest => Plan::Skip,
+                }
+            };
+            (s.id.clone(), plan)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(id: &str, parents: &[&str], open: bool) -> ShardInfo {
+        ShardInfo {
+            id: id.into(),
+            parent: parents.first().map(|p| p.to_string()),
+            adjacent_parent: parents.get(1).map(|p| p.to_string()),
+            starting_hash_key: "0".into(),
+            ending_hash_key: "1".into(),
+            starting_sequence_number: "1".into(),
+            ending_sequence_number: (!open).then(|| "9".into()),
+        }
+    }
+
+    fn seq(s: &str) -> SequenceNumber {
+        SequenceNumber::new(s).unwrap()
+    }
+
+    /// a was split into b and c; b and c were merged into d.
+    fn family() -> Vec<ShardInfo> {
+        vec![
+            shard("a", &[], false),
+            shard("b", &["a"], false),
+            shard("c", &["a"], false),
+            shard("d", &["b", "c"], true),
+            shard("e", &[], true),
+        ]
+    }
+
+    fn get<'a>(p: &'a HashMap<String, Plan>, id: &str) -> &'a Plan {
+        &p[id]
+    }
+
+    #[test]
+    fn without_checkpoints_follows_the_start_position() {
+        let none = HashMap::new();
+        let latest = plan(&family(), &none, &StartPosition::Latest);
+        for closed in ["a", "b", "c"] {
+            assert_eq!(get(&latest, closed), &Plan::Skip);
+        }
+        assert_eq!(get(&latest, "d"), &Plan::Read(Start::Latest));
+        assert_eq!(get(&latest, "e"), &Plan::Read(Start::Latest));
+
+        let all = plan(&family(), &none, &StartPosition::TrimHorizon);
+        assert!(all.values().all(|p| *p == Plan::Read(Start::TrimHorizon)));
+    }
+
+    #[test]
+    fn a_checkpoint_resumes_its_shard_reads_descendants_whole_and_skips_ancestors() {
+        let cps = HashMap::from([("b".to_string(), seq("42"))]);
+        let p = plan(&family(), &cps, &StartPosition::Latest);
+        assert_eq!(get(&p, "b"), &Plan::Read(Start::After(seq("42"))));
+        assert_eq!(get(&p, "a"), &Plan::Skip, "a was finished before b was read");
+        assert_eq!(get(&p, "d"), &Plan::Read(Start::TrimHorizon));
+        // c has no checkpointed relative on its own line: the caller's choice.
+        assert_eq!(get(&p, "c"), &Plan::Skip);
+        assert_eq!(get(&p, "e"), &Plan::Read(Start::Latest));
+
+        let p = plan(&family(), &cps, &StartPosition::TrimHorizon);
+        assert_eq!(get(&p, "c"), &Plan::Read(Start::TrimHorizon));
+        assert_eq!(get(&p, "a"), &Plan::Skip);
+    }
+
+    #[test]
+    fn expired_parents_do_not_matter() {
+        let shards = vec![shard("d", &["gone1", "gone2"], true)];
+        let p = plan(&shards, &HashMap::new(), &StartPosition::Latest);
+        assert_eq!(get(&p, "d"), &Plan::Read(Start::Latest));
+    }
+}

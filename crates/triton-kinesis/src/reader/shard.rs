@@ -1,0 +1,234 @@
+//! One shard's polling task: gets records and hands them to the reader, at
+//! most `prefetch` batches ahead of the consumer.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_kinesis::primitives::DateTime;
+use aws_sdk_kinesis::types::ShardIteratorType;
+use aws_sdk_kinesis::Client;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use triton_core::source::{Position, SequenceNumber, SourceRecord};
+
+use super::plan::Start;
+use crate::error::{ErrorKind, KinesisError};
+use crate::retry::Backoff;
+
+/// Kinesis allows 5 GetRecords calls per second and shard.
+pub(crate) const MIN_CALL_GAP: Duration = Duration::from_millis(200);
+
+/// What shard tasks tell the reader, in order per shard.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// Records, holding one of the shard's prefetch permits until the
+    /// consumer has taken them.
+    Records {
+        shard: Arc<str>,
+        records: Vec<SourceRecord>,
+        permit: OwnedSemaphorePermit,
+        millis_behind: Option<i64>,
+    },
+    /// The shard is closed and every record of it was sent.
+    End { shard: Arc<str> },
+    /// A failure that retrying cannot fix; the task has stopped.
+    Failed { shard: Arc<str>, error: KinesisError },
+}
+
+/// Everything a shard task needs.
+pub(crate) struct ShardTask {
+    pub(crate) client: Client,
+    pub(crate) stream: String,
+    pub(crate) shard: Arc<str>,
+    pub(crate) start: Start,
+    pub(crate) limit: i32,
+    pub(crate) poll_interval: Duration,
+    pub(crate) prefetch: Arc<Semaphore>,
+    pub(crate) events: mpsc::UnboundedSender<Event>,
+}
+
+impl ShardTask {
+    pub(crate) async fn run(self) {
+        if let Err(error) = self.poll().await {
+            let shard = self.shard.clone();
+            let _ = self.events.send(Event::Failed { shard, error });
+        }
+    }
+
+    /// Polls until the shard ends (Ok) or fails for good (Err). Returns
+    /// early, quietly, when the reader has gone away.
+    async fn poll(&self) -> Result<(), KinesisError> {
+        let mut start = self.start.clone();
+        if start == Start::Latest {
+            // Should the iterator expire before the first record, resuming
+            // at LATEST again could skip what arrived meanwhile; resuming at
+            // this time cannot.
+            start = Start::AtTimestamp(SystemTime::now());
+            self.log_start(&Start::Latest);
+        } else {
+            self.log_start(&start);
+        }
+        let mut iterator = self.iterator(&start).await?;
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+        let mut next_call = Instant::now();
+        loop {
+            let Ok(permit) = self.prefetch.clone().acquire_owned().await else {
+                return Ok(());
+            };
+            tokio::time::sleep_until(next_call).await;
+            let called = Instant::now();
+            let response = self
+                .client
+                .get_records()
+                .shard_iterator(&iterator)
+                .limit(self.limit)
+                .send()
+                .await;
+            let out = match response {
+                Ok(out) => out,
+                Err(e) => {
+                    let e = KinesisError::from_sdk("GetRecords", &self.stream, e);
+                    match e.kind {
+                        ErrorKind::ExpiredIterator => {
+                            tracing::info!(shard = %self.shard, "shard iterator expired; renewing it");
+                            iterator = self.iterator(&start).await?;
+                        }
+                        _ if e.is_retryable() => {
+                            let delay = backoff.next_delay();
+                            tracing::warn!(
+                                shard = %self.shard, error = %e, attempt = backoff.attempts(),
+                                retry_in = ?delay, "GetRecords failed; retrying"
+                            );
+                            next_call = Instant::now() + delay;
+                        }
+                        _ => return Err(e),
+                    }
+                    continue;
+                }
+            };
+            backoff.reset();
+            let fetched = out.records.len();
+            let millis_behind = out.millis_behind_latest;
+            let records = self.convert(out.records)?;
+            if let Some(last) = records.last() {
+                if let Position::Sequence(seq) = &last.position {
+                    start = Start::After(seq.clone());
+                }
+                let sent = self.events.send(Event::Records {
+                    shard: self.shard.clone(),
+                    records,
+                    permit,
+                    millis_behind,
+                });
+                if sent.is_err() {
+                    return Ok(());
+                }
+            }
+            let Some(next) = out.next_shard_iterator else {
+                tracing::info!(shard = %self.shard, "shard is closed and read to its end");
+                let _ = self.events.send(Event::End {
+                    shard: self.shard.clone(),
+                });
+                return Ok(());
+            };
+            iterator = next;
+            // Catching up: call again as soon as the rate limit allows.
+            // Caught up: wait the poll interval.
+            let behind = fetched as i32 >= self.limit || millis_behind.unwrap_or(0) > 0;
+            let gap = if behind && fetched > 0 {
+                MIN_CALL_GAP
+            } else {
+                self.poll_interval.max(MIN_CALL_GAP)
+            };
+            next_call = called + gap;
+        }
+    }
+
+    fn log_start(&self, start: &Start) {
+        tracing::debug!(shard = %self.shard, ?start, "starting shard");
+    }
+
+    fn convert(
+        &self,
+        records: Vec<aws_sdk_kinesis::types::Record>,
+    ) -> Result<Vec<SourceRecord>, KinesisError> {
+        records
+            .into_iter()
+            .map(|r| {
+                let seq = SequenceNumber::new(r.sequence_number).map_err(|e| KinesisError {
+                    operation: "GetRecords",
+                    stream: self.stream.clone(),
+                    kind: ErrorKind::Fatal,
+                    code: None,
+                    message: format!("shard {}: {e}", self.shard),
+                })?;
+                Ok(SourceRecord {
+                    source: self.shard.clone(),
+                    position: Position::Sequence(seq),
+                    data: r.data.into_inner(),
+                })
+            })
+            .collect()
+    }
+
+    /// A shard iterator for `start`, retrying throttling and outages for as
+    /// long as it takes. A checkpoint the shard does not hold (older than
+    /// the retention period) falls back to the oldest record, loudly.
+    async fn iterator(&self, start: &Start) -> Result<String, KinesisError> {
+        let mut start = start.clone();
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+        loop {
+            let request = self
+                .client
+                .get_shard_iterator()
+                .stream_name(&self.stream)
+                .shard_id(&*self.shard);
+            let request = match &start {
+                Start::After(seq) => request
+                    .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                    .starting_sequence_number(seq.as_str()),
+                Start::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+                Start::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
+                Start::AtTimestamp(t) => request
+                    .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                    .timestamp(DateTime::from(*t)),
+            };
+            match request.send().await {
+                Ok(out) => match out.shard_iterator {
+                    Some(it) => return Ok(it),
+                    None => {
+                        return Err(KinesisError {
+                            operation: "GetShardIterator",
+                            stream: self.stream.clone(),
+                            kind: ErrorKind::Fatal,
+                            code: None,
+                            message: format!("no iterator returned for shard {}", self.shard),
+                        })
+                    }
+                },
+                Err(e) => {
+                    let e = KinesisError::from_sdk("GetShardIterator", &self.stream, e);
+                    if let (ErrorKind::InvalidArgument, Start::After(seq)) = (e.kind, &start) {
+                        tracing::warn!(
+                            shard = %self.shard, checkpoint = %seq, error = %e,
+                            "the shard does not hold the checkpointed record (older than the \
+                             stream's retention period?); reading from the oldest record \
+                             (TRIM_HORIZON), records between are lost"
+                        );
+                        start = Start::TrimHorizon;
+                        continue;
+                    }
+                    if !e.is_retryable() {
+                        return Err(e);
+                    }
+                    let delay = backoff.next_delay();
+                    tracing::warn!(
+                        shard = %self.shard, error = %e, attempt = backoff.attempts(),
+                        retry_in = ?delay, "GetShardIterator failed; retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+}
