@@ -202,7 +202,9 @@ impl KinesisReader {
                     info,
                     phase,
                     delivered: None,
-                    acked: committed.clone(),
+                    // Not the checkpoint: a shard that falls back to its
+                    // oldest record acknowledges positions before it.
+                    acked: None,
                     committed,
                     millis_behind: None,
                 },

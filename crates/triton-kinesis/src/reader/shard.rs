@@ -2,7 +2,7 @@
 //! most `prefetch` batches ahead of the consumer.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::ShardIteratorType;
@@ -58,16 +58,10 @@ impl ShardTask {
     /// Polls until the shard ends (Ok) or fails for good (Err). Returns
     /// early, quietly, when the reader has gone away.
     async fn poll(&self) -> Result<(), KinesisError> {
+        // Moves past each fetched record, so that an iterator renewed after
+        // expiring goes on from the last record handed over.
         let mut start = self.start.clone();
-        if start == Start::Latest {
-            // Should the iterator expire before the first record, resuming
-            // at LATEST again could skip what arrived meanwhile; resuming at
-            // this time cannot.
-            start = Start::AtTimestamp(SystemTime::now());
-            self.log_start(&Start::Latest);
-        } else {
-            self.log_start(&start);
-        }
+        tracing::debug!(shard = %self.shard, ?start, "starting shard");
         let mut iterator = self.iterator(&start).await?;
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
         let mut next_call = Instant::now();
@@ -142,10 +136,6 @@ impl ShardTask {
             };
             next_call = called + gap;
         }
-    }
-
-    fn log_start(&self, start: &Start) {
-        tracing::debug!(shard = %self.shard, ?start, "starting shard");
     }
 
     fn convert(

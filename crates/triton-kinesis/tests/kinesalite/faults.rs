@@ -1,0 +1,237 @@
+//! Throttling, server errors, expired iterators and partial PutRecords
+//! failures, injected into the real client's traffic with an interceptor.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_kinesis::config::interceptors::{
+    BeforeDeserializationInterceptorContextMut, BeforeSerializationInterceptorContextMut,
+    FinalizerInterceptorContextMut,
+};
+use aws_sdk_kinesis::config::{ConfigBag, Intercept, RuntimeComponents, SharedInterceptor};
+use aws_sdk_kinesis::operation::put_records::{PutRecordsInput, PutRecordsOutput};
+use aws_sdk_kinesis::types::PutRecordsResultEntry;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::http::{Response, StatusCode};
+use aws_smithy_types::body::SdkBody;
+use triton_kinesis::{KinesisReader, Producer, ProducerOptions, ReaderOptions, StartPosition};
+
+use crate::support::*;
+
+/// Replaces some GetRecords answers with errors and drops some PutRecords
+/// entries, answering them as throttled.
+#[derive(Debug, Default)]
+struct Faults {
+    /// Error answers (status, `__type`) for every third GetRecords call.
+    get_records: Mutex<VecDeque<(u16, &'static str)>>,
+    get_calls: AtomicUsize,
+    injected: AtomicUsize,
+    /// PutRecords calls that still get every other entry refused.
+    put_calls_to_fail: AtomicUsize,
+    /// Indexes taken out of the current PutRecords call.
+    removed: Mutex<Vec<usize>>,
+}
+
+/// The operation being called, e.g. `GetRecords`.
+fn operation(cfg: &ConfigBag) -> &str {
+    cfg.load::<Metadata>().map_or("", |m| m.name())
+}
+
+impl Intercept for Faults {
+    fn name(&self) -> &'static str {
+        "Faults"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        ctx: &mut BeforeSerializationInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(input) = ctx.input_mut().downcast_mut::<PutRecordsInput>() else {
+            return Ok(());
+        };
+        if self.put_calls_to_fail.load(Ordering::SeqCst) == 0 {
+            return Ok(());
+        }
+        self.put_calls_to_fail.fetch_sub(1, Ordering::SeqCst);
+        let records = input.records.take().unwrap_or_default();
+        let mut kept = Vec::new();
+        let mut removed = self.removed.lock().unwrap();
+        for (i, r) in records.into_iter().enumerate() {
+            if i % 2 == 1 {
+                removed.push(i);
+            } else {
+                kept.push(r);
+            }
+        }
+        input.records = Some(kept);
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        ctx: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if operation(cfg) != "GetRecords" {
+            return Ok(());
+        }
+        if self.get_calls.fetch_add(1, Ordering::SeqCst) % 3 != 2 {
+            return Ok(());
+        }
+        let Some((status, kind)) = self.get_records.lock().unwrap().pop_front() else {
+            return Ok(());
+        };
+        let body = format!(r#"{{"__type":"{kind}","message":"injected by the test"}}"#);
+        let mut response = Response::new(StatusCode::try_from(status)?, SdkBody::from(body));
+        response
+            .headers_mut()
+            .insert("content-type", "application/x-amz-json-1.1");
+        *ctx.response_mut() = response;
+        self.injected.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn modify_before_completion(
+        &self,
+        ctx: &mut FinalizerInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let mut removed = self.removed.lock().unwrap();
+        if removed.is_empty() {
+            return Ok(());
+        }
+        let Some(Ok(output)) = ctx.output_or_error_mut() else {
+            return Ok(());
+        };
+        let Some(out) = output.downcast_mut::<PutRecordsOutput>() else {
+            return Ok(());
+        };
+        for &i in removed.iter() {
+            out.records.insert(
+                i,
+                PutRecordsResultEntry::builder()
+                    .error_code("ProvisionedThroughputExceededException")
+                    .error_message("Rate exceeded for shard (injected by the test)")
+                    .build(),
+            );
+        }
+        out.failed_record_count = Some(out.failed_record_count.unwrap_or(0) + removed.len() as i32);
+        removed.clear();
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_put_failures_resend_only_the_failed_entries_in_order() {
+    let faults = Arc::new(Faults::default());
+    faults.put_calls_to_fail.store(3, Ordering::SeqCst);
+    let client = client_with(vec![SharedInterceptor::new(FaultsRef(faults.clone()))]).await;
+    let stream = create_stream(&client, "partial", 2).await;
+    let mut producer = Producer::new(
+        client.clone(),
+        &stream,
+        ProducerOptions {
+            backoff: Duration::from_millis(10),
+            ..ProducerOptions::default()
+        },
+    );
+    for n in 0..2000 {
+        producer.send_serialize(&event(n, 40)).await.unwrap();
+    }
+    let receipts = producer.flush().await.unwrap();
+    assert_eq!(receipts.len(), 2000);
+    assert_eq!(faults.put_calls_to_fail.load(Ordering::SeqCst), 0);
+    // Each of the three faulty calls refused half of its entries.
+    assert!(producer.stats().retries >= 3 * 125, "{:?}", producer.stats());
+
+    let plain = crate::support::client().await;
+    let options = ReaderOptions {
+        start: StartPosition::TrimHorizon,
+        poll_interval: Duration::from_millis(200),
+        ..ReaderOptions::default()
+    };
+    let mut reader = KinesisReader::open(plain, &stream.name, options, None).await.unwrap();
+    let got = read_n(&mut reader, 2000, Duration::from_secs(60)).await;
+    // Written exactly once each: resends were only of refused entries.
+    // (Per-key order across one call's refusals is Kinesis' to keep; the
+    // records come back in the order they were accepted.)
+    let mut ns: Vec<u64> = got.iter().map(|r| r.deserialize::<Event>().unwrap().n).collect();
+    ns.sort_unstable();
+    assert_eq!(ns, (0..2000).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_server_errors_and_expired_iterators_are_survived() {
+    let plain = client().await;
+    let stream = create_stream(&plain, "faults", 2).await;
+    let mut producer = Producer::new(plain.clone(), &stream, ProducerOptions::default());
+    for n in 0..3000 {
+        producer.send_serialize(&event(n, 30)).await.unwrap();
+    }
+    producer.flush().await.unwrap();
+
+    let faults = Arc::new(Faults::default());
+    faults.get_records.lock().unwrap().extend([
+        (400, "ProvisionedThroughputExceededException"),
+        (500, "InternalFailure"),
+        (400, "ExpiredIteratorException"),
+        (503, "ServiceUnavailable"),
+        (400, "ProvisionedThroughputExceededException"),
+        (400, "ExpiredIteratorException"),
+    ]);
+    let client = client_with(vec![SharedInterceptor::new(FaultsRef(faults.clone()))]).await;
+    // Small GetRecords results, so that many calls are made and faults
+    // land between records.
+    let options = ReaderOptions {
+        start: StartPosition::TrimHorizon,
+        poll_interval: Duration::from_millis(200),
+        limit: 100,
+        ..ReaderOptions::default()
+    };
+    let mut reader = KinesisReader::open(client, &stream.name, options, None).await.unwrap();
+    let got = read_n(&mut reader, 3000, Duration::from_secs(90)).await;
+    assert_once_in_key_order(&got, 3000);
+    assert_eq!(faults.injected.load(Ordering::SeqCst), 6, "every fault was injected");
+}
+
+/// `SharedInterceptor` wants the interceptor by value; the test keeps an
+/// `Arc` to look at its counters.
+#[derive(Debug)]
+struct FaultsRef(Arc<Faults>);
+
+impl Intercept for FaultsRef {
+    fn name(&self) -> &'static str {
+        "FaultsRef"
+    }
+    fn modify_before_serialization(
+        &self,
+        ctx: &mut BeforeSerializationInterceptorContextMut<'_>,
+        rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.modify_before_serialization(ctx, rc, cfg)
+    }
+    fn modify_before_deserialization(
+        &self,
+        ctx: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.modify_before_deserialization(ctx, rc, cfg)
+    }
+    fn modify_before_completion(
+        &self,
+        ctx: &mut FinalizerInterceptorContextMut<'_>,
+        rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.modify_before_completion(ctx, rc, cfg)
+    }
+}
