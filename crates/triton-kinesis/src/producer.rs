@@ -1,7 +1,7 @@
 //! [`Producer`]: records into `PutRecords` batches, resending only what
 //! failed.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
@@ -34,6 +34,12 @@ pub struct ProducerOptions {
     pub max_attempts: u32,
     /// First retry delay; doubles up to 10 s.
     pub backoff: Duration,
+    /// Put at most one record of each partition key in a call. Kinesis
+    /// may refuse an earlier entry of a call and accept a later one of the
+    /// same key; with this set that cannot happen, so every key's records
+    /// are written strictly in order, at the cost of more calls when few
+    /// keys carry many records.
+    pub strict_order: bool,
 }
 
 impl Default for ProducerOptions {
@@ -42,6 +48,7 @@ impl Default for ProducerOptions {
             random_keys: false,
             max_attempts: 10,
             backoff: Duration::from_millis(100),
+            strict_order: false,
         }
     }
 }
@@ -65,6 +72,9 @@ pub struct ProducerStats {
     /// Entries sent again after a partial failure, and whole calls
     /// repeated after throttling or an outage.
     pub retries: u64,
+    /// Records written ahead of an earlier record of their key that the
+    /// same call refused (never with `strict_order`).
+    pub reordered: u64,
 }
 
 /// Why records could not be produced.
@@ -88,7 +98,7 @@ pub enum ProduceError {
     #[error("{} records not written: {cause}", unwritten.len())]
     Unwritten {
         /// The last error.
-        cause: KinesisError,
+        cause: Box<KinesisError>,
         /// Records not written, oldest first.
         unwritten: Vec<Vec<u8>>,
         /// Receipts of the records written since the last flush.
@@ -120,8 +130,9 @@ impl Entry {
 /// Ordering: one call is in flight at a time, and entries that failed go
 /// back to the head of the queue ahead of every later record, so a key's
 /// records are written in order across calls. Within one call Kinesis may
-/// reject an earlier entry of a key and accept a later one; those are
-/// counted as `reordered` in the log.
+/// refuse an earlier entry of a key and accept a later one; such records
+/// are counted in [`ProducerStats::reordered`] and logged, unless
+/// [`ProducerOptions::strict_order`] rules it out.
 pub struct Producer {
     client: Client,
     stream: String,
@@ -276,16 +287,7 @@ impl Producer {
     /// back to the head. Waits out a backoff first when the head was tried
     /// before.
     async fn put_batch(&mut self) -> Result<(), ProduceError> {
-        let mut batch = Vec::new();
-        let mut bytes = 0;
-        while let Some(e) = self.queue.front() {
-            if batch.len() == MAX_BATCH_RECORDS || bytes + e.size() > MAX_BATCH_BYTES {
-                break;
-            }
-            bytes += e.size();
-            self.queued_bytes -= e.size();
-            batch.extend(self.queue.pop_front());
-        }
+        let batch = self.take_batch();
         let attempts = batch.iter().map(|e| e.attempts).max().unwrap_or(0);
         if attempts > 0 {
             let mut backoff = Backoff::new(self.options.backoff, Duration::from_secs(10));
@@ -331,6 +333,7 @@ impl Producer {
         };
         self.stats.calls += 1;
         let mut failed = Vec::new();
+        let mut accepted_keys = Vec::new();
         let mut last_error = None;
         for (entry, result) in batch.into_iter().zip(out.records) {
             let seq = result
@@ -340,6 +343,7 @@ impl Producer {
             match (result.error_code, seq, result.shard_id) {
                 (None, Some(sequence_number), Some(shard_id)) => {
                     self.stats.records += 1;
+                    accepted_keys.push((entry.index, entry.key.clone()));
                     self.receipts[entry.index] = Some(Receipt {
                         shard_id,
                         sequence_number,
@@ -353,6 +357,15 @@ impl Producer {
         }
         if failed.is_empty() {
             return Ok(());
+        }
+        let reordered = count_reordered(&failed, &accepted_keys);
+        if reordered > 0 {
+            self.stats.reordered += reordered;
+            tracing::warn!(
+                reordered,
+                "Kinesis accepted records ahead of an earlier record of their partition key \
+                 that it refused in the same call; use strict order to rule this out"
+            );
         }
         let (code, message) = last_error.unwrap_or_default();
         let kind = match code.as_deref() {
@@ -374,9 +387,40 @@ impl Producer {
         self.requeue_all(failed, error)
     }
 
+    /// Takes the next call's entries from the head of the queue. In strict
+    /// order, an entry whose key is already in the call stays queued, and
+    /// so do the later entries of that key.
+    fn take_batch(&mut self) -> Vec<Entry> {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        let mut keys = HashSet::new();
+        let mut skipped = VecDeque::new();
+        while let Some(e) = self.queue.pop_front() {
+            if batch.len() == MAX_BATCH_RECORDS || bytes + e.size() > MAX_BATCH_BYTES {
+                self.queue.push_front(e);
+                break;
+            }
+            if self.options.strict_order && !keys.insert(e.key.clone()) {
+                skipped.push_back(e);
+                continue;
+            }
+            bytes += e.size();
+            self.queued_bytes -= e.size();
+            batch.push(e);
+        }
+        while let Some(e) = skipped.pop_back() {
+            self.queue.push_front(e);
+        }
+        batch
+    }
+
     /// Puts `entries` back at the head of the queue for another attempt, or
     /// gives up when the error is not retryable or they were tried enough.
-    fn requeue_all(&mut self, mut entries: Vec<Entry>, error: KinesisError) -> Result<(), ProduceError> {
+    fn requeue_all(
+        &mut self,
+        mut entries: Vec<Entry>,
+        error: KinesisError,
+    ) -> Result<(), ProduceError> {
         let exhausted = entries
             .iter()
             .any(|e| e.attempts + 1 >= self.options.max_attempts);
@@ -403,13 +447,28 @@ impl Producer {
             .map(|e| e.data)
             .collect();
         self.queued_bytes = 0;
-        let written = std::mem::take(&mut self.receipts).into_iter().flatten().collect();
+        let written = std::mem::take(&mut self.receipts)
+            .into_iter()
+            .flatten()
+            .collect();
         ProduceError::Unwritten {
-            cause,
+            cause: Box::new(cause),
             unwritten,
             written,
         }
     }
+}
+
+/// Accepted entries that came after a refused entry of the same key.
+fn count_reordered(failed: &[Entry], accepted: &[(usize, String)]) -> u64 {
+    let mut first_failed: HashMap<&str, usize> = HashMap::new();
+    for e in failed {
+        first_failed.entry(e.key.as_str()).or_insert(e.index);
+    }
+    accepted
+        .iter()
+        .filter(|(index, key)| first_failed.get(key.as_str()).is_some_and(|f| f < index))
+        .count() as u64
 }
 
 fn seed() -> u64 {

@@ -62,7 +62,11 @@ mod tests {
         let bounds = [100, 200, 400, 800, 1000, 1000, 1000, 1000];
         for (d, hi) in delays.iter().zip(bounds) {
             let hi = Duration::from_millis(hi);
-            assert!(*d >= hi / 2 && *d <= hi, "{d:?} outside [{:?}, {hi:?}]", hi / 2);
+            assert!(
+                *d >= hi / 2 && *d <= hi,
+                "{d:?} outside [{:?}, {hi:?}]",
+                hi / 2
+            );
         }
         assert_eq!(b.attempts(), 8);
         b.reset();

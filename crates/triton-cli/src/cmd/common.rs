@@ -13,7 +13,12 @@ use crate::error::{CliError, CliResult};
 pub struct StreamArgs {
     /// The stream config (YAML: logical name -> stream name, partition_key,
     /// region).
-    #[arg(long, env = "TRITON_CONFIG", default_value = "triton.yaml", value_name = "PATH")]
+    #[arg(
+        long,
+        env = "TRITON_CONFIG",
+        default_value = "triton.yaml",
+        value_name = "PATH"
+    )]
     pub config: PathBuf,
 
     /// The stream's logical name in the config.
@@ -43,7 +48,9 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 /// Parses `500ms`, `30s`, `5m`, `1h` or `1d`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     let n: f64 = number
         .parse()
@@ -54,7 +61,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => n * 60.0,
         "h" => n * 3600.0,
         "d" => n * 86400.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m, h or d)")),
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit {unit:?} (use ms, s, m, h or d)"
+            ))
+        }
     };
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
@@ -68,7 +79,8 @@ pub fn parse_time(s: &str) -> Result<SystemTime, String> {
     }
     let rest = s.strip_suffix('Z').ok_or_else(bad)?;
     let (date, time) = rest.split_once('T').ok_or_else(bad)?;
-    let date = triton_core::time::Date::parse_yyyymmdd(&date.replace('-', "")).map_err(|_| bad())?;
+    let date =
+        triton_core::time::Date::parse_yyyymmdd(&date.replace('-', "")).map_err(|_| bad())?;
     let (hms, frac) = match time.split_once('.') {
         Some((hms, frac)) => (hms, Some(frac)),
         None => (time, None),
@@ -134,12 +146,21 @@ mod tests {
     fn times() {
         let t = |s| parse_time(s).map(|t| t.duration_since(UNIX_EPOCH).unwrap());
         assert_eq!(t("1700000000"), Ok(Duration::from_secs(1_700_000_000)));
-        assert_eq!(t("2023-11-14T22:13:20Z"), Ok(Duration::from_secs(1_700_000_000)));
+        assert_eq!(
+            t("2023-11-14T22:13:20Z"),
+            Ok(Duration::from_secs(1_700_000_000))
+        );
         assert_eq!(
             t("2023-11-14T22:13:20.25Z"),
             Ok(Duration::new(1_700_000_000, 250_000_000))
         );
-        for bad in ["2023-11-14T22:13:20", "2023-11-14", "2023-13-14T22:13:20Z", "2023-11-14T24:00:00Z", "yesterday"] {
+        for bad in [
+            "2023-11-14T22:13:20",
+            "2023-11-14",
+            "2023-13-14T22:13:20Z",
+            "2023-11-14T24:00:00Z",
+            "yesterday",
+        ] {
             assert!(parse_time(bad).is_err(), "{bad}");
         }
     }

@@ -17,9 +17,10 @@ use crate::error::{CliError, CliResult};
 /// Each non-blank line must be a JSON object; it is sent as a MessagePack
 /// map (numbers map as in `triton encode`). The partition key is the
 /// record's field named by the stream config's partition_key (a string, or
-/// an integer written in decimal). Records are sent 500 to a call, and
-/// entries Kinesis rejects (throttling) are sent again, ahead of later
-/// records, so one key's records keep their order.
+/// an integer written in decimal). Records are sent 500 to a call (5 MiB at
+/// most), one call at a time; entries Kinesis refuses (throttling) are sent
+/// again ahead of later records. See --strict-order for the one case where
+/// a key's records can still change order.
 ///
 /// A summary goes to standard error. On a bad line or when Kinesis keeps
 /// failing, the command stops with exit code 1 and says how many records
@@ -37,6 +38,12 @@ pub struct PutArgs {
     /// of refusing them.
     #[arg(long)]
     random_key: bool,
+
+    /// At most one record per partition key in each call, so that a key's
+    /// records are written strictly in order even when Kinesis refuses
+    /// part of a call. Costs calls when few keys carry many records.
+    #[arg(long)]
+    strict_order: bool,
 }
 
 /// Runs `triton put`.
@@ -51,6 +58,7 @@ pub fn run(args: PutArgs) -> CliResult {
     };
     let options = ProducerOptions {
         random_keys: args.random_key,
+        strict_order: args.strict_order,
         ..ProducerOptions::default()
     };
     let started = Instant::now();
@@ -63,11 +71,12 @@ pub fn run(args: PutArgs) -> CliResult {
         let stats = producer.stats();
         let secs = started.elapsed().as_secs_f64();
         eprintln!(
-            "put: {} records to stream {} in {} calls, {} retries, {secs:.2} s ({:.0} records/s)",
+            "put: {} records to stream {} in {} calls, {} retries, {} reordered, {secs:.2} s ({:.0} records/s)",
             stats.records,
             config.name,
             stats.calls,
             stats.retries,
+            stats.reordered,
             stats.records as f64 / secs.max(1e-9)
         );
         result?;

@@ -21,9 +21,9 @@ use crate::error::{CliError, CliResult};
 /// created by splits and merges are followed, each after its parents.
 ///
 /// With --client-name, the position of every printed record is saved in
-/// the checkpoint database under that client, and the next `tail --from
-/// checkpoint` with that name goes on from there. Use a name of its own:
-/// sharing one with `triton store` would move the store's checkpoints.
+/// the checkpoint database under that client, and the next `tail` with that
+/// name goes on from there, shard by shard. Use a name of its own: sharing
+/// one with `triton store` would move the store's checkpoints.
 ///
 /// Records that are not one MessagePack map are not printed; each is
 /// reported on standard error with its shard, sequence number and why.
@@ -32,10 +32,12 @@ pub struct TailArgs {
     #[command(flatten)]
     stream: StreamArgs,
 
-    /// Where to start: `latest` (new records only), `trim-horizon` (the
-    /// oldest record kept), `checkpoint` (after the client's checkpoints,
-    /// `latest` for shards without one; the default with --client-name),
-    /// or a time (Unix seconds or 2026-11-29T10:00:00Z).
+    /// Where shards start: `latest` (new records only; the default),
+    /// `trim-horizon` (the oldest record kept) or a time (Unix seconds or
+    /// 2026-11-29T10:00:00Z). With --client-name, a shard that has a
+    /// checkpoint always goes on after it, and this only decides where the
+    /// others start; `checkpoint` insists on a client name and is `latest`
+    /// otherwise.
     #[arg(long, value_name = "WHERE")]
     from: Option<String>,
 
@@ -80,19 +82,18 @@ impl std::fmt::Debug for TailArgs {
     }
 }
 
-/// Where `--from` says to start, and whether checkpoints decide first.
-fn start_of(from: Option<&str>, client: Option<&str>) -> Result<(StartPosition, bool), CliError> {
+/// Where `--from` says shards without a checkpoint start.
+fn start_of(from: Option<&str>, client: Option<&str>) -> Result<StartPosition, CliError> {
     match from {
-        None => Ok((StartPosition::Latest, client.is_some())),
+        None | Some("latest") => Ok(StartPosition::Latest),
         Some("checkpoint") if client.is_none() => Err(CliError::new(
             "--from checkpoint needs --client-name: checkpoints belong to a client",
         )),
-        Some("checkpoint") => Ok((StartPosition::Latest, true)),
-        Some("latest") => Ok((StartPosition::Latest, false)),
-        Some("trim-horizon") => Ok((StartPosition::TrimHorizon, false)),
-        Some(t) => parse_time(t)
-            .map(|t| (StartPosition::AtTimestamp(t), false))
-            .map_err(|e| CliError::new(format!("--from: {e} (or latest, trim-horizon, checkpoint)"))),
+        Some("checkpoint") => Ok(StartPosition::Latest),
+        Some("trim-horizon") => Ok(StartPosition::TrimHorizon),
+        Some(t) => parse_time(t).map(StartPosition::AtTimestamp).map_err(|e| {
+            CliError::new(format!("--from: {e} (or latest, trim-horizon, checkpoint)"))
+        }),
     }
 }
 
@@ -102,7 +103,7 @@ pub fn run(args: TailArgs) -> CliResult {
     if let Some(c) = &args.client_name {
         validate_client_name(c).map_err(|e| CliError::new(e.to_string()))?;
     }
-    let (start, resume) = start_of(args.from.as_deref(), args.client_name.as_deref())?;
+    let start = start_of(args.from.as_deref(), args.client_name.as_deref())?;
     if let StartPosition::AtTimestamp(t) = start {
         if t > SystemTime::now() {
             return Err(CliError::new("--from is in the future"));
@@ -123,7 +124,7 @@ pub fn run(args: TailArgs) -> CliResult {
                         .map_err(|e| CliError::new(e.to_string()))?,
                 ),
                 client: client.clone(),
-                resume,
+                resume: true,
             }),
             None => None,
         };
@@ -143,7 +144,11 @@ pub fn run(args: TailArgs) -> CliResult {
         };
         // Whatever was printed is acknowledged; save it even after an error.
         let committed = tail.reader.commit().await;
-        tracing::info!(printed = tail.printed, invalid = tail.invalid, "tail stopped");
+        tracing::info!(
+            printed = tail.printed,
+            invalid = tail.invalid,
+            "tail stopped"
+        );
         outcome?;
         committed.map_err(|e| CliError::new(e.to_string()))
     })

@@ -288,7 +288,10 @@ impl KinesisReader {
         let Some(s) = self.shards.get_mut(id) else {
             return;
         };
-        if s.phase == Phase::Drained && s.delivered.as_ref().is_none_or(|d| s.acked.as_ref() == Some(d))
+        if s.phase == Phase::Drained
+            && s.delivered
+                .as_ref()
+                .is_none_or(|d| s.acked.as_ref() == Some(d))
         {
             tracing::info!(shard = id, "shard finished");
             s.phase = Phase::Finished;

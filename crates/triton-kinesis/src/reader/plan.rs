@@ -154,7 +154,11 @@ mod tests {
         let cps = HashMap::from([("b".to_string(), seq("42"))]);
         let p = plan(&family(), &cps, &StartPosition::Latest);
         assert_eq!(get(&p, "b"), &Plan::Read(Start::After(seq("42"))));
-        assert_eq!(get(&p, "a"), &Plan::Skip, "a was finished before b was read");
+        assert_eq!(
+            get(&p, "a"),
+            &Plan::Skip,
+            "a was finished before b was read"
+        );
         assert_eq!(get(&p, "d"), &Plan::Read(Start::TrimHorizon));
         // c has no checkpointed relative on its own line: the caller's choice.
         assert_eq!(get(&p, "c"), &Plan::Skip);

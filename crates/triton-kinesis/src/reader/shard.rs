@@ -32,7 +32,10 @@ pub(crate) enum Event {
     /// The shard is closed and every record of it was sent.
     End { shard: Arc<str> },
     /// A failure that retrying cannot fix; the task has stopped.
-    Failed { shard: Arc<str>, error: KinesisError },
+    Failed {
+        shard: Arc<str>,
+        error: KinesisError,
+    },
 }
 
 /// Everything a shard task needs.

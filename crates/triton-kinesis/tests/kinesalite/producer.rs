@@ -30,7 +30,9 @@ async fn put_then_read_back_10000_records_over_4_shards() {
         poll_interval: Duration::from_millis(200),
         ..ReaderOptions::default()
     };
-    let mut reader = KinesisReader::open(client, &stream.name, options, None).await.unwrap();
+    let mut reader = KinesisReader::open(client, &stream.name, options, None)
+        .await
+        .unwrap();
     let records = read_n(&mut reader, 10_000, Duration::from_secs(60)).await;
     assert_once_in_key_order(&records, 10_000);
     // Each record is where its receipt said.
@@ -60,7 +62,10 @@ async fn refuses_records_it_cannot_key_or_that_are_too_large() {
     let mut no_key = Record::new();
     no_key.push("name", "x");
     let e = producer.send(&no_key).await.unwrap_err();
-    assert!(matches!(&e, ProduceError::PartitionKey(m) if m.contains("\"user\"")), "{e}");
+    assert!(
+        matches!(&e, ProduceError::PartitionKey(m) if m.contains("\"user\"")),
+        "{e}"
+    );
 
     let mut float_key = Record::new();
     float_key.push("user", 1.5);

@@ -76,7 +76,11 @@ async fn resumes_after_the_last_acknowledged_record_and_never_ahead_of_it() {
             .map(|(_, q)| SequenceNumber::new(q.clone()).unwrap())
             .max()
             .unwrap();
-        assert_eq!(s.checkpoint.sequence, last_acked, "shard {}", s.checkpoint.shard);
+        assert_eq!(
+            s.checkpoint.sequence, last_acked,
+            "shard {}",
+            s.checkpoint.shard
+        );
     }
 
     // Second run: continues after the checkpoints; nothing lost, and the
@@ -113,7 +117,10 @@ async fn resumes_after_the_last_acknowledged_record_and_never_ahead_of_it() {
         .collect();
     all.extend(rest);
     assert_once_in_key_order(&all, 5000);
-    assert!(handled < first.len(), "the test must leave unacknowledged records");
+    assert!(
+        handled < first.len(),
+        "the test must leave unacknowledged records"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,14 +128,22 @@ async fn latest_skips_old_records_and_a_foreign_checkpoint_falls_back_to_trim_ho
     let client = client().await;
     let stream = create_stream(&client, "latest", 1).await;
     produce(&client, &stream, 0..10).await;
-    let mut reader = KinesisReader::open(client.clone(), &stream.name, fast(StartPosition::Latest), None)
-        .await
-        .unwrap();
+    let mut reader = KinesisReader::open(
+        client.clone(),
+        &stream.name,
+        fast(StartPosition::Latest),
+        None,
+    )
+    .await
+    .unwrap();
     // Let the shard task take its LATEST iterator before writing.
     tokio::time::sleep(Duration::from_millis(500)).await;
     produce(&client, &stream, 10..20).await;
     let got = read_n(&mut reader, 10, Duration::from_secs(20)).await;
-    let ns: Vec<u64> = got.iter().map(|r| r.deserialize::<Event>().unwrap().n).collect();
+    let ns: Vec<u64> = got
+        .iter()
+        .map(|r| r.deserialize::<Event>().unwrap().n)
+        .collect();
     assert_eq!(ns, (10..20).collect::<Vec<_>>());
 
     // A checkpoint the shard does not hold (taken from another stream's
@@ -145,7 +160,9 @@ async fn latest_skips_old_records_and_a_foreign_checkpoint_falls_back_to_trim_ho
         }
     }
     let store = Arc::new(MemoryCheckpoints::default());
-    let shard = list_shards(&client, &stream.name).await.unwrap()[0].id.clone();
+    let shard = list_shards(&client, &stream.name).await.unwrap()[0]
+        .id
+        .clone();
     store
         .save(&Checkpoint {
             client: "tests".into(),
@@ -179,11 +196,19 @@ async fn at_timestamp_starts_with_the_first_record_at_or_after_it() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let t = std::time::SystemTime::now();
     produce(&client, &stream, 10..30).await;
-    let mut reader = KinesisReader::open(client, &stream.name, fast(StartPosition::AtTimestamp(t)), None)
-        .await
-        .unwrap();
+    let mut reader = KinesisReader::open(
+        client,
+        &stream.name,
+        fast(StartPosition::AtTimestamp(t)),
+        None,
+    )
+    .await
+    .unwrap();
     let got = read_n(&mut reader, 20, Duration::from_secs(20)).await;
-    let mut ns: Vec<u64> = got.iter().map(|r| r.deserialize::<Event>().unwrap().n).collect();
+    let mut ns: Vec<u64> = got
+        .iter()
+        .map(|r| r.deserialize::<Event>().unwrap().n)
+        .collect();
     ns.sort_unstable();
     assert_eq!(ns, (10..30).collect::<Vec<_>>());
 }
@@ -253,14 +278,19 @@ async fn follows_splits_and_merges_parents_before_children() {
 async fn delivers_data_that_is_not_a_record_as_invalid() {
     let client = client().await;
     let stream = create_stream(&client, "invalid", 1).await;
-    let mut reader = KinesisReader::open(client.clone(), &stream.name, fast(StartPosition::TrimHorizon), None)
-        .await
-        .unwrap();
+    let mut reader = KinesisReader::open(
+        client.clone(),
+        &stream.name,
+        fast(StartPosition::TrimHorizon),
+        None,
+    )
+    .await
+    .unwrap();
     let payloads: Vec<Vec<u8>> = vec![
         b"not msgpack at all".to_vec(),
-        vec![0x93, 1, 2, 3],       // an array, not a map
-        vec![0x81, 0xa1, b'a'],    // a map cut short
-        vec![0x80, 0x80],          // two maps
+        vec![0x93, 1, 2, 3],    // an array, not a map
+        vec![0x81, 0xa1, b'a'], // a map cut short
+        vec![0x80, 0x80],       // two maps
     ];
     for p in &payloads {
         client

@@ -40,7 +40,13 @@ pub async fn client_with(interceptors: Vec<SharedInterceptor>) -> Client {
         .to_builder()
         .endpoint_url(endpoint())
         .credentials_provider(aws_sdk_kinesis::config::SharedCredentialsProvider::new(
-            aws_sdk_kinesis::config::Credentials::new("triton-local", "triton-local", None, None, "tests"),
+            aws_sdk_kinesis::config::Credentials::new(
+                "triton-local",
+                "triton-local",
+                None,
+                None,
+                "tests",
+            ),
         ))
         .build();
     let mut conf = aws_sdk_kinesis::config::Builder::from(&sdk);
@@ -111,7 +117,11 @@ pub fn event(n: u64, users: u64) -> Event {
 
 /// Reads until `n` records arrived (acknowledging each batch as it comes),
 /// failing the test after `limit`.
-pub async fn read_n<S: RecordSource>(source: &mut S, n: usize, limit: Duration) -> Vec<SourceRecord> {
+pub async fn read_n<S: RecordSource>(
+    source: &mut S,
+    n: usize,
+    limit: Duration,
+) -> Vec<SourceRecord> {
     let mut got = Vec::new();
     let deadline = tokio::time::Instant::now() + limit;
     while got.len() < n {
@@ -141,8 +151,18 @@ pub fn assert_once_in_key_order(records: &[SourceRecord], count: u64) {
     }
     let missing: Vec<usize> = (0..seen.len()).filter(|&i| seen[i] == 0).collect();
     let repeated: Vec<usize> = (0..seen.len()).filter(|&i| seen[i] > 1).collect();
-    assert!(missing.is_empty(), "{} records missing, e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
-    assert!(repeated.is_empty(), "{} records repeated, e.g. {:?}", repeated.len(), &repeated[..repeated.len().min(10)]);
+    assert!(
+        missing.is_empty(),
+        "{} records missing, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    assert!(
+        repeated.is_empty(),
+        "{} records repeated, e.g. {:?}",
+        repeated.len(),
+        &repeated[..repeated.len().min(10)]
+    );
 }
 
 pub fn seq(p: &Position) -> String {

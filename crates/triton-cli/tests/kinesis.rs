@@ -1,0 +1,277 @@
+//! `triton shards`, `put` and `tail` against the local Kinesis server
+//! (kinesalite, started by scripts/test through scripts/services).
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The local endpoint, refusing anything but loopback so that no test can
+/// reach real AWS.
+fn endpoint() -> String {
+    let url = std::env::var("AWS_ENDPOINT_URL_KINESIS").unwrap_or_else(|_| {
+        panic!("AWS_ENDPOINT_URL_KINESIS is not set: run these tests with scripts/test")
+    });
+    assert!(
+        url.starts_with("http://127.0.0.1:") || url.starts_with("http://localhost:"),
+        "AWS_ENDPOINT_URL_KINESIS={url} is not local; refusing"
+    );
+    url
+}
+
+/// One Kinesis JSON call by hand (kinesalite checks the form of the
+/// signature, not its value); returns the status code.
+fn call(target: &str, body: &str) -> u16 {
+    let url = endpoint();
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = TcpStream::connect(addr).expect("connect to kinesalite");
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: Kinesis_20131202.{target}\r\n\
+         Content-Type: application/x-amz-json-1.1\r\nX-Amz-Date: 20260101T000000Z\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=triton-local/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad response: {response}"))
+}
+
+struct Stream {
+    dir: PathBuf,
+    config: PathBuf,
+    name: String,
+}
+
+/// A fresh stream of `shards` shards, and a config naming it `events`.
+fn stream(tag: &str, shards: u32) -> Stream {
+    let name = format!("cli-{tag}-{}", std::process::id());
+    let dir = std::env::temp_dir().join(&name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = call(
+        "CreateStream",
+        &format!(r#"{{"StreamName":"{name}","ShardCount":{shards}}}"#),
+    );
+    assert_eq!(status, 200, "CreateStream {name}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let config = dir.join("triton.yaml");
+    std::fs::write(
+        &config,
+        format!("events:\n  name: {name}\n  partition_key: user\n  region: us-east-1\n"),
+    )
+    .unwrap();
+    Stream { dir, config, name }
+}
+
+impl Stream {
+    fn triton(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_triton"))
+            .env_remove("RUST_LOG")
+            .env_remove("TRITON_CLIENT")
+            .env_remove("TRITON_DB")
+            .env("TRITON_CONFIG", &self.config)
+            .args(args)
+            .args(["--stream", "events"])
+            .output()
+            .expect("run triton")
+    }
+
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn lines(n: std::ops::Range<u32>) -> String {
+    n.map(|i| format!("{{\"n\":{i},\"user\":\"user-{}\"}}\n", i % 37))
+        .collect()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn shards_prints_ids_and_with_long_the_lineage() {
+    let s = stream("shards", 3);
+    let o = s.triton(&["shards"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        "shardId-000000000000\nshardId-000000000001\nshardId-000000000002\n"
+    );
+    let o = s.triton(&["shards", "--long"]);
+    let out = text(&o.stdout);
+    let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows[0][..3], ["shard", "state", "parent"]);
+    assert_eq!(rows.len(), 4);
+    assert!(rows[1..]
+        .iter()
+        .all(|r| r.len() == 6 && r[1] == "open" && r[2] == "-"));
+    assert_eq!(rows[1][4], "0");
+
+    let o = s.triton(&["shards", "--config", "/nonexistent/triton.yaml"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("/nonexistent/triton.yaml") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+#[test]
+fn put_then_tail_gives_back_every_line_once() {
+    let s = stream("roundtrip", 4);
+    let input = s.file("in.jsonl", &lines(0..3000));
+    let o = s.triton(&["put", path(&input)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let summary = text(&o.stderr);
+    assert!(
+        summary.contains("3000 records") && summary.contains("6 calls"),
+        "{summary}"
+    );
+
+    let o = s.triton(&[
+        "tail",
+        "--from",
+        "trim-horizon",
+        "--max-records",
+        "3000",
+        "--poll-interval",
+        "200ms",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let got: Vec<&str> = out.lines().collect();
+    assert_eq!(got.len(), 3000);
+    let want = lines(0..3000);
+    let want: HashSet<&str> = want.lines().collect();
+    assert_eq!(got.iter().copied().collect::<HashSet<_>>(), want);
+}
+
+#[test]
+fn tail_with_a_client_goes_on_where_it_stopped() {
+    let s = stream("resume", 2);
+    s.triton(&["put", path(&s.file("in.jsonl", &lines(0..1000)))]);
+    let db = format!("sqlite://{}", s.dir.join("cp.db").display());
+    let common = [
+        "--client-name",
+        "viewer",
+        "--checkpoint-db",
+        db.as_str(),
+        "--poll-interval",
+        "200ms",
+    ];
+
+    let mut args = vec!["tail", "--from", "trim-horizon", "-n", "300"];
+    args.extend(common);
+    let first = s.triton(&args);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+
+    // After the client's checkpoints; a shard the first run printed
+    // nothing of starts at --from. Stops when idle.
+    let mut args = vec!["tail", "--from", "trim-horizon", "--idle-timeout", "3s"];
+    args.extend(common);
+    let second = s.triton(&args);
+    assert!(second.status.success(), "{}", text(&second.stderr));
+
+    let (a, b) = (text(&first.stdout), text(&second.stdout));
+    assert_eq!(a.lines().count(), 300);
+    assert_eq!(
+        b.lines().count(),
+        700,
+        "exactly what the first run did not print"
+    );
+    let all: HashSet<&str> = a.lines().chain(b.lines()).collect();
+    assert_eq!(all.len(), 1000);
+
+    // The checkpoints are visible to `triton stats`.
+    let o = Command::new(env!("CARGO_BIN_EXE_triton"))
+        .args(["stats", "--client-name", "viewer", "--checkpoint-db", &db])
+        .output()
+        .unwrap();
+    let stats = text(&o.stdout);
+    assert_eq!(stats.lines().count(), 2, "{stats}{}", text(&o.stderr));
+    assert!(stats
+        .lines()
+        .all(|l| l.starts_with(&format!("viewer.{}.shardId-", s.name))));
+}
+
+#[test]
+fn tail_reports_invalid_records_and_goes_on() {
+    let s = stream("invalid", 1);
+    // "aGVsbG8=" is "hello": not MessagePack.
+    let status = call(
+        "PutRecord",
+        &format!(
+            r#"{{"StreamName":"{}","PartitionKey":"k","Data":"aGVsbG8="}}"#,
+            s.name
+        ),
+    );
+    assert_eq!(status, 200);
+    s.triton(&["put", path(&s.file("in.jsonl", &lines(0..2)))]);
+    let o = s.triton(&[
+        "tail",
+        "--from",
+        "trim-horizon",
+        "--idle-timeout",
+        "2s",
+        "--poll-interval",
+        "200ms",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout).lines().count(), 2);
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("invalid record in shard shardId-000000000000 at sequence number")
+            && err.contains("5 bytes, starting 68656c6c6f"),
+        "{err}"
+    );
+}
+
+#[test]
+fn put_and_tail_errors_are_one_line() {
+    let s = stream("errors", 1);
+    let input = s.file("bad.jsonl", &format!("{}{{\"n\":9}}\n", lines(0..2)));
+    let o = s.triton(&["put", path(&input)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("put: 2 records"),
+        "the records before were written: {err}"
+    );
+    assert!(
+        err.contains("bad.jsonl line 3: record has no partition key field \"user\""),
+        "{err}"
+    );
+
+    for (args, says) in [
+        (
+            vec!["tail", "--from", "checkpoint"],
+            "--from checkpoint needs --client-name",
+        ),
+        (vec!["tail", "--from", "last tuesday"], "is not a time"),
+        (vec!["tail", "--limit", "0"], "0"),
+        (vec!["tail", "--idle-timeout", "soon"], "not a duration"),
+    ] {
+        let o = s.triton(&args);
+        assert_ne!(o.status.code(), Some(0), "{args:?}");
+        assert!(
+            text(&o.stderr).contains(says),
+            "{args:?}: {}",
+            text(&o.stderr)
+        );
+    }
+}
