@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, PutRecordsResultEntry};
 use aws_sdk_kinesis::Client;
 use serde::Serialize;
 use triton_core::config::StreamConfig;
@@ -34,11 +34,13 @@ pub struct ProducerOptions {
     pub max_attempts: u32,
     /// First retry delay; doubles up to 10 s.
     pub backoff: Duration,
-    /// Put at most one record of each partition key in a call. Kinesis
-    /// may refuse an earlier entry of a call and accept a later one of the
-    /// same key; with this set that cannot happen, so every key's records
-    /// are written strictly in order, at the cost of more calls when few
-    /// keys carry many records.
+    /// Put at most one record of each partition key in a call (the
+    /// default). Kinesis may refuse an earlier entry of a call and accept a
+    /// later one of the same key; with this set that cannot happen, so
+    /// every key's records are written strictly in order. It costs calls
+    /// when few keys carry many records; turn it off where order does not
+    /// matter, and reordering is then counted in
+    /// [`ProducerStats::reordered`].
     pub strict_order: bool,
 }
 
@@ -48,7 +50,7 @@ impl Default for ProducerOptions {
             random_keys: false,
             max_attempts: 10,
             backoff: Duration::from_millis(100),
-            strict_order: false,
+            strict_order: true,
         }
     }
 }
@@ -127,12 +129,11 @@ impl Entry {
 /// [`flush`](Producer::flush) sends the rest and returns where each record
 /// went.
 ///
-/// Ordering: one call is in flight at a time, and entries that failed go
-/// back to the head of the queue ahead of every later record, so a key's
-/// records are written in order across calls. Within one call Kinesis may
-/// refuse an earlier entry of a key and accept a later one; such records
-/// are counted in [`ProducerStats::reordered`] and logged, unless
-/// [`ProducerOptions::strict_order`] rules it out.
+/// Ordering: one call is in flight at a time, entries that failed go back
+/// to the head of the queue ahead of every later record, and by default a
+/// call holds at most one record of each key
+/// ([`ProducerOptions::strict_order`]), so each key's records are written
+/// in the order they were sent.
 pub struct Producer {
     client: Client,
     stream: String,
@@ -332,10 +333,19 @@ impl Producer {
             }
         };
         self.stats.calls += 1;
+        // One result per entry, in order; an entry without one counts as
+        // failed rather than vanishing.
+        let mut results = out.records.into_iter();
         let mut failed = Vec::new();
         let mut accepted_keys = Vec::new();
         let mut last_error = None;
-        for (entry, result) in batch.into_iter().zip(out.records) {
+        for entry in batch {
+            let result = results.next().unwrap_or_else(|| {
+                PutRecordsResultEntry::builder()
+                    .error_code("MissingResult")
+                    .error_message("the response had fewer results than entries")
+                    .build()
+            });
             let seq = result
                 .sequence_number
                 .as_deref()

@@ -75,7 +75,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn parse_time(s: &str) -> Result<SystemTime, String> {
     let bad = || format!("{s:?} is not a time: use Unix seconds or 2026-11-29T10:00:00Z");
     if let Ok(secs) = s.parse::<u64>() {
-        return Ok(UNIX_EPOCH + Duration::from_secs(secs));
+        return UNIX_EPOCH
+            .checked_add(Duration::from_secs(secs))
+            .ok_or_else(bad);
     }
     let rest = s.strip_suffix('Z').ok_or_else(bad)?;
     let (date, time) = rest.split_once('T').ok_or_else(bad)?;
@@ -103,7 +105,9 @@ pub fn parse_time(s: &str) -> Result<SystemTime, String> {
         None => 0,
     };
     let day = u64::try_from(date.to_unix()).map_err(|_| bad())?;
-    Ok(UNIX_EPOCH + Duration::new(day + h * 3600 + m * 60 + sec, nanos))
+    UNIX_EPOCH
+        .checked_add(Duration::new(day + h * 3600 + m * 60 + sec, nanos))
+        .ok_or_else(bad)
 }
 
 /// Waits for SIGINT or SIGTERM.

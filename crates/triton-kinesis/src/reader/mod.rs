@@ -108,6 +108,8 @@ pub struct KinesisReader {
     pending: VecDeque<SourceRecord>,
     pending_permit: Option<OwnedSemaphorePermit>,
     next_discovery: Instant,
+    /// A failure retrying cannot fix; every later call reports it again.
+    failed: Option<String>,
 }
 
 #[derive(Debug)]
@@ -189,6 +191,7 @@ impl KinesisReader {
             tasks: JoinSet::new(),
             pending: VecDeque::new(),
             pending_permit: None,
+            failed: None,
         };
         for info in shards {
             let phase = match plans.remove(&info.id) {
@@ -299,16 +302,17 @@ impl KinesisReader {
         }
     }
 
-    /// Looks for shards created since the last look. New shards are read
-    /// from their first record (after their parents). A failure is logged
-    /// and retried at the next interval: the shards already known go on.
-    async fn discover(&mut self) {
+    /// Looks for shards created since the last look; false when listing
+    /// failed. New shards are read from their first record (after their
+    /// parents). A failure is logged and retried at the next interval: the
+    /// shards already known go on.
+    async fn discover(&mut self) -> bool {
         self.next_discovery = Instant::now() + self.options.rediscover_interval;
         let shards = match list_shards(&self.client, &self.stream).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "looking for new shards failed; will try again");
-                return;
+                return false;
             }
         };
         for info in shards {
@@ -329,6 +333,7 @@ impl KinesisReader {
             );
         }
         self.start_ready();
+        true
     }
 
     fn take_pending(&mut self, max: usize) -> Vec<SourceRecord> {
@@ -361,19 +366,34 @@ impl RecordSource for KinesisReader {
     /// no new one appeared (the stream is gone or has no open shard).
     async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<SourceRecord>>, SourceError> {
         loop {
+            if let Some(failure) = &self.failed {
+                return Err(unavailable(
+                    format!("Kinesis stream {}", self.stream),
+                    failure,
+                ));
+            }
             if !self.pending.is_empty() {
                 return Ok(Some(self.take_pending(max)));
             }
             if Instant::now() >= self.next_discovery {
                 self.discover().await;
             }
-            if self.shards.values().all(|s| s.phase == Phase::Finished) {
-                self.discover().await;
-                if self.shards.values().all(|s| s.phase == Phase::Finished) {
-                    return Ok(None);
-                }
+            // The end only when a fresh listing confirms it.
+            if self.shards.values().all(|s| s.phase == Phase::Finished)
+                && self.discover().await
+                && self.shards.values().all(|s| s.phase == Phase::Finished)
+            {
+                return Ok(None);
             }
-            let event = tokio::time::timeout_at(self.next_discovery, self.events.recv()).await;
+            let event = tokio::select! {
+                e = tokio::time::timeout_at(self.next_discovery, self.events.recv()) => e,
+                Some(Err(e)) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    if e.is_panic() {
+                        self.failed = Some(format!("a shard reader task panicked: {e}"));
+                    }
+                    continue;
+                }
+            };
             match event {
                 Err(_elapsed) => continue,
                 // The reader holds a sender, so the channel never closes.
@@ -399,10 +419,7 @@ impl RecordSource for KinesisReader {
                     self.discover().await;
                 }
                 Ok(Some(Event::Failed { shard, error })) => {
-                    return Err(unavailable(
-                        format!("Kinesis stream {} shard {shard}", self.stream),
-                        error,
-                    ));
+                    self.failed = Some(format!("shard {shard}: {error}"));
                 }
             }
         }

@@ -44,8 +44,10 @@ pub(crate) enum Plan {
 /// 1. a checkpoint: just after it;
 /// 2. a descendant has a checkpoint: skip, the shard was finished before
 ///    its children were read;
-/// 3. an ancestor has a checkpoint: from its first record, because it
-///    holds what followed data this consumer already read;
+/// 3. another shard of its lineage (linked through splits and merges,
+///    including parents that expired from the stream) has a checkpoint:
+///    from its first record, because this consumer was reading that family
+///    and this shard holds what followed, or ran beside, what it read;
 /// 4. otherwise the caller's `start`; with `Latest`, closed shards are
 ///    skipped (nothing new will arrive in them).
 pub(crate) fn plan(
@@ -53,18 +55,20 @@ pub(crate) fn plan(
     checkpoints: &HashMap<String, SequenceNumber>,
     start: &StartPosition,
 ) -> HashMap<String, Plan> {
-    let known: HashSet<&str> = shards.iter().map(|s| s.id.as_str()).collect();
-    let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
+    // Parent links include parents no longer listed: their checkpoints
+    // still say that the family was being read.
     let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut links: HashMap<&str, Vec<&str>> = HashMap::new();
     for s in shards {
-        for p in s.parents().filter(|p| known.contains(p)) {
-            parents.entry(&s.id).or_default().push(p);
+        for p in s.parents() {
             children.entry(p).or_default().push(&s.id);
+            links.entry(p).or_default().push(&s.id);
+            links.entry(&s.id).or_default().push(p);
         }
     }
     // True when a shard reachable from `from` along `edges` has a checkpoint.
-    let related = |from: &str, edges: &HashMap<&str, Vec<&str>>| -> bool {
-        let mut seen = HashSet::new();
+    let reaches_checkpoint = |from: &str, edges: &HashMap<&str, Vec<&str>>| -> bool {
+        let mut seen = HashSet::from([from]);
         let mut todo: Vec<&str> = edges.get(from).cloned().unwrap_or_default();
         while let Some(id) = todo.pop() {
             if !seen.insert(id) {
@@ -83,9 +87,9 @@ pub(crate) fn plan(
         .map(|s| {
             let plan = if let Some(seq) = checkpoints.get(&s.id) {
                 Plan::Read(Start::After(seq.clone()))
-            } else if related(&s.id, &children) {
+            } else if reaches_checkpoint(&s.id, &children) {
                 Plan::Skip
-            } else if related(&s.id, &parents) {
+            } else if reaches_checkpoint(&s.id, &links) {
                 Plan::Read(Start::TrimHorizon)
             } else {
                 match start {
@@ -160,13 +164,20 @@ mod tests {
             "a was finished before b was read"
         );
         assert_eq!(get(&p, "d"), &Plan::Read(Start::TrimHorizon));
-        // c has no checkpointed relative on its own line: the caller's choice.
-        assert_eq!(get(&p, "c"), &Plan::Skip);
-        assert_eq!(get(&p, "e"), &Plan::Read(Start::Latest));
-
-        let p = plan(&family(), &cps, &StartPosition::TrimHorizon);
+        // b's sibling: its records ran beside b's and come before d's.
         assert_eq!(get(&p, "c"), &Plan::Read(Start::TrimHorizon));
-        assert_eq!(get(&p, "a"), &Plan::Skip);
+        // Not of the family: the caller's choice.
+        assert_eq!(get(&p, "e"), &Plan::Read(Start::Latest));
+    }
+
+    #[test]
+    fn a_checkpoint_of_an_expired_parent_still_counts() {
+        // b and c were split from a, which expired from the stream.
+        let shards = vec![shard("b", &["a"], true), shard("c", &["a"], true)];
+        let cps = HashMap::from([("a".to_string(), seq("7"))]);
+        let p = plan(&shards, &cps, &StartPosition::Latest);
+        assert_eq!(get(&p, "b"), &Plan::Read(Start::TrimHorizon));
+        assert_eq!(get(&p, "c"), &Plan::Read(Start::TrimHorizon));
     }
 
     #[test]

@@ -65,7 +65,10 @@ impl ShardTask {
         // expiring goes on from the last record handed over.
         let mut start = self.start.clone();
         tracing::debug!(shard = %self.shard, ?start, "starting shard");
-        let mut iterator = self.iterator(&start).await?;
+        let Some(mut iterator) = self.iterator(&start).await? else {
+            self.gone();
+            return Ok(());
+        };
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
         let mut next_call = Instant::now();
         loop {
@@ -88,7 +91,18 @@ impl ShardTask {
                     match e.kind {
                         ErrorKind::ExpiredIterator => {
                             tracing::info!(shard = %self.shard, "shard iterator expired; renewing it");
-                            iterator = self.iterator(&start).await?;
+                            match self.iterator(&start).await? {
+                                Some(it) => iterator = it,
+                                None => {
+                                    self.gone();
+                                    return Ok(());
+                                }
+                            }
+                            next_call = called + MIN_CALL_GAP;
+                        }
+                        ErrorKind::NotFound => {
+                            self.gone();
+                            return Ok(());
                         }
                         _ if e.is_retryable() => {
                             let delay = backoff.next_delay();
@@ -96,7 +110,8 @@ impl ShardTask {
                                 shard = %self.shard, error = %e, attempt = backoff.attempts(),
                                 retry_in = ?delay, "GetRecords failed; retrying"
                             );
-                            next_call = Instant::now() + delay;
+                            // Retries count against the shard's call rate too.
+                            next_call = (Instant::now() + delay).max(called + MIN_CALL_GAP);
                         }
                         _ => return Err(e),
                     }
@@ -132,13 +147,25 @@ impl ShardTask {
             // Catching up: call again as soon as the rate limit allows.
             // Caught up: wait the poll interval.
             let behind = fetched as i32 >= self.limit || millis_behind.unwrap_or(0) > 0;
-            let gap = if behind && fetched > 0 {
+            let gap = if behind {
                 MIN_CALL_GAP
             } else {
                 self.poll_interval.max(MIN_CALL_GAP)
             };
             next_call = called + gap;
         }
+    }
+
+    /// The shard is no longer in the stream (expired past the retention
+    /// period, or the stream is being deleted): it ends here, loudly.
+    fn gone(&self) {
+        tracing::warn!(
+            shard = %self.shard,
+            "the shard no longer exists (older than the retention period?); treating it as read to its end"
+        );
+        let _ = self.events.send(Event::End {
+            shard: self.shard.clone(),
+        });
     }
 
     fn convert(
@@ -165,9 +192,10 @@ impl ShardTask {
     }
 
     /// A shard iterator for `start`, retrying throttling and outages for as
-    /// long as it takes. A checkpoint the shard does not hold (older than
-    /// the retention period) falls back to the oldest record, loudly.
-    async fn iterator(&self, start: &Start) -> Result<String, KinesisError> {
+    /// long as it takes; `None` when the shard no longer exists. A
+    /// checkpoint the shard does not hold (older than the retention period)
+    /// falls back to the oldest record, loudly.
+    async fn iterator(&self, start: &Start) -> Result<Option<String>, KinesisError> {
         let mut start = start.clone();
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
         loop {
@@ -188,7 +216,7 @@ impl ShardTask {
             };
             match request.send().await {
                 Ok(out) => match out.shard_iterator {
-                    Some(it) => return Ok(it),
+                    Some(it) => return Ok(Some(it)),
                     None => {
                         return Err(KinesisError {
                             operation: "GetShardIterator",
@@ -210,6 +238,9 @@ impl ShardTask {
                         );
                         start = Start::TrimHorizon;
                         continue;
+                    }
+                    if e.kind == ErrorKind::NotFound {
+                        return Ok(None);
                     }
                     if !e.is_retryable() {
                         return Err(e);
