@@ -1,10 +1,12 @@
 //! Arguments and helpers shared by the commands that talk to a stream.
 
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use triton_core::config::{Config, StreamConfig};
+use triton_core::value::Record;
 
 use crate::error::{CliError, CliResult};
 
@@ -35,6 +37,29 @@ impl StreamArgs {
             .cloned()
             .map_err(|e| CliError::new(e.to_string()))
     }
+}
+
+/// The records of JSON lines input, each with its line number (from 1);
+/// blank lines are skipped, and a line that is not one JSON object is an
+/// error naming `name` and the line.
+pub fn json_records<'a>(
+    name: &'a str,
+    input: impl BufRead + 'a,
+) -> impl Iterator<Item = Result<(usize, Record), CliError>> + 'a {
+    input
+        .lines()
+        .enumerate()
+        .map(move |(i, line)| {
+            let line_no = i + 1;
+            let line = line.map_err(|e| CliError::io(format!("{name} line {line_no}"), e))?;
+            if line.trim().is_empty() {
+                return Ok(None);
+            }
+            let record = serde_json::from_str(&line)
+                .map_err(|e| CliError::new(format!("{name} line {line_no}: {e}")))?;
+            Ok(Some((line_no, record)))
+        })
+        .filter_map(Result::transpose)
 }
 
 /// A Tokio runtime for one command: one thread is plenty for network waits.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use triton_core::archive::ArchiveWriter;
-use triton_core::value::Record;
 
+use super::common::json_records;
 use crate::error::{CliError, CliResult};
 
 /// Write JSON lines as a .tri archive.
@@ -40,14 +40,8 @@ fn encode_lines<W: Write>(
     input: impl BufRead,
     writer: &mut ArchiveWriter<W>,
 ) -> CliResult {
-    for (i, line) in input.lines().enumerate() {
-        let line_no = i + 1;
-        let line = line.map_err(|e| CliError::io(format!("{name} line {line_no}"), e))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let record: Record = serde_json::from_str(&line)
-            .map_err(|e| CliError::new(format!("{name} line {line_no}: {e}")))?;
+    for item in json_records(name, input) {
+        let (line_no, record) = item?;
         writer.write_record(&record).map_err(|e| {
             CliError::new(format!("writing record from {name} line {line_no}: {e}"))
         })?;

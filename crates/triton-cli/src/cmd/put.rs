@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use triton_core::value::Record;
 use triton_kinesis::{ProduceError, Producer, ProducerOptions};
 
-use super::common::{runtime, StreamArgs};
+use super::common::{json_records, runtime, StreamArgs};
 use crate::error::{CliError, CliResult};
 
 /// Write JSON lines to a Kinesis stream, one record per line.
@@ -89,14 +88,8 @@ pub fn run(args: PutArgs) -> CliResult {
 const FLUSH_EVERY: usize = 50_000;
 
 async fn send_lines(producer: &mut Producer, name: &str, input: Box<dyn BufRead>) -> CliResult {
-    for (i, line) in input.lines().enumerate() {
-        let line_no = i + 1;
-        let line = line.map_err(|e| CliError::io(format!("{name} line {line_no}"), e))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let record: Record = serde_json::from_str(&line)
-            .map_err(|e| CliError::new(format!("{name} line {line_no}: {e}")))?;
+    for item in json_records(name, input) {
+        let (line_no, record) = item?;
         producer
             .send(&record)
             .await

@@ -25,9 +25,20 @@ use triton_kinesis::{
 use crate::support::*;
 
 /// Replaces some GetRecords answers with errors and drops some PutRecords
-/// entries, answering them as throttled.
+/// entries, answering them as throttled. Clones share their state, so the
+/// test keeps one to look at the counters.
+#[derive(Clone, Debug, Default)]
+struct Faults(Arc<FaultState>);
+
+impl std::ops::Deref for Faults {
+    type Target = FaultState;
+    fn deref(&self) -> &FaultState {
+        &self.0
+    }
+}
+
 #[derive(Debug, Default)]
-struct Faults {
+struct FaultState {
     /// Error answers (status, `__type`) for every third GetRecords call.
     get_records: Mutex<VecDeque<(u16, &'static str)>>,
     get_calls: AtomicUsize,
@@ -134,9 +145,9 @@ impl Intercept for Faults {
 /// Writes 2,000 records through a client whose first three PutRecords
 /// calls have every other entry refused, and reads them back.
 async fn put_through_partial_failures(strict_order: bool) -> (ProducerStats, Vec<SourceRecord>) {
-    let faults = Arc::new(Faults::default());
+    let faults = Faults::default();
     faults.put_calls_to_fail.store(3, Ordering::SeqCst);
-    let client = client_with(vec![SharedInterceptor::new(FaultsRef(faults.clone()))]).await;
+    let client = client_with(vec![SharedInterceptor::new(faults.clone())]).await;
     let stream = create_stream(&client, "partial", 2).await;
     let options = ProducerOptions {
         backoff: Duration::from_millis(10),
@@ -177,12 +188,7 @@ async fn partial_put_failures_resend_only_the_failed_entries() {
     assert_eq!(stats.retries, 3 * 250, "{stats:?}");
     assert!(stats.reordered > 0, "{stats:?}");
     // Written exactly once each: resends were only of refused entries.
-    let mut ns: Vec<u64> = got
-        .iter()
-        .map(|r| r.deserialize::<Event>().unwrap().n)
-        .collect();
-    ns.sort_unstable();
-    assert_eq!(ns, (0..2000).collect::<Vec<_>>());
+    assert_eq!(sorted_ns(&got), (0..2000).collect::<Vec<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +212,7 @@ async fn throttling_server_errors_and_expired_iterators_are_survived() {
     }
     producer.flush().await.unwrap();
 
-    let faults = Arc::new(Faults::default());
+    let faults = Faults::default();
     faults.get_records.lock().unwrap().extend([
         (400, "ProvisionedThroughputExceededException"),
         (500, "InternalFailure"),
@@ -215,7 +221,7 @@ async fn throttling_server_errors_and_expired_iterators_are_survived() {
         (400, "ProvisionedThroughputExceededException"),
         (400, "ExpiredIteratorException"),
     ]);
-    let client = client_with(vec![SharedInterceptor::new(FaultsRef(faults.clone()))]).await;
+    let client = client_with(vec![SharedInterceptor::new(faults.clone())]).await;
     // Small GetRecords results, so that many calls are made and faults
     // land between records.
     let options = ReaderOptions {
@@ -234,39 +240,4 @@ async fn throttling_server_errors_and_expired_iterators_are_survived() {
         6,
         "every fault was injected"
     );
-}
-
-/// `SharedInterceptor` wants the interceptor by value; the test keeps an
-/// `Arc` to look at its counters.
-#[derive(Debug)]
-struct FaultsRef(Arc<Faults>);
-
-impl Intercept for FaultsRef {
-    fn name(&self) -> &'static str {
-        "FaultsRef"
-    }
-    fn modify_before_serialization(
-        &self,
-        ctx: &mut BeforeSerializationInterceptorContextMut<'_>,
-        rc: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.0.modify_before_serialization(ctx, rc, cfg)
-    }
-    fn modify_before_deserialization(
-        &self,
-        ctx: &mut BeforeDeserializationInterceptorContextMut<'_>,
-        rc: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.0.modify_before_deserialization(ctx, rc, cfg)
-    }
-    fn modify_before_completion(
-        &self,
-        ctx: &mut FinalizerInterceptorContextMut<'_>,
-        rc: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.0.modify_before_completion(ctx, rc, cfg)
-    }
 }

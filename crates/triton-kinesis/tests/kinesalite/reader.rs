@@ -7,7 +7,7 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::Client;
 use triton_core::checkpoint::{Checkpoint, CheckpointStore, MemoryCheckpoints};
 use triton_core::config::StreamConfig;
-use triton_core::source::{RecordSource, SequenceNumber};
+use triton_core::source::{RecordSource, SequenceNumber, SourceRecord};
 use triton_kinesis::{
     list_shards, Checkpointing, KinesisReader, Producer, ProducerOptions, ReaderOptions,
     StartPosition,
@@ -22,6 +22,13 @@ fn fast(start: StartPosition) -> ReaderOptions {
         rediscover_interval: Duration::from_secs(1),
         ..ReaderOptions::default()
     }
+}
+
+/// A reader without checkpoints, polling fast.
+async fn open(client: &Client, stream: &StreamConfig, start: StartPosition) -> KinesisReader {
+    KinesisReader::open(client.clone(), &stream.name, fast(start), None)
+        .await
+        .unwrap()
 }
 
 async fn produce(client: &Client, stream: &StreamConfig, range: std::ops::Range<u64>) {
@@ -95,26 +102,15 @@ async fn resumes_after_the_last_acknowledged_record_and_never_ahead_of_it() {
     )
     .await
     .unwrap();
-    let handled: usize = first
-        .iter()
-        .filter(|r| {
-            saved.iter().any(|s| {
-                *r.source == *s.checkpoint.shard
-                    && SequenceNumber::new(seq(&r.position)).unwrap() <= s.checkpoint.sequence
-            })
+    let checkpointed = |r: &&SourceRecord| {
+        saved.iter().any(|s| {
+            *r.source == *s.checkpoint.shard
+                && SequenceNumber::new(seq(&r.position)).unwrap() <= s.checkpoint.sequence
         })
-        .count();
+    };
+    let mut all: Vec<SourceRecord> = first.iter().filter(checkpointed).cloned().collect();
+    let handled = all.len();
     let rest = read_n(&mut reader, 5000 - handled, Duration::from_secs(60)).await;
-    let mut all: Vec<_> = first
-        .iter()
-        .filter(|r| {
-            saved.iter().any(|s| {
-                *r.source == *s.checkpoint.shard
-                    && SequenceNumber::new(seq(&r.position)).unwrap() <= s.checkpoint.sequence
-            })
-        })
-        .cloned()
-        .collect();
     all.extend(rest);
     assert_once_in_key_order(&all, 5000);
     assert!(
@@ -128,14 +124,7 @@ async fn latest_skips_old_records_and_a_foreign_checkpoint_falls_back_to_trim_ho
     let client = client().await;
     let stream = create_stream(&client, "latest", 1).await;
     produce(&client, &stream, 0..10).await;
-    let mut reader = KinesisReader::open(
-        client.clone(),
-        &stream.name,
-        fast(StartPosition::Latest),
-        None,
-    )
-    .await
-    .unwrap();
+    let mut reader = open(&client, &stream, StartPosition::Latest).await;
     // Let the shard task take its LATEST iterator before writing.
     tokio::time::sleep(Duration::from_millis(500)).await;
     produce(&client, &stream, 10..20).await;
@@ -196,35 +185,16 @@ async fn at_timestamp_starts_with_the_first_record_at_or_after_it() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let t = std::time::SystemTime::now();
     produce(&client, &stream, 10..30).await;
-    let mut reader = KinesisReader::open(
-        client,
-        &stream.name,
-        fast(StartPosition::AtTimestamp(t)),
-        None,
-    )
-    .await
-    .unwrap();
+    let mut reader = open(&client, &stream, StartPosition::AtTimestamp(t)).await;
     let got = read_n(&mut reader, 20, Duration::from_secs(20)).await;
-    let mut ns: Vec<u64> = got
-        .iter()
-        .map(|r| r.deserialize::<Event>().unwrap().n)
-        .collect();
-    ns.sort_unstable();
-    assert_eq!(ns, (10..30).collect::<Vec<_>>());
+    assert_eq!(sorted_ns(&got), (10..30).collect::<Vec<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follows_splits_and_merges_parents_before_children() {
     let client = client().await;
     let stream = create_stream(&client, "reshard", 2).await;
-    let mut reader = KinesisReader::open(
-        client.clone(),
-        &stream.name,
-        fast(StartPosition::TrimHorizon),
-        None,
-    )
-    .await
-    .unwrap();
+    let mut reader = open(&client, &stream, StartPosition::TrimHorizon).await;
     produce(&client, &stream, 0..1000).await;
     let mut got = read_n(&mut reader, 500, Duration::from_secs(30)).await;
 
@@ -278,14 +248,7 @@ async fn follows_splits_and_merges_parents_before_children() {
 async fn delivers_data_that_is_not_a_record_as_invalid() {
     let client = client().await;
     let stream = create_stream(&client, "invalid", 1).await;
-    let mut reader = KinesisReader::open(
-        client.clone(),
-        &stream.name,
-        fast(StartPosition::TrimHorizon),
-        None,
-    )
-    .await
-    .unwrap();
+    let mut reader = open(&client, &stream, StartPosition::TrimHorizon).await;
     let payloads: Vec<Vec<u8>> = vec![
         b"not msgpack at all".to_vec(),
         vec![0x93, 1, 2, 3],    // an array, not a map

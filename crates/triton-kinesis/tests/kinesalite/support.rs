@@ -165,6 +165,17 @@ pub fn assert_once_in_key_order(records: &[SourceRecord], count: u64) {
     );
 }
 
+/// The `n` of every event, sorted: for checks of "each exactly once" where
+/// order across keys does not matter.
+pub fn sorted_ns(records: &[SourceRecord]) -> Vec<u64> {
+    let mut ns: Vec<u64> = records
+        .iter()
+        .map(|r| r.deserialize::<Event>().expect("typed record").n)
+        .collect();
+    ns.sort_unstable();
+    ns
+}
+
 pub fn seq(p: &Position) -> String {
     match p {
         Position::Sequence(s) => s.to_string(),
