@@ -47,6 +47,17 @@ impl KinesisError {
         matches!(self.kind, ErrorKind::Throttled | ErrorKind::Transient)
     }
 
+    /// A failure of ours or of an answer, not of the call: not retried.
+    pub(crate) fn fatal(operation: &'static str, stream: &str, message: String) -> KinesisError {
+        KinesisError {
+            operation,
+            stream: stream.to_string(),
+            kind: ErrorKind::Fatal,
+            code: None,
+            message,
+        }
+    }
+
     /// Sorts an SDK error.
     pub(crate) fn from_sdk<E>(
         operation: &'static str,

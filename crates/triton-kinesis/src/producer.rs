@@ -291,12 +291,8 @@ impl Producer {
         let batch = self.take_batch();
         let attempts = batch.iter().map(|e| e.attempts).max().unwrap_or(0);
         if attempts > 0 {
-            let mut backoff = Backoff::new(self.options.backoff, Duration::from_secs(10));
-            let mut delay = Duration::ZERO;
-            for _ in 0..attempts {
-                delay = backoff.next_delay();
-            }
-            tokio::time::sleep(delay).await;
+            let backoff = Backoff::new(self.options.backoff, Duration::from_secs(10));
+            tokio::time::sleep(backoff.delay(attempts - 1)).await;
         }
         let entries = batch
             .iter()
@@ -305,13 +301,7 @@ impl Producer {
                     .data(Blob::new(e.data.clone()))
                     .partition_key(&e.key)
                     .build()
-                    .map_err(|err| KinesisError {
-                        operation: "PutRecords",
-                        stream: self.stream.clone(),
-                        kind: ErrorKind::Fatal,
-                        code: None,
-                        message: err.to_string(),
-                    })
+                    .map_err(|err| KinesisError::fatal("PutRecords", &self.stream, err.to_string()))
             })
             .collect::<Result<Vec<_>, _>>();
         let response = match entries {
@@ -428,7 +418,7 @@ impl Producer {
     /// gives up when the error is not retryable or they were tried enough.
     fn requeue_all(
         &mut self,
-        mut entries: Vec<Entry>,
+        entries: Vec<Entry>,
         error: KinesisError,
     ) -> Result<(), ProduceError> {
         let exhausted = entries
@@ -439,10 +429,8 @@ impl Producer {
         }
         tracing::warn!(error = %error, entries = entries.len(), "PutRecords failed; retrying those entries");
         self.stats.retries += entries.len() as u64;
-        for e in entries.iter_mut().rev() {
+        for mut e in entries.into_iter().rev() {
             e.attempts += 1;
-        }
-        for e in entries.into_iter().rev() {
             self.queued_bytes += e.size();
             self.queue.push_front(e);
         }

@@ -26,9 +26,18 @@ impl Backoff {
 
     /// The delay before the next attempt.
     pub(crate) fn next_delay(&mut self) -> Duration {
-        let exp = self.base.saturating_mul(1u32 << self.attempt.min(20));
+        let delay = self.delay(self.attempt);
         self.attempt = self.attempt.saturating_add(1);
-        let full = exp.min(self.cap);
+        delay
+    }
+
+    /// The delay after `failures` earlier failed attempts (0 = the first
+    /// retry), for callers that count attempts themselves.
+    pub(crate) fn delay(&self, failures: u32) -> Duration {
+        let full = self
+            .base
+            .saturating_mul(1u32 << failures.min(20))
+            .min(self.cap);
         full / 2 + full.mul_f64(random_unit() / 2.0)
     }
 

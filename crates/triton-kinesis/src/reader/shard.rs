@@ -175,12 +175,12 @@ impl ShardTask {
         records
             .into_iter()
             .map(|r| {
-                let seq = SequenceNumber::new(r.sequence_number).map_err(|e| KinesisError {
-                    operation: "GetRecords",
-                    stream: self.stream.clone(),
-                    kind: ErrorKind::Fatal,
-                    code: None,
-                    message: format!("shard {}: {e}", self.shard),
+                let seq = SequenceNumber::new(r.sequence_number).map_err(|e| {
+                    KinesisError::fatal(
+                        "GetRecords",
+                        &self.stream,
+                        format!("shard {}: {e}", self.shard),
+                    )
                 })?;
                 Ok(SourceRecord {
                     source: self.shard.clone(),
@@ -218,13 +218,11 @@ impl ShardTask {
                 Ok(out) => match out.shard_iterator {
                     Some(it) => return Ok(Some(it)),
                     None => {
-                        return Err(KinesisError {
-                            operation: "GetShardIterator",
-                            stream: self.stream.clone(),
-                            kind: ErrorKind::Fatal,
-                            code: None,
-                            message: format!("no iterator returned for shard {}", self.shard),
-                        })
+                        return Err(KinesisError::fatal(
+                            "GetShardIterator",
+                            &self.stream,
+                            format!("no iterator returned for shard {}", self.shard),
+                        ))
                     }
                 },
                 Err(e) => {
