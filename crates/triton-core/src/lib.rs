@@ -16,6 +16,7 @@ archives without AWS or a database.
 - [`json`]: the JSON view printed by `triton decode` and `triton cat`.
 - [`checkpoint`]: the [`checkpoint::CheckpointStore`] trait through which
   readers save and resume per-shard positions, with an in-memory store.
+- [`retry`]: exponential backoff with jitter, shared by the AWS adapters.
 - [`source`]: the [`source::RecordSource`] trait every reader implements
   (Kinesis, S3, local files), with acknowledgements for checkpointing.
 
@@ -44,6 +45,7 @@ pub mod config;
 pub mod json;
 pub mod key;
 pub mod msgpack;
+pub mod retry;
 pub mod source;
 pub mod time;
 pub mod value;

@@ -21,7 +21,6 @@ mod client;
 mod error;
 mod producer;
 mod reader;
-mod retry;
 mod shards;
 
 pub use self::client::{client, sdk_config};

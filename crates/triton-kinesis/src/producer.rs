@@ -14,7 +14,7 @@ use triton_core::source::SequenceNumber;
 use triton_core::value::{Record, Value};
 
 use crate::error::{ErrorKind, KinesisError};
-use crate::retry::Backoff;
+use triton_core::retry::Backoff;
 
 /// Kinesis limits for one PutRecords call and one record.
 const MAX_BATCH_RECORDS: usize = 500;

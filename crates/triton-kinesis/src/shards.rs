@@ -5,7 +5,7 @@ use std::time::Duration;
 use aws_sdk_kinesis::Client;
 
 use crate::error::KinesisError;
-use crate::retry::Backoff;
+use triton_core::retry::Backoff;
 
 /// One shard as `ListShards` describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]

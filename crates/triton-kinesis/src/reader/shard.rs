@@ -13,7 +13,7 @@ use triton_core::source::{Position, SequenceNumber, SourceRecord};
 
 use super::plan::Start;
 use crate::error::{ErrorKind, KinesisError};
-use crate::retry::Backoff;
+use triton_core::retry::Backoff;
 
 /// Kinesis allows 5 GetRecords calls per second and shard.
 pub(crate) const MIN_CALL_GAP: Duration = Duration::from_millis(200);

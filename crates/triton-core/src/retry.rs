@@ -8,15 +8,25 @@ use std::time::Duration;
 /// Delays for successive attempts: `base * 2^n`, capped, each drawn
 /// uniformly from its upper half ("equal jitter": never zero, never more
 /// than the cap).
+///
+/// ```
+/// use std::time::Duration;
+/// use triton_core::retry::Backoff;
+///
+/// let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+/// let first = b.next_delay();
+/// assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+/// ```
 #[derive(Clone, Debug)]
-pub(crate) struct Backoff {
+pub struct Backoff {
     base: Duration,
     cap: Duration,
     attempt: u32,
 }
 
 impl Backoff {
-    pub(crate) fn new(base: Duration, cap: Duration) -> Backoff {
+    /// Delays starting at `base` and growing to at most `cap`.
+    pub fn new(base: Duration, cap: Duration) -> Backoff {
         Backoff {
             base,
             cap,
@@ -25,7 +35,7 @@ impl Backoff {
     }
 
     /// The delay before the next attempt.
-    pub(crate) fn next_delay(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         let delay = self.delay(self.attempt);
         self.attempt = self.attempt.saturating_add(1);
         delay
@@ -33,7 +43,7 @@ impl Backoff {
 
     /// The delay after `failures` earlier failed attempts (0 = the first
     /// retry), for callers that count attempts themselves.
-    pub(crate) fn delay(&self, failures: u32) -> Duration {
+    pub fn delay(&self, failures: u32) -> Duration {
         let full = self
             .base
             .saturating_mul(1u32 << failures.min(20))
@@ -42,12 +52,12 @@ impl Backoff {
     }
 
     /// Failed attempts since the last reset.
-    pub(crate) fn attempts(&self) -> u32 {
+    pub fn attempts(&self) -> u32 {
         self.attempt
     }
 
     /// After a success.
-    pub(crate) fn reset(&mut self) {
+    pub fn reset(&mut self) {
         self.attempt = 0;
     }
 }
