@@ -1,12 +1,61 @@
 /*!
-S3 adapter for triton (work in progress).
+S3 for triton: where archives are stored and how they are read back.
 
-This crate will hold the archive store, built on `aws-sdk-s3`:
+- [`ArchiveStore`]: list, head, streaming get, streaming put and delete over
+  [`S3Store`] (a bucket, through `aws-sdk-s3`) or [`LocalStore`] (a directory
+  laid out like a bucket). [`Location::parse`] turns a user's `--bucket`
+  value (`name`, `s3://name`, `file:///path`, `./path`) into either.
+- Uploads stream from a file: one request up to the part size, multipart
+  with bounded parallelism beyond it, retried with backoff, aborted on
+  failure, optionally create-only (`If-None-Match: *`) and encrypted
+  ([`Sse`]).
+- [`list_archives`] finds a stream's archives over an inclusive date range
+  (FORMAT.md §4: every page of every day, non-archive keys skipped, one
+  client only), and [`ArchiveSource`] reads them as a
+  [`RecordSource`](triton_core::source::RecordSource), streaming and
+  decoding each body with bounded memory.
 
-- an archive store with an S3 backend and a local-directory backend (listing
-  with pagination, streaming get/put, multipart uploads);
-- an archive reader implementing [`triton_core::source::RecordSource`] over an
-  inclusive date range of `.tri` archives named as in
-  [`triton_core::key::ArchiveKey`].
+```no_run
+use std::sync::Arc;
+use triton_core::source::RecordSource;
+use triton_core::time::Date;
+use triton_s3::{list_archives, ArchiveQuery, ArchiveSource, Location, ReadOptions, S3Options};
+
+# async fn run() -> Result<(), Box<dyn std::error::Error>> {
+let store = Location::parse("my-archive-bucket")?.open("us-west-1", S3Options::default()).await;
+let query = ArchiveQuery {
+    stream: "user_activity_prod".into(),
+    start: Date::parse_yyyymmdd("20241001")?,
+    end: Date::parse_yyyymmdd("20241015")?,
+    client: None,
+};
+let archives = list_archives(store.clone(), &query).await?;
+let mut source = ArchiveSource::new(store, archives, ReadOptions::default());
+while let Some(batch) = source.next_batch(1000).await? {
+    for r in batch {
+        println!("{:?}", r.record()?);
+    }
+}
+# Ok(())
+# }
+```
 */
 #![deny(missing_docs)]
+
+mod error;
+mod local;
+mod location;
+mod reader;
+mod s3;
+mod store;
+
+pub use self::error::{ErrorKind, StoreError};
+pub use self::local::LocalStore;
+pub use self::location::{Location, LocationError};
+pub use self::reader::{
+    list_archives, Archive, ArchiveQuery, ArchiveSource, ListError, ReadOptions, ReadProgress,
+};
+pub use self::s3::{client, sdk_config, S3Options, S3Store, Sse, MIN_PART_SIZE};
+pub use self::store::{
+    ArchiveStore, BodyRead, ObjectBody, ObjectInfo, PutOptions, PutReceipt, ARCHIVE_CONTENT_TYPE,
+};

@@ -163,19 +163,23 @@ pub trait RecordSourceExt: RecordSource {
 impl<S: RecordSource + ?Sized> RecordSourceExt for S {}
 
 /// Remembers the last acknowledged position of each sub-source, refusing
-/// acknowledgements that go backwards or name positions never delivered.
+/// acknowledgements that go backwards or name positions never delivered:
+/// the bookkeeping every [`RecordSource::ack`] needs, for implementations
+/// in other crates too.
 #[derive(Debug, Default)]
-pub(crate) struct Acks {
+pub struct Acks {
     delivered: std::collections::HashMap<Arc<str>, Position>,
     acked: std::collections::HashMap<Arc<str>, Position>,
 }
 
 impl Acks {
-    pub(crate) fn delivered(&mut self, r: &SourceRecord) {
+    /// Notes that `r` (the last of a batch) was delivered.
+    pub fn delivered(&mut self, r: &SourceRecord) {
         self.delivered.insert(r.source.clone(), r.position.clone());
     }
 
-    pub(crate) fn ack(&mut self, source: &str, position: &Position) -> Result<(), SourceError> {
+    /// Records an acknowledgement, or refuses it with [`SourceError::BadAck`].
+    pub fn ack(&mut self, source: &str, position: &Position) -> Result<(), SourceError> {
         let refuse = |reason: &str| SourceError::BadAck {
             source_id: source.to_string(),
             position: position.clone(),
@@ -194,7 +198,8 @@ impl Acks {
         Ok(())
     }
 
-    pub(crate) fn acknowledged(&self) -> impl Iterator<Item = (&str, &Position)> {
+    /// The last acknowledged position of each sub-source.
+    pub fn acknowledged(&self) -> impl Iterator<Item = (&str, &Position)> {
         self.acked.iter().map(|(k, v)| (&**k, v))
     }
 }

@@ -1,0 +1,169 @@
+//! Errors of archive stores, classified so that callers know whether to
+//! retry.
+
+use std::fmt;
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+
+/// An archive store operation that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} {target}: {message}")]
+pub struct StoreError {
+    /// The operation, e.g. `GetObject` or `write`.
+    pub operation: &'static str,
+    /// What it was applied to: `s3://bucket/key` or a path.
+    pub target: String,
+    /// Whether retrying can help.
+    pub kind: ErrorKind,
+    /// The service's error code, when it gave one.
+    pub code: Option<String>,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Classes of store errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The object (or bucket, or directory) does not exist.
+    NotFound,
+    /// A create-only write found the object already there.
+    AlreadyExists,
+    /// Throttling, a 5xx answer, a timeout or a dropped connection: retrying
+    /// may succeed.
+    Transient,
+    /// Anything else (access denied, bad request, bad input): retrying the
+    /// same call gives the same answer.
+    Fatal,
+}
+
+impl StoreError {
+    pub(crate) fn new(
+        operation: &'static str,
+        target: impl Into<String>,
+        kind: ErrorKind,
+        message: impl fmt::Display,
+    ) -> StoreError {
+        StoreError {
+            operation,
+            target: target.into(),
+            kind,
+            code: None,
+            message: message.to_string(),
+        }
+    }
+
+    /// From a local I/O error.
+    pub(crate) fn io(
+        operation: &'static str,
+        target: impl Into<String>,
+        e: std::io::Error,
+    ) -> StoreError {
+        use std::io::ErrorKind as Io;
+        let kind = match e.kind() {
+            Io::NotFound => ErrorKind::NotFound,
+            Io::AlreadyExists => ErrorKind::AlreadyExists,
+            Io::Interrupted | Io::TimedOut | Io::WouldBlock => ErrorKind::Transient,
+            _ => ErrorKind::Fatal,
+        };
+        StoreError::new(operation, target, kind, e)
+    }
+
+    /// From an SDK error: the service's code and message when it answered,
+    /// otherwise the transport failure.
+    pub(crate) fn from_sdk<E>(
+        operation: &'static str,
+        target: impl Into<String>,
+        e: SdkError<E, HttpResponse>,
+    ) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let target = target.into();
+        match &e {
+            SdkError::ServiceError(se) => {
+                let status = se.raw().status().as_u16();
+                let code = se.err().code().map(str::to_string);
+                let message = se
+                    .err()
+                    .message()
+                    .map(str::to_string)
+                    .or_else(|| code.clone())
+                    .unwrap_or_else(|| format!("HTTP {status}"));
+                StoreError {
+                    operation,
+                    target,
+                    kind: classify(status, code.as_deref()),
+                    code,
+                    message,
+                }
+            }
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => {
+                StoreError::new(operation, target, ErrorKind::Transient, error_chain(&e))
+            }
+            _ => StoreError::new(operation, target, ErrorKind::Fatal, error_chain(&e)),
+        }
+    }
+
+    /// True when retrying may succeed.
+    pub fn is_transient(&self) -> bool {
+        self.kind == ErrorKind::Transient
+    }
+
+    /// True when the object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.kind == ErrorKind::NotFound
+    }
+}
+
+fn classify(status: u16, code: Option<&str>) -> ErrorKind {
+    match (status, code) {
+        // The bucket is missing: fatal, not "no such object".
+        (_, Some("NoSuchBucket")) => ErrorKind::Fatal,
+        (404, _) | (_, Some("NoSuchKey" | "NotFound" | "NoSuchUpload")) => ErrorKind::NotFound,
+        (412, _) | (_, Some("PreconditionFailed")) => ErrorKind::AlreadyExists,
+        // 409 ConditionalRequestConflict: a concurrent conditional write.
+        (408 | 409 | 429, _) | (500..=599, _) => ErrorKind::Transient,
+        (_, Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestTimeout")) => {
+            ErrorKind::Transient
+        }
+        _ => ErrorKind::Fatal,
+    }
+}
+
+/// The error and its sources in one line (the SDK's top-level messages,
+/// e.g. "dispatch failure", say little on their own).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_statuses_and_codes() {
+        assert_eq!(classify(404, Some("NoSuchKey")), ErrorKind::NotFound);
+        assert_eq!(classify(404, Some("NoSuchBucket")), ErrorKind::Fatal);
+        assert_eq!(classify(404, None), ErrorKind::NotFound);
+        assert_eq!(
+            classify(412, Some("PreconditionFailed")),
+            ErrorKind::AlreadyExists
+        );
+        assert_eq!(classify(503, Some("SlowDown")), ErrorKind::Transient);
+        assert_eq!(classify(500, None), ErrorKind::Transient);
+        assert_eq!(classify(400, Some("RequestTimeout")), ErrorKind::Transient);
+        assert_eq!(classify(403, Some("AccessDenied")), ErrorKind::Fatal);
+        assert_eq!(classify(400, Some("InvalidArgument")), ErrorKind::Fatal);
+    }
+}

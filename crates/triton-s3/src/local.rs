@@ -1,0 +1,289 @@
+//! [`LocalStore`]: archives in a local directory, laid out exactly as in a
+//! bucket (`<root>/20150710/stream-store-1436553581.tri`), so that tools and
+//! tests run without a server and users can archive to a mounted disk.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::error::{ErrorKind, StoreError};
+use crate::store::{ArchiveStore, BodyRead, ObjectBody, ObjectInfo, PutOptions, PutReceipt};
+
+/// A directory used as a bucket.
+///
+/// Writes go to a hidden temporary file next to the target, are synced to
+/// disk and then renamed into place, so a reader (or a crash) never sees a
+/// partial object. Files whose name starts with `.` are therefore not
+/// objects: listings skip them and keys may not contain such names.
+#[derive(Clone, Debug)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+/// Makes temporary names unique within the process (the pid makes them
+/// unique between processes).
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes read from a file per `read_into`.
+const READ_CHUNK: usize = 1 << 20;
+
+impl LocalStore {
+    /// A store rooted at `root`. The directory need not exist yet: writes
+    /// create it, reads report it missing.
+    pub fn new(root: impl Into<PathBuf>) -> LocalStore {
+        LocalStore { root: root.into() }
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file holding `key`, refusing keys that would leave the root.
+    fn path_of(&self, operation: &'static str, key: &str) -> Result<PathBuf, StoreError> {
+        let bad = key.is_empty()
+            || key.contains('\\')
+            || key.contains('\0')
+            || key.split('/').any(|c| c.is_empty() || c.starts_with('.'));
+        let relative = Path::new(key);
+        if bad
+            || !relative
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)))
+        {
+            return Err(StoreError::new(
+                operation,
+                self.target(key),
+                ErrorKind::Fatal,
+                "invalid key for a local directory: empty, absolute, or with a component that is empty or starts with '.'",
+            ));
+        }
+        Ok(self.root.join(relative))
+    }
+
+    fn target(&self, key: &str) -> String {
+        self.root.join(key).display().to_string()
+    }
+
+    /// Writes through a temporary file that `fill` fills, then moves it into
+    /// place: replacing (rename) or create-only (hard link, which refuses an
+    /// existing target atomically).
+    async fn write_via_temp<F>(
+        &self,
+        key: &str,
+        options: &PutOptions,
+        fill: F,
+    ) -> Result<PutReceipt, StoreError>
+    where
+        F: FnOnce(&Path) -> io::Result<u64> + Send + 'static,
+    {
+        let dest = self.path_of("write", key)?;
+        let target = self.target(key);
+        let create_only = options.create_only;
+        let task = tokio::task::spawn_blocking(move || -> Result<u64, StoreError> {
+            let io_err = |e| StoreError::io("write", target.clone(), e);
+            let dir = dest.parent().unwrap_or(Path::new("."));
+            fs::create_dir_all(dir).map_err(io_err)?;
+            let name = dest.file_name().unwrap_or_default().to_string_lossy();
+            let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+            let temp = dir.join(format!(".{name}.part-{}-{n}", std::process::id()));
+            let result = (|| {
+                let size = fill(&temp)?;
+                fs::File::open(&temp)?.sync_all()?;
+                if create_only {
+                    fs::hard_link(&temp, &dest)?;
+                } else {
+                    fs::rename(&temp, &dest)?;
+                }
+                // The new name must survive a crash too.
+                fs::File::open(dir)?.sync_all()?;
+                Ok(size)
+            })();
+            // After a rename this finds nothing; after a link or a failure
+            // it removes the temporary name.
+            let _ = fs::remove_file(&temp);
+            result.map_err(io_err)
+        });
+        let size = task
+            .await
+            .map_err(|e| StoreError::new("write", self.target(key), ErrorKind::Fatal, e))??;
+        Ok(PutReceipt {
+            size,
+            etag: String::new(),
+            parts: 1,
+        })
+    }
+}
+
+/// Every file under `dir`, as keys relative to the root (`prefix` + name),
+/// skipping hidden names.
+fn walk(dir: &Path, prefix: &str, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') {
+            continue;
+        }
+        let key = format!("{prefix}{name}");
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            walk(&entry.path(), &format!("{key}/"), out)?;
+        } else if meta.is_file() {
+            out.push(ObjectInfo {
+                key,
+                size: meta.len(),
+            });
+        }
+    }
+    Ok(())
+}
+
+struct FileBody {
+    file: tokio::fs::File,
+    target: String,
+}
+
+#[async_trait]
+impl BodyRead for FileBody {
+    async fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, StoreError> {
+        buf.reserve(READ_CHUNK);
+        let mut limited = (&mut self.file).take(READ_CHUNK as u64);
+        limited
+            .read_buf(buf)
+            .await
+            .map_err(|e| StoreError::io("read", self.target.clone(), e))
+    }
+}
+
+#[async_trait]
+impl ArchiveStore for LocalStore {
+    fn url(&self) -> String {
+        format!("file://{}", self.root.display())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let root = self.root.clone();
+        let prefix = prefix.to_string();
+        let target = self.root.display().to_string();
+        let listed = tokio::task::spawn_blocking(move || {
+            if !root.is_dir() {
+                return Err(io::Error::new(io::ErrorKind::NotFound, "no such directory"));
+            }
+            // Walk only the directory the prefix names, not the whole tree.
+            let (dir, _) = prefix.rsplit_once('/').unwrap_or(("", ""));
+            let mut out = Vec::new();
+            let base = if dir.is_empty() {
+                String::new()
+            } else {
+                format!("{dir}/")
+            };
+            walk(&root.join(dir), &base, &mut out)?;
+            out.retain(|o| o.key.starts_with(&prefix));
+            out.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::new("list", target.clone(), ErrorKind::Fatal, e))?;
+        listed.map_err(|e| StoreError::io("list", target, e))
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        let path = self.path_of("stat", key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(m) if m.is_file() => Ok(Some(ObjectInfo {
+                key: key.to_string(),
+                size: m.len(),
+            })),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("stat", self.target(key), e)),
+        }
+    }
+
+    async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody, StoreError> {
+        let path = self.path_of("open", key)?;
+        let target = self.target(key);
+        let io_err = |e| StoreError::io("open", target.clone(), e);
+        let mut file = tokio::fs::File::open(&path).await.map_err(io_err)?;
+        if offset > 0 {
+            file.seek(io::SeekFrom::Start(offset))
+                .await
+                .map_err(io_err)?;
+        }
+        Ok(ObjectBody {
+            reader: Box::new(FileBody { file, target }),
+            etag: String::new(),
+        })
+    }
+
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        options: &PutOptions,
+    ) -> Result<PutReceipt, StoreError> {
+        let source = path.to_path_buf();
+        self.write_via_temp(key, options, move |temp| fs::copy(&source, temp))
+            .await
+    }
+
+    async fn put_bytes(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        options: &PutOptions,
+    ) -> Result<PutReceipt, StoreError> {
+        self.write_via_temp(key, options, move |temp| {
+            let mut f = fs::File::create(temp)?;
+            f.write_all(&data)?;
+            Ok(data.len() as u64)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path_of("delete", key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("delete", self.target(key), e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_keys_that_leave_the_root() {
+        let store = LocalStore::new("/tmp/x");
+        for key in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a//b",
+            "a/./b",
+            ".hidden",
+            "a/.b",
+        ] {
+            let e = store.path_of("open", key).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Fatal, "{key}");
+        }
+        assert_eq!(
+            store.path_of("open", "20150710/s-store-1.tri").unwrap(),
+            Path::new("/tmp/x/20150710/s-store-1.tri")
+        );
+    }
+}

@@ -1,0 +1,135 @@
+//! Which archives hold a stream's records for a date range (FORMAT.md §4).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+use triton_core::key::{self, ArchiveKey};
+use triton_core::time::{self, Date};
+
+use crate::error::StoreError;
+use crate::store::ArchiveStore;
+
+/// What to read: a stream's archives over an inclusive range of UTC days.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchiveQuery {
+    /// The real Kinesis stream name (the config's `name`).
+    pub stream: String,
+    /// First day.
+    pub start: Date,
+    /// Last day (inclusive).
+    pub end: Date,
+    /// Only archives written by this client; `None` accepts one client
+    /// whatever its name, and refuses a mix.
+    pub client: Option<String>,
+}
+
+/// One archive object to read.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Archive {
+    /// The parsed name; its `Display` is the object key.
+    pub key: ArchiveKey,
+    /// Object size in bytes.
+    pub size: u64,
+}
+
+/// Why the archives of a query could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// The range is empty.
+    #[error("the end date {end} is before the start date {start}")]
+    EndBeforeStart {
+        /// First day asked for.
+        start: Date,
+        /// Last day asked for.
+        end: Date,
+    },
+    /// Several clients archived the stream in the range, and none was chosen:
+    /// their archives would duplicate each other's records.
+    #[error(
+        "archives of {stream} from more than one client in the range: {}; choose one with a client name",
+        clients.iter().map(|(c, n)| format!("{c} ({n} archives)")).collect::<Vec<_>>().join(", ")
+    )]
+    MixedClients {
+        /// The stream.
+        stream: String,
+        /// Each client with its number of archives.
+        clients: Vec<(String, usize)>,
+    },
+    /// Listing failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Days listed at once.
+const LIST_CONCURRENCY: usize = 8;
+
+/// Lists the archives of `query`, in reading order: by day, then by the
+/// time each was opened. Each day's prefix is listed to its last page.
+/// Keys that are not archive names (sidecars such as `.metadata`, stray
+/// files) are skipped with a debug log, as are archives of other streams
+/// that share the prefix (stream `a` lists `a-b` too).
+pub async fn list_archives(
+    store: Arc<dyn ArchiveStore>,
+    query: &ArchiveQuery,
+) -> Result<Vec<Archive>, ListError> {
+    if query.end < query.start {
+        return Err(ListError::EndBeforeStart {
+            start: query.start,
+            end: query.end,
+        });
+    }
+    let mut days = time::days_inclusive(query.start, query.end);
+    let mut tasks = JoinSet::new();
+    let mut archives = Vec::new();
+    loop {
+        while tasks.len() < LIST_CONCURRENCY {
+            let Some(day) = days.next() else { break };
+            let prefix = match &query.client {
+                Some(c) => key::client_prefix(day, &query.stream, c),
+                None => key::day_prefix(day, &query.stream),
+            };
+            let store = store.clone();
+            tasks.spawn(async move { store.list(&prefix).await });
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        let listed = joined.map_err(|e| StoreError {
+            operation: "list",
+            target: store.url(),
+            kind: crate::ErrorKind::Fatal,
+            code: None,
+            message: e.to_string(),
+        })??;
+        for object in listed {
+            match ArchiveKey::parse(&object.key) {
+                Ok(key) if key.matches(&query.stream, query.client.as_deref()) => {
+                    archives.push(Archive {
+                        key,
+                        size: object.size,
+                    });
+                }
+                Ok(_) => tracing::debug!(key = object.key, "skipped: another stream's archive"),
+                Err(e) => tracing::debug!(key = object.key, reason = %e, "skipped: not an archive"),
+            }
+        }
+    }
+    archives.sort();
+    if query.client.is_none() {
+        let mut clients: BTreeMap<&str, usize> = BTreeMap::new();
+        for a in &archives {
+            *clients.entry(a.key.client()).or_default() += 1;
+        }
+        if clients.len() > 1 {
+            return Err(ListError::MixedClients {
+                stream: query.stream.clone(),
+                clients: clients
+                    .into_iter()
+                    .map(|(c, n)| (c.to_string(), n))
+                    .collect(),
+            });
+        }
+    }
+    Ok(archives)
+}

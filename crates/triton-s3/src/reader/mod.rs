@@ -1,0 +1,408 @@
+//! [`ArchiveSource`]: the records of a list of archives, read from a store
+//! as a [`RecordSource`].
+//!
+//! ```text
+//!  store ──get (streamed)──► fetch task: Decoder ──batches──► bounded channel ──► next_batch
+//! ```
+//!
+//! A task fetches and decodes archives one after another while the consumer
+//! works on earlier batches, so the next archive is already flowing when the
+//! current one ends. Memory is bounded by the channel (a few batches of at
+//! most `batch_bytes`) and the decoder's buffer of one chunk, whatever the
+//! archive sizes.
+
+mod listing;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use triton_core::archive::{ArchiveError, Decoder};
+use triton_core::retry::Backoff;
+use triton_core::source::{Acks, Position, RecordSource, SourceError, SourceRecord};
+
+pub use self::listing::{list_archives, Archive, ArchiveQuery, ListError};
+use crate::error::StoreError;
+use crate::store::ArchiveStore;
+
+/// Tuning of an [`ArchiveSource`].
+#[derive(Clone, Debug)]
+pub struct ReadOptions {
+    /// Most records per batch handed over by the fetch task (default 1,024).
+    pub batch_records: usize,
+    /// Most record bytes per batch (default 1 MiB).
+    pub batch_bytes: usize,
+    /// Batches the fetch task may run ahead of the consumer (default 4).
+    pub prefetch_batches: usize,
+    /// Times a body that breaks off is fetched again from the byte it
+    /// stopped at, per archive (default 5).
+    pub max_resumes: u32,
+}
+
+impl Default for ReadOptions {
+    fn default() -> ReadOptions {
+        ReadOptions {
+            batch_records: 1024,
+            batch_bytes: 1 << 20,
+            prefetch_batches: 4,
+            max_resumes: 5,
+        }
+    }
+}
+
+/// How far the fetch task has got (it runs a few batches ahead of what the
+/// consumer has received).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadProgress {
+    /// Archives read to their end (or skipped as corrupt).
+    pub archives_done: u64,
+    /// Archives in the list.
+    pub archives_total: u64,
+    /// Archive bytes fetched.
+    pub bytes_read: u64,
+    /// Sum of the archive sizes.
+    pub bytes_total: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    archives_done: AtomicU64,
+    bytes_read: AtomicU64,
+}
+
+enum Message {
+    Batch(Vec<SourceRecord>),
+    Error(SourceError),
+}
+
+/// Records of archives in the order given (see [`list_archives`]). Positions
+/// are record indexes within each archive, and the source id is the object
+/// key. Must be created inside a Tokio runtime.
+///
+/// A corrupt archive gives [`SourceError::Corrupt`] naming the key, the
+/// record index and the byte offset, after every record before the damage
+/// was delivered; calling `next_batch` again goes on with the next archive.
+/// A store that stays unreachable gives [`SourceError::Unavailable`], and
+/// every later call returns it again.
+#[derive(Debug)]
+pub struct ArchiveSource {
+    rx: mpsc::Receiver<Message>,
+    pending: VecDeque<SourceRecord>,
+    acks: Acks,
+    counters: Arc<Counters>,
+    archives_total: u64,
+    bytes_total: u64,
+    /// The outage that stopped the fetch task, repeated to later calls.
+    failed: Option<(String, String)>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Message::Batch(b) => write!(f, "Batch({} records)", b.len()),
+            Message::Error(e) => write!(f, "Error({e})"),
+        }
+    }
+}
+
+impl ArchiveSource {
+    /// Starts reading `archives` from `store`.
+    pub fn new(
+        store: Arc<dyn ArchiveStore>,
+        archives: Vec<Archive>,
+        options: ReadOptions,
+    ) -> ArchiveSource {
+        let (tx, rx) = mpsc::channel(options.prefetch_batches.max(1));
+        let counters = Arc::new(Counters::default());
+        let archives_total = archives.len() as u64;
+        let bytes_total = archives.iter().map(|a| a.size).sum();
+        let fetch = Fetch {
+            store,
+            options,
+            tx,
+            counters: counters.clone(),
+        };
+        ArchiveSource {
+            rx,
+            pending: VecDeque::new(),
+            acks: Acks::default(),
+            counters,
+            archives_total,
+            bytes_total,
+            failed: None,
+            task: tokio::spawn(fetch.run(archives)),
+        }
+    }
+
+    /// How far reading has got.
+    pub fn progress(&self) -> ReadProgress {
+        ReadProgress {
+            archives_done: self.counters.archives_done.load(Ordering::Relaxed),
+            archives_total: self.archives_total,
+            bytes_read: self.counters.bytes_read.load(Ordering::Relaxed),
+            bytes_total: self.bytes_total,
+        }
+    }
+
+    /// The last acknowledged position of each archive.
+    pub fn acknowledged(&self) -> impl Iterator<Item = (&str, &Position)> {
+        self.acks.acknowledged()
+    }
+}
+
+impl Drop for ArchiveSource {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[async_trait]
+impl RecordSource for ArchiveSource {
+    async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<SourceRecord>>, SourceError> {
+        if self.pending.is_empty() {
+            match self.rx.recv().await {
+                Some(Message::Batch(batch)) => self.pending = batch.into(),
+                Some(Message::Error(e)) => {
+                    if let SourceError::Unavailable { what, detail } = &e {
+                        self.failed = Some((what.clone(), detail.clone()));
+                    }
+                    return Err(e);
+                }
+                None => {
+                    return match &self.failed {
+                        Some((what, detail)) => Err(SourceError::Unavailable {
+                            what: what.clone(),
+                            detail: detail.clone(),
+                        }),
+                        None => Ok(None),
+                    }
+                }
+            }
+        }
+        let n = max.clamp(1, self.pending.len());
+        let batch: Vec<SourceRecord> = self.pending.drain(..n).collect();
+        if let Some(last) = batch.last() {
+            self.acks.delivered(last);
+        }
+        Ok(Some(batch))
+    }
+
+    async fn ack(&mut self, source: &str, position: &Position) -> Result<(), SourceError> {
+        self.acks.ack(source, position)
+    }
+
+    /// Nothing to do: archives are read-only and keep no checkpoints.
+    async fn commit(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
+/// The fetch task's state.
+struct Fetch {
+    store: Arc<dyn ArchiveStore>,
+    options: ReadOptions,
+    tx: mpsc::Sender<Message>,
+    counters: Arc<Counters>,
+}
+
+/// Why reading one archive stopped early.
+enum Stop {
+    /// The consumer is gone.
+    Closed,
+    /// The archive is damaged; go on with the next.
+    Corrupt(SourceError),
+    /// The store is unreachable; stop.
+    Unavailable(SourceError),
+}
+
+impl Fetch {
+    async fn run(self, archives: Vec<Archive>) {
+        for archive in archives {
+            let stop = self.read(&archive).await;
+            self.counters.archives_done.fetch_add(1, Ordering::Relaxed);
+            let error = match stop {
+                Ok(()) => continue,
+                Err(Stop::Closed) => return,
+                Err(Stop::Corrupt(e)) => e,
+                Err(Stop::Unavailable(e)) => {
+                    let _ = self.tx.send(Message::Error(e)).await;
+                    return;
+                }
+            };
+            if self.tx.send(Message::Error(error)).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Streams one archive through a decoder into batches. Records before a
+    /// failure are sent before it is reported.
+    async fn read(&self, archive: &Archive) -> Result<(), Stop> {
+        let key = archive.key.to_string();
+        let id: Arc<str> = key.as_str().into();
+        let unavailable = |e: StoreError| {
+            Stop::Unavailable(SourceError::Unavailable {
+                what: key.clone(),
+                detail: e.to_string(),
+            })
+        };
+        let mut body = self.store.get(&key, 0).await.map_err(unavailable)?;
+        let etag = body.etag.clone();
+        let mut decoder = Decoder::new();
+        let mut batch = Batch::new(id.clone(), &self.options);
+        let mut input: Vec<u8> = Vec::new();
+        let mut received = 0u64;
+        let mut resumes = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        loop {
+            let n = match body.reader.read_into(&mut input).await {
+                Ok(n) => n,
+                Err(e) if e.is_transient() && resumes.attempts() < self.options.max_resumes => {
+                    let delay = resumes.next_delay();
+                    tracing::warn!(key, at = received, error = %e, "archive download broke off; resuming at the same byte");
+                    tokio::time::sleep(delay).await;
+                    body = self.store.get(&key, received).await.map_err(unavailable)?;
+                    if body.etag != etag {
+                        return Err(unavailable(StoreError::new(
+                            "GetObject",
+                            key.clone(),
+                            crate::ErrorKind::Fatal,
+                            "the object changed while it was being read",
+                        )));
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    self.flush(&mut batch).await?;
+                    return Err(unavailable(e));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            received += n as u64;
+            self.counters
+                .bytes_read
+                .fetch_add(n as u64, Ordering::Relaxed);
+            let mut used = 0;
+            let fed = loop {
+                match decoder.feed(&input[used..]) {
+                    Ok(0) => break Ok(()),
+                    Ok(k) => used += k,
+                    Err(e) => break Err(DrainError::Archive(e)),
+                }
+                if let Err(e) = self.drain(&mut decoder, &mut batch).await {
+                    break Err(e);
+                }
+            };
+            input.drain(..used);
+            if let Err(e) = fed {
+                return Err(self.corrupt(&key, &mut batch, e).await);
+            }
+        }
+        if let Err(e) = decoder.finish(&input) {
+            return Err(self.corrupt(&key, &mut batch, e.into()).await);
+        }
+        self.flush(&mut batch).await
+    }
+
+    /// Moves the decoder's whole records into the batch, sending full
+    /// batches.
+    async fn drain(&self, decoder: &mut Decoder, batch: &mut Batch) -> Result<(), DrainError> {
+        loop {
+            let index = decoder.records();
+            match decoder.next_raw() {
+                Ok(Some(raw)) => {
+                    if batch.push(index, raw) {
+                        self.flush(batch).await.map_err(|_| DrainError::Closed)?;
+                    }
+                }
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(DrainError::Archive(e)),
+            }
+        }
+    }
+
+    async fn flush(&self, batch: &mut Batch) -> Result<(), Stop> {
+        if let Some(records) = batch.take() {
+            self.tx
+                .send(Message::Batch(records))
+                .await
+                .map_err(|_| Stop::Closed)?;
+        }
+        Ok(())
+    }
+
+    /// Sends what was read before the damage and returns the error to
+    /// report after it.
+    async fn corrupt(&self, key: &str, batch: &mut Batch, e: DrainError) -> Stop {
+        if let Err(stop) = self.flush(batch).await {
+            return stop;
+        }
+        match e {
+            DrainError::Closed => Stop::Closed,
+            DrainError::Archive(e) => Stop::Corrupt(to_corrupt(key, e)),
+        }
+    }
+}
+
+/// A failure while taking records out of the decoder.
+enum DrainError {
+    Closed,
+    Archive(ArchiveError),
+}
+
+impl From<ArchiveError> for DrainError {
+    fn from(e: ArchiveError) -> DrainError {
+        DrainError::Archive(e)
+    }
+}
+
+fn to_corrupt(key: &str, e: ArchiveError) -> SourceError {
+    SourceError::Corrupt {
+        source_id: key.to_string(),
+        position: Position::Index(e.record),
+        detail: e.to_string(),
+    }
+}
+
+/// Records collected for the next send.
+struct Batch {
+    id: Arc<str>,
+    records: Vec<SourceRecord>,
+    bytes: usize,
+    max_records: usize,
+    max_bytes: usize,
+}
+
+impl Batch {
+    fn new(id: Arc<str>, options: &ReadOptions) -> Batch {
+        Batch {
+            id,
+            records: Vec::new(),
+            bytes: 0,
+            max_records: options.batch_records.max(1),
+            max_bytes: options.batch_bytes.max(1),
+        }
+    }
+
+    /// Adds a record; true when the batch is full.
+    fn push(&mut self, index: u64, raw: &[u8]) -> bool {
+        self.bytes += raw.len();
+        self.records.push(SourceRecord {
+            source: self.id.clone(),
+            position: Position::Index(index),
+            data: raw.to_vec(),
+        });
+        self.records.len() >= self.max_records || self.bytes >= self.max_bytes
+    }
+
+    fn take(&mut self) -> Option<Vec<SourceRecord>> {
+        self.bytes = 0;
+        (!self.records.is_empty()).then(|| std::mem::take(&mut self.records))
+    }
+}

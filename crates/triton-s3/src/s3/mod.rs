@@ -1,0 +1,282 @@
+//! [`S3Store`]: archives in an S3 bucket through `aws-sdk-s3`.
+
+mod client;
+mod upload;
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use triton_core::retry::Backoff;
+
+pub use self::client::{client, sdk_config};
+use crate::error::{ErrorKind, StoreError};
+use crate::store::{ArchiveStore, BodyRead, ObjectBody, ObjectInfo, PutOptions, PutReceipt};
+
+/// Server-side encryption requested for written objects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sse {
+    /// `AES256`: keys managed by S3.
+    Aes256,
+    /// `aws:kms`, with the bucket's default key or the given key id or ARN.
+    Kms {
+        /// The KMS key; `None` uses the account's default S3 key.
+        key_id: Option<String>,
+    },
+}
+
+/// How an [`S3Store`] writes and retries.
+#[derive(Clone, Debug)]
+pub struct S3Options {
+    /// Size of multipart upload parts; files larger than one part are
+    /// uploaded in parts. At least 5 MiB (S3's minimum), default 8 MiB.
+    pub part_size: u64,
+    /// Parts uploaded at once, default 4. Memory for uploads is not
+    /// proportional to it: parts are streamed from the file.
+    pub upload_concurrency: usize,
+    /// Server-side encryption of written objects.
+    pub sse: Option<Sse>,
+    /// Attempts per request before a transient failure is returned,
+    /// default 6 (about 10 s of backoff in total).
+    pub max_attempts: u32,
+    /// First retry delay, doubling up to 10 s; default 200 ms.
+    pub retry_base: Duration,
+    /// A body that delivers nothing for this long counts as a dropped
+    /// connection (the SDK's timeouts stop once headers arrived); default
+    /// 60 s.
+    pub idle_timeout: Duration,
+}
+
+/// S3's smallest part size (except the last part).
+pub const MIN_PART_SIZE: u64 = 5 << 20;
+
+impl Default for S3Options {
+    fn default() -> S3Options {
+        S3Options {
+            part_size: 8 << 20,
+            upload_concurrency: 4,
+            sse: None,
+            max_attempts: 6,
+            retry_base: Duration::from_millis(200),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A bucket used as an archive store.
+#[derive(Clone, Debug)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    options: S3Options,
+}
+
+impl S3Store {
+    /// A store over `bucket` with `client` (see [`client`] for the standard
+    /// configuration). A part size under 5 MiB is raised to 5 MiB.
+    pub fn new(client: Client, bucket: impl Into<String>, mut options: S3Options) -> S3Store {
+        options.part_size = options.part_size.max(MIN_PART_SIZE);
+        options.upload_concurrency = options.upload_concurrency.max(1);
+        options.max_attempts = options.max_attempts.max(1);
+        S3Store {
+            client,
+            bucket: bucket.into(),
+            options,
+        }
+    }
+
+    /// The bucket name.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn target(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    /// Runs `call` until it succeeds, fails for good, or has used
+    /// `max_attempts`; each retry is logged.
+    async fn retry<T, F, Fut>(&self, mut call: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let mut backoff = Backoff::new(self.options.retry_base, Duration::from_secs(10));
+        loop {
+            match call().await {
+                Err(e)
+                    if e.is_transient() && backoff.attempts() + 1 < self.options.max_attempts =>
+                {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "S3 request failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+/// An S3 object body, with an idle timeout per chunk.
+struct S3Body {
+    body: ByteStream,
+    target: String,
+    idle_timeout: Duration,
+}
+
+#[async_trait]
+impl BodyRead for S3Body {
+    async fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, StoreError> {
+        let transient =
+            |m: String| StoreError::new("GetObject", self.target.clone(), ErrorKind::Transient, m);
+        match tokio::time::timeout(self.idle_timeout, self.body.try_next()).await {
+            Err(_) => Err(transient(format!(
+                "no data for {} s",
+                self.idle_timeout.as_secs()
+            ))),
+            Ok(Err(e)) => Err(transient(format!("reading the body: {e}"))),
+            Ok(Ok(Some(bytes))) => {
+                buf.extend_from_slice(&bytes);
+                Ok(bytes.len())
+            }
+            Ok(Ok(None)) => Ok(0),
+        }
+    }
+}
+
+#[async_trait]
+impl ArchiveStore for S3Store {
+    fn url(&self) -> String {
+        format!("s3://{}", self.bucket)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let target = self.target(prefix);
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .retry(|| async {
+                    self.client
+                        .list_objects_v2()
+                        .bucket(&self.bucket)
+                        .prefix(prefix)
+                        .set_continuation_token(token.clone())
+                        .send()
+                        .await
+                        .map_err(|e| StoreError::from_sdk("ListObjectsV2", &target, e))
+                })
+                .await?;
+            for object in page.contents() {
+                if let Some(key) = object.key() {
+                    out.push(ObjectInfo {
+                        key: key.to_string(),
+                        size: object.size().unwrap_or(0).max(0) as u64,
+                    });
+                }
+            }
+            tracing::debug!(prefix, objects = out.len(), "listed a page");
+            token = match (page.is_truncated(), page.next_continuation_token()) {
+                (Some(true), Some(next)) => Some(next.to_string()),
+                (Some(true), None) => {
+                    return Err(StoreError::new(
+                        "ListObjectsV2",
+                        target,
+                        ErrorKind::Fatal,
+                        "the listing is truncated but has no continuation token",
+                    ))
+                }
+                _ => break,
+            };
+        }
+        Ok(out)
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        let target = self.target(key);
+        let head = self
+            .retry(|| async {
+                self.client
+                    .head_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::from_sdk("HeadObject", &target, e))
+            })
+            .await;
+        match head {
+            Ok(h) => Ok(Some(ObjectInfo {
+                key: key.to_string(),
+                size: h.content_length().unwrap_or(0).max(0) as u64,
+            })),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody, StoreError> {
+        let target = self.target(key);
+        let range = (offset > 0).then(|| format!("bytes={offset}-"));
+        let out = self
+            .retry(|| async {
+                self.client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .set_range(range.clone())
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::from_sdk("GetObject", &target, e))
+            })
+            .await?;
+        Ok(ObjectBody {
+            etag: out.e_tag().unwrap_or_default().to_string(),
+            reader: Box::new(S3Body {
+                body: out.body,
+                target,
+                idle_timeout: self.options.idle_timeout,
+            }),
+        })
+    }
+
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        options: &PutOptions,
+    ) -> Result<PutReceipt, StoreError> {
+        upload::put_file(self, key, path, options).await
+    }
+
+    async fn put_bytes(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        options: &PutOptions,
+    ) -> Result<PutReceipt, StoreError> {
+        upload::put_bytes(self, key, data, options).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let target = self.target(key);
+        let deleted = self
+            .retry(|| async {
+                self.client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::from_sdk("DeleteObject", &target, e))
+            })
+            .await;
+        match deleted {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        }
+    }
+}

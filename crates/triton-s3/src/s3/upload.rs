@@ -1,0 +1,272 @@
+//! Uploads: one PutObject for files up to one part, multipart beyond,
+//! streamed from the file with bounded parallelism. A multipart upload that
+//! fails is aborted, so no invisible parts are left to pay for.
+
+use std::path::Path;
+
+use aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUploadFluentBuilder;
+use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use tokio::task::JoinSet;
+
+use super::{S3Store, Sse};
+use crate::error::{ErrorKind, StoreError};
+use crate::store::{PutOptions, PutReceipt};
+
+pub(super) async fn put_bytes(
+    store: &S3Store,
+    key: &str,
+    data: Vec<u8>,
+    options: &PutOptions,
+) -> Result<PutReceipt, StoreError> {
+    let size = data.len() as u64;
+    let target = store.target(key);
+    let out = store
+        .retry(|| async {
+            put_object(store, key, options)
+                .body(ByteStream::from(data.clone()))
+                .send()
+                .await
+                .map_err(|e| StoreError::from_sdk("PutObject", &target, e))
+        })
+        .await?;
+    Ok(PutReceipt {
+        size,
+        etag: out.e_tag().unwrap_or_default().to_string(),
+        parts: 1,
+    })
+}
+
+pub(super) async fn put_file(
+    store: &S3Store,
+    key: &str,
+    path: &Path,
+    options: &PutOptions,
+) -> Result<PutReceipt, StoreError> {
+    let target = store.target(key);
+    let size = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| StoreError::io("PutObject", path.display().to_string(), e))?
+        .len();
+    if size <= store.options.part_size {
+        let out = store
+            .retry(|| async {
+                let body = file_part(path, 0, size).await?;
+                put_object(store, key, options)
+                    .body(body)
+                    .content_length(size as i64)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::from_sdk("PutObject", &target, e))
+            })
+            .await?;
+        return Ok(PutReceipt {
+            size,
+            etag: out.e_tag().unwrap_or_default().to_string(),
+            parts: 1,
+        });
+    }
+
+    let created = store
+        .retry(|| async {
+            create_multipart(store, key, options)
+                .send()
+                .await
+                .map_err(|e| StoreError::from_sdk("CreateMultipartUpload", &target, e))
+        })
+        .await?;
+    let Some(upload_id) = created.upload_id().map(str::to_string) else {
+        return Err(StoreError::new(
+            "CreateMultipartUpload",
+            target,
+            ErrorKind::Fatal,
+            "the answer has no upload id",
+        ));
+    };
+    let result = multipart(store, key, path, size, &upload_id, options).await;
+    if result.is_err() {
+        abort(store, key, &upload_id).await;
+    }
+    result
+}
+
+/// Uploads the parts and completes the upload; the caller aborts on error.
+async fn multipart(
+    store: &S3Store,
+    key: &str,
+    path: &Path,
+    size: u64,
+    upload_id: &str,
+    options: &PutOptions,
+) -> Result<PutReceipt, StoreError> {
+    let target = store.target(key);
+    let part_size = store.options.part_size;
+    let count = size.div_ceil(part_size);
+    let mut tasks = JoinSet::new();
+    let mut completed = Vec::with_capacity(count as usize);
+    let mut next = 0u64;
+    while next < count || !tasks.is_empty() {
+        // Keep `upload_concurrency` parts in flight.
+        while next < count && tasks.len() < store.options.upload_concurrency {
+            let offset = next * part_size;
+            let len = part_size.min(size - offset);
+            let number = (next + 1) as i32;
+            let (store, key, path, upload_id) = (
+                store.clone(),
+                key.to_string(),
+                path.to_path_buf(),
+                upload_id.to_string(),
+            );
+            tasks.spawn(async move {
+                upload_part(&store, &key, &path, &upload_id, number, offset, len).await
+            });
+            next += 1;
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        let part =
+            joined.map_err(|e| StoreError::new("UploadPart", &target, ErrorKind::Fatal, e))??;
+        completed.push(part);
+    }
+    completed.sort_by_key(|p| p.part_number());
+    let parts = completed.len();
+    let upload = CompletedMultipartUpload::builder()
+        .set_parts(Some(completed))
+        .build();
+    let out = store
+        .retry(|| async {
+            let mut request = store
+                .client
+                .complete_multipart_upload()
+                .bucket(&store.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .multipart_upload(upload.clone());
+            if options.create_only {
+                request = request.if_none_match("*");
+            }
+            request
+                .send()
+                .await
+                .map_err(|e| StoreError::from_sdk("CompleteMultipartUpload", &target, e))
+        })
+        .await?;
+    tracing::debug!(key, size, parts, "multipart upload complete");
+    Ok(PutReceipt {
+        size,
+        etag: out.e_tag().unwrap_or_default().to_string(),
+        parts,
+    })
+}
+
+async fn upload_part(
+    store: &S3Store,
+    key: &str,
+    path: &Path,
+    upload_id: &str,
+    number: i32,
+    offset: u64,
+    len: u64,
+) -> Result<CompletedPart, StoreError> {
+    let target = format!("{} part {number}", store.target(key));
+    let out = store
+        .retry(|| async {
+            // A fresh body per attempt: a body is consumed by sending it.
+            let body = file_part(path, offset, len).await?;
+            store
+                .client
+                .upload_part()
+                .bucket(&store.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .content_length(len as i64)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| StoreError::from_sdk("UploadPart", &target, e))
+        })
+        .await?;
+    Ok(CompletedPart::builder()
+        .part_number(number)
+        .set_e_tag(out.e_tag().map(str::to_string))
+        .build())
+}
+
+/// Best effort: an abort that fails is logged (a bucket lifecycle rule for
+/// incomplete uploads catches what is left).
+async fn abort(store: &S3Store, key: &str, upload_id: &str) {
+    let target = store.target(key);
+    let aborted = store
+        .retry(|| async {
+            store
+                .client
+                .abort_multipart_upload()
+                .bucket(&store.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .send()
+                .await
+                .map_err(|e| StoreError::from_sdk("AbortMultipartUpload", &target, e))
+        })
+        .await;
+    match aborted {
+        Ok(_) => tracing::info!(key, upload_id, "aborted the failed multipart upload"),
+        Err(e) => {
+            tracing::warn!(key, upload_id, error = %e, "could not abort a failed multipart upload; its parts stay until a lifecycle rule removes them")
+        }
+    }
+}
+
+/// `len` bytes of the file from `offset`, streamed as the request is sent.
+async fn file_part(path: &Path, offset: u64, len: u64) -> Result<ByteStream, StoreError> {
+    ByteStream::read_from()
+        .path(path)
+        .offset(offset)
+        .length(Length::Exact(len))
+        .build()
+        .await
+        .map_err(|e| StoreError::new("read", path.display().to_string(), ErrorKind::Fatal, e))
+}
+
+fn put_object(store: &S3Store, key: &str, options: &PutOptions) -> PutObjectFluentBuilder {
+    let mut request = store
+        .client
+        .put_object()
+        .bucket(&store.bucket)
+        .key(key)
+        .content_type(&options.content_type);
+    if options.create_only {
+        request = request.if_none_match("*");
+    }
+    let (sse, kms_key) = encryption(store.options.sse.as_ref());
+    request
+        .set_server_side_encryption(sse)
+        .set_ssekms_key_id(kms_key)
+}
+
+fn create_multipart(
+    store: &S3Store,
+    key: &str,
+    options: &PutOptions,
+) -> CreateMultipartUploadFluentBuilder {
+    let (sse, kms_key) = encryption(store.options.sse.as_ref());
+    store
+        .client
+        .create_multipart_upload()
+        .bucket(&store.bucket)
+        .key(key)
+        .content_type(&options.content_type)
+        .set_server_side_encryption(sse)
+        .set_ssekms_key_id(kms_key)
+}
+
+fn encryption(sse: Option<&Sse>) -> (Option<ServerSideEncryption>, Option<String>) {
+    match sse {
+        None => (None, None),
+        Some(Sse::Aes256) => (Some(ServerSideEncryption::Aes256), None),
+        Some(Sse::Kms { key_id }) => (Some(ServerSideEncryption::AwsKms), key_id.clone()),
+    }
+}

@@ -1,0 +1,121 @@
+//! [`ArchiveStore`]: the object store interface archives are written to and
+//! read from, with an S3 and a local-directory backend.
+
+use std::fmt;
+use std::path::Path;
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+
+/// One object in a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The object key (`20150710/stream-store-1436553581.tri`).
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// What a write may require of the store.
+#[derive(Clone, Debug)]
+pub struct PutOptions {
+    /// Fail with [`ErrorKind::AlreadyExists`](crate::ErrorKind::AlreadyExists)
+    /// instead of replacing an existing object (S3 `If-None-Match: *`; on a
+    /// local directory, an atomic link that refuses to overwrite).
+    pub create_only: bool,
+    /// The object's `Content-Type`.
+    pub content_type: String,
+}
+
+impl Default for PutOptions {
+    fn default() -> PutOptions {
+        PutOptions {
+            create_only: false,
+            content_type: ARCHIVE_CONTENT_TYPE.to_string(),
+        }
+    }
+}
+
+/// Content type of `.tri` archives: they are opaque binary to HTTP clients.
+pub const ARCHIVE_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// What a completed write produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutReceipt {
+    /// Bytes written.
+    pub size: u64,
+    /// The store's entity tag (S3 ETag; empty for a local directory).
+    pub etag: String,
+    /// Number of parts (1 for a single request).
+    pub parts: usize,
+}
+
+/// Reads an object body chunk by chunk.
+#[async_trait]
+pub trait BodyRead: Send {
+    /// Appends the next chunk of the body to `buf` and returns its length;
+    /// 0 means the end of the body.
+    async fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, StoreError>;
+}
+
+/// An object body being streamed, and the version of the object it comes
+/// from.
+pub struct ObjectBody {
+    /// The body, from the requested offset on.
+    pub reader: Box<dyn BodyRead>,
+    /// The object's entity tag (empty for a local directory), so that a read
+    /// resumed at an offset can check it continues the same object.
+    pub etag: String,
+}
+
+impl fmt::Debug for ObjectBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectBody")
+            .field("etag", &self.etag)
+            .finish()
+    }
+}
+
+/// An object store holding archives: S3 ([`S3Store`](crate::S3Store)) or a
+/// local directory ([`LocalStore`](crate::LocalStore)); open either from a
+/// user's `--bucket` value with [`open_store`](crate::open_store).
+///
+/// Keys are `/`-separated paths relative to the bucket (or directory).
+/// Implementations retry transient failures themselves; an error they
+/// return has already been retried.
+#[async_trait]
+pub trait ArchiveStore: Send + Sync + fmt::Debug {
+    /// How users name this store: `s3://bucket` or `file:///path`.
+    fn url(&self) -> String;
+
+    /// Every object whose key starts with `prefix`, in key order, following
+    /// pagination to the end.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError>;
+
+    /// The object's size, or `None` if it does not exist.
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError>;
+
+    /// Streams the object's bytes from `offset` on.
+    async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody, StoreError>;
+
+    /// Writes the file at `path` as `key`, streaming it (large files in
+    /// parts, never whole in memory). The object appears whole or not at all.
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        options: &PutOptions,
+    ) -> Result<PutReceipt, StoreError>;
+
+    /// Writes `data` as `key` (small objects such as sidecars).
+    async fn put_bytes(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        options: &PutOptions,
+    ) -> Result<PutReceipt, StoreError>;
+
+    /// Deletes the object; deleting a missing object succeeds.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
