@@ -1,0 +1,226 @@
+//! A 50 MB upload whose first attempt is interrupted, on each backend.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents, SharedInterceptor};
+use aws_sdk_s3::operation::upload_part::UploadPartInput;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeDeserializationInterceptorContextMut, BeforeSerializationInterceptorContextRef,
+};
+use aws_smithy_runtime_api::http::{Response, StatusCode};
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
+use triton_s3::{ArchiveStore, ErrorKind, PutOptions, S3Options};
+use triton_tests::{Rng, TempDir};
+
+use crate::support::*;
+
+const SIZE: usize = 50_000_000;
+
+/// Answers UploadPart requests for chosen part numbers with 503 SlowDown:
+/// always for `fail_always`, once for `fail_once`. Clones share state.
+#[derive(Clone, Debug, Default)]
+struct PartFaults(Arc<PartFaultState>);
+
+#[derive(Debug, Default)]
+struct PartFaultState {
+    fail_always: AtomicI32,
+    fail_once: AtomicI32,
+    injected: AtomicUsize,
+}
+
+/// The part number of the UploadPart call in flight, kept in its config bag.
+#[derive(Clone, Debug)]
+struct PartNumber(i32);
+
+impl Storable for PartNumber {
+    type Storer = StoreReplace<Self>;
+}
+
+impl Intercept for PartFaults {
+    fn name(&self) -> &'static str {
+        "PartFaults"
+    }
+
+    fn read_before_execution(
+        &self,
+        ctx: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(input) = ctx.input().downcast_ref::<UploadPartInput>() {
+            let n = input.part_number().unwrap_or(0);
+            cfg.interceptor_state().store_put(PartNumber(n));
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        ctx: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(PartNumber(n)) = cfg.load::<PartNumber>().cloned() else {
+            return Ok(());
+        };
+        let once = self
+            .0
+            .fail_once
+            .compare_exchange(n, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if !once && self.0.fail_always.load(Ordering::SeqCst) != n {
+            return Ok(());
+        }
+        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+            <Error><Code>SlowDown</Code><Message>injected by the test</Message></Error>";
+        let mut response = Response::new(StatusCode::try_from(503)?, SdkBody::from(body));
+        response
+            .headers_mut()
+            .insert("content-type", "application/xml");
+        *ctx.response_mut() = response;
+        self.0.injected.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A 50 MB file of pseudo-random bytes.
+fn big_file(dir: &Path) -> (std::path::PathBuf, Vec<u8>) {
+    let mut rng = Rng::new(50);
+    let mut data = Vec::with_capacity(SIZE + 8);
+    while data.len() < SIZE {
+        data.extend_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    data.truncate(SIZE);
+    let path = dir.join("big.tri");
+    std::fs::write(&path, &data).unwrap();
+    (path, data)
+}
+
+async fn get_all(store: &dyn ArchiveStore, key: &str) -> Vec<u8> {
+    let mut body = store.get(key, 0).await.unwrap();
+    let mut out = Vec::new();
+    while body.reader.read_into(&mut out).await.unwrap() > 0 {}
+    out
+}
+
+async fn pending_uploads(f: &Fixture) -> usize {
+    let Backend::S3 { client, bucket } = &f.backend else {
+        unreachable!()
+    };
+    let out = client
+        .list_multipart_uploads()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    out.uploads().len()
+}
+
+fn create_only() -> PutOptions {
+    PutOptions {
+        create_only: true,
+        ..PutOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_multipart_50mb_with_an_interrupted_first_attempt() {
+    let faults = PartFaults::default();
+    let options = S3Options {
+        part_size: 5 << 20,
+        upload_concurrency: 4,
+        max_attempts: 3,
+        retry_base: Duration::from_millis(10),
+        ..S3Options::default()
+    };
+    let f = Fixture::s3_with(vec![SharedInterceptor::new(faults.clone())], options).await;
+    let tmp = TempDir::new("multipart");
+    let (path, data) = big_file(tmp.path());
+    let k = key("events", "store", 1_730_246_400);
+
+    // First attempt: part 3 keeps failing, so the upload fails and is
+    // aborted: no object, no parts left behind.
+    faults.0.fail_always.store(3, Ordering::SeqCst);
+    let e = f
+        .store
+        .put_file(&k, &path, &create_only())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+    assert!(e.target.ends_with("part 3"), "{e}");
+    assert_eq!(
+        faults.0.injected.load(Ordering::SeqCst),
+        3,
+        "3 attempts of part 3"
+    );
+    assert_eq!(f.store.head(&k).await.unwrap(), None);
+    assert_eq!(
+        pending_uploads(&f).await,
+        0,
+        "the failed upload was not aborted"
+    );
+
+    // Second attempt: one transient failure of part 7, retried.
+    faults.0.fail_always.store(0, Ordering::SeqCst);
+    faults.0.fail_once.store(7, Ordering::SeqCst);
+    let receipt = f.store.put_file(&k, &path, &create_only()).await.unwrap();
+    assert_eq!(faults.0.injected.load(Ordering::SeqCst), 4);
+    assert_eq!(receipt.size, SIZE as u64);
+    assert_eq!(receipt.parts, 10);
+    assert!(
+        get_all(&*f.store, &k).await == data,
+        "uploaded bytes differ"
+    );
+
+    // Create-only again: refused at completion, and that upload aborted too.
+    let e = f
+        .store
+        .put_file(&k, &path, &create_only())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::AlreadyExists, "{e}");
+    assert_eq!(pending_uploads(&f).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_50mb_put_after_an_interrupted_write() {
+    let f = Fixture::local();
+    let Backend::Local(dir) = &f.backend else {
+        unreachable!()
+    };
+    let tmp = TempDir::new("local-put");
+    let (path, data) = big_file(tmp.path());
+    let k = key("events", "store", 1_730_246_400);
+
+    // What a writer killed half-way leaves: a partial temporary file.
+    let day_dir = dir.path().join("bucket").join("20241030");
+    std::fs::create_dir_all(&day_dir).unwrap();
+    let leftover = day_dir.join(format!(".{}.part-99999-0", k.rsplit('/').next().unwrap()));
+    std::fs::write(&leftover, &data[..SIZE / 3]).unwrap();
+    assert_eq!(f.store.head(&k).await.unwrap(), None);
+    assert_eq!(f.store.list("20241030/").await.unwrap(), vec![]);
+
+    let receipt = f.store.put_file(&k, &path, &create_only()).await.unwrap();
+    assert_eq!(receipt.size, SIZE as u64);
+    assert!(get_all(&*f.store, &k).await == data, "written bytes differ");
+    let listed = f.store.list("20241030/").await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].size, SIZE as u64);
+
+    let e = f
+        .store
+        .put_file(&k, &path, &create_only())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::AlreadyExists, "{e}");
+    // No temporary files of ours are left (the killed writer's one stays).
+    let names: Vec<String> = std::fs::read_dir(&day_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}

@@ -1,0 +1,178 @@
+//! Both backends for the same tests: a throwaway bucket on the local S3
+//! server, or a throwaway directory; and archive-making helpers.
+#![allow(dead_code)] // each test binary uses part of it
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use aws_sdk_s3::config::SharedInterceptor;
+use aws_sdk_s3::Client;
+use tokio::task::JoinSet;
+use triton_core::archive::ArchiveWriter;
+use triton_core::key::ArchiveKey;
+use triton_core::source::{RecordSource, SourceError, SourceRecord};
+use triton_s3::{ArchiveStore, LocalStore, PutOptions, S3Options, S3Store};
+use triton_tests::TempDir;
+
+pub const REGION: &str = "us-east-1";
+
+/// The local S3 endpoint. Refuses anything but loopback, so that no test
+/// can reach real AWS.
+pub fn endpoint() -> String {
+    let url = std::env::var("AWS_ENDPOINT_URL_S3").unwrap_or_else(|_| {
+        panic!(
+            "AWS_ENDPOINT_URL_S3 is not set: these tests need the local S3 server. \
+             Run them with scripts/test, or `eval \"$(scripts/services start)\"` first."
+        )
+    });
+    let host = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split([':', '/']).next())
+        .unwrap_or("");
+    assert!(
+        host == "127.0.0.1" || host == "localhost",
+        "AWS_ENDPOINT_URL_S3={url} is not a local http://127.0.0.1 server; refusing"
+    );
+    url
+}
+
+/// A client configured as the library configures it, pointed at the local
+/// server with dummy credentials, plus interceptors.
+pub async fn s3_client(interceptors: Vec<SharedInterceptor>) -> Client {
+    let sdk = triton_s3::sdk_config(REGION)
+        .await
+        .to_builder()
+        .endpoint_url(endpoint())
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+            aws_sdk_s3::config::Credentials::new(
+                "triton-local",
+                "triton-local",
+                None,
+                None,
+                "tests",
+            ),
+        ))
+        .build();
+    let mut conf = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true);
+    for i in interceptors {
+        conf.push_interceptor(i);
+    }
+    Client::from_conf(conf.build())
+}
+
+/// Where a test's archives live.
+pub enum Backend {
+    S3 { client: Client, bucket: String },
+    Local(TempDir),
+}
+
+/// A store on a fresh backend.
+pub struct Fixture {
+    pub store: Arc<dyn ArchiveStore>,
+    pub backend: Backend,
+}
+
+impl Fixture {
+    /// A new empty bucket on the local S3 server.
+    pub async fn s3() -> Fixture {
+        Fixture::s3_with(Vec::new(), S3Options::default()).await
+    }
+
+    /// A new empty bucket, with interceptors and options.
+    pub async fn s3_with(interceptors: Vec<SharedInterceptor>, options: S3Options) -> Fixture {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let client = s3_client(interceptors).await;
+        let bucket = format!(
+            "triton-test-{}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+        );
+        client
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("CreateBucket on the local S3 server");
+        let store = Arc::new(S3Store::new(client.clone(), bucket.clone(), options));
+        Fixture {
+            store,
+            backend: Backend::S3 { client, bucket },
+        }
+    }
+
+    /// A new empty directory.
+    pub fn local() -> Fixture {
+        let dir = TempDir::new("s3-local");
+        Fixture {
+            store: Arc::new(LocalStore::new(dir.path().join("bucket"))),
+            backend: Backend::Local(dir),
+        }
+    }
+
+    /// Uploads many small objects, 16 at a time.
+    pub async fn put_all(&self, objects: Vec<(String, Vec<u8>)>) {
+        let mut tasks = JoinSet::new();
+        for (key, data) in objects {
+            while tasks.len() >= 16 {
+                tasks.join_next().await.unwrap().unwrap();
+            }
+            let store = self.store.clone();
+            tasks.spawn(async move {
+                store
+                    .put_bytes(&key, data, &PutOptions::default())
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"))
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+    }
+}
+
+/// Raw MessagePack of `{"seq": seq, "payload": <bin>}`.
+pub fn record_bytes(seq: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 32);
+    out.push(0x82);
+    out.extend_from_slice(b"\xa3seq\xcf");
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(b"\xa7payload\xc6");
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// An archive holding `records`.
+pub fn archive(records: &[Vec<u8>]) -> Vec<u8> {
+    let mut w = ArchiveWriter::new(Vec::new());
+    for r in records {
+        w.write_raw(r).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+/// The object key of an archive of `stream` by `client` at `ts`.
+pub fn key(stream: &str, client: &str, ts: u64) -> String {
+    ArchiveKey::new(stream, client, ts).unwrap().to_string()
+}
+
+/// Reads a source to its end, acknowledging every batch; stops at the
+/// first error and returns it with the records before it.
+pub async fn drain(source: &mut impl RecordSource) -> (Vec<SourceRecord>, Option<SourceError>) {
+    let mut all = Vec::new();
+    loop {
+        match source.next_batch(500).await {
+            Ok(Some(batch)) => {
+                let last = batch.last().unwrap();
+                source.ack(&last.source, &last.position).await.unwrap();
+                all.extend(batch);
+            }
+            Ok(None) => return (all, None),
+            Err(e) => return (all, Some(e)),
+        }
+    }
+}
