@@ -35,6 +35,7 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    Cat(cmd::cat::CatArgs),
     Decode(cmd::decode::DecodeArgs),
     Encode(cmd::encode::EncodeArgs),
     Stats(cmd::stats::StatsArgs),
@@ -57,6 +58,7 @@ fn init_logging(format: LogFormat) {
 
 fn run(cli: Cli) -> CliResult {
     match cli.command {
+        Command::Cat(args) => cmd::cat::run(args),
         Command::Decode(args) => cmd::decode::run(args),
         Command::Encode(args) => cmd::encode::run(args),
         Command::Stats(args) => cmd::stats::run(args),

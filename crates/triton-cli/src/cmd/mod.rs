@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod cat;
 pub mod common;
 pub mod decode;
 pub mod encode;

@@ -1,0 +1,244 @@
+//! `triton cat`: archived records of a stream over a range of days, as JSON
+//! lines.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use triton_core::json::{self, RawWriter};
+use triton_core::key::validate_client_name;
+use triton_core::source::{RecordSource, SourceError};
+use triton_core::time::Date;
+use triton_s3::{
+    list_archives, ArchiveQuery, ArchiveSource, Location, ReadOptions, ReadProgress, S3Options,
+};
+
+use super::common::StreamArgs;
+use crate::error::{CliError, CliResult};
+
+/// Print a stream's archived records for a range of days as JSON lines.
+///
+/// Reads the .tri archives that `triton store` wrote for the stream, day
+/// by day from --start-date to --end-date (UTC, inclusive), in the order
+/// they were written, and prints each record in the view of `triton
+/// decode`. Archives are streamed: memory stays small whatever their size.
+///
+/// If more than one client (store process name) archived the stream in
+/// the range, choose one with --client-name: their archives hold the same
+/// records. Keys that are not archives (such as .metadata sidecars) are
+/// skipped.
+///
+/// A damaged archive stops the output with an error naming the archive,
+/// the record and the byte offset, after every record before the damage was
+/// printed. With --skip-corrupt the other archives are printed too and the
+/// damaged ones are listed at the end. Either way the exit code is 1 when an
+/// archive could not be read whole.
+#[derive(Args, Debug)]
+pub struct CatArgs {
+    #[command(flatten)]
+    stream: StreamArgs,
+
+    /// Where the archives are: an S3 bucket (NAME or s3://NAME, in the
+    /// stream's region) or a local directory (file:///PATH, or a path
+    /// containing '/', such as ./archive).
+    #[arg(long, env = "TRITON_BUCKET", value_name = "BUCKET")]
+    bucket: String,
+
+    /// First day to read (UTC), as YYYYMMDD.
+    #[arg(long, value_parser = parse_date, value_name = "YYYYMMDD")]
+    start_date: Date,
+
+    /// Last day to read, inclusive [default: the start date].
+    #[arg(long, value_parser = parse_date, value_name = "YYYYMMDD")]
+    end_date: Option<Date>,
+
+    /// Only archives written by this client (the store's --client-name).
+    #[arg(long, env = "TRITON_CLIENT", value_name = "NAME")]
+    client_name: Option<String>,
+
+    /// Print the archives that would be read (key and size in bytes,
+    /// tab-separated) instead of their records.
+    #[arg(long)]
+    list: bool,
+
+    /// Go on with the next archive after a damaged one.
+    #[arg(long)]
+    skip_corrupt: bool,
+
+    /// No progress line (archives, bytes, records, rate) on standard error.
+    /// It is shown only when standard error is a terminal and the records
+    /// go to a file or a pipe.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn parse_date(s: &str) -> Result<Date, String> {
+    Date::parse_yyyymmdd(s).map_err(|e| e.to_string())
+}
+
+/// Runs `triton cat`.
+pub fn run(args: CatArgs) -> CliResult {
+    let config = args.stream.load()?;
+    if let Some(c) = &args.client_name {
+        validate_client_name(c).map_err(|e| CliError::new(format!("--client-name: {e}")))?;
+    }
+    let location = Location::parse(&args.bucket).map_err(|e| CliError::new(e.to_string()))?;
+    let query = ArchiveQuery {
+        stream: config.name.clone(),
+        start: args.start_date,
+        end: args.end_date.unwrap_or(args.start_date),
+        client: args.client_name.clone(),
+    };
+    // Two threads: archives are fetched and decoded beside the formatting.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::io("starting the async runtime", e))?;
+    runtime.block_on(async {
+        let store = location.open(&config.region, S3Options::default()).await;
+        let archives = list_archives(store.clone(), &query)
+            .await
+            .map_err(|e| CliError::new(e.to_string()))?;
+        if archives.is_empty() {
+            eprintln!(
+                "triton: no archives of {} from {} to {} in {location}",
+                query.stream, query.start, query.end
+            );
+        }
+        if args.list {
+            let mut out = std::io::stdout().lock();
+            for a in &archives {
+                writeln!(out, "{}\t{}", a.key, a.size)
+                    .map_err(|e| CliError::io("writing to standard output", e))?;
+            }
+            let total: u64 = archives.iter().map(|a| a.size).sum();
+            eprintln!("{} archives, {total} bytes", archives.len());
+            return Ok(());
+        }
+        // Only when the records go elsewhere: a line redrawn between them
+        // would garble both.
+        let show = !args.no_progress
+            && std::io::stderr().is_terminal()
+            && !std::io::stdout().is_terminal();
+        let progress = show.then(Progress::new);
+        let source = ArchiveSource::new(store, archives, ReadOptions::default());
+        print(source, args.skip_corrupt, progress).await
+    })
+}
+
+/// Prints every record; reports damaged archives.
+async fn print(
+    mut source: ArchiveSource,
+    skip_corrupt: bool,
+    mut progress: Option<Progress>,
+) -> CliResult {
+    let mut scratch = RawWriter::new();
+    let mut buf = Vec::with_capacity(1 << 20);
+    let stdout = std::io::stdout();
+    let mut skipped = Vec::new();
+    let mut records = 0u64;
+    loop {
+        let batch = match source.next_batch(4096).await {
+            Ok(Some(batch)) => batch,
+            Ok(None) => break,
+            Err(e @ SourceError::Corrupt { .. }) if skip_corrupt => {
+                if let Some(p) = &mut progress {
+                    p.clear();
+                }
+                eprintln!("triton: skipping the rest of {e}");
+                skipped.push(e.to_string());
+                continue;
+            }
+            Err(e) => {
+                if let Some(p) = &mut progress {
+                    p.clear();
+                }
+                return Err(CliError::new(e.to_string()));
+            }
+        };
+        buf.clear();
+        for r in &batch {
+            // The decoder validated every record, so this cannot fail on
+            // archive data; report rather than trust it.
+            json::write_raw_record(&mut buf, &mut scratch, &r.data)
+                .map_err(|e| CliError::new(format!("{} {}: {e}", r.source, r.position)))?;
+            buf.push(b'\n');
+        }
+        records += batch.len() as u64;
+        stdout
+            .lock()
+            .write_all(&buf)
+            .map_err(|e| CliError::io("writing to standard output", e))?;
+        if let Some(p) = &mut progress {
+            p.update(source.progress(), records);
+        }
+    }
+    stdout
+        .lock()
+        .flush()
+        .map_err(|e| CliError::io("writing to standard output", e))?;
+    if let Some(p) = &mut progress {
+        p.finish(source.progress(), records);
+    }
+    if skipped.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "triton: {} damaged archive(s) were not read to the end:",
+        skipped.len()
+    );
+    for s in &skipped {
+        eprintln!("  {s}");
+    }
+    Err(CliError::reported())
+}
+
+/// The progress line on a terminal, redrawn at most 5 times a second.
+struct Progress {
+    started: Instant,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            started: Instant::now(),
+            last: None,
+        }
+    }
+
+    fn update(&mut self, p: ReadProgress, records: u64) {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(200))
+        {
+            return;
+        }
+        self.last = Some(Instant::now());
+        self.draw(p, records);
+    }
+
+    fn draw(&self, p: ReadProgress, records: u64) {
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let mb = |b: u64| b as f64 / 1e6;
+        eprint!(
+            "\r\x1b[Karchives {}/{}, {:.1}/{:.1} MB, {records} records, {:.0} records/s",
+            p.archives_done,
+            p.archives_total,
+            mb(p.bytes_read),
+            mb(p.bytes_total),
+            records as f64 / secs
+        );
+    }
+
+    fn clear(&mut self) {
+        eprint!("\r\x1b[K");
+        self.last = None;
+    }
+
+    fn finish(&mut self, p: ReadProgress, records: u64) {
+        self.draw(p, records);
+        eprintln!();
+    }
+}

@@ -1,0 +1,374 @@
+//! `triton cat` over a bucket on the local S3 server (moto, started by
+//! scripts/test through scripts/services) and over a local directory: the
+//! same checks for both.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use triton_s3::{ArchiveStore, LocalStore, PutOptions, S3Options, S3Store};
+
+/// The local S3 endpoint, refusing anything but loopback so that no test
+/// can reach real AWS.
+fn check_endpoint() {
+    let url = std::env::var("AWS_ENDPOINT_URL_S3").unwrap_or_else(|_| {
+        panic!("AWS_ENDPOINT_URL_S3 is not set: run these tests with scripts/test")
+    });
+    assert!(
+        url.starts_with("http://127.0.0.1:") || url.starts_with("http://localhost:"),
+        "AWS_ENDPOINT_URL_S3={url} is not local; refusing"
+    );
+}
+
+fn go_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/go-triton")
+        .join(name)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A bucket or a directory with a stream config beside it.
+struct Archive {
+    dir: PathBuf,
+    bucket: String,
+    store: Box<dyn ArchiveStore>,
+}
+
+static N: AtomicU64 = AtomicU64::new(0);
+
+fn scratch_dir(tag: &str) -> PathBuf {
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("triton-cat-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("triton.yaml"),
+        "events:\n  name: user-events\n  partition_key: user\n  region: eu-west-1\n",
+    )
+    .unwrap();
+    dir
+}
+
+impl Archive {
+    fn local(tag: &str) -> Archive {
+        let dir = scratch_dir(tag);
+        let root = dir.join("archive");
+        Archive {
+            bucket: root.display().to_string(),
+            store: Box::new(LocalStore::new(root)),
+            dir,
+        }
+    }
+
+    fn s3(tag: &str) -> Archive {
+        check_endpoint();
+        let dir = scratch_dir(tag);
+        let bucket = format!(
+            "triton-cat-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let client = runtime().block_on(async {
+            let client = triton_s3::client("us-east-1").await;
+            client.create_bucket().bucket(&bucket).send().await.unwrap();
+            client
+        });
+        Archive {
+            dir,
+            store: Box::new(S3Store::new(client, bucket.clone(), S3Options::default())),
+            bucket: format!("s3://{bucket}"),
+        }
+    }
+
+    /// Uploads fixture files under the given keys.
+    fn put(&self, objects: &[(&str, &str)]) {
+        runtime().block_on(async {
+            for (key, fixture) in objects {
+                self.store
+                    .put_file(key, &go_fixture(fixture), &PutOptions::default())
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+        });
+    }
+
+    fn triton(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_triton"))
+            .env_remove("RUST_LOG")
+            .env_remove("TRITON_CLIENT")
+            .env("TRITON_CONFIG", self.dir.join("triton.yaml"))
+            .env("TRITON_BUCKET", &self.bucket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Archive {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn decode(fixtures: &[&str]) -> Vec<u8> {
+    let out = Command::new(env!("CARGO_BIN_EXE_triton"))
+        .arg("decode")
+        .args(fixtures.iter().map(|f| go_fixture(f)))
+        .output()
+        .unwrap();
+    assert!(out.status.success() || fixtures.contains(&"truncated.tri"));
+    out.stdout
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Three days across a month boundary, out of upload order, with a sidecar
+/// and an archive of another client on a day outside the range.
+fn three_days(a: &Archive) {
+    a.put(&[
+        (
+            "20241101/user-events-store-1730421000.tri",
+            "incompressible.tri",
+        ),
+        ("20241030/user-events-store-1730329200.tri", "small.tri"),
+        (
+            "20241030/user-events-store-1730329200.tri.metadata",
+            "small.json",
+        ),
+        (
+            "20241031/user-events-store-1730336400.tri",
+            "multiflush.tri",
+        ),
+        ("20241102/user-events-backfill-1730505600.tri", "small.tri"),
+    ]);
+}
+
+fn reproduces_a_multi_day_range(a: Archive) {
+    three_days(&a);
+    let out = a.triton(&[
+        "cat",
+        "--stream",
+        "events",
+        "--start-date",
+        "20241030",
+        "--end-date",
+        "20241101",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = decode(&["small.tri", "multiflush.tri", "incompressible.tri"]);
+    assert_eq!(
+        out.stdout.iter().filter(|&&b| b == b'\n').count(),
+        22 + 12_915 + 2_300
+    );
+    assert!(
+        out.stdout == expected,
+        "cat differs from decode of the same files"
+    );
+    // Not a terminal: no progress line, nothing on stderr.
+    assert_eq!(stderr(&out), "");
+
+    let out = a.triton(&[
+        "cat",
+        "--stream",
+        "events",
+        "--start-date",
+        "20241030",
+        "--end-date",
+        "20241101",
+        "--list",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let size = |f: &str| std::fs::metadata(go_fixture(f)).unwrap().len();
+    assert_eq!(
+        String::from_utf8(out.stdout.clone()).unwrap(),
+        format!(
+            "20241030/user-events-store-1730329200.tri\t{}\n\
+             20241031/user-events-store-1730336400.tri\t{}\n\
+             20241101/user-events-store-1730421000.tri\t{}\n",
+            size("small.tri"),
+            size("multiflush.tri"),
+            size("incompressible.tri")
+        )
+    );
+    let total = size("small.tri") + size("multiflush.tri") + size("incompressible.tri");
+    assert_eq!(stderr(&out), format!("3 archives, {total} bytes\n"));
+}
+
+fn clients_and_bad_input(a: Archive) {
+    three_days(&a);
+    let cat = |extra: &[&str]| {
+        let mut args = vec!["cat", "--stream", "events"];
+        args.extend_from_slice(extra);
+        a.triton(&args)
+    };
+    // Two clients in the range: an error naming both.
+    let out = cat(&["--start-date", "20241101", "--end-date", "20241102"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "triton: archives of user-events from more than one client in the range: \
+         backfill (1 archives), store (1 archives); choose one with a client name\n"
+    );
+    let out = cat(&[
+        "--start-date",
+        "20241101",
+        "--end-date",
+        "20241102",
+        "--client-name",
+        "backfill",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout == decode(&["small.tri"]));
+
+    let out = cat(&["--start-date", "20241101", "--end-date", "20241030"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "triton: the end date 20241030 is before the start date 20241101\n"
+    );
+    let out = cat(&["--start-date", "2024-10-30"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--start-date"), "{}", stderr(&out));
+    let out = cat(&["--start-date", "20241301"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = cat(&["--start-date", "20241030", "--client-name", "a-b"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("triton: --client-name: "),
+        "{}",
+        stderr(&out)
+    );
+    // A day without archives: nothing printed, said on stderr, success.
+    let out = cat(&["--start-date", "20200101"]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr(&out)
+            .starts_with("triton: no archives of user-events from 20200101 to 20200101 in "),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn corrupt_archives(a: Archive) {
+    a.put(&[
+        ("20241030/user-events-store-1730329200.tri", "small.tri"),
+        ("20241030/user-events-store-1730329300.tri", "truncated.tri"),
+        (
+            "20241031/user-events-store-1730336400.tri",
+            "incompressible.tri",
+        ),
+    ]);
+    let args = [
+        "cat",
+        "--stream",
+        "events",
+        "--start-date",
+        "20241030",
+        "--end-date",
+        "20241031",
+    ];
+    let first_three: Vec<u8> = decode(&["truncated.tri"]);
+
+    // Without --skip-corrupt: stops at the damage, after printing what came
+    // before it.
+    let out = a.triton(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let mut expected = decode(&["small.tri"]);
+    expected.extend_from_slice(&first_three);
+    assert!(out.stdout == expected);
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("triton: 20241030/user-events-store-1730329300.tri: byte ")
+            && err.contains("(record 3)")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+
+    // With it: the next day is read too, and the damage is listed at the end.
+    let mut with_skip = args.to_vec();
+    with_skip.push("--skip-corrupt");
+    let out = a.triton(&with_skip);
+    assert_eq!(out.status.code(), Some(1));
+    expected.extend_from_slice(&decode(&["incompressible.tri"]));
+    assert!(out.stdout == expected);
+    let err = stderr(&out);
+    assert!(
+        err.contains("damaged archive(s) were not read to the end:\n  20241030/user-events-store-1730329300.tri: byte "),
+        "{err}"
+    );
+}
+
+#[test]
+fn s3_reproduces_a_multi_day_range() {
+    reproduces_a_multi_day_range(Archive::s3("range"));
+}
+
+#[test]
+fn local_reproduces_a_multi_day_range() {
+    reproduces_a_multi_day_range(Archive::local("range"));
+}
+
+#[test]
+fn s3_clients_and_bad_input() {
+    clients_and_bad_input(Archive::s3("input"));
+}
+
+#[test]
+fn local_clients_and_bad_input() {
+    clients_and_bad_input(Archive::local("input"));
+}
+
+#[test]
+fn s3_corrupt_archives() {
+    corrupt_archives(Archive::s3("corrupt"));
+}
+
+#[test]
+fn local_corrupt_archives() {
+    corrupt_archives(Archive::local("corrupt"));
+}
+
+#[test]
+fn a_missing_bucket_is_one_line() {
+    check_endpoint();
+    let a = Archive::local("missing");
+    let out = a.triton(&[
+        "cat",
+        "--stream",
+        "events",
+        "--start-date",
+        "20241030",
+        "--bucket",
+        "no-such-bucket-here",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("triton: ListObjectsV2 s3://no-such-bucket-here/20241030/user-events-: "),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let out = a.triton(&[
+        "cat",
+        "--stream",
+        "events",
+        "--start-date",
+        "20241030",
+        "--bucket",
+        "./no/such/dir",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "triton: list ./no/such/dir: no such directory\n"
+    );
+}
