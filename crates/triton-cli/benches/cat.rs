@@ -78,7 +78,10 @@ fn upload(root: &Path, paths: &[PathBuf], bucket: &str) {
         let store = S3Store::new(client, bucket, S3Options::default());
         for p in paths {
             let key = p.strip_prefix(root).unwrap().to_str().unwrap();
-            store.put_file(key, p, &PutOptions::default()).await.unwrap();
+            store
+                .put_file(key, p, &PutOptions::default())
+                .await
+                .unwrap();
         }
     });
 }
@@ -133,7 +136,9 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("cat_240k_records");
     g.throughput(Throughput::Elements(records));
     g.sample_size(10);
-    g.bench_function("decode_files_baseline", |b| b.iter(|| run(&decode_args, &config)));
+    g.bench_function("decode_files_baseline", |b| {
+        b.iter(|| run(&decode_args, &config))
+    });
     let local: Vec<&str> = cat_local.iter().map(String::as_str).collect();
     g.bench_function("cat_local_directory", |b| b.iter(|| run(&local, &config)));
     let s3: Vec<&str> = cat_s3.iter().map(String::as_str).collect();

@@ -241,7 +241,9 @@ pub fn validate_client_name(name: &str) -> Result<(), KeyError> {
     })
 }
 
-fn validate_stream_name(name: &str) -> Result<(), KeyError> {
+/// Checks that `name` can be used as the stream part of archive names:
+/// non-empty and without `/` (`-` is allowed).
+pub fn validate_stream_name(name: &str) -> Result<(), KeyError> {
     let reason = if name.is_empty() {
         KeyErrorReason::EmptyName
     } else if name.contains('/') {

@@ -74,8 +74,16 @@ impl KinesisError {
             _ => None,
         };
         let kind = match (&error, code.as_deref(), status) {
-            (SdkError::TimeoutError(_) | SdkError::DispatchFailure(_), _, _) => {
-                ErrorKind::Transient
+            (SdkError::TimeoutError(_), _, _) => ErrorKind::Transient,
+            // Network failures (and those the connector classified) are
+            // worth retrying; missing credentials are not, and retrying them
+            // forever would hide them behind warnings.
+            (SdkError::DispatchFailure(d), _, _) => {
+                if d.is_io() || d.is_timeout() || d.as_other().is_some() {
+                    ErrorKind::Transient
+                } else {
+                    ErrorKind::Fatal
+                }
             }
             (
                 _,

@@ -99,10 +99,19 @@ impl StoreError {
                     message,
                 }
             }
-            SdkError::TimeoutError(_)
-            | SdkError::DispatchFailure(_)
-            | SdkError::ResponseError(_) => {
+            SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
                 StoreError::new(operation, target, ErrorKind::Transient, error_chain(&e))
+            }
+            // Network failures (and those the connector classified, such as
+            // an incomplete message) are worth retrying; missing credentials
+            // or a request the client refuses to send are not.
+            SdkError::DispatchFailure(d) => {
+                let kind = if d.is_io() || d.is_timeout() || d.as_other().is_some() {
+                    ErrorKind::Transient
+                } else {
+                    ErrorKind::Fatal
+                };
+                StoreError::new(operation, target, kind, error_chain(&e))
             }
             _ => StoreError::new(operation, target, ErrorKind::Fatal, error_chain(&e)),
         }
@@ -125,11 +134,19 @@ fn classify(status: u16, code: Option<&str>) -> ErrorKind {
         (_, Some("NoSuchBucket")) => ErrorKind::Fatal,
         (404, _) | (_, Some("NoSuchKey" | "NotFound" | "NoSuchUpload")) => ErrorKind::NotFound,
         (412, _) | (_, Some("PreconditionFailed")) => ErrorKind::AlreadyExists,
+        (501, _) => ErrorKind::Fatal,
         // 409 ConditionalRequestConflict: a concurrent conditional write.
         (408 | 409 | 429, _) | (500..=599, _) => ErrorKind::Transient,
-        (_, Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestTimeout")) => {
-            ErrorKind::Transient
-        }
+        (
+            _,
+            Some(
+                "SlowDown"
+                | "Throttling"
+                | "ThrottlingException"
+                | "RequestTimeout"
+                | "IncompleteBody",
+            ),
+        ) => ErrorKind::Transient,
         _ => ErrorKind::Fatal,
     }
 }
@@ -163,6 +180,8 @@ mod tests {
         assert_eq!(classify(503, Some("SlowDown")), ErrorKind::Transient);
         assert_eq!(classify(500, None), ErrorKind::Transient);
         assert_eq!(classify(400, Some("RequestTimeout")), ErrorKind::Transient);
+        assert_eq!(classify(400, Some("IncompleteBody")), ErrorKind::Transient);
+        assert_eq!(classify(501, Some("NotImplemented")), ErrorKind::Fatal);
         assert_eq!(classify(403, Some("AccessDenied")), ErrorKind::Fatal);
         assert_eq!(classify(400, Some("InvalidArgument")), ErrorKind::Fatal);
     }

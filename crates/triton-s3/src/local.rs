@@ -84,9 +84,12 @@ impl LocalStore {
         let dest = self.path_of("write", key)?;
         let target = self.target(key);
         let create_only = options.create_only;
-        let task = tokio::task::spawn_blocking(move || -> Result<u64, StoreError> {
+        let task = tokio::task::spawn_blocking(move || -> Result<(u64, String), StoreError> {
             let io_err = |e| StoreError::io("write", target.clone(), e);
             let dir = dest.parent().unwrap_or(Path::new("."));
+            // Directories made for this write (a new day) must survive a
+            // crash as well as the file: their parents are synced too.
+            let created: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
             fs::create_dir_all(dir).map_err(io_err)?;
             let name = dest.file_name().unwrap_or_default().to_string_lossy();
             let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -101,19 +104,24 @@ impl LocalStore {
                 }
                 // The new name must survive a crash too.
                 fs::File::open(dir)?.sync_all()?;
-                Ok(size)
+                for d in &created {
+                    if let Some(parent) = d.parent() {
+                        fs::File::open(parent)?.sync_all()?;
+                    }
+                }
+                Ok((size, version_tag(&fs::metadata(&dest)?)))
             })();
             // After a rename this finds nothing; after a link or a failure
             // it removes the temporary name.
             let _ = fs::remove_file(&temp);
             result.map_err(io_err)
         });
-        let size = task
+        let (size, etag) = task
             .await
             .map_err(|e| StoreError::new("write", self.target(key), ErrorKind::Fatal, e))??;
         Ok(PutReceipt {
             size,
-            etag: String::new(),
+            etag,
             parts: 1,
         })
     }
@@ -135,7 +143,12 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
             continue;
         }
         let key = format!("{prefix}{name}");
-        let meta = entry.metadata()?;
+        // Follows symbolic links, as `get` does.
+        let meta = match fs::metadata(entry.path()) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // a dangling link
+            Err(e) => return Err(e),
+        };
         if meta.is_dir() {
             walk(&entry.path(), &format!("{key}/"), out)?;
         } else if meta.is_file() {
@@ -146,6 +159,21 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Changes when the file is replaced or rewritten (writes replace files by
+/// renaming, so the inode changes).
+fn version_tag(meta: &fs::Metadata) -> String {
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let inode = 0u64;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("{inode:x}-{modified:x}-{:x}", meta.len())
 }
 
 struct FileBody {
@@ -173,21 +201,21 @@ impl ArchiveStore for LocalStore {
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
         let root = self.root.clone();
+        // Walk only the directory the prefix names, not the whole tree; it
+        // obeys the rules of keys, so a listing cannot leave the root.
+        let (dir, _) = prefix.rsplit_once('/').unwrap_or(("", ""));
+        let (start, base) = match dir {
+            "" => (self.root.clone(), String::new()),
+            dir => (self.path_of("list", dir)?, format!("{dir}/")),
+        };
         let prefix = prefix.to_string();
         let target = self.root.display().to_string();
         let listed = tokio::task::spawn_blocking(move || {
             if !root.is_dir() {
                 return Err(io::Error::new(io::ErrorKind::NotFound, "no such directory"));
             }
-            // Walk only the directory the prefix names, not the whole tree.
-            let (dir, _) = prefix.rsplit_once('/').unwrap_or(("", ""));
             let mut out = Vec::new();
-            let base = if dir.is_empty() {
-                String::new()
-            } else {
-                format!("{dir}/")
-            };
-            walk(&root.join(dir), &base, &mut out)?;
+            walk(&start, &base, &mut out)?;
             out.retain(|o| o.key.starts_with(&prefix));
             out.sort_by(|a, b| a.key.cmp(&b.key));
             Ok(out)
@@ -215,6 +243,7 @@ impl ArchiveStore for LocalStore {
         let target = self.target(key);
         let io_err = |e| StoreError::io("open", target.clone(), e);
         let mut file = tokio::fs::File::open(&path).await.map_err(io_err)?;
+        let meta = file.metadata().await.map_err(io_err)?;
         if offset > 0 {
             file.seek(io::SeekFrom::Start(offset))
                 .await
@@ -222,7 +251,8 @@ impl ArchiveStore for LocalStore {
         }
         Ok(ObjectBody {
             reader: Box::new(FileBody { file, target }),
-            etag: String::new(),
+            etag: version_tag(&meta),
+            len: Some(meta.len().saturating_sub(offset)),
         })
     }
 

@@ -36,7 +36,8 @@ impl Location {
     ///
     /// - `s3://NAME` or a plain `NAME` (no `/`): an S3 bucket;
     /// - `file:///PATH`, or anything containing `/`, or starting with `.` or
-    ///   `~`: a local directory (so `./archive` is the directory `archive`).
+    ///   `~/` (the home directory): a local directory (so `./archive` is the
+    ///   directory `archive`).
     pub fn parse(input: &str) -> Result<Location, LocationError> {
         let fail = |reason: &str| LocationError {
             input: input.to_string(),
@@ -60,14 +61,20 @@ impl Location {
         if input.contains("://") {
             return Err(fail("only s3:// and file:// URLs are supported"));
         }
-        if input.contains('/') || input.starts_with('.') {
-            return Ok(Location::Local(PathBuf::from(input)));
-        }
+        // `~` may reach us unexpanded (from TRITON_BUCKET, or quoted).
         if let Some(rest) = input.strip_prefix('~') {
+            if !(rest.is_empty() || rest.starts_with('/')) {
+                return Err(fail(
+                    "~user paths are not expanded; write the directory in full",
+                ));
+            }
             let home = std::env::var_os("HOME").ok_or_else(|| fail("HOME is not set"))?;
             return Ok(Location::Local(
                 PathBuf::from(home).join(rest.trim_start_matches('/')),
             ));
+        }
+        if input.contains('/') || input.starts_with('.') {
+            return Ok(Location::Local(PathBuf::from(input)));
         }
         check_bucket(input).map_err(|r| {
             fail(&format!(
@@ -138,6 +145,12 @@ mod tests {
         assert_eq!(Location::parse("/var/tri").unwrap(), dir("/var/tri"));
         assert_eq!(Location::parse("./tri").unwrap(), dir("./tri"));
         assert_eq!(Location::parse("tri/x").unwrap(), dir("tri/x"));
+        let home = PathBuf::from(std::env::var_os("HOME").unwrap());
+        assert_eq!(
+            Location::parse("~/tri").unwrap(),
+            Location::Local(home.join("tri"))
+        );
+        assert_eq!(Location::parse("~").unwrap(), Location::Local(home));
         for bad in [
             "s3://b/prefix",
             "file://host/x",
@@ -146,6 +159,7 @@ mod tests {
             "ab",
             "s3://",
             "-ab",
+            "~bob/x",
         ] {
             let e = Location::parse(bad).unwrap_err();
             assert_eq!(e.input, bad);

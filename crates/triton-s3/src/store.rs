@@ -45,7 +45,8 @@ pub const ARCHIVE_CONTENT_TYPE: &str = "application/octet-stream";
 pub struct PutReceipt {
     /// Bytes written.
     pub size: u64,
-    /// The store's entity tag (S3 ETag; empty for a local directory).
+    /// The store's version tag (S3 ETag; for a local file, see
+    /// [`ObjectBody::etag`]).
     pub etag: String,
     /// Number of parts (1 for a single request).
     pub parts: usize,
@@ -64,9 +65,13 @@ pub trait BodyRead: Send {
 pub struct ObjectBody {
     /// The body, from the requested offset on.
     pub reader: Box<dyn BodyRead>,
-    /// The object's entity tag (empty for a local directory), so that a read
-    /// resumed at an offset can check it continues the same object.
+    /// The object's version tag (the S3 ETag; for a local file, made from
+    /// its inode, modification time and size), so that a read resumed at an
+    /// offset can check it continues the same object.
     pub etag: String,
+    /// Bytes this body will deliver, when the store said: a body that ends
+    /// before is a broken connection, not the end of the object.
+    pub len: Option<u64>,
 }
 
 impl fmt::Debug for ObjectBody {
@@ -79,7 +84,7 @@ impl fmt::Debug for ObjectBody {
 
 /// An object store holding archives: S3 ([`S3Store`](crate::S3Store)) or a
 /// local directory ([`LocalStore`](crate::LocalStore)); open either from a
-/// user's `--bucket` value with [`open_store`](crate::open_store).
+/// user's `--bucket` value with [`Location`](crate::Location).
 ///
 /// Keys are `/`-separated paths relative to the bucket (or directory).
 /// Implementations retry transient failures themselves; an error they
@@ -96,7 +101,8 @@ pub trait ArchiveStore: Send + Sync + fmt::Debug {
     /// The object's size, or `None` if it does not exist.
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError>;
 
-    /// Streams the object's bytes from `offset` on.
+    /// Streams the object's bytes from `offset` on (which must be less than
+    /// its size).
     async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody, StoreError>;
 
     /// Writes the file at `path` as `key`, streaming it (large files in

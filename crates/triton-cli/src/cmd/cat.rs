@@ -121,41 +121,75 @@ pub fn run(args: CatArgs) -> CliResult {
         let show = !args.no_progress
             && std::io::stderr().is_terminal()
             && !std::io::stdout().is_terminal();
-        let progress = show.then(Progress::new);
+        let progress = (show && !archives.is_empty()).then(Progress::new);
         let source = ArchiveSource::new(store, archives, ReadOptions::default());
         print(source, args.skip_corrupt, progress).await
     })
 }
 
-/// Prints every record; reports damaged archives.
+/// Prints every record, then lists the damaged archives that were skipped
+/// (also when a later error ends the output).
 async fn print(
     mut source: ArchiveSource,
     skip_corrupt: bool,
     mut progress: Option<Progress>,
 ) -> CliResult {
+    let mut skipped = Vec::new();
+    let mut records = 0u64;
+    let result = print_records(
+        &mut source,
+        skip_corrupt,
+        &mut progress,
+        &mut skipped,
+        &mut records,
+    )
+    .await;
+    if let Some(p) = &mut progress {
+        match result {
+            Ok(()) => p.finish(source.progress(), records),
+            Err(_) => p.clear(),
+        }
+    }
+    if !skipped.is_empty() {
+        eprintln!(
+            "triton: {} damaged archive(s) were not read to the end:",
+            skipped.len()
+        );
+        for s in &skipped {
+            eprintln!("  {s}");
+        }
+    }
+    match result {
+        Ok(()) if skipped.is_empty() => Ok(()),
+        Ok(()) => Err(CliError::reported()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn print_records(
+    source: &mut ArchiveSource,
+    skip_corrupt: bool,
+    progress: &mut Option<Progress>,
+    skipped: &mut Vec<String>,
+    records: &mut u64,
+) -> CliResult {
     let mut scratch = RawWriter::new();
     let mut buf = Vec::with_capacity(1 << 20);
     let stdout = std::io::stdout();
-    let mut skipped = Vec::new();
-    let mut records = 0u64;
+    let write_failed = |e| CliError::io("writing to standard output", e);
     loop {
         let batch = match source.next_batch(4096).await {
             Ok(Some(batch)) => batch,
             Ok(None) => break,
             Err(e @ SourceError::Corrupt { .. }) if skip_corrupt => {
-                if let Some(p) = &mut progress {
+                if let Some(p) = progress {
                     p.clear();
                 }
                 eprintln!("triton: skipping the rest of {e}");
                 skipped.push(e.to_string());
                 continue;
             }
-            Err(e) => {
-                if let Some(p) = &mut progress {
-                    p.clear();
-                }
-                return Err(CliError::new(e.to_string()));
-            }
+            Err(e) => return Err(CliError::new(e.to_string())),
         };
         buf.clear();
         for r in &batch {
@@ -165,33 +199,13 @@ async fn print(
                 .map_err(|e| CliError::new(format!("{} {}: {e}", r.source, r.position)))?;
             buf.push(b'\n');
         }
-        records += batch.len() as u64;
-        stdout
-            .lock()
-            .write_all(&buf)
-            .map_err(|e| CliError::io("writing to standard output", e))?;
-        if let Some(p) = &mut progress {
-            p.update(source.progress(), records);
+        *records += batch.len() as u64;
+        stdout.lock().write_all(&buf).map_err(write_failed)?;
+        if let Some(p) = progress {
+            p.update(source.progress(), *records);
         }
     }
-    stdout
-        .lock()
-        .flush()
-        .map_err(|e| CliError::io("writing to standard output", e))?;
-    if let Some(p) = &mut progress {
-        p.finish(source.progress(), records);
-    }
-    if skipped.is_empty() {
-        return Ok(());
-    }
-    eprintln!(
-        "triton: {} damaged archive(s) were not read to the end:",
-        skipped.len()
-    );
-    for s in &skipped {
-        eprintln!("  {s}");
-    }
-    Err(CliError::reported())
+    stdout.lock().flush().map_err(write_failed)
 }
 
 /// The progress line on a terminal, redrawn at most 5 times a second.

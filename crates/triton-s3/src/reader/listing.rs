@@ -56,6 +56,9 @@ pub enum ListError {
         /// Each client with its number of archives.
         clients: Vec<(String, usize)>,
     },
+    /// The stream or client name cannot appear in archive names.
+    #[error(transparent)]
+    InvalidName(#[from] key::KeyError),
     /// Listing failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -79,6 +82,11 @@ pub async fn list_archives(
             end: query.end,
         });
     }
+    // Names go into prefixes: one with a `/` would list something else.
+    key::validate_stream_name(&query.stream)?;
+    if let Some(client) = &query.client {
+        key::validate_client_name(client)?;
+    }
     let mut days = time::days_inclusive(query.start, query.end);
     let mut tasks = JoinSet::new();
     let mut archives = Vec::new();
@@ -95,13 +103,8 @@ pub async fn list_archives(
         let Some(joined) = tasks.join_next().await else {
             break;
         };
-        let listed = joined.map_err(|e| StoreError {
-            operation: "list",
-            target: store.url(),
-            kind: crate::ErrorKind::Fatal,
-            code: None,
-            message: e.to_string(),
-        })??;
+        let listed = joined
+            .map_err(|e| StoreError::new("list", store.url(), crate::ErrorKind::Fatal, e))??;
         for object in listed {
             match ArchiveKey::parse(&object.key) {
                 Ok(key) if key.matches(&query.stream, query.client.as_deref()) => {

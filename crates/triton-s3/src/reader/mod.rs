@@ -26,8 +26,8 @@ use triton_core::retry::Backoff;
 use triton_core::source::{Acks, Position, RecordSource, SourceError, SourceRecord};
 
 pub use self::listing::{list_archives, Archive, ArchiveQuery, ListError};
-use crate::error::StoreError;
-use crate::store::ArchiveStore;
+use crate::error::{ErrorKind, StoreError};
+use crate::store::{ArchiveStore, ObjectBody};
 
 /// Tuning of an [`ArchiveSource`].
 #[derive(Clone, Debug)]
@@ -77,6 +77,9 @@ struct Counters {
 enum Message {
     Batch(Vec<SourceRecord>),
     Error(SourceError),
+    /// Every archive was read: the only way a clean end is told apart from
+    /// a fetch task that died.
+    End,
 }
 
 /// Records of archives in the order given (see [`list_archives`]). Positions
@@ -98,6 +101,8 @@ pub struct ArchiveSource {
     bytes_total: u64,
     /// The outage that stopped the fetch task, repeated to later calls.
     failed: Option<(String, String)>,
+    /// The fetch task said it read every archive.
+    ended: bool,
     task: JoinHandle<()>,
 }
 
@@ -106,6 +111,7 @@ impl std::fmt::Debug for Message {
         match self {
             Message::Batch(b) => write!(f, "Batch({} records)", b.len()),
             Message::Error(e) => write!(f, "Error({e})"),
+            Message::End => write!(f, "End"),
         }
     }
 }
@@ -135,6 +141,7 @@ impl ArchiveSource {
             archives_total,
             bytes_total,
             failed: None,
+            ended: false,
             task: tokio::spawn(fetch.run(archives)),
         }
     }
@@ -165,7 +172,11 @@ impl Drop for ArchiveSource {
 impl RecordSource for ArchiveSource {
     async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<SourceRecord>>, SourceError> {
         if self.pending.is_empty() {
-            match self.rx.recv().await {
+            let message = match &self.failed {
+                None => self.rx.recv().await,
+                Some(_) => None,
+            };
+            match message {
                 Some(Message::Batch(batch)) => self.pending = batch.into(),
                 Some(Message::Error(e)) => {
                     if let SourceError::Unavailable { what, detail } = &e {
@@ -173,14 +184,22 @@ impl RecordSource for ArchiveSource {
                     }
                     return Err(e);
                 }
+                Some(Message::End) => {
+                    self.ended = true;
+                    return Ok(None);
+                }
+                None if self.ended => return Ok(None),
                 None => {
-                    return match &self.failed {
-                        Some((what, detail)) => Err(SourceError::Unavailable {
-                            what: what.clone(),
-                            detail: detail.clone(),
-                        }),
-                        None => Ok(None),
-                    }
+                    let (what, detail) = self.failed.get_or_insert_with(|| {
+                        (
+                            "archive reader".to_string(),
+                            "the fetch task stopped unexpectedly".to_string(),
+                        )
+                    });
+                    return Err(SourceError::Unavailable {
+                        what: what.clone(),
+                        detail: detail.clone(),
+                    });
                 }
             }
         }
@@ -238,53 +257,34 @@ impl Fetch {
                 return;
             }
         }
+        let _ = self.tx.send(Message::End).await;
     }
 
     /// Streams one archive through a decoder into batches. Records before a
     /// failure are sent before it is reported.
     async fn read(&self, archive: &Archive) -> Result<(), Stop> {
         let key = archive.key.to_string();
-        let id: Arc<str> = key.as_str().into();
         let unavailable = |e: StoreError| {
             Stop::Unavailable(SourceError::Unavailable {
                 what: key.clone(),
                 detail: e.to_string(),
             })
         };
-        let mut body = self.store.get(&key, 0).await.map_err(unavailable)?;
-        let etag = body.etag.clone();
+        let mut download = Download::open(&*self.store, &key, self.options.max_resumes)
+            .await
+            .map_err(unavailable)?;
         let mut decoder = Decoder::new();
-        let mut batch = Batch::new(id.clone(), &self.options);
+        let mut batch = Batch::new(key.as_str().into(), &self.options);
         let mut input: Vec<u8> = Vec::new();
-        let mut received = 0u64;
-        let mut resumes = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
-            let n = match body.reader.read_into(&mut input).await {
+            let n = match download.read_into(&mut input).await {
+                Ok(0) => break,
                 Ok(n) => n,
-                Err(e) if e.is_transient() && resumes.attempts() < self.options.max_resumes => {
-                    let delay = resumes.next_delay();
-                    tracing::warn!(key, at = received, error = %e, "archive download broke off; resuming at the same byte");
-                    tokio::time::sleep(delay).await;
-                    body = self.store.get(&key, received).await.map_err(unavailable)?;
-                    if body.etag != etag {
-                        return Err(unavailable(StoreError::new(
-                            "GetObject",
-                            key.clone(),
-                            crate::ErrorKind::Fatal,
-                            "the object changed while it was being read",
-                        )));
-                    }
-                    continue;
-                }
                 Err(e) => {
                     self.flush(&mut batch).await?;
                     return Err(unavailable(e));
                 }
             };
-            if n == 0 {
-                break;
-            }
-            received += n as u64;
             self.counters
                 .bytes_read
                 .fetch_add(n as u64, Ordering::Relaxed);
@@ -348,6 +348,95 @@ impl Fetch {
             DrainError::Archive(e) => Stop::Corrupt(to_corrupt(key, e)),
         }
     }
+}
+
+/// One object's bytes. A connection that breaks (or a body that ends before
+/// its announced length) is resumed at the byte where it stopped, as long as
+/// the object is still the same version.
+struct Download<'a> {
+    store: &'a dyn ArchiveStore,
+    key: &'a str,
+    body: ObjectBody,
+    etag: String,
+    received: u64,
+    end: Option<u64>,
+    resumes: Backoff,
+    max_resumes: u32,
+}
+
+impl<'a> Download<'a> {
+    async fn open(
+        store: &'a dyn ArchiveStore,
+        key: &'a str,
+        max_resumes: u32,
+    ) -> Result<Download<'a>, StoreError> {
+        let body = store.get(key, 0).await?;
+        Ok(Download {
+            store,
+            key,
+            etag: body.etag.clone(),
+            end: body.len,
+            body,
+            received: 0,
+            resumes: Backoff::new(Duration::from_millis(200), Duration::from_secs(5)),
+            max_resumes,
+        })
+    }
+
+    /// Appends the next bytes to `buf`; 0 at the end of the object.
+    async fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, StoreError> {
+        loop {
+            let failure = match self.body.reader.read_into(buf).await {
+                Ok(0) if self.end.is_none_or(|end| self.received >= end) => return Ok(0),
+                Ok(0) => StoreError::new(
+                    "GetObject",
+                    self.key,
+                    ErrorKind::Transient,
+                    format!(
+                        "the body ended at byte {} of {}",
+                        self.received,
+                        self.end.unwrap_or_default()
+                    ),
+                ),
+                Ok(n) => {
+                    self.received += n as u64;
+                    // The budget is for failures in a row, not per object:
+                    // a long read may meet several unrelated breaks.
+                    self.resumes.reset();
+                    return Ok(n);
+                }
+                Err(e) if e.is_transient() => e,
+                Err(e) => return Err(e),
+            };
+            if self.end == Some(self.received) {
+                return Ok(0); // broke off after the last byte
+            }
+            if self.resumes.attempts() >= self.max_resumes {
+                return Err(failure);
+            }
+            let delay = self.resumes.next_delay();
+            tracing::warn!(key = self.key, at = self.received, error = %failure, "archive download broke off; resuming at the same byte");
+            tokio::time::sleep(delay).await;
+            let body = match self.store.get(self.key, self.received).await {
+                // S3 answers 416 when the object is now shorter than that.
+                Err(e) if e.code.as_deref() == Some("InvalidRange") => Err(changed(self.key)),
+                other => other,
+            }?;
+            if body.etag != self.etag {
+                return Err(changed(self.key));
+            }
+            self.body = body;
+        }
+    }
+}
+
+fn changed(key: &str) -> StoreError {
+    StoreError::new(
+        "GetObject",
+        key,
+        ErrorKind::Fatal,
+        "the object changed while it was being read",
+    )
 }
 
 /// A failure while taking records out of the decoder.

@@ -120,6 +120,27 @@ impl S3Store {
     }
 }
 
+impl S3Store {
+    async fn bucket_exists(&self) -> Result<bool, StoreError> {
+        let target = self.url();
+        let found = self
+            .retry(|| async {
+                self.client
+                    .head_bucket()
+                    .bucket(&self.bucket)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::from_sdk("HeadBucket", &target, e))
+            })
+            .await;
+        match found {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// An S3 object body, with an idle timeout per chunk.
 struct S3Body {
     body: ByteStream,
@@ -138,6 +159,8 @@ impl BodyRead for S3Body {
                 self.idle_timeout.as_secs()
             ))),
             Ok(Err(e)) => Err(transient(format!("reading the body: {e}"))),
+            // An empty frame is not the end of the body.
+            Ok(Ok(Some(bytes))) if bytes.is_empty() => Box::pin(self.read_into(buf)).await,
             Ok(Ok(Some(bytes))) => {
                 buf.extend_from_slice(&bytes);
                 Ok(bytes.len())
@@ -213,7 +236,17 @@ impl ArchiveStore for S3Store {
                 key: key.to_string(),
                 size: h.content_length().unwrap_or(0).max(0) as u64,
             })),
-            Err(e) if e.is_not_found() => Ok(None),
+            // HEAD answers have no body, so a missing bucket is a bare 404
+            // too: tell the two apart.
+            Err(e) if e.is_not_found() => match self.bucket_exists().await? {
+                true => Ok(None),
+                false => Err(StoreError::new(
+                    "HeadObject",
+                    target,
+                    ErrorKind::Fatal,
+                    "the bucket does not exist",
+                )),
+            },
             Err(e) => Err(e),
         }
     }
@@ -233,7 +266,26 @@ impl ArchiveStore for S3Store {
                     .map_err(|e| StoreError::from_sdk("GetObject", &target, e))
             })
             .await?;
+        // A server that ignores Range sends the whole object, which read as
+        // a continuation would deliver its first records twice.
+        let range_start = out
+            .content_range()
+            .and_then(|r| r.strip_prefix("bytes "))
+            .and_then(|r| r.split('-').next())
+            .and_then(|n| n.parse::<u64>().ok());
+        if offset > 0 && range_start != Some(offset) {
+            return Err(StoreError::new(
+                "GetObject",
+                target,
+                ErrorKind::Fatal,
+                format!(
+                    "asked for the bytes from {offset} on, got Content-Range {:?}",
+                    out.content_range()
+                ),
+            ));
+        }
         Ok(ObjectBody {
+            len: out.content_length().and_then(|n| u64::try_from(n).ok()),
             etag: out.e_tag().unwrap_or_default().to_string(),
             reader: Box::new(S3Body {
                 body: out.body,

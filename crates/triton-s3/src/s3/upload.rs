@@ -50,6 +50,7 @@ pub(super) async fn put_file(
         .map_err(|e| StoreError::io("PutObject", path.display().to_string(), e))?
         .len();
     if size <= store.options.part_size {
+        // One request: nothing to gain from parts.
         let out = store
             .retry(|| async {
                 let body = file_part(path, 0, size).await?;
@@ -84,11 +85,53 @@ pub(super) async fn put_file(
             "the answer has no upload id",
         ));
     };
+    // Dropped before the end (the caller gave up on this future): abort in
+    // the background rather than leave parts behind.
+    let mut guard = AbortOnDrop {
+        store: store.clone(),
+        key: key.to_string(),
+        upload_id: upload_id.clone(),
+        armed: true,
+    };
     let result = multipart(store, key, path, size, &upload_id, options).await;
+    guard.armed = false;
     if result.is_err() {
         abort(store, key, &upload_id).await;
     }
     result
+}
+
+struct AbortOnDrop {
+    store: S3Store,
+    key: String,
+    upload_id: String,
+    armed: bool,
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (store, key, id) = (
+                self.store.clone(),
+                std::mem::take(&mut self.key),
+                std::mem::take(&mut self.upload_id),
+            );
+            runtime.spawn(async move { abort(&store, &key, &id).await });
+        }
+    }
+}
+
+/// S3 allows at most this many parts per upload.
+const MAX_PARTS: u64 = 10_000;
+
+/// The configured part size, or larger for files that would need more than
+/// [`MAX_PARTS`] parts (rounded up to whole MiB).
+fn part_size_for(size: u64, configured: u64) -> u64 {
+    let needed = size.div_ceil(MAX_PARTS).div_ceil(1 << 20) << 20;
+    configured.max(needed)
 }
 
 /// Uploads the parts and completes the upload; the caller aborts on error.
@@ -101,35 +144,14 @@ async fn multipart(
     options: &PutOptions,
 ) -> Result<PutReceipt, StoreError> {
     let target = store.target(key);
-    let part_size = store.options.part_size;
-    let count = size.div_ceil(part_size);
     let mut tasks = JoinSet::new();
-    let mut completed = Vec::with_capacity(count as usize);
-    let mut next = 0u64;
-    while next < count || !tasks.is_empty() {
-        // Keep `upload_concurrency` parts in flight.
-        while next < count && tasks.len() < store.options.upload_concurrency {
-            let offset = next * part_size;
-            let len = part_size.min(size - offset);
-            let number = (next + 1) as i32;
-            let (store, key, path, upload_id) = (
-                store.clone(),
-                key.to_string(),
-                path.to_path_buf(),
-                upload_id.to_string(),
-            );
-            tasks.spawn(async move {
-                upload_part(&store, &key, &path, &upload_id, number, offset, len).await
-            });
-            next += 1;
-        }
-        let Some(joined) = tasks.join_next().await else {
-            break;
-        };
-        let part =
-            joined.map_err(|e| StoreError::new("UploadPart", &target, ErrorKind::Fatal, e))??;
-        completed.push(part);
+    let uploaded = upload_parts(&mut tasks, store, key, path, size, upload_id).await;
+    if uploaded.is_err() {
+        // Parts still in flight must end before the upload is aborted, or
+        // they may be stored after the abort (and billed).
+        tasks.shutdown().await;
     }
+    let mut completed = uploaded?;
     completed.sort_by_key(|p| p.part_number());
     let parts = completed.len();
     let upload = CompletedMultipartUpload::builder()
@@ -159,6 +181,46 @@ async fn multipart(
         etag: out.e_tag().unwrap_or_default().to_string(),
         parts,
     })
+}
+
+/// Uploads every part, `upload_concurrency` at a time, streaming each from
+/// the file.
+async fn upload_parts(
+    tasks: &mut JoinSet<Result<CompletedPart, StoreError>>,
+    store: &S3Store,
+    key: &str,
+    path: &Path,
+    size: u64,
+    upload_id: &str,
+) -> Result<Vec<CompletedPart>, StoreError> {
+    let part_size = part_size_for(size, store.options.part_size);
+    let count = size.div_ceil(part_size);
+    let mut completed = Vec::with_capacity(count as usize);
+    let mut next = 0u64;
+    while next < count || !tasks.is_empty() {
+        while next < count && tasks.len() < store.options.upload_concurrency {
+            let offset = next * part_size;
+            let len = part_size.min(size - offset);
+            let number = (next + 1) as i32;
+            let (store, key, path, upload_id) = (
+                store.clone(),
+                key.to_string(),
+                path.to_path_buf(),
+                upload_id.to_string(),
+            );
+            tasks.spawn(async move {
+                upload_part(&store, &key, &path, &upload_id, number, offset, len).await
+            });
+            next += 1;
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        let part = joined
+            .map_err(|e| StoreError::new("UploadPart", store.target(key), ErrorKind::Fatal, e))??;
+        completed.push(part);
+    }
+    Ok(completed)
 }
 
 async fn upload_part(
@@ -268,5 +330,23 @@ fn encryption(sse: Option<&Sse>) -> (Option<ServerSideEncryption>, Option<String
         None => (None, None),
         Some(Sse::Aes256) => (Some(ServerSideEncryption::Aes256), None),
         Some(Sse::Kms { key_id }) => (Some(ServerSideEncryption::AwsKms), key_id.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_size_grows_to_stay_within_10000_parts() {
+        let mib = 1u64 << 20;
+        assert_eq!(part_size_for(50 * mib, 8 * mib), 8 * mib);
+        assert_eq!(part_size_for(78_125 * mib, 8 * mib), 8 * mib);
+        let big = 200 * 1024 * mib; // 200 GiB
+        let part = part_size_for(big, 8 * mib);
+        assert!(
+            big.div_ceil(part) <= MAX_PARTS && part.is_multiple_of(mib),
+            "{part}"
+        );
     }
 }

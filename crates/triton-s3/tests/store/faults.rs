@@ -1,4 +1,5 @@
-//! A 50 MB upload whose first attempt is interrupted, on each backend.
+//! Failures: a 50 MB upload whose first attempt is interrupted (each
+//! backend), and S3 answers that must not be trusted or retried.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
@@ -10,13 +11,16 @@ use aws_sdk_s3::operation::upload_part::UploadPartInput;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeDeserializationInterceptorContextMut, BeforeSerializationInterceptorContextRef,
+    BeforeTransmitInterceptorContextMut,
 };
 use aws_smithy_runtime_api::http::{Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
-use triton_s3::{ArchiveStore, ErrorKind, PutOptions, S3Options};
+use triton_core::source::SourceError;
+use triton_s3::{ArchiveStore, ErrorKind, PutOptions, S3Options, S3Store};
 use triton_tests::{Rng, TempDir};
 
+use crate::suite::{BreakingStore, Cut};
 use crate::support::*;
 
 const SIZE: usize = 50_000_000;
@@ -223,4 +227,97 @@ async fn local_50mb_put_after_an_interrupted_write() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
+}
+
+/// Removes the Range header from GetObject requests, as a proxy or a
+/// server that does not support ranges would ignore it.
+#[derive(Debug)]
+struct DropRange;
+
+impl Intercept for DropRange {
+    fn name(&self) -> &'static str {
+        "DropRange"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        ctx: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        ctx.request_mut().headers_mut().remove("range");
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_ignores_range_is_not_trusted() {
+    let f = Fixture::s3_with(
+        vec![SharedInterceptor::new(DropRange)],
+        S3Options::default(),
+    )
+    .await;
+    let (recs, _) = crate::suite::incompressible_archive(&f).await;
+    let store = Arc::new(BreakingStore::new(f.store.clone(), 150_000, Cut::Error));
+    let (got, error) = crate::suite::read_through(store).await;
+    let Some(SourceError::Unavailable { detail, .. }) = &error else {
+        panic!("expected the resume to be refused, got {error:?}");
+    };
+    assert!(
+        detail.contains("asked for the bytes from 150000 on"),
+        "{detail}"
+    );
+    // The whole object, read as a continuation, would have repeated the
+    // first records; only those before the break were delivered.
+    let got: Vec<&Vec<u8>> = got.iter().map(|r| &r.data).collect();
+    assert!(!got.is_empty() && got.len() < recs.len());
+    assert_eq!(got, recs[..got.len()].iter().collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_on_a_missing_bucket_is_an_error() {
+    let client = s3_client(Vec::new()).await;
+    let store = S3Store::new(client, "no-such-bucket-for-triton", S3Options::default());
+    let e = store.head("20241030/a-store-1.tri").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Fatal, "{e}");
+    assert!(e.message.contains("bucket does not exist"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_failures_are_retried_but_missing_credentials_are_not() {
+    let options = S3Options {
+        max_attempts: 2,
+        retry_base: Duration::from_millis(10),
+        ..S3Options::default()
+    };
+    // Nothing listens on port 1.
+    let sdk = triton_s3::sdk_config(REGION).await;
+    let conf = aws_sdk_s3::config::Builder::from(&sdk)
+        .endpoint_url("http://127.0.0.1:1")
+        .force_path_style(true)
+        .build();
+    let store = S3Store::new(
+        aws_sdk_s3::Client::from_conf(conf),
+        "b-unreachable",
+        options.clone(),
+    );
+    let e = store.list("20241030/").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+
+    // A profile that exists nowhere: loading credentials fails.
+    let no_credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
+        .profile_name("triton-test-no-such-profile")
+        .build();
+    let conf = aws_sdk_s3::config::Builder::from(&sdk)
+        .credentials_provider(no_credentials)
+        .force_path_style(true)
+        .build();
+    let store = S3Store::new(
+        aws_sdk_s3::Client::from_conf(conf),
+        "b-no-credentials",
+        options,
+    );
+    let e = store.list("20241030/").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Fatal, "{e}");
+    assert!(e.message.contains("credential"), "{e}");
 }

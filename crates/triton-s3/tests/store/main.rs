@@ -41,5 +41,7 @@ both_backends!(
     skips_keys_that_are_not_archives,
     corrupt_archive_is_reported_and_skipped,
     resumes_a_body_that_breaks_off,
+    a_changed_object_is_not_resumed,
+    listing_stays_inside_the_store,
     an_end_before_the_start_is_an_error,
 );

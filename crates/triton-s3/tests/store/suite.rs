@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use triton_core::source::{Position, SourceError};
+use triton_core::source::{Position, SourceError, SourceRecord};
 use triton_core::time::Date;
 use triton_s3::{
     list_archives, ArchiveQuery, ArchiveSource, ArchiveStore, BodyRead, ErrorKind, ListError,
@@ -281,32 +281,61 @@ pub async fn corrupt_archive_is_reported_and_skipped(f: Fixture) {
     assert!(after == third.0);
 }
 
-/// Cuts the first body of each object after `cut` bytes with a transient
-/// error, as a dropped connection would.
+/// How [`BreakingStore`] cuts the first body it serves.
+#[derive(Clone, Copy, Debug)]
+pub enum Cut {
+    /// A transient error, as a reset connection gives.
+    Error,
+    /// A clean end of the body, before its announced length.
+    EarlyEnd,
+}
+
+/// Cuts the first body it serves after `at` bytes; before serving the next
+/// one (the resume) it can replace the object, as a concurrent writer would.
 #[derive(Debug)]
-struct BreakingStore {
-    inner: Arc<dyn ArchiveStore>,
-    cut: u64,
-    broken: AtomicBool,
-    resumed_at: AtomicU64,
+pub struct BreakingStore {
+    pub inner: Arc<dyn ArchiveStore>,
+    pub at: u64,
+    pub cut: Cut,
+    pub replace_with: Option<Vec<u8>>,
+    pub broken: AtomicBool,
+    pub resumed_at: AtomicU64,
+}
+
+impl BreakingStore {
+    pub fn new(inner: Arc<dyn ArchiveStore>, at: u64, cut: Cut) -> BreakingStore {
+        BreakingStore {
+            inner,
+            at,
+            cut,
+            replace_with: None,
+            broken: AtomicBool::new(false),
+            resumed_at: AtomicU64::new(0),
+        }
+    }
 }
 
 struct BreakingBody {
     inner: Box<dyn BodyRead>,
     left: Option<u64>,
+    cut: Cut,
 }
 
 #[async_trait]
 impl BodyRead for BreakingBody {
     async fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, StoreError> {
-        if self.left == Some(0) {
-            return Err(StoreError {
-                operation: "GetObject",
-                target: "test".into(),
-                kind: ErrorKind::Transient,
-                code: None,
-                message: "connection reset (injected)".into(),
-            });
+        match (self.left, self.cut) {
+            (Some(0), Cut::Error) => {
+                return Err(StoreError {
+                    operation: "GetObject",
+                    target: "test".into(),
+                    kind: ErrorKind::Transient,
+                    code: None,
+                    message: "connection reset (injected)".into(),
+                })
+            }
+            (Some(0), Cut::EarlyEnd) => return Ok(0),
+            _ => {}
         }
         let before = buf.len();
         let n = self.inner.read_into(buf).await?;
@@ -333,17 +362,23 @@ impl ArchiveStore for BreakingStore {
         self.inner.head(key).await
     }
     async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody, StoreError> {
-        let body = self.inner.get(key, offset).await?;
         let first = !self.broken.swap(true, Ordering::SeqCst);
         if !first {
             self.resumed_at.store(offset, Ordering::SeqCst);
+            if let Some(data) = &self.replace_with {
+                self.inner
+                    .put_bytes(key, data.clone(), &PutOptions::default())
+                    .await?;
+            }
         }
+        let body = self.inner.get(key, offset).await?;
         Ok(ObjectBody {
-            etag: body.etag,
             reader: Box::new(BreakingBody {
                 inner: body.reader,
-                left: first.then_some(self.cut),
+                left: first.then_some(self.at),
+                cut: self.cut,
             }),
+            ..body
         })
     }
     async fn put_file(
@@ -367,8 +402,9 @@ impl ArchiveStore for BreakingStore {
     }
 }
 
-pub async fn resumes_a_body_that_breaks_off(f: Fixture) {
-    // Random payloads, so that the archive (about 300 kB) does not compress.
+/// 300 records of random bytes (about 300 kB that do not compress), stored
+/// as one archive; returns them and the archive's key.
+pub async fn incompressible_archive(f: &Fixture) -> (Vec<Vec<u8>>, String) {
     let mut rng = Rng::new(3);
     let recs: Vec<Vec<u8>> = (0..300u64)
         .map(|i| {
@@ -379,24 +415,71 @@ pub async fn resumes_a_body_that_breaks_off(f: Fixture) {
     let bytes = archive(&recs);
     assert!(bytes.len() > 200_000, "{}", bytes.len());
     let k = key(STREAM, "store", at("20241030", 0));
-    f.put_all(vec![(k, bytes)]).await;
-    let store = Arc::new(BreakingStore {
-        inner: f.store.clone(),
-        cut: 100_003,
-        broken: AtomicBool::new(false),
-        resumed_at: AtomicU64::new(0),
-    });
-    let store_dyn: Arc<dyn ArchiveStore> = store.clone();
-    let archives = list_archives(store_dyn.clone(), &query("20241030", "20241030", None))
+    f.put_all(vec![(k.clone(), bytes)]).await;
+    (recs, k)
+}
+
+/// Reads the day's archives through `store`.
+pub async fn read_through(store: Arc<BreakingStore>) -> (Vec<SourceRecord>, Option<SourceError>) {
+    let store: Arc<dyn ArchiveStore> = store;
+    let archives = list_archives(store.clone(), &query("20241030", "20241030", None))
         .await
         .unwrap();
-    let mut source = ArchiveSource::new(store_dyn, archives, ReadOptions::default());
-    let (got, error) = drain(&mut source).await;
-    assert!(error.is_none(), "{error:?}");
-    assert_eq!(store.resumed_at.load(Ordering::SeqCst), 100_003);
-    let got: Vec<Vec<u8>> = got.into_iter().map(|r| r.data).collect();
-    assert_eq!(got.len(), recs.len());
-    assert!(got == recs, "records lost or repeated across the resume");
+    let mut source = ArchiveSource::new(store, archives, ReadOptions::default());
+    drain(&mut source).await
+}
+
+pub async fn resumes_a_body_that_breaks_off(f: Fixture) {
+    let (recs, _) = incompressible_archive(&f).await;
+    for cut in [Cut::Error, Cut::EarlyEnd] {
+        let store = Arc::new(BreakingStore::new(f.store.clone(), 100_003, cut));
+        let (got, error) = read_through(store.clone()).await;
+        assert!(error.is_none(), "{cut:?}: {error:?}");
+        assert_eq!(store.resumed_at.load(Ordering::SeqCst), 100_003, "{cut:?}");
+        let got: Vec<Vec<u8>> = got.into_iter().map(|r| r.data).collect();
+        assert_eq!(got.len(), recs.len(), "{cut:?}");
+        assert!(
+            got == recs,
+            "{cut:?}: records lost or repeated across the resume"
+        );
+    }
+}
+
+pub async fn a_changed_object_is_not_resumed(f: Fixture) {
+    let (recs, _) = incompressible_archive(&f).await;
+    let mut store = BreakingStore::new(f.store.clone(), 150_000, Cut::Error);
+    store.replace_with = Some(numbered(9, 3).1);
+    let (got, error) = read_through(Arc::new(store)).await;
+    let Some(SourceError::Unavailable { detail, .. }) = &error else {
+        panic!("expected the read to fail, got {error:?}");
+    };
+    assert!(
+        detail.contains("the object changed while it was being read"),
+        "{detail}"
+    );
+    // What was read before the break is delivered, and nothing else.
+    assert!(!got.is_empty());
+    let got: Vec<&Vec<u8>> = got.iter().map(|r| &r.data).collect();
+    let expected: Vec<&Vec<u8>> = recs[..got.len()].iter().collect();
+    assert_eq!(got, expected);
+}
+
+pub async fn listing_stays_inside_the_store(f: Fixture) {
+    let (_, k) = incompressible_archive(&f).await;
+    assert_eq!(f.store.list("20241030/").await.unwrap().len(), 1);
+    for prefix in ["20241030/../", "../", "20241030/./"] {
+        match f.store.list(prefix).await {
+            // S3 keys are plain strings: these prefixes just match nothing.
+            Ok(listed) => assert!(listed.is_empty(), "{prefix}: {listed:?}"),
+            Err(e) => assert_eq!(e.kind, ErrorKind::Fatal, "{prefix}: {e}"),
+        }
+    }
+    // Names that would change the prefix are refused before listing.
+    let mut q = query("20241030", "20241030", None);
+    q.stream = "../events".into();
+    let e = list_archives(f.store.clone(), &q).await.unwrap_err();
+    assert!(matches!(e, ListError::InvalidName(_)), "{e}");
+    assert!(f.store.head(&k).await.unwrap().is_some());
 }
 
 pub async fn an_end_before_the_start_is_an_error(f: Fixture) {
