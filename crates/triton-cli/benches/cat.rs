@@ -33,13 +33,13 @@ struct Event {
 
 fn event(n: u64) -> Event {
     Event {
-        event: if n % 3 == 0 { "page_view" } else { "click" },
+        event: if n.is_multiple_of(3) { "page_view" } else { "click" },
         user_id: n * 7919 % 100_003,
         session: format!("s-{:016x}", n / 50),
         page: format!("/products/{}/reviews?page={}", n % 997, n % 7),
         ts: DAY * 1000 + n,
         user_agent: "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/131.0",
-        ok: n % 11 != 0,
+        ok: !n.is_multiple_of(11),
     }
 }
 
