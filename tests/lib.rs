@@ -87,3 +87,24 @@ impl Rng {
         self.next_u64() % n
     }
 }
+
+/// The URL of a local AWS emulator from the environment variable `var`
+/// (e.g. `AWS_ENDPOINT_URL_S3`, set by scripts/test). Refuses anything but
+/// plain HTTP on loopback, so that no test can reach real AWS.
+pub fn local_endpoint(var: &str) -> String {
+    let url = std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set: these tests need the local AWS servers. Run them with \
+             scripts/test, or `eval \"$(scripts/services start)\"` first."
+        )
+    });
+    let host = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split([':', '/']).next())
+        .unwrap_or("");
+    assert!(
+        host == "127.0.0.1" || host == "localhost",
+        "{var}={url} is not a local http://127.0.0.1 server; refusing"
+    );
+    url
+}

@@ -33,7 +33,11 @@ struct Event {
 
 fn event(n: u64) -> Event {
     Event {
-        event: if n.is_multiple_of(3) { "page_view" } else { "click" },
+        event: if n.is_multiple_of(3) {
+            "page_view"
+        } else {
+            "click"
+        },
         user_id: n * 7919 % 100_003,
         session: format!("s-{:016x}", n / 50),
         page: format!("/products/{}/reviews?page={}", n % 997, n % 7),

@@ -8,16 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use triton_s3::{ArchiveStore, LocalStore, PutOptions, S3Options, S3Store};
 
-/// The local S3 endpoint, refusing anything but loopback so that no test
-/// can reach real AWS.
 fn check_endpoint() {
-    let url = std::env::var("AWS_ENDPOINT_URL_S3").unwrap_or_else(|_| {
-        panic!("AWS_ENDPOINT_URL_S3 is not set: run these tests with scripts/test")
-    });
-    assert!(
-        url.starts_with("http://127.0.0.1:") || url.starts_with("http://localhost:"),
-        "AWS_ENDPOINT_URL_S3={url} is not local; refusing"
-    );
+    triton_tests::local_endpoint("AWS_ENDPOINT_URL_S3");
 }
 
 fn go_fixture(name: &str) -> PathBuf {
@@ -70,7 +62,7 @@ impl Archive {
         check_endpoint();
         let dir = scratch_dir(tag);
         let bucket = format!(
-            "triton-cat-{tag}-{}-{}",
+            "triton-cat-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         );
@@ -96,6 +88,13 @@ impl Archive {
                     .unwrap_or_else(|e| panic!("{e}"));
             }
         });
+    }
+
+    /// `triton cat --stream events` with more arguments.
+    fn cat(&self, args: &[&str]) -> Output {
+        let mut all = vec!["cat", "--stream", "events"];
+        all.extend_from_slice(args);
+        self.triton(&all)
     }
 
     fn triton(&self, args: &[&str]) -> Output {
@@ -153,15 +152,7 @@ fn three_days(a: &Archive) {
 
 fn reproduces_a_multi_day_range(a: Archive) {
     three_days(&a);
-    let out = a.triton(&[
-        "cat",
-        "--stream",
-        "events",
-        "--start-date",
-        "20241030",
-        "--end-date",
-        "20241101",
-    ]);
+    let out = a.cat(&["--start-date", "20241030", "--end-date", "20241101"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let expected = decode(&["small.tri", "multiflush.tri", "incompressible.tri"]);
     assert_eq!(
@@ -175,10 +166,7 @@ fn reproduces_a_multi_day_range(a: Archive) {
     // Not a terminal: no progress line, nothing on stderr.
     assert_eq!(stderr(&out), "");
 
-    let out = a.triton(&[
-        "cat",
-        "--stream",
-        "events",
+    let out = a.cat(&[
         "--start-date",
         "20241030",
         "--end-date",
@@ -204,20 +192,15 @@ fn reproduces_a_multi_day_range(a: Archive) {
 
 fn clients_and_bad_input(a: Archive) {
     three_days(&a);
-    let cat = |extra: &[&str]| {
-        let mut args = vec!["cat", "--stream", "events"];
-        args.extend_from_slice(extra);
-        a.triton(&args)
-    };
     // Two clients in the range: an error naming both.
-    let out = cat(&["--start-date", "20241101", "--end-date", "20241102"]);
+    let out = a.cat(&["--start-date", "20241101", "--end-date", "20241102"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out),
         "triton: archives of user-events from more than one client in the range: \
          backfill (1 archives), store (1 archives); choose one with a client name\n"
     );
-    let out = cat(&[
+    let out = a.cat(&[
         "--start-date",
         "20241101",
         "--end-date",
@@ -228,18 +211,18 @@ fn clients_and_bad_input(a: Archive) {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(out.stdout == decode(&["small.tri"]));
 
-    let out = cat(&["--start-date", "20241101", "--end-date", "20241030"]);
+    let out = a.cat(&["--start-date", "20241101", "--end-date", "20241030"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out),
         "triton: the end date 20241030 is before the start date 20241101\n"
     );
-    let out = cat(&["--start-date", "2024-10-30"]);
+    let out = a.cat(&["--start-date", "2024-10-30"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--start-date"), "{}", stderr(&out));
-    let out = cat(&["--start-date", "20241301"]);
+    let out = a.cat(&["--start-date", "20241301"]);
     assert_eq!(out.status.code(), Some(2));
-    let out = cat(&["--start-date", "20241030", "--client-name", "a-b"]);
+    let out = a.cat(&["--start-date", "20241030", "--client-name", "a-b"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).starts_with("triton: --client-name: "),
@@ -247,7 +230,7 @@ fn clients_and_bad_input(a: Archive) {
         stderr(&out)
     );
     // A day without archives: nothing printed, said on stderr, success.
-    let out = cat(&["--start-date", "20200101"]);
+    let out = a.cat(&["--start-date", "20200101"]);
     assert!(out.status.success());
     assert!(out.stdout.is_empty());
     assert!(
@@ -267,20 +250,12 @@ fn corrupt_archives(a: Archive) {
             "incompressible.tri",
         ),
     ]);
-    let args = [
-        "cat",
-        "--stream",
-        "events",
-        "--start-date",
-        "20241030",
-        "--end-date",
-        "20241031",
-    ];
+    let range = ["--start-date", "20241030", "--end-date", "20241031"];
     let first_three: Vec<u8> = decode(&["truncated.tri"]);
 
     // Without --skip-corrupt: stops at the damage, after printing what came
     // before it.
-    let out = a.triton(&args);
+    let out = a.cat(&range);
     assert_eq!(out.status.code(), Some(1));
     let mut expected = decode(&["small.tri"]);
     expected.extend_from_slice(&first_three);
@@ -294,9 +269,7 @@ fn corrupt_archives(a: Archive) {
     );
 
     // With it: the next day is read too, and the damage is listed at the end.
-    let mut with_skip = args.to_vec();
-    with_skip.push("--skip-corrupt");
-    let out = a.triton(&with_skip);
+    let out = a.cat(&[&range[..], &["--skip-corrupt"]].concat());
     assert_eq!(out.status.code(), Some(1));
     expected.extend_from_slice(&decode(&["incompressible.tri"]));
     assert!(out.stdout == expected);
@@ -307,44 +280,39 @@ fn corrupt_archives(a: Archive) {
     );
 }
 
-#[test]
-fn s3_reproduces_a_multi_day_range() {
-    reproduces_a_multi_day_range(Archive::s3("range"));
+/// Each check once per backend, as `s3::name` and `local::name`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod s3 {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::Archive::s3(stringify!($name)));
+                }
+            )*
+        }
+        mod local {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::Archive::local(stringify!($name)));
+                }
+            )*
+        }
+    };
 }
 
-#[test]
-fn local_reproduces_a_multi_day_range() {
-    reproduces_a_multi_day_range(Archive::local("range"));
-}
-
-#[test]
-fn s3_clients_and_bad_input() {
-    clients_and_bad_input(Archive::s3("input"));
-}
-
-#[test]
-fn local_clients_and_bad_input() {
-    clients_and_bad_input(Archive::local("input"));
-}
-
-#[test]
-fn s3_corrupt_archives() {
-    corrupt_archives(Archive::s3("corrupt"));
-}
-
-#[test]
-fn local_corrupt_archives() {
-    corrupt_archives(Archive::local("corrupt"));
-}
+both_backends!(
+    reproduces_a_multi_day_range,
+    clients_and_bad_input,
+    corrupt_archives
+);
 
 #[test]
 fn a_missing_bucket_is_one_line() {
     check_endpoint();
     let a = Archive::local("missing");
-    let out = a.triton(&[
-        "cat",
-        "--stream",
-        "events",
+    let out = a.cat(&[
         "--start-date",
         "20241030",
         "--bucket",
@@ -357,15 +325,7 @@ fn a_missing_bucket_is_one_line() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
-    let out = a.triton(&[
-        "cat",
-        "--stream",
-        "events",
-        "--start-date",
-        "20241030",
-        "--bucket",
-        "./no/such/dir",
-    ]);
+    let out = a.cat(&["--start-date", "20241030", "--bucket", "./no/such/dir"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out),

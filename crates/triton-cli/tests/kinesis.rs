@@ -7,17 +7,8 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The local endpoint, refusing anything but loopback so that no test can
-/// reach real AWS.
 fn endpoint() -> String {
-    let url = std::env::var("AWS_ENDPOINT_URL_KINESIS").unwrap_or_else(|_| {
-        panic!("AWS_ENDPOINT_URL_KINESIS is not set: run these tests with scripts/test")
-    });
-    assert!(
-        url.starts_with("http://127.0.0.1:") || url.starts_with("http://localhost:"),
-        "AWS_ENDPOINT_URL_KINESIS={url} is not local; refusing"
-    );
-    url
+    triton_tests::local_endpoint("AWS_ENDPOINT_URL_KINESIS")
 }
 
 /// One Kinesis JSON call by hand (kinesalite checks the form of the

@@ -12,24 +12,9 @@ use triton_core::source::{Position, RecordSource, SourceRecord};
 
 pub const REGION: &str = "us-east-1";
 
-/// The local Kinesis endpoint. Refuses to run against anything but
-/// loopback, so that no test can reach real AWS.
+/// The local Kinesis endpoint (loopback only).
 pub fn endpoint() -> String {
-    let url = std::env::var("AWS_ENDPOINT_URL_KINESIS").unwrap_or_else(|_| {
-        panic!(
-            "AWS_ENDPOINT_URL_KINESIS is not set: these tests need the local Kinesis server. \
-             Run them with scripts/test, or `eval \"$(scripts/services start)\"` first."
-        )
-    });
-    let host = url
-        .strip_prefix("http://")
-        .and_then(|rest| rest.split([':', '/']).next())
-        .unwrap_or("");
-    assert!(
-        host == "127.0.0.1" || host == "localhost",
-        "AWS_ENDPOINT_URL_KINESIS={url} is not a local http://127.0.0.1 server; refusing"
-    );
-    url
+    triton_tests::local_endpoint("AWS_ENDPOINT_URL_KINESIS")
 }
 
 /// A client built like the library builds it, pointed at the local server

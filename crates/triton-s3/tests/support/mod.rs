@@ -16,24 +16,9 @@ use triton_tests::TempDir;
 
 pub const REGION: &str = "us-east-1";
 
-/// The local S3 endpoint. Refuses anything but loopback, so that no test
-/// can reach real AWS.
+/// The local S3 endpoint (loopback only).
 pub fn endpoint() -> String {
-    let url = std::env::var("AWS_ENDPOINT_URL_S3").unwrap_or_else(|_| {
-        panic!(
-            "AWS_ENDPOINT_URL_S3 is not set: these tests need the local S3 server. \
-             Run them with scripts/test, or `eval \"$(scripts/services start)\"` first."
-        )
-    });
-    let host = url
-        .strip_prefix("http://")
-        .and_then(|rest| rest.split([':', '/']).next())
-        .unwrap_or("");
-    assert!(
-        host == "127.0.0.1" || host == "localhost",
-        "AWS_ENDPOINT_URL_S3={url} is not a local http://127.0.0.1 server; refusing"
-    );
-    url
+    triton_tests::local_endpoint("AWS_ENDPOINT_URL_S3")
 }
 
 /// A client configured as the library configures it, pointed at the local
