@@ -48,10 +48,12 @@ fn event(n: u64) -> Event {
 }
 
 /// Writes the archives in the bucket layout under `root`; returns their
-/// paths in reading order and the total size.
-fn write_archives(root: &Path) -> (Vec<PathBuf>, u64) {
+/// paths in reading order, their total size and the total size of the
+/// records in them.
+fn write_archives(root: &Path) -> (Vec<PathBuf>, u64, u64) {
     let mut paths = Vec::new();
     let mut total = 0;
+    let mut record_bytes = 0;
     for a in 0..ARCHIVES {
         let key = ArchiveKey::new("bench-events", "store", DAY + a * 3600).unwrap();
         let path = root.join(key.to_string());
@@ -61,11 +63,12 @@ fn write_archives(root: &Path) -> (Vec<PathBuf>, u64) {
         for i in 0..PER_ARCHIVE {
             w.write_serialize(&event(a * PER_ARCHIVE + i)).unwrap();
         }
-        drop(w.finish().unwrap());
+        let (_, stats) = w.finish_with_stats().unwrap();
+        record_bytes += stats.bytes_in;
         total += std::fs::metadata(&path).unwrap().len();
         paths.push(path);
     }
-    (paths, total)
+    (paths, total, record_bytes)
 }
 
 fn upload(root: &Path, paths: &[PathBuf], bucket: &str) {
@@ -104,7 +107,7 @@ fn run(args: &[&str], config: &Path) {
 fn bench(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("triton-bench-cat-{}", std::process::id()));
     let root = dir.join("archive");
-    let (paths, bytes) = write_archives(&root);
+    let (paths, bytes, record_bytes) = write_archives(&root);
     let bucket = format!("triton-bench-cat-{}", std::process::id());
     upload(&root, &paths, &bucket);
     let config = dir.join("triton.yaml");
@@ -115,7 +118,8 @@ fn bench(c: &mut Criterion) {
     .unwrap();
     let records = ARCHIVES * PER_ARCHIVE;
     println!(
-        "{ARCHIVES} archives, {records} records, {bytes} bytes ({:.1} MB)",
+        "{ARCHIVES} archives, {records} records: {:.1} MB of records, {:.1} MB of archives",
+        record_bytes as f64 / 1e6,
         bytes as f64 / 1e6
     );
 
