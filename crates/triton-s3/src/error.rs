@@ -153,7 +153,7 @@ fn classify(status: u16, code: Option<&str>) -> ErrorKind {
 
 /// The error and its sources in one line (the SDK's top-level messages,
 /// e.g. "dispatch failure", say little on their own).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(inner) = cur {

@@ -89,7 +89,10 @@ impl LocalStore {
             let dir = dest.parent().unwrap_or(Path::new("."));
             // Directories made for this write (a new day) must survive a
             // crash as well as the file: their parents are synced too.
-            let created: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+            let created: Vec<&Path> = dir
+                .ancestors()
+                .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+                .collect();
             fs::create_dir_all(dir).map_err(io_err)?;
             let name = dest.file_name().unwrap_or_default().to_string_lossy();
             let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -105,9 +108,12 @@ impl LocalStore {
                 // The new name must survive a crash too.
                 fs::File::open(dir)?.sync_all()?;
                 for d in &created {
-                    if let Some(parent) = d.parent() {
-                        fs::File::open(parent)?.sync_all()?;
-                    }
+                    // A relative root's first component has the parent "".
+                    let parent = match d.parent() {
+                        Some(p) if !p.as_os_str().is_empty() => p,
+                        _ => Path::new("."),
+                    };
+                    fs::File::open(parent)?.sync_all()?;
                 }
                 Ok((size, version_tag(&fs::metadata(&dest)?)))
             })();
@@ -143,7 +149,12 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
             continue;
         }
         let key = format!("{prefix}{name}");
-        // Follows symbolic links, as `get` does.
+        // Links to files are followed, as `get` does; links to directories
+        // are not, so that a link cycle cannot make the walk endless.
+        let linked_dir = entry.file_type()?.is_symlink() && entry.path().is_dir();
+        if linked_dir {
+            continue;
+        }
         let meta = match fs::metadata(entry.path()) {
             Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // a dangling link

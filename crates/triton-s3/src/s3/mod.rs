@@ -151,21 +151,33 @@ struct S3Body {
 #[async_trait]
 impl BodyRead for S3Body {
     async fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, StoreError> {
-        let transient =
-            |m: String| StoreError::new("GetObject", self.target.clone(), ErrorKind::Transient, m);
-        match tokio::time::timeout(self.idle_timeout, self.body.try_next()).await {
-            Err(_) => Err(transient(format!(
-                "no data for {} s",
-                self.idle_timeout.as_secs()
-            ))),
-            Ok(Err(e)) => Err(transient(format!("reading the body: {e}"))),
-            // An empty frame is not the end of the body.
-            Ok(Ok(Some(bytes))) if bytes.is_empty() => Box::pin(self.read_into(buf)).await,
-            Ok(Ok(Some(bytes))) => {
-                buf.extend_from_slice(&bytes);
-                Ok(bytes.len())
+        let failed = |kind, m: String| StoreError::new("GetObject", self.target.clone(), kind, m);
+        let deadline = tokio::time::Instant::now() + self.idle_timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.body.try_next()).await {
+                Err(_) => {
+                    let m = format!("no data for {} s", self.idle_timeout.as_secs());
+                    return Err(failed(ErrorKind::Transient, m));
+                }
+                Ok(Err(e)) => {
+                    // The SDK checks the object's checksum at the end of the
+                    // body: a mismatch is bad data, not a broken connection.
+                    let m = format!("reading the body: {}", crate::error::error_chain(&e));
+                    let kind = if m.to_ascii_lowercase().contains("checksum") {
+                        ErrorKind::Fatal
+                    } else {
+                        ErrorKind::Transient
+                    };
+                    return Err(failed(kind, m));
+                }
+                // An empty frame is not the end of the body.
+                Ok(Ok(Some(bytes))) if bytes.is_empty() => continue,
+                Ok(Ok(Some(bytes))) => {
+                    buf.extend_from_slice(&bytes);
+                    return Ok(bytes.len());
+                }
+                Ok(Ok(None)) => return Ok(0),
             }
-            Ok(Ok(None)) => Ok(0),
         }
     }
 }

@@ -94,10 +94,10 @@ pub(super) async fn put_file(
         armed: true,
     };
     let result = multipart(store, key, path, size, &upload_id, options).await;
-    guard.armed = false;
     if result.is_err() {
         abort(store, key, &upload_id).await;
     }
+    guard.armed = false;
     result
 }
 
@@ -258,28 +258,50 @@ async fn upload_part(
 }
 
 /// Best effort: an abort that fails is logged (a bucket lifecycle rule for
-/// incomplete uploads catches what is left).
+/// incomplete uploads catches what is left). A part whose request was under
+/// way can still be stored after an abort, so the upload is listed and
+/// aborted again until S3 no longer knows it, as S3's documentation advises.
 async fn abort(store: &S3Store, key: &str, upload_id: &str) {
     let target = store.target(key);
-    let aborted = store
-        .retry(|| async {
-            store
-                .client
-                .abort_multipart_upload()
-                .bucket(&store.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .send()
-                .await
-                .map_err(|e| StoreError::from_sdk("AbortMultipartUpload", &target, e))
-        })
-        .await;
-    match aborted {
-        Ok(_) => tracing::info!(key, upload_id, "aborted the failed multipart upload"),
-        Err(e) => {
-            tracing::warn!(key, upload_id, error = %e, "could not abort a failed multipart upload; its parts stay until a lifecycle rule removes them")
+    for _ in 0..3 {
+        let aborted = store
+            .retry(|| async {
+                store
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&store.bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::from_sdk("AbortMultipartUpload", &target, e))
+            })
+            .await;
+        if let Err(e) = aborted {
+            if !e.is_not_found() {
+                tracing::warn!(key, upload_id, error = %e, "could not abort a failed multipart upload; its parts stay until a lifecycle rule removes them");
+                return;
+            }
+        }
+        let parts = store
+            .client
+            .list_parts()
+            .bucket(&store.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("ListParts", &target, e));
+        match parts {
+            Err(e) if e.is_not_found() => {
+                tracing::info!(key, upload_id, "aborted the failed multipart upload");
+                return;
+            }
+            Ok(p) if p.parts().is_empty() => return,
+            _ => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
         }
     }
+    tracing::warn!(key, upload_id, "parts of an aborted multipart upload may remain; a lifecycle rule for incomplete uploads removes them");
 }
 
 /// `len` bytes of the file from `offset`, streamed as the request is sent.

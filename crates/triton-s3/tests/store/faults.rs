@@ -283,18 +283,47 @@ async fn head_on_a_missing_bucket_is_an_error() {
     assert!(e.message.contains("bucket does not exist"), "{e}");
 }
 
+/// Counts the operations the client starts (each of our attempts is one:
+/// the SDK's own retries are off).
+#[derive(Clone, Debug, Default)]
+struct CountCalls(Arc<AtomicUsize>);
+
+impl Intercept for CountCalls {
+    fn name(&self) -> &'static str {
+        "CountCalls"
+    }
+
+    fn read_before_execution(
+        &self,
+        _: &BeforeSerializationInterceptorContextRef<'_>,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_failures_are_retried_but_missing_credentials_are_not() {
     let options = S3Options {
-        max_attempts: 2,
+        max_attempts: 3,
         retry_base: Duration::from_millis(10),
         ..S3Options::default()
     };
-    // Nothing listens on port 1.
     let sdk = triton_s3::sdk_config(REGION).await;
+    let calls = CountCalls::default();
+    // Nothing listens on port 1 of loopback.
     let conf = aws_sdk_s3::config::Builder::from(&sdk)
         .endpoint_url("http://127.0.0.1:1")
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "triton-local",
+            "triton-local",
+            None,
+            None,
+            "tests",
+        ))
         .force_path_style(true)
+        .interceptor(calls.clone())
         .build();
     let store = S3Store::new(
         aws_sdk_s3::Client::from_conf(conf),
@@ -303,14 +332,18 @@ async fn connection_failures_are_retried_but_missing_credentials_are_not() {
     );
     let e = store.list("20241030/").await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+    assert_eq!(calls.0.load(Ordering::SeqCst), 3, "3 attempts");
 
-    // A profile that exists nowhere: loading credentials fails.
+    // A profile that exists nowhere: loading credentials fails, once.
+    let calls = CountCalls::default();
     let no_credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
         .profile_name("triton-test-no-such-profile")
         .build();
     let conf = aws_sdk_s3::config::Builder::from(&sdk)
+        .endpoint_url(endpoint())
         .credentials_provider(no_credentials)
         .force_path_style(true)
+        .interceptor(calls.clone())
         .build();
     let store = S3Store::new(
         aws_sdk_s3::Client::from_conf(conf),
@@ -320,4 +353,19 @@ async fn connection_failures_are_retried_but_missing_credentials_are_not() {
     let e = store.list("20241030/").await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Fatal, "{e}");
     assert!(e.message.contains("credential"), "{e}");
+    assert_eq!(calls.0.load(Ordering::SeqCst), 1, "not retried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_store_with_a_relative_root_that_does_not_exist_yet() {
+    // Tests run in the crate's directory; the root's first component is new.
+    let top = format!("relative-root-{}", std::process::id());
+    let store = triton_s3::LocalStore::new(format!("{top}/bucket"));
+    let result = store
+        .put_bytes("20241030/a-store-1.tri", b"x".to_vec(), &create_only())
+        .await;
+    let listed = store.list("20241030/").await;
+    std::fs::remove_dir_all(&top).unwrap();
+    assert_eq!(result.unwrap().size, 1);
+    assert_eq!(listed.unwrap().len(), 1);
 }
