@@ -15,6 +15,8 @@
 //! `.tri` files and [`MemorySource`] for tests and benchmarks. Adapter crates
 //! add the network backends.
 
+#[cfg(any(test, feature = "test-util"))]
+pub mod conformance;
 mod file;
 mod memory;
 mod position;

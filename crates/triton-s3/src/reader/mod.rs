@@ -2,14 +2,14 @@
 //! as a [`RecordSource`].
 //!
 //! ```text
-//!  store ──get (streamed)──► fetch task: Decoder ──batches──► bounded channel ──► next_batch
+//!  opener task: get(next key) ──► fetch task: stream body ─► Decoder ──batches──► bounded channel ──► next_batch
 //! ```
 //!
-//! A task fetches and decodes archives one after another while the consumer
-//! works on earlier batches, so the next archive is already flowing when the
-//! current one ends. Memory is bounded by the channel (a few batches of at
-//! most `batch_bytes`) and the decoder's buffer of one chunk, whatever the
-//! archive sizes.
+//! One task makes each archive's request while the previous archive is
+//! still being decoded, another streams and decodes bodies while the
+//! consumer works on earlier batches. Memory is bounded by the channel (a
+//! few batches of at most `batch_bytes`), the decoder's buffer of one chunk
+//! and one waiting response, whatever the archive sizes.
 
 mod listing;
 
@@ -241,8 +241,26 @@ enum Stop {
 
 impl Fetch {
     async fn run(self, archives: Vec<Archive>) {
-        for archive in archives {
-            let stop = self.read(&archive).await;
+        // The next archive's request is made while the current one is
+        // decoded, so that the time to its first byte is not waited for in
+        // turn. Its body waits in the connection (TCP bounds what is
+        // buffered).
+        let total = archives.len();
+        let (opened_tx, mut opened_rx) = mpsc::channel(1);
+        let (store, max_resumes) = (self.store.clone(), self.options.max_resumes);
+        tokio::spawn(async move {
+            for archive in archives {
+                let key = archive.key.to_string();
+                let download = Download::open(store.clone(), key, max_resumes).await;
+                if opened_tx.send((archive, download)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut read = 0;
+        while let Some((archive, download)) = opened_rx.recv().await {
+            read += 1;
+            let stop = self.read(&archive, download).await;
             self.counters.archives_done.fetch_add(1, Ordering::Relaxed);
             let error = match stop {
                 Ok(()) => continue,
@@ -257,12 +275,20 @@ impl Fetch {
                 return;
             }
         }
-        let _ = self.tx.send(Message::End).await;
+        // Fewer than all: the opening task died. Not sending End makes the
+        // consumer report it.
+        if read == total {
+            let _ = self.tx.send(Message::End).await;
+        }
     }
 
     /// Streams one archive through a decoder into batches. Records before a
     /// failure are sent before it is reported.
-    async fn read(&self, archive: &Archive) -> Result<(), Stop> {
+    async fn read(
+        &self,
+        archive: &Archive,
+        download: Result<Download, StoreError>,
+    ) -> Result<(), Stop> {
         let key = archive.key.to_string();
         let unavailable = |e: StoreError| {
             Stop::Unavailable(SourceError::Unavailable {
@@ -270,9 +296,7 @@ impl Fetch {
                 detail: e.to_string(),
             })
         };
-        let mut download = Download::open(&*self.store, &key, self.options.max_resumes)
-            .await
-            .map_err(unavailable)?;
+        let mut download = download.map_err(unavailable)?;
         let mut decoder = Decoder::new();
         let mut batch = Batch::new(key.as_str().into(), &self.options);
         let mut input: Vec<u8> = Vec::new();
@@ -353,9 +377,9 @@ impl Fetch {
 /// One object's bytes. A connection that breaks (or a body that ends before
 /// its announced length) is resumed at the byte where it stopped, as long as
 /// the object is still the same version.
-struct Download<'a> {
-    store: &'a dyn ArchiveStore,
-    key: &'a str,
+struct Download {
+    store: Arc<dyn ArchiveStore>,
+    key: String,
     body: ObjectBody,
     etag: String,
     received: u64,
@@ -364,13 +388,13 @@ struct Download<'a> {
     max_resumes: u32,
 }
 
-impl<'a> Download<'a> {
+impl Download {
     async fn open(
-        store: &'a dyn ArchiveStore,
-        key: &'a str,
+        store: Arc<dyn ArchiveStore>,
+        key: String,
         max_resumes: u32,
-    ) -> Result<Download<'a>, StoreError> {
-        let body = store.get(key, 0).await?;
+    ) -> Result<Download, StoreError> {
+        let body = store.get(&key, 0).await?;
         Ok(Download {
             store,
             key,
@@ -390,7 +414,7 @@ impl<'a> Download<'a> {
                 Ok(0) if self.end.is_none_or(|end| self.received >= end) => return Ok(0),
                 Ok(0) => StoreError::new(
                     "GetObject",
-                    self.key,
+                    self.key.as_str(),
                     ErrorKind::Transient,
                     format!(
                         "the body ended at byte {} of {}",
@@ -417,13 +441,13 @@ impl<'a> Download<'a> {
             let delay = self.resumes.next_delay();
             tracing::warn!(key = self.key, at = self.received, error = %failure, "archive download broke off; resuming at the same byte");
             tokio::time::sleep(delay).await;
-            let body = match self.store.get(self.key, self.received).await {
+            let body = match self.store.get(&self.key, self.received).await {
                 // S3 answers 416 when the object is now shorter than that.
-                Err(e) if e.code.as_deref() == Some("InvalidRange") => Err(changed(self.key)),
+                Err(e) if e.code.as_deref() == Some("InvalidRange") => Err(changed(&self.key)),
                 other => other,
             }?;
             if body.etag != self.etag {
-                return Err(changed(self.key));
+                return Err(changed(&self.key));
             }
             self.body = body;
         }

@@ -33,6 +33,7 @@ macro_rules! both_backends {
 
 both_backends!(
     objects_round_trip,
+    conforms_to_record_source,
     create_only_refuses_an_existing_key,
     lists_1200_archives_of_one_day,
     reads_a_range_across_a_month_boundary,

@@ -513,6 +513,38 @@ pub async fn listing_stays_inside_the_store(f: Fixture) {
     assert!(f.store.head(&k).await.unwrap().is_some());
 }
 
+pub async fn conforms_to_record_source(f: Fixture) {
+    // Archives of 0 (an empty file), 1, 3000 and 5 records over two days.
+    let mut objects = Vec::new();
+    let mut expected = Vec::new();
+    for (n, (d, records)) in [
+        ("20241030", 0u64),
+        ("20241030", 1),
+        ("20241031", 3000),
+        ("20241031", 5),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let k = key(STREAM, "store", at(d, n as u64 * 60));
+        let (recs, bytes) = numbered(n as u64, records);
+        let id: Arc<str> = k.as_str().into();
+        expected.extend(recs.into_iter().enumerate().map(|(i, data)| SourceRecord {
+            source: id.clone(),
+            position: Position::Index(i as u64),
+            data,
+        }));
+        objects.push((k, if records == 0 { Vec::new() } else { bytes }));
+    }
+    f.put_all(objects).await;
+    let archives = list_archives(f.store.clone(), &query("20241030", "20241031", None))
+        .await
+        .unwrap();
+    assert_eq!(archives.len(), 4);
+    let mut source = ArchiveSource::new(f.store.clone(), archives, ReadOptions::default());
+    triton_core::source::conformance::check_finite(&mut source, &expected).await;
+}
+
 pub async fn an_end_before_the_start_is_an_error(f: Fixture) {
     let e = list_archives(f.store.clone(), &query("20241102", "20241030", None))
         .await
