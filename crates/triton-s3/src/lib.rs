@@ -42,6 +42,7 @@ while let Some(batch) = source.next_batch(1000).await? {
 */
 #![deny(missing_docs)]
 
+pub mod archiver;
 mod error;
 mod local;
 mod location;

@@ -131,6 +131,13 @@ pub trait RecordSource: Send {
     /// transaction); sources without checkpoints do nothing. A consumer
     /// calls it after handing records on durably, e.g. after an upload.
     async fn commit(&mut self) -> Result<(), SourceError>;
+
+    /// How far each sub-source is behind the newest data, in milliseconds,
+    /// where the source knows (the Kinesis reader: each shard's
+    /// `MillisBehindLatest`); empty otherwise. For metrics.
+    fn behind(&self) -> Vec<(String, i64)> {
+        Vec::new()
+    }
 }
 
 #[deny(clippy::missing_trait_methods)]
@@ -146,6 +153,10 @@ impl<S: RecordSource + ?Sized> RecordSource for Box<S> {
 
     async fn commit(&mut self) -> Result<(), SourceError> {
         (**self).commit().await
+    }
+
+    fn behind(&self) -> Vec<(String, i64)> {
+        (**self).behind()
     }
 }
 

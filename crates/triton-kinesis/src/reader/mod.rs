@@ -483,4 +483,11 @@ impl RecordSource for KinesisReader {
         }
         Ok(())
     }
+
+    fn behind(&self) -> Vec<(String, i64)> {
+        self.status()
+            .into_iter()
+            .filter_map(|s| Some((s.shard, s.millis_behind?)))
+            .collect()
+    }
 }

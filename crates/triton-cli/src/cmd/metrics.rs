@@ -1,0 +1,130 @@
+//! A Prometheus endpoint for `triton store`: the text exposition format over
+//! a minimal HTTP/1.0 responder (one small response per scrape; no HTTP
+//! server dependency needed for that).
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use triton_s3::archiver::ArchiverStats;
+
+use crate::error::{CliError, CliResult};
+
+/// Binds `addr` and serves the metrics of `stats` in the background.
+pub async fn serve(addr: SocketAddr, stats: Arc<ArchiverStats>, stream: &str) -> CliResult {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| CliError::io(format!("--metrics-addr {addr}"), e))?;
+    tracing::info!(%addr, "serving metrics at /metrics");
+    let stream = stream.to_string();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                continue;
+            };
+            let body = render(&stats, &stream);
+            tokio::spawn(async move {
+                // The request itself does not matter: every path answers
+                // the metrics. Read it so that the client sees a response,
+                // not a reset.
+                let mut request = [0u8; 4096];
+                let _ = conn.read(&mut request).await;
+                let response = format!(
+                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(response.as_bytes()).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    Ok(())
+}
+
+/// The exposition text.
+pub fn render(stats: &ArchiverStats, stream: &str) -> String {
+    let label = format!("{{stream=\"{}\"}}", stream.replace(['\\', '"'], "_"));
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{label} {value}\n"
+        );
+    };
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    metric(
+        "triton_store_records_total",
+        "counter",
+        "Records read from the stream.",
+        get(&stats.records_in).to_string(),
+    );
+    metric(
+        "triton_store_record_bytes_total",
+        "counter",
+        "Bytes of the records read.",
+        get(&stats.bytes_in).to_string(),
+    );
+    metric(
+        "triton_store_invalid_records_total",
+        "counter",
+        "Records that were not one MessagePack map (kept in dead-letter archives).",
+        get(&stats.invalid_records).to_string(),
+    );
+    metric(
+        "triton_store_archives_uploaded_total",
+        "counter",
+        "Archives uploaded (dead-letter archives included).",
+        get(&stats.archives_uploaded).to_string(),
+    );
+    metric(
+        "triton_store_uploaded_bytes_total",
+        "counter",
+        "Bytes uploaded.",
+        get(&stats.bytes_uploaded).to_string(),
+    );
+    metric(
+        "triton_store_upload_seconds_sum",
+        "counter",
+        "Time spent uploading, retries included.",
+        format!("{:.6}", get(&stats.upload_micros) as f64 / 1e6),
+    );
+    metric(
+        "triton_store_upload_seconds_count",
+        "counter",
+        "Uploads timed.",
+        get(&stats.uploads).to_string(),
+    );
+    metric(
+        "triton_store_spool_bytes",
+        "gauge",
+        "Bytes of sealed archives waiting for upload.",
+        get(&stats.spool_bytes).to_string(),
+    );
+    let last = get(&stats.last_checkpoint);
+    if last > 0 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        metric(
+            "triton_store_seconds_since_checkpoint",
+            "gauge",
+            "Seconds since checkpoints last moved.",
+            now.saturating_sub(last).to_string(),
+        );
+    }
+    let behind = stats.behind();
+    if !behind.is_empty() {
+        out.push_str("# HELP triton_store_millis_behind_latest How far each shard's last read was behind the tip of the stream.\n# TYPE triton_store_millis_behind_latest gauge\n");
+    }
+    for (shard, millis) in behind {
+        let _ = writeln!(
+            out,
+            "triton_store_millis_behind_latest{{stream=\"{stream}\",shard=\"{shard}\"}} {millis}"
+        );
+    }
+    out
+}
