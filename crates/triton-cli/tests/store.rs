@@ -1,0 +1,248 @@
+//! `triton store` end to end, against the local Kinesis and S3 servers and
+//! real PostgreSQL and SQLite: killed with SIGKILL at random moments while
+//! records are produced, restarted each time, stopped with SIGTERM; then
+//! every produced record must be in the archives.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{stream, Stream};
+use triton_core::source::RecordSource;
+use triton_core::time::Date;
+use triton_s3::{list_archives, ArchiveQuery, ArchiveSource, ReadOptions, S3Options, S3Store};
+
+const RECORDS: u64 = 50_000;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn new_bucket(tag: &str) -> (String, S3Store) {
+    triton_tests::local_endpoint("AWS_ENDPOINT_URL_S3");
+    let bucket = format!("triton-store-{tag}-{}", std::process::id());
+    let store = runtime().block_on(async {
+        let client = triton_s3::client("us-east-1").await;
+        client.create_bucket().bucket(&bucket).send().await.unwrap();
+        S3Store::new(client, bucket.clone(), S3Options::default())
+    });
+    (bucket, store)
+}
+
+fn today() -> Date {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    Date::from_unix(secs as i64)
+}
+
+/// Every archived record's `n`, in archive order.
+fn archived(store: S3Store, stream: &str, start: Date) -> Vec<u64> {
+    runtime().block_on(async {
+        let store = std::sync::Arc::new(store);
+        let query = ArchiveQuery {
+            stream: stream.into(),
+            start,
+            end: today(),
+            client: None,
+        };
+        let archives = list_archives(store.clone(), &query).await.unwrap();
+        let mut source = ArchiveSource::new(store, archives, ReadOptions::default());
+        let mut ns = Vec::new();
+        while let Some(batch) = source.next_batch(10_000).await.unwrap() {
+            for r in batch {
+                let record = r.record().unwrap();
+                let n = record.get("n").and_then(|v| v.as_i64()).unwrap();
+                ns.push(n as u64);
+            }
+        }
+        ns
+    })
+}
+
+struct Store<'a> {
+    stream: &'a Stream,
+    args: Vec<String>,
+    log: std::path::PathBuf,
+}
+
+impl Store<'_> {
+    fn start(&self) -> Child {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        self.stream
+            .command(&args)
+            .env("RUST_LOG", "info")
+            .stderr(log)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+}
+
+fn sigterm(child: &mut Child) -> ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "store did not stop within 60 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Produces RECORDS records while a store is SIGKILLed at `kills` random
+/// moments and restarted; returns the archived `n`s and the store's log.
+fn crash_and_recover(tag: &str, checkpoint_db: &str, kills: usize) -> (Vec<u64>, String) {
+    let s = stream(tag, 4);
+    let (bucket, archive) = new_bucket(tag);
+    // Produced in 10 parts with pauses, so that records keep arriving
+    // while the store is killed and restarted.
+    let parts: Vec<std::path::PathBuf> = (0..10u64)
+        .map(|p| {
+            let per = RECORDS / 10;
+            let lines: String = (p * per..(p + 1) * per)
+                .map(|i| format!("{{\"n\":{i},\"user\":\"user-{}\"}}\n", i % 97))
+                .collect();
+            s.file(&format!("part{p}.jsonl"), &lines)
+        })
+        .collect();
+    let started = today();
+    let store = Store {
+        stream: &s,
+        args: [
+            "store",
+            "--bucket",
+            &format!("s3://{bucket}"),
+            "--checkpoint-db",
+            checkpoint_db,
+            "--client-name",
+            &format!("crash{}", std::process::id()),
+            "--from",
+            "trim-horizon",
+            "--max-file-age",
+            "1s",
+            "--spool-dir",
+            s.dir.join("spool").to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec(),
+        log: s.dir.join("store.log"),
+    };
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut rng = triton_tests::Rng::new(seed);
+    println!("{tag}: seed {seed}");
+    let mut child = std::thread::scope(|scope| {
+        let producer = scope.spawn(|| {
+            for part in &parts {
+                let out = s
+                    .command(&["put", part.to_str().unwrap()])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                std::thread::sleep(Duration::from_millis(700));
+            }
+        });
+        for k in 0..kills {
+            let mut child = store.start();
+            let wait = Duration::from_millis(500 + rng.below(3000));
+            std::thread::sleep(wait);
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            println!(
+                "{tag}: killed the store after {wait:?} ({} of {kills})",
+                k + 1
+            );
+        }
+        let child = store.start();
+        producer.join().unwrap();
+        child
+    });
+    // Let the store catch up and seal (archives are sealed after 1 s).
+    std::thread::sleep(Duration::from_secs(6));
+    let status = sigterm(&mut child);
+    let log = std::fs::read_to_string(&store.log).unwrap();
+    assert!(status.success(), "store exited with {status}\n{log}");
+    // Nothing left in the spool of the finished store.
+    let spooled: Vec<_> = std::fs::read_dir(s.dir.join("spool")).unwrap().collect();
+    assert!(spooled.is_empty(), "{spooled:?}");
+    (archived(archive, &s.name, started), log)
+}
+
+fn check(tag: &str, ns: &[u64], log: &str) {
+    println!(
+        "{tag}: the stores uploaded {} archives; restarts removed {} spool files of killed stores",
+        log.matches("archive uploaded and checkpointed").count(),
+        log.matches("removed the spool file").count()
+    );
+    let mut counts: HashMap<u64, u64> = HashMap::new();
+    for &n in ns {
+        *counts.entry(n).or_default() += 1;
+    }
+    let lost: Vec<u64> = (0..RECORDS).filter(|n| !counts.contains_key(n)).collect();
+    let duplicates = ns.len() as u64 - counts.len() as u64;
+    println!(
+        "{tag}: {} records archived, {} distinct, {} lost, {duplicates} duplicates",
+        ns.len(),
+        counts.len(),
+        lost.len()
+    );
+    assert!(
+        lost.is_empty(),
+        "{tag}: {} records lost, first {:?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
+    assert!(
+        counts.keys().all(|&n| n < RECORDS),
+        "{tag}: records that were never produced"
+    );
+}
+
+#[test]
+fn survives_sigkill_with_postgres_checkpoints() {
+    let url = std::env::var("TRITON_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let (ns, log) = crash_and_recover("crashpg", &url, 5);
+    check("postgres", &ns, &log);
+    assert!(
+        !log.contains(url.as_str()),
+        "the database URL (with its password) was logged"
+    );
+}
+
+#[test]
+fn survives_sigkill_with_sqlite_checkpoints() {
+    let dir = std::env::temp_dir().join(format!("triton-crash-sqlite-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("checkpoints.db").display());
+    let (ns, log) = crash_and_recover("crashlite", &url, 5);
+    check("sqlite", &ns, &log);
+    let _ = std::fs::remove_dir_all(&dir);
+}
