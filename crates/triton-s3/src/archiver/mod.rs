@@ -21,7 +21,7 @@ mod stats;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 use triton_core::retry::Backoff;
@@ -31,7 +31,9 @@ pub use self::rotation::rotation_deadline;
 use self::spool::Spool;
 pub use self::spool::{clean_stale, Sealed, SpoolError, DEAD_LETTER_PREFIX};
 pub use self::stats::ArchiverStats;
+use crate::error::ErrorKind;
 use crate::store::{ArchiveStore, PutOptions};
+use triton_core::key::ArchiveKey;
 
 /// The clock archives are opened and rotated by (replaceable in tests).
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -55,7 +57,8 @@ pub struct ArchiverOptions {
     pub max_pending_uploads: usize,
     /// Records asked of the source at a time (default 10,000).
     pub batch: usize,
-    /// Options of every upload.
+    /// Options of every upload (always create-only: an archive never
+    /// replaces another; on a clash it takes the next second's key).
     pub put: PutOptions,
     /// The time.
     pub clock: Clock,
@@ -123,6 +126,8 @@ pub struct Archiver<S> {
     store: Arc<dyn ArchiveStore>,
     options: ArchiverOptions,
     stats: Arc<ArchiverStats>,
+    /// The timestamp of the last archive opened.
+    last_opened: Option<u64>,
 }
 
 impl<S: RecordSource> Archiver<S> {
@@ -134,6 +139,7 @@ impl<S: RecordSource> Archiver<S> {
             store,
             options,
             stats: Arc::new(ArchiverStats::default()),
+            last_opened: None,
         }
     }
 
@@ -161,9 +167,16 @@ impl<S: RecordSource> Archiver<S> {
         let (sealed_tx, sealed_rx) = mpsc::channel(self.options.max_pending_uploads.max(1));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
         let uploader = tokio::spawn(upload_loop(
-            self.store.clone(),
-            self.options.put.clone(),
-            self.stats.clone(),
+            Uploader {
+                store: self.store.clone(),
+                put: PutOptions {
+                    create_only: true,
+                    ..self.options.put.clone()
+                },
+                stream: self.options.stream.clone(),
+                client: self.options.client.clone(),
+                stats: self.stats.clone(),
+            },
             sealed_rx,
             done_tx,
         ));
@@ -234,12 +247,19 @@ impl<S: RecordSource> Archiver<S> {
         }
     }
 
-    fn open(&self, now: SystemTime) -> Result<(Spool, tokio::time::Instant), ArchiverError> {
+    fn open(&mut self, now: SystemTime) -> Result<(Spool, tokio::time::Instant), ArchiverError> {
+        // Keys hold whole seconds: two archives opened in one second (size
+        // rotation) get consecutive ones rather than the same key.
+        let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let secs = self
+            .last_opened
+            .map_or(now_secs, |last| now_secs.max(last + 1));
+        self.last_opened = Some(secs);
         let spool = Spool::open(
             &self.options.spool_dir,
             &self.options.stream,
             &self.options.client,
-            now,
+            secs,
         )?;
         let due = rotation_deadline(now, self.options.max_file_age);
         let wait = due.duration_since(now).unwrap_or_default();
@@ -314,44 +334,97 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// What the upload task needs.
+struct Uploader {
+    store: Arc<dyn ArchiveStore>,
+    put: PutOptions,
+    stream: String,
+    client: String,
+    stats: Arc<ArchiverStats>,
+}
+
 /// Uploads sealed archives one after another (so checkpoints advance in
 /// order), retrying without end: the process stays up and says what it is
 /// waiting for.
 async fn upload_loop(
-    store: Arc<dyn ArchiveStore>,
-    put: PutOptions,
-    stats: Arc<ArchiverStats>,
+    up: Uploader,
     mut sealed_rx: mpsc::Receiver<Sealed>,
     done_tx: mpsc::UnboundedSender<Sealed>,
 ) {
-    while let Some(sealed) = sealed_rx.recv().await {
+    while let Some(mut sealed) = sealed_rx.recv().await {
         let started = Instant::now();
-        let mut bytes = upload(&*store, &sealed.key, &sealed.path, &put).await;
-        if let Some((key, path, _)) = &sealed.invalid {
-            bytes += upload(&*store, key, path, &put).await;
+        let mut bytes = up.upload_archive(&mut sealed).await;
+        if let Some((key, path, _)) = &mut sealed.invalid {
+            *key = format!("{DEAD_LETTER_PREFIX}{}", sealed.key);
+            bytes += up.upload(key, path).await;
         }
         let archives = 1 + u64::from(sealed.invalid.is_some());
-        stats.uploaded(bytes, started.elapsed(), archives);
+        up.stats.uploaded(bytes, started.elapsed(), archives);
         if done_tx.send(sealed).is_err() {
             return;
         }
     }
 }
 
-async fn upload(
-    store: &dyn ArchiveStore,
-    key: &str,
-    path: &std::path::Path,
-    put: &PutOptions,
-) -> u64 {
-    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-    loop {
-        match store.put_file(key, path, put).await {
-            Ok(receipt) => return receipt.size,
-            Err(e) => {
-                let delay = backoff.next_delay();
-                tracing::warn!(key, error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the archive store; the archive stays spooled");
-                tokio::time::sleep(delay).await;
+impl Uploader {
+    /// Uploads the archive create-only. A key that exists already (another
+    /// process wrote an archive in the same second, e.g. a store restarted
+    /// at once) is never overwritten: the archive takes the next second.
+    async fn upload_archive(&self, sealed: &mut Sealed) -> u64 {
+        loop {
+            match self.try_upload(&sealed.key, &sealed.path).await {
+                Ok(size) => return size,
+                Err(_) => {
+                    sealed.timestamp += 1;
+                    let next = ArchiveKey::new(&self.stream, &self.client, sealed.timestamp)
+                        .map(|k| k.to_string());
+                    match next {
+                        Ok(key) => {
+                            tracing::warn!(
+                                taken = sealed.key,
+                                instead = key,
+                                "the archive key exists already; using the next second"
+                            );
+                            sealed.key = key;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "no free archive key");
+                            tokio::time::sleep(Duration::from_secs(60)).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Uploads `path` as `key`, whatever it takes, but create-only.
+    async fn upload(&self, key: &str, path: &std::path::Path) -> u64 {
+        loop {
+            match self.try_upload(key, path).await {
+                Ok(size) => return size,
+                Err(()) => {
+                    tracing::error!(
+                        key,
+                        "the dead-letter key exists already; retrying in a minute"
+                    );
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                }
+            }
+        }
+    }
+
+    /// Retries every failure but "already exists" (`Err`).
+    async fn try_upload(&self, key: &str, path: &std::path::Path) -> Result<u64, ()> {
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        loop {
+            match self.store.put_file(key, path, &self.put).await {
+                Ok(receipt) => return Ok(receipt.size),
+                Err(e) if e.kind == ErrorKind::AlreadyExists => return Err(()),
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(key, error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the archive store; the archive stays spooled");
+                    tokio::time::sleep(delay).await;
+                }
             }
         }
     }

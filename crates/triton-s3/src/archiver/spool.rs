@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use triton_core::archive::{ArchiveError, ArchiveErrorKind, ArchiveWriter};
+use triton_core::archive::{frame, ArchiveError, ArchiveErrorKind, ArchiveWriter};
 use triton_core::key::ArchiveKey;
 use triton_core::source::{Position, SourceRecord};
 use triton_core::value::{Record, Str, Timestamp, Value};
@@ -72,6 +72,8 @@ pub(crate) struct Spool {
 pub struct Sealed {
     /// Object key of the archive.
     pub key: String,
+    /// The Unix seconds in the key.
+    pub timestamp: u64,
     /// The spool file holding it.
     pub path: PathBuf,
     /// Records in it.
@@ -85,14 +87,13 @@ pub struct Sealed {
 
 impl Spool {
     /// A new spool file in `dir` for an archive of `stream` by `client`
-    /// opened at `opened`. Names are unique per process (pid and counter).
+    /// opened at `secs` (Unix seconds). Names are unique per process (pid and counter).
     pub(crate) fn open(
         dir: &Path,
         stream: &str,
         client: &str,
-        opened: SystemTime,
+        secs: u64,
     ) -> Result<Spool, SpoolError> {
-        let secs = opened.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let key = ArchiveKey::new(stream, client, secs).map_err(SpoolError::Key)?;
         let n = SPOOL_COUNTER.fetch_add(1, Ordering::Relaxed);
         let base = format!("{stream}-{client}-{secs}-{}-{n}", std::process::id());
@@ -110,9 +111,12 @@ impl Spool {
         })
     }
 
-    /// Bytes of archive written so far (compressed).
+    /// The archive's size so far: chunks written, plus the records not yet
+    /// compressed counted at full size (an upper bound; blocks are exactly
+    /// `MAX_BLOCK` bytes of records, so what is buffered is the rest).
     pub(crate) fn size(&self) -> u64 {
-        self.records.writer.stats().bytes_out
+        let stats = self.records.writer.stats();
+        stats.bytes_out + stats.bytes_in % frame::MAX_BLOCK as u64
     }
 
     /// Appends a record as it is if it is one MessagePack map (validated,
@@ -197,6 +201,7 @@ impl Spool {
             return Ok(None);
         }
         Ok(Some(Sealed {
+            timestamp: self.key.timestamp(),
             key,
             path,
             records: self.count,

@@ -1,0 +1,485 @@
+//! The store pipeline in process: a scripted source (shards of numbered
+//! records, logging every ack and commit) into a local directory, through a
+//! store wrapper that logs every upload and can fail or hold uploads.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use triton_core::archive::ArchiveReader;
+use triton_core::source::{Position, RecordSource, SequenceNumber, SourceError, SourceRecord};
+use triton_s3::archiver::{Archiver, ArchiverOptions, DEAD_LETTER_PREFIX};
+use triton_s3::{
+    ArchiveStore, ErrorKind, LocalStore, ObjectBody, ObjectInfo, PutOptions, PutReceipt, StoreError,
+};
+use triton_tests::TempDir;
+
+/// What happened, in order.
+#[derive(Debug, Clone, PartialEq)]
+enum Event {
+    /// An archive was uploaded holding, per shard, records up to this index.
+    Uploaded(String, HashMap<String, u64>),
+    /// The source committed these per-shard acknowledged indexes.
+    Committed(HashMap<String, u64>),
+}
+
+type Log = Arc<Mutex<Vec<Event>>>;
+
+fn seq(i: u64) -> Position {
+    Position::Sequence(SequenceNumber::new(format!("{}", 1_000_000 + i)).unwrap())
+}
+
+fn index_of(p: &Position) -> u64 {
+    match p {
+        Position::Sequence(s) => s.as_str().parse::<u64>().unwrap() - 1_000_000,
+        Position::Index(i) => *i,
+    }
+}
+
+/// Raw MessagePack `{"shard": s, "i": i}`.
+fn record(shard: &str, i: u64) -> Vec<u8> {
+    let mut out = vec![0x82, 0xa5];
+    out.extend_from_slice(b"shard");
+    out.push(0xa0 | shard.len() as u8);
+    out.extend_from_slice(shard.as_bytes());
+    out.extend_from_slice(&[0xa1, b'i', 0xcf]);
+    out.extend_from_slice(&i.to_be_bytes());
+    out
+}
+
+/// Delivers `batches`, then either ends or (live) waits forever.
+struct Script {
+    batches: std::collections::VecDeque<Vec<SourceRecord>>,
+    /// Pause before each batch.
+    gap: Duration,
+    live: bool,
+    acked: HashMap<String, u64>,
+    log: Log,
+    delivered: Arc<AtomicUsize>,
+}
+
+impl Script {
+    /// `n` records per shard over `shards` shards, interleaved, in batches
+    /// of `batch`; every `bad`-th record (if any) is not MessagePack.
+    fn new(shards: usize, n: u64, batch: usize, bad: Option<u64>, log: Log) -> Script {
+        let mut all = Vec::new();
+        for i in 0..n {
+            for s in 0..shards {
+                let shard = format!("shard-{s}");
+                let data = match bad {
+                    Some(b) if i % b == b - 1 => vec![0xc1, i as u8],
+                    _ => record(&shard, i),
+                };
+                all.push(SourceRecord {
+                    source: shard.as_str().into(),
+                    position: seq(i),
+                    data,
+                });
+            }
+        }
+        Script {
+            batches: all.chunks(batch).map(<[SourceRecord]>::to_vec).collect(),
+            gap: Duration::ZERO,
+            live: false,
+            acked: HashMap::new(),
+            log,
+            delivered: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+#[async_trait]
+impl RecordSource for Script {
+    async fn next_batch(&mut self, _max: usize) -> Result<Option<Vec<SourceRecord>>, SourceError> {
+        if self.delivered.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(self.gap).await;
+        }
+        match self.batches.pop_front() {
+            Some(b) => {
+                self.delivered.fetch_add(b.len(), Ordering::SeqCst);
+                Ok(Some(b))
+            }
+            None if self.live => std::future::pending().await,
+            None => Ok(None),
+        }
+    }
+
+    async fn ack(&mut self, source: &str, position: &Position) -> Result<(), SourceError> {
+        self.acked.insert(source.to_string(), index_of(position));
+        Ok(())
+    }
+
+    async fn commit(&mut self) -> Result<(), SourceError> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(Event::Committed(self.acked.clone()));
+        Ok(())
+    }
+}
+
+/// A local store that logs what each upload holds, and can refuse the
+/// first uploads or hold them until released.
+#[derive(Debug)]
+struct Watched {
+    inner: LocalStore,
+    log: Log,
+    fail_first: AtomicUsize,
+    hold: AtomicBool,
+}
+
+impl Watched {
+    fn new(dir: &Path, log: Log) -> Arc<Watched> {
+        Arc::new(Watched {
+            inner: LocalStore::new(dir),
+            log,
+            fail_first: AtomicUsize::new(0),
+            hold: AtomicBool::new(false),
+        })
+    }
+}
+
+/// The highest `i` per shard in an archive file.
+fn contents(path: &Path) -> HashMap<String, u64> {
+    let mut reader = ArchiveReader::new(std::fs::File::open(path).unwrap());
+    let mut max = HashMap::new();
+    while let Some(r) = reader.next_record().unwrap() {
+        let shard = r
+            .get("shard")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string();
+        let i = r.get("i").and_then(|v| v.as_i64()).unwrap_or(-1);
+        if let Ok(i) = u64::try_from(i) {
+            let e = max.entry(shard).or_insert(0);
+            *e = (*e).max(i);
+        }
+    }
+    max
+}
+
+#[async_trait]
+impl ArchiveStore for Watched {
+    fn url(&self) -> String {
+        self.inner.url()
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        self.inner.head(key).await
+    }
+    async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody, StoreError> {
+        self.inner.get(key, offset).await
+    }
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        o: &PutOptions,
+    ) -> Result<PutReceipt, StoreError> {
+        while self.hold.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if self
+            .fail_first
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError {
+                operation: "PutObject",
+                target: key.into(),
+                kind: ErrorKind::Transient,
+                code: None,
+                message: "injected outage".into(),
+            });
+        }
+        let receipt = self.inner.put_file(key, path, o).await?;
+        if !key.starts_with(DEAD_LETTER_PREFIX) {
+            self.log
+                .lock()
+                .unwrap()
+                .push(Event::Uploaded(key.to_string(), contents(path)));
+        }
+        Ok(receipt)
+    }
+    async fn put_bytes(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        o: &PutOptions,
+    ) -> Result<PutReceipt, StoreError> {
+        self.inner.put_bytes(key, data, o).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+}
+
+fn options(dir: &Path) -> ArchiverOptions {
+    let mut o = ArchiverOptions::new("events", "store");
+    o.spool_dir = dir.join("spool");
+    o
+}
+
+/// Every commit names only positions that uploaded archives hold.
+fn assert_commits_follow_uploads(log: &[Event]) {
+    let mut uploaded: HashMap<String, u64> = HashMap::new();
+    let mut commits = 0;
+    for e in log {
+        match e {
+            Event::Uploaded(_, held) => {
+                for (shard, i) in held {
+                    let u = uploaded.entry(shard.clone()).or_insert(0);
+                    *u = (*u).max(*i);
+                }
+            }
+            Event::Committed(acked) => {
+                commits += 1;
+                for (shard, i) in acked {
+                    let up = uploaded.get(shard).copied();
+                    assert!(
+                        up.is_some_and(|u| u >= *i),
+                        "checkpoint of {shard} at {i} before an upload holding it (uploaded: {up:?})"
+                    );
+                }
+            }
+        }
+    }
+    assert!(commits > 0, "nothing was committed");
+}
+
+/// Keys of the archives in `dir` (not dead letters), sorted.
+fn archive_keys(dir: &Path) -> Vec<String> {
+    let mut keys = Vec::new();
+    for day in std::fs::read_dir(dir).into_iter().flatten() {
+        let day = day.unwrap();
+        let name = day.file_name().to_string_lossy().into_owned();
+        if name.starts_with('_') || !day.path().is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(day.path()).unwrap() {
+            let f = f.unwrap().file_name().to_string_lossy().into_owned();
+            if !f.starts_with('.') {
+                keys.push(format!("{name}/{f}"));
+            }
+        }
+    }
+    keys.sort();
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotates_by_size_uploads_and_checkpoints_only_what_is_uploaded() {
+    let tmp = TempDir::new("archiver-size");
+    let log: Log = Arc::default();
+    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    store.fail_first.store(3, Ordering::SeqCst); // an outage at the start
+    let source = Script::new(4, 5_000, 500, None, log.clone());
+    let mut o = options(tmp.path());
+    o.max_file_size = 16 << 10;
+    let summary = Archiver::new(source, store.clone(), o)
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(summary.records, 20_000);
+    assert!(summary.archives > 3, "{summary:?}");
+    let log = log.lock().unwrap().clone();
+    assert_commits_follow_uploads(&log);
+    // The last commit covers everything.
+    let Some(Event::Committed(last)) = log.last() else {
+        panic!("the run did not end with a commit: {log:?}")
+    };
+    assert!(last.values().all(|&i| i == 4_999), "{last:?}");
+    // Every record once, in order per shard.
+    let mut seen: HashMap<String, Vec<u64>> = HashMap::new();
+    for key in archive_keys(&tmp.path().join("bucket")) {
+        let path = tmp.path().join("bucket").join(&key);
+        let mut reader = ArchiveReader::new(std::fs::File::open(path).unwrap());
+        while let Some(r) = reader.next_record().unwrap() {
+            let shard = r.get("shard").and_then(|v| v.as_str()).unwrap().to_string();
+            seen.entry(shard)
+                .or_default()
+                .push(r.get("i").and_then(|v| v.as_i64()).unwrap() as u64);
+        }
+    }
+    assert_eq!(seen.len(), 4);
+    for (shard, is) in seen {
+        let expected: Vec<u64> = (0..5_000).collect();
+        let first_wrong = is.iter().zip(&expected).position(|(a, b)| a != b);
+        assert!(
+            is.len() == expected.len() && first_wrong.is_none(),
+            "{shard}: {} records, first out of place at {first_wrong:?}",
+            is.len()
+        );
+    }
+    // The spool is empty.
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("spool")).unwrap().count(),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_records_go_to_the_dead_letter_archive() {
+    let tmp = TempDir::new("archiver-invalid");
+    let log: Log = Arc::default();
+    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    let source = Script::new(2, 100, 50, Some(10), log.clone());
+    let summary = Archiver::new(source, store, options(tmp.path()))
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(summary.invalid, 20);
+    assert_eq!(summary.records, 180);
+    let bucket = tmp.path().join("bucket");
+    let keys = archive_keys(&bucket);
+    assert_eq!(keys.len(), 1);
+    let dead = bucket.join(format!("{DEAD_LETTER_PREFIX}{}", keys[0]));
+    let mut reader = ArchiveReader::new(std::fs::File::open(&dead).unwrap());
+    let mut n = 0;
+    while let Some(r) = reader.next_record().unwrap() {
+        let i = 10 * (n / 2) + 9;
+        assert_eq!(
+            r.get("shard").and_then(|v| v.as_str()),
+            Some(format!("shard-{}", n % 2).as_str())
+        );
+        assert_eq!(
+            r.get("sequence_number").and_then(|v| v.as_str()),
+            Some((1_000_000 + i).to_string().as_str())
+        );
+        let reason = r.get("reason").and_then(|v| v.as_str()).unwrap();
+        assert!(!reason.is_empty());
+        assert!(matches!(
+            r.get("arrival"),
+            Some(triton_core::value::Value::Timestamp(_))
+        ));
+        assert_eq!(
+            r.get("data"),
+            Some(&triton_core::value::Value::Bin(vec![0xc1, i as u8]))
+        );
+        n += 1;
+    }
+    assert_eq!(n, 20);
+    // Invalid records are checkpointed like the rest.
+    let log = log.lock().unwrap().clone();
+    let Some(Event::Committed(last)) = log.last() else {
+        panic!("{log:?}")
+    };
+    assert!(last.values().all(|&i| i == 99), "{last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_stream_still_seals_its_archive_and_empty_ones_are_not_uploaded() {
+    let tmp = TempDir::new("archiver-idle");
+    let log: Log = Arc::default();
+    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    let mut source = Script::new(1, 5, 5, None, log.clone());
+    source.live = true;
+    let mut o = options(tmp.path());
+    o.max_file_age = Duration::from_millis(500);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(Archiver::new(source, store, o).run(async {
+        let _ = stop_rx.await;
+    }));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Uploaded and checkpointed while the store still runs, nothing else.
+    assert_eq!(archive_keys(&tmp.path().join("bucket")).len(), 1);
+    assert!(matches!(
+        log.lock().unwrap().last(),
+        Some(Event::Committed(_))
+    ));
+    stop_tx.send(()).unwrap();
+    let summary = run.await.unwrap().unwrap();
+    assert_eq!((summary.archives, summary.records), (1, 5));
+    assert_eq!(archive_keys(&tmp.path().join("bucket")).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_day_starts_a_new_archive_in_its_day_folder() {
+    let tmp = TempDir::new("archiver-day");
+    let log: Log = Arc::default();
+    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    // Two batches 1.2 s apart; the clock starts at 2024-10-30 23:59:59.5 UTC.
+    let mut source = Script::new(1, 10, 5, None, log.clone());
+    source.gap = Duration::from_millis(1200);
+    let real_start = std::time::Instant::now();
+    let fake_start = UNIX_EPOCH + Duration::from_millis(1_730_332_799_500);
+    let mut o = options(tmp.path());
+    o.clock = Arc::new(move || fake_start + real_start.elapsed());
+    let summary = Archiver::new(source, store, o)
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(summary.records, 10);
+    let keys = archive_keys(&tmp.path().join("bucket"));
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(
+        keys[0].starts_with("20241030/events-store-17303327"),
+        "{keys:?}"
+    );
+    assert!(
+        keys[1].starts_with("20241031/events-store-17303328"),
+        "{keys:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_pauses_while_uploads_are_behind() {
+    let tmp = TempDir::new("archiver-backpressure");
+    let log: Log = Arc::default();
+    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    store.hold.store(true, Ordering::SeqCst);
+    let source = Script::new(1, 10_000, 100, None, log.clone());
+    let delivered = source.delivered.clone();
+    let mut o = options(tmp.path());
+    o.max_file_size = 1; // every batch is an archive
+    o.max_pending_uploads = 2;
+    let run = tokio::spawn(Archiver::new(source, store.clone(), o).run(std::future::pending()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stalled = delivered.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(delivered.load(Ordering::SeqCst), stalled, "reading went on");
+    // One uploading, two waiting, one more sealed while the send waits.
+    assert!(stalled <= 4 * 100, "{stalled} records read ahead");
+    let spooled = std::fs::read_dir(tmp.path().join("spool")).unwrap().count();
+    assert!(spooled <= 4, "{spooled} spool files");
+    store.hold.store(false, Ordering::SeqCst);
+    let summary = run.await.unwrap().unwrap();
+    assert_eq!(summary.records, 10_000);
+    assert_commits_follow_uploads(&log.lock().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_key_is_never_overwritten() {
+    let tmp = TempDir::new("archiver-clash");
+    let log: Log = Arc::default();
+    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    // Another store process wrote an archive in the same second.
+    let t = 1_730_246_400u64;
+    let taken = format!("20241030/events-store-{t}.tri");
+    store
+        .put_bytes(&taken, b"someone else's".to_vec(), &PutOptions::default())
+        .await
+        .unwrap();
+    let source = Script::new(1, 5, 5, None, log.clone());
+    let mut o = options(tmp.path());
+    o.clock = Arc::new(move || UNIX_EPOCH + Duration::from_secs(t));
+    let summary = Archiver::new(source, store, o)
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(summary.records, 5);
+    let bucket = tmp.path().join("bucket");
+    assert_eq!(
+        std::fs::read(bucket.join(&taken)).unwrap(),
+        b"someone else's"
+    );
+    assert_eq!(
+        archive_keys(&bucket),
+        vec![taken, format!("20241030/events-store-{}.tri", t + 1)]
+    );
+}
