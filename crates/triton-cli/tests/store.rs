@@ -195,7 +195,7 @@ fn crash_and_recover(tag: &str, checkpoint_db: &str, kills: usize) -> (Vec<u64>,
     (archived(archive, &s.name, started), log)
 }
 
-fn check(tag: &str, ns: &[u64], log: &str) {
+fn check(tag: &str, ns: &[u64], log: &str, produced: u64) {
     println!(
         "{tag}: the stores uploaded {} archives; restarts removed {} spool files of killed stores",
         log.matches("archive uploaded and checkpointed").count(),
@@ -205,7 +205,7 @@ fn check(tag: &str, ns: &[u64], log: &str) {
     for &n in ns {
         *counts.entry(n).or_default() += 1;
     }
-    let lost: Vec<u64> = (0..RECORDS).filter(|n| !counts.contains_key(n)).collect();
+    let lost: Vec<u64> = (0..produced).filter(|n| !counts.contains_key(n)).collect();
     let duplicates = ns.len() as u64 - counts.len() as u64;
     println!(
         "{tag}: {} records archived, {} distinct, {} lost, {duplicates} duplicates",
@@ -220,7 +220,7 @@ fn check(tag: &str, ns: &[u64], log: &str) {
         &lost[..lost.len().min(10)]
     );
     assert!(
-        counts.keys().all(|&n| n < RECORDS),
+        counts.keys().all(|&n| n < produced),
         "{tag}: records that were never produced"
     );
 }
@@ -230,7 +230,7 @@ fn survives_sigkill_with_postgres_checkpoints() {
     let url = std::env::var("TRITON_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let (ns, log) = crash_and_recover("crashpg", &url, 5);
-    check("postgres", &ns, &log);
+    check("postgres", &ns, &log, RECORDS);
     assert!(
         !log.contains(url.as_str()),
         "the database URL (with its password) was logged"
@@ -243,6 +243,151 @@ fn survives_sigkill_with_sqlite_checkpoints() {
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("checkpoints.db").display());
     let (ns, log) = crash_and_recover("crashlite", &url, 5);
-    check("sqlite", &ns, &log);
+    check("sqlite", &ns, &log, RECORDS);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A loopback TCP proxy that can be switched off: then it refuses new
+/// connections and cuts the open ones, as an unreachable S3 would look.
+struct Proxy {
+    port: u16,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(upstream: String) -> Proxy {
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let proxy = Proxy {
+            port,
+            down: Default::default(),
+            open: Default::default(),
+        };
+        let (down, open) = (proxy.down.clone(), proxy.open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if down.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let mut open = open.lock().unwrap();
+                open.push(client.try_clone().unwrap());
+                open.push(server.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        proxy
+    }
+
+    fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+        if down {
+            for c in self.open.lock().unwrap().drain(..) {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+#[test]
+fn waits_out_an_s3_outage_of_30_seconds() {
+    let s = stream("outage", 2);
+    let (bucket, archive) = new_bucket("outage");
+    let moto = triton_tests::local_endpoint("AWS_ENDPOINT_URL_S3");
+    let proxy = Proxy::start(
+        moto.trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string(),
+    );
+    let started = today();
+    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let log = s.dir.join("store.log");
+    let args = [
+        "store",
+        "--bucket",
+        &format!("s3://{bucket}"),
+        "--checkpoint-db",
+        &db,
+        "--from",
+        "trim-horizon",
+        "--max-file-age",
+        "1s",
+    ];
+    let mut child = s
+        .command(&args)
+        .env(
+            "AWS_ENDPOINT_URL_S3",
+            format!("http://127.0.0.1:{}", proxy.port),
+        )
+        .env("RUST_LOG", "warn,triton=info,triton_s3=info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let put = |from: u64, to: u64| {
+        let lines: String = (from..to)
+            .map(|i| format!("{{\"n\":{i},\"user\":\"user-{}\"}}\n", i % 13))
+            .collect();
+        let file = s.file(&format!("in{from}.jsonl"), &lines);
+        let out = s
+            .command(&["put", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let archived_count = || archived(archive.clone(), &s.name, started).len();
+    put(0, 2_000);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while archived_count() < 2_000 {
+        assert!(
+            Instant::now() < deadline,
+            "nothing archived before the outage"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    proxy.set_down(true);
+    put(2_000, 4_000);
+    std::thread::sleep(Duration::from_secs(30));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the store exited during the outage"
+    );
+    assert_eq!(archived_count(), 2_000, "uploads went through the outage?");
+    proxy.set_down(false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while archived_count() < 4_000 {
+        assert!(
+            Instant::now() < deadline,
+            "the store did not recover within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let status = sigterm(&mut child);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{status}\n{text}");
+    assert!(text.contains("waiting for the archive store"), "{text}");
+    check(
+        "outage",
+        &archived(archive, &s.name, started)[..],
+        &text,
+        4_000,
+    );
 }

@@ -415,7 +415,9 @@ impl Uploader {
 
     /// Retries every failure but "already exists" (`Err`).
     async fn try_upload(&self, key: &str, path: &std::path::Path) -> Result<u64, ()> {
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        // Capped at 15 s: a store that waits is cheap, and it should notice
+        // soon that the outage is over.
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(15));
         loop {
             match self.store.put_file(key, path, &self.put).await {
                 Ok(receipt) => return Ok(receipt.size),
