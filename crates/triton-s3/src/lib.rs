@@ -14,6 +14,9 @@ S3 for triton: where archives are stored and how they are read back.
   client only), and [`ArchiveSource`] reads them as a
   [`RecordSource`](triton_core::source::RecordSource), streaming and
   decoding each body with bounded memory.
+- [`archiver::Archiver`]: the pipeline of `triton store`: any `RecordSource`
+  into sealed, uploaded archives, acknowledging and committing the source's
+  positions only after each upload.
 
 ```no_run
 use std::sync::Arc;
