@@ -227,14 +227,22 @@ fn check(tag: &str, ns: &[u64], log: &str, produced: u64) {
 
 #[test]
 fn survives_sigkill_with_postgres_checkpoints() {
+    // A password to hide: trust authentication ignores it, so one is added
+    // where the test database's URL has none.
     let url = std::env::var("TRITON_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
+    let (user_info, host) = rest
+        .split_once('@')
+        .expect("a user in the test database URL");
+    let (user, password) = match user_info.split_once(':') {
+        Some((user, password)) => (user, password.to_string()),
+        None => (user_info, "hidden-test-password".to_string()),
+    };
+    let url = format!("{scheme}://{user}:{password}@{host}");
     let (ns, log) = crash_and_recover("crashpg", &url, 5);
     check("postgres", &ns, &log, RECORDS);
-    assert!(
-        !log.contains(url.as_str()),
-        "the database URL (with its password) was logged"
-    );
+    assert!(!log.contains(&password), "the database password was logged");
 }
 
 #[test]
@@ -328,16 +336,23 @@ fn waits_out_an_s3_outage_of_30_seconds() {
         "--max-file-age",
         "1s",
     ];
-    let mut child = s
-        .command(&args)
-        .env(
-            "AWS_ENDPOINT_URL_S3",
-            format!("http://127.0.0.1:{}", proxy.port),
-        )
-        .env("RUST_LOG", "warn,triton=info,triton_s3=info")
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let start = || {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        s.command(&args)
+            .env(
+                "AWS_ENDPOINT_URL_S3",
+                format!("http://127.0.0.1:{}", proxy.port),
+            )
+            .env("RUST_LOG", "warn,triton=info,triton_s3=info")
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    };
+    let mut child = start();
     let put = |from: u64, to: u64| {
         let lines: String = (from..to)
             .map(|i| format!("{{\"n\":{i},\"user\":\"user-{}\"}}\n", i % 13))
@@ -365,7 +380,17 @@ fn waits_out_an_s3_outage_of_30_seconds() {
     }
     proxy.set_down(true);
     put(2_000, 4_000);
-    std::thread::sleep(Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(15));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the store exited during the outage"
+    );
+    // Killed while its data waits for S3: nothing of it may have been
+    // checkpointed, so the restarted store reads it again.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut child = start();
+    std::thread::sleep(Duration::from_secs(15));
     assert!(
         child.try_wait().unwrap().is_none(),
         "the store exited during the outage"
@@ -389,5 +414,112 @@ fn waits_out_an_s3_outage_of_30_seconds() {
         &archived(archive, &s.name, started)[..],
         &text,
         4_000,
+    );
+}
+
+/// Sends SIGTERM.
+fn term(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits at most `limit` for the process to exit.
+fn exit_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn a_second_signal_or_the_timeout_ends_a_stop_that_cannot_finish() {
+    let s = stream("stuck", 1);
+    let (bucket, _) = new_bucket("stuck");
+    let moto = triton_tests::local_endpoint("AWS_ENDPOINT_URL_S3");
+    let proxy = Proxy::start(
+        moto.trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string(),
+    );
+    proxy.set_down(true); // S3 unreachable throughout: no upload can finish
+    let lines: String = (0..100)
+        .map(|i| format!("{{\"n\":{i},\"user\":\"u\"}}\n"))
+        .collect();
+    let file = s.file("in.jsonl", &lines);
+    let out = s
+        .command(&["put", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let bucket = format!("s3://{bucket}");
+    let log = s.dir.join("store.log");
+    // Starts a store and waits until an archive is stuck in upload.
+    let stuck_store = |extra: &[&str]| {
+        let mut args = vec![
+            "store",
+            "--bucket",
+            &bucket,
+            "--checkpoint-db",
+            &db,
+            "--from",
+            "trim-horizon",
+            "--max-file-age",
+            "1s",
+        ];
+        args.extend_from_slice(extra);
+        let child = s
+            .command(&args)
+            .env(
+                "AWS_ENDPOINT_URL_S3",
+                format!("http://127.0.0.1:{}", proxy.port),
+            )
+            .env("RUST_LOG", "warn")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("waiting for the archive store")
+        {
+            assert!(Instant::now() < deadline, "no upload was attempted");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        child
+    };
+
+    // The graceful stop waits for the upload; a second signal ends it.
+    let mut child = stuck_store(&[]);
+    term(&child);
+    assert_eq!(
+        exit_within(&mut child, Duration::from_secs(2)),
+        None,
+        "stopped without uploading"
+    );
+    term(&child);
+    let status =
+        exit_within(&mut child, Duration::from_secs(5)).expect("the second signal did not end it");
+    assert_eq!(status.code(), Some(130));
+
+    // --shutdown-timeout ends it too.
+    let mut child = stuck_store(&["--shutdown-timeout", "2s"]);
+    let signalled = Instant::now();
+    term(&child);
+    let status =
+        exit_within(&mut child, Duration::from_secs(10)).expect("the timeout did not end it");
+    assert_eq!(status.code(), Some(1));
+    assert!(signalled.elapsed() >= Duration::from_secs(2));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("took longer than --shutdown-timeout"),
+        "{text}"
     );
 }

@@ -34,7 +34,7 @@ fn event(i: u64) -> Vec<u8> {
         out.extend_from_slice(s.as_bytes());
     };
     put_str(&mut out, "event");
-    put_str(&mut out, if i % 3 == 0 { "page_view" } else { "click" });
+    put_str(&mut out, if i.is_multiple_of(3) { "page_view" } else { "click" });
     put_str(&mut out, "user_id");
     out.push(0xcf);
     out.extend_from_slice(&(i * 7919 % 1_000_003).to_be_bytes());
@@ -54,7 +54,7 @@ fn event(i: u64) -> Vec<u8> {
         "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/2010",
     );
     put_str(&mut out, "ok");
-    out.push(if i % 11 == 0 { 0xc2 } else { 0xc3 });
+    out.push(if i.is_multiple_of(11) { 0xc2 } else { 0xc3 });
     out
 }
 

@@ -20,8 +20,8 @@ use triton_tests::TempDir;
 /// What happened, in order.
 #[derive(Debug, Clone, PartialEq)]
 enum Event {
-    /// An archive was uploaded holding, per shard, records up to this index.
-    Uploaded(String, HashMap<String, u64>),
+    /// An object was uploaded holding these (shard, index) records.
+    Uploaded(String, Vec<(String, u64)>),
     /// The source committed these per-shard acknowledged indexes.
     Committed(HashMap<String, u64>),
 }
@@ -129,6 +129,7 @@ struct Watched {
     log: Log,
     fail_first: AtomicUsize,
     hold: AtomicBool,
+    lose_answer: AtomicBool,
 }
 
 impl Watched {
@@ -138,27 +139,25 @@ impl Watched {
             log,
             fail_first: AtomicUsize::new(0),
             hold: AtomicBool::new(false),
+            lose_answer: AtomicBool::new(false),
         })
     }
 }
 
-/// The highest `i` per shard in an archive file.
-fn contents(path: &Path) -> HashMap<String, u64> {
+/// The (shard, index) of every record in an archive file; dead-letter
+/// records give theirs through `sequence_number`.
+fn contents(path: &Path) -> Vec<(String, u64)> {
     let mut reader = ArchiveReader::new(std::fs::File::open(path).unwrap());
-    let mut max = HashMap::new();
+    let mut all = Vec::new();
     while let Some(r) = reader.next_record().unwrap() {
-        let shard = r
-            .get("shard")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string();
-        let i = r.get("i").and_then(|v| v.as_i64()).unwrap_or(-1);
-        if let Ok(i) = u64::try_from(i) {
-            let e = max.entry(shard).or_insert(0);
-            *e = (*e).max(i);
-        }
+        let shard = r.get("shard").and_then(|v| v.as_str()).unwrap().to_string();
+        let i = match r.get("sequence_number").and_then(|v| v.as_str()) {
+            Some(seq) => seq.parse::<u64>().unwrap() - 1_000_000,
+            None => r.get("i").and_then(|v| v.as_i64()).unwrap() as u64,
+        };
+        all.push((shard, i));
     }
-    max
+    all
 }
 
 #[async_trait]
@@ -198,11 +197,19 @@ impl ArchiveStore for Watched {
             });
         }
         let receipt = self.inner.put_file(key, path, o).await?;
-        if !key.starts_with(DEAD_LETTER_PREFIX) {
-            self.log
-                .lock()
-                .unwrap()
-                .push(Event::Uploaded(key.to_string(), contents(path)));
+        self.log
+            .lock()
+            .unwrap()
+            .push(Event::Uploaded(key.to_string(), contents(path)));
+        if self.lose_answer.swap(false, Ordering::SeqCst) {
+            // Stored, but the caller never hears of it.
+            return Err(StoreError {
+                operation: "PutObject",
+                target: key.into(),
+                kind: ErrorKind::Transient,
+                code: None,
+                message: "connection reset after the upload (injected)".into(),
+            });
         }
         Ok(receipt)
     }
@@ -225,25 +232,37 @@ fn options(dir: &Path) -> ArchiverOptions {
     o
 }
 
-/// Every commit names only positions that uploaded archives hold.
+/// A clock one second further at each reading (from 2024-10-30 00:00 UTC),
+/// so that size rotation, at most once a second, can seal every batch.
+fn stepping_clock() -> triton_s3::archiver::Clock {
+    let step = Arc::new(AtomicUsize::new(0));
+    Arc::new(move || {
+        UNIX_EPOCH + Duration::from_secs(1_730_246_400 + step.fetch_add(1, Ordering::SeqCst) as u64)
+    })
+}
+
+/// Every commit names only positions whose records, and every earlier one
+/// of the shard, are in uploaded objects.
 fn assert_commits_follow_uploads(log: &[Event]) {
-    let mut uploaded: HashMap<String, u64> = HashMap::new();
+    let mut uploaded: HashMap<String, std::collections::BTreeSet<u64>> = HashMap::new();
     let mut commits = 0;
     for e in log {
         match e {
             Event::Uploaded(_, held) => {
                 for (shard, i) in held {
-                    let u = uploaded.entry(shard.clone()).or_insert(0);
-                    *u = (*u).max(*i);
+                    uploaded.entry(shard.clone()).or_default().insert(*i);
                 }
             }
             Event::Committed(acked) => {
                 commits += 1;
                 for (shard, i) in acked {
-                    let up = uploaded.get(shard).copied();
-                    assert!(
-                        up.is_some_and(|u| u >= *i),
-                        "checkpoint of {shard} at {i} before an upload holding it (uploaded: {up:?})"
+                    let have = uploaded
+                        .get(shard)
+                        .map_or(0, |s| s.range(..=*i).count() as u64);
+                    assert_eq!(
+                        have,
+                        i + 1,
+                        "checkpoint of {shard} at {i} with only {have} of its records uploaded"
                     );
                 }
             }
@@ -281,6 +300,7 @@ async fn rotates_by_size_uploads_and_checkpoints_only_what_is_uploaded() {
     let source = Script::new(4, 5_000, 500, None, log.clone());
     let mut o = options(tmp.path());
     o.max_file_size = 16 << 10;
+    o.clock = stepping_clock();
     let summary = Archiver::new(source, store.clone(), o)
         .run(std::future::pending())
         .await
@@ -364,8 +384,9 @@ async fn invalid_records_go_to_the_dead_letter_archive() {
         n += 1;
     }
     assert_eq!(n, 20);
-    // Invalid records are checkpointed like the rest.
+    // Invalid records are checkpointed like the rest, after their upload.
     let log = log.lock().unwrap().clone();
+    assert_commits_follow_uploads(&log);
     let Some(Event::Committed(last)) = log.last() else {
         panic!("{log:?}")
     };
@@ -373,7 +394,7 @@ async fn invalid_records_go_to_the_dead_letter_archive() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_stream_still_seals_its_archive_and_empty_ones_are_not_uploaded() {
+async fn an_idle_stream_still_seals_and_uploads_its_archive() {
     let tmp = TempDir::new("archiver-idle");
     let log: Log = Arc::default();
     let store = Watched::new(&tmp.path().join("bucket"), log.clone());
@@ -437,14 +458,17 @@ async fn reading_pauses_while_uploads_are_behind() {
     let delivered = source.delivered.clone();
     let mut o = options(tmp.path());
     o.max_file_size = 1; // every batch is an archive
+    o.clock = stepping_clock();
     o.max_pending_uploads = 2;
     let run = tokio::spawn(Archiver::new(source, store.clone(), o).run(std::future::pending()));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let stalled = delivered.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(delivered.load(Ordering::SeqCst), stalled, "reading went on");
-    // One uploading, two waiting, one more sealed while the send waits.
-    assert!(stalled <= 4 * 100, "{stalled} records read ahead");
+    // One uploading, two waiting, one more sealed while the send waits;
+    // each holds two batches (the one that opened it, within its second,
+    // and the one that reached the size a second later).
+    assert!(stalled <= 4 * 200, "{stalled} records read ahead");
     let spooled = std::fs::read_dir(tmp.path().join("spool")).unwrap().count();
     assert!(spooled <= 4, "{spooled} spool files");
     store.hold.store(false, Ordering::SeqCst);
@@ -482,4 +506,52 @@ async fn an_existing_key_is_never_overwritten() {
         archive_keys(&bucket),
         vec![taken, format!("20241030/events-store-{}.tri", t + 1)]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_of_only_invalid_records_uploads_only_its_dead_letters() {
+    let tmp = TempDir::new("archiver-all-invalid");
+    let log: Log = Arc::default();
+    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    let source = Script::new(1, 10, 10, Some(1), log.clone());
+    let summary = Archiver::new(source, store, options(tmp.path()))
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!((summary.records, summary.invalid), (0, 10));
+    let bucket = tmp.path().join("bucket");
+    assert_eq!(
+        archive_keys(&bucket),
+        Vec::<String>::new(),
+        "an empty archive was uploaded"
+    );
+    let uploaded: Vec<String> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Uploaded(key, _) => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(uploaded.len(), 1);
+    assert!(uploaded[0].starts_with(DEAD_LETTER_PREFIX), "{uploaded:?}");
+    assert_commits_follow_uploads(&log.lock().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_whose_answer_was_lost_is_not_repeated() {
+    let tmp = TempDir::new("archiver-lost-answer");
+    let log: Log = Arc::default();
+    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    store.lose_answer.store(true, Ordering::SeqCst);
+    let source = Script::new(2, 50, 100, None, log.clone());
+    let summary = Archiver::new(source, store, options(tmp.path()))
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!((summary.archives, summary.records), (1, 100));
+    // The retry found its own archive under the key: one object, no copy.
+    assert_eq!(archive_keys(&tmp.path().join("bucket")).len(), 1);
+    assert_commits_follow_uploads(&log.lock().unwrap());
 }

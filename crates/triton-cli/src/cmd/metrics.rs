@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -23,22 +23,31 @@ pub async fn serve(addr: SocketAddr, stats: Arc<ArchiverStats>, stream: &str) ->
     let stream = stream.to_string();
     tokio::spawn(async move {
         loop {
-            let Ok((mut conn, _)) = listener.accept().await else {
-                continue;
+            let mut conn = match listener.accept().await {
+                Ok((conn, _)) => conn,
+                Err(e) => {
+                    // Out of file descriptors, most likely: do not spin.
+                    tracing::warn!(error = %e, "metrics: accept failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
             };
             let body = render(&stats, &stream);
             tokio::spawn(async move {
                 // The request itself does not matter: every path answers
                 // the metrics. Read it so that the client sees a response,
-                // not a reset.
-                let mut request = [0u8; 4096];
-                let _ = conn.read(&mut request).await;
-                let response = format!(
-                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = conn.write_all(response.as_bytes()).await;
-                let _ = conn.shutdown().await;
+                // not a reset; a client that stalls is dropped.
+                let answer = async {
+                    let mut request = [0u8; 4096];
+                    let _ = conn.read(&mut request).await;
+                    let response = format!(
+                        "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(response.as_bytes()).await;
+                    let _ = conn.shutdown().await;
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(5), answer).await;
             });
         }
     });
@@ -47,9 +56,10 @@ pub async fn serve(addr: SocketAddr, stats: Arc<ArchiverStats>, stream: &str) ->
 
 /// The exposition text.
 pub fn render(stats: &ArchiverStats, stream: &str) -> String {
-    let label = format!("{{stream=\"{}\"}}", stream.replace(['\\', '"'], "_"));
+    let stream = stream.replace(['\\', '"', '\n'], "_");
+    let label = format!("{{stream=\"{stream}\"}}");
     let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+    let metric = |out: &mut String, name: &str, kind: &str, help: &str, value: String| {
         let _ = write!(
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{label} {value}\n"
@@ -57,52 +67,55 @@ pub fn render(stats: &ArchiverStats, stream: &str) -> String {
     };
     let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     metric(
+        &mut out,
         "triton_store_records_total",
         "counter",
         "Records read from the stream.",
         get(&stats.records_in).to_string(),
     );
     metric(
+        &mut out,
         "triton_store_record_bytes_total",
         "counter",
         "Bytes of the records read.",
         get(&stats.bytes_in).to_string(),
     );
     metric(
+        &mut out,
         "triton_store_invalid_records_total",
         "counter",
         "Records that were not one MessagePack map (kept in dead-letter archives).",
         get(&stats.invalid_records).to_string(),
     );
     metric(
+        &mut out,
         "triton_store_archives_uploaded_total",
         "counter",
         "Archives uploaded (dead-letter archives included).",
         get(&stats.archives_uploaded).to_string(),
     );
     metric(
+        &mut out,
         "triton_store_uploaded_bytes_total",
         "counter",
         "Bytes uploaded.",
         get(&stats.bytes_uploaded).to_string(),
     );
     metric(
-        "triton_store_upload_seconds_sum",
-        "counter",
-        "Time spent uploading, retries included.",
-        format!("{:.6}", get(&stats.upload_micros) as f64 / 1e6),
-    );
-    metric(
-        "triton_store_upload_seconds_count",
-        "counter",
-        "Uploads timed.",
-        get(&stats.uploads).to_string(),
-    );
-    metric(
+        &mut out,
         "triton_store_spool_bytes",
         "gauge",
         "Bytes of sealed archives waiting for upload.",
         get(&stats.spool_bytes).to_string(),
+    );
+    let upload_seconds = get(&stats.upload_micros) as f64 / 1e6;
+    let _ = write!(
+        out,
+        "# HELP triton_store_upload_seconds Time to upload each archive, retries included.\n\
+         # TYPE triton_store_upload_seconds summary\n\
+         triton_store_upload_seconds_sum{label} {upload_seconds:.6}\n\
+         triton_store_upload_seconds_count{label} {}\n",
+        get(&stats.uploads)
     );
     let last = get(&stats.last_checkpoint);
     if last > 0 {
@@ -110,6 +123,7 @@ pub fn render(stats: &ArchiverStats, stream: &str) -> String {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         metric(
+            &mut out,
             "triton_store_seconds_since_checkpoint",
             "gauge",
             "Seconds since checkpoints last moved.",

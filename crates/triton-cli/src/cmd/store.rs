@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use triton_checkpoint::{redact, SqlCheckpoints, DEFAULT_URL};
 use triton_core::key::{validate_client_name, DEFAULT_CLIENT_NAME};
+use triton_core::retry::Backoff;
 use triton_kinesis::{Checkpointing, KinesisReader, ReaderOptions, StartPosition};
 use triton_s3::archiver::{clean_stale, Archiver, ArchiverOptions};
 use triton_s3::{Location, S3Options, Sse};
@@ -195,27 +196,57 @@ pub fn run(args: StoreArgs) -> CliResult {
         .build()
         .map_err(|e| CliError::io("starting the async runtime", e))?;
     runtime.block_on(async {
-        let mut signals = signals()?;
-        let checkpoints = SqlCheckpoints::open(&args.checkpoint_db)
+        // Signals are watched from the start, whatever the store is doing
+        // (opening, waiting for S3 or the database): the first asks for a
+        // graceful stop, a second or --shutdown-timeout ends the process.
+        let stop = watch_signals(args.shutdown_timeout)?;
+        let opened = async {
+            let checkpoints = retry_open(
+                "the checkpoint database",
+                || SqlCheckpoints::open(&args.checkpoint_db),
+                |e| matches!(e, triton_checkpoint::OpenError::Database(_)),
+            )
+            .await?;
+            let start = match (args.skip_to_latest, args.from) {
+                (true, _) | (false, From::Latest) => StartPosition::Latest,
+                (false, From::TrimHorizon) => StartPosition::TrimHorizon,
+            };
+            let checkpointing = Checkpointing {
+                store: Arc::new(checkpoints),
+                client: args.client_name.clone(),
+                resume: !args.skip_to_latest,
+            };
+            let kinesis = triton_kinesis::client(&config.region).await;
+            let reader_options = ReaderOptions {
+                start,
+                ..ReaderOptions::default()
+            };
+            retry_open(
+                "the Kinesis stream",
+                || {
+                    KinesisReader::open(
+                        kinesis.clone(),
+                        &config.name,
+                        reader_options.clone(),
+                        Some(checkpointing.clone()),
+                    )
+                },
+                |e| match e {
+                    triton_kinesis::OpenError::Kinesis(k) => k.is_retryable(),
+                    triton_kinesis::OpenError::Checkpoint(_) => true,
+                    _ => false,
+                },
+            )
             .await
-            .map_err(|e| CliError::new(e.to_string()))?;
-        let start = match (args.skip_to_latest, args.from) {
-            (true, _) | (false, From::Latest) => StartPosition::Latest,
-            (false, From::TrimHorizon) => StartPosition::TrimHorizon,
         };
-        let checkpointing = Checkpointing {
-            store: Arc::new(checkpoints),
-            client: args.client_name.clone(),
-            resume: !args.skip_to_latest,
+        let mut stopping = stop.clone();
+        let reader = tokio::select! {
+            reader = opened => reader?,
+            _ = stopping.changed() => {
+                tracing::info!("stopped before the store started");
+                return Ok(());
+            }
         };
-        let kinesis = triton_kinesis::client(&config.region).await;
-        let reader_options = ReaderOptions {
-            start,
-            ..ReaderOptions::default()
-        };
-        let reader = KinesisReader::open(kinesis, &config.name, reader_options, Some(checkpointing))
-            .await
-            .map_err(|e| CliError::new(e.to_string()))?;
         let s3_options = S3Options {
             sse,
             ..S3Options::default()
@@ -226,20 +257,9 @@ pub fn run(args: StoreArgs) -> CliResult {
         if let Some(addr) = args.metrics_addr {
             metrics::serve(addr, archiver.stats(), &config.name).await?;
         }
-        let shutdown_timeout = args.shutdown_timeout;
         let shutdown = async move {
-            signals.recv().await;
+            let _ = stopping.changed().await;
             tracing::info!("stopping: sealing, uploading and checkpointing what was read");
-            // A second signal, or the timeout, ends the process at once.
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = signals.recv() => eprintln!("triton: second signal: exiting at once"),
-                    () = tokio::time::sleep(shutdown_timeout) => {
-                        eprintln!("triton: the graceful stop took longer than --shutdown-timeout: exiting");
-                    }
-                }
-                std::process::exit(130);
-            });
         };
         let summary = archiver
             .run(shutdown)
@@ -253,6 +273,58 @@ pub fn run(args: StoreArgs) -> CliResult {
         );
         Ok(())
     })
+}
+
+/// Opens something the store cannot start without, retrying while it is
+/// unavailable (a signal still stops the process meanwhile); errors that
+/// retrying cannot fix (a bad URL, a missing stream) end the command.
+async fn retry_open<T, E, F, Fut>(
+    what: &str,
+    mut open: F,
+    retryable: impl Fn(&E) -> bool,
+) -> Result<T, CliError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    loop {
+        match open().await {
+            Ok(t) => return Ok(t),
+            Err(e) if !retryable(&e) => return Err(CliError::new(e.to_string())),
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for {what}");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Watches SIGINT and SIGTERM: the first sets the returned flag; a second
+/// signal, or `timeout` after the first, exits the process at once (safe:
+/// nothing that was not uploaded has been checkpointed).
+fn watch_signals(timeout: Duration) -> Result<watch::Receiver<bool>, CliError> {
+    let mut signals = signals()?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        if signals.recv().await.is_none() {
+            return;
+        }
+        let _ = tx.send(true);
+        tokio::select! {
+            _ = signals.recv() => {
+                eprintln!("triton: second signal: exiting at once");
+                std::process::exit(130);
+            }
+            () = tokio::time::sleep(timeout) => {
+                eprintln!("triton: the graceful stop took longer than --shutdown-timeout: exiting");
+                std::process::exit(1);
+            }
+        }
+    });
+    Ok(rx)
 }
 
 /// SIGINT and SIGTERM, each as one message.

@@ -19,19 +19,19 @@ mod spool;
 mod stats;
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 use triton_core::retry::Backoff;
-use triton_core::source::{RecordSource, SourceError};
+use triton_core::source::{RecordSource, SourceError, SourceRecord};
 
 pub use self::rotation::rotation_deadline;
 use self::spool::Spool;
 pub use self::spool::{clean_stale, Sealed, SpoolError, DEAD_LETTER_PREFIX};
 pub use self::stats::ArchiverStats;
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, StoreError};
 use crate::store::{ArchiveStore, PutOptions};
 use triton_core::key::ArchiveKey;
 
@@ -158,6 +158,8 @@ impl<S: RecordSource> Archiver<S> {
     /// checkpointed, and the run returns. Transient failures of the store
     /// or of commits are retried without end (with a log line each time):
     /// data stays spooled, and checkpoints never pass what is not uploaded.
+    /// A source or spool failure ends the run the same way, after what was
+    /// already sealed is uploaded and checkpointed.
     pub async fn run(
         mut self,
         shutdown: impl Future<Output = ()>,
@@ -180,58 +182,57 @@ impl<S: RecordSource> Archiver<S> {
             sealed_rx,
             done_tx,
         ));
-        let mut pending = 0usize;
-        let mut summary = Summary::default();
-        let mut current: Option<(Spool, tokio::time::Instant)> = None;
+        let mut run = Run {
+            current: None,
+            pending: 0,
+            summary: Summary::default(),
+            sealed_tx,
+        };
         let mut failure = None;
         tokio::pin!(shutdown);
         loop {
-            let deadline = current.as_ref().map(|(_, d)| *d);
-            tokio::select! {
+            let deadline = run.current.as_ref().map(|(_, d)| *d);
+            let step = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 Some(done) = done_rx.recv() => {
-                    pending -= 1;
-                    self.checkpoint(done, &mut summary).await;
+                    run.pending -= 1;
+                    self.checkpoint(done, &mut run.summary).await;
+                    Ok(())
                 }
-                () = sleep_until(deadline), if deadline.is_some() => {
-                    if let Some((spool, _)) = current.take() {
-                        pending += self.seal(spool, &sealed_tx).await?;
-                    }
+                () = sleep_until(deadline), if deadline.is_some() => self.seal_current(&mut run).await,
+                batch = self.source.next_batch(self.options.batch) => match batch {
+                    Ok(Some(batch)) => self.write(&batch, &mut run).await,
+                    Ok(None) => break,
+                    Err(e) => Err(ArchiverError::Source(e)),
+                },
+            };
+            if let Err(e) = step {
+                failure = Some(e);
+                break;
+            }
+        }
+        // Stopping: the current archive is uploaded and checkpointed too,
+        // unless writing it failed (then its records were not checkpointed
+        // and will be read again).
+        match &failure {
+            Some(ArchiverError::Spool(_)) => {
+                if let Some((spool, _)) = run.current.take() {
+                    spool.discard();
                 }
-                batch = self.source.next_batch(self.options.batch) => {
-                    let batch = match batch {
-                        Ok(Some(batch)) => batch,
-                        Ok(None) => break,
-                        Err(e) => {
-                            failure = Some(ArchiverError::Source(e));
-                            break;
-                        }
-                    };
-                    let now = (self.options.clock)();
-                    let (spool, _) = match &mut current {
-                        Some(c) => c,
-                        None => current.insert(self.open(now)?),
-                    };
-                    for r in &batch {
-                        self.stats.record_in(r.data.len());
-                        if !spool.write(r, now)? {
-                            self.stats.invalid();
-                        }
-                    }
-                    self.stats.set_behind(self.source.behind());
-                    if spool.size() >= self.options.max_file_size {
-                        if let Some((spool, _)) = current.take() {
-                            pending += self.seal(spool, &sealed_tx).await?;
-                        }
-                    }
+            }
+            _ => {
+                if let Err(e) = self.seal_current(&mut run).await {
+                    failure.get_or_insert(e);
                 }
             }
         }
-        // Stopping: the current archive is uploaded and checkpointed too.
-        if let Some((spool, _)) = current.take() {
-            pending += self.seal(spool, &sealed_tx).await?;
-        }
+        let Run {
+            mut pending,
+            mut summary,
+            sealed_tx,
+            ..
+        } = run;
         drop(sealed_tx);
         while pending > 0 {
             let Some(done) = done_rx.recv().await else {
@@ -247,13 +248,40 @@ impl<S: RecordSource> Archiver<S> {
         }
     }
 
+    /// Writes a batch into the current archive (opening one if needed) and
+    /// seals it if it reached the size limit.
+    async fn write(&mut self, batch: &[SourceRecord], run: &mut Run) -> Result<(), ArchiverError> {
+        let now = (self.options.clock)();
+        let spool = match &mut run.current {
+            Some((spool, _)) => spool,
+            None => &mut run.current.insert(self.open(now)?).0,
+        };
+        let mut invalid = 0;
+        for r in batch {
+            if !spool.write(r, now)? {
+                invalid += 1;
+            }
+        }
+        spool.written(batch);
+        let bytes = batch.iter().map(|r| r.data.len() as u64).sum();
+        self.stats.read(batch.len() as u64, bytes, invalid);
+        self.stats.set_behind(self.source.behind());
+        // At most one archive a second: keys hold whole seconds, and must
+        // be unique and say when the archive was opened. Until the next
+        // second the archive grows past the limit.
+        if spool.size() >= self.options.max_file_size && unix_secs(now) > spool.timestamp() {
+            self.seal_current(run).await?;
+        }
+        Ok(())
+    }
+
     fn open(&mut self, now: SystemTime) -> Result<(Spool, tokio::time::Instant), ArchiverError> {
-        // Keys hold whole seconds: two archives opened in one second (size
-        // rotation) get consecutive ones rather than the same key.
-        let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let secs = self
-            .last_opened
-            .map_or(now_secs, |last| now_secs.max(last + 1));
+        // Only an age limit under a second can reopen within the second of
+        // the last archive; its key then takes the next second.
+        let secs = match self.last_opened {
+            Some(last) => unix_secs(now).max(last + 1),
+            None => unix_secs(now),
+        };
         self.last_opened = Some(secs);
         let spool = Spool::open(
             &self.options.spool_dir,
@@ -267,15 +295,14 @@ impl<S: RecordSource> Archiver<S> {
         Ok((spool, tokio::time::Instant::now() + wait))
     }
 
-    /// Seals `spool` and queues it for upload (waiting while the queue is
-    /// full); returns how many archives were queued (0 or 1).
-    async fn seal(
-        &self,
-        spool: Spool,
-        sealed_tx: &mpsc::Sender<Sealed>,
-    ) -> Result<usize, ArchiverError> {
+    /// Seals the current archive, if any, and queues it for upload
+    /// (waiting while the queue is full: reading pauses).
+    async fn seal_current(&self, run: &mut Run) -> Result<(), ArchiverError> {
+        let Some((spool, _)) = run.current.take() else {
+            return Ok(());
+        };
         let Some(sealed) = spool.seal()? else {
-            return Ok(0);
+            return Ok(());
         };
         self.stats.spooled(&sealed);
         tracing::debug!(
@@ -283,14 +310,15 @@ impl<S: RecordSource> Archiver<S> {
             records = sealed.records,
             "sealed an archive"
         );
-        if sealed_tx.capacity() == 0 {
+        if run.sealed_tx.capacity() == 0 {
             tracing::info!("uploads are behind; reading pauses until one finishes");
         }
-        sealed_tx
+        run.sealed_tx
             .send(sealed)
             .await
             .map_err(|_| ArchiverError::UploaderGone)?;
-        Ok(1)
+        run.pending += 1;
+        Ok(())
     }
 
     /// After an upload: acknowledge each shard's last position in the
@@ -313,7 +341,7 @@ impl<S: RecordSource> Archiver<S> {
         summary.archives += 1;
         summary.records += done.records;
         summary.invalid += done.invalid.as_ref().map_or(0, |i| i.2);
-        for path in std::iter::once(&done.path).chain(done.invalid.as_ref().map(|i| &i.1)) {
+        for path in done.path.iter().chain(done.invalid.as_ref().map(|i| &i.1)) {
             self.stats.unspooled(path);
             if let Err(e) = std::fs::remove_file(path) {
                 tracing::warn!(path = %path.display(), error = %e, "could not remove a spool file");
@@ -325,6 +353,19 @@ impl<S: RecordSource> Archiver<S> {
             "archive uploaded and checkpointed"
         );
     }
+}
+
+/// The state of one `run`.
+struct Run {
+    current: Option<(Spool, tokio::time::Instant)>,
+    /// Archives queued or uploading, not yet checkpointed.
+    pending: usize,
+    summary: Summary,
+    sealed_tx: mpsc::Sender<Sealed>,
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -353,12 +394,7 @@ async fn upload_loop(
 ) {
     while let Some(mut sealed) = sealed_rx.recv().await {
         let started = Instant::now();
-        let mut bytes = up.upload_archive(&mut sealed).await;
-        if let Some((key, path, _)) = &mut sealed.invalid {
-            *key = format!("{DEAD_LETTER_PREFIX}{}", sealed.key);
-            bytes += up.upload(key, path).await;
-        }
-        let archives = 1 + u64::from(sealed.invalid.is_some());
+        let (bytes, archives) = up.upload_sealed(&mut sealed).await;
         up.stats.uploaded(bytes, started.elapsed(), archives);
         if done_tx.send(sealed).is_err() {
             return;
@@ -367,67 +403,104 @@ async fn upload_loop(
 }
 
 impl Uploader {
-    /// Uploads the archive create-only. A key that exists already (another
-    /// process wrote an archive in the same second, e.g. a store restarted
-    /// at once) is never overwritten: the archive takes the next second.
-    async fn upload_archive(&self, sealed: &mut Sealed) -> u64 {
+    /// Uploads the archive and its dead-letter archive, create-only. Keys
+    /// that exist already with other contents (another process wrote an
+    /// archive in the same second) are never overwritten: both take the
+    /// next second. Returns the bytes and the number of objects uploaded.
+    async fn upload_sealed(&self, sealed: &mut Sealed) -> (u64, u64) {
         loop {
-            match self.try_upload(&sealed.key, &sealed.path).await {
-                Ok(size) => return size,
-                Err(_) => {
-                    sealed.timestamp += 1;
-                    let next = ArchiveKey::new(&self.stream, &self.client, sealed.timestamp)
-                        .map(|k| k.to_string());
-                    match next {
-                        Ok(key) => {
-                            tracing::warn!(
-                                taken = sealed.key,
-                                instead = key,
-                                "the archive key exists already; using the next second"
-                            );
-                            sealed.key = key;
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "no free archive key");
-                            tokio::time::sleep(Duration::from_secs(60)).await;
-                        }
+            let main = match &sealed.path {
+                Some(path) => match self.upload(&sealed.key, path).await {
+                    Some(size) => Some(size),
+                    None => {
+                        self.next_second(sealed);
+                        continue;
                     }
-                }
-            }
+                },
+                None => None,
+            };
+            let dead = match &sealed.invalid {
+                Some((key, path, _)) => match self.upload(key, path).await {
+                    Some(size) => Some(size),
+                    None => {
+                        self.next_second(sealed);
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            let count = u64::from(main.is_some()) + u64::from(dead.is_some());
+            return (main.unwrap_or(0) + dead.unwrap_or(0), count);
         }
     }
 
-    /// Uploads `path` as `key`, whatever it takes, but create-only.
-    async fn upload(&self, key: &str, path: &std::path::Path) -> u64 {
-        loop {
-            match self.try_upload(key, path).await {
-                Ok(size) => return size,
-                Err(()) => {
-                    tracing::error!(
-                        key,
-                        "the dead-letter key exists already; retrying in a minute"
-                    );
-                    tokio::time::sleep(Duration::from_secs(60)).await;
+    fn next_second(&self, sealed: &mut Sealed) {
+        sealed.timestamp += 1;
+        match ArchiveKey::new(&self.stream, &self.client, sealed.timestamp) {
+            Ok(key) => {
+                let key = key.to_string();
+                tracing::warn!(
+                    taken = sealed.key,
+                    instead = key,
+                    "the archive key is taken; using the next second"
+                );
+                if let Some((dead, _, _)) = &mut sealed.invalid {
+                    *dead = format!("{DEAD_LETTER_PREFIX}{key}");
                 }
+                sealed.key = key;
             }
+            // Only past year 9999.
+            Err(e) => tracing::error!(error = %e, "no archive key left"),
         }
     }
 
-    /// Retries every failure but "already exists" (`Err`).
-    async fn try_upload(&self, key: &str, path: &std::path::Path) -> Result<u64, ()> {
-        // Capped at 15 s: a store that waits is cheap, and it should notice
-        // soon that the outage is over.
+    /// Uploads `path` as `key` create-only, retrying every failure. `None`
+    /// when the key holds another object; an object with the same bytes is
+    /// ours (an earlier attempt whose answer was lost) and counts as done.
+    async fn upload(&self, key: &str, path: &Path) -> Option<u64> {
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(15));
         loop {
-            match self.store.put_file(key, path, &self.put).await {
-                Ok(receipt) => return Ok(receipt.size),
-                Err(e) if e.kind == ErrorKind::AlreadyExists => return Err(()),
-                Err(e) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(key, error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the archive store; the archive stays spooled");
-                    tokio::time::sleep(delay).await;
+            let failure = match self.store.put_file(key, path, &self.put).await {
+                Ok(receipt) => return Some(receipt.size),
+                Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                    match same_object(&*self.store, key, path).await {
+                        Ok(true) => {
+                            tracing::info!(
+                                key,
+                                "the archive was already uploaded by an earlier attempt"
+                            );
+                            return std::fs::metadata(path).ok().map(|m| m.len());
+                        }
+                        Ok(false) => return None,
+                        Err(e) => e,
+                    }
                 }
-            }
+                Err(e) => e,
+            };
+            // Capped at 15 s: a store that waits is cheap, and it should
+            // notice soon that the outage is over.
+            let delay = backoff.next_delay();
+            tracing::warn!(key, error = %failure, retry_in_ms = delay.as_millis() as u64, "waiting for the archive store; the archive stays spooled");
+            tokio::time::sleep(delay).await;
         }
     }
+}
+
+/// Whether the object at `key` holds exactly the bytes of the file.
+async fn same_object(store: &dyn ArchiveStore, key: &str, path: &Path) -> Result<bool, StoreError> {
+    let local = tokio::fs::read(path)
+        .await
+        .map_err(|e| StoreError::io("read", path.display().to_string(), e))?;
+    match store.head(key).await? {
+        Some(info) if info.size == local.len() as u64 => {}
+        _ => return Ok(false),
+    }
+    let mut body = store.get(key, 0).await?;
+    let mut remote = Vec::with_capacity(local.len());
+    while body.reader.read_into(&mut remote).await? > 0 {
+        if remote.len() > local.len() {
+            return Ok(false);
+        }
+    }
+    Ok(remote == local)
 }

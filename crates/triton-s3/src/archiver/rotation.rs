@@ -10,7 +10,9 @@ pub fn rotation_deadline(opened: SystemTime, max_age: Duration) -> SystemTime {
     let since = opened.duration_since(UNIX_EPOCH).unwrap_or_default();
     let into_hour = Duration::new(since.as_secs() % 3600, since.subsec_nanos());
     let next_hour = opened + (Duration::from_secs(3600) - into_hour);
-    next_hour.min(opened + max_age)
+    // The hour boundary comes within an hour: a longer age cannot matter
+    // (and could overflow).
+    next_hour.min(opened + max_age.min(Duration::from_secs(3600)))
 }
 
 #[cfg(test)]

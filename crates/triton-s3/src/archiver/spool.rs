@@ -1,7 +1,7 @@
 //! The archive being filled: a `.tri` file in the spool directory, and
 //! beside it, when invalid records arrive, a dead-letter archive.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -63,8 +63,8 @@ pub(crate) struct Spool {
     /// The last position of each shard in this archive (invalid records
     /// included): what the checkpoint moves to once it is uploaded.
     positions: HashMap<Arc<str>, Position>,
-    pub(crate) count: u64,
-    pub(crate) invalid_count: u64,
+    count: u64,
+    invalid_count: u64,
 }
 
 /// A sealed archive, ready to upload.
@@ -74,8 +74,9 @@ pub struct Sealed {
     pub key: String,
     /// The Unix seconds in the key.
     pub timestamp: u64,
-    /// The spool file holding it.
-    pub path: PathBuf,
+    /// The spool file holding it; `None` when every record was invalid
+    /// (then only the dead-letter archive is uploaded).
+    pub path: Option<PathBuf>,
     /// Records in it.
     pub records: u64,
     /// The dead-letter archive (key, spool file, records), if any record
@@ -111,12 +112,21 @@ impl Spool {
         })
     }
 
-    /// The archive's size so far: chunks written, plus the records not yet
-    /// compressed counted at full size (an upper bound; blocks are exactly
-    /// `MAX_BLOCK` bytes of records, so what is buffered is the rest).
+    /// The archive's size so far, dead-letter archive included: chunks
+    /// written, plus the records not yet compressed counted at full size
+    /// (an upper bound; blocks are exactly `MAX_BLOCK` bytes of records, so
+    /// what is buffered is the rest).
     pub(crate) fn size(&self) -> u64 {
-        let stats = self.records.writer.stats();
-        stats.bytes_out + stats.bytes_in % frame::MAX_BLOCK as u64
+        let size = |w: &ArchiveWriter<BufWriter<File>>| {
+            let stats = w.stats();
+            stats.bytes_out + stats.bytes_in % frame::MAX_BLOCK as u64
+        };
+        size(&self.records.writer) + self.invalid.as_ref().map_or(0, |f| size(&f.writer))
+    }
+
+    /// The key's Unix seconds.
+    pub(crate) fn timestamp(&self) -> u64 {
+        self.key.timestamp()
     }
 
     /// Appends a record as it is if it is one MessagePack map (validated,
@@ -126,7 +136,6 @@ impl Spool {
         match self.records.writer.write_raw(&r.data) {
             Ok(()) => {
                 self.count += 1;
-                self.positions.insert(r.source.clone(), r.position.clone());
                 Ok(true)
             }
             Err(ArchiveError {
@@ -137,6 +146,26 @@ impl Spool {
                 Ok(false)
             }
             Err(e) => Err(SpoolError::Write(self.records.path.clone(), e)),
+        }
+    }
+
+    /// Notes the last position of each shard in `batch`, once written:
+    /// scanning from the end, each shard's first record is its last.
+    pub(crate) fn written(&mut self, batch: &[SourceRecord]) {
+        let mut seen: HashSet<&str> = HashSet::new();
+        for r in batch.iter().rev() {
+            if seen.insert(&r.source) {
+                self.positions.insert(r.source.clone(), r.position.clone());
+            }
+        }
+    }
+
+    /// Removes the files (after a write error: nothing of them was
+    /// checkpointed, so their records will be read again).
+    pub(crate) fn discard(self) {
+        let _ = std::fs::remove_file(&self.records.path);
+        if let Some(f) = &self.invalid {
+            let _ = std::fs::remove_file(&f.path);
         }
     }
 
@@ -176,7 +205,6 @@ impl Spool {
             .write_record(&record)
             .map_err(|e| SpoolError::Write(file.path.clone(), e))?;
         self.invalid_count += 1;
-        self.positions.insert(r.source.clone(), r.position.clone());
         Ok(())
     }
 
@@ -196,8 +224,14 @@ impl Spool {
             }
             None => None,
         };
-        if self.count == 0 && invalid.is_none() {
+        // An archive without records is not uploaded.
+        let path = if self.count == 0 {
             let _ = std::fs::remove_file(&path);
+            None
+        } else {
+            Some(path)
+        };
+        if path.is_none() && invalid.is_none() {
             return Ok(None);
         }
         Ok(Some(Sealed {
@@ -230,32 +264,75 @@ pub enum SpoolError {
 /// be read from Kinesis again, and uploading them would duplicate them.
 /// Returns the removed paths.
 pub fn clean_stale(dir: &Path, stream: &str, client: &str) -> std::io::Result<Vec<PathBuf>> {
-    let prefix = format!("{stream}-{client}-");
+    let owner = format!("{stream}-{client}");
     let mut removed = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(rest) = name
-            .strip_prefix(&prefix)
-            .and_then(|r| r.strip_suffix(SPOOL_SUFFIX))
+        let Some(base) = name
+            .strip_suffix(".tri.spool")
+            .or_else(|| name.strip_suffix(".invalid.spool"))
         else {
             continue;
         };
-        // <secs>-<pid>-<n>.tri or .invalid
-        let fields: Vec<&str> = rest.split(['-', '.']).collect();
-        let Some(pid) = fields.get(1).and_then(|p| p.parse::<u32>().ok()) else {
+        // <stream>-<client>-<secs>-<pid>-<n>, parsed from the right: stream
+        // names may contain '-', so a prefix match could take another
+        // store's files.
+        let mut fields = base.rsplitn(4, '-');
+        let (Some(_n), Some(pid), Some(_secs), Some(rest)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
             continue;
         };
-        if pid == std::process::id() || process_running(pid) {
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if rest != owner || pid == std::process::id() || process_running(pid) {
             continue;
         }
-        std::fs::remove_file(entry.path())?;
-        removed.push(entry.path());
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => removed.push(entry.path()),
+            // Another store cleaned it first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(removed)
 }
 
 fn process_running(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleans_only_this_stores_files_of_dead_processes() {
+        let dir = std::env::temp_dir().join(format!("triton-spool-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let me = std::process::id();
+        let dead = 4_000_000; // above Linux's pid limit: never running
+        let names = [
+            format!("a-b-1730246400-{dead}-0.tri.spool"), // ours, dead: removed
+            format!("a-b-1730246400-{dead}-0.invalid.spool"), // ours, dead: removed
+            format!("a-b-1730246400-{me}-0.tri.spool"),   // ours, alive
+            format!("a-b-c-1730246400-{dead}-0.tri.spool"), // stream a-b, client c
+            format!("x-b-1730246400-{dead}-0.tri.spool"), // another stream
+            "a-b-notes.txt".to_string(),
+        ];
+        for n in &names {
+            std::fs::write(dir.join(n), b"x").unwrap();
+        }
+        let mut removed: Vec<String> = clean_stale(&dir, "a", "b")
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        removed.sort();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(removed, vec![names[1].clone(), names[0].clone()]);
+    }
 }

@@ -47,21 +47,19 @@ impl ArchiverStats {
         }
     }
 
-    pub(crate) fn record_in(&self, bytes: usize) {
-        self.records_in.fetch_add(1, Ordering::Relaxed);
-        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-
-    pub(crate) fn invalid(&self) {
-        self.invalid_records.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn read(&self, records: u64, bytes: u64, invalid: u64) {
+        self.records_in.fetch_add(records, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+        self.invalid_records.fetch_add(invalid, Ordering::Relaxed);
     }
 
     pub(crate) fn spooled(&self, sealed: &Sealed) {
         let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-        let mut bytes = size(&sealed.path);
-        if let Some((_, p, _)) = &sealed.invalid {
-            bytes += size(p);
-        }
+        let files = sealed
+            .path
+            .iter()
+            .chain(sealed.invalid.as_ref().map(|i| &i.1));
+        let bytes: u64 = files.map(|p| size(p)).sum();
         self.spool_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
