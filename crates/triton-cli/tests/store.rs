@@ -523,3 +523,78 @@ fn a_second_signal_or_the_timeout_ends_a_stop_that_cannot_finish() {
         "{text}"
     );
 }
+
+#[test]
+fn skip_to_latest_ignores_the_checkpoints() {
+    let s = stream("latest", 1);
+    let (bucket, archive) = new_bucket("latest");
+    let started = today();
+    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let bucket = format!("s3://{bucket}");
+    let log = s.dir.join("store.log");
+    let put = |from: u64, to: u64| {
+        let lines: String = (from..to)
+            .map(|i| format!("{{\"n\":{i},\"user\":\"u\"}}\n"))
+            .collect();
+        let file = s.file(&format!("in{from}.jsonl"), &lines);
+        assert!(s
+            .command(&["put", file.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .status
+            .success());
+    };
+    // Starts a store and waits until it reads.
+    let start_store = |extra: &[&str]| {
+        let mut args = vec![
+            "store",
+            "--bucket",
+            &bucket,
+            "--checkpoint-db",
+            &db,
+            "--max-file-age",
+            "1s",
+        ];
+        args.extend_from_slice(extra);
+        let child = s
+            .command(&args)
+            .env("RUST_LOG", "info")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("store started")
+        {
+            assert!(Instant::now() < deadline, "the store did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        child
+    };
+    // A first run archives 0..100 and checkpoints them.
+    put(0, 100);
+    let mut child = start_store(&["--from", "trim-horizon"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while archived(archive.clone(), &s.name, started).len() < 100 {
+        assert!(Instant::now() < deadline, "the first run archived nothing");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(sigterm(&mut child).success());
+    // Records 100..200 arrive while no store runs; --skip-to-latest starts
+    // after them, although the checkpoints say 100.
+    put(100, 200);
+    let mut child = start_store(&["--skip-to-latest"]);
+    std::thread::sleep(Duration::from_secs(1));
+    put(200, 250);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while archived(archive.clone(), &s.name, started).len() < 150 {
+        assert!(Instant::now() < deadline, "the second run archived nothing");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(sigterm(&mut child).success());
+    let mut ns = archived(archive, &s.name, started);
+    ns.sort_unstable();
+    let expected: Vec<u64> = (0..100).chain(200..250).collect();
+    assert_eq!(ns, expected);
+}
