@@ -67,6 +67,23 @@ fn archived(store: S3Store, stream: &str, start: Date) -> Vec<u64> {
     })
 }
 
+/// Puts records `from..to` (`{"n": i, "user": …}`) into the stream.
+fn produce(s: &Stream, from: u64, to: u64) {
+    let lines: String = (from..to)
+        .map(|i| format!("{{\"n\":{i},\"user\":\"user-{}\"}}\n", i % 97))
+        .collect();
+    let file = s.file(&format!("in{from}.jsonl"), &lines);
+    let out = s
+        .command(&["put", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 struct Store<'a> {
     stream: &'a Stream,
     args: Vec<String>,
@@ -117,15 +134,6 @@ fn crash_and_recover(tag: &str, checkpoint_db: &str, kills: usize) -> (Vec<u64>,
     let (bucket, archive) = new_bucket(tag);
     // Produced in 10 parts with pauses, so that records keep arriving
     // while the store is killed and restarted.
-    let parts: Vec<std::path::PathBuf> = (0..10u64)
-        .map(|p| {
-            let per = RECORDS / 10;
-            let lines: String = (p * per..(p + 1) * per)
-                .map(|i| format!("{{\"n\":{i},\"user\":\"user-{}\"}}\n", i % 97))
-                .collect();
-            s.file(&format!("part{p}.jsonl"), &lines)
-        })
-        .collect();
     let started = today();
     let store = Store {
         stream: &s,
@@ -156,16 +164,8 @@ fn crash_and_recover(tag: &str, checkpoint_db: &str, kills: usize) -> (Vec<u64>,
     println!("{tag}: seed {seed}");
     let mut child = std::thread::scope(|scope| {
         let producer = scope.spawn(|| {
-            for part in &parts {
-                let out = s
-                    .command(&["put", part.to_str().unwrap()])
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+            for part in 0..10 {
+                produce(&s, part * RECORDS / 10, (part + 1) * RECORDS / 10);
                 std::thread::sleep(Duration::from_millis(700));
             }
         });
@@ -264,6 +264,16 @@ struct Proxy {
 }
 
 impl Proxy {
+    /// A proxy to the local S3 server.
+    fn in_front_of_s3() -> Proxy {
+        let moto = triton_tests::local_endpoint("AWS_ENDPOINT_URL_S3");
+        Proxy::start(
+            moto.trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string(),
+        )
+    }
+
     fn start(upstream: String) -> Proxy {
         use std::net::{TcpListener, TcpStream};
         use std::sync::atomic::Ordering;
@@ -316,12 +326,7 @@ impl Proxy {
 fn waits_out_an_s3_outage_of_30_seconds() {
     let s = stream("outage", 2);
     let (bucket, archive) = new_bucket("outage");
-    let moto = triton_tests::local_endpoint("AWS_ENDPOINT_URL_S3");
-    let proxy = Proxy::start(
-        moto.trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string(),
-    );
+    let proxy = Proxy::in_front_of_s3();
     let started = today();
     let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
     let log = s.dir.join("store.log");
@@ -353,23 +358,8 @@ fn waits_out_an_s3_outage_of_30_seconds() {
             .unwrap()
     };
     let mut child = start();
-    let put = |from: u64, to: u64| {
-        let lines: String = (from..to)
-            .map(|i| format!("{{\"n\":{i},\"user\":\"user-{}\"}}\n", i % 13))
-            .collect();
-        let file = s.file(&format!("in{from}.jsonl"), &lines);
-        let out = s
-            .command(&["put", file.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     let archived_count = || archived(archive.clone(), &s.name, started).len();
-    put(0, 2_000);
+    produce(&s, 0, 2_000);
     let deadline = Instant::now() + Duration::from_secs(30);
     while archived_count() < 2_000 {
         assert!(
@@ -379,7 +369,7 @@ fn waits_out_an_s3_outage_of_30_seconds() {
         std::thread::sleep(Duration::from_millis(500));
     }
     proxy.set_down(true);
-    put(2_000, 4_000);
+    produce(&s, 2_000, 4_000);
     std::thread::sleep(Duration::from_secs(15));
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -417,6 +407,21 @@ fn waits_out_an_s3_outage_of_30_seconds() {
     );
 }
 
+/// Waits until `log` contains `text`.
+fn wait_for_log(log: &std::path::Path, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains(text)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no {text:?} in the store's log within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Sends SIGTERM.
 fn term(child: &Child) {
     let status = Command::new("kill")
@@ -442,22 +447,9 @@ fn exit_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
 fn a_second_signal_or_the_timeout_ends_a_stop_that_cannot_finish() {
     let s = stream("stuck", 1);
     let (bucket, _) = new_bucket("stuck");
-    let moto = triton_tests::local_endpoint("AWS_ENDPOINT_URL_S3");
-    let proxy = Proxy::start(
-        moto.trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string(),
-    );
+    let proxy = Proxy::in_front_of_s3();
     proxy.set_down(true); // S3 unreachable throughout: no upload can finish
-    let lines: String = (0..100)
-        .map(|i| format!("{{\"n\":{i},\"user\":\"u\"}}\n"))
-        .collect();
-    let file = s.file("in.jsonl", &lines);
-    let out = s
-        .command(&["put", file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    produce(&s, 0, 100);
     let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
     let bucket = format!("s3://{bucket}");
     let log = s.dir.join("store.log");
@@ -485,14 +477,7 @@ fn a_second_signal_or_the_timeout_ends_a_stop_that_cannot_finish() {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !std::fs::read_to_string(&log)
-            .unwrap()
-            .contains("waiting for the archive store")
-        {
-            assert!(Instant::now() < deadline, "no upload was attempted");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        wait_for_log(&log, "waiting for the archive store");
         child
     };
 
@@ -532,18 +517,6 @@ fn skip_to_latest_ignores_the_checkpoints() {
     let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
     let bucket = format!("s3://{bucket}");
     let log = s.dir.join("store.log");
-    let put = |from: u64, to: u64| {
-        let lines: String = (from..to)
-            .map(|i| format!("{{\"n\":{i},\"user\":\"u\"}}\n"))
-            .collect();
-        let file = s.file(&format!("in{from}.jsonl"), &lines);
-        assert!(s
-            .command(&["put", file.to_str().unwrap()])
-            .output()
-            .unwrap()
-            .status
-            .success());
-    };
     // Starts a store and waits until it reads.
     let start_store = |extra: &[&str]| {
         let mut args = vec![
@@ -562,18 +535,11 @@ fn skip_to_latest_ignores_the_checkpoints() {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !std::fs::read_to_string(&log)
-            .unwrap()
-            .contains("store started")
-        {
-            assert!(Instant::now() < deadline, "the store did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_log(&log, "store started");
         child
     };
     // A first run archives 0..100 and checkpoints them.
-    put(0, 100);
+    produce(&s, 0, 100);
     let mut child = start_store(&["--from", "trim-horizon"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while archived(archive.clone(), &s.name, started).len() < 100 {
@@ -583,10 +549,10 @@ fn skip_to_latest_ignores_the_checkpoints() {
     assert!(sigterm(&mut child).success());
     // Records 100..200 arrive while no store runs; --skip-to-latest starts
     // after them, although the checkpoints say 100.
-    put(100, 200);
+    produce(&s, 100, 200);
     let mut child = start_store(&["--skip-to-latest"]);
     std::thread::sleep(Duration::from_secs(1));
-    put(200, 250);
+    produce(&s, 200, 250);
     let deadline = Instant::now() + Duration::from_secs(30);
     while archived(archive.clone(), &s.name, started).len() < 150 {
         assert!(Instant::now() < deadline, "the second run archived nothing");

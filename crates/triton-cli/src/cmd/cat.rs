@@ -13,7 +13,7 @@ use triton_s3::{
     list_archives, ArchiveQuery, ArchiveSource, Location, ReadOptions, ReadProgress, S3Options,
 };
 
-use super::common::StreamArgs;
+use super::common::{multi_thread_runtime, StreamArgs};
 use crate::error::{CliError, CliResult};
 
 /// Print a stream's archived records for a range of days as JSON lines.
@@ -90,11 +90,7 @@ pub fn run(args: CatArgs) -> CliResult {
         client: args.client_name.clone(),
     };
     // Two threads: archives are fetched and decoded beside the formatting.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::io("starting the async runtime", e))?;
+    let runtime = multi_thread_runtime()?;
     runtime.block_on(async {
         let store = location.open(&config.region, S3Options::default()).await;
         let archives = list_archives(store.clone(), &query)

@@ -70,6 +70,16 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(|e| CliError::io("starting the async runtime", e))
 }
 
+/// A Tokio runtime with two worker threads, for commands that decode or
+/// encode archives beside their I/O (`cat`, `store`).
+pub fn multi_thread_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::io("starting the async runtime", e))
+}
+
 /// Parses `500ms`, `30s`, `5m`, `1h` or `1d`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();

@@ -14,7 +14,7 @@ use triton_kinesis::{Checkpointing, KinesisReader, ReaderOptions, StartPosition}
 use triton_s3::archiver::{clean_stale, Archiver, ArchiverOptions};
 use triton_s3::{Location, S3Options, Sse};
 
-use super::common::{parse_duration, StreamArgs};
+use super::common::{multi_thread_runtime, parse_duration, StreamArgs};
 use super::metrics;
 use crate::error::{CliError, CliResult};
 
@@ -190,11 +190,7 @@ pub fn run(args: StoreArgs) -> CliResult {
         tracing::info!(path = %path.display(), "removed the spool file of a store that did not finish");
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::io("starting the async runtime", e))?;
+    let runtime = multi_thread_runtime()?;
     runtime.block_on(async {
         // Signals are watched from the start, whatever the store is doing
         // (opening, waiting for S3 or the database): the first asks for a
