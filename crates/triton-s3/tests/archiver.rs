@@ -56,6 +56,8 @@ struct Script {
     /// Pause before each batch.
     gap: Duration,
     live: bool,
+    /// Fail (for good) once the batches are delivered.
+    fail_at_end: bool,
     acked: HashMap<String, u64>,
     log: Log,
     delivered: Arc<AtomicUsize>,
@@ -84,6 +86,7 @@ impl Script {
             batches: all.chunks(batch).map(<[SourceRecord]>::to_vec).collect(),
             gap: Duration::ZERO,
             live: false,
+            fail_at_end: false,
             acked: HashMap::new(),
             log,
             delivered: Arc::new(AtomicUsize::new(0)),
@@ -103,6 +106,10 @@ impl RecordSource for Script {
                 Ok(Some(b))
             }
             None if self.live => std::future::pending().await,
+            None if self.fail_at_end => Err(SourceError::Unavailable {
+                what: "the test source".into(),
+                detail: "gone (injected)".into(),
+            }),
             None => Ok(None),
         }
     }
@@ -232,6 +239,11 @@ fn options(dir: &Path) -> ArchiverOptions {
     o
 }
 
+/// A clock that stays at `secs`.
+fn fixed_clock(secs: u64) -> triton_s3::archiver::Clock {
+    Arc::new(move || UNIX_EPOCH + Duration::from_secs(secs))
+}
+
 /// A clock one second further at each reading (from 2024-10-30 00:00 UTC),
 /// so that size rotation, at most once a second, can seal every batch.
 fn stepping_clock() -> triton_s3::archiver::Clock {
@@ -349,7 +361,9 @@ async fn invalid_records_go_to_the_dead_letter_archive() {
     let log: Log = Arc::default();
     let store = Watched::new(&tmp.path().join("bucket"), log.clone());
     let source = Script::new(2, 100, 50, Some(10), log.clone());
-    let summary = Archiver::new(source, store, options(tmp.path()))
+    let mut o = options(tmp.path());
+    o.clock = fixed_clock(1_730_246_400); // one archive, whatever the hour
+    let summary = Archiver::new(source, store, o)
         .run(std::future::pending())
         .await
         .unwrap();
@@ -401,12 +415,12 @@ async fn an_idle_stream_still_seals_and_uploads_its_archive() {
     let mut source = Script::new(1, 5, 5, None, log.clone());
     source.live = true;
     let mut o = options(tmp.path());
-    o.max_file_age = Duration::from_millis(500);
+    o.max_file_age = Duration::from_secs(1);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(Archiver::new(source, store, o).run(async {
         let _ = stop_rx.await;
     }));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     // Uploaded and checkpointed while the store still runs, nothing else.
     assert_eq!(archive_keys(&tmp.path().join("bucket")).len(), 1);
     assert!(matches!(
@@ -491,7 +505,7 @@ async fn an_existing_key_is_never_overwritten() {
         .unwrap();
     let source = Script::new(1, 5, 5, None, log.clone());
     let mut o = options(tmp.path());
-    o.clock = Arc::new(move || UNIX_EPOCH + Duration::from_secs(t));
+    o.clock = fixed_clock(t);
     let summary = Archiver::new(source, store, o)
         .run(std::future::pending())
         .await
@@ -554,4 +568,113 @@ async fn an_upload_whose_answer_was_lost_is_not_repeated() {
     // The retry found its own archive under the key: one object, no copy.
     assert_eq!(archive_keys(&tmp.path().join("bucket")).len(), 1);
     assert_commits_follow_uploads(&log.lock().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_dead_letter_key_moves_only_the_dead_letters() {
+    let tmp = TempDir::new("archiver-dead-clash");
+    let log: Log = Arc::default();
+    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    let t = 1_730_246_400u64;
+    let taken = format!("{DEAD_LETTER_PREFIX}20241030/events-store-{t}.tri");
+    store
+        .put_bytes(&taken, b"someone else's".to_vec(), &PutOptions::default())
+        .await
+        .unwrap();
+    let source = Script::new(1, 20, 20, Some(10), log.clone());
+    let mut o = options(tmp.path());
+    o.clock = fixed_clock(t);
+    let summary = Archiver::new(source, store, o)
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!((summary.records, summary.invalid), (18, 2));
+    let bucket = tmp.path().join("bucket");
+    // One archive, under its own second; the dead letters moved on.
+    assert_eq!(
+        archive_keys(&bucket),
+        vec![format!("20241030/events-store-{t}.tri")]
+    );
+    assert_eq!(
+        std::fs::read(bucket.join(&taken)).unwrap(),
+        b"someone else's"
+    );
+    let moved = bucket.join(format!(
+        "{DEAD_LETTER_PREFIX}20241030/events-store-{}.tri",
+        t + 1
+    ));
+    assert!(
+        moved.exists(),
+        "the dead letters are not under the next second"
+    );
+    assert_commits_follow_uploads(&log.lock().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_of_the_same_size_but_other_bytes_is_not_taken_for_ours() {
+    let tmp = TempDir::new("archiver-same-size");
+    let log: Log = Arc::default();
+    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    let t = 1_730_246_400u64;
+    // What the archive will be, with one byte changed, already at its key.
+    let probe = TempDir::new("archiver-same-size-probe");
+    let mut o = options(probe.path());
+    o.clock = fixed_clock(t);
+    let probe_store = Arc::new(LocalStore::new(probe.path().join("bucket")));
+    Archiver::new(
+        Script::new(1, 50, 50, None, Arc::default()),
+        probe_store,
+        o.clone(),
+    )
+    .run(std::future::pending())
+    .await
+    .unwrap();
+    let key = format!("20241030/events-store-{t}.tri");
+    let mut other = std::fs::read(probe.path().join("bucket").join(&key)).unwrap();
+    let last = other.len() - 1;
+    other[last] ^= 1;
+    store
+        .put_bytes(&key, other.clone(), &PutOptions::default())
+        .await
+        .unwrap();
+
+    o.spool_dir = tmp.path().join("spool");
+    let summary = Archiver::new(Script::new(1, 50, 50, None, log.clone()), store, o)
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(summary.records, 50);
+    let bucket = tmp.path().join("bucket");
+    assert_eq!(
+        std::fs::read(bucket.join(&key)).unwrap(),
+        other,
+        "overwritten"
+    );
+    assert_eq!(
+        archive_keys(&bucket),
+        vec![key, format!("20241030/events-store-{}.tri", t + 1)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_source_still_has_what_it_delivered_uploaded_and_checkpointed() {
+    let tmp = TempDir::new("archiver-source-error");
+    let log: Log = Arc::default();
+    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    let mut source = Script::new(2, 100, 50, None, log.clone());
+    source.fail_at_end = true;
+    let e = Archiver::new(source, store, options(tmp.path()))
+        .run(std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("gone (injected)"), "{e}");
+    let log = log.lock().unwrap().clone();
+    assert_commits_follow_uploads(&log);
+    let Some(Event::Committed(last)) = log.last() else {
+        panic!("{log:?}")
+    };
+    assert!(
+        last.len() == 2 && last.values().all(|&i| i == 99),
+        "{last:?}"
+    );
 }

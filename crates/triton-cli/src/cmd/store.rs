@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use tokio::sync::{mpsc, watch};
 use triton_checkpoint::{redact, SqlCheckpoints, DEFAULT_URL};
+use triton_core::checkpoint::CheckpointError;
 use triton_core::key::{validate_client_name, DEFAULT_CLIENT_NAME};
 use triton_core::retry::Backoff;
 use triton_kinesis::{Checkpointing, KinesisReader, ReaderOptions, StartPosition};
@@ -63,8 +64,9 @@ pub struct StoreArgs {
     #[arg(long)]
     skip_to_latest: bool,
 
-    /// Seal an archive at the latest this long after it was opened.
-    #[arg(long, value_parser = parse_duration, default_value = "1h", value_name = "DURATION")]
+    /// Seal an archive at the latest this long after it was opened (at
+    /// least 1s: archive names hold whole seconds).
+    #[arg(long, value_parser = parse_age, default_value = "1h", value_name = "DURATION")]
     max_file_age: Duration,
 
     /// Seal an archive when it reaches this size (e.g. 512MiB, 1GiB).
@@ -125,6 +127,16 @@ impl std::fmt::Debug for StoreArgs {
             .field("max_file_size", &self.max_file_size)
             .finish_non_exhaustive()
     }
+}
+
+fn parse_age(s: &str) -> Result<Duration, String> {
+    let age = parse_duration(s)?;
+    if age < Duration::from_secs(1) {
+        return Err(format!(
+            "{s:?}: at least 1s (archive names hold whole seconds)"
+        ));
+    }
+    Ok(age)
 }
 
 /// Parses `1024`, `64KiB`, `512MiB`, `1GiB` (also KB, MB, GB as powers of
@@ -200,7 +212,12 @@ pub fn run(args: StoreArgs) -> CliResult {
             let checkpoints = retry_open(
                 "the checkpoint database",
                 || SqlCheckpoints::open(&args.checkpoint_db),
-                |e| matches!(e, triton_checkpoint::OpenError::Database(_)),
+                |e| {
+                    matches!(
+                        e,
+                        triton_checkpoint::OpenError::Database(CheckpointError::Unavailable { .. })
+                    )
+                },
             )
             .await?;
             let start = match (args.skip_to_latest, args.from) {
@@ -229,7 +246,9 @@ pub fn run(args: StoreArgs) -> CliResult {
                 },
                 |e| match e {
                     triton_kinesis::OpenError::Kinesis(k) => k.is_retryable(),
-                    triton_kinesis::OpenError::Checkpoint(_) => true,
+                    triton_kinesis::OpenError::Checkpoint(c) => {
+                        matches!(c, CheckpointError::Unavailable { .. })
+                    }
                     _ => false,
                 },
             )

@@ -119,7 +119,8 @@ impl SourceError {
 pub trait RecordSource: Send {
     /// The next batch of at most `max` records (at least one), or `None` at
     /// the end of a finite source. Live sources wait for data instead of
-    /// returning an empty batch.
+    /// returning an empty batch. Must be cancel-safe: a call dropped before
+    /// it returns (a consumer waiting on a timer too) loses no record.
     async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<SourceRecord>>, SourceError>;
 
     /// Records that everything of `source` up to and including `position`

@@ -46,7 +46,8 @@ pub struct ArchiverOptions {
     /// The client name, for archive keys (and the source's checkpoints).
     pub client: String,
     /// Seal an archive this long after it was opened at the latest
-    /// (default 1 h); archives are also sealed at every UTC hour boundary.
+    /// (default 1 h, at least 1 s); archives are also sealed at every UTC
+    /// hour boundary.
     pub max_file_age: Duration,
     /// Seal an archive when it reaches this size (default 1 GiB).
     pub max_file_size: u64,
@@ -133,7 +134,14 @@ pub struct Archiver<S> {
 impl<S: RecordSource> Archiver<S> {
     /// An archiver reading `source` (whose `commit` saves checkpoints) into
     /// `store`.
-    pub fn new(source: S, store: Arc<dyn ArchiveStore>, options: ArchiverOptions) -> Archiver<S> {
+    pub fn new(
+        source: S,
+        store: Arc<dyn ArchiveStore>,
+        mut options: ArchiverOptions,
+    ) -> Archiver<S> {
+        // Keys hold whole seconds: archives younger than a second would
+        // need keys ahead of the clock.
+        options.max_file_age = options.max_file_age.max(Duration::from_secs(1));
         Archiver {
             source,
             store,
@@ -276,8 +284,9 @@ impl<S: RecordSource> Archiver<S> {
     }
 
     fn open(&mut self, now: SystemTime) -> Result<(Spool, tokio::time::Instant), ArchiverError> {
-        // Only an age limit under a second can reopen within the second of
-        // the last archive; its key then takes the next second.
+        // Ages are at least a second, so only a clock that went back can
+        // reopen within the second of the last archive; its key then takes
+        // the next second.
         let secs = match self.last_opened {
             Some(last) => unix_secs(now).max(last + 1),
             None => unix_secs(now),
@@ -403,42 +412,25 @@ async fn upload_loop(
 }
 
 impl Uploader {
-    /// Uploads the archive and its dead-letter archive, create-only. Keys
-    /// that exist already with other contents (another process wrote an
-    /// archive in the same second) are never overwritten: both take the
-    /// next second. Returns the bytes and the number of objects uploaded.
+    /// Uploads the archive and its dead-letter archive, create-only. A key
+    /// that holds another object (another process wrote an archive in the
+    /// same second) is never overwritten: the archive takes the next
+    /// second, and so does its dead-letter archive. Once the archive is up,
+    /// only the dead-letter key moves (its records name their shard and
+    /// sequence number, so they need not pair with the archive's key).
+    /// Returns the bytes and the number of objects uploaded.
     async fn upload_sealed(&self, sealed: &mut Sealed) -> (u64, u64) {
-        loop {
-            let main = match &sealed.path {
-                Some(path) => match self.upload(&sealed.key, path).await {
-                    Some(size) => Some(size),
-                    None => {
-                        self.next_second(sealed);
-                        continue;
-                    }
-                },
-                None => None,
-            };
-            let dead = match &sealed.invalid {
-                Some((key, path, _)) => match self.upload(key, path).await {
-                    Some(size) => Some(size),
-                    None => {
-                        self.next_second(sealed);
-                        continue;
-                    }
-                },
-                None => None,
-            };
-            let count = u64::from(main.is_some()) + u64::from(dead.is_some());
-            return (main.unwrap_or(0) + dead.unwrap_or(0), count);
-        }
-    }
-
-    fn next_second(&self, sealed: &mut Sealed) {
-        sealed.timestamp += 1;
-        match ArchiveKey::new(&self.stream, &self.client, sealed.timestamp) {
-            Ok(key) => {
-                let key = key.to_string();
+        let mut bytes = 0;
+        let mut objects = 0;
+        if let Some(path) = sealed.path.clone() {
+            loop {
+                if let Some(size) = self.upload(&sealed.key, &path).await {
+                    bytes += size;
+                    objects += 1;
+                    break;
+                }
+                sealed.timestamp += 1;
+                let key = self.key_at(sealed.timestamp);
                 tracing::warn!(
                     taken = sealed.key,
                     instead = key,
@@ -449,9 +441,32 @@ impl Uploader {
                 }
                 sealed.key = key;
             }
-            // Only past year 9999.
-            Err(e) => tracing::error!(error = %e, "no archive key left"),
         }
+        if let Some((dead, path, _)) = &mut sealed.invalid {
+            let mut timestamp = sealed.timestamp;
+            loop {
+                if let Some(size) = self.upload(dead, path).await {
+                    bytes += size;
+                    objects += 1;
+                    break;
+                }
+                timestamp += 1;
+                let key = format!("{DEAD_LETTER_PREFIX}{}", self.key_at(timestamp));
+                tracing::warn!(taken = %dead, instead = key, "the dead-letter key is taken; using the next second");
+                *dead = key;
+            }
+        }
+        (bytes, objects)
+    }
+
+    /// The archive key for `timestamp`.
+    fn key_at(&self, timestamp: u64) -> String {
+        // The names were checked when the first key was made; only a
+        // timestamp past year 9999 could fail.
+        ArchiveKey::new(&self.stream, &self.client, timestamp).map_or_else(
+            |_| format!("{}-{}-{timestamp}.tri", self.stream, self.client),
+            |k| k.to_string(),
+        )
     }
 
     /// Uploads `path` as `key` create-only, retrying every failure. `None`
@@ -486,21 +501,46 @@ impl Uploader {
     }
 }
 
-/// Whether the object at `key` holds exactly the bytes of the file.
+/// Whether the object at `key` holds exactly the bytes of the file,
+/// compared as both stream (archives can be large).
 async fn same_object(store: &dyn ArchiveStore, key: &str, path: &Path) -> Result<bool, StoreError> {
-    let local = tokio::fs::read(path)
-        .await
-        .map_err(|e| StoreError::io("read", path.display().to_string(), e))?;
+    use tokio::io::AsyncReadExt;
+    let io = |e| StoreError::io("read", path.display().to_string(), e);
+    let len = tokio::fs::metadata(path).await.map_err(io)?.len();
     match store.head(key).await? {
-        Some(info) if info.size == local.len() as u64 => {}
+        Some(info) if info.size == len => {}
         _ => return Ok(false),
     }
+    let mut local = tokio::io::BufReader::with_capacity(
+        1 << 20,
+        tokio::fs::File::open(path).await.map_err(io)?,
+    );
     let mut body = store.get(key, 0).await?;
-    let mut remote = Vec::with_capacity(local.len());
-    while body.reader.read_into(&mut remote).await? > 0 {
-        if remote.len() > local.len() {
+    let (mut remote, mut mine, mut compared) = (Vec::new(), Vec::new(), 0u64);
+    loop {
+        remote.clear();
+        let n = body.reader.read_into(&mut remote).await?;
+        if n == 0 {
+            break;
+        }
+        if compared + n as u64 > len {
             return Ok(false);
         }
+        mine.resize(n, 0);
+        local.read_exact(&mut mine).await.map_err(io)?;
+        if mine != remote {
+            return Ok(false);
+        }
+        compared += n as u64;
     }
-    Ok(remote == local)
+    if compared < len {
+        // A body that ends early says nothing about the object.
+        return Err(StoreError::new(
+            "GetObject",
+            key,
+            ErrorKind::Transient,
+            format!("the body ended at byte {compared} of {len}"),
+        ));
+    }
+    Ok(true)
 }

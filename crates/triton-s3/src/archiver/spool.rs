@@ -213,17 +213,27 @@ impl Spool {
     pub(crate) fn seal(self) -> Result<Option<Sealed>, SpoolError> {
         let key = self.key.to_string();
         let path = self.records.path.clone();
-        self.records
+        let invalid_path = self.invalid.as_ref().map(|f| f.path.clone());
+        let finished = self
+            .records
             .finish()
-            .map_err(|e| SpoolError::Write(path.clone(), e))?;
-        let invalid = match self.invalid {
-            Some(file) => {
-                let p = file.path.clone();
-                file.finish().map_err(|e| SpoolError::Write(p.clone(), e))?;
-                Some((format!("{DEAD_LETTER_PREFIX}{key}"), p, self.invalid_count))
+            .map_err(|e| SpoolError::Write(path.clone(), e))
+            .and_then(|()| match self.invalid {
+                Some(file) => {
+                    let p = file.path.clone();
+                    file.finish().map_err(|e| SpoolError::Write(p, e))
+                }
+                None => Ok(()),
+            });
+        if let Err(e) = finished {
+            // Nothing of it was checkpointed: its records will be read again.
+            for p in std::iter::once(&path).chain(&invalid_path) {
+                let _ = std::fs::remove_file(p);
             }
-            None => None,
-        };
+            return Err(e);
+        }
+        let invalid =
+            invalid_path.map(|p| (format!("{DEAD_LETTER_PREFIX}{key}"), p, self.invalid_count));
         // An archive without records is not uploaded.
         let path = if self.count == 0 {
             let _ = std::fs::remove_file(&path);
@@ -314,7 +324,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("triton-spool-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let me = std::process::id();
-        let dead = 4_000_000; // above Linux's pid limit: never running
+        let dead = 4_194_305; // above Linux's largest pid limit: never running
         let names = [
             format!("a-b-1730246400-{dead}-0.tri.spool"), // ours, dead: removed
             format!("a-b-1730246400-{dead}-0.invalid.spool"), // ours, dead: removed
