@@ -233,6 +233,26 @@ impl ArchiveStore for Watched {
     }
 }
 
+/// A scratch directory, an event log and a watched store in it.
+fn setup(tag: &str) -> (TempDir, Log, Arc<Watched>) {
+    let tmp = TempDir::new(tag);
+    let log: Log = Arc::default();
+    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    (tmp, log, store)
+}
+
+/// Runs an archiver until its source ends.
+async fn run_to_end(
+    source: impl RecordSource,
+    store: Arc<dyn ArchiveStore>,
+    options: ArchiverOptions,
+) -> triton_s3::archiver::Summary {
+    Archiver::new(source, store, options)
+        .run(std::future::pending())
+        .await
+        .unwrap()
+}
+
 fn options(dir: &Path) -> ArchiverOptions {
     let mut o = ArchiverOptions::new("events", "store");
     o.spool_dir = dir.join("spool");
@@ -305,18 +325,13 @@ fn archive_keys(dir: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotates_by_size_uploads_and_checkpoints_only_what_is_uploaded() {
-    let tmp = TempDir::new("archiver-size");
-    let log: Log = Arc::default();
-    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    let (tmp, log, store) = setup("archiver-size");
     store.fail_first.store(3, Ordering::SeqCst); // an outage at the start
     let source = Script::new(4, 5_000, 500, None, log.clone());
     let mut o = options(tmp.path());
     o.max_file_size = 16 << 10;
     o.clock = stepping_clock();
-    let summary = Archiver::new(source, store.clone(), o)
-        .run(std::future::pending())
-        .await
-        .unwrap();
+    let summary = run_to_end(source, store.clone(), o).await;
     assert_eq!(summary.records, 20_000);
     assert!(summary.archives > 3, "{summary:?}");
     let log = log.lock().unwrap().clone();
@@ -357,16 +372,11 @@ async fn rotates_by_size_uploads_and_checkpoints_only_what_is_uploaded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_records_go_to_the_dead_letter_archive() {
-    let tmp = TempDir::new("archiver-invalid");
-    let log: Log = Arc::default();
-    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    let (tmp, log, store) = setup("archiver-invalid");
     let source = Script::new(2, 100, 50, Some(10), log.clone());
     let mut o = options(tmp.path());
     o.clock = fixed_clock(1_730_246_400); // one archive, whatever the hour
-    let summary = Archiver::new(source, store, o)
-        .run(std::future::pending())
-        .await
-        .unwrap();
+    let summary = run_to_end(source, store, o).await;
     assert_eq!(summary.invalid, 20);
     assert_eq!(summary.records, 180);
     let bucket = tmp.path().join("bucket");
@@ -409,9 +419,7 @@ async fn invalid_records_go_to_the_dead_letter_archive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_stream_still_seals_and_uploads_its_archive() {
-    let tmp = TempDir::new("archiver-idle");
-    let log: Log = Arc::default();
-    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    let (tmp, log, store) = setup("archiver-idle");
     let mut source = Script::new(1, 5, 5, None, log.clone());
     source.live = true;
     let mut o = options(tmp.path());
@@ -435,9 +443,7 @@ async fn an_idle_stream_still_seals_and_uploads_its_archive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_day_starts_a_new_archive_in_its_day_folder() {
-    let tmp = TempDir::new("archiver-day");
-    let log: Log = Arc::default();
-    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    let (tmp, log, store) = setup("archiver-day");
     // Two batches 1.2 s apart; the clock starts at 2024-10-30 23:59:59.5 UTC.
     let mut source = Script::new(1, 10, 5, None, log.clone());
     source.gap = Duration::from_millis(1200);
@@ -445,10 +451,7 @@ async fn a_new_day_starts_a_new_archive_in_its_day_folder() {
     let fake_start = UNIX_EPOCH + Duration::from_millis(1_730_332_799_500);
     let mut o = options(tmp.path());
     o.clock = Arc::new(move || fake_start + real_start.elapsed());
-    let summary = Archiver::new(source, store, o)
-        .run(std::future::pending())
-        .await
-        .unwrap();
+    let summary = run_to_end(source, store, o).await;
     assert_eq!(summary.records, 10);
     let keys = archive_keys(&tmp.path().join("bucket"));
     assert_eq!(keys.len(), 2, "{keys:?}");
@@ -464,9 +467,7 @@ async fn a_new_day_starts_a_new_archive_in_its_day_folder() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reading_pauses_while_uploads_are_behind() {
-    let tmp = TempDir::new("archiver-backpressure");
-    let log: Log = Arc::default();
-    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    let (tmp, log, store) = setup("archiver-backpressure");
     store.hold.store(true, Ordering::SeqCst);
     let source = Script::new(1, 10_000, 100, None, log.clone());
     let delivered = source.delivered.clone();
@@ -493,9 +494,7 @@ async fn reading_pauses_while_uploads_are_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_key_is_never_overwritten() {
-    let tmp = TempDir::new("archiver-clash");
-    let log: Log = Arc::default();
-    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    let (tmp, log, store) = setup("archiver-clash");
     // Another store process wrote an archive in the same second.
     let t = 1_730_246_400u64;
     let taken = format!("20241030/events-store-{t}.tri");
@@ -506,10 +505,7 @@ async fn an_existing_key_is_never_overwritten() {
     let source = Script::new(1, 5, 5, None, log.clone());
     let mut o = options(tmp.path());
     o.clock = fixed_clock(t);
-    let summary = Archiver::new(source, store, o)
-        .run(std::future::pending())
-        .await
-        .unwrap();
+    let summary = run_to_end(source, store, o).await;
     assert_eq!(summary.records, 5);
     let bucket = tmp.path().join("bucket");
     assert_eq!(
@@ -524,14 +520,9 @@ async fn an_existing_key_is_never_overwritten() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_archive_of_only_invalid_records_uploads_only_its_dead_letters() {
-    let tmp = TempDir::new("archiver-all-invalid");
-    let log: Log = Arc::default();
-    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    let (tmp, log, store) = setup("archiver-all-invalid");
     let source = Script::new(1, 10, 10, Some(1), log.clone());
-    let summary = Archiver::new(source, store, options(tmp.path()))
-        .run(std::future::pending())
-        .await
-        .unwrap();
+    let summary = run_to_end(source, store, options(tmp.path())).await;
     assert_eq!((summary.records, summary.invalid), (0, 10));
     let bucket = tmp.path().join("bucket");
     assert_eq!(
@@ -555,15 +546,10 @@ async fn an_archive_of_only_invalid_records_uploads_only_its_dead_letters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_whose_answer_was_lost_is_not_repeated() {
-    let tmp = TempDir::new("archiver-lost-answer");
-    let log: Log = Arc::default();
-    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    let (tmp, log, store) = setup("archiver-lost-answer");
     store.lose_answer.store(true, Ordering::SeqCst);
     let source = Script::new(2, 50, 100, None, log.clone());
-    let summary = Archiver::new(source, store, options(tmp.path()))
-        .run(std::future::pending())
-        .await
-        .unwrap();
+    let summary = run_to_end(source, store, options(tmp.path())).await;
     assert_eq!((summary.archives, summary.records), (1, 100));
     // The retry found its own archive under the key: one object, no copy.
     assert_eq!(archive_keys(&tmp.path().join("bucket")).len(), 1);
@@ -572,9 +558,7 @@ async fn an_upload_whose_answer_was_lost_is_not_repeated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taken_dead_letter_key_moves_only_the_dead_letters() {
-    let tmp = TempDir::new("archiver-dead-clash");
-    let log: Log = Arc::default();
-    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    let (tmp, log, store) = setup("archiver-dead-clash");
     let t = 1_730_246_400u64;
     let taken = format!("{DEAD_LETTER_PREFIX}20241030/events-store-{t}.tri");
     store
@@ -584,10 +568,7 @@ async fn a_taken_dead_letter_key_moves_only_the_dead_letters() {
     let source = Script::new(1, 20, 20, Some(10), log.clone());
     let mut o = options(tmp.path());
     o.clock = fixed_clock(t);
-    let summary = Archiver::new(source, store, o)
-        .run(std::future::pending())
-        .await
-        .unwrap();
+    let summary = run_to_end(source, store, o).await;
     assert_eq!((summary.records, summary.invalid), (18, 2));
     let bucket = tmp.path().join("bucket");
     // One archive, under its own second; the dead letters moved on.
@@ -612,23 +593,19 @@ async fn a_taken_dead_letter_key_moves_only_the_dead_letters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_of_the_same_size_but_other_bytes_is_not_taken_for_ours() {
-    let tmp = TempDir::new("archiver-same-size");
-    let log: Log = Arc::default();
-    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    let (tmp, log, store) = setup("archiver-same-size");
     let t = 1_730_246_400u64;
     // What the archive will be, with one byte changed, already at its key.
     let probe = TempDir::new("archiver-same-size-probe");
     let mut o = options(probe.path());
     o.clock = fixed_clock(t);
     let probe_store = Arc::new(LocalStore::new(probe.path().join("bucket")));
-    Archiver::new(
+    run_to_end(
         Script::new(1, 50, 50, None, Arc::default()),
         probe_store,
         o.clone(),
     )
-    .run(std::future::pending())
-    .await
-    .unwrap();
+    .await;
     let key = format!("20241030/events-store-{t}.tri");
     let mut other = std::fs::read(probe.path().join("bucket").join(&key)).unwrap();
     let last = other.len() - 1;
@@ -639,10 +616,7 @@ async fn an_object_of_the_same_size_but_other_bytes_is_not_taken_for_ours() {
         .unwrap();
 
     o.spool_dir = tmp.path().join("spool");
-    let summary = Archiver::new(Script::new(1, 50, 50, None, log.clone()), store, o)
-        .run(std::future::pending())
-        .await
-        .unwrap();
+    let summary = run_to_end(Script::new(1, 50, 50, None, log.clone()), store, o).await;
     assert_eq!(summary.records, 50);
     let bucket = tmp.path().join("bucket");
     assert_eq!(
@@ -658,9 +632,7 @@ async fn an_object_of_the_same_size_but_other_bytes_is_not_taken_for_ours() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_source_still_has_what_it_delivered_uploaded_and_checkpointed() {
-    let tmp = TempDir::new("archiver-source-error");
-    let log: Log = Arc::default();
-    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
+    let (tmp, log, store) = setup("archiver-source-error");
     let mut source = Script::new(2, 100, 50, None, log.clone());
     source.fail_at_end = true;
     let e = Archiver::new(source, store, options(tmp.path()))
