@@ -314,7 +314,7 @@ fn archive_keys(dir: &Path) -> Vec<String> {
         }
         for f in std::fs::read_dir(day.path()).unwrap() {
             let f = f.unwrap().file_name().to_string_lossy().into_owned();
-            if !f.starts_with('.') {
+            if !f.starts_with('.') && f.ends_with(".tri") {
                 keys.push(format!("{name}/{f}"));
             }
         }
@@ -368,6 +368,50 @@ async fn rotates_by_size_uploads_and_checkpoints_only_what_is_uploaded() {
         std::fs::read_dir(tmp.path().join("spool")).unwrap().count(),
         0
     );
+    // Each archive has a sidecar that describes it exactly.
+    for key in archive_keys(&tmp.path().join("bucket")) {
+        check_sidecar(&tmp.path().join("bucket"), &key);
+    }
+}
+
+/// The `<key>.metadata` sidecar matches the archive: records, size,
+/// SHA-256 and each shard's first and last sequence number.
+fn check_sidecar(bucket: &Path, key: &str) {
+    use sha2::{Digest, Sha256};
+    let archive = std::fs::read(bucket.join(key)).unwrap();
+    let text = std::fs::read(bucket.join(format!("{key}.metadata"))).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    let sha: String = Sha256::digest(&archive)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(json["sha256"], sha.as_str(), "{key}");
+    assert_eq!(json["size"], archive.len() as u64, "{key}");
+    assert_eq!(json["archive"], key);
+    assert_eq!(json["format_version"], 1);
+    let held = contents(&bucket.join(key));
+    assert_eq!(json["record_count"], held.len() as u64, "{key}");
+    let mut ranges: HashMap<String, (u64, u64)> = HashMap::new();
+    for (shard, i) in held {
+        let r = ranges.entry(shard).or_insert((i, i));
+        r.0 = r.0.min(i);
+        r.1 = r.1.max(i);
+    }
+    let shards = json["shards"].as_object().unwrap();
+    assert_eq!(shards.len(), ranges.len(), "{key}");
+    for (shard, (min, max)) in ranges {
+        let s = &shards[&shard];
+        assert_eq!(
+            s["min_sequence_number"],
+            (1_000_000 + min).to_string(),
+            "{key} {shard}"
+        );
+        assert_eq!(
+            s["max_sequence_number"],
+            (1_000_000 + max).to_string(),
+            "{key} {shard}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -588,6 +632,14 @@ async fn a_taken_dead_letter_key_moves_only_the_dead_letters() {
         moved.exists(),
         "the dead letters are not under the next second"
     );
+    // The sidecar names where they went.
+    let sidecar = bucket.join(format!("20241030/events-store-{t}.tri.metadata"));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(sidecar).unwrap()).unwrap();
+    assert_eq!(
+        json["invalid_archive"],
+        format!("{DEAD_LETTER_PREFIX}20241030/events-store-{}.tri", t + 1).as_str()
+    );
+    assert_eq!(json["invalid_record_count"], 2);
     assert_commits_follow_uploads(&log.lock().unwrap());
 }
 

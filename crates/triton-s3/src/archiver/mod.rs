@@ -29,11 +29,16 @@ use triton_core::source::{RecordSource, SourceError, SourceRecord};
 
 pub use self::rotation::rotation_deadline;
 use self::spool::Spool;
-pub use self::spool::{clean_stale, Sealed, SpoolError, DEAD_LETTER_PREFIX};
+pub use self::spool::{
+    clean_stale, Metadata, Sealed, SpoolError, DEAD_LETTER_PREFIX, METADATA_FORMAT_VERSION,
+};
 pub use self::stats::ArchiverStats;
 use crate::error::{ErrorKind, StoreError};
 use crate::store::{ArchiveStore, PutOptions};
 use triton_core::key::ArchiveKey;
+
+/// Suffix of the metadata sidecar uploaded beside each archive.
+pub const METADATA_SUFFIX: &str = ".metadata";
 
 /// The clock archives are opened and rotated by (replaceable in tests).
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -455,6 +460,26 @@ impl Uploader {
                 tracing::warn!(taken = %dead, instead = key, "the dead-letter key is taken; using the next second");
                 *dead = key;
             }
+        }
+        // The sidecar describes the archive as uploaded (its final key). It
+        // is the archive's own, so an older object there is replaced.
+        if sealed.path.is_some() {
+            let sidecar = format!("{}{METADATA_SUFFIX}", sealed.key);
+            let json = sealed
+                .metadata
+                .to_json(&sealed.key, sealed.invalid.as_ref().map(|i| i.0.as_str()));
+            let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(15));
+            let replace = PutOptions {
+                create_only: false,
+                ..self.put.clone()
+            };
+            while let Err(e) = self.store.put_bytes(&sidecar, json.clone(), &replace).await {
+                let delay = backoff.next_delay();
+                tracing::warn!(key = sidecar, error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the archive store to take the metadata sidecar");
+                tokio::time::sleep(delay).await;
+            }
+            bytes += json.len() as u64;
+            objects += 1;
         }
         (bytes, objects)
     }

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use sha2::{Digest, Sha256};
+
 use triton_core::archive::{frame, ArchiveError, ArchiveErrorKind, ArchiveWriter};
 use triton_core::key::ArchiveKey;
 use triton_core::source::{Position, SourceRecord};
@@ -23,25 +25,50 @@ const SPOOL_SUFFIX: &str = ".spool";
 
 static SPOOL_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Hashes what passes through it, so that the archive's SHA-256 costs no
+/// second read.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// One archive file being written, with its own statistics.
 struct SpoolFile {
     path: PathBuf,
-    writer: ArchiveWriter<BufWriter<File>>,
+    writer: ArchiveWriter<Hashing<BufWriter<File>>>,
 }
 
 impl SpoolFile {
     fn create(path: PathBuf) -> std::io::Result<SpoolFile> {
         let file = File::create(&path)?;
         Ok(SpoolFile {
-            writer: ArchiveWriter::new(BufWriter::with_capacity(1 << 20, file)),
+            writer: ArchiveWriter::new(Hashing {
+                inner: BufWriter::with_capacity(1 << 20, file),
+                hasher: Sha256::new(),
+            }),
             path,
         })
     }
 
-    /// Flushes and closes the file.
-    fn finish(self) -> Result<(), ArchiveError> {
-        let mut inner = self.writer.finish()?;
-        inner.flush().map_err(io_error)
+    /// Flushes and closes the file; returns its size and SHA-256 (hex).
+    fn finish(self) -> Result<(u64, String), ArchiveError> {
+        let (mut inner, stats) = self.writer.finish_with_stats()?;
+        inner.flush().map_err(io_error)?;
+        let digest = inner.hasher.finalize();
+        let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Ok((stats.bytes_out, hex))
     }
 }
 
@@ -63,6 +90,8 @@ pub(crate) struct Spool {
     /// The last position of each shard in this archive (invalid records
     /// included): what the checkpoint moves to once it is uploaded.
     positions: HashMap<Arc<str>, Position>,
+    /// The first position of each shard in this archive.
+    first: HashMap<Arc<str>, Position>,
     count: u64,
     invalid_count: u64,
 }
@@ -84,6 +113,70 @@ pub struct Sealed {
     pub invalid: Option<(String, PathBuf, u64)>,
     /// Per shard, the last position it contains.
     pub positions: Vec<(Arc<str>, Position)>,
+    /// What the metadata sidecar says of it.
+    pub metadata: Metadata,
+}
+
+/// The facts of a sealed archive that its `<key>.metadata` sidecar holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metadata {
+    /// Per shard, the first and last position in the archive (dead letters
+    /// included).
+    pub shards: std::collections::BTreeMap<String, (Position, Position)>,
+    /// Valid records in the archive.
+    pub records: u64,
+    /// Records in the dead-letter archive.
+    pub invalid_records: u64,
+    /// Bytes of the archive.
+    pub size: u64,
+    /// SHA-256 of the archive, lowercase hex.
+    pub sha256: String,
+    /// Bytes of the dead-letter archive, if there is one.
+    pub invalid_size: Option<u64>,
+}
+
+/// Version of the sidecar layout.
+pub const METADATA_FORMAT_VERSION: u32 = 1;
+
+impl Metadata {
+    /// The sidecar's JSON: go-triton's layout (`{"shards": {"<shard id>":
+    /// {"min_sequence_number": …, "max_sequence_number": …}}}`) plus
+    /// counts, sizes, the SHA-256 and versions. `key` and `dead_letter_key`
+    /// are the objects as finally uploaded.
+    pub fn to_json(&self, key: &str, dead_letter_key: Option<&str>) -> Vec<u8> {
+        let text = |p: &Position| match p {
+            Position::Sequence(s) => s.to_string(),
+            Position::Index(i) => i.to_string(),
+        };
+        let shards: serde_json::Map<String, serde_json::Value> = self
+            .shards
+            .iter()
+            .map(|(shard, (first, last))| {
+                (
+                    shard.clone(),
+                    serde_json::json!({
+                        "min_sequence_number": text(first),
+                        "max_sequence_number": text(last),
+                    }),
+                )
+            })
+            .collect();
+        let json = serde_json::json!({
+            "shards": shards,
+            "archive": key,
+            "record_count": self.records,
+            "size": self.size,
+            "sha256": self.sha256,
+            "invalid_record_count": self.invalid_records,
+            "invalid_archive": dead_letter_key,
+            "invalid_size": self.invalid_size,
+            "format_version": METADATA_FORMAT_VERSION,
+            "writer": concat!("triton ", env!("CARGO_PKG_VERSION")),
+        });
+        let mut out = serde_json::to_vec_pretty(&json).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
 }
 
 impl Spool {
@@ -107,6 +200,7 @@ impl Spool {
             dir: dir.to_path_buf(),
             base,
             positions: HashMap::new(),
+            first: HashMap::new(),
             count: 0,
             invalid_count: 0,
         })
@@ -117,7 +211,7 @@ impl Spool {
     /// (an upper bound; blocks are exactly `MAX_BLOCK` bytes of records, so
     /// what is buffered is the rest).
     pub(crate) fn size(&self) -> u64 {
-        let size = |w: &ArchiveWriter<BufWriter<File>>| {
+        let size = |w: &ArchiveWriter<Hashing<BufWriter<File>>>| {
             let stats = w.stats();
             stats.bytes_out + stats.bytes_in % frame::MAX_BLOCK as u64
         };
@@ -156,6 +250,14 @@ impl Spool {
         for r in batch.iter().rev() {
             if seen.insert(&r.source) {
                 self.positions.insert(r.source.clone(), r.position.clone());
+            }
+        }
+        // The first of each shard: only shards new to this archive.
+        if self.first.len() < self.positions.len() {
+            for r in batch {
+                if !self.first.contains_key(&r.source) {
+                    self.first.insert(r.source.clone(), r.position.clone());
+                }
             }
         }
     }
@@ -218,20 +320,25 @@ impl Spool {
             .records
             .finish()
             .map_err(|e| SpoolError::Write(path.clone(), e))
-            .and_then(|()| match self.invalid {
+            .and_then(|archive| match self.invalid {
                 Some(file) => {
                     let p = file.path.clone();
-                    file.finish().map_err(|e| SpoolError::Write(p, e))
+                    let dead = file.finish().map_err(|e| SpoolError::Write(p, e))?;
+                    Ok((archive, Some(dead)))
                 }
-                None => Ok(()),
+                None => Ok((archive, None)),
             });
-        if let Err(e) = finished {
-            // Nothing of it was checkpointed: its records will be read again.
-            for p in std::iter::once(&path).chain(&invalid_path) {
-                let _ = std::fs::remove_file(p);
+        let ((size, sha256), dead) = match finished {
+            Ok(done) => done,
+            Err(e) => {
+                // Nothing of it was checkpointed: its records will be read
+                // again.
+                for p in std::iter::once(&path).chain(&invalid_path) {
+                    let _ = std::fs::remove_file(p);
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
+        };
         let invalid =
             invalid_path.map(|p| (format!("{DEAD_LETTER_PREFIX}{key}"), p, self.invalid_count));
         // An archive without records is not uploaded.
@@ -244,6 +351,21 @@ impl Spool {
         if path.is_none() && invalid.is_none() {
             return Ok(None);
         }
+        let metadata = Metadata {
+            shards: self
+                .positions
+                .iter()
+                .map(|(shard, last)| {
+                    let first = self.first.get(shard).unwrap_or(last);
+                    (shard.to_string(), (first.clone(), last.clone()))
+                })
+                .collect(),
+            records: self.count,
+            invalid_records: self.invalid_count,
+            size,
+            sha256,
+            invalid_size: dead.as_ref().map(|d| d.0),
+        };
         Ok(Some(Sealed {
             timestamp: self.key.timestamp(),
             key,
@@ -251,6 +373,7 @@ impl Spool {
             records: self.count,
             invalid,
             positions: self.positions.into_iter().collect(),
+            metadata,
         }))
     }
 }
