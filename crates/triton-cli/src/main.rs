@@ -35,6 +35,7 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    Audit(cmd::audit::AuditArgs),
     Cat(cmd::cat::CatArgs),
     Decode(cmd::decode::DecodeArgs),
     Encode(cmd::encode::EncodeArgs),
@@ -59,6 +60,7 @@ fn init_logging(format: LogFormat) {
 
 fn run(cli: Cli) -> CliResult {
     match cli.command {
+        Command::Audit(args) => cmd::audit::run(args),
         Command::Cat(args) => cmd::cat::run(args),
         Command::Decode(args) => cmd::decode::run(args),
         Command::Encode(args) => cmd::encode::run(args),

@@ -14,6 +14,9 @@ S3 for triton: where archives are stored and how they are read back.
   client only), and [`ArchiveSource`] reads them as a
   [`RecordSource`](triton_core::source::RecordSource), streaming and
   decoding each body with bounded memory.
+- [`audit::audit`]: the sequence ranges a stream's archives cover, from
+  their metadata sidecars, with overlaps, missing or mismatched sidecars
+  and checkpoints beyond the archives.
 - [`archiver::Archiver`]: the pipeline of `triton store`: any `RecordSource`
   into sealed, uploaded archives, acknowledging and committing the source's
   positions only after each upload.
@@ -46,6 +49,7 @@ while let Some(batch) = source.next_batch(1000).await? {
 #![deny(missing_docs)]
 
 pub mod archiver;
+pub mod audit;
 mod error;
 mod local;
 mod location;

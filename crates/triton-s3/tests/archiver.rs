@@ -702,3 +702,73 @@ async fn a_failing_source_still_has_what_it_delivered_uploaded_and_checkpointed(
         "{last:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_finds_overlaps_missing_and_mismatched_sidecars_and_gaps() {
+    use triton_s3::audit::{audit, Finding};
+    let (tmp, log, store) = setup("archiver-audit");
+    let mut o = options(tmp.path());
+    o.max_file_size = 16 << 10;
+    o.clock = stepping_clock();
+    let summary = run_to_end(Script::new(2, 2_000, 500, None, log), store.clone(), o).await;
+    let bucket = tmp.path().join("bucket");
+    let keys = archive_keys(&bucket);
+    assert!(keys.len() >= 3, "{keys:?}");
+    let query = triton_s3::ArchiveQuery {
+        stream: "events".into(),
+        start: triton_core::time::Date::parse_yyyymmdd("20241030").unwrap(),
+        end: triton_core::time::Date::parse_yyyymmdd("20241030").unwrap(),
+        client: Some("store".into()),
+    };
+    let checkpoint = |shard: &str, i: u64| triton_core::checkpoint::Checkpoint {
+        client: "store".into(),
+        stream: "events".into(),
+        shard: shard.into(),
+        sequence: SequenceNumber::new((1_000_000 + i).to_string()).unwrap(),
+    };
+    let at_end = [checkpoint("shard-0", 1_999), checkpoint("shard-1", 1_999)];
+    let dyn_store: Arc<dyn ArchiveStore> = store.clone();
+
+    let clean = audit(dyn_store.clone(), &query, &at_end, true)
+        .await
+        .unwrap();
+    assert!(clean.is_clean(), "{:?}", clean.findings);
+    assert_eq!(
+        (clean.archives, clean.records),
+        (keys.len(), summary.records)
+    );
+    assert_eq!(clean.shards.len(), 2);
+
+    // A copy of the second archive under another key: its records twice.
+    let copy = "20241030/events-store-1730249999.tri";
+    std::fs::copy(bucket.join(&keys[1]), bucket.join(copy)).unwrap();
+    std::fs::copy(
+        bucket.join(format!("{}.metadata", keys[1])),
+        bucket.join(format!("{copy}.metadata")),
+    )
+    .unwrap();
+    // The first archive loses its sidecar; the third is damaged.
+    std::fs::remove_file(bucket.join(format!("{}.metadata", keys[0]))).unwrap();
+    let mut damaged = std::fs::read(bucket.join(&keys[2])).unwrap();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 1;
+    std::fs::write(bucket.join(&keys[2]), damaged).unwrap();
+    // And a checkpoint is past the last archived record.
+    let beyond = [checkpoint("shard-0", 2_500)];
+
+    let report = audit(dyn_store, &query, &beyond, true).await.unwrap();
+    let f = &report.findings;
+    assert!(
+        f.iter()
+            .any(|f| matches!(f, Finding::Overlap { second, .. } if second.archive == copy)),
+        "{f:?}"
+    );
+    assert!(
+        f.contains(&Finding::MissingSidecar {
+            archive: keys[0].clone()
+        }),
+        "{f:?}"
+    );
+    assert!(f.iter().any(|f| matches!(f, Finding::Mismatch { archive, detail } if archive == &keys[2] && detail.contains("SHA-256"))), "{f:?}");
+    assert!(f.iter().any(|f| matches!(f, Finding::Gap { shard, last_archived, .. } if shard == "shard-0" && last_archived == "1001999")), "{f:?}");
+}

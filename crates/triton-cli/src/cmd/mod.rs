@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod audit;
 pub mod cat;
 pub mod common;
 pub mod decode;

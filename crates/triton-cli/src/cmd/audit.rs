@@ -1,0 +1,180 @@
+//! `triton audit`: what a stream's archives cover, and what is wrong.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Args, ValueEnum};
+use triton_checkpoint::{redact, SqlCheckpoints};
+use triton_core::checkpoint::{Checkpoint, CheckpointStore};
+use triton_core::key::{validate_client_name, DEFAULT_CLIENT_NAME};
+use triton_core::time::Date;
+use triton_s3::audit::{audit, AuditReport, Finding};
+use triton_s3::{ArchiveQuery, Location, S3Options};
+
+use super::common::{multi_thread_runtime, StreamArgs};
+use crate::error::{CliError, CliResult};
+
+/// Check a stream's archives: covered ranges, duplicates, gaps.
+///
+/// Reads the metadata sidecar of every archive of the stream from
+/// --start-date to --end-date (as `triton cat` finds them) and reports, per
+/// shard, the sequence ranges the archives cover, every overlap between
+/// them (records archived twice), archives without a sidecar, sidecars
+/// that do not match their archive (size, and SHA-256 unless --no-verify:
+/// that downloads every archive), and, with a checkpoint database, each
+/// checkpoint beyond the last archived record of its shard (records
+/// acknowledged but in no archive). Checkpoints are compared only when the
+/// range reaches today.
+///
+/// Exit code 0 only when nothing is wrong.
+#[derive(Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    stream: StreamArgs,
+
+    /// Where the archives are: an S3 bucket (NAME or s3://NAME) or a local
+    /// directory (file:///PATH, or a path containing '/').
+    #[arg(long, env = "TRITON_BUCKET", value_name = "BUCKET")]
+    bucket: String,
+
+    /// First day (UTC), as YYYYMMDD.
+    #[arg(long, value_parser = parse_date, value_name = "YYYYMMDD")]
+    start_date: Date,
+
+    /// Last day, inclusive [default: the start date].
+    #[arg(long, value_parser = parse_date, value_name = "YYYYMMDD")]
+    end_date: Option<Date>,
+
+    /// The store's client name: whose archives and checkpoints.
+    #[arg(long, env = "TRITON_CLIENT", default_value = DEFAULT_CLIENT_NAME, value_name = "NAME")]
+    client_name: String,
+
+    /// Checkpoint database to compare with (postgres://… or sqlite://…).
+    #[arg(long, env = "TRITON_DB", hide_env_values = true, value_name = "URL")]
+    checkpoint_db: Option<String>,
+
+    /// Do not download archives to check their SHA-256 (sizes are still
+    /// compared).
+    #[arg(long)]
+    no_verify: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    /// Readable lines.
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// By hand, so that a logged `AuditArgs` never shows a database password.
+impl std::fmt::Debug for AuditArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditArgs")
+            .field("stream", &self.stream)
+            .field("bucket", &self.bucket)
+            .field("checkpoint_db", &self.checkpoint_db.as_deref().map(redact))
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_date(s: &str) -> Result<Date, String> {
+    Date::parse_yyyymmdd(s).map_err(|e| e.to_string())
+}
+
+/// Runs `triton audit`.
+pub fn run(args: AuditArgs) -> CliResult {
+    let config = args.stream.load()?;
+    validate_client_name(&args.client_name)
+        .map_err(|e| CliError::new(format!("--client-name: {e}")))?;
+    let location = Location::parse(&args.bucket).map_err(|e| CliError::new(e.to_string()))?;
+    let query = ArchiveQuery {
+        stream: config.name.clone(),
+        start: args.start_date,
+        end: args.end_date.unwrap_or(args.start_date),
+        client: Some(args.client_name.clone()),
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let reaches_today = query.end >= Date::from_unix(now as i64);
+    multi_thread_runtime()?.block_on(async {
+        let checkpoints: Vec<Checkpoint> = match (&args.checkpoint_db, reaches_today) {
+            (Some(url), true) => SqlCheckpoints::open_existing(url)
+                .await
+                .map_err(|e| CliError::new(e.to_string()))?
+                .list(&args.client_name)
+                .await
+                .map_err(|e| CliError::new(e.to_string()))?
+                .into_iter()
+                .map(|s| s.checkpoint)
+                .collect(),
+            (Some(_), false) => {
+                eprintln!("triton: checkpoints not compared: the range ends before today");
+                Vec::new()
+            }
+            (None, _) => Vec::new(),
+        };
+        let store = location.open(&config.region, S3Options::default()).await;
+        let report = audit(store, &query, &checkpoints, !args.no_verify)
+            .await
+            .map_err(|e| CliError::new(e.to_string()))?;
+        match args.format {
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&report).map_err(|e| CliError::new(e.to_string()))?
+            ),
+            Format::Text => print_text(&report, &checkpoints),
+        }
+        if report.is_clean() {
+            Ok(())
+        } else {
+            Err(CliError::reported())
+        }
+    })
+}
+
+fn print_text(report: &AuditReport, checkpoints: &[Checkpoint]) {
+    println!("{} archives, {} records", report.archives, report.records);
+    for (shard, ranges) in &report.shards {
+        let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+            continue;
+        };
+        let checkpoint = checkpoints
+            .iter()
+            .find(|c| &c.shard == shard)
+            .map_or_else(|| "none".to_string(), |c| c.sequence.to_string());
+        println!(
+            "{shard}: {} archives, {} to {}, checkpoint {checkpoint}",
+            ranges.len(),
+            first.min,
+            last.max
+        );
+    }
+    for f in &report.findings {
+        match f {
+            Finding::Overlap { shard, first, second } => println!(
+                "OVERLAP {shard}: {} ({}..{}) and {} ({}..{})",
+                first.archive, first.min, first.max, second.archive, second.min, second.max
+            ),
+            Finding::MissingSidecar { archive } => println!("NO SIDECAR {archive}"),
+            Finding::Mismatch { archive, detail } => println!("MISMATCH {archive}: {detail}"),
+            Finding::BadSidecar { sidecar, detail } => println!("BAD SIDECAR {sidecar}: {detail}"),
+            Finding::Gap {
+                shard,
+                checkpoint,
+                last_archived,
+            } => println!(
+                "GAP {shard}: checkpoint {checkpoint} is past the last archived record {last_archived}"
+            ),
+        }
+    }
+    if report.is_clean() {
+        println!("clean");
+    } else {
+        println!("{} problems", report.findings.len());
+    }
+}

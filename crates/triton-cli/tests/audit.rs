@@ -1,0 +1,96 @@
+//! `triton audit` on a local directory of archives written by the store
+//! pipeline.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use triton_core::source::{MemorySource, Position, SequenceNumber, SourceRecord};
+use triton_s3::archiver::{Archiver, ArchiverOptions};
+use triton_s3::LocalStore;
+
+/// Archives 300 records of two shards into `dir/bucket`, at 2024-10-30.
+fn archive(dir: &Path) {
+    let records = (0..300u64).map(|i| SourceRecord {
+        source: format!("shardId-00000000000{}", i % 2).into(),
+        position: Position::Sequence(SequenceNumber::new((1_000_000 + i).to_string()).unwrap()),
+        data: [&[0x81, 0xa1, b'n', 0xcd][..], &(i as u16).to_be_bytes()].concat(),
+    });
+    let mut options = ArchiverOptions::new("audited", "store");
+    options.spool_dir = dir.join("spool");
+    options.clock = Arc::new(|| UNIX_EPOCH + Duration::from_secs(1_730_246_400));
+    let store = Arc::new(LocalStore::new(dir.join("bucket")));
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(
+            Archiver::new(MemorySource::new(records), store, options).run(std::future::pending()),
+        )
+        .unwrap();
+}
+
+fn audit(dir: &Path, extra: &[&str]) -> Output {
+    std::fs::write(
+        dir.join("triton.yaml"),
+        "events:\n  name: audited\n  partition_key: n\n  region: us-east-1\n",
+    )
+    .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_triton"))
+        .env_remove("TRITON_DB")
+        .env_remove("TRITON_CLIENT")
+        .env("TRITON_CONFIG", dir.join("triton.yaml"))
+        .args([
+            "audit",
+            "--stream",
+            "events",
+            "--start-date",
+            "20241030",
+            "--bucket",
+        ])
+        .arg(dir.join("bucket"))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn clean_archives_exit_0_and_problems_exit_1() {
+    let dir = std::env::temp_dir().join(format!("triton-audit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    archive(&dir);
+
+    let out = audit(&dir, &[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("1 archives, 300 records\n"), "{text}");
+    assert!(
+        text.contains("shardId-000000000000: 1 archives, 1000000 to 1000298"),
+        "{text}"
+    );
+    assert!(text.ends_with("clean\n"), "{text}");
+
+    let out = audit(&dir, &["--format", "json"]);
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["records"], 300);
+    assert_eq!(json["findings"], serde_json::json!([]));
+
+    std::fs::remove_file(dir.join("bucket/20241030/audited-store-1730246400.tri.metadata"))
+        .unwrap();
+    let out = audit(&dir, &[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("NO SIDECAR 20241030/audited-store-1730246400.tri"),
+        "{text}"
+    );
+    assert!(text.ends_with("1 problems\n"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,267 @@
+//! Auditing a stream's archives: which sequence ranges each shard's archives
+//! cover (from their metadata sidecars), where they overlap (duplicated
+//! records), archives without a sidecar, sidecars that do not match their
+//! archive, and checkpoints beyond what is archived (lost records).
+//!
+//! Kinesis sequence numbers are not contiguous, so a hole between two
+//! archived ranges cannot be seen from the numbers; what can be seen is an
+//! overlap, and a checkpoint past the last archived number of its shard.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use triton_core::checkpoint::Checkpoint;
+use triton_core::source::SequenceNumber;
+
+use crate::archiver::METADATA_SUFFIX;
+use crate::error::StoreError;
+use crate::reader::{list_archives, ArchiveQuery, ListError};
+use crate::store::ArchiveStore;
+
+/// One archive's sequence range in one shard.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Covered {
+    /// The archive's key.
+    pub archive: String,
+    /// Its first sequence number of the shard.
+    pub min: String,
+    /// Its last sequence number of the shard.
+    pub max: String,
+}
+
+/// What is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Finding {
+    /// Two archives hold records of the same sequence range of a shard.
+    Overlap {
+        /// The shard.
+        shard: String,
+        /// The earlier range.
+        first: Covered,
+        /// The range that starts inside it.
+        second: Covered,
+    },
+    /// An archive without a metadata sidecar: its ranges are unknown.
+    MissingSidecar {
+        /// The archive.
+        archive: String,
+    },
+    /// A sidecar that does not describe its archive (size or SHA-256).
+    Mismatch {
+        /// The archive.
+        archive: String,
+        /// What differs.
+        detail: String,
+    },
+    /// A sidecar that cannot be read as one.
+    BadSidecar {
+        /// The sidecar's key.
+        sidecar: String,
+        /// Why.
+        detail: String,
+    },
+    /// A checkpoint past the last archived record of its shard: the records
+    /// between were acknowledged but are in no archive of the range.
+    Gap {
+        /// The shard.
+        shard: String,
+        /// The checkpoint.
+        checkpoint: String,
+        /// The last archived sequence number.
+        last_archived: String,
+    },
+}
+
+/// The result of an audit.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct AuditReport {
+    /// Archives examined.
+    pub archives: usize,
+    /// Records in them, by their sidecars.
+    pub records: u64,
+    /// Per shard, the ranges covered, in order.
+    pub shards: BTreeMap<String, Vec<Covered>>,
+    /// Everything wrong; empty when clean.
+    pub findings: Vec<Finding>,
+}
+
+impl AuditReport {
+    /// True when nothing is wrong.
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// Why an audit could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// Listing the archives failed.
+    #[error(transparent)]
+    List(#[from] ListError),
+    /// Reading an archive or sidecar failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Audits the archives of `query`. `checkpoints` (the stream's, for the
+/// client that wrote the archives) are compared with the last archived
+/// number of each shard; pass them only when the range reaches today, or
+/// every later archive would look missing. With `verify`, each archive is
+/// downloaded and its SHA-256 compared with its sidecar.
+pub async fn audit(
+    store: Arc<dyn ArchiveStore>,
+    query: &ArchiveQuery,
+    checkpoints: &[Checkpoint],
+    verify: bool,
+) -> Result<AuditReport, AuditError> {
+    let archives = list_archives(store.clone(), query).await?;
+    let mut report = AuditReport {
+        archives: archives.len(),
+        ..AuditReport::default()
+    };
+    for archive in &archives {
+        let key = archive.key.to_string();
+        let sidecar_key = format!("{key}{METADATA_SUFFIX}");
+        let Some(sidecar) = read_all(&*store, &sidecar_key).await? else {
+            report
+                .findings
+                .push(Finding::MissingSidecar { archive: key });
+            continue;
+        };
+        let sidecar = match Sidecar::parse(&sidecar) {
+            Ok(s) => s,
+            Err(detail) => {
+                report.findings.push(Finding::BadSidecar {
+                    sidecar: sidecar_key,
+                    detail,
+                });
+                continue;
+            }
+        };
+        if sidecar.size != archive.size {
+            report.findings.push(Finding::Mismatch {
+                archive: key.clone(),
+                detail: format!("{} bytes, the sidecar says {}", archive.size, sidecar.size),
+            });
+        } else if verify {
+            let sha = sha256_of(&*store, &key).await?;
+            if sha != sidecar.sha256 {
+                report.findings.push(Finding::Mismatch {
+                    archive: key.clone(),
+                    detail: format!("SHA-256 {sha}, the sidecar says {}", sidecar.sha256),
+                });
+            }
+        }
+        report.records += sidecar.records;
+        for (shard, (min, max)) in sidecar.shards {
+            report.shards.entry(shard).or_default().push(Covered {
+                archive: key.clone(),
+                min: min.to_string(),
+                max: max.to_string(),
+            });
+        }
+    }
+    let number = |s: &str| SequenceNumber::new(s).ok();
+    for (shard, ranges) in &mut report.shards {
+        ranges.sort_by(|a, b| number(&a.min).cmp(&number(&b.min)));
+        for pair in ranges.windows(2) {
+            if number(&pair[1].min) <= number(&pair[0].max) {
+                report.findings.push(Finding::Overlap {
+                    shard: shard.clone(),
+                    first: pair[0].clone(),
+                    second: pair[1].clone(),
+                });
+            }
+        }
+    }
+    // A shard in no archive of the range may well be archived before it:
+    // only shards the range holds are compared.
+    for cp in checkpoints.iter().filter(|c| c.stream == query.stream) {
+        let Some(last) = report
+            .shards
+            .get(&cp.shard)
+            .and_then(|r| r.iter().filter_map(|c| number(&c.max)).max())
+        else {
+            continue;
+        };
+        if cp.sequence > last {
+            report.findings.push(Finding::Gap {
+                shard: cp.shard.clone(),
+                checkpoint: cp.sequence.to_string(),
+                last_archived: last.to_string(),
+            });
+        }
+    }
+    Ok(report)
+}
+
+/// What the audit reads of a sidecar.
+struct Sidecar {
+    shards: Vec<(String, (SequenceNumber, SequenceNumber))>,
+    records: u64,
+    size: u64,
+    sha256: String,
+}
+
+impl Sidecar {
+    fn parse(bytes: &[u8]) -> Result<Sidecar, String> {
+        let json: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+        let shards = json["shards"]
+            .as_object()
+            .ok_or("no \"shards\" object")?
+            .iter()
+            .map(|(shard, range)| {
+                let seq = |field: &str| {
+                    range[field]
+                        .as_str()
+                        .and_then(|s| SequenceNumber::new(s).ok())
+                        .ok_or_else(|| format!("shard {shard}: no valid {field}"))
+                };
+                Ok((
+                    shard.clone(),
+                    (seq("min_sequence_number")?, seq("max_sequence_number")?),
+                ))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Sidecar {
+            shards,
+            records: json["record_count"].as_u64().unwrap_or(0),
+            size: json["size"].as_u64().ok_or("no \"size\"")?,
+            sha256: json["sha256"].as_str().ok_or("no \"sha256\"")?.to_string(),
+        })
+    }
+}
+
+/// The whole object, or `None` if it does not exist.
+async fn read_all(store: &dyn ArchiveStore, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut body = match store.get(key, 0).await {
+        Ok(body) => body,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    while body.reader.read_into(&mut out).await? > 0 {}
+    Ok(Some(out))
+}
+
+/// SHA-256 of an object, streamed.
+async fn sha256_of(store: &dyn ArchiveStore, key: &str) -> Result<String, StoreError> {
+    let mut body = store.get(key, 0).await?;
+    let mut hasher = Sha256::new();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if body.reader.read_into(&mut buf).await? == 0 {
+            break;
+        }
+        hasher.update(&buf);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
