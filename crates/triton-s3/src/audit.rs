@@ -165,7 +165,7 @@ pub async fn audit(
     }
     let number = |s: &str| SequenceNumber::new(s).ok();
     for (shard, ranges) in &mut report.shards {
-        ranges.sort_by(|a, b| number(&a.min).cmp(&number(&b.min)));
+        ranges.sort_by_key(|c| number(&c.min));
         for pair in ranges.windows(2) {
             if number(&pair[1].min) <= number(&pair[0].max) {
                 report.findings.push(Finding::Overlap {
