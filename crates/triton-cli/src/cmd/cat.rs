@@ -140,9 +140,13 @@ async fn print(
         &mut records,
     )
     .await;
+    let read = source.progress();
+    // No request may be left in flight when the runtime shuts down (its
+    // failure would be logged after our last line).
+    source.close().await;
     if let Some(p) = &mut progress {
         match result {
-            Ok(()) => p.finish(source.progress(), records),
+            Ok(()) => p.finish(read, records),
             Err(_) => p.clear(),
         }
     }

@@ -103,7 +103,8 @@ pub struct ArchiveSource {
     failed: Option<(String, String)>,
     /// The fetch task said it read every archive.
     ended: bool,
-    task: JoinHandle<()>,
+    /// The opener and fetch tasks.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Message {
@@ -127,8 +128,14 @@ impl ArchiveSource {
         let counters = Arc::new(Counters::default());
         let archives_total = archives.len() as u64;
         let bytes_total = archives.iter().map(|a| a.size).sum();
+        let (opened_tx, opened_rx) = mpsc::channel(1);
+        let opener = tokio::spawn(Fetch::open_all(
+            store.clone(),
+            archives,
+            options.max_resumes,
+            opened_tx,
+        ));
         let fetch = Fetch {
-            store,
             options,
             tx,
             counters: counters.clone(),
@@ -142,7 +149,22 @@ impl ArchiveSource {
             bytes_total,
             failed: None,
             ended: false,
-            task: tokio::spawn(fetch.run(archives)),
+            tasks: vec![
+                opener,
+                tokio::spawn(fetch.run(archives_total as usize, opened_rx)),
+            ],
+        }
+    }
+
+    /// Stops reading and waits until the background tasks are gone (no
+    /// request of theirs is left in flight, e.g. before a runtime shuts
+    /// down). Dropping the source stops them too, without waiting.
+    pub async fn close(mut self) {
+        let tasks = std::mem::take(&mut self.tasks);
+        drop(self);
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
         }
     }
 
@@ -164,7 +186,9 @@ impl ArchiveSource {
 
 impl Drop for ArchiveSource {
     fn drop(&mut self) {
-        self.task.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
@@ -223,11 +247,13 @@ impl RecordSource for ArchiveSource {
 
 /// The fetch task's state.
 struct Fetch {
-    store: Arc<dyn ArchiveStore>,
     options: ReadOptions,
     tx: mpsc::Sender<Message>,
     counters: Arc<Counters>,
 }
+
+/// An archive and its opened download.
+type Opened = (Archive, Result<Download, StoreError>);
 
 /// Why reading one archive stopped early.
 enum Stop {
@@ -240,23 +266,25 @@ enum Stop {
 }
 
 impl Fetch {
-    async fn run(self, archives: Vec<Archive>) {
-        // The next archive's request is made while the current one is
-        // decoded, so that the time to its first byte is not waited for in
-        // turn. Its body waits in the connection (TCP bounds what is
-        // buffered).
-        let total = archives.len();
-        let (opened_tx, mut opened_rx) = mpsc::channel(1);
-        let (store, max_resumes) = (self.store.clone(), self.options.max_resumes);
-        tokio::spawn(async move {
-            for archive in archives {
-                let key = archive.key.to_string();
-                let download = Download::open(store.clone(), key, max_resumes).await;
-                if opened_tx.send((archive, download)).await.is_err() {
-                    return;
-                }
+    /// Makes each archive's request, one ahead of the fetch task, so that
+    /// the time to the next first byte is not waited for in turn. Its body
+    /// waits in the connection (TCP bounds what is buffered).
+    async fn open_all(
+        store: Arc<dyn ArchiveStore>,
+        archives: Vec<Archive>,
+        max_resumes: u32,
+        opened_tx: mpsc::Sender<Opened>,
+    ) {
+        for archive in archives {
+            let key = archive.key.to_string();
+            let download = Download::open(store.clone(), key, max_resumes).await;
+            if opened_tx.send((archive, download)).await.is_err() {
+                return;
             }
-        });
+        }
+    }
+
+    async fn run(self, total: usize, mut opened_rx: mpsc::Receiver<Opened>) {
         let mut read = 0;
         while let Some((archive, download)) = opened_rx.recv().await {
             read += 1;
