@@ -35,15 +35,15 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    Audit(cmd::audit::AuditArgs),
+    Store(cmd::store::StoreArgs),
     Cat(cmd::cat::CatArgs),
+    Audit(cmd::audit::AuditArgs),
+    Tail(cmd::tail::TailArgs),
+    Put(cmd::put::PutArgs),
+    Shards(cmd::shards::ShardsArgs),
+    Stats(cmd::stats::StatsArgs),
     Decode(cmd::decode::DecodeArgs),
     Encode(cmd::encode::EncodeArgs),
-    Stats(cmd::stats::StatsArgs),
-    Store(cmd::store::StoreArgs),
-    Shards(cmd::shards::ShardsArgs),
-    Put(cmd::put::PutArgs),
-    Tail(cmd::tail::TailArgs),
 }
 
 fn init_logging(format: LogFormat) {
