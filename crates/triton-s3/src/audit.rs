@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use triton_core::checkpoint::Checkpoint;
 use triton_core::source::SequenceNumber;
 
-use crate::archiver::METADATA_SUFFIX;
+use crate::archiver::{sha256_hex, METADATA_SUFFIX};
 use crate::error::StoreError;
 use crate::reader::{list_archives, ArchiveQuery, ListError};
 use crate::store::ArchiveStore;
@@ -259,9 +259,5 @@ async fn sha256_of(store: &dyn ArchiveStore, key: &str) -> Result<String, StoreE
         }
         hasher.update(&buf);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(sha256_hex(hasher))
 }

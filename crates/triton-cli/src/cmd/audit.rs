@@ -8,9 +8,9 @@ use triton_core::checkpoint::{Checkpoint, CheckpointStore};
 use triton_core::key::{validate_client_name, DEFAULT_CLIENT_NAME};
 use triton_core::time::Date;
 use triton_s3::audit::{audit, AuditReport, Finding};
-use triton_s3::{ArchiveQuery, Location, S3Options};
+use triton_s3::S3Options;
 
-use super::common::{multi_thread_runtime, StreamArgs};
+use super::common::{multi_thread_runtime, ArchiveRangeArgs, StreamArgs};
 use crate::error::{CliError, CliResult};
 
 /// Check a stream's archives: covered ranges, duplicates, gaps.
@@ -31,18 +31,8 @@ pub struct AuditArgs {
     #[command(flatten)]
     stream: StreamArgs,
 
-    /// Where the archives are: an S3 bucket (NAME or s3://NAME) or a local
-    /// directory (file:///PATH, or a path containing '/').
-    #[arg(long, env = "TRITON_BUCKET", value_name = "BUCKET")]
-    bucket: String,
-
-    /// First day (UTC), as YYYYMMDD.
-    #[arg(long, value_parser = parse_date, value_name = "YYYYMMDD")]
-    start_date: Date,
-
-    /// Last day, inclusive [default: the start date].
-    #[arg(long, value_parser = parse_date, value_name = "YYYYMMDD")]
-    end_date: Option<Date>,
+    #[command(flatten)]
+    range: ArchiveRangeArgs,
 
     /// The store's client name: whose archives and checkpoints.
     #[arg(long, env = "TRITON_CLIENT", default_value = DEFAULT_CLIENT_NAME, value_name = "NAME")]
@@ -75,14 +65,10 @@ impl std::fmt::Debug for AuditArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuditArgs")
             .field("stream", &self.stream)
-            .field("bucket", &self.bucket)
+            .field("range", &self.range)
             .field("checkpoint_db", &self.checkpoint_db.as_deref().map(redact))
             .finish_non_exhaustive()
     }
-}
-
-fn parse_date(s: &str) -> Result<Date, String> {
-    Date::parse_yyyymmdd(s).map_err(|e| e.to_string())
 }
 
 /// Runs `triton audit`.
@@ -90,13 +76,10 @@ pub fn run(args: AuditArgs) -> CliResult {
     let config = args.stream.load()?;
     validate_client_name(&args.client_name)
         .map_err(|e| CliError::new(format!("--client-name: {e}")))?;
-    let location = Location::parse(&args.bucket).map_err(|e| CliError::new(e.to_string()))?;
-    let query = ArchiveQuery {
-        stream: config.name.clone(),
-        start: args.start_date,
-        end: args.end_date.unwrap_or(args.start_date),
-        client: Some(args.client_name.clone()),
-    };
+    let location = args.range.location()?;
+    let query = args
+        .range
+        .query(&config.name, Some(args.client_name.clone()));
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

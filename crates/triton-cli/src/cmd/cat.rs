@@ -8,12 +8,9 @@ use clap::Args;
 use triton_core::json::{self, RawWriter};
 use triton_core::key::validate_client_name;
 use triton_core::source::{RecordSource, SourceError};
-use triton_core::time::Date;
-use triton_s3::{
-    list_archives, ArchiveQuery, ArchiveSource, Location, ReadOptions, ReadProgress, S3Options,
-};
+use triton_s3::{list_archives, ArchiveSource, ReadOptions, ReadProgress, S3Options};
 
-use super::common::{multi_thread_runtime, StreamArgs};
+use super::common::{multi_thread_runtime, ArchiveRangeArgs, StreamArgs};
 use crate::error::{CliError, CliResult};
 
 /// Print a stream's archived records for a range of days as JSON lines.
@@ -38,19 +35,8 @@ pub struct CatArgs {
     #[command(flatten)]
     stream: StreamArgs,
 
-    /// Where the archives are: an S3 bucket (NAME or s3://NAME, in the
-    /// stream's region) or a local directory (file:///PATH, or a path
-    /// containing '/', such as ./archive).
-    #[arg(long, env = "TRITON_BUCKET", value_name = "BUCKET")]
-    bucket: String,
-
-    /// First day to read (UTC), as YYYYMMDD.
-    #[arg(long, value_parser = parse_date, value_name = "YYYYMMDD")]
-    start_date: Date,
-
-    /// Last day to read, inclusive [default: the start date].
-    #[arg(long, value_parser = parse_date, value_name = "YYYYMMDD")]
-    end_date: Option<Date>,
+    #[command(flatten)]
+    range: ArchiveRangeArgs,
 
     /// Only archives written by this client (the store's --client-name).
     #[arg(long, env = "TRITON_CLIENT", value_name = "NAME")]
@@ -72,23 +58,14 @@ pub struct CatArgs {
     no_progress: bool,
 }
 
-fn parse_date(s: &str) -> Result<Date, String> {
-    Date::parse_yyyymmdd(s).map_err(|e| e.to_string())
-}
-
 /// Runs `triton cat`.
 pub fn run(args: CatArgs) -> CliResult {
     let config = args.stream.load()?;
     if let Some(c) = &args.client_name {
         validate_client_name(c).map_err(|e| CliError::new(format!("--client-name: {e}")))?;
     }
-    let location = Location::parse(&args.bucket).map_err(|e| CliError::new(e.to_string()))?;
-    let query = ArchiveQuery {
-        stream: config.name.clone(),
-        start: args.start_date,
-        end: args.end_date.unwrap_or(args.start_date),
-        client: args.client_name.clone(),
-    };
+    let location = args.range.location()?;
+    let query = args.range.query(&config.name, args.client_name.clone());
     // Two threads: archives are fetched and decoded beside the formatting.
     let runtime = multi_thread_runtime()?;
     runtime.block_on(async {

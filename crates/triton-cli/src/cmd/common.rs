@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use triton_core::config::{Config, StreamConfig};
+use triton_core::time::Date;
 use triton_core::value::Record;
+use triton_s3::{ArchiveQuery, Location};
 
 use crate::error::{CliError, CliResult};
 
@@ -37,6 +39,46 @@ impl StreamArgs {
             .cloned()
             .map_err(|e| CliError::new(e.to_string()))
     }
+}
+
+/// `--bucket`, `--start-date` and `--end-date`: which archives, for the
+/// commands that read them (`cat`, `audit`).
+#[derive(Args, Debug)]
+pub struct ArchiveRangeArgs {
+    /// Where the archives are: an S3 bucket (NAME or s3://NAME, in the
+    /// stream's region) or a local directory (file:///PATH, or a path
+    /// containing '/', such as ./archive).
+    #[arg(long, env = "TRITON_BUCKET", value_name = "BUCKET")]
+    pub bucket: String,
+
+    /// First day (UTC), as YYYYMMDD.
+    #[arg(long, value_parser = parse_date, value_name = "YYYYMMDD")]
+    pub start_date: Date,
+
+    /// Last day, inclusive [default: the start date].
+    #[arg(long, value_parser = parse_date, value_name = "YYYYMMDD")]
+    pub end_date: Option<Date>,
+}
+
+impl ArchiveRangeArgs {
+    /// The bucket or directory.
+    pub fn location(&self) -> Result<Location, CliError> {
+        Location::parse(&self.bucket).map_err(|e| CliError::new(e.to_string()))
+    }
+
+    /// The archives of `stream` (the real name) in the range, by `client`.
+    pub fn query(&self, stream: &str, client: Option<String>) -> ArchiveQuery {
+        ArchiveQuery {
+            stream: stream.to_string(),
+            start: self.start_date,
+            end: self.end_date.unwrap_or(self.start_date),
+            client,
+        }
+    }
+}
+
+fn parse_date(s: &str) -> Result<Date, String> {
+    Date::parse_yyyymmdd(s).map_err(|e| e.to_string())
 }
 
 /// The records of JSON lines input, each with its line number (from 1);

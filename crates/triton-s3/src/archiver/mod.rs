@@ -28,6 +28,7 @@ use triton_core::retry::Backoff;
 use triton_core::source::{RecordSource, SourceError, SourceRecord};
 
 pub use self::rotation::rotation_deadline;
+pub(crate) use self::spool::sha256_hex;
 use self::spool::Spool;
 pub use self::spool::{
     clean_stale, Metadata, Sealed, SpoolError, DEAD_LETTER_PREFIX, METADATA_FORMAT_VERSION,

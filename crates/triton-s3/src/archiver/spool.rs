@@ -44,6 +44,15 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
+/// The digest as lowercase hex, as sidecars hold it.
+pub(crate) fn sha256_hex(hasher: Sha256) -> String {
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// One archive file being written, with its own statistics.
 struct SpoolFile {
     path: PathBuf,
@@ -66,9 +75,7 @@ impl SpoolFile {
     fn finish(self) -> Result<(u64, String), ArchiveError> {
         let (mut inner, stats) = self.writer.finish_with_stats()?;
         inner.flush().map_err(io_error)?;
-        let digest = inner.hasher.finalize();
-        let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
-        Ok((stats.bytes_out, hex))
+        Ok((stats.bytes_out, sha256_hex(inner.hasher)))
     }
 }
 
