@@ -52,7 +52,7 @@ use async_trait::async_trait;
 use diesel::expression::SqlLiteral;
 use diesel::sql_types::BigInt;
 use triton_core::checkpoint::{
-    unix_now, Checkpoint, CheckpointError, CheckpointStore, SavedCheckpoint,
+    unix_now, Checkpoint, CheckpointError, CheckpointStore, SavedCheckpoint, UploadIntent,
 };
 use triton_core::source::SequenceNumber;
 
@@ -142,6 +142,89 @@ impl CheckpointStore for SqlCheckpoints {
             SqlCheckpoints::Sqlite(s) => s.list(client).await,
         }
     }
+
+    async fn record_intent(
+        &self,
+        intent: &UploadIntent,
+        replaces: Option<&str>,
+    ) -> Result<(), CheckpointError> {
+        match self {
+            SqlCheckpoints::Postgres(s) => s.record_intent(intent, replaces).await,
+            SqlCheckpoints::Sqlite(s) => s.record_intent(intent, replaces).await,
+        }
+    }
+
+    async fn complete_intent(
+        &self,
+        client: &str,
+        stream: &str,
+        key: &str,
+        checkpoints: &[Checkpoint],
+    ) -> Result<(), CheckpointError> {
+        match self {
+            SqlCheckpoints::Postgres(s) => {
+                s.complete_intent(client, stream, key, checkpoints).await
+            }
+            SqlCheckpoints::Sqlite(s) => s.complete_intent(client, stream, key, checkpoints).await,
+        }
+    }
+
+    async fn intents(
+        &self,
+        client: &str,
+        stream: &str,
+    ) -> Result<Vec<UploadIntent>, CheckpointError> {
+        match self {
+            SqlCheckpoints::Postgres(s) => s.intents(client, stream).await,
+            SqlCheckpoints::Sqlite(s) => s.intents(client, stream).await,
+        }
+    }
+}
+
+/// Refuses intents the table cannot hold.
+fn check_intent(db: &str, client: &str, stream: &str, key: &str) -> Result<(), CheckpointError> {
+    for (field, value, max) in [
+        ("client", client, schema::MAX_FIELD),
+        ("stream", stream, schema::MAX_FIELD),
+        ("key", key, schema::MAX_KEY),
+    ] {
+        if value.is_empty() || value.chars().count() > max {
+            return Err(failed(
+                db,
+                &format!(
+                    "cannot record an upload intent whose {field} is empty or longer than {max} \
+                     characters: {value:?}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An intent as a row.
+fn intent_row(intent: &UploadIntent) -> schema::IntentRow<'_> {
+    schema::IntentRow {
+        client: &intent.client,
+        stream: &intent.stream,
+        archive_key: &intent.key,
+        metadata: &intent.document,
+        created: unix_now(),
+    }
+}
+
+/// Loaded (key, document) rows as intents, by key in byte order.
+fn intents_of(client: &str, stream: &str, rows: Vec<(String, String)>) -> Vec<UploadIntent> {
+    let mut intents: Vec<UploadIntent> = rows
+        .into_iter()
+        .map(|(key, document)| UploadIntent {
+            client: client.to_owned(),
+            stream: stream.to_owned(),
+            key,
+            document,
+        })
+        .collect();
+    intents.sort_by(|a, b| a.key.cmp(&b.key));
+    intents
 }
 
 fn failed(db: &str, message: &str) -> CheckpointError {
@@ -208,7 +291,7 @@ fn updated_now() -> i32 {
 }
 
 /// An owned checkpoint row, checked against the column sizes.
-struct OwnedRow {
+pub(crate) struct OwnedRow {
     client: String,
     stream: String,
     shard: String,

@@ -6,13 +6,17 @@ use std::time::Duration;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use triton_core::checkpoint::{Checkpoint, CheckpointError, SavedCheckpoint};
+use triton_core::checkpoint::{Checkpoint, CheckpointError, SavedCheckpoint, UploadIntent};
 use triton_core::source::SequenceNumber;
 
 use crate::pool::Pool;
-use crate::schema::{triton_checkpoint as t, Row, MIGRATIONS, MIGRATIONS_TABLE};
+use crate::schema::{
+    triton_checkpoint as t, triton_upload_intent as i, Row, MIGRATIONS, MIGRATIONS_TABLE,
+};
 use crate::url::{PostgresUrl, SslMode};
-use crate::{bad_row, failed, owned_rows, query_error, updated_now, Mode};
+use crate::{
+    bad_row, check_intent, failed, intent_row, owned_rows, query_error, updated_now, Mode, OwnedRow,
+};
 
 mod tls;
 
@@ -179,28 +183,91 @@ impl PgCheckpoints {
         if rows.is_empty() {
             return Ok(());
         }
-        let updated = updated_now();
         let rows = Arc::new(rows);
         self.run(async |c| {
+            c.transaction::<_, diesel::result::Error, _>(async |c| upsert(c, &rows).await)
+                .await
+        })
+        .await
+    }
+
+    pub(crate) async fn record_intent(
+        &self,
+        intent: &UploadIntent,
+        replaces: Option<&str>,
+    ) -> Result<(), CheckpointError> {
+        check_intent(self.db(), &intent.client, &intent.stream, &intent.key)?;
+        self.run(async |c| {
             c.transaction::<_, diesel::result::Error, _>(async |c| {
-                for chunk in rows.chunks(ROWS_PER_INSERT) {
-                    let chunk: Vec<Row<'_>> = chunk.iter().map(|r| r.row(updated)).collect();
-                    diesel::insert_into(t::table)
-                        .values(&chunk)
-                        .on_conflict((t::client, t::stream, t::shard))
-                        .do_update()
-                        .set((
-                            t::seq_num.eq(excluded(t::seq_num)),
-                            t::updated.eq(excluded(t::updated)),
-                        ))
-                        .execute(c)
-                        .await?;
+                if let Some(old) = replaces {
+                    diesel::delete(
+                        i::table
+                            .filter(i::client.eq(&intent.client))
+                            .filter(i::stream.eq(&intent.stream))
+                            .filter(i::archive_key.eq(old)),
+                    )
+                    .execute(c)
+                    .await?;
                 }
+                diesel::insert_into(i::table)
+                    .values(intent_row(intent))
+                    .on_conflict((i::client, i::stream, i::archive_key))
+                    .do_update()
+                    .set((
+                        i::metadata.eq(excluded(i::metadata)),
+                        i::created.eq(excluded(i::created)),
+                    ))
+                    .execute(c)
+                    .await?;
                 Ok(())
             })
             .await
         })
         .await
+    }
+
+    pub(crate) async fn complete_intent(
+        &self,
+        client: &str,
+        stream: &str,
+        key: &str,
+        checkpoints: &[Checkpoint],
+    ) -> Result<(), CheckpointError> {
+        let rows = Arc::new(owned_rows(self.db(), checkpoints)?);
+        self.run(async |c| {
+            c.transaction::<_, diesel::result::Error, _>(async |c| {
+                upsert(c, &rows).await?;
+                diesel::delete(
+                    i::table
+                        .filter(i::client.eq(client))
+                        .filter(i::stream.eq(stream))
+                        .filter(i::archive_key.eq(key)),
+                )
+                .execute(c)
+                .await?;
+                Ok(())
+            })
+            .await
+        })
+        .await
+    }
+
+    pub(crate) async fn intents(
+        &self,
+        client: &str,
+        stream: &str,
+    ) -> Result<Vec<UploadIntent>, CheckpointError> {
+        let rows = self
+            .run(async |c| {
+                i::table
+                    .filter(i::client.eq(client))
+                    .filter(i::stream.eq(stream))
+                    .select((i::archive_key, i::metadata))
+                    .load::<(String, String)>(c)
+                    .await
+            })
+            .await?;
+        Ok(crate::intents_of(client, stream, rows))
     }
 
     pub(crate) async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
@@ -216,6 +283,25 @@ impl PgCheckpoints {
             .await?;
         crate::saved(self.db(), client, rows)
     }
+}
+
+/// Inserts or updates checkpoint rows, in the caller's transaction.
+async fn upsert(c: &mut AsyncPgConnection, rows: &[OwnedRow]) -> Result<(), diesel::result::Error> {
+    let updated = updated_now();
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let chunk: Vec<Row<'_>> = chunk.iter().map(|r| r.row(updated)).collect();
+        diesel::insert_into(t::table)
+            .values(&chunk)
+            .on_conflict((t::client, t::stream, t::shard))
+            .do_update()
+            .set((
+                t::seq_num.eq(excluded(t::seq_num)),
+                t::updated.eq(excluded(t::updated)),
+            ))
+            .execute(c)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn migrate(c: &mut AsyncPgConnection) -> Result<(), diesel::result::Error> {

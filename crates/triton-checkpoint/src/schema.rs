@@ -14,6 +14,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Uploads `triton store` is making: recorded before the upload,
+    /// deleted in the transaction that advances the checkpoints after it.
+    triton_upload_intent (client, stream, archive_key) {
+        client -> Text,
+        stream -> Text,
+        archive_key -> Text,
+        /// What the upload holds (the metadata sidecar's JSON).
+        metadata -> Text,
+        /// Unix seconds of the last record.
+        created -> BigInt,
+    }
+}
+
 /// A row to write.
 #[derive(diesel::Insertable)]
 #[diesel(table_name = triton_checkpoint)]
@@ -33,7 +47,19 @@ pub(crate) struct Row<'a> {
 /// checkpoint table itself).
 ///
 /// (version, PostgreSQL SQL, SQLite SQL)
-pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[(1, CHECKPOINT_TABLE, CHECKPOINT_TABLE)];
+pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, CHECKPOINT_TABLE, CHECKPOINT_TABLE),
+    (2, INTENT_TABLE, INTENT_TABLE),
+];
+
+/// Upload intents (exactly-once archiving); valid in both dialects.
+const INTENT_TABLE: &str = "CREATE TABLE IF NOT EXISTS triton_upload_intent (
+  client      VARCHAR(255) NOT NULL,
+  stream      VARCHAR(255) NOT NULL,
+  archive_key VARCHAR(1024) NOT NULL,
+  metadata    TEXT NOT NULL,
+  created     BIGINT NOT NULL,
+  PRIMARY KEY (client, stream, archive_key))";
 
 /// go-triton's own DDL, word for word: valid in both dialects.
 const CHECKPOINT_TABLE: &str = "CREATE TABLE IF NOT EXISTS triton_checkpoint (
@@ -51,3 +77,16 @@ pub(crate) const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS triton_sch
 
 /// Longest client, stream, shard or sequence number the table holds.
 pub(crate) const MAX_FIELD: usize = 255;
+/// Longest archive key the intent table holds.
+pub(crate) const MAX_KEY: usize = 1024;
+
+/// An intent row to write.
+#[derive(diesel::Insertable)]
+#[diesel(table_name = triton_upload_intent)]
+pub(crate) struct IntentRow<'a> {
+    pub client: &'a str,
+    pub stream: &'a str,
+    pub archive_key: &'a str,
+    pub metadata: &'a str,
+    pub created: i64,
+}

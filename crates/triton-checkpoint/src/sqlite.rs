@@ -11,12 +11,16 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use diesel::upsert::excluded;
-use triton_core::checkpoint::{Checkpoint, CheckpointError, SavedCheckpoint};
+use triton_core::checkpoint::{Checkpoint, CheckpointError, SavedCheckpoint, UploadIntent};
 use triton_core::source::SequenceNumber;
 
 use crate::pool::Pool;
-use crate::schema::{triton_checkpoint as t, Row, MIGRATIONS, MIGRATIONS_TABLE};
-use crate::{bad_row, failed, owned_rows, query_error, updated_now, Mode};
+use crate::schema::{
+    triton_checkpoint as t, triton_upload_intent as i, Row, MIGRATIONS, MIGRATIONS_TABLE,
+};
+use crate::{
+    bad_row, check_intent, failed, intent_row, owned_rows, query_error, updated_now, Mode, OwnedRow,
+};
 
 /// How long a statement waits for another process's lock before failing.
 const BUSY_TIMEOUT_MS: u32 = 10_000;
@@ -124,27 +128,87 @@ impl SqliteCheckpoints {
         if rows.is_empty() {
             return Ok(());
         }
-        let updated = updated_now();
+        // BEGIN IMMEDIATE takes the write lock up front, so the busy
+        // timeout applies instead of a deadlock error on upgrade.
+        self.run(move |c| c.immediate_transaction(|c| upsert(c, &rows)))
+            .await
+    }
+
+    pub(crate) async fn record_intent(
+        &self,
+        intent: &UploadIntent,
+        replaces: Option<&str>,
+    ) -> Result<(), CheckpointError> {
+        check_intent(&self.db, &intent.client, &intent.stream, &intent.key)?;
+        let intent = intent.clone();
+        let replaces = replaces.map(str::to_owned);
         self.run(move |c| {
-            // BEGIN IMMEDIATE takes the write lock up front, so the busy
-            // timeout applies instead of a deadlock error on upgrade.
             c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
-                for chunk in rows.chunks(ROWS_PER_INSERT) {
-                    let chunk: Vec<Row<'_>> = chunk.iter().map(|r| r.row(updated)).collect();
-                    diesel::insert_into(t::table)
-                        .values(&chunk)
-                        .on_conflict((t::client, t::stream, t::shard))
-                        .do_update()
-                        .set((
-                            t::seq_num.eq(excluded(t::seq_num)),
-                            t::updated.eq(excluded(t::updated)),
-                        ))
-                        .execute(c)?;
+                if let Some(old) = &replaces {
+                    diesel::delete(
+                        i::table
+                            .filter(i::client.eq(&intent.client))
+                            .filter(i::stream.eq(&intent.stream))
+                            .filter(i::archive_key.eq(old)),
+                    )
+                    .execute(c)?;
                 }
+                diesel::insert_into(i::table)
+                    .values(intent_row(&intent))
+                    .on_conflict((i::client, i::stream, i::archive_key))
+                    .do_update()
+                    .set((
+                        i::metadata.eq(excluded(i::metadata)),
+                        i::created.eq(excluded(i::created)),
+                    ))
+                    .execute(c)?;
                 Ok(())
             })
         })
         .await
+    }
+
+    pub(crate) async fn complete_intent(
+        &self,
+        client: &str,
+        stream: &str,
+        key: &str,
+        checkpoints: &[Checkpoint],
+    ) -> Result<(), CheckpointError> {
+        let rows = owned_rows(&self.db, checkpoints)?;
+        let id = (client.to_owned(), stream.to_owned(), key.to_owned());
+        self.run(move |c| {
+            c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
+                upsert(c, &rows)?;
+                diesel::delete(
+                    i::table
+                        .filter(i::client.eq(&id.0))
+                        .filter(i::stream.eq(&id.1))
+                        .filter(i::archive_key.eq(&id.2)),
+                )
+                .execute(c)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn intents(
+        &self,
+        client: &str,
+        stream: &str,
+    ) -> Result<Vec<UploadIntent>, CheckpointError> {
+        let id = (client.to_owned(), stream.to_owned());
+        let rows = self
+            .run(move |c| {
+                i::table
+                    .filter(i::client.eq(&id.0))
+                    .filter(i::stream.eq(&id.1))
+                    .select((i::archive_key, i::metadata))
+                    .load::<(String, String)>(c)
+            })
+            .await?;
+        Ok(crate::intents_of(client, stream, rows))
     }
 
     pub(crate) async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
@@ -160,6 +224,24 @@ impl SqliteCheckpoints {
             .await?;
         crate::saved(&self.db, client, rows)
     }
+}
+
+/// Inserts or updates checkpoint rows, in the caller's transaction.
+fn upsert(c: &mut SqliteConnection, rows: &[OwnedRow]) -> Result<(), diesel::result::Error> {
+    let updated = updated_now();
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let chunk: Vec<Row<'_>> = chunk.iter().map(|r| r.row(updated)).collect();
+        diesel::insert_into(t::table)
+            .values(&chunk)
+            .on_conflict((t::client, t::stream, t::shard))
+            .do_update()
+            .set((
+                t::seq_num.eq(excluded(t::seq_num)),
+                t::updated.eq(excluded(t::updated)),
+            ))
+            .execute(c)?;
+    }
+    Ok(())
 }
 
 fn connect(path: &Path, db: &str, mode: Mode) -> Result<SqliteConnection, CheckpointError> {

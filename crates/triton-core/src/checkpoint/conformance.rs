@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::{unix_now, Checkpoint, CheckpointStore};
+use super::{unix_now, Checkpoint, CheckpointStore, UploadIntent};
 use crate::source::SequenceNumber;
 
 /// A 56-digit sequence number ending in `n`, as Kinesis writes them.
@@ -170,4 +170,118 @@ pub async fn concurrent_saves(store: Arc<dyn CheckpointStore>, client: &str) {
         store.list(client).await.expect("list").len(),
         TASKS as usize + 1
     );
+}
+
+fn intent(client: &str, stream: &str, key: &str, document: &str) -> UploadIntent {
+    UploadIntent {
+        client: client.into(),
+        stream: stream.into(),
+        key: key.into(),
+        document: document.into(),
+    }
+}
+
+/// Upload intents: recorded, listed per client and stream by key, replaced
+/// by key or by `replaces`, and completed together with their checkpoints,
+/// all or nothing.
+pub async fn intents(store: &dyn CheckpointStore, client: &str) {
+    let keys = ["20261129/s-c-1764400001.tri", "20261129/s-c-1764400000.tri"];
+    for key in keys {
+        store
+            .record_intent(&intent(client, "s", key, "{}"), None)
+            .await
+            .unwrap_or_else(|e| panic!("record_intent: {e}"));
+    }
+    store
+        .record_intent(&intent(client, "other", keys[0], "{}"), None)
+        .await
+        .unwrap_or_else(|e| panic!("record_intent: {e}"));
+    // A document of 100 shards of 56-digit numbers is ~20 kB: no column limit.
+    let big = "x".repeat(100_000);
+    store
+        .record_intent(&intent(client, "s", keys[0], &big), None)
+        .await
+        .unwrap_or_else(|e| panic!("record_intent again: {e}"));
+    let listed = store
+        .intents(client, "s")
+        .await
+        .unwrap_or_else(|e| panic!("intents: {e}"));
+    let want = vec![
+        intent(client, "s", keys[1], "{}"),
+        intent(client, "s", keys[0], &big),
+    ];
+    if listed != want {
+        panic!("intents after recording: {listed:?}");
+    }
+
+    // Moving an archive to another key replaces its intent in one step.
+    let moved = "20261129/s-c-1764400002.tri";
+    store
+        .record_intent(&intent(client, "s", moved, "moved"), Some(keys[0]))
+        .await
+        .unwrap_or_else(|e| panic!("record_intent replacing: {e}"));
+    let listed: Vec<String> = store
+        .intents(client, "s")
+        .await
+        .unwrap_or_else(|e| panic!("intents: {e}"))
+        .into_iter()
+        .map(|i| i.key)
+        .collect();
+    if listed != [keys[1], moved] {
+        panic!("intents after a move: {listed:?}");
+    }
+
+    // A completion whose checkpoints cannot be saved changes nothing.
+    let bad = Checkpoint {
+        client: String::new(),
+        ..checkpoint(client, "s", "shardId-0", 5)
+    };
+    let good = checkpoint(client, "s", "shardId-1", 5);
+    if store
+        .complete_intent(client, "s", keys[1], &[good.clone(), bad])
+        .await
+        .is_ok()
+    {
+        panic!("a completion with an unsavable checkpoint succeeded");
+    }
+    let still = store
+        .intents(client, "s")
+        .await
+        .unwrap_or_else(|e| panic!("intents: {e}"));
+    let saved = store
+        .last(client, "s", "shardId-1")
+        .await
+        .unwrap_or_else(|e| panic!("last: {e}"));
+    if still.len() != 2 || saved.is_some() {
+        panic!(
+            "a failed completion left {} intents and checkpoint {saved:?}",
+            still.len()
+        );
+    }
+
+    store
+        .complete_intent(client, "s", keys[1], std::slice::from_ref(&good))
+        .await
+        .unwrap_or_else(|e| panic!("complete_intent: {e}"));
+    let left: Vec<String> = store
+        .intents(client, "s")
+        .await
+        .unwrap_or_else(|e| panic!("intents: {e}"))
+        .into_iter()
+        .map(|i| i.key)
+        .collect();
+    let saved = store
+        .last(client, "s", "shardId-1")
+        .await
+        .unwrap_or_else(|e| panic!("last: {e}"));
+    if left != [moved] || saved != Some(good.sequence.clone()) {
+        panic!("after completion: intents {left:?}, checkpoint {saved:?}");
+    }
+    let other = store
+        .intents(client, "other")
+        .await
+        .unwrap_or_else(|e| panic!("intents: {e}"));
+    if other.len() != 1 {
+        panic!("the other stream's intents: {other:?}");
+    }
 }

@@ -6,7 +6,9 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{unix_now, Checkpoint, CheckpointError, CheckpointStore, SavedCheckpoint};
+use super::{
+    unix_now, Checkpoint, CheckpointError, CheckpointStore, SavedCheckpoint, UploadIntent,
+};
 use crate::source::SequenceNumber;
 
 /// (client, stream, shard).
@@ -16,6 +18,8 @@ type Key = (String, String, String);
 #[derive(Debug, Default)]
 pub struct MemoryCheckpoints {
     rows: Mutex<BTreeMap<Key, (SequenceNumber, i64)>>,
+    /// (client, stream, key) -> document.
+    intents: Mutex<BTreeMap<Key, String>>,
 }
 
 impl MemoryCheckpoints {
@@ -28,6 +32,32 @@ impl MemoryCheckpoints {
         // A panic while holding the lock cannot leave a half-applied save
         // (each save is one `extend`), so the data is still consistent.
         self.rows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Saves all or, if one names no client, stream or shard (as the SQL
+    /// backends refuse), none.
+    fn save_rows(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
+        if let Some(c) = checkpoints
+            .iter()
+            .find(|c| c.client.is_empty() || c.stream.is_empty() || c.shard.is_empty())
+        {
+            return Err(CheckpointError::Failed {
+                db: "memory".into(),
+                message: format!("cannot save a checkpoint with an empty name: {c:?}"),
+            });
+        }
+        let now = unix_now();
+        self.rows().extend(checkpoints.iter().map(|c| {
+            (
+                (c.client.clone(), c.stream.clone(), c.shard.clone()),
+                (c.sequence.clone(), now),
+            )
+        }));
+        Ok(())
+    }
+
+    fn intent_rows(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, String>> {
+        self.intents.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -44,14 +74,59 @@ impl CheckpointStore for MemoryCheckpoints {
     }
 
     async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
-        let now = unix_now();
-        self.rows().extend(checkpoints.iter().map(|c| {
+        self.save_rows(checkpoints)
+    }
+
+    async fn record_intent(
+        &self,
+        intent: &UploadIntent,
+        replaces: Option<&str>,
+    ) -> Result<(), CheckpointError> {
+        let mut intents = self.intent_rows();
+        if let Some(old) = replaces {
+            intents.remove(&(intent.client.clone(), intent.stream.clone(), old.to_owned()));
+        }
+        intents.insert(
             (
-                (c.client.clone(), c.stream.clone(), c.shard.clone()),
-                (c.sequence.clone(), now),
-            )
-        }));
+                intent.client.clone(),
+                intent.stream.clone(),
+                intent.key.clone(),
+            ),
+            intent.document.clone(),
+        );
         Ok(())
+    }
+
+    async fn complete_intent(
+        &self,
+        client: &str,
+        stream: &str,
+        key: &str,
+        checkpoints: &[Checkpoint],
+    ) -> Result<(), CheckpointError> {
+        // Both locks held: no reader sees one change without the other.
+        let mut intents = self.intent_rows();
+        self.save_rows(checkpoints)?;
+        intents.remove(&(client.to_owned(), stream.to_owned(), key.to_owned()));
+        Ok(())
+    }
+
+    async fn intents(
+        &self,
+        client: &str,
+        stream: &str,
+    ) -> Result<Vec<UploadIntent>, CheckpointError> {
+        Ok(self
+            .intent_rows()
+            .iter()
+            .filter(|((c, s, _), _)| c == client && s == stream)
+            .map(|((client, stream, key), document)| UploadIntent {
+                client: client.clone(),
+                stream: stream.clone(),
+                key: key.clone(),
+                document: document.clone(),
+            })
+            .collect())
     }
 
     async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
@@ -85,6 +160,7 @@ mod tests {
     async fn memory_store_conforms() {
         let store = MemoryCheckpoints::new();
         conformance::run(&store, "mem-").await;
+        conformance::intents(&store, "mem-intents").await;
         conformance::concurrent_saves(Arc::new(store), "mem-concurrent").await;
     }
 }

@@ -41,6 +41,24 @@ pub struct SavedCheckpoint {
     pub updated: i64,
 }
 
+/// An upload about to be made, recorded before it starts so that a store
+/// restarted after a crash knows what may be half done (exactly-once
+/// archiving). Completing it advances the checkpoints and deletes it in one
+/// transaction ([`CheckpointStore::complete_intent`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadIntent {
+    /// The consumer's name.
+    pub client: String,
+    /// The real Kinesis stream name.
+    pub stream: String,
+    /// The archive's key: the intent's identity.
+    pub key: String,
+    /// What the upload holds, as its writer describes it (for `triton
+    /// store`, the metadata sidecar's JSON: per-shard sequence ranges and
+    /// counts, sizes, SHA-256). Opaque to the store.
+    pub document: String,
+}
+
 /// Why a checkpoint operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -113,6 +131,33 @@ pub trait CheckpointStore: Send + Sync + std::fmt::Debug {
 
     /// Every checkpoint of `client`, ordered by stream then shard.
     async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError>;
+
+    /// Records `intent`, replacing the intent of the same key (a rebuilt
+    /// archive is described anew) and, in the same transaction, the intent
+    /// `replaces` of the same client and stream (an archive moved to
+    /// another key).
+    async fn record_intent(
+        &self,
+        intent: &UploadIntent,
+        replaces: Option<&str>,
+    ) -> Result<(), CheckpointError>;
+
+    /// In one transaction: saves `checkpoints` and deletes the intent `key`
+    /// of `client` and `stream`. After a failure both are as before.
+    async fn complete_intent(
+        &self,
+        client: &str,
+        stream: &str,
+        key: &str,
+        checkpoints: &[Checkpoint],
+    ) -> Result<(), CheckpointError>;
+
+    /// The intents of `client` and `stream` not yet completed, by key.
+    async fn intents(
+        &self,
+        client: &str,
+        stream: &str,
+    ) -> Result<Vec<UploadIntent>, CheckpointError>;
 }
 
 /// Seconds since the Unix epoch now, as stored in `updated`.
