@@ -27,6 +27,7 @@ pub use self::client::{client, sdk_config};
 pub use self::error::{ErrorKind, KinesisError};
 pub use self::producer::{ProduceError, Producer, ProducerOptions, ProducerStats, Receipt};
 pub use self::reader::{
-    Checkpointing, KinesisReader, OpenError, ReaderOptions, ShardStatus, StartPosition,
+    Checkpointing, KinesisReader, KinesisReplay, OpenError, ReaderOptions, ShardStatus,
+    StartPosition,
 };
 pub use self::shards::{list_shards, ShardInfo};

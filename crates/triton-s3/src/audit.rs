@@ -248,7 +248,7 @@ async fn read_all(store: &dyn ArchiveStore, key: &str) -> Result<Option<Vec<u8>>
 }
 
 /// SHA-256 of an object, streamed.
-async fn sha256_of(store: &dyn ArchiveStore, key: &str) -> Result<String, StoreError> {
+pub(crate) async fn sha256_of(store: &dyn ArchiveStore, key: &str) -> Result<String, StoreError> {
     let mut body = store.get(key, 0).await?;
     let mut hasher = Sha256::new();
     let mut buf = Vec::new();

@@ -10,8 +10,13 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use triton_core::archive::ArchiveReader;
-use triton_core::source::{Position, RecordSource, SequenceNumber, SourceError, SourceRecord};
-use triton_s3::archiver::{Archiver, ArchiverOptions, DEAD_LETTER_PREFIX};
+use triton_core::checkpoint::{CheckpointStore, MemoryCheckpoints};
+use triton_core::source::{
+    Position, RecordSource, Replay, SequenceNumber, SequenceRange, SourceError, SourceRecord,
+};
+use triton_s3::archiver::{
+    recover, Archiver, ArchiverOptions, Metadata, Recovery, DEAD_LETTER_PREFIX,
+};
 use triton_s3::{
     ArchiveStore, ErrorKind, LocalStore, ObjectBody, ObjectInfo, PutOptions, PutReceipt, StoreError,
 };
@@ -389,8 +394,12 @@ fn check_sidecar(bucket: &Path, key: &str) {
     assert_eq!(json["size"], archive.len() as u64, "{key}");
     assert_eq!(json["archive"], key);
     assert_eq!(json["format_version"], 1);
-    let held = contents(&bucket.join(key));
+    let mut held = contents(&bucket.join(key));
     assert_eq!(json["record_count"], held.len() as u64, "{key}");
+    // Ranges include the dead letters.
+    if let Some(dead) = json["invalid_archive"].as_str() {
+        held.extend(contents(&bucket.join(dead)));
+    }
     let mut ranges: HashMap<String, (u64, u64)> = HashMap::new();
     for (shard, i) in held {
         let r = ranges.entry(shard).or_insert((i, i));
@@ -771,4 +780,179 @@ async fn audit_finds_overlaps_missing_and_mismatched_sidecars_and_gaps() {
     );
     assert!(f.iter().any(|f| matches!(f, Finding::Mismatch { archive, detail } if archive == &keys[2] && detail.contains("SHA-256"))), "{f:?}");
     assert!(f.iter().any(|f| matches!(f, Finding::Gap { shard, last_archived, .. } if shard == "shard-0" && last_archived == "1001999")), "{f:?}");
+}
+
+/// Reads ranges again from the records a [`Script`] delivers, except the
+/// first `expired` records of each shard (gone past the retention period).
+struct ScriptReplay {
+    all: Vec<SourceRecord>,
+    expired: usize,
+}
+
+#[async_trait]
+impl Replay for ScriptReplay {
+    async fn replay(
+        &self,
+        ranges: Vec<SequenceRange>,
+    ) -> Result<Box<dyn RecordSource>, SourceError> {
+        let mut batches = std::collections::VecDeque::new();
+        for range in ranges {
+            let held: Vec<SourceRecord> = self
+                .all
+                .iter()
+                .filter(|r| &*r.source == range.shard)
+                .skip(self.expired)
+                .filter(|r| {
+                    matches!(&r.position, Position::Sequence(s) if *s >= range.first && *s <= range.last)
+                })
+                .cloned()
+                .collect();
+            batches.extend(held.chunks(7).map(<[SourceRecord]>::to_vec));
+        }
+        let mut source = Script::new(0, 0, 1, None, Log::default());
+        source.batches = batches;
+        Ok(Box::new(source))
+    }
+}
+
+/// Runs an exactly-once archiver until it pauses between an upload and its
+/// checkpoint commit, and drops it there (a crash). Returns the database
+/// with the pending intents and every record the source had.
+async fn crash_before_commit(
+    tmp: &Path,
+    store: Arc<Watched>,
+    bad: Option<u64>,
+) -> (Arc<MemoryCheckpoints>, Vec<SourceRecord>) {
+    let db = Arc::new(MemoryCheckpoints::new());
+    let source = Script::new(2, 400, 100, bad, Log::default());
+    let all: Vec<SourceRecord> = source.batches.iter().flatten().cloned().collect();
+    let mut o = options(tmp);
+    o.max_file_size = 2 << 10;
+    o.clock = stepping_clock();
+    o.intents = Some(db.clone());
+    o.pause_before_commit = Duration::from_secs(3600);
+    let run = Archiver::new(source, store.clone() as Arc<dyn ArchiveStore>, o)
+        .run(std::future::pending());
+    let stopped = tokio::time::timeout(Duration::from_secs(2), run).await;
+    assert!(stopped.is_err(), "the run ended instead of pausing");
+    (db, all)
+}
+
+fn recovery_options(tmp: &Path, db: &Arc<MemoryCheckpoints>) -> ArchiverOptions {
+    let mut o = options(tmp);
+    o.intents = Some(db.clone());
+    o
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_commits_uploaded_archives_and_rebuilds_a_deleted_one_under_its_key() {
+    let (tmp, _log, store) = setup("archiver-recovery");
+    let (db, all) = crash_before_commit(tmp.path(), store.clone(), Some(50)).await;
+    let intents = db.intents("store", "events").await.unwrap();
+    assert!(!intents.is_empty(), "no intent was left pending");
+    assert!(
+        db.list("store").await.unwrap().is_empty(),
+        "nothing may be checkpointed yet"
+    );
+    let bucket = tmp.path().join("bucket");
+    let uploaded: Vec<String> = intents
+        .iter()
+        .map(|i| i.key.clone())
+        .filter(|k| bucket.join(k).exists())
+        .collect();
+    assert!(
+        !uploaded.is_empty(),
+        "no archive of a pending intent was uploaded"
+    );
+    // Delete the first uploaded archive, and its dead letters.
+    let deleted = uploaded[0].clone();
+    let before = contents(&bucket.join(&deleted));
+    let dead = bucket.join(format!("{DEAD_LETTER_PREFIX}{deleted}"));
+    let dead_before = contents(&dead);
+    std::fs::remove_file(bucket.join(&deleted)).unwrap();
+    std::fs::remove_file(&dead).unwrap();
+
+    let replay = ScriptReplay { all, expired: 0 };
+    let report = recover(
+        store.clone(),
+        db.clone(),
+        &replay,
+        &recovery_options(tmp.path(), &db),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.rebuilt, [deleted.clone()], "{report:?}");
+    assert_eq!(report.confirmed.len() + 1, intents.len(), "{report:?}");
+    assert!(report.lost.is_empty(), "{report:?}");
+    // Same key, same records (their order across shards may differ).
+    let sorted = |mut v: Vec<(String, u64)>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(contents(&bucket.join(&deleted))), sorted(before));
+    assert_eq!(sorted(contents(&dead)), sorted(dead_before));
+    check_sidecar(&bucket, &deleted);
+    // Intents are gone; each shard's checkpoint is its last recorded record.
+    assert!(db.intents("store", "events").await.unwrap().is_empty());
+    let mut want: HashMap<String, u64> = HashMap::new();
+    for intent in &intents {
+        let m = Metadata::parse(intent.document.as_bytes()).unwrap();
+        for (shard, r) in m.shards {
+            let last = r.max_sequence_number.parse::<u64>().unwrap() - 1_000_000;
+            let e = want.entry(shard).or_default();
+            *e = (*e).max(last);
+        }
+    }
+    let saved: HashMap<String, u64> = db
+        .list("store")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            (
+                s.checkpoint.shard,
+                index_of(&Position::Sequence(s.checkpoint.sequence)),
+            )
+        })
+        .collect();
+    assert_eq!(saved, want);
+    // A second recovery has nothing to do.
+    let again = recover(
+        store,
+        db.clone(),
+        &replay,
+        &recovery_options(tmp.path(), &db),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, Recovery::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_reports_records_past_retention_and_archives_the_rest() {
+    let (tmp, _log, store) = setup("archiver-recovery-lost");
+    let (db, all) = crash_before_commit(tmp.path(), store.clone(), None).await;
+    let intents = db.intents("store", "events").await.unwrap();
+    let first = intents[0].key.clone();
+    let bucket = tmp.path().join("bucket");
+    let before = contents(&bucket.join(&first));
+    std::fs::remove_file(bucket.join(&first)).unwrap();
+
+    let replay = ScriptReplay { all, expired: 3 };
+    let report = recover(
+        store,
+        db.clone(),
+        &replay,
+        &recovery_options(tmp.path(), &db),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.rebuilt, [first.clone()]);
+    // Both shards lost their first 3 records, which were in the first archive.
+    assert_eq!(report.lost.len(), 2, "{report:?}");
+    assert!(report.lost.iter().all(|l| l.archive == first), "{report:?}");
+    let after = contents(&bucket.join(&first));
+    assert_eq!(after.len(), before.len() - 6);
+    assert!(after.iter().all(|(_, i)| *i >= 3), "{after:?}");
+    assert!(db.intents("store", "events").await.unwrap().is_empty());
 }

@@ -161,6 +161,31 @@ impl<S: RecordSource + ?Sized> RecordSource for Box<S> {
     }
 }
 
+/// A shard's records from `first` through `last`, to be read again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SequenceRange {
+    /// The shard id.
+    pub shard: String,
+    /// The first record's sequence number.
+    pub first: SequenceNumber,
+    /// The last record's sequence number.
+    pub last: SequenceNumber,
+}
+
+/// A stream that can deliver recorded ranges again (Kinesis, within its
+/// retention period): exactly-once recovery rebuilds an archive whose
+/// upload was lost from them.
+#[async_trait]
+pub trait Replay: Send + Sync {
+    /// A finite source of the records of each range in turn, in order.
+    /// Records the stream no longer holds are missing, not an error: the
+    /// caller compares what came with what it expected.
+    async fn replay(
+        &self,
+        ranges: Vec<SequenceRange>,
+    ) -> Result<Box<dyn RecordSource>, SourceError>;
+}
+
 /// Helpers available on every [`RecordSource`].
 #[async_trait]
 pub trait RecordSourceExt: RecordSource {

@@ -2,6 +2,7 @@
 //! resuming from checkpoints and following splits and merges.
 
 mod plan;
+mod replay;
 mod shard;
 
 use std::collections::{HashMap, VecDeque};
@@ -18,6 +19,7 @@ use triton_core::source::{Position, RecordSource, SequenceNumber, SourceError, S
 
 pub use self::plan::StartPosition;
 use self::plan::{Plan, Start};
+pub use self::replay::KinesisReplay;
 use self::shard::{Event, ShardTask};
 use crate::error::KinesisError;
 use crate::shards::{list_shards, ShardInfo};

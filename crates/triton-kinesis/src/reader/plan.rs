@@ -25,6 +25,8 @@ pub enum StartPosition {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Start {
     After(SequenceNumber),
+    /// At this record (re-reading a recorded range).
+    At(SequenceNumber),
     TrimHorizon,
     Latest,
     AtTimestamp(SystemTime),

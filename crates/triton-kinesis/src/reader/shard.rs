@@ -172,84 +172,102 @@ impl ShardTask {
         &self,
         records: Vec<aws_sdk_kinesis::types::Record>,
     ) -> Result<Vec<SourceRecord>, KinesisError> {
-        records
-            .into_iter()
-            .map(|r| {
-                let seq = SequenceNumber::new(r.sequence_number).map_err(|e| {
-                    KinesisError::fatal(
-                        "GetRecords",
-                        &self.stream,
-                        format!("shard {}: {e}", self.shard),
-                    )
-                })?;
-                Ok(SourceRecord {
-                    source: self.shard.clone(),
-                    position: Position::Sequence(seq),
-                    data: r.data.into_inner(),
-                })
-            })
-            .collect()
+        convert(&self.stream, &self.shard, records)
     }
 
-    /// A shard iterator for `start`, retrying throttling and outages for as
-    /// long as it takes; `None` when the shard no longer exists. A
-    /// checkpoint the shard does not hold (older than the retention period)
-    /// falls back to the oldest record, loudly.
     async fn iterator(&self, start: &Start) -> Result<Option<String>, KinesisError> {
-        let mut start = start.clone();
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
-        loop {
-            let request = self
-                .client
-                .get_shard_iterator()
-                .stream_name(&self.stream)
-                .shard_id(&*self.shard);
-            let request = match &start {
-                Start::After(seq) => request
-                    .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                    .starting_sequence_number(seq.as_str()),
-                Start::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
-                Start::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
-                Start::AtTimestamp(t) => request
-                    .shard_iterator_type(ShardIteratorType::AtTimestamp)
-                    .timestamp(DateTime::from(*t)),
-            };
-            match request.send().await {
-                Ok(out) => match out.shard_iterator {
-                    Some(it) => return Ok(Some(it)),
-                    None => {
-                        return Err(KinesisError::fatal(
-                            "GetShardIterator",
-                            &self.stream,
-                            format!("no iterator returned for shard {}", self.shard),
-                        ))
-                    }
-                },
-                Err(e) => {
-                    let e = KinesisError::from_sdk("GetShardIterator", &self.stream, e);
-                    if let (ErrorKind::InvalidArgument, Start::After(seq)) = (e.kind, &start) {
-                        tracing::warn!(
-                            shard = %self.shard, checkpoint = %seq, error = %e,
-                            "the shard does not hold the checkpointed record (older than the \
-                             stream's retention period?); reading from the oldest record \
-                             (TRIM_HORIZON), records between are lost"
-                        );
-                        start = Start::TrimHorizon;
-                        continue;
-                    }
-                    if e.kind == ErrorKind::NotFound {
-                        return Ok(None);
-                    }
-                    if !e.is_retryable() {
-                        return Err(e);
-                    }
-                    let delay = backoff.next_delay();
-                    tracing::warn!(
-                        shard = %self.shard, error = %e, attempt = backoff.attempts(),
-                        retry_in = ?delay, "GetShardIterator failed; retrying"
-                    );
-                    tokio::time::sleep(delay).await;
+        shard_iterator(&self.client, &self.stream, &self.shard, start).await
+    }
+}
+
+/// Kinesis records as source records of `shard`.
+pub(crate) fn convert(
+    stream: &str,
+    shard: &Arc<str>,
+    records: Vec<aws_sdk_kinesis::types::Record>,
+) -> Result<Vec<SourceRecord>, KinesisError> {
+    records
+        .into_iter()
+        .map(|r| {
+            let seq = SequenceNumber::new(r.sequence_number).map_err(|e| {
+                KinesisError::fatal("GetRecords", stream, format!("shard {shard}: {e}"))
+            })?;
+            Ok(SourceRecord {
+                source: shard.clone(),
+                position: Position::Sequence(seq),
+                data: r.data.into_inner(),
+            })
+        })
+        .collect()
+}
+
+/// A shard iterator for `start`, retrying throttling and outages for as
+/// long as it takes; `None` when the shard no longer exists. A
+/// checkpoint the shard does not hold (older than the retention period)
+/// falls back to the oldest record, loudly.
+pub(crate) async fn shard_iterator(
+    client: &Client,
+    stream: &str,
+    shard: &str,
+    start: &Start,
+) -> Result<Option<String>, KinesisError> {
+    let mut start = start.clone();
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+    loop {
+        let request = client
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard);
+        let request = match &start {
+            Start::After(seq) => request
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(seq.as_str()),
+            Start::At(seq) => request
+                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+                .starting_sequence_number(seq.as_str()),
+            Start::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+            Start::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
+            Start::AtTimestamp(t) => request
+                .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                .timestamp(DateTime::from(*t)),
+        };
+        match request.send().await {
+            Ok(out) => match out.shard_iterator {
+                Some(it) => return Ok(Some(it)),
+                None => {
+                    return Err(KinesisError::fatal(
+                        "GetShardIterator",
+                        stream,
+                        format!("no iterator returned for shard {}", shard),
+                    ))
                 }
+            },
+            Err(e) => {
+                let e = KinesisError::from_sdk("GetShardIterator", stream, e);
+                if let (ErrorKind::InvalidArgument, Start::After(seq) | Start::At(seq)) =
+                    (e.kind, &start)
+                {
+                    tracing::warn!(
+                        shard = %shard, checkpoint = %seq, error = %e,
+                        "the shard does not hold the checkpointed record (older than the \
+                         stream's retention period?); reading from the oldest record \
+                         (TRIM_HORIZON), records between are lost"
+                    );
+                    start = Start::TrimHorizon;
+                    continue;
+                }
+                if e.kind == ErrorKind::NotFound {
+                    return Ok(None);
+                }
+                if !e.is_retryable() {
+                    return Err(e);
+                }
+                let delay = backoff.next_delay();
+                tracing::warn!(
+                    shard = %shard, error = %e, attempt = backoff.attempts(),
+                    retry_in = ?delay, "GetShardIterator failed; retrying"
+                );
+                tokio::time::sleep(delay).await;
             }
         }
     }

@@ -14,6 +14,8 @@
 //! `max_pending_uploads` sealed archives wait, after which reading pauses
 //! until one is uploaded (backpressure), so memory and spool stay bounded.
 
+mod metadata;
+mod recovery;
 mod rotation;
 mod spool;
 mod stats;
@@ -24,15 +26,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
+use triton_core::checkpoint::{Checkpoint, CheckpointStore, UploadIntent};
 use triton_core::retry::Backoff;
-use triton_core::source::{RecordSource, SourceError, SourceRecord};
+use triton_core::source::{Position, RecordSource, SourceError, SourceRecord};
 
+pub use self::metadata::{Metadata, ShardRange, METADATA_FORMAT_VERSION};
+pub use self::recovery::{recover, LostRecords, Recovery, RecoveryError};
 pub use self::rotation::rotation_deadline;
 pub(crate) use self::spool::sha256_hex;
 use self::spool::Spool;
-pub use self::spool::{
-    clean_stale, Metadata, Sealed, SpoolError, DEAD_LETTER_PREFIX, METADATA_FORMAT_VERSION,
-};
+pub use self::spool::{clean_stale, Sealed, SpoolError, DEAD_LETTER_PREFIX};
 pub use self::stats::ArchiverStats;
 use crate::error::{ErrorKind, StoreError};
 use crate::store::{ArchiveStore, PutOptions};
@@ -69,6 +72,15 @@ pub struct ArchiverOptions {
     pub put: PutOptions,
     /// The time.
     pub clock: Clock,
+    /// Exactly-once: record an upload intent in this database before each
+    /// upload, and afterwards save the checkpoints and delete the intent
+    /// in one transaction (instead of the source's `commit`); [`recover`]
+    /// finishes what a crash left. `None`: at-least-once.
+    pub intents: Option<Arc<dyn CheckpointStore>>,
+    /// Test hook: wait this long between an upload and its checkpoint
+    /// commit, so that a test can kill the process there.
+    #[doc(hidden)]
+    pub pause_before_commit: Duration,
 }
 
 impl ArchiverOptions {
@@ -85,6 +97,8 @@ impl ArchiverOptions {
             batch: 10_000,
             put: PutOptions::default(),
             clock: Arc::new(SystemTime::now),
+            intents: None,
+            pause_before_commit: Duration::ZERO,
         }
     }
 }
@@ -98,6 +112,7 @@ impl std::fmt::Debug for ArchiverOptions {
             .field("max_file_size", &self.max_file_size)
             .field("spool_dir", &self.spool_dir)
             .field("max_pending_uploads", &self.max_pending_uploads)
+            .field("exactly_once", &self.intents.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -183,16 +198,7 @@ impl<S: RecordSource> Archiver<S> {
         let (sealed_tx, sealed_rx) = mpsc::channel(self.options.max_pending_uploads.max(1));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
         let uploader = tokio::spawn(upload_loop(
-            Uploader {
-                store: self.store.clone(),
-                put: PutOptions {
-                    create_only: true,
-                    ..self.options.put.clone()
-                },
-                stream: self.options.stream.clone(),
-                client: self.options.client.clone(),
-                stats: self.stats.clone(),
-            },
+            Uploader::new(self.store.clone(), &self.options, self.stats.clone()),
             sealed_rx,
             done_tx,
         ));
@@ -337,20 +343,36 @@ impl<S: RecordSource> Archiver<S> {
     }
 
     /// After an upload: acknowledge each shard's last position in the
-    /// archive and commit, retrying until the checkpoint store answers;
-    /// then the spool files go.
+    /// archive and commit (with exactly-once, together with deleting the
+    /// upload intent), retrying until the checkpoint store answers; then
+    /// the spool files go.
     async fn checkpoint(&mut self, done: Sealed, summary: &mut Summary) {
+        if !self.options.pause_before_commit.is_zero() {
+            tracing::warn!(
+                key = done.key,
+                "test hook: pausing between the upload and its checkpoint commit"
+            );
+            tokio::time::sleep(self.options.pause_before_commit).await;
+        }
         for (shard, position) in &done.positions {
             if let Err(e) = self.source.ack(shard, position).await {
                 // Only a bug can get here: positions come from the source.
                 tracing::error!(error = %e, "acknowledgement refused");
             }
         }
-        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-        while let Err(e) = self.source.commit().await {
-            let delay = backoff.next_delay();
-            tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the checkpoint store");
-            tokio::time::sleep(delay).await;
+        match &self.options.intents {
+            Some(db) => {
+                let checkpoints = checkpoints_of(&self.options, &done.positions);
+                complete(&**db, &self.options, &done.key, &checkpoints).await;
+            }
+            None => {
+                let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+                while let Err(e) = self.source.commit().await {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the checkpoint store");
+                    tokio::time::sleep(delay).await;
+                }
+            }
         }
         self.stats.checkpointed();
         summary.archives += 1;
@@ -367,6 +389,45 @@ impl<S: RecordSource> Archiver<S> {
             records = done.records,
             "archive uploaded and checkpointed"
         );
+    }
+}
+
+/// The checkpoints an archive's positions move to (Kinesis sequence
+/// numbers; other positions are not checkpointed).
+fn checkpoints_of(
+    options: &ArchiverOptions,
+    positions: &[(Arc<str>, Position)],
+) -> Vec<Checkpoint> {
+    positions
+        .iter()
+        .filter_map(|(shard, position)| match position {
+            Position::Sequence(seq) => Some(Checkpoint {
+                client: options.client.clone(),
+                stream: options.stream.clone(),
+                shard: shard.to_string(),
+                sequence: seq.clone(),
+            }),
+            Position::Index(_) => None,
+        })
+        .collect()
+}
+
+/// Saves `checkpoints` and deletes the intent `key` in one transaction,
+/// retrying until the database answers.
+async fn complete(
+    db: &dyn CheckpointStore,
+    options: &ArchiverOptions,
+    key: &str,
+    checkpoints: &[Checkpoint],
+) {
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    while let Err(e) = db
+        .complete_intent(&options.client, &options.stream, key, checkpoints)
+        .await
+    {
+        let delay = backoff.next_delay();
+        tracing::warn!(key, error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the checkpoint store");
+        tokio::time::sleep(delay).await;
     }
 }
 
@@ -397,6 +458,7 @@ struct Uploader {
     stream: String,
     client: String,
     stats: Arc<ArchiverStats>,
+    intents: Option<Arc<dyn CheckpointStore>>,
 }
 
 /// Uploads sealed archives one after another (so checkpoints advance in
@@ -418,14 +480,55 @@ async fn upload_loop(
 }
 
 impl Uploader {
-    /// Uploads the archive and its dead-letter archive, create-only. A key
-    /// that holds another object (another process wrote an archive in the
-    /// same second) is never overwritten: the archive takes the next
+    fn new(
+        store: Arc<dyn ArchiveStore>,
+        options: &ArchiverOptions,
+        stats: Arc<ArchiverStats>,
+    ) -> Uploader {
+        Uploader {
+            store,
+            put: PutOptions {
+                create_only: true,
+                ..options.put.clone()
+            },
+            stream: options.stream.clone(),
+            client: options.client.clone(),
+            stats,
+            intents: options.intents.clone(),
+        }
+    }
+
+    /// With exactly-once, records what is about to be uploaded (replacing
+    /// the intent of the key the archive moved from), retrying until the
+    /// database answers: nothing is uploaded without an intent.
+    async fn record_intent(&self, sealed: &Sealed, replaces: Option<&str>) {
+        let Some(db) = &self.intents else {
+            return;
+        };
+        let intent = UploadIntent {
+            client: self.client.clone(),
+            stream: self.stream.clone(),
+            key: sealed.key.clone(),
+            document: String::from_utf8_lossy(&sealed.metadata.to_json()).into_owned(),
+        };
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        while let Err(e) = db.record_intent(&intent, replaces).await {
+            let delay = backoff.next_delay();
+            tracing::warn!(key = sealed.key, error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the checkpoint store to record the upload intent");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Uploads the archive (if `sealed.path` is set) and its dead-letter
+    /// archive (if `sealed.invalid` is set), create-only, then the sidecar.
+    /// A key that holds another object (another process wrote an archive
+    /// in the same second) is never overwritten: the archive takes the next
     /// second, and so does its dead-letter archive. Once the archive is up,
     /// only the dead-letter key moves (its records name their shard and
     /// sequence number, so they need not pair with the archive's key).
     /// Returns the bytes and the number of objects uploaded.
     async fn upload_sealed(&self, sealed: &mut Sealed) -> (u64, u64) {
+        self.record_intent(sealed, None).await;
         let mut bytes = 0;
         let mut objects = 0;
         if let Some(path) = sealed.path.clone() {
@@ -435,23 +538,28 @@ impl Uploader {
                     objects += 1;
                     break;
                 }
+                let taken = sealed.key.clone();
                 sealed.timestamp += 1;
                 let key = self.key_at(sealed.timestamp);
                 tracing::warn!(
-                    taken = sealed.key,
+                    taken,
                     instead = key,
                     "the archive key is taken; using the next second"
                 );
                 if let Some((dead, _, _)) = &mut sealed.invalid {
                     *dead = format!("{DEAD_LETTER_PREFIX}{key}");
+                    sealed.metadata.invalid_archive = Some(dead.clone());
                 }
+                sealed.metadata.archive = Some(key.clone());
                 sealed.key = key;
+                self.record_intent(sealed, Some(&taken)).await;
             }
         }
-        if let Some((dead, path, _)) = &mut sealed.invalid {
+        if let Some((dead, path, _)) = sealed.invalid.clone() {
+            let mut dead = dead;
             let mut timestamp = sealed.timestamp;
             loop {
-                if let Some(size) = self.upload(dead, path).await {
+                if let Some(size) = self.upload(&dead, &path).await {
                     bytes += size;
                     objects += 1;
                     break;
@@ -459,30 +567,40 @@ impl Uploader {
                 timestamp += 1;
                 let key = format!("{DEAD_LETTER_PREFIX}{}", self.key_at(timestamp));
                 tracing::warn!(taken = %dead, instead = key, "the dead-letter key is taken; using the next second");
-                *dead = key;
+                dead = key;
+                if let Some(invalid) = &mut sealed.invalid {
+                    invalid.0 = dead.clone();
+                }
+                sealed.metadata.invalid_archive = Some(dead.clone());
+                self.record_intent(sealed, None).await;
             }
         }
-        // The sidecar describes the archive as uploaded (its final key). It
-        // is the archive's own, so an older object there is replaced.
-        if sealed.path.is_some() {
-            let sidecar = format!("{}{METADATA_SUFFIX}", sealed.key);
-            let json = sealed
-                .metadata
-                .to_json(&sealed.key, sealed.invalid.as_ref().map(|i| i.0.as_str()));
-            let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(15));
-            let replace = PutOptions {
-                create_only: false,
-                ..self.put.clone()
-            };
-            while let Err(e) = self.store.put_bytes(&sidecar, json.clone(), &replace).await {
-                let delay = backoff.next_delay();
-                tracing::warn!(key = sidecar, error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the archive store to take the metadata sidecar");
-                tokio::time::sleep(delay).await;
-            }
-            bytes += json.len() as u64;
+        if sealed.metadata.archive.is_some() {
+            bytes += self.put_sidecar(&sealed.metadata).await;
             objects += 1;
         }
         (bytes, objects)
+    }
+
+    /// Puts the sidecar of the archive `metadata` describes, replacing an
+    /// older one (it is the archive's own); returns its size.
+    async fn put_sidecar(&self, metadata: &Metadata) -> u64 {
+        let Some(key) = &metadata.archive else {
+            return 0;
+        };
+        let sidecar = format!("{key}{METADATA_SUFFIX}");
+        let json = metadata.to_json();
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(15));
+        let replace = PutOptions {
+            create_only: false,
+            ..self.put.clone()
+        };
+        while let Err(e) = self.store.put_bytes(&sidecar, json.clone(), &replace).await {
+            let delay = backoff.next_delay();
+            tracing::warn!(key = sidecar, error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the archive store to take the metadata sidecar");
+            tokio::time::sleep(delay).await;
+        }
+        json.len() as u64
     }
 
     /// The archive key for `timestamp`.

@@ -16,6 +16,8 @@ use triton_core::key::ArchiveKey;
 use triton_core::source::{Position, SourceRecord};
 use triton_core::value::{Record, Str, Timestamp, Value};
 
+use super::metadata::{Metadata, ShardRange, METADATA_FORMAT_VERSION};
+
 /// Top-level prefix of dead-letter archives: readers of the normal layout
 /// list `<YYYYMMDD>/…` and never see it.
 pub const DEAD_LETTER_PREFIX: &str = "_invalid/";
@@ -87,6 +89,34 @@ fn io_error(e: std::io::Error) -> ArchiveError {
     }
 }
 
+impl Sealed {
+    /// An upload of nothing under `key` (recovery when no record of an
+    /// interrupted upload could be read again).
+    pub(crate) fn empty(key: String, timestamp: u64) -> Sealed {
+        Sealed {
+            key,
+            timestamp,
+            path: None,
+            records: 0,
+            invalid: None,
+            positions: Vec::new(),
+            metadata: Metadata {
+                shards: Default::default(),
+                archive: None,
+                record_count: 0,
+                size: 0,
+                sha256: String::new(),
+                invalid_record_count: 0,
+                invalid_archive: None,
+                invalid_size: None,
+                invalid_sha256: None,
+                format_version: METADATA_FORMAT_VERSION,
+                writer: concat!("triton ", env!("CARGO_PKG_VERSION")).to_owned(),
+            },
+        }
+    }
+}
+
 /// The archive currently being filled.
 pub(crate) struct Spool {
     key: ArchiveKey,
@@ -99,6 +129,8 @@ pub(crate) struct Spool {
     positions: HashMap<Arc<str>, Position>,
     /// The first position of each shard in this archive.
     first: HashMap<Arc<str>, Position>,
+    /// Records of each shard (invalid ones included).
+    per_shard: HashMap<Arc<str>, u64>,
     count: u64,
     invalid_count: u64,
 }
@@ -124,68 +156,6 @@ pub struct Sealed {
     pub metadata: Metadata,
 }
 
-/// The facts of a sealed archive that its `<key>.metadata` sidecar holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Metadata {
-    /// Per shard, the first and last position in the archive (dead letters
-    /// included).
-    pub shards: std::collections::BTreeMap<String, (Position, Position)>,
-    /// Valid records in the archive.
-    pub records: u64,
-    /// Records in the dead-letter archive.
-    pub invalid_records: u64,
-    /// Bytes of the archive.
-    pub size: u64,
-    /// SHA-256 of the archive, lowercase hex.
-    pub sha256: String,
-    /// Bytes of the dead-letter archive, if there is one.
-    pub invalid_size: Option<u64>,
-}
-
-/// Version of the sidecar layout.
-pub const METADATA_FORMAT_VERSION: u32 = 1;
-
-impl Metadata {
-    /// The sidecar's JSON: go-triton's layout (`{"shards": {"<shard id>":
-    /// {"min_sequence_number": …, "max_sequence_number": …}}}`) plus
-    /// counts, sizes, the SHA-256 and versions. `key` and `dead_letter_key`
-    /// are the objects as finally uploaded.
-    pub fn to_json(&self, key: &str, dead_letter_key: Option<&str>) -> Vec<u8> {
-        let text = |p: &Position| match p {
-            Position::Sequence(s) => s.to_string(),
-            Position::Index(i) => i.to_string(),
-        };
-        let shards: serde_json::Map<String, serde_json::Value> = self
-            .shards
-            .iter()
-            .map(|(shard, (first, last))| {
-                (
-                    shard.clone(),
-                    serde_json::json!({
-                        "min_sequence_number": text(first),
-                        "max_sequence_number": text(last),
-                    }),
-                )
-            })
-            .collect();
-        let json = serde_json::json!({
-            "shards": shards,
-            "archive": key,
-            "record_count": self.records,
-            "size": self.size,
-            "sha256": self.sha256,
-            "invalid_record_count": self.invalid_records,
-            "invalid_archive": dead_letter_key,
-            "invalid_size": self.invalid_size,
-            "format_version": METADATA_FORMAT_VERSION,
-            "writer": concat!("triton ", env!("CARGO_PKG_VERSION")),
-        });
-        let mut out = serde_json::to_vec_pretty(&json).unwrap_or_default();
-        out.push(b'\n');
-        out
-    }
-}
-
 impl Spool {
     /// A new spool file in `dir` for an archive of `stream` by `client`
     /// opened at `secs` (Unix seconds). Names are unique per process (pid and counter).
@@ -208,6 +178,7 @@ impl Spool {
             base,
             positions: HashMap::new(),
             first: HashMap::new(),
+            per_shard: HashMap::new(),
             count: 0,
             invalid_count: 0,
         })
@@ -257,6 +228,14 @@ impl Spool {
         for r in batch.iter().rev() {
             if seen.insert(&r.source) {
                 self.positions.insert(r.source.clone(), r.position.clone());
+            }
+        }
+        // Batches mostly come from one shard: count runs, not records.
+        let mut run_start = 0;
+        for (i, r) in batch.iter().enumerate() {
+            if i + 1 == batch.len() || batch[i + 1].source != r.source {
+                *self.per_shard.entry(r.source.clone()).or_default() += (i + 1 - run_start) as u64;
+                run_start = i + 1;
             }
         }
         // The first of each shard: only shards new to this archive.
@@ -348,6 +327,7 @@ impl Spool {
         };
         let invalid =
             invalid_path.map(|p| (format!("{DEAD_LETTER_PREFIX}{key}"), p, self.invalid_count));
+        let invalid_key = invalid.as_ref().map(|i| i.0.clone());
         // An archive without records is not uploaded.
         let path = if self.count == 0 {
             let _ = std::fs::remove_file(&path);
@@ -364,14 +344,20 @@ impl Spool {
                 .iter()
                 .map(|(shard, last)| {
                     let first = self.first.get(shard).unwrap_or(last);
-                    (shard.to_string(), (first.clone(), last.clone()))
+                    let count = self.per_shard.get(shard).copied().unwrap_or(0);
+                    (shard.to_string(), ShardRange::new(first, last, count))
                 })
                 .collect(),
-            records: self.count,
-            invalid_records: self.invalid_count,
+            archive: path.as_ref().map(|_| key.clone()),
+            record_count: self.count,
             size,
             sha256,
+            invalid_record_count: self.invalid_count,
+            invalid_archive: invalid_key,
             invalid_size: dead.as_ref().map(|d| d.0),
+            invalid_sha256: dead.map(|d| d.1),
+            format_version: METADATA_FORMAT_VERSION,
+            writer: concat!("triton ", env!("CARGO_PKG_VERSION")).to_owned(),
         };
         Ok(Some(Sealed {
             timestamp: self.key.timestamp(),

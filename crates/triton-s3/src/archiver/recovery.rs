@@ -1,0 +1,362 @@
+//! [`recover`]: finishes, before a store reads anything new, the uploads a
+//! crash interrupted (exactly-once archiving).
+//!
+//! Each pending upload intent says which archive was being uploaded and
+//! which records of each shard it holds. If the objects are in the store
+//! and match the recorded size and SHA-256, only the checkpoints were
+//! missing. Otherwise exactly the recorded ranges are read again from the
+//! stream, the archive is rebuilt and uploaded under the same key
+//! (create-only), and then the checkpoints advance, with the intent deleted
+//! in the same transaction. Records after the ranges are read normally
+//! afterwards, from those checkpoints.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use triton_core::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, UploadIntent};
+use triton_core::key::ArchiveKey;
+use triton_core::retry::Backoff;
+use triton_core::source::{Replay, SequenceRange, SourceError};
+
+use super::metadata::Metadata;
+use super::spool::{Sealed, Spool, SpoolError};
+use super::stats::ArchiverStats;
+use super::{complete, ArchiverOptions, Uploader};
+use crate::audit::sha256_of;
+use crate::error::StoreError;
+use crate::store::ArchiveStore;
+
+/// What [`recover`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Archives found whole in the store: only their checkpoints were
+    /// committed.
+    pub confirmed: Vec<String>,
+    /// Archives rebuilt from the stream and uploaded.
+    pub rebuilt: Vec<String>,
+    /// Records that could not be read again.
+    pub lost: Vec<LostRecords>,
+}
+
+/// Records of an interrupted upload that the stream no longer holds (past
+/// its retention period): they are in no archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LostRecords {
+    /// The archive that should have held them.
+    pub archive: String,
+    /// The shard.
+    pub shard: String,
+    /// Which records, as sequence numbers and counts.
+    pub detail: String,
+}
+
+/// Why recovery could not finish (nothing was committed for the intent at
+/// hand; a later run tries again).
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    /// An intent that cannot be read.
+    #[error("upload intent {key} in the checkpoint database: {detail}")]
+    BadIntent {
+        /// The intent's key.
+        key: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The checkpoint database refused (not an outage: those are waited out).
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// Reading the ranges again failed.
+    #[error("reading the records of {key} again: {source}")]
+    Replay {
+        /// The archive being rebuilt.
+        key: String,
+        /// The failure.
+        source: SourceError,
+    },
+    /// The spool directory could not be written.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+/// Finishes every pending upload intent of `options.stream` and
+/// `options.client` in `db`; see the module documentation.
+pub async fn recover(
+    store: Arc<dyn ArchiveStore>,
+    db: Arc<dyn CheckpointStore>,
+    replay: &dyn Replay,
+    options: &ArchiverOptions,
+) -> Result<Recovery, RecoveryError> {
+    let mut intents = load(&*db, options).await?;
+    let mut report = Recovery::default();
+    if intents.is_empty() {
+        return Ok(report);
+    }
+    std::fs::create_dir_all(&options.spool_dir)
+        .map_err(|e| SpoolError::Io(options.spool_dir.clone(), e))?;
+    // Oldest first: checkpoints must advance in the order records came.
+    let mut keyed = Vec::with_capacity(intents.len());
+    for intent in intents.drain(..) {
+        let key = ArchiveKey::parse(&intent.key).map_err(|e| bad(&intent, &e.to_string()))?;
+        keyed.push((key.timestamp(), intent));
+    }
+    keyed.sort_by(|a, b| (a.0, &a.1.key).cmp(&(b.0, &b.1.key)));
+    tracing::info!(
+        intents = keyed.len(),
+        "finishing uploads a previous run left unfinished"
+    );
+    let uploader = Uploader::new(store.clone(), options, Arc::new(ArchiverStats::default()));
+    for (timestamp, intent) in keyed {
+        let recorded = Metadata::parse(intent.document.as_bytes()).map_err(|e| bad(&intent, &e))?;
+        let checkpoints = checkpoints(&intent, &recorded, options)?;
+        let archive_ok = match &recorded.archive {
+            Some(key) => matches(&*store, key, recorded.size, &recorded.sha256).await,
+            None => true,
+        };
+        let dead_ok = match (&recorded.invalid_archive, &recorded.invalid_sha256) {
+            (Some(key), Some(sha)) => {
+                matches(&*store, key, recorded.invalid_size.unwrap_or(0), sha).await
+            }
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        let key = if archive_ok && dead_ok {
+            uploader.put_sidecar(&recorded).await;
+            tracing::info!(
+                key = intent.key,
+                "the archive is in the store; committing its checkpoints"
+            );
+            report.confirmed.push(intent.key.clone());
+            intent.key.clone()
+        } else {
+            let mut sealed =
+                rebuild(replay, options, &intent, &recorded, timestamp, &mut report).await?;
+            keep_uploaded(&mut sealed, &recorded, archive_ok, dead_ok);
+            uploader.upload_sealed(&mut sealed).await;
+            remove_spool_files(&sealed);
+            tracing::warn!(
+                key = sealed.key,
+                "rebuilt the archive from the stream and uploaded it"
+            );
+            report.rebuilt.push(sealed.key.clone());
+            sealed.key
+        };
+        complete(&*db, options, &key, &checkpoints).await;
+    }
+    Ok(report)
+}
+
+/// The pending intents, waiting out database outages.
+async fn load(
+    db: &dyn CheckpointStore,
+    options: &ArchiverOptions,
+) -> Result<Vec<UploadIntent>, RecoveryError> {
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    loop {
+        match db.intents(&options.client, &options.stream).await {
+            Ok(intents) => return Ok(intents),
+            Err(e) if e.is_retryable() => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the checkpoint store");
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn bad(intent: &UploadIntent, detail: &str) -> RecoveryError {
+    RecoveryError::BadIntent {
+        key: intent.key.clone(),
+        detail: detail.to_owned(),
+    }
+}
+
+/// Each shard's checkpoint after the intent: its last recorded record.
+fn checkpoints(
+    intent: &UploadIntent,
+    recorded: &Metadata,
+    options: &ArchiverOptions,
+) -> Result<Vec<Checkpoint>, RecoveryError> {
+    ranges(intent, recorded).map(|ranges| {
+        ranges
+            .into_iter()
+            .map(|r| Checkpoint {
+                client: options.client.clone(),
+                stream: options.stream.clone(),
+                shard: r.shard,
+                sequence: r.last,
+            })
+            .collect()
+    })
+}
+
+fn ranges(intent: &UploadIntent, recorded: &Metadata) -> Result<Vec<SequenceRange>, RecoveryError> {
+    recorded
+        .shards
+        .iter()
+        .map(|(shard, range)| {
+            let (first, last) = range.sequences().ok_or_else(|| {
+                bad(
+                    intent,
+                    &format!("shard {shard}: the range is not of sequence numbers"),
+                )
+            })?;
+            Ok(SequenceRange {
+                shard: shard.clone(),
+                first,
+                last,
+            })
+        })
+        .collect()
+}
+
+/// Whether `key` holds `size` bytes whose SHA-256 is `sha256`. Store
+/// outages are waited out: a guess here would duplicate or lose records.
+async fn matches(store: &dyn ArchiveStore, key: &str, size: u64, sha256: &str) -> bool {
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(15));
+    loop {
+        let found: Result<bool, StoreError> = async {
+            match store.head(key).await? {
+                Some(info) if info.size == size => Ok(sha256_of(store, key).await? == sha256),
+                _ => Ok(false),
+            }
+        }
+        .await;
+        match found {
+            Ok(found) => return found,
+            Err(e) if e.is_not_found() => return false,
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(key, error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the archive store");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Reads the recorded ranges again into a new spool under the intent's
+/// key, and notes what the stream no longer holds.
+async fn rebuild(
+    replay: &dyn Replay,
+    options: &ArchiverOptions,
+    intent: &UploadIntent,
+    recorded: &Metadata,
+    timestamp: u64,
+    report: &mut Recovery,
+) -> Result<Sealed, RecoveryError> {
+    let failed = |source| RecoveryError::Replay {
+        key: intent.key.clone(),
+        source,
+    };
+    tracing::warn!(
+        key = intent.key,
+        "the archive is not in the store; reading its records again"
+    );
+    let mut source = replay
+        .replay(ranges(intent, recorded)?)
+        .await
+        .map_err(failed)?;
+    let mut spool = Spool::open(
+        &options.spool_dir,
+        &options.stream,
+        &options.client,
+        timestamp,
+    )?;
+    let now = (options.clock)();
+    loop {
+        let batch = match source.next_batch(options.batch).await {
+            Ok(Some(batch)) => batch,
+            Ok(None) => break,
+            Err(e) => {
+                spool.discard();
+                return Err(failed(e));
+            }
+        };
+        for r in &batch {
+            spool.write(r, now)?;
+        }
+        spool.written(&batch);
+    }
+    let sealed = spool.seal()?;
+    let rebuilt = sealed.as_ref().map(|s| &s.metadata);
+    for (shard, want) in &recorded.shards {
+        let got = rebuilt.and_then(|m| m.shards.get(shard));
+        let count = |r: Option<u64>| r.map_or("?".into(), |n| n.to_string());
+        let detail = match got {
+            None => Some(format!(
+                "all {} records from {} to {}",
+                count(want.record_count),
+                want.min_sequence_number,
+                want.max_sequence_number
+            )),
+            Some(got) if got != want => Some(format!(
+                "{} of {} records came back: {}..{} instead of {}..{}",
+                count(got.record_count),
+                count(want.record_count),
+                got.min_sequence_number,
+                got.max_sequence_number,
+                want.min_sequence_number,
+                want.max_sequence_number
+            )),
+            Some(_) => None,
+        };
+        if let Some(detail) = detail {
+            tracing::error!(
+                key = intent.key, shard, detail,
+                "records of an interrupted upload are no longer in the stream (past its retention period?): they are lost"
+            );
+            report.lost.push(LostRecords {
+                archive: intent.key.clone(),
+                shard: shard.clone(),
+                detail,
+            });
+        }
+    }
+    // Nothing could be read: an empty intent completes the checkpoints.
+    Ok(sealed.unwrap_or_else(|| Sealed::empty(intent.key.clone(), timestamp)))
+}
+
+/// Keeps the parts of the recorded upload that are already in the store
+/// (a crash between the archive and its dead letters): their rebuilt
+/// copies, whose bytes may differ, are dropped, and the sidecar describes
+/// what is uploaded.
+fn keep_uploaded(sealed: &mut Sealed, recorded: &Metadata, archive_ok: bool, dead_ok: bool) {
+    if archive_ok && recorded.archive.is_some() {
+        if let Some(path) = sealed.path.take() {
+            let _ = std::fs::remove_file(path);
+        }
+        sealed.key = recorded.archive.clone().unwrap_or_default();
+        sealed.metadata.archive = recorded.archive.clone();
+        sealed.metadata.record_count = recorded.record_count;
+        sealed.metadata.size = recorded.size;
+        sealed.metadata.sha256 = recorded.sha256.clone();
+    }
+    match (&mut sealed.invalid, &recorded.invalid_archive) {
+        (Some(_), Some(_)) if dead_ok => {
+            if let Some((_, path, _)) = sealed.invalid.take() {
+                let _ = std::fs::remove_file(path);
+            }
+            sealed.metadata.invalid_record_count = recorded.invalid_record_count;
+            sealed.metadata.invalid_archive = recorded.invalid_archive.clone();
+            sealed.metadata.invalid_size = recorded.invalid_size;
+            sealed.metadata.invalid_sha256 = recorded.invalid_sha256.clone();
+        }
+        // The recorded dead-letter key, which may have moved from the
+        // default.
+        (Some((key, _, _)), Some(recorded_key)) => {
+            key.clone_from(recorded_key);
+            sealed.metadata.invalid_archive = Some(recorded_key.clone());
+        }
+        _ => {}
+    }
+}
+
+fn remove_spool_files(sealed: &Sealed) {
+    for path in sealed
+        .path
+        .iter()
+        .chain(sealed.invalid.as_ref().map(|i| &i.1))
+    {
+        let _ = std::fs::remove_file(path);
+    }
+}
