@@ -90,8 +90,16 @@ struct Store<'a> {
     log: std::path::PathBuf,
 }
 
+/// What the store logs while it waits between an upload and its checkpoint
+/// commit (TRITON_TEST_PAUSE_BEFORE_COMMIT).
+const PAUSED: &str = "test hook: pausing between the upload and its checkpoint commit";
+
 impl Store<'_> {
     fn start(&self) -> Child {
+        self.start_with(&[])
+    }
+
+    fn start_with(&self, env: &[(&str, &str)]) -> Child {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -100,11 +108,29 @@ impl Store<'_> {
             .unwrap();
         self.stream
             .command(&args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stderr(log)
             .stdout(Stdio::null())
             .spawn()
             .unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log holds `count` lines containing `text`.
+    fn wait_for(&self, text: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.log().matches(text).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "no {count}th {text:?} in the store's log within 60 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -127,13 +153,16 @@ fn sigterm(child: &mut Child) -> ExitStatus {
     }
 }
 
-/// Produces RECORDS records while a store is SIGKILLed at `kills` random
-/// moments and restarted; returns the archived `n`s and the store's log.
+/// Produces RECORDS records in `kills` parts, each while a store runs that
+/// is then SIGKILLed (and restarted): every other kill lands between an
+/// upload and its checkpoint
+/// commit (held open by the test hook), the others at random moments.
+/// Returns the archived `n`s and the store's log; `triton audit` of the
+/// bucket must exit 0.
 fn crash_and_recover(tag: &str, checkpoint_db: &str, kills: usize) -> (Vec<u64>, String) {
     let s = stream(tag, 4);
     let (bucket, archive) = new_bucket(tag);
-    // Produced in 10 parts with pauses, so that records keep arriving
-    // while the store is killed and restarted.
+    let client = format!("crash{}", std::process::id());
     let started = today();
     let store = Store {
         stream: &s,
@@ -144,7 +173,7 @@ fn crash_and_recover(tag: &str, checkpoint_db: &str, kills: usize) -> (Vec<u64>,
             "--checkpoint-db",
             checkpoint_db,
             "--client-name",
-            &format!("crash{}", std::process::id()),
+            &client,
             "--from",
             "trim-horizon",
             "--max-file-age",
@@ -162,36 +191,80 @@ fn crash_and_recover(tag: &str, checkpoint_db: &str, kills: usize) -> (Vec<u64>,
         .as_nanos() as u64;
     let mut rng = triton_tests::Rng::new(seed);
     println!("{tag}: seed {seed}");
-    let mut child = std::thread::scope(|scope| {
-        let producer = scope.spawn(|| {
-            for part in 0..10 {
-                produce(&s, part * RECORDS / 10, (part + 1) * RECORDS / 10);
-                std::thread::sleep(Duration::from_millis(700));
-            }
+    let hook = [("TRITON_TEST_PAUSE_BEFORE_COMMIT", "2s")];
+    let mut in_window = 0;
+    // Each run gets one tenth of the records, produced while it runs, so
+    // that each has new records to upload (and to be killed after).
+    let parts = kills as u64;
+    for k in 0..kills {
+        let part = k as u64;
+        std::thread::scope(|scope| {
+            let producer = scope.spawn(|| {
+                produce(&s, part * RECORDS / parts, (part + 1) * RECORDS / parts);
+            });
+            let how = if k % 2 == 0 {
+                // Killed while an uploaded archive waits for its commit.
+                let paused = store.log().matches(PAUSED).count();
+                let mut child = store.start_with(&hook);
+                store.wait_for(PAUSED, paused + 1);
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                in_window += 1;
+                "between an upload and its commit".to_string()
+            } else {
+                let mut child = store.start();
+                let wait = Duration::from_millis(500 + rng.below(3000));
+                std::thread::sleep(wait);
+                child.kill().unwrap();
+                child.wait().unwrap();
+                format!("after {wait:?}")
+            };
+            producer.join().unwrap();
+            println!("{tag}: killed the store {how} ({} of {kills})", k + 1);
         });
-        for k in 0..kills {
-            let mut child = store.start();
-            let wait = Duration::from_millis(500 + rng.below(3000));
-            std::thread::sleep(wait);
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-            println!(
-                "{tag}: killed the store after {wait:?} ({} of {kills})",
-                k + 1
-            );
-        }
-        let child = store.start();
-        producer.join().unwrap();
-        child
-    });
+    }
+    let mut child = store.start();
     // Let the store catch up and seal (archives are sealed after 1 s).
     std::thread::sleep(Duration::from_secs(6));
     let status = sigterm(&mut child);
-    let log = std::fs::read_to_string(&store.log).unwrap();
+    let log = store.log();
     assert!(status.success(), "store exited with {status}\n{log}");
+    // Each kill in the window left an uploaded archive that the next start
+    // found in the bucket and only checkpointed.
+    let confirmed = log
+        .matches("the archive is in the store; committing its checkpoints")
+        .count();
+    println!("{tag}: {in_window} kills between upload and commit; {confirmed} archives found uploaded on restart, {} rebuilt", log.matches("rebuilt the archive from the stream").count());
+    assert!(
+        confirmed >= in_window,
+        "{confirmed} confirmed after {in_window} kills in the window\n{log}"
+    );
     // Nothing left in the spool of the finished store.
     let spooled: Vec<_> = std::fs::read_dir(s.dir.join("spool")).unwrap().collect();
     assert!(spooled.is_empty(), "{spooled:?}");
+    // The audit finds every shard's ranges joined, without overlaps, up to
+    // the checkpoints.
+    let audit = s
+        .command(&[
+            "audit",
+            "--bucket",
+            &format!("s3://{bucket}"),
+            "--start-date",
+            &started.to_string(),
+            "--client-name",
+            &client,
+            "--checkpoint-db",
+            checkpoint_db,
+        ])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&audit.stdout);
+    println!("{tag}: audit: {}", report.lines().next().unwrap_or(""));
+    assert!(
+        audit.status.success(),
+        "audit failed:\n{report}{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
     (archived(archive, &s.name, started), log)
 }
 
@@ -223,6 +296,13 @@ fn check(tag: &str, ns: &[u64], log: &str, produced: u64) {
         counts.keys().all(|&n| n < produced),
         "{tag}: records that were never produced"
     );
+    let twice: Vec<u64> = counts
+        .iter()
+        .filter(|(_, &c)| c > 1)
+        .map(|(&n, _)| n)
+        .take(10)
+        .collect();
+    assert_eq!(duplicates, 0, "{tag}: duplicated records, e.g. {twice:?}");
 }
 
 #[test]
@@ -240,7 +320,7 @@ fn survives_sigkill_with_postgres_checkpoints() {
         None => (user_info, "hidden-test-password".to_string()),
     };
     let url = format!("{scheme}://{user}:{password}@{host}");
-    let (ns, log) = crash_and_recover("crashpg", &url, 5);
+    let (ns, log) = crash_and_recover("crashpg", &url, 10);
     check("postgres", &ns, &log, RECORDS);
     assert!(!log.contains(&password), "the database password was logged");
 }
@@ -250,7 +330,7 @@ fn survives_sigkill_with_sqlite_checkpoints() {
     let dir = std::env::temp_dir().join(format!("triton-crash-sqlite-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("checkpoints.db").display());
-    let (ns, log) = crash_and_recover("crashlite", &url, 5);
+    let (ns, log) = crash_and_recover("crashlite", &url, 10);
     check("sqlite", &ns, &log, RECORDS);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -494,8 +574,10 @@ fn a_second_signal_or_the_timeout_ends_a_stop_that_cannot_finish() {
         exit_within(&mut child, Duration::from_secs(5)).expect("the second signal did not end it");
     assert_eq!(status.code(), Some(130));
 
-    // --shutdown-timeout ends it too.
-    let mut child = stuck_store(&["--shutdown-timeout", "2s"]);
+    // --shutdown-timeout ends it too. (Another client: the first left an
+    // upload intent, and a stop while the next start finishes it exits 0
+    // at once, which is safe: it is finished by the start after.)
+    let mut child = stuck_store(&["--shutdown-timeout", "2s", "--client-name", "second"]);
     let signalled = Instant::now();
     term(&child);
     let status =
@@ -563,4 +645,87 @@ fn skip_to_latest_ignores_the_checkpoints() {
     ns.sort_unstable();
     let expected: Vec<u64> = (0..100).chain(200..250).collect();
     assert_eq!(ns, expected);
+}
+
+/// The `n` of every record in one archive object, sorted.
+fn object_ns(store: &S3Store, key: &str) -> Option<Vec<u64>> {
+    use triton_s3::ArchiveStore;
+    runtime().block_on(async {
+        let mut body = match store.get(key, 0).await {
+            Ok(body) => body,
+            Err(e) if e.is_not_found() => return None,
+            Err(e) => panic!("{key}: {e}"),
+        };
+        let mut bytes = Vec::new();
+        while body.reader.read_into(&mut bytes).await.unwrap() > 0 {}
+        let mut reader = triton_core::archive::ArchiveReader::new(bytes.as_slice());
+        let mut ns = Vec::new();
+        while let Some(r) = reader.next_record().unwrap() {
+            ns.push(r.get("n").and_then(|v| v.as_i64()).unwrap() as u64);
+        }
+        ns.sort_unstable();
+        Some(ns)
+    })
+}
+
+#[test]
+fn an_archive_deleted_before_recovery_is_rebuilt_under_its_key() {
+    use triton_s3::ArchiveStore;
+    let s = stream("rebuild", 2);
+    let (bucket, archive) = new_bucket("rebuild");
+    let started = today();
+    produce(&s, 0, 3_000);
+    let store = Store {
+        stream: &s,
+        args: [
+            "store",
+            "--bucket",
+            &format!("s3://{bucket}"),
+            "--checkpoint-db",
+            &format!("sqlite://{}", s.dir.join("checkpoints.db").display()),
+            "--from",
+            "trim-horizon",
+            "--max-file-age",
+            "1s",
+            "--spool-dir",
+            s.dir.join("spool").to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec(),
+        log: s.dir.join("store.log"),
+    };
+    // Killed while its first uploaded archive waits for the commit.
+    let mut child = store.start_with(&[("TRITON_TEST_PAUSE_BEFORE_COMMIT", "60s")]);
+    store.wait_for(PAUSED, 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log = store.log();
+    let line = log.lines().find(|l| l.contains(PAUSED)).unwrap();
+    let key = line
+        .split("key=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    let before = object_ns(&archive, &key).expect("the archive was uploaded");
+    assert!(!before.is_empty());
+    // Deleted behind the store's back.
+    runtime().block_on(archive.delete(&key)).unwrap();
+    assert_eq!(object_ns(&archive, &key), None);
+
+    let mut child = store.start();
+    store.wait_for("rebuilt the archive from the stream", 1);
+    // Records after the recorded ranges are read as usual.
+    produce(&s, 3_000, 4_000);
+    store.wait_for("archive uploaded and checkpointed", 1);
+    std::thread::sleep(Duration::from_secs(3));
+    let status = sigterm(&mut child);
+    let log = store.log();
+    assert!(status.success(), "{log}");
+    let after = object_ns(&archive, &key).expect("rebuilt under the same key");
+    assert_eq!(after, before, "the rebuilt archive holds other records");
+    println!("rebuilt {key} with the same {} records", after.len());
+    let ns = archived(archive, &s.name, started);
+    check("rebuild", &ns, &log, 4_000);
 }

@@ -800,7 +800,7 @@ impl Replay for ScriptReplay {
             let held: Vec<SourceRecord> = self
                 .all
                 .iter()
-                .filter(|r| &*r.source == range.shard)
+                .filter(|r| *r.source == range.shard)
                 .skip(self.expired)
                 .filter(|r| {
                     matches!(&r.position, Position::Sequence(s) if *s >= range.first && *s <= range.last)
@@ -881,7 +881,7 @@ async fn recovery_commits_uploaded_archives_and_rebuilds_a_deleted_one_under_its
     )
     .await
     .unwrap();
-    assert_eq!(report.rebuilt, [deleted.clone()], "{report:?}");
+    assert_eq!(report.rebuilt, std::slice::from_ref(&deleted), "{report:?}");
     assert_eq!(report.confirmed.len() + 1, intents.len(), "{report:?}");
     assert!(report.lost.is_empty(), "{report:?}");
     // Same key, same records (their order across shards may differ).
@@ -947,7 +947,7 @@ async fn recovery_reports_records_past_retention_and_archives_the_rest() {
     )
     .await
     .unwrap();
-    assert_eq!(report.rebuilt, [first.clone()]);
+    assert_eq!(report.rebuilt, std::slice::from_ref(&first));
     // Both shards lost their first 3 records, which were in the first archive.
     assert_eq!(report.lost.len(), 2, "{report:?}");
     assert!(report.lost.iter().all(|l| l.archive == first), "{report:?}");

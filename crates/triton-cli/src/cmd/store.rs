@@ -8,12 +8,12 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use tokio::sync::{mpsc, watch};
 use triton_checkpoint::{redact, SqlCheckpoints, DEFAULT_URL};
-use triton_core::checkpoint::CheckpointError;
+use triton_core::checkpoint::{CheckpointError, CheckpointStore};
 use triton_core::key::{validate_client_name, DEFAULT_CLIENT_NAME};
 use triton_core::retry::Backoff;
-use triton_kinesis::{Checkpointing, KinesisReader, ReaderOptions, StartPosition};
-use triton_s3::archiver::{clean_stale, Archiver, ArchiverOptions};
-use triton_s3::{Location, S3Options, Sse};
+use triton_kinesis::{Checkpointing, KinesisReader, KinesisReplay, ReaderOptions, StartPosition};
+use triton_s3::archiver::{clean_stale, recover, Archiver, ArchiverOptions};
+use triton_s3::{ArchiveStore, Location, S3Options, Sse};
 
 use super::common::{multi_thread_runtime, parse_duration, StreamArgs};
 use super::metrics;
@@ -24,10 +24,17 @@ use crate::error::{CliError, CliResult};
 /// Every shard is read into one archive, spooled on local disk, sealed at
 /// each UTC hour boundary, after --max-file-age or at --max-file-size, and
 /// uploaded as <YYYYMMDD>/<stream>-<client>-<unix seconds>.tri (the time the
-/// archive was opened). Only after the upload are the shards' checkpoints
-/// moved, in one transaction, to the last record the archive holds: a crash
-/// at any moment loses nothing (records after the checkpoints are read
-/// again, so a crash may archive some twice).
+/// archive was opened), with a <key>.metadata sidecar (per-shard sequence
+/// ranges, counts, SHA-256).
+///
+/// Exactly once: before each upload, an upload intent (the key and each
+/// shard's range) is recorded in the checkpoint database; after it, the
+/// shards' checkpoints move to the archive's last records and the intent
+/// is deleted, in one transaction. On start, unfinished intents are
+/// finished first: an archive found in the bucket is only checkpointed, a
+/// missing one is rebuilt from exactly its ranges in Kinesis and uploaded
+/// under the same key. A crash at any moment neither loses nor duplicates
+/// records (records past the stream's retention are reported).
 ///
 /// Records that are not one MessagePack map are kept in a dead-letter
 /// archive under _invalid/<same key> ({shard, sequence_number, arrival,
@@ -97,6 +104,12 @@ pub struct StoreArgs {
     /// KMS key id or ARN for --sse aws:kms (default: the account's S3 key).
     #[arg(long, value_name = "KEY")]
     sse_kms_key_id: Option<String>,
+
+    /// Archive at least once, as go-triton does: no upload intents and no
+    /// recovery on start, so a crash between an upload and its checkpoint
+    /// archives those records again.
+    #[arg(long)]
+    at_least_once: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -181,6 +194,12 @@ pub fn run(args: StoreArgs) -> CliResult {
         (Some(SseKind::Kms), key_id) => Some(Sse::Kms { key_id }),
     };
     let mut options = ArchiverOptions::new(config.name.clone(), args.client_name.clone());
+    // For the crash tests only: a window in which to kill the store between
+    // an upload and its checkpoint commit.
+    if let Ok(pause) = std::env::var("TRITON_TEST_PAUSE_BEFORE_COMMIT") {
+        options.pause_before_commit = parse_duration(&pause)
+            .map_err(|e| CliError::new(format!("TRITON_TEST_PAUSE_BEFORE_COMMIT: {e}")))?;
+    }
     options.max_file_age = args.max_file_age;
     options.max_file_size = args.max_file_size;
     options.max_pending_uploads = args.max_pending_uploads.max(1);
@@ -224,17 +243,37 @@ pub fn run(args: StoreArgs) -> CliResult {
                 (true, _) | (false, From::Latest) => StartPosition::Latest,
                 (false, From::TrimHorizon) => StartPosition::TrimHorizon,
             };
+            let checkpoints: Arc<dyn CheckpointStore> = Arc::new(checkpoints);
+            let kinesis = triton_kinesis::client(&config.region).await;
+            let store = location
+                .open(
+                    &config.region,
+                    S3Options {
+                        sse,
+                        ..S3Options::default()
+                    },
+                )
+                .await;
+            if !args.at_least_once {
+                options.intents = Some(checkpoints.clone());
+                finish_interrupted_uploads(
+                    store.clone(),
+                    checkpoints.clone(),
+                    &KinesisReplay::new(kinesis.clone(), config.name.clone()),
+                    &options,
+                )
+                .await?;
+            }
             let checkpointing = Checkpointing {
-                store: Arc::new(checkpoints),
+                store: checkpoints,
                 client: args.client_name.clone(),
                 resume: !args.skip_to_latest,
             };
-            let kinesis = triton_kinesis::client(&config.region).await;
             let reader_options = ReaderOptions {
                 start,
                 ..ReaderOptions::default()
             };
-            retry_open(
+            let reader = retry_open(
                 "the Kinesis stream",
                 || {
                     KinesisReader::open(
@@ -252,22 +291,18 @@ pub fn run(args: StoreArgs) -> CliResult {
                     _ => false,
                 },
             )
-            .await
+            .await?;
+            Ok::<_, CliError>((reader, store))
         };
         let mut stopping = stop.clone();
-        let reader = tokio::select! {
-            reader = opened => reader?,
+        let (reader, store) = tokio::select! {
+            opened = opened => opened?,
             _ = stopping.changed() => {
                 tracing::info!("stopped before the store started");
                 return Ok(());
             }
         };
-        let s3_options = S3Options {
-            sse,
-            ..S3Options::default()
-        };
-        let store = location.open(&config.region, s3_options).await;
-        tracing::info!(stream = config.name, bucket = %location, client = args.client_name, "store started");
+        tracing::info!(stream = config.name, bucket = %location, client = args.client_name, exactly_once = !args.at_least_once, "store started");
         let archiver = Archiver::new(reader, store, options);
         if let Some(addr) = args.metrics_addr {
             metrics::serve(addr, archiver.stats(), &config.name).await?;
@@ -288,6 +323,36 @@ pub fn run(args: StoreArgs) -> CliResult {
         );
         Ok(())
     })
+}
+
+/// Finishes the uploads a previous run left unfinished, loudly reporting
+/// records the stream no longer holds.
+async fn finish_interrupted_uploads(
+    store: Arc<dyn ArchiveStore>,
+    checkpoints: Arc<dyn CheckpointStore>,
+    replay: &KinesisReplay,
+    options: &ArchiverOptions,
+) -> CliResult {
+    let report = recover(store, checkpoints, replay, options)
+        .await
+        .map_err(|e| CliError::new(format!("finishing interrupted uploads: {e}")))?;
+    for lost in &report.lost {
+        tracing::error!(
+            archive = lost.archive,
+            shard = lost.shard,
+            records = lost.detail,
+            "LOST: records of an interrupted upload are no longer in the stream"
+        );
+    }
+    if !report.confirmed.is_empty() || !report.rebuilt.is_empty() {
+        tracing::info!(
+            confirmed = report.confirmed.len(),
+            rebuilt = report.rebuilt.len(),
+            lost_ranges = report.lost.len(),
+            "finished the uploads of the previous run"
+        );
+    }
+    Ok(())
 }
 
 /// Opens something the store cannot start without, retrying while it is
