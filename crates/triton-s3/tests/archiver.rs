@@ -10,7 +10,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use triton_core::archive::ArchiveReader;
-use triton_core::checkpoint::{CheckpointStore, MemoryCheckpoints};
+use triton_core::checkpoint::{CheckpointStore, MemoryCheckpoints, UploadIntent};
 use triton_core::source::{
     Position, RecordSource, Replay, SequenceNumber, SequenceRange, SourceError, SourceRecord,
 };
@@ -738,10 +738,23 @@ async fn audit_finds_overlaps_missing_and_mismatched_sidecars_and_gaps() {
     let at_end = [checkpoint("shard-0", 1_999), checkpoint("shard-1", 1_999)];
     let dyn_store: Arc<dyn ArchiveStore> = store.clone();
 
-    let clean = audit(dyn_store.clone(), &query, &at_end, true)
+    // A pending upload is listed, not a problem; another stream's is not
+    // listed.
+    let intent = |stream: &str, key: &str| UploadIntent {
+        client: "store".into(),
+        stream: stream.into(),
+        key: key.into(),
+        document: "{}".into(),
+    };
+    let intents = [
+        intent("events", "20241030/events-store-1730260000.tri"),
+        intent("other", "20241030/other-store-1730260000.tri"),
+    ];
+    let clean = audit(dyn_store.clone(), &query, &at_end, &intents, true)
         .await
         .unwrap();
     assert!(clean.is_clean(), "{:?}", clean.findings);
+    assert_eq!(clean.pending, ["20241030/events-store-1730260000.tri"]);
     assert_eq!(
         (clean.archives, clean.records),
         (keys.len(), summary.records)
@@ -765,7 +778,7 @@ async fn audit_finds_overlaps_missing_and_mismatched_sidecars_and_gaps() {
     // And a checkpoint is past the last archived record.
     let beyond = [checkpoint("shard-0", 2_500)];
 
-    let report = audit(dyn_store, &query, &beyond, true).await.unwrap();
+    let report = audit(dyn_store, &query, &beyond, &[], true).await.unwrap();
     let f = &report.findings;
     assert!(
         f.iter()

@@ -85,24 +85,37 @@ pub fn run(args: AuditArgs) -> CliResult {
         .map_or(0, |d| d.as_secs());
     let reaches_today = query.end >= Date::from_unix(now as i64);
     multi_thread_runtime()?.block_on(async {
-        let checkpoints: Vec<Checkpoint> = match (&args.checkpoint_db, reaches_today) {
-            (Some(url), true) => SqlCheckpoints::open_existing(url)
-                .await
-                .map_err(|e| CliError::new(e.to_string()))?
-                .list(&args.client_name)
-                .await
-                .map_err(|e| CliError::new(e.to_string()))?
-                .into_iter()
-                .map(|s| s.checkpoint)
-                .collect(),
+        let failed = |e: &dyn std::fmt::Display| CliError::new(e.to_string());
+        let (checkpoints, intents) = match (&args.checkpoint_db, reaches_today) {
+            (Some(url), true) => {
+                let db = SqlCheckpoints::open_existing(url)
+                    .await
+                    .map_err(|e| failed(&e))?;
+                let checkpoints: Vec<Checkpoint> = db
+                    .list(&args.client_name)
+                    .await
+                    .map_err(|e| failed(&e))?
+                    .into_iter()
+                    .map(|s| s.checkpoint)
+                    .collect();
+                // A database of a version before upload intents has none.
+                let intents = match db.intents(&args.client_name, &config.name).await {
+                    Ok(intents) => intents,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "no upload intents read");
+                        Vec::new()
+                    }
+                };
+                (checkpoints, intents)
+            }
             (Some(_), false) => {
                 eprintln!("triton: checkpoints not compared: the range ends before today");
-                Vec::new()
+                (Vec::new(), Vec::new())
             }
-            (None, _) => Vec::new(),
+            (None, _) => (Vec::new(), Vec::new()),
         };
         let store = location.open(&config.region, S3Options::default()).await;
-        let report = audit(store, &query, &checkpoints, !args.no_verify)
+        let report = audit(store, &query, &checkpoints, &intents, !args.no_verify)
             .await
             .map_err(|e| CliError::new(e.to_string()))?;
         match args.format {
@@ -154,6 +167,9 @@ fn print_text(report: &AuditReport, checkpoints: &[Checkpoint]) {
                 "GAP {shard}: checkpoint {checkpoint} is past the last archived record {last_archived}"
             ),
         }
+    }
+    for key in &report.pending {
+        println!("PENDING {key}: an upload in progress, or interrupted and finished when `triton store` starts");
     }
     if report.is_clean() {
         println!("clean");
