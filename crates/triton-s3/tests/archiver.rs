@@ -10,7 +10,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use triton_core::archive::ArchiveReader;
-use triton_core::checkpoint::{CheckpointStore, MemoryCheckpoints, UploadIntent};
+use triton_core::checkpoint::{
+    Checkpoint, CheckpointError, CheckpointStore, MemoryCheckpoints, SavedCheckpoint, UploadIntent,
+};
 use triton_core::source::{
     Position, RecordSource, Replay, SequenceNumber, SequenceRange, SourceError, SourceRecord,
 };
@@ -968,4 +970,102 @@ async fn recovery_reports_records_past_retention_and_archives_the_rest() {
     assert_eq!(after.len(), before.len() - 6);
     assert!(after.iter().all(|(_, i)| *i >= 3), "{after:?}");
     assert!(db.intents("store", "events").await.unwrap().is_empty());
+}
+
+/// Checkpoints in memory, logging every intent recorded: (key, its shard
+/// ranges).
+#[derive(Debug, Default)]
+struct IntentLog {
+    inner: MemoryCheckpoints,
+    recorded: Mutex<Vec<(String, String)>>,
+}
+
+#[async_trait]
+impl CheckpointStore for IntentLog {
+    async fn last(
+        &self,
+        client: &str,
+        stream: &str,
+        shard: &str,
+    ) -> Result<Option<SequenceNumber>, CheckpointError> {
+        self.inner.last(client, stream, shard).await
+    }
+    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
+        self.inner.save_many(checkpoints).await
+    }
+    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
+        self.inner.list(client).await
+    }
+    async fn record_intent(
+        &self,
+        intent: &UploadIntent,
+        replaces: Option<&str>,
+    ) -> Result<(), CheckpointError> {
+        let m = Metadata::parse(intent.document.as_bytes()).unwrap();
+        self.recorded
+            .lock()
+            .unwrap()
+            .push((intent.key.clone(), format!("{:?}", m.shards)));
+        self.inner.record_intent(intent, replaces).await
+    }
+    async fn complete_intent(
+        &self,
+        client: &str,
+        stream: &str,
+        key: &str,
+        checkpoints: &[Checkpoint],
+    ) -> Result<(), CheckpointError> {
+        self.inner
+            .complete_intent(client, stream, key, checkpoints)
+            .await
+    }
+    async fn intents(
+        &self,
+        client: &str,
+        stream: &str,
+    ) -> Result<Vec<UploadIntent>, CheckpointError> {
+        self.inner.intents(client, stream).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_moved_onto_the_next_ones_second_never_shares_its_intent_key() {
+    let (tmp, log, store) = setup("archiver-intent-keys");
+    // Another process's object takes the first archive's key, so the first
+    // archive moves to t+1, the second the next archive was opened in.
+    let t = 1_730_246_400u64;
+    let taken = format!("20241030/events-store-{t}.tri");
+    store
+        .put_bytes(&taken, b"someone else's".to_vec(), &PutOptions::default())
+        .await
+        .unwrap();
+    let mut source = Script::new(1, 10, 5, None, log.clone());
+    source.gap = Duration::from_millis(1500);
+    let db = Arc::new(IntentLog::default());
+    let mut o = options(tmp.path());
+    o.clock = fixed_clock(t);
+    o.max_file_age = Duration::from_secs(1);
+    o.intents = Some(db.clone());
+    let summary = run_to_end(source, store, o).await;
+    assert_eq!((summary.records, summary.archives), (10, 2));
+    assert_eq!(
+        archive_keys(&tmp.path().join("bucket")),
+        [t, t + 1, t + 2].map(|s| format!("20241030/events-store-{s}.tri"))
+    );
+    // Each key was only ever the intent of one archive.
+    let recorded = db.recorded.lock().unwrap().clone();
+    let mut owner: HashMap<&str, &str> = HashMap::new();
+    for (key, shards) in &recorded {
+        let first = owner.entry(key).or_insert(shards);
+        assert_eq!(
+            first, shards,
+            "two archives recorded under {key}: {recorded:#?}"
+        );
+    }
+    assert!(db
+        .inner
+        .intents("store", "events")
+        .await
+        .unwrap()
+        .is_empty());
 }

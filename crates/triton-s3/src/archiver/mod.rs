@@ -459,13 +459,17 @@ struct Uploader {
     client: String,
     stats: Arc<ArchiverStats>,
     intents: Option<Arc<dyn CheckpointStore>>,
+    /// The key second of the last archive uploaded: the next one goes after
+    /// it (it may have moved onto the next one's second), so that no two
+    /// intents ever share a key.
+    last_timestamp: Option<u64>,
 }
 
 /// Uploads sealed archives one after another (so checkpoints advance in
 /// order), retrying without end: the process stays up and says what it is
 /// waiting for.
 async fn upload_loop(
-    up: Uploader,
+    mut up: Uploader,
     mut sealed_rx: mpsc::Receiver<Sealed>,
     done_tx: mpsc::UnboundedSender<Sealed>,
 ) {
@@ -495,6 +499,7 @@ impl Uploader {
             client: options.client.clone(),
             stats,
             intents: options.intents.clone(),
+            last_timestamp: None,
         }
     }
 
@@ -527,7 +532,10 @@ impl Uploader {
     /// only the dead-letter key moves (its records name their shard and
     /// sequence number, so they need not pair with the archive's key).
     /// Returns the bytes and the number of objects uploaded.
-    async fn upload_sealed(&self, sealed: &mut Sealed) -> (u64, u64) {
+    async fn upload_sealed(&mut self, sealed: &mut Sealed) -> (u64, u64) {
+        if let Some(last) = self.last_timestamp.filter(|&t| t >= sealed.timestamp) {
+            self.move_to(sealed, last + 1);
+        }
         self.record_intent(sealed, None).await;
         let mut bytes = 0;
         let mut objects = 0;
@@ -539,22 +547,16 @@ impl Uploader {
                     break;
                 }
                 let taken = sealed.key.clone();
-                sealed.timestamp += 1;
-                let key = self.key_at(sealed.timestamp);
+                self.move_to(sealed, sealed.timestamp + 1);
                 tracing::warn!(
                     taken,
-                    instead = key,
+                    instead = sealed.key,
                     "the archive key is taken; using the next second"
                 );
-                if let Some((dead, _, _)) = &mut sealed.invalid {
-                    *dead = format!("{DEAD_LETTER_PREFIX}{key}");
-                    sealed.metadata.invalid_archive = Some(dead.clone());
-                }
-                sealed.metadata.archive = Some(key.clone());
-                sealed.key = key;
                 self.record_intent(sealed, Some(&taken)).await;
             }
         }
+        self.last_timestamp = Some(sealed.timestamp);
         if let Some((dead, path, _)) = sealed.invalid.clone() {
             let mut dead = dead;
             let mut timestamp = sealed.timestamp;
@@ -580,6 +582,20 @@ impl Uploader {
             objects += 1;
         }
         (bytes, objects)
+    }
+
+    /// Gives the archive (and its dead letters) the key of `timestamp`.
+    fn move_to(&self, sealed: &mut Sealed, timestamp: u64) {
+        let key = self.key_at(timestamp);
+        if let Some((dead, _, _)) = &mut sealed.invalid {
+            *dead = format!("{DEAD_LETTER_PREFIX}{key}");
+            sealed.metadata.invalid_archive = Some(dead.clone());
+        }
+        if sealed.metadata.archive.is_some() {
+            sealed.metadata.archive = Some(key.clone());
+        }
+        sealed.timestamp = timestamp;
+        sealed.key = key;
     }
 
     /// Puts the sidecar of the archive `metadata` describes, replacing an

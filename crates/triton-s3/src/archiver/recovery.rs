@@ -104,7 +104,7 @@ pub async fn recover(
         intents = keyed.len(),
         "finishing uploads a previous run left unfinished"
     );
-    let uploader = Uploader::new(store.clone(), options, Arc::new(ArchiverStats::default()));
+    let mut uploader = Uploader::new(store.clone(), options, Arc::new(ArchiverStats::default()));
     for (timestamp, intent) in keyed {
         let recorded = Metadata::parse(intent.document.as_bytes()).map_err(|e| bad(&intent, &e))?;
         let checkpoints = checkpoints(&intent, &recorded, options)?;
