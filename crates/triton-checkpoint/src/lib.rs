@@ -291,6 +291,7 @@ fn updated_now() -> i32 {
 }
 
 /// An owned checkpoint row, checked against the column sizes.
+#[derive(Clone)]
 pub(crate) struct OwnedRow {
     client: String,
     stream: String,
@@ -352,6 +353,29 @@ fn owned_rows(db: &str, checkpoints: &[Checkpoint]) -> Result<Vec<OwnedRow>, Che
     // different orders would otherwise deadlock in PostgreSQL.
     rows.sort_by(|a, b| (&a.client, &a.stream, &a.shard).cmp(&(&b.client, &b.stream, &b.shard)));
     Ok(rows)
+}
+
+/// The rows that move their shard's checkpoint forward, given the stored
+/// (shard, seq_num) of the same client and stream: completing an upload
+/// intent never moves a checkpoint back (another writer, e.g. an
+/// at-least-once run or go-triton, may have moved it past the intent).
+fn forward_only(rows: &[OwnedRow], stored: &[(String, String)]) -> Vec<OwnedRow> {
+    rows.iter()
+        .filter(|row| {
+            let Some((_, seq)) = stored.iter().find(|(shard, _)| *shard == row.shard) else {
+                return true;
+            };
+            match (
+                SequenceNumber::new(seq.as_str()),
+                SequenceNumber::new(row.seq_num.as_str()),
+            ) {
+                (Ok(old), Ok(new)) => new > old,
+                // An unreadable stored value is replaced.
+                _ => true,
+            }
+        })
+        .cloned()
+        .collect()
 }
 
 /// Rows of `list` as checkpoints, refusing rows that hold no sequence number.

@@ -15,7 +15,8 @@ use crate::schema::{
 };
 use crate::url::{PostgresUrl, SslMode};
 use crate::{
-    bad_row, check_intent, failed, intent_row, owned_rows, query_error, updated_now, Mode, OwnedRow,
+    bad_row, check_intent, failed, forward_only, intent_row, owned_rows, query_error, updated_now,
+    Mode, OwnedRow,
 };
 
 mod tls;
@@ -234,9 +235,18 @@ impl PgCheckpoints {
         checkpoints: &[Checkpoint],
     ) -> Result<(), CheckpointError> {
         let rows = Arc::new(owned_rows(self.db(), checkpoints)?);
+        let shards: Vec<&str> = rows.iter().map(|r| r.shard.as_str()).collect();
         self.run(async |c| {
             c.transaction::<_, diesel::result::Error, _>(async |c| {
-                upsert(c, &rows).await?;
+                let stored: Vec<(String, String)> = t::table
+                    .filter(t::client.eq(client))
+                    .filter(t::stream.eq(stream))
+                    .filter(t::shard.eq_any(&shards))
+                    .select((t::shard, t::seq_num))
+                    .for_update()
+                    .load(c)
+                    .await?;
+                upsert(c, &forward_only(&rows, &stored)).await?;
                 diesel::delete(
                     i::table
                         .filter(i::client.eq(client))

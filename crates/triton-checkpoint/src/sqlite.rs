@@ -19,7 +19,8 @@ use crate::schema::{
     triton_checkpoint as t, triton_upload_intent as i, Row, MIGRATIONS, MIGRATIONS_TABLE,
 };
 use crate::{
-    bad_row, check_intent, failed, intent_row, owned_rows, query_error, updated_now, Mode, OwnedRow,
+    bad_row, check_intent, failed, forward_only, intent_row, owned_rows, query_error, updated_now,
+    Mode, OwnedRow,
 };
 
 /// How long a statement waits for another process's lock before failing.
@@ -179,7 +180,14 @@ impl SqliteCheckpoints {
         let id = (client.to_owned(), stream.to_owned(), key.to_owned());
         self.run(move |c| {
             c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
-                upsert(c, &rows)?;
+                let shards: Vec<&str> = rows.iter().map(|r| r.shard.as_str()).collect();
+                let stored: Vec<(String, String)> = t::table
+                    .filter(t::client.eq(&id.0))
+                    .filter(t::stream.eq(&id.1))
+                    .filter(t::shard.eq_any(&shards))
+                    .select((t::shard, t::seq_num))
+                    .load(c)?;
+                upsert(c, &forward_only(&rows, &stored))?;
                 diesel::delete(
                     i::table
                         .filter(i::client.eq(&id.0))

@@ -136,9 +136,12 @@ pub async fn audit(
         let key = archive.key.to_string();
         let sidecar_key = format!("{key}{METADATA_SUFFIX}");
         let Some(sidecar) = read_all(&*store, &sidecar_key).await? else {
-            report
-                .findings
-                .push(Finding::MissingSidecar { archive: key });
+            // An upload in progress puts its sidecar last.
+            if !report.pending.contains(&key) {
+                report
+                    .findings
+                    .push(Finding::MissingSidecar { archive: key });
+            }
             continue;
         };
         let sidecar = match read_sidecar(&sidecar) {

@@ -11,7 +11,10 @@ use triton_checkpoint::{redact, SqlCheckpoints, DEFAULT_URL};
 use triton_core::checkpoint::{CheckpointError, CheckpointStore};
 use triton_core::key::{validate_client_name, DEFAULT_CLIENT_NAME};
 use triton_core::retry::Backoff;
-use triton_kinesis::{Checkpointing, KinesisReader, KinesisReplay, ReaderOptions, StartPosition};
+use triton_kinesis::{
+    list_shards, Checkpointing, KinesisError, KinesisReader, KinesisReplay, ReaderOptions,
+    StartPosition,
+};
 use triton_s3::archiver::{clean_stale, recover, Archiver, ArchiverOptions};
 use triton_s3::{ArchiveStore, Location, S3Options, Sse};
 
@@ -105,9 +108,10 @@ pub struct StoreArgs {
     #[arg(long, value_name = "KEY")]
     sse_kms_key_id: Option<String>,
 
-    /// Archive at least once, as go-triton does: no upload intents and no
-    /// recovery on start, so a crash between an upload and its checkpoint
-    /// archives those records again.
+    /// Archive at least once, as go-triton does: no upload intents, so a
+    /// crash between an upload and its checkpoint archives those records
+    /// again. (Intents a previous exactly-once run left are still finished
+    /// on start.)
     #[arg(long)]
     at_least_once: bool,
 }
@@ -213,8 +217,9 @@ pub fn run(args: StoreArgs) -> CliResult {
         )
     })?;
     // Spool files of a killed store hold records that were never
-    // checkpointed: they will be read again, so uploading them would only
-    // duplicate them.
+    // checkpointed: they will be read again (or, for an upload a crash
+    // interrupted, rebuilt from the stream by recovery), so uploading them
+    // would only duplicate them.
     let stale = clean_stale(&options.spool_dir, &config.name, &args.client_name)
         .map_err(|e| CliError::io(format!("cleaning {}", options.spool_dir.display()), e))?;
     for path in stale {
@@ -254,15 +259,25 @@ pub fn run(args: StoreArgs) -> CliResult {
                     },
                 )
                 .await;
+            // A wrong stream name or region is an error here, not every
+            // interrupted upload's records taken for expired.
+            retry_open(
+                "the Kinesis stream",
+                || list_shards(&kinesis, &config.name),
+                KinesisError::is_retryable,
+            )
+            .await?;
+            // Whatever this run's mode: intents left by an exactly-once run
+            // describe uploads whose checkpoints are still to be moved.
+            finish_interrupted_uploads(
+                store.clone(),
+                checkpoints.clone(),
+                &KinesisReplay::new(kinesis.clone(), config.name.clone()),
+                &options,
+            )
+            .await?;
             if !args.at_least_once {
                 options.intents = Some(checkpoints.clone());
-                finish_interrupted_uploads(
-                    store.clone(),
-                    checkpoints.clone(),
-                    &KinesisReplay::new(kinesis.clone(), config.name.clone()),
-                    &options,
-                )
-                .await?;
             }
             let checkpointing = Checkpointing {
                 store: checkpoints,
@@ -325,8 +340,8 @@ pub fn run(args: StoreArgs) -> CliResult {
     })
 }
 
-/// Finishes the uploads a previous run left unfinished, loudly reporting
-/// records the stream no longer holds.
+/// Finishes the uploads a previous run left unfinished (recovery logs each
+/// record range the stream no longer holds as an error).
 async fn finish_interrupted_uploads(
     store: Arc<dyn ArchiveStore>,
     checkpoints: Arc<dyn CheckpointStore>,
@@ -336,14 +351,6 @@ async fn finish_interrupted_uploads(
     let report = recover(store, checkpoints, replay, options)
         .await
         .map_err(|e| CliError::new(format!("finishing interrupted uploads: {e}")))?;
-    for lost in &report.lost {
-        tracing::error!(
-            archive = lost.archive,
-            shard = lost.shard,
-            records = lost.detail,
-            "LOST: records of an interrupted upload are no longer in the stream"
-        );
-    }
     if !report.confirmed.is_empty() || !report.rebuilt.is_empty() {
         tracing::info!(
             confirmed = report.confirmed.len(),

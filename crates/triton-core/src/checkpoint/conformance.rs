@@ -277,6 +277,39 @@ pub async fn intents(store: &dyn CheckpointStore, client: &str) {
     if left != [moved] || saved != Some(good.sequence.clone()) {
         panic!("after completion: intents {left:?}, checkpoint {saved:?}");
     }
+    // Completing never moves a checkpoint back: shardId-1 is at 5, a
+    // completion naming 3 leaves it there and still deletes the intent.
+    store
+        .complete_intent(
+            client,
+            "s",
+            moved,
+            &[
+                checkpoint(client, "s", "shardId-1", 3),
+                checkpoint(client, "s", "shardId-2", 9),
+            ],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("complete_intent: {e}"));
+    let kept = store
+        .last(client, "s", "shardId-1")
+        .await
+        .unwrap_or_else(|e| panic!("last: {e}"));
+    assert_eq!(
+        kept,
+        Some(good.sequence.clone()),
+        "a completion moved a checkpoint back"
+    );
+    let added = store
+        .last(client, "s", "shardId-2")
+        .await
+        .unwrap_or_else(|e| panic!("last: {e}"));
+    assert_eq!(added, Some(sequence(9)));
+    let left = store
+        .intents(client, "s")
+        .await
+        .unwrap_or_else(|e| panic!("intents: {e}"));
+    assert!(left.is_empty(), "intents left: {left:?}");
     let other = store
         .intents(client, "other")
         .await

@@ -106,7 +106,18 @@ impl CheckpointStore for MemoryCheckpoints {
     ) -> Result<(), CheckpointError> {
         // Both locks held: no reader sees one change without the other.
         let mut intents = self.intent_rows();
-        self.save_rows(checkpoints)?;
+        let forward: Vec<Checkpoint> = {
+            let rows = self.rows();
+            checkpoints
+                .iter()
+                .filter(|c| {
+                    rows.get(&(c.client.clone(), c.stream.clone(), c.shard.clone()))
+                        .is_none_or(|(old, _)| c.sequence > *old)
+                })
+                .cloned()
+                .collect()
+        };
+        self.save_rows(&forward)?;
         intents.remove(&(client.to_owned(), stream.to_owned(), key.to_owned()));
         Ok(())
     }

@@ -143,7 +143,9 @@ pub trait CheckpointStore: Send + Sync + std::fmt::Debug {
     ) -> Result<(), CheckpointError>;
 
     /// In one transaction: saves `checkpoints` and deletes the intent `key`
-    /// of `client` and `stream`. After a failure both are as before.
+    /// of `client` and `stream`. A checkpoint is only ever moved forward
+    /// (numerically): one already past it, saved by another writer, stays.
+    /// After a failure both are as before.
     async fn complete_intent(
         &self,
         client: &str,

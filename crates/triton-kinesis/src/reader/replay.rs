@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_kinesis::Client;
+use tokio::time::Instant;
 use triton_core::retry::Backoff;
 use triton_core::source::{
     Position, RecordSource, Replay, SequenceNumber, SequenceRange, SourceError, SourceRecord,
@@ -46,13 +47,22 @@ impl Replay for KinesisReplay {
             ranges: ranges.into(),
             iterator: None,
             delivered: None,
+            at_tip: 0,
+            next_call: Instant::now(),
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(10)),
         }))
     }
 }
 
+/// Empty answers at the stream's tip after which a range with nothing
+/// delivered is taken as gone (about 2 s at the call rate limit).
+const TIP_POLLS: u32 = 10;
+
 /// Reads each range from `AT_SEQUENCE_NUMBER` of its first record until its
-/// last record, the shard's end, or the shard's tip (then the rest is not
-/// in the stream).
+/// last record or the shard's end. Reaching the stream's tip first is an
+/// error once records of the range came (everything up to its last record
+/// is newer than them, so it cannot have expired); with nothing delivered,
+/// the range is gone (past retention).
 struct RangeReader {
     client: Client,
     stream: String,
@@ -60,6 +70,11 @@ struct RangeReader {
     iterator: Option<String>,
     /// The last record delivered of the current range.
     delivered: Option<SequenceNumber>,
+    /// Empty answers in a row at the tip.
+    at_tip: u32,
+    /// Kinesis allows 5 GetRecords calls per second and shard.
+    next_call: Instant,
+    backoff: Backoff,
 }
 
 impl RangeReader {
@@ -68,9 +83,10 @@ impl RangeReader {
         self.ranges.pop_front();
         self.iterator = None;
         self.delivered = None;
+        self.at_tip = 0;
     }
 
-    fn fail(&self, e: KinesisError) -> SourceError {
+    fn fail(&self, e: impl std::fmt::Display) -> SourceError {
         SourceError::Unavailable {
             what: format!("Kinesis stream {}", self.stream),
             detail: e.to_string(),
@@ -81,7 +97,6 @@ impl RangeReader {
 #[async_trait]
 impl RecordSource for RangeReader {
     async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<SourceRecord>>, SourceError> {
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
         loop {
             let Some(range) = self.ranges.front().cloned() else {
                 return Ok(None);
@@ -107,6 +122,8 @@ impl RecordSource for RangeReader {
                     }
                 }
             };
+            tokio::time::sleep_until(self.next_call).await;
+            self.next_call = Instant::now() + MIN_CALL_GAP;
             let limit = i32::try_from(max.clamp(1, 10_000)).unwrap_or(10_000);
             let response = self
                 .client
@@ -122,20 +139,28 @@ impl RecordSource for RangeReader {
                     match e.kind {
                         // A new iterator from the last record delivered.
                         ErrorKind::ExpiredIterator => {}
-                        ErrorKind::NotFound => self.next_range(),
+                        ErrorKind::NotFound => {
+                            tracing::error!(shard = %shard, "the shard is no longer in the stream: its range cannot be read again");
+                            self.next_range();
+                        }
                         _ if e.is_retryable() => {
                             self.iterator = Some(iterator);
-                            let delay = backoff.next_delay().max(MIN_CALL_GAP);
+                            let delay = self.backoff.next_delay().max(MIN_CALL_GAP);
                             tracing::warn!(shard = %shard, error = %e, retry_in = ?delay, "GetRecords failed; retrying");
-                            tokio::time::sleep(delay).await;
+                            self.next_call = Instant::now() + delay;
                         }
                         _ => return Err(self.fail(e)),
                     }
                     continue;
                 }
             };
-            backoff.reset();
-            let caught_up = out.records.is_empty() && out.millis_behind_latest.unwrap_or(0) == 0;
+            self.backoff.reset();
+            let behind = out.millis_behind_latest.unwrap_or(0) > 0;
+            self.at_tip = if out.records.is_empty() && !behind {
+                self.at_tip + 1
+            } else {
+                0
+            };
             let mut records =
                 convert(&self.stream, &shard, out.records).map_err(|e| self.fail(e))?;
             let before = records.len();
@@ -148,19 +173,24 @@ impl RecordSource for RangeReader {
                 self.delivered = Some(seq.clone());
             }
             match out.next_shard_iterator {
-                Some(next) if !reached_last && !caught_up => self.iterator = Some(next),
-                _ => {
-                    if !reached_last {
-                        tracing::debug!(shard = %shard, "the shard ends before the range's last record");
+                Some(_) if self.at_tip >= TIP_POLLS => match &self.delivered {
+                    None => {
+                        tracing::debug!(shard = %shard, "nothing of the range is in the stream");
+                        self.next_range();
                     }
-                    self.next_range();
-                }
+                    Some(seq) => {
+                        return Err(self.fail(format!(
+                            "shard {shard}: the stream ends at {seq}, before the range's last record {}",
+                            range.last
+                        )))
+                    }
+                },
+                Some(next) if !reached_last => self.iterator = Some(next),
+                // The range's last record, or the end of a closed shard.
+                _ => self.next_range(),
             }
             if !records.is_empty() {
                 return Ok(Some(records));
-            }
-            if self.iterator.is_some() {
-                tokio::time::sleep(MIN_CALL_GAP).await;
             }
         }
     }

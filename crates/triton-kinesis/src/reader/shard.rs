@@ -248,9 +248,9 @@ pub(crate) async fn shard_iterator(
                     (e.kind, &start)
                 {
                     tracing::warn!(
-                        shard = %shard, checkpoint = %seq, error = %e,
-                        "the shard does not hold the checkpointed record (older than the \
-                         stream's retention period?); reading from the oldest record \
+                        shard = %shard, sequence_number = %seq, error = %e,
+                        "the shard does not hold this record (older than the stream's \
+                         retention period?); reading from the oldest record \
                          (TRIM_HORIZON), records between are lost"
                     );
                     start = Start::TrimHorizon;

@@ -533,10 +533,13 @@ impl Uploader {
     /// sequence number, so they need not pair with the archive's key).
     /// Returns the bytes and the number of objects uploaded.
     async fn upload_sealed(&mut self, sealed: &mut Sealed) -> (u64, u64) {
+        // (In recovery the archive's key already names an intent.)
+        let mut moved_from = None;
         if let Some(last) = self.last_timestamp.filter(|&t| t >= sealed.timestamp) {
+            moved_from = Some(sealed.key.clone());
             self.move_to(sealed, last + 1);
         }
-        self.record_intent(sealed, None).await;
+        self.record_intent(sealed, moved_from.as_deref()).await;
         let mut bytes = 0;
         let mut objects = 0;
         if let Some(path) = sealed.path.clone() {

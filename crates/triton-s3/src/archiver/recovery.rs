@@ -303,7 +303,7 @@ async fn rebuild(
         if let Some(detail) = detail {
             tracing::error!(
                 key = intent.key, shard, detail,
-                "records of an interrupted upload are no longer in the stream (past its retention period?): they are lost"
+                "LOST: records of an interrupted upload are no longer in the stream (past its retention period?)"
             );
             report.lost.push(LostRecords {
                 archive: intent.key.clone(),
@@ -327,6 +327,8 @@ fn keep_uploaded(sealed: &mut Sealed, recorded: &Metadata, archive_ok: bool, dea
         }
         sealed.key = recorded.archive.clone().unwrap_or_default();
         sealed.metadata.archive = recorded.archive.clone();
+        // The archive kept holds the recorded ranges, whatever came back.
+        sealed.metadata.shards = recorded.shards.clone();
         sealed.metadata.record_count = recorded.record_count;
         sealed.metadata.size = recorded.size;
         sealed.metadata.sha256 = recorded.sha256.clone();
