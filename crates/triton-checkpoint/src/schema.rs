@@ -23,7 +23,7 @@ diesel::table! {
         archive_key -> Text,
         /// What the upload holds (the metadata sidecar's JSON).
         metadata -> Text,
-        /// Unix seconds of the last record.
+        /// When the intent was recorded (unix seconds).
         created -> BigInt,
     }
 }

@@ -27,7 +27,7 @@ use crate::error::{CliError, CliResult};
 /// Every shard is read into one archive, spooled on local disk, sealed at
 /// each UTC hour boundary, after --max-file-age or at --max-file-size, and
 /// uploaded as <YYYYMMDD>/<stream>-<client>-<unix seconds>.tri (the time the
-/// archive was opened), with a <key>.metadata sidecar (per-shard sequence
+/// archive was opened, or a later second if that key is taken), with a <key>.metadata sidecar (per-shard sequence
 /// ranges, counts, SHA-256).
 ///
 /// Exactly once: before each upload, an upload intent (the key and each

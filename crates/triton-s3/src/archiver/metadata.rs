@@ -88,6 +88,23 @@ fn position_text(p: &Position) -> String {
 }
 
 impl Metadata {
+    /// Nothing yet, by this writer.
+    pub(crate) fn empty() -> Metadata {
+        Metadata {
+            shards: BTreeMap::new(),
+            archive: None,
+            record_count: 0,
+            size: 0,
+            sha256: String::new(),
+            invalid_record_count: 0,
+            invalid_archive: None,
+            invalid_size: None,
+            invalid_sha256: None,
+            format_version: METADATA_FORMAT_VERSION,
+            writer: concat!("triton ", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+
     /// The sidecar's JSON, pretty and ending in a newline.
     pub fn to_json(&self) -> Vec<u8> {
         let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();

@@ -2,7 +2,11 @@
 //! [`RecordSource`] go into an archive spooled on local disk; the archive is
 //! sealed on a timer or at a size, uploaded, and only then are the source's
 //! positions acknowledged and committed (checkpointed), so a crash at any
-//! moment loses nothing: what was not committed is read again.
+//! moment loses nothing: what was not committed is read again. With upload
+//! intents ([`ArchiverOptions::intents`]) nothing is archived twice either:
+//! each upload is recorded before it starts and completed with the
+//! checkpoints in one transaction, and [`recover`] finishes what a crash
+//! interrupted.
 //!
 //! ```text
 //!  source ─► validate ─► spool file ─(seal)─► uploader task ─► store
@@ -16,6 +20,7 @@
 
 mod metadata;
 mod recovery;
+mod retry;
 mod rotation;
 mod spool;
 mod stats;
@@ -32,6 +37,7 @@ use triton_core::source::{Position, RecordSource, SourceError, SourceRecord};
 
 pub use self::metadata::{Metadata, ShardRange, METADATA_FORMAT_VERSION};
 pub use self::recovery::{recover, LostRecords, Recovery, RecoveryError};
+use self::retry::{until_ok, Waiting};
 pub use self::rotation::rotation_deadline;
 pub(crate) use self::spool::sha256_hex;
 use self::spool::Spool;
@@ -366,10 +372,11 @@ impl<S: RecordSource> Archiver<S> {
                 complete(&**db, &self.options, &done.key, &checkpoints).await;
             }
             None => {
+                // (A loop of its own: the attempt borrows the source mutably.)
                 let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
                 while let Err(e) = self.source.commit().await {
                     let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the checkpoint store");
+                    tracing::warn!(key = done.key, error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the checkpoint store");
                     tokio::time::sleep(delay).await;
                 }
             }
@@ -420,15 +427,13 @@ async fn complete(
     key: &str,
     checkpoints: &[Checkpoint],
 ) {
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-    while let Err(e) = db
-        .complete_intent(&options.client, &options.stream, key, checkpoints)
-        .await
-    {
-        let delay = backoff.next_delay();
-        tracing::warn!(key, error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the checkpoint store");
-        tokio::time::sleep(delay).await;
-    }
+    until_ok(
+        Waiting::Database,
+        "waiting for the checkpoint store",
+        key,
+        || db.complete_intent(&options.client, &options.stream, key, checkpoints),
+    )
+    .await;
 }
 
 /// The state of one `run`.
@@ -516,12 +521,13 @@ impl Uploader {
             key: sealed.key.clone(),
             document: String::from_utf8_lossy(&sealed.metadata.to_json()).into_owned(),
         };
-        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-        while let Err(e) = db.record_intent(&intent, replaces).await {
-            let delay = backoff.next_delay();
-            tracing::warn!(key = sealed.key, error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the checkpoint store to record the upload intent");
-            tokio::time::sleep(delay).await;
-        }
+        until_ok(
+            Waiting::Database,
+            "waiting for the checkpoint store to record the upload intent",
+            &sealed.key,
+            || db.record_intent(&intent, replaces),
+        )
+        .await;
     }
 
     /// Uploads the archive (if `sealed.path` is set) and its dead-letter
@@ -609,16 +615,17 @@ impl Uploader {
         };
         let sidecar = format!("{key}{METADATA_SUFFIX}");
         let json = metadata.to_json();
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(15));
         let replace = PutOptions {
             create_only: false,
             ..self.put.clone()
         };
-        while let Err(e) = self.store.put_bytes(&sidecar, json.clone(), &replace).await {
-            let delay = backoff.next_delay();
-            tracing::warn!(key = sidecar, error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the archive store to take the metadata sidecar");
-            tokio::time::sleep(delay).await;
-        }
+        until_ok(
+            Waiting::Store,
+            "waiting for the archive store to take the metadata sidecar",
+            &sidecar,
+            || self.store.put_bytes(&sidecar, json.clone(), &replace),
+        )
+        .await;
         json.len() as u64
     }
 
@@ -636,31 +643,28 @@ impl Uploader {
     /// when the key holds another object; an object with the same bytes is
     /// ours (an earlier attempt whose answer was lost) and counts as done.
     async fn upload(&self, key: &str, path: &Path) -> Option<u64> {
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(15));
-        loop {
-            let failure = match self.store.put_file(key, path, &self.put).await {
-                Ok(receipt) => return Some(receipt.size),
-                Err(e) if e.kind == ErrorKind::AlreadyExists => {
-                    match same_object(&*self.store, key, path).await {
-                        Ok(true) => {
-                            tracing::info!(
-                                key,
-                                "the archive was already uploaded by an earlier attempt"
-                            );
-                            return std::fs::metadata(path).ok().map(|m| m.len());
+        until_ok(
+            Waiting::Store,
+            "waiting for the archive store; the archive stays spooled",
+            key,
+            || async move {
+                match self.store.put_file(key, path, &self.put).await {
+                    Ok(receipt) => Ok(Some(receipt.size)),
+                    Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                        if !same_object(&*self.store, key, path).await? {
+                            return Ok(None);
                         }
-                        Ok(false) => return None,
-                        Err(e) => e,
+                        tracing::info!(
+                            key,
+                            "the archive was already uploaded by an earlier attempt"
+                        );
+                        Ok(std::fs::metadata(path).ok().map(|m| m.len()))
                     }
+                    Err(e) => Err(e),
                 }
-                Err(e) => e,
-            };
-            // Capped at 15 s: a store that waits is cheap, and it should
-            // notice soon that the outage is over.
-            let delay = backoff.next_delay();
-            tracing::warn!(key, error = %failure, retry_in_ms = delay.as_millis() as u64, "waiting for the archive store; the archive stays spooled");
-            tokio::time::sleep(delay).await;
-        }
+            },
+        )
+        .await
     }
 }
 

@@ -19,6 +19,7 @@ use triton_core::retry::Backoff;
 use triton_core::source::{Replay, SequenceRange, SourceError};
 
 use super::metadata::Metadata;
+use super::retry::{until_ok, Waiting};
 use super::spool::{Sealed, Spool, SpoolError};
 use super::stats::ArchiverStats;
 use super::{complete, ArchiverOptions, Uploader};
@@ -107,7 +108,17 @@ pub async fn recover(
     let mut uploader = Uploader::new(store.clone(), options, Arc::new(ArchiverStats::default()));
     for (timestamp, intent) in keyed {
         let recorded = Metadata::parse(intent.document.as_bytes()).map_err(|e| bad(&intent, &e))?;
-        let checkpoints = checkpoints(&intent, &recorded, options)?;
+        let ranges = ranges(&intent, &recorded)?;
+        // Each shard's checkpoint after the intent: its last recorded record.
+        let checkpoints: Vec<Checkpoint> = ranges
+            .iter()
+            .map(|r| Checkpoint {
+                client: options.client.clone(),
+                stream: options.stream.clone(),
+                shard: r.shard.clone(),
+                sequence: r.last.clone(),
+            })
+            .collect();
         let archive_ok = match &recorded.archive {
             Some(key) => matches(&*store, key, recorded.size, &recorded.sha256).await,
             None => true,
@@ -128,8 +139,16 @@ pub async fn recover(
             report.confirmed.push(intent.key.clone());
             intent.key.clone()
         } else {
-            let mut sealed =
-                rebuild(replay, options, &intent, &recorded, timestamp, &mut report).await?;
+            let mut sealed = rebuild(
+                replay,
+                options,
+                &intent,
+                &recorded,
+                ranges,
+                timestamp,
+                &mut report,
+            )
+            .await?;
             keep_uploaded(&mut sealed, &recorded, archive_ok, dead_ok);
             uploader.upload_sealed(&mut sealed).await;
             remove_spool_files(&sealed);
@@ -171,25 +190,6 @@ fn bad(intent: &UploadIntent, detail: &str) -> RecoveryError {
     }
 }
 
-/// Each shard's checkpoint after the intent: its last recorded record.
-fn checkpoints(
-    intent: &UploadIntent,
-    recorded: &Metadata,
-    options: &ArchiverOptions,
-) -> Result<Vec<Checkpoint>, RecoveryError> {
-    ranges(intent, recorded).map(|ranges| {
-        ranges
-            .into_iter()
-            .map(|r| Checkpoint {
-                client: options.client.clone(),
-                stream: options.stream.clone(),
-                shard: r.shard,
-                sequence: r.last,
-            })
-            .collect()
-    })
-}
-
 fn ranges(intent: &UploadIntent, recorded: &Metadata) -> Result<Vec<SequenceRange>, RecoveryError> {
     recorded
         .shards
@@ -213,25 +213,23 @@ fn ranges(intent: &UploadIntent, recorded: &Metadata) -> Result<Vec<SequenceRang
 /// Whether `key` holds `size` bytes whose SHA-256 is `sha256`. Store
 /// outages are waited out: a guess here would duplicate or lose records.
 async fn matches(store: &dyn ArchiveStore, key: &str, size: u64, sha256: &str) -> bool {
-    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(15));
-    loop {
-        let found: Result<bool, StoreError> = async {
+    until_ok(
+        Waiting::Store,
+        "waiting for the archive store",
+        key,
+        || async move {
             match store.head(key).await? {
-                Some(info) if info.size == size => Ok(sha256_of(store, key).await? == sha256),
-                _ => Ok(false),
+                Some(info) if info.size == size => match sha256_of(store, key).await {
+                    Ok(sha) => Ok(sha == sha256),
+                    // Deleted between the two requests.
+                    Err(e) if e.is_not_found() => Ok(false),
+                    Err(e) => Err(e),
+                },
+                _ => Ok::<_, StoreError>(false),
             }
-        }
-        .await;
-        match found {
-            Ok(found) => return found,
-            Err(e) if e.is_not_found() => return false,
-            Err(e) => {
-                let delay = backoff.next_delay();
-                tracing::warn!(key, error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the archive store");
-                tokio::time::sleep(delay).await;
-            }
-        }
-    }
+        },
+    )
+    .await
 }
 
 /// Reads the recorded ranges again into a new spool under the intent's
@@ -241,6 +239,7 @@ async fn rebuild(
     options: &ArchiverOptions,
     intent: &UploadIntent,
     recorded: &Metadata,
+    ranges: Vec<SequenceRange>,
     timestamp: u64,
     report: &mut Recovery,
 ) -> Result<Sealed, RecoveryError> {
@@ -252,10 +251,7 @@ async fn rebuild(
         key = intent.key,
         "the archive is not in the store; reading its records again"
     );
-    let mut source = replay
-        .replay(ranges(intent, recorded)?)
-        .await
-        .map_err(failed)?;
+    let mut source = replay.replay(ranges).await.map_err(failed)?;
     let mut spool = Spool::open(
         &options.spool_dir,
         &options.stream,

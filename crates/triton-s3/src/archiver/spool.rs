@@ -16,7 +16,7 @@ use triton_core::key::ArchiveKey;
 use triton_core::source::{Position, SourceRecord};
 use triton_core::value::{Record, Str, Timestamp, Value};
 
-use super::metadata::{Metadata, ShardRange, METADATA_FORMAT_VERSION};
+use super::metadata::{Metadata, ShardRange};
 
 /// Top-level prefix of dead-letter archives: readers of the normal layout
 /// list `<YYYYMMDD>/…` and never see it.
@@ -100,19 +100,7 @@ impl Sealed {
             records: 0,
             invalid: None,
             positions: Vec::new(),
-            metadata: Metadata {
-                shards: Default::default(),
-                archive: None,
-                record_count: 0,
-                size: 0,
-                sha256: String::new(),
-                invalid_record_count: 0,
-                invalid_archive: None,
-                invalid_size: None,
-                invalid_sha256: None,
-                format_version: METADATA_FORMAT_VERSION,
-                writer: concat!("triton ", env!("CARGO_PKG_VERSION")).to_owned(),
-            },
+            metadata: Metadata::empty(),
         }
     }
 }
@@ -356,8 +344,7 @@ impl Spool {
             invalid_archive: invalid_key,
             invalid_size: dead.as_ref().map(|d| d.0),
             invalid_sha256: dead.map(|d| d.1),
-            format_version: METADATA_FORMAT_VERSION,
-            writer: concat!("triton ", env!("CARGO_PKG_VERSION")).to_owned(),
+            ..Metadata::empty()
         };
         Ok(Some(Sealed {
             timestamp: self.key.timestamp(),
