@@ -902,6 +902,8 @@ async fn recovery_commits_uploaded_archives_and_rebuilds_a_deleted_one_under_its
     let dead_before = contents(&dead);
     std::fs::remove_file(bucket.join(&deleted)).unwrap();
     std::fs::remove_file(&dead).unwrap();
+    // The machine crashed too: no spool copy survived.
+    std::fs::remove_dir_all(tmp.path().join("spool")).unwrap();
 
     let replay = ScriptReplay { all, expired: 0 };
     let report = recover(
@@ -968,6 +970,7 @@ async fn recovery_reports_records_past_retention_and_archives_the_rest() {
     let bucket = tmp.path().join("bucket");
     let before = contents(&bucket.join(&first));
     std::fs::remove_file(bucket.join(&first)).unwrap();
+    std::fs::remove_dir_all(tmp.path().join("spool")).unwrap();
 
     let replay = ScriptReplay { all, expired: 3 };
     let report = recover(
@@ -1084,4 +1087,42 @@ async fn an_archive_moved_onto_the_next_ones_second_never_shares_its_intent_key(
         .await
         .unwrap()
         .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_uploads_the_crashed_stores_spool_copy_when_the_stream_no_longer_has_it() {
+    let (tmp, _log, store) = setup("archiver-recovery-spool");
+    let (db, _all) = crash_before_commit(tmp.path(), store.clone(), Some(50)).await;
+    let intents = db.intents("store", "events").await.unwrap();
+    let first = intents[0].key.clone();
+    let bucket = tmp.path().join("bucket");
+    let original = std::fs::read(bucket.join(&first)).unwrap();
+    let dead = bucket.join(format!("{DEAD_LETTER_PREFIX}{first}"));
+    let dead_original = std::fs::read(&dead).unwrap();
+    std::fs::remove_file(bucket.join(&first)).unwrap();
+    std::fs::remove_file(&dead).unwrap();
+
+    // The stream has nothing left: only the spool copy can restore it.
+    let replay = ScriptReplay {
+        all: Vec::new(),
+        expired: 0,
+    };
+    let report = recover(
+        store,
+        db.clone(),
+        &replay,
+        &recovery_options(tmp.path(), &db),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.restored, std::slice::from_ref(&first), "{report:?}");
+    assert!(
+        report.rebuilt.is_empty() && report.lost.is_empty(),
+        "{report:?}"
+    );
+    // The very bytes that were uploaded first.
+    assert_eq!(std::fs::read(bucket.join(&first)).unwrap(), original);
+    assert_eq!(std::fs::read(&dead).unwrap(), dead_original);
+    check_sidecar(&bucket, &first);
+    assert!(db.intents("store", "events").await.unwrap().is_empty());
 }

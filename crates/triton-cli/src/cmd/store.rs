@@ -216,16 +216,6 @@ pub fn run(args: StoreArgs) -> CliResult {
             e,
         )
     })?;
-    // Spool files of a killed store hold records that were never
-    // checkpointed: they will be read again (or, for an upload a crash
-    // interrupted, rebuilt from the stream by recovery), so uploading them
-    // would only duplicate them.
-    let stale = clean_stale(&options.spool_dir, &config.name, &args.client_name)
-        .map_err(|e| CliError::io(format!("cleaning {}", options.spool_dir.display()), e))?;
-    for path in stale {
-        tracing::info!(path = %path.display(), "removed the spool file of a store that did not finish");
-    }
-
     let runtime = multi_thread_runtime()?;
     runtime.block_on(async {
         // Signals are watched from the start, whatever the store is doing
@@ -276,6 +266,17 @@ pub fn run(args: StoreArgs) -> CliResult {
                 &options,
             )
             .await?;
+            // Spool files of a killed store hold records that were never
+            // checkpointed (recovery has used those of interrupted
+            // uploads): they will be read again, so uploading them would
+            // only duplicate them.
+            let stale = clean_stale(&options.spool_dir, &config.name, &args.client_name)
+                .map_err(|e| {
+                    CliError::io(format!("cleaning {}", options.spool_dir.display()), e)
+                })?;
+            for path in stale {
+                tracing::info!(path = %path.display(), "removed the spool file of a store that did not finish");
+            }
             if !args.at_least_once {
                 options.intents = Some(checkpoints.clone());
             }
@@ -351,9 +352,10 @@ async fn finish_interrupted_uploads(
     let report = recover(store, checkpoints, replay, options)
         .await
         .map_err(|e| CliError::new(format!("finishing interrupted uploads: {e}")))?;
-    if !report.confirmed.is_empty() || !report.rebuilt.is_empty() {
+    if !report.confirmed.is_empty() || !report.restored.is_empty() || !report.rebuilt.is_empty() {
         tracing::info!(
             confirmed = report.confirmed.len(),
+            restored = report.restored.len(),
             rebuilt = report.rebuilt.len(),
             lost_ranges = report.lost.len(),
             "finished the uploads of the previous run"

@@ -10,6 +10,7 @@
 //! in the same transaction. Records after the ranges are read normally
 //! afterwards, from those checkpoints.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use triton_core::source::{Replay, SequenceRange, SourceError};
 
 use super::metadata::Metadata;
 use super::retry::{until_ok, Waiting};
-use super::spool::{Sealed, Spool, SpoolError};
+use super::spool::{find_spooled, Sealed, Spool, SpoolError};
 use super::stats::ArchiverStats;
 use super::{complete, ArchiverOptions, Uploader};
 use crate::audit::sha256_of;
@@ -33,6 +34,9 @@ pub struct Recovery {
     /// Archives found whole in the store: only their checkpoints were
     /// committed.
     pub confirmed: Vec<String>,
+    /// Archives uploaded from the spool file the crashed store left (its
+    /// copy matched the recorded size and SHA-256).
+    pub restored: Vec<String>,
     /// Archives rebuilt from the stream and uploaded.
     pub rebuilt: Vec<String>,
     /// Records that could not be read again.
@@ -130,6 +134,11 @@ pub async fn recover(
             (Some(_), None) => false,
             (None, _) => true,
         };
+        let restored = if archive_ok && dead_ok {
+            None
+        } else {
+            spooled(options, &recorded, archive_ok, dead_ok).await
+        };
         let key = if archive_ok && dead_ok {
             uploader.put_sidecar(&recorded).await;
             tracing::info!(
@@ -138,6 +147,16 @@ pub async fn recover(
             );
             report.confirmed.push(intent.key.clone());
             intent.key.clone()
+        } else if let Some((path, dead_path)) = restored {
+            let mut sealed = Sealed::recorded(&intent.key, timestamp, &recorded, path, dead_path);
+            uploader.upload_sealed(&mut sealed).await;
+            remove_spool_files(&sealed);
+            tracing::warn!(
+                key = sealed.key,
+                "uploaded the archive from the spool file the interrupted store left"
+            );
+            report.restored.push(sealed.key.clone());
+            sealed.key
         } else {
             let mut sealed = rebuild(
                 replay,
@@ -162,6 +181,41 @@ pub async fn recover(
         complete(&*db, options, &key, &checkpoints).await;
     }
     Ok(report)
+}
+
+/// The spool copies of the missing parts of an interrupted upload (archive,
+/// dead letters), if every missing part has one: after a crash of the
+/// process (not of the machine: spool files are not synced) they hold the
+/// very bytes recorded, and need no reading from the stream, whose
+/// retention may have passed.
+async fn spooled(
+    options: &ArchiverOptions,
+    recorded: &Metadata,
+    archive_ok: bool,
+    dead_ok: bool,
+) -> Option<(Option<PathBuf>, Option<PathBuf>)> {
+    let dir = options.spool_dir.clone();
+    let (stream, client) = (options.stream.clone(), options.client.clone());
+    let recorded = recorded.clone();
+    // Hashing files is blocking work.
+    tokio::task::spawn_blocking(move || {
+        let find = |size: u64, sha: &str| find_spooled(&dir, &stream, &client, size, sha);
+        let archive = match &recorded.archive {
+            Some(_) if !archive_ok => Some(find(recorded.size, &recorded.sha256)?),
+            _ => None,
+        };
+        let dead = match (&recorded.invalid_archive, &recorded.invalid_sha256) {
+            (Some(_), Some(sha)) if !dead_ok => {
+                Some(find(recorded.invalid_size.unwrap_or(0), sha)?)
+            }
+            (Some(_), None) if !dead_ok => return None,
+            _ => None,
+        };
+        Some((archive, dead))
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// The pending intents, waiting out database outages.

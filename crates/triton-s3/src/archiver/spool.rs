@@ -90,6 +90,30 @@ fn io_error(e: std::io::Error) -> ArchiveError {
 }
 
 impl Sealed {
+    /// An upload as `recorded` describes it, of the files given (the parts
+    /// still to upload).
+    pub(crate) fn recorded(
+        key: &str,
+        timestamp: u64,
+        recorded: &Metadata,
+        path: Option<PathBuf>,
+        dead_path: Option<PathBuf>,
+    ) -> Sealed {
+        let invalid = dead_path.and_then(|p| {
+            let key = recorded.invalid_archive.clone()?;
+            Some((key, p, recorded.invalid_record_count))
+        });
+        Sealed {
+            key: key.to_owned(),
+            timestamp,
+            path,
+            records: recorded.record_count,
+            invalid,
+            positions: Vec::new(),
+            metadata: recorded.clone(),
+        }
+    }
+
     /// An upload of nothing under `key` (recovery when no record of an
     /// interrupted upload could be read again).
     pub(crate) fn empty(key: String, timestamp: u64) -> Sealed {
@@ -375,10 +399,29 @@ pub enum SpoolError {
 /// Removes spool files of `stream` and `client` left in `dir` by processes
 /// that no longer run: their records were never checkpointed, so they will
 /// be read from Kinesis again, and uploading them would duplicate them.
-/// Returns the removed paths.
+/// (Run it after [`recover`](super::recover), which may use the copy of an
+/// interrupted upload.) Returns the removed paths.
 pub fn clean_stale(dir: &Path, stream: &str, client: &str) -> std::io::Result<Vec<PathBuf>> {
-    let owner = format!("{stream}-{client}");
     let mut removed = Vec::new();
+    for (path, pid) in spool_files(dir, stream, client)? {
+        if pid == std::process::id() || process_running(pid) {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed.push(path),
+            // Another store cleaned it first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
+}
+
+/// The spool files of `stream` and `client` in `dir`, with the process id
+/// in their names.
+fn spool_files(dir: &Path, stream: &str, client: &str) -> std::io::Result<Vec<(PathBuf, u32)>> {
+    let owner = format!("{stream}-{client}");
+    let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -398,20 +441,44 @@ pub fn clean_stale(dir: &Path, stream: &str, client: &str) -> std::io::Result<Ve
         else {
             continue;
         };
-        let Ok(pid) = pid.parse::<u32>() else {
-            continue;
-        };
-        if rest != owner || pid == std::process::id() || process_running(pid) {
-            continue;
-        }
-        match std::fs::remove_file(entry.path()) {
-            Ok(()) => removed.push(entry.path()),
-            // Another store cleaned it first.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        match pid.parse::<u32>() {
+            Ok(pid) if rest == owner => files.push((entry.path(), pid)),
+            _ => {}
         }
     }
-    Ok(removed)
+    Ok(files)
+}
+
+/// A spool file of `stream` and `client` in `dir`, left by a store that is
+/// gone (or by this process), of `size` bytes whose SHA-256 is `sha256`:
+/// the copy of an archive that a crashed store was uploading.
+pub(crate) fn find_spooled(
+    dir: &Path,
+    stream: &str,
+    client: &str,
+    size: u64,
+    sha256: &str,
+) -> Option<PathBuf> {
+    let files = spool_files(dir, stream, client).ok()?;
+    files.into_iter().find_map(|(path, pid)| {
+        let ours_or_gone = pid == std::process::id() || !process_running(pid);
+        let sized = std::fs::metadata(&path).is_ok_and(|m| m.len() == size);
+        (ours_or_gone && sized && file_sha256(&path).ok()? == sha256).then_some(path)
+    })
+}
+
+fn file_sha256(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(sha256_hex(hasher));
+        }
+        hasher.update(&buf[..n]);
+    }
 }
 
 fn process_running(pid: u32) -> bool {
