@@ -11,7 +11,7 @@ use triton_core::source::SequenceNumber;
 
 use crate::pool::Pool;
 use crate::schema::{
-    triton_checkpoint as t, triton_upload_intent as i, Row, MIGRATIONS, MIGRATIONS_TABLE,
+    intent_of, triton_checkpoint as t, triton_upload_intent as i, Row, MIGRATIONS, MIGRATIONS_TABLE,
 };
 use crate::url::{PostgresUrl, SslMode};
 use crate::{
@@ -201,14 +201,9 @@ impl PgCheckpoints {
         self.run(async |c| {
             c.transaction::<_, diesel::result::Error, _>(async |c| {
                 if let Some(old) = replaces {
-                    diesel::delete(
-                        i::table
-                            .filter(i::client.eq(&intent.client))
-                            .filter(i::stream.eq(&intent.stream))
-                            .filter(i::archive_key.eq(old)),
-                    )
-                    .execute(c)
-                    .await?;
+                    diesel::delete(intent_of(&intent.client, &intent.stream, old))
+                        .execute(c)
+                        .await?;
                 }
                 diesel::insert_into(i::table)
                     .values(intent_row(intent))
@@ -247,14 +242,9 @@ impl PgCheckpoints {
                     .load(c)
                     .await?;
                 upsert(c, &forward_only(&rows, &stored)).await?;
-                diesel::delete(
-                    i::table
-                        .filter(i::client.eq(client))
-                        .filter(i::stream.eq(stream))
-                        .filter(i::archive_key.eq(key)),
-                )
-                .execute(c)
-                .await?;
+                diesel::delete(intent_of(client, stream, key))
+                    .execute(c)
+                    .await?;
                 Ok(())
             })
             .await

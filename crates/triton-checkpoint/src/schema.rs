@@ -80,6 +80,30 @@ pub(crate) const MAX_FIELD: usize = 255;
 /// Longest archive key the intent table holds.
 pub(crate) const MAX_KEY: usize = 1024;
 
+/// One intent, for deletes; the same query on both backends.
+pub(crate) type IntentOf<'a> = diesel::dsl::Filter<
+    triton_upload_intent::table,
+    diesel::dsl::And<
+        diesel::dsl::And<
+            diesel::dsl::Eq<triton_upload_intent::client, &'a str>,
+            diesel::dsl::Eq<triton_upload_intent::stream, &'a str>,
+        >,
+        diesel::dsl::Eq<triton_upload_intent::archive_key, &'a str>,
+    >,
+>;
+
+/// The intent `key` of `client` and `stream`.
+pub(crate) fn intent_of<'a>(client: &'a str, stream: &'a str, key: &'a str) -> IntentOf<'a> {
+    use diesel::prelude::*;
+    use triton_upload_intent as i;
+    i::table.filter(
+        i::client
+            .eq(client)
+            .and(i::stream.eq(stream))
+            .and(i::archive_key.eq(key)),
+    )
+}
+
 /// An intent row to write.
 #[derive(diesel::Insertable)]
 #[diesel(table_name = triton_upload_intent)]

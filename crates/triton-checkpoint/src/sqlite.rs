@@ -16,7 +16,7 @@ use triton_core::source::SequenceNumber;
 
 use crate::pool::Pool;
 use crate::schema::{
-    triton_checkpoint as t, triton_upload_intent as i, Row, MIGRATIONS, MIGRATIONS_TABLE,
+    intent_of, triton_checkpoint as t, triton_upload_intent as i, Row, MIGRATIONS, MIGRATIONS_TABLE,
 };
 use crate::{
     bad_row, check_intent, failed, forward_only, intent_row, owned_rows, query_error, updated_now,
@@ -146,13 +146,7 @@ impl SqliteCheckpoints {
         self.run(move |c| {
             c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
                 if let Some(old) = &replaces {
-                    diesel::delete(
-                        i::table
-                            .filter(i::client.eq(&intent.client))
-                            .filter(i::stream.eq(&intent.stream))
-                            .filter(i::archive_key.eq(old)),
-                    )
-                    .execute(c)?;
+                    diesel::delete(intent_of(&intent.client, &intent.stream, old)).execute(c)?;
                 }
                 diesel::insert_into(i::table)
                     .values(intent_row(&intent))
@@ -188,13 +182,7 @@ impl SqliteCheckpoints {
                     .select((t::shard, t::seq_num))
                     .load(c)?;
                 upsert(c, &forward_only(&rows, &stored))?;
-                diesel::delete(
-                    i::table
-                        .filter(i::client.eq(&id.0))
-                        .filter(i::stream.eq(&id.1))
-                        .filter(i::archive_key.eq(&id.2)),
-                )
-                .execute(c)?;
+                diesel::delete(intent_of(&id.0, &id.1, &id.2)).execute(c)?;
                 Ok(())
             })
         })

@@ -94,7 +94,35 @@ struct Store<'a> {
 /// commit (TRITON_TEST_PAUSE_BEFORE_COMMIT).
 const PAUSED: &str = "test hook: pausing between the upload and its checkpoint commit";
 
-impl Store<'_> {
+impl<'a> Store<'a> {
+    /// `triton store` of `stream` into `bucket` with checkpoints in `db`,
+    /// from the oldest record, sealing every second, spooling in the
+    /// stream's directory, logging to `store.log` there.
+    fn new(stream: &'a Stream, bucket: &str, db: &str, extra: &[&str]) -> Store<'a> {
+        let spool = stream.dir.join("spool");
+        let mut args: Vec<String> = [
+            "store",
+            "--bucket",
+            &format!("s3://{bucket}"),
+            "--checkpoint-db",
+            db,
+            "--from",
+            "trim-horizon",
+            "--max-file-age",
+            "1s",
+            "--spool-dir",
+            spool.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Store {
+            stream,
+            args,
+            log: stream.dir.join("store.log"),
+        }
+    }
+
     fn start(&self) -> Child {
         self.start_with(&[])
     }
@@ -164,27 +192,7 @@ fn crash_and_recover(tag: &str, checkpoint_db: &str, kills: usize) -> (Vec<u64>,
     let (bucket, archive) = new_bucket(tag);
     let client = format!("crash{}", std::process::id());
     let started = today();
-    let store = Store {
-        stream: &s,
-        args: [
-            "store",
-            "--bucket",
-            &format!("s3://{bucket}"),
-            "--checkpoint-db",
-            checkpoint_db,
-            "--client-name",
-            &client,
-            "--from",
-            "trim-horizon",
-            "--max-file-age",
-            "1s",
-            "--spool-dir",
-            s.dir.join("spool").to_str().unwrap(),
-        ]
-        .map(String::from)
-        .to_vec(),
-        log: s.dir.join("store.log"),
-    };
+    let store = Store::new(&s, &bucket, checkpoint_db, &["--client-name", &client]);
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -719,25 +727,8 @@ fn an_archive_deleted_before_recovery_is_rebuilt_under_its_key() {
     let s = stream("rebuild", 2);
     let (bucket, archive) = new_bucket("rebuild");
     let started = today();
-    let store = Store {
-        stream: &s,
-        args: [
-            "store",
-            "--bucket",
-            &format!("s3://{bucket}"),
-            "--checkpoint-db",
-            &format!("sqlite://{}", s.dir.join("checkpoints.db").display()),
-            "--from",
-            "trim-horizon",
-            "--max-file-age",
-            "1s",
-            "--spool-dir",
-            s.dir.join("spool").to_str().unwrap(),
-        ]
-        .map(String::from)
-        .to_vec(),
-        log: s.dir.join("store.log"),
-    };
+    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let store = Store::new(&s, &bucket, &db, &[]);
     // The spool copy the killed store left is uploaded: the same bytes.
     produce(&s, 0, 3_000);
     let (mut child, key, before) = delete_before_recovery(
