@@ -42,6 +42,7 @@ let last = store.last("store", "user_activity_prod", "shardId-000000000000").awa
 */
 #![deny(missing_docs)]
 
+mod lease;
 mod pool;
 mod postgres;
 mod schema;
@@ -56,6 +57,7 @@ use triton_core::checkpoint::{
 };
 use triton_core::source::SequenceNumber;
 
+pub use self::lease::Lease;
 pub use self::postgres::PgCheckpoints;
 pub use self::sqlite::SqliteCheckpoints;
 pub use self::url::{redact, DatabaseUrl, PostgresUrl, SslMode, UrlError, DEFAULT_URL};

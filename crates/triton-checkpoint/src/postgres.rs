@@ -75,11 +75,12 @@ impl PgCheckpoints {
         Ok(store)
     }
 
-    fn db(&self) -> &str {
+    pub(crate) fn db(&self) -> &str {
         &self.url.redacted
     }
 
-    async fn connect(&self) -> Result<AsyncPgConnection, CheckpointError> {
+    /// A new connection, outside the pool.
+    pub(crate) async fn connect(&self) -> Result<AsyncPgConnection, CheckpointError> {
         let unavailable = |e: &dyn std::error::Error| CheckpointError::Unavailable {
             db: self.db().to_owned(),
             message: with_causes(e),

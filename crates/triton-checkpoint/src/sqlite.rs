@@ -68,6 +68,14 @@ impl SqliteCheckpoints {
         Ok(store)
     }
 
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn db(&self) -> &str {
+        &self.db
+    }
+
     /// Runs `f` on a pooled connection on a blocking thread.
     async fn run<R, F>(&self, f: F) -> Result<R, CheckpointError>
     where

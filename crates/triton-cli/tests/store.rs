@@ -767,3 +767,34 @@ fn an_archive_deleted_before_recovery_is_rebuilt_under_its_key() {
     let ns = archived(archive, &s.name, started);
     check("rebuild", &ns, &log, 7_000);
 }
+
+#[test]
+fn a_second_store_of_the_same_client_and_stream_waits_for_the_first() {
+    let pg = std::env::var("TRITON_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    for (tag, sqlite) in [("leasepg", false), ("leaselite", true)] {
+        let s = stream(tag, 1);
+        let (bucket, _) = new_bucket(tag);
+        let db = if sqlite {
+            format!("sqlite://{}", s.dir.join("checkpoints.db").display())
+        } else {
+            pg.clone()
+        };
+        let first = Store::new(&s, &bucket, &db, &[]);
+        let mut second = Store::new(&s, &bucket, &db, &[]);
+        second.log = s.dir.join("second.log");
+        let mut a = first.start();
+        first.wait_for("store started", 1);
+        // A rolling deploy: the new store starts while the old one runs.
+        let mut b = second.start();
+        second.wait_for(
+            "another triton store of this client and stream is running",
+            1,
+        );
+        assert!(!second.log().contains("store started"), "{}", second.log());
+        assert!(sigterm(&mut a).success(), "{}", first.log());
+        second.wait_for("store started", 1);
+        assert!(sigterm(&mut b).success(), "{}", second.log());
+        println!("{tag}: the second store started once the first stopped");
+    }
+}

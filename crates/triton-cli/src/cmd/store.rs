@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use tokio::sync::{mpsc, watch};
-use triton_checkpoint::{redact, SqlCheckpoints, DEFAULT_URL};
+use triton_checkpoint::{redact, Lease, SqlCheckpoints, DEFAULT_URL};
 use triton_core::checkpoint::{CheckpointError, CheckpointStore};
 use triton_core::key::{validate_client_name, DEFAULT_CLIENT_NAME};
 use triton_core::retry::Backoff;
@@ -43,6 +43,9 @@ use crate::error::{CliError, CliResult};
 /// archive under _invalid/<same key> ({shard, sequence_number, arrival,
 /// reason, data}). S3, Kinesis or the database being unavailable is waited
 /// out with retries, the data staying spooled.
+///
+/// One store runs per client name and stream: another one waits until it
+/// stops.
 ///
 /// SIGINT or SIGTERM: stop reading, upload and checkpoint what was read,
 /// exit 0 (within --shutdown-timeout); a second signal exits at once, which
@@ -238,6 +241,7 @@ pub fn run(args: StoreArgs) -> CliResult {
                 (true, _) | (false, From::Latest) => StartPosition::Latest,
                 (false, From::TrimHorizon) => StartPosition::TrimHorizon,
             };
+            let lease = take_lease(&checkpoints, &args.client_name, &config.name).await?;
             let checkpoints: Arc<dyn CheckpointStore> = Arc::new(checkpoints);
             let kinesis = triton_kinesis::client(&config.region).await;
             let store = location
@@ -308,10 +312,11 @@ pub fn run(args: StoreArgs) -> CliResult {
                 },
             )
             .await?;
-            Ok::<_, CliError>((reader, store))
+            Ok::<_, CliError>((reader, store, lease))
         };
         let mut stopping = stop.clone();
-        let (reader, store) = tokio::select! {
+        // The lease is held until the store has stopped.
+        let (reader, store, _lease) = tokio::select! {
             opened = opened => opened?,
             _ = stopping.changed() => {
                 tracing::info!("stopped before the store started");
@@ -339,6 +344,34 @@ pub fn run(args: StoreArgs) -> CliResult {
         );
         Ok(())
     })
+}
+
+/// Takes the lease of this client and stream, waiting while another store
+/// holds it (a rolling deploy: the new store starts once the old one has
+/// stopped). Two stores at once would archive every record twice.
+async fn take_lease(db: &SqlCheckpoints, client: &str, stream: &str) -> Result<Lease, CliError> {
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
+    loop {
+        match db.try_lease(client, stream).await {
+            Ok(Some(lease)) => return Ok(lease),
+            Ok(None) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(
+                    client,
+                    stream,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "another triton store of this client and stream is running; waiting for it to stop"
+                );
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) if e.is_retryable() => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the checkpoint database");
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(CliError::new(e.to_string())),
+        }
+    }
 }
 
 /// Finishes the uploads a previous run left unfinished (recovery logs each
