@@ -282,13 +282,7 @@ impl<S: RecordSource> Archiver<S> {
             Some((spool, _)) => spool,
             None => &mut run.current.insert(self.open(now)?).0,
         };
-        let mut invalid = 0;
-        for r in batch {
-            if !spool.write(r, now)? {
-                invalid += 1;
-            }
-        }
-        spool.written(batch);
+        let invalid = spool.write_batch(batch, now)?;
         let bytes = batch.iter().map(|r| r.data.len() as u64).sum();
         self.stats.read(batch.len() as u64, bytes, invalid);
         self.stats.set_behind(self.source.behind());
@@ -385,7 +379,7 @@ impl<S: RecordSource> Archiver<S> {
         summary.archives += 1;
         summary.records += done.records;
         summary.invalid += done.invalid.as_ref().map_or(0, |i| i.2);
-        for path in done.path.iter().chain(done.invalid.as_ref().map(|i| &i.1)) {
+        for path in done.spool_files() {
             self.stats.unspooled(path);
             if let Err(e) = std::fs::remove_file(path) {
                 tracing::warn!(path = %path.display(), error = %e, "could not remove a spool file");

@@ -314,18 +314,16 @@ async fn rebuild(
     )?;
     let now = (options.clock)();
     loop {
-        let batch = match source.next_batch(options.batch).await {
-            Ok(Some(batch)) => batch,
+        let written = match source.next_batch(options.batch).await {
+            Ok(Some(batch)) => spool.write_batch(&batch, now).map_err(RecoveryError::from),
             Ok(None) => break,
-            Err(e) => {
-                spool.discard();
-                return Err(failed(e));
-            }
+            Err(e) => Err(failed(e)),
         };
-        for r in &batch {
-            spool.write(r, now)?;
+        // Nothing of a failed rebuild is kept: the next start reads again.
+        if let Err(e) = written {
+            spool.discard();
+            return Err(e);
         }
-        spool.written(&batch);
     }
     let sealed = spool.seal()?;
     let rebuilt = sealed.as_ref().map(|s| &s.metadata);
@@ -404,11 +402,7 @@ fn keep_uploaded(sealed: &mut Sealed, recorded: &Metadata, archive_ok: bool, dea
 }
 
 fn remove_spool_files(sealed: &Sealed) {
-    for path in sealed
-        .path
-        .iter()
-        .chain(sealed.invalid.as_ref().map(|i| &i.1))
-    {
+    for path in sealed.spool_files() {
         let _ = std::fs::remove_file(path);
     }
 }

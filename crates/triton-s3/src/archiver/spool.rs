@@ -90,6 +90,11 @@ fn io_error(e: std::io::Error) -> ArchiveError {
 }
 
 impl Sealed {
+    /// Its spool files: the archive's and the dead letters', if any.
+    pub(crate) fn spool_files(&self) -> impl Iterator<Item = &PathBuf> {
+        self.path.iter().chain(self.invalid.as_ref().map(|i| &i.1))
+    }
+
     /// An upload as `recorded` describes it, of the files given (the parts
     /// still to upload).
     pub(crate) fn recorded(
@@ -216,7 +221,7 @@ impl Spool {
     /// Appends a record as it is if it is one MessagePack map (validated,
     /// never decoded), or else keeps it in the dead-letter archive; returns
     /// whether it was valid.
-    pub(crate) fn write(&mut self, r: &SourceRecord, now: SystemTime) -> Result<bool, SpoolError> {
+    fn write(&mut self, r: &SourceRecord, now: SystemTime) -> Result<bool, SpoolError> {
         match self.records.writer.write_raw(&r.data) {
             Ok(()) => {
                 self.count += 1;
@@ -233,9 +238,26 @@ impl Spool {
         }
     }
 
+    /// Writes a batch (see [`write`](Spool::write)) and notes its
+    /// positions; returns how many records were invalid.
+    pub(crate) fn write_batch(
+        &mut self,
+        batch: &[SourceRecord],
+        now: SystemTime,
+    ) -> Result<u64, SpoolError> {
+        let mut invalid = 0;
+        for r in batch {
+            if !self.write(r, now)? {
+                invalid += 1;
+            }
+        }
+        self.written(batch);
+        Ok(invalid)
+    }
+
     /// Notes the last position of each shard in `batch`, once written:
     /// scanning from the end, each shard's first record is its last.
-    pub(crate) fn written(&mut self, batch: &[SourceRecord]) {
+    fn written(&mut self, batch: &[SourceRecord]) {
         let mut seen: HashSet<&str> = HashSet::new();
         for r in batch.iter().rev() {
             if seen.insert(&r.source) {

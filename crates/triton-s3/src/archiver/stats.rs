@@ -55,11 +55,7 @@ impl ArchiverStats {
 
     pub(crate) fn spooled(&self, sealed: &Sealed) {
         let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-        let files = sealed
-            .path
-            .iter()
-            .chain(sealed.invalid.as_ref().map(|i| &i.1));
-        let bytes: u64 = files.map(|p| size(p)).sum();
+        let bytes: u64 = sealed.spool_files().map(|p| size(p)).sum();
         self.spool_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
