@@ -69,10 +69,14 @@ impl DatabaseUrl {
             url: redact(url),
             reason,
         };
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return Err(fail(
-                "expected postgres://…, postgresql://… or sqlite://path".into(),
-            ));
+        let Some((scheme, rest)) = url.split_once("://").filter(|(s, _)| is_scheme(s)) else {
+            return Err(fail(if url.contains('=') {
+                "libpq keyword strings are not supported: write \
+                 postgres://user:password@host:port/database"
+                    .into()
+            } else {
+                "expected postgres://…, postgresql://… or sqlite://path".into()
+            }));
         };
         match scheme {
             "postgres" | "postgresql" => {
@@ -103,7 +107,18 @@ impl DatabaseUrl {
 }
 
 fn parse_postgres(url: &str) -> Result<PostgresUrl, String> {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let authority = url.find("://").map_or(0, |i| i + 3);
+    let userinfo = userinfo_end(&url[authority..]).map(|end| &url[authority..authority + end]);
+    if userinfo.is_some_and(|u| u.contains('@')) {
+        // tokio-postgres ends the user-info at the first '@': it would
+        // connect to the wrong host with a cut password.
+        return Err("the user name or password holds an unencoded '@': write it as %40".into());
+    }
+    let after_userinfo = authority + userinfo.map_or(0, str::len);
+    let (base, query) = match url[after_userinfo..].find('?') {
+        Some(q) => (&url[..after_userinfo + q], &url[after_userinfo + q + 1..]),
+        None => (url, ""),
+    };
     let mut ssl_mode = SslMode::Prefer;
     let mut root_cert = None;
     let mut kept = Vec::new();
@@ -164,20 +179,39 @@ fn percent_decode(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "escape is not UTF-8".to_owned())
 }
 
+/// Where the user-info of `rest` (a URL after `scheme://`) ends: at the last
+/// `@` before the query, taking the query to start at the first `?` after
+/// the first `@`. Passwords may hold `/`, `?`, `#` and, unencoded, `@`;
+/// taking the last `@` hides all of such a password.
+fn userinfo_end(rest: &str) -> Option<usize> {
+    let first = rest.find('@')?;
+    let query = rest[first..].find('?').map_or(rest.len(), |q| first + q);
+    rest[..query].rfind('@')
+}
+
 /// `url` with the password of its user-info part replaced by `***`; also
 /// `password=` query parameters.
 ///
-/// The user-info ends at the first `@`, as tokio-postgres reads it, so a
-/// password holding `/`, `?` or `#` is still hidden.
+/// Everything up to the last `@` of the authority is treated as user-info,
+/// so a password holding `/`, `?`, `#` or an unencoded `@` is still hidden.
+/// A string that is not a URL is never echoed: only its shape is named, as
+/// it may be a libpq keyword string holding `password=`.
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let Some((scheme, rest)) = url
+        .split_once("://")
+        .filter(|(scheme, _)| is_scheme(scheme))
+    else {
+        return shape(url);
     };
-    let rest = match rest.split_once('@') {
-        Some((userinfo, after)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{after}"),
-            None => rest.to_owned(),
-        },
+    let rest = match userinfo_end(rest) {
+        Some(at) => {
+            let (userinfo, after) = (&rest[..at], &rest[at..]);
+            match userinfo.split_once(':') {
+                Some((user, _)) if !user.contains('@') => format!("{user}:***{after}"),
+                Some(_) => format!("***{after}"),
+                None => rest.to_owned(),
+            }
+        }
         None => rest.to_owned(),
     };
     let rest = match rest.split_once('?') {
@@ -185,7 +219,9 @@ pub fn redact(url: &str) -> String {
             let query: Vec<String> = query
                 .split('&')
                 .map(|p| match p.split_once('=') {
-                    Some(("password", _)) => "password=***".to_owned(),
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        "password=***".to_owned()
+                    }
                     _ => p.to_owned(),
                 })
                 .collect();
@@ -194,6 +230,27 @@ pub fn redact(url: &str) -> String {
         None => rest,
     };
     format!("{scheme}://{rest}")
+}
+
+fn is_scheme(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+/// What a string that is not a URL looks like, without any of its text.
+fn shape(s: &str) -> String {
+    if s.contains('=') {
+        format!(
+            "(a key=value string of {} characters, not shown)",
+            s.chars().count()
+        )
+    } else {
+        format!(
+            "(a string of {} characters without a scheme://, not shown)",
+            s.chars().count()
+        )
+    }
 }
 
 impl fmt::Display for DatabaseUrl {
@@ -298,5 +355,76 @@ mod tests {
                 "{url} -> {shown}"
             );
         }
+    }
+
+    #[test]
+    fn passwords_with_delimiters_never_show() {
+        // An unencoded '@' is refused (the driver would split at the first
+        // one) and, like any password, never shown.
+        let e = DatabaseUrl::parse("postgres://user:S3cr@tPass@127.0.0.1:1/db").unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            !shown.contains("S3cr") && !shown.contains("tPass"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("postgres://user:***@127.0.0.1:1/db"),
+            "{shown}"
+        );
+        assert!(shown.contains("%40"), "{shown}");
+        for (url, secret) in [
+            ("postgres://u:p@ss/w@h/db", "ss/w"),
+            (
+                "postgres://u:S3cr@tPass@h/db?password=x@y&sslmode=disable",
+                "tPass",
+            ),
+            ("postgres://u:pa?ss@h/db?application_name=a", "pa?ss"),
+        ] {
+            let shown = redact(url);
+            assert!(!shown.contains(secret), "{url} -> {shown}");
+        }
+        // Encoded delimiters are fine and hidden.
+        for (url, secret) in [
+            ("postgres://u:pa%3Ass@h:5432/db", "pa%3Ass"),
+            ("postgres://u:pa:ss@h:5432/db", "pa:ss"),
+            ("postgres://u:pa%2Fss@h:5432/db", "pa%2Fss"),
+            ("postgres://u:pa/ss@h:5432/db", "pa/ss"),
+            ("postgres://u:S3cr%40tPass@h:5432/db", "S3cr%40tPass"),
+            ("postgres://u:pa?ss@h:5432/db?sslmode=disable", "pa?ss"),
+        ] {
+            let parsed = DatabaseUrl::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            for shown in [parsed.to_string(), format!("{parsed:?}"), redact(url)] {
+                assert!(!shown.contains(secret), "{url} -> {shown}");
+                assert!(
+                    shown.contains("postgres://u:***@h:5432/db"),
+                    "{url} -> {shown}"
+                );
+            }
+        }
+        // The query is found after the user-info, so a '?' in the password
+        // does not take the rest for parameters.
+        let DatabaseUrl::Postgres(pg) =
+            DatabaseUrl::parse("postgres://u:pa?ss@h/db?sslmode=disable").unwrap()
+        else {
+            panic!("not postgres")
+        };
+        assert_eq!(pg.ssl_mode, SslMode::Disable);
+        assert_eq!(pg.connect, "postgres://u:pa?ss@h/db");
+    }
+
+    #[test]
+    fn strings_that_are_not_urls_are_never_echoed() {
+        let keywords = "host=127.0.0.1 port=1 password=S3cretPass";
+        let e = DatabaseUrl::parse(keywords).unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            !shown.contains("S3cretPass") && !shown.contains("127.0.0.1"),
+            "{shown}"
+        );
+        assert!(shown.contains("key=value string"), "{shown}");
+        assert!(shown.contains("postgres://user:password@host"), "{shown}");
+        assert!(!redact(keywords).contains("S3cret"));
+        assert!(!redact("hunter2").contains("hunter2"));
+        assert!(!redact("p=a://b").contains("p=a"), "{}", redact("p=a://b"));
     }
 }
