@@ -8,6 +8,7 @@ pub mod encode;
 pub mod metrics;
 pub mod put;
 pub mod shards;
+pub mod signals;
 pub mod stats;
 pub mod store;
 pub mod tail;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use tokio::sync::{mpsc, watch};
 use triton_checkpoint::{redact, Lease, SqlCheckpoints, DEFAULT_URL};
 use triton_core::checkpoint::{CheckpointError, CheckpointStore};
 use triton_core::key::{validate_client_name, DEFAULT_CLIENT_NAME};
@@ -19,7 +18,7 @@ use triton_s3::archiver::{clean_stale, recover, Archiver, ArchiverOptions};
 use triton_s3::{ArchiveStore, Location, S3Options, Sse};
 
 use super::common::{multi_thread_runtime, parse_duration, StreamArgs};
-use super::metrics;
+use super::{metrics, signals};
 use crate::error::{CliError, CliResult};
 
 /// Archive a stream to S3 as .tri files, checkpointing only what is stored.
@@ -224,7 +223,7 @@ pub fn run(args: StoreArgs) -> CliResult {
         // Signals are watched from the start, whatever the store is doing
         // (opening, waiting for S3 or the database): the first asks for a
         // graceful stop, a second or --shutdown-timeout ends the process.
-        let stop = watch_signals(args.shutdown_timeout)?;
+        let stop = signals::watch_process(args.shutdown_timeout)?;
         let opened = async {
             let checkpoints = retry_open(
                 "the checkpoint database",
@@ -422,53 +421,6 @@ where
             }
         }
     }
-}
-
-/// Watches SIGINT and SIGTERM: the first sets the returned flag; a second
-/// signal, or `timeout` after the first, exits the process at once (safe:
-/// nothing that was not uploaded has been checkpointed).
-fn watch_signals(timeout: Duration) -> Result<watch::Receiver<bool>, CliError> {
-    let mut signals = signals()?;
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        if signals.recv().await.is_none() {
-            return;
-        }
-        let _ = tx.send(true);
-        tokio::select! {
-            _ = signals.recv() => {
-                eprintln!("triton: second signal: exiting at once");
-                std::process::exit(130);
-            }
-            () = tokio::time::sleep(timeout) => {
-                eprintln!("triton: the graceful stop took longer than --shutdown-timeout: exiting");
-                std::process::exit(1);
-            }
-        }
-    });
-    Ok(rx)
-}
-
-/// SIGINT and SIGTERM, each as one message.
-fn signals() -> Result<mpsc::UnboundedReceiver<()>, CliError> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term =
-        signal(SignalKind::terminate()).map_err(|e| CliError::io("listening for SIGTERM", e))?;
-    let mut int =
-        signal(SignalKind::interrupt()).map_err(|e| CliError::io("listening for SIGINT", e))?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-            if tx.send(()).is_err() {
-                return;
-            }
-        }
-    });
-    Ok(rx)
 }
 
 #[cfg(test)]
