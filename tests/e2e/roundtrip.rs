@@ -244,3 +244,49 @@ fn python_msgpack_and_cramjam_read_our_archives() {
         assert_eq!(theirs, ours, "record {i}");
     }
 }
+
+/// One map `{"s": "xx…"}` of exactly `size` MessagePack bytes (size >= 8).
+fn record_of_size(size: usize) -> Vec<u8> {
+    let n = size - 8; // fixmap, fixstr "s", str32 header
+    let mut out = vec![0x81, 0xa1, b's', 0xdb];
+    out.extend_from_slice(&(n as u32).to_be_bytes());
+    out.resize(size, b'x');
+    out
+}
+
+/// Writer and reader agree on one limit: what the writer accepts reads
+/// back, and a record the reader would refuse is refused when written
+/// (`triton encode` once wrote a 70 MiB record that `decode` refused).
+#[test]
+fn the_writer_refuses_records_the_reader_would_refuse() {
+    use triton_core::archive::ArchiveErrorKind;
+    use triton_core::msgpack::{RecordDefect, DEFAULT_MAX_RECORD_SIZE};
+    let max = DEFAULT_MAX_RECORD_SIZE;
+    let fits = record_of_size(max);
+    let mut w = ArchiveWriter::new(Vec::new());
+    w.write_raw(b"\x81\xa1a\x01").unwrap();
+    w.write_raw(&fits).unwrap();
+    let e = w.write_raw(&record_of_size(max + 1)).unwrap_err();
+    assert_eq!(e.record, 2, "{e}");
+    match &e.kind {
+        ArchiveErrorKind::Record {
+            defect: RecordDefect::Oversized { size, max: limit },
+            ..
+        } => assert_eq!((*size, *limit), (max + 1, max)),
+        other => panic!("{other}"),
+    }
+    assert!(e.to_string().contains(&format!("{} bytes", max + 1)), "{e}");
+    // The same through the typed and value paths.
+    let big: Record = [("s", Value::from("x".repeat(max)))].into_iter().collect();
+    assert!(w.write_record(&big).is_err());
+    // Refused records leave the archive as it was: both others read back.
+    let bytes = w.finish().unwrap();
+    let mut r = ArchiveReader::new(&bytes[..]);
+    assert_eq!(r.next_raw().unwrap().map(<[u8]>::len), Some(4));
+    assert_eq!(r.next_raw().unwrap().map(<[u8]>::len), Some(max));
+    assert!(r.next_raw().unwrap().is_none());
+    // A lower limit, set on both sides.
+    let mut w = ArchiveWriter::new(Vec::new()).with_max_record_size(1000);
+    w.write_raw(&record_of_size(1000)).unwrap();
+    assert!(w.write_raw(&record_of_size(1001)).is_err());
+}

@@ -209,6 +209,33 @@ fn encode_names_the_bad_line_and_leaves_nothing_behind() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `encode` refuses a record that `decode` would refuse (one limit for
+/// writer and reader), naming its line and size; nothing is left at -o.
+#[test]
+fn encode_refuses_a_record_decode_could_not_read() {
+    let dir = temp_dir("oversized");
+    let input = dir.join("in.jsonl");
+    let mut text = String::from("{\"ok\":1}\n{\"big\":\"");
+    text.push_str(&"x".repeat(70 << 20));
+    text.push_str("\"}\n{\"ok\":3}\n");
+    std::fs::write(&input, text).expect("input");
+    let out = dir.join("out.tri");
+    let o = run(&[
+        "encode",
+        input.to_str().expect("path"),
+        "-o",
+        out.to_str().expect("path"),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("line 2"), "{err}");
+    assert!(err.contains(&format!("{} bytes", (70 << 20) + 10)), "{err}");
+    assert!(err.contains("67108864 bytes readers accept"), "{err}");
+    assert!(!out.exists(), "partial archive left at -o PATH");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn help_explains_the_commands() {
     let o = run(&["--help"]);

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::error::{ArchiveError, ArchiveErrorKind};
 use super::frame;
-use crate::msgpack::{self, RecordDefect, RecordError};
+use crate::msgpack::{self, RecordDefect, RecordError, DEFAULT_MAX_RECORD_SIZE};
 use crate::value::{Record, Value};
 
 /// Counters of what a writer has done.
@@ -32,6 +32,10 @@ pub struct WriteStats {
 /// An archive with no records is an empty file (a valid, empty archive, as
 /// go-triton writes it).
 ///
+/// A record larger than readers accept ([`DEFAULT_MAX_RECORD_SIZE`] unless
+/// set otherwise) is refused with [`RecordDefect::Oversized`]: writer and
+/// reader agree on one limit, so every archive written can be read back.
+///
 /// [`finish`]: ArchiveWriter::finish
 #[derive(Debug)]
 pub struct ArchiveWriter<W: Write> {
@@ -42,6 +46,7 @@ pub struct ArchiveWriter<W: Write> {
     encoder: snap::raw::Encoder,
     started: bool,
     stats: WriteStats,
+    max_record: usize,
 }
 
 impl<W: Write> ArchiveWriter<W> {
@@ -55,7 +60,16 @@ impl<W: Write> ArchiveWriter<W> {
             encoder: snap::raw::Encoder::new(),
             started: false,
             stats: WriteStats::default(),
+            max_record: DEFAULT_MAX_RECORD_SIZE,
         }
+    }
+
+    /// Sets the largest record written (the default is the readers'
+    /// default limit); give readers of the archive the same with
+    /// [`ArchiveReader::with_max_record_size`](super::ArchiveReader::with_max_record_size).
+    pub fn with_max_record_size(mut self, max: usize) -> ArchiveWriter<W> {
+        self.max_record = max;
+        self
     }
 
     fn error(&self, kind: ArchiveErrorKind) -> ArchiveError {
@@ -124,6 +138,15 @@ impl<W: Write> ArchiveWriter<W> {
     }
 
     fn push(&mut self, mut data: &[u8]) -> Result<(), ArchiveError> {
+        if data.len() > self.max_record {
+            return Err(self.invalid(RecordError {
+                offset: 0,
+                defect: RecordDefect::Oversized {
+                    size: data.len(),
+                    max: self.max_record,
+                },
+            }));
+        }
         self.stats.records += 1;
         self.stats.bytes_in += data.len() as u64;
         while !data.is_empty() {

@@ -53,6 +53,15 @@ pub enum RecordDefect {
         /// The maximum in bytes.
         max: usize,
     },
+    /// A record given to a writer is larger than readers accept
+    /// ([`DEFAULT_MAX_RECORD_SIZE`]): it is refused, so that no archive is
+    /// written that cannot be read back.
+    Oversized {
+        /// The record's size in bytes.
+        size: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
     /// Nesting deeper than [`MAX_DEPTH`].
     TooDeep,
     /// serde could not map the record onto the requested type (includes
@@ -80,6 +89,10 @@ impl fmt::Display for RecordDefect {
             RecordDefect::TooLarge { max } => {
                 write!(f, "record is larger than the {max}-byte limit")
             }
+            RecordDefect::Oversized { size, max } => write!(
+                f,
+                "the record is {size} bytes, more than the {max} bytes readers accept"
+            ),
             RecordDefect::TooDeep => write!(f, "values nested deeper than {MAX_DEPTH} levels"),
             RecordDefect::Typed { message } => write!(f, "cannot read record as type: {message}"),
         }
