@@ -89,6 +89,21 @@ pub struct AuditReport {
     /// `triton store` start (upload intents in the checkpoint database).
     /// Not a problem.
     pub pending: Vec<String>,
+    /// Objects under archive keys that are not archives of this store: an
+    /// archive meant for the key found it taken and moved (its sidecar
+    /// says so). A warning, not a problem; they are not counted.
+    pub foreign: Vec<Foreign>,
+}
+
+/// An object at a key an archive could not take.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Foreign {
+    /// The object's key.
+    pub key: String,
+    /// Where the archive meant for it went.
+    pub moved_to: String,
+    /// Why the archive moved, as its writer saw it.
+    pub reason: String,
 }
 
 impl AuditReport {
@@ -132,42 +147,74 @@ pub async fn audit(
             .collect(),
         ..AuditReport::default()
     };
+    // Sidecars first: a moved archive's sidecar names the keys it could
+    // not take, whose objects are not ours.
+    let mut sidecars = Vec::with_capacity(archives.len());
+    let mut moved_away: BTreeMap<String, (String, String)> = BTreeMap::new();
     for archive in &archives {
         let key = archive.key.to_string();
         let sidecar_key = format!("{key}{METADATA_SUFFIX}");
-        let Some(sidecar) = read_all(&*store, &sidecar_key).await? else {
-            // An upload in progress puts its sidecar last.
-            if !report.pending.contains(&key) {
-                report
-                    .findings
-                    .push(Finding::MissingSidecar { archive: key });
+        let sidecar = read_all(&*store, &sidecar_key)
+            .await?
+            .map(|bytes| read_sidecar(&bytes));
+        if let Some(Ok(metadata)) = &sidecar {
+            for moved in &metadata.moved_from {
+                moved_away.insert(moved.key.clone(), (key.clone(), moved.reason.clone()));
             }
-            continue;
-        };
-        let sidecar = match read_sidecar(&sidecar) {
-            Ok(s) => s,
-            Err(detail) => {
-                report.findings.push(Finding::BadSidecar {
+        }
+        sidecars.push((archive, key, sidecar_key, sidecar));
+    }
+    for (archive, key, sidecar_key, sidecar) in sidecars {
+        let mut problems = Vec::new();
+        let sidecar = match sidecar {
+            // An upload in progress puts its sidecar last.
+            None if report.pending.contains(&key) => continue,
+            None => {
+                problems.push(Finding::MissingSidecar {
+                    archive: key.clone(),
+                });
+                None
+            }
+            Some(Err(detail)) => {
+                problems.push(Finding::BadSidecar {
                     sidecar: sidecar_key,
                     detail,
                 });
-                continue;
+                None
+            }
+            Some(Ok(sidecar)) => {
+                if sidecar.size != archive.size {
+                    problems.push(Finding::Mismatch {
+                        archive: key.clone(),
+                        detail: format!(
+                            "{} bytes, the sidecar says {}",
+                            archive.size, sidecar.size
+                        ),
+                    });
+                } else if verify {
+                    let sha = sha256_of(&*store, &key).await?;
+                    if sha != sidecar.sha256 {
+                        problems.push(Finding::Mismatch {
+                            archive: key.clone(),
+                            detail: format!("SHA-256 {sha}, the sidecar says {}", sidecar.sha256),
+                        });
+                    }
+                }
+                Some(sidecar)
             }
         };
-        if sidecar.size != archive.size {
-            report.findings.push(Finding::Mismatch {
-                archive: key.clone(),
-                detail: format!("{} bytes, the sidecar says {}", archive.size, sidecar.size),
+        // An object at a key one of our archives moved away from, which
+        // its own sidecar (if any) does not describe: someone else's.
+        if let Some((moved_to, reason)) = moved_away.get(&key).filter(|_| !problems.is_empty()) {
+            report.foreign.push(Foreign {
+                key: key.clone(),
+                moved_to: moved_to.clone(),
+                reason: reason.clone(),
             });
-        } else if verify {
-            let sha = sha256_of(&*store, &key).await?;
-            if sha != sidecar.sha256 {
-                report.findings.push(Finding::Mismatch {
-                    archive: key.clone(),
-                    detail: format!("SHA-256 {sha}, the sidecar says {}", sidecar.sha256),
-                });
-            }
+            continue;
         }
+        report.findings.extend(problems);
+        let Some(sidecar) = sidecar else { continue };
         report.records += sidecar.record_count;
         for (shard, range) in sidecar.shards {
             report.shards.entry(shard).or_default().push(Covered {

@@ -1126,3 +1126,92 @@ async fn recovery_uploads_the_crashed_stores_spool_copy_when_the_stream_no_longe
     check_sidecar(&bucket, &first);
     assert!(db.intents("store", "events").await.unwrap().is_empty());
 }
+
+/// An interrupted upload whose key now holds other bytes of the same size
+/// (someone else's object): recovery moves the archive and its intent to
+/// the next key in one go, reports the object once as foreign, and a
+/// second recovery has nothing to do; audit lists the object as foreign,
+/// not as a damaged archive. Recovery runs as `triton store` runs it, with
+/// no intents in the options (once the intent stayed under the old key and
+/// every start rebuilt the range again).
+async fn foreign_object_at_an_interrupted_key(keep_spool: bool) {
+    use triton_s3::audit::audit;
+    let (tmp, _log, store) = setup("archiver-foreign");
+    let (db, all) = crash_before_commit(tmp.path(), store.clone(), Some(50)).await;
+    let bucket = tmp.path().join("bucket");
+    let intents = db.intents("store", "events").await.unwrap();
+    let taken = intents
+        .iter()
+        .map(|i| i.key.clone())
+        .find(|k| bucket.join(k).exists())
+        .expect("an uploaded archive with a pending intent");
+    let ours = contents(&bucket.join(&taken));
+    let size = std::fs::metadata(bucket.join(&taken)).unwrap().len() as usize;
+    let foreign = vec![0x5a; size];
+    std::fs::write(bucket.join(&taken), &foreign).unwrap();
+    if !keep_spool {
+        std::fs::remove_dir_all(tmp.path().join("spool")).unwrap();
+    }
+
+    let replay = ScriptReplay { all, expired: 0 };
+    let report = recover(store.clone(), db.clone(), &replay, &options(tmp.path()))
+        .await
+        .unwrap();
+    assert_eq!(report.foreign, std::slice::from_ref(&taken), "{report:?}");
+    let moved_to = if keep_spool {
+        &report.restored
+    } else {
+        &report.rebuilt
+    };
+    assert_eq!(moved_to.len(), 1, "{report:?}");
+    let moved_to = moved_to[0].clone();
+    assert_ne!(moved_to, taken);
+    assert!(
+        db.intents("store", "events").await.unwrap().is_empty(),
+        "an intent outlived its recovery"
+    );
+    // The foreign object is left alone; the archive holds our records.
+    assert_eq!(std::fs::read(bucket.join(&taken)).unwrap(), foreign);
+    let sorted = |mut v: Vec<(String, u64)>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(contents(&bucket.join(&moved_to))), sorted(ours));
+    check_sidecar(&bucket, &moved_to);
+    let sidecar =
+        Metadata::parse(&std::fs::read(bucket.join(format!("{moved_to}.metadata"))).unwrap())
+            .unwrap();
+    assert_eq!(sidecar.moved_from.len(), 1, "{sidecar:?}");
+    assert_eq!(sidecar.moved_from[0].key, taken);
+    assert!(
+        sidecar.moved_from[0].reason.contains("another object"),
+        "{sidecar:?}"
+    );
+    // Once: the next start has nothing to finish.
+    let again = recover(store.clone(), db.clone(), &replay, &options(tmp.path()))
+        .await
+        .unwrap();
+    assert_eq!(again, Recovery::default());
+
+    let query = triton_s3::ArchiveQuery {
+        stream: "events".into(),
+        start: triton_core::time::Date::parse_yyyymmdd("20241030").unwrap(),
+        end: triton_core::time::Date::parse_yyyymmdd("20241030").unwrap(),
+        client: Some("store".into()),
+    };
+    let report = audit(store, &query, &[], &[], true).await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.findings);
+    assert_eq!(report.foreign.len(), 1, "{report:?}");
+    assert_eq!(report.foreign[0].key, taken);
+    assert_eq!(report.foreign[0].moved_to, moved_to);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_object_at_an_interrupted_key_ends_in_one_recovery_from_the_stream() {
+    foreign_object_at_an_interrupted_key(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_object_at_an_interrupted_key_ends_in_one_recovery_from_the_spool() {
+    foreign_object_at_an_interrupted_key(true).await;
+}

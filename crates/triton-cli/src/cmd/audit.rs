@@ -168,6 +168,12 @@ fn print_text(report: &AuditReport, checkpoints: &[Checkpoint]) {
             ),
         }
     }
+    for f in &report.foreign {
+        println!(
+            "FOREIGN {}: not an archive of this store; the archive meant for this key is {} ({}); left alone, not counted",
+            f.key, f.moved_to, f.reason
+        );
+    }
     for key in &report.pending {
         println!("PENDING {key}: an upload in progress, or interrupted and finished when `triton store` starts");
     }

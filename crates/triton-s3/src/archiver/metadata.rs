@@ -47,6 +47,21 @@ pub struct Metadata {
     /// The program that wrote it.
     #[serde(default)]
     pub writer: String,
+    /// Keys this archive could not take because another object held them
+    /// (create-only uploads never replace one), oldest first. `triton
+    /// audit` reports such an object as foreign instead of as a damaged
+    /// archive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moved_from: Vec<MovedFrom>,
+}
+
+/// A key an archive was meant for and could not use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedFrom {
+    /// The key.
+    pub key: String,
+    /// Why it could not be used.
+    pub reason: String,
 }
 
 /// One shard's records in an archive (dead letters included).
@@ -102,6 +117,7 @@ impl Metadata {
             invalid_sha256: None,
             format_version: METADATA_FORMAT_VERSION,
             writer: concat!("triton ", env!("CARGO_PKG_VERSION")).to_owned(),
+            moved_from: Vec::new(),
         }
     }
 

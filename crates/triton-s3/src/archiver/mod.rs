@@ -35,7 +35,7 @@ use triton_core::checkpoint::{Checkpoint, CheckpointStore, UploadIntent};
 use triton_core::retry::Backoff;
 use triton_core::source::{Position, RecordSource, SourceError, SourceRecord};
 
-pub use self::metadata::{Metadata, ShardRange, METADATA_FORMAT_VERSION};
+pub use self::metadata::{Metadata, MovedFrom, ShardRange, METADATA_FORMAT_VERSION};
 pub use self::recovery::{recover, LostRecords, Recovery, RecoveryError};
 use self::retry::{until_ok, Waiting};
 pub use self::rotation::rotation_deadline;
@@ -544,18 +544,28 @@ impl Uploader {
         let mut objects = 0;
         if let Some(path) = sealed.path.clone() {
             loop {
-                if let Some(size) = self.upload(&sealed.key, &path).await {
-                    bytes += size;
-                    objects += 1;
-                    break;
-                }
+                let reason = match self.upload(&sealed.key, &path).await {
+                    Uploaded::Done(size) => {
+                        bytes += size;
+                        objects += 1;
+                        break;
+                    }
+                    Uploaded::Taken(reason) => reason,
+                };
                 let taken = sealed.key.clone();
                 self.move_to(sealed, sealed.timestamp + 1);
                 tracing::warn!(
                     taken,
                     instead = sealed.key,
+                    reason,
                     "the archive key is taken; using the next second"
                 );
+                // The sidecar says why, so that audit tells the object at
+                // the taken key from a damaged archive of ours.
+                sealed.metadata.moved_from.push(MovedFrom {
+                    key: taken.clone(),
+                    reason,
+                });
                 self.record_intent(sealed, Some(&taken)).await;
             }
         }
@@ -564,7 +574,7 @@ impl Uploader {
             let mut dead = dead;
             let mut timestamp = sealed.timestamp;
             loop {
-                if let Some(size) = self.upload(&dead, &path).await {
+                if let Uploaded::Done(size) = self.upload(&dead, &path).await {
                     bytes += size;
                     objects += 1;
                     break;
@@ -633,26 +643,27 @@ impl Uploader {
         )
     }
 
-    /// Uploads `path` as `key` create-only, retrying every failure. `None`
-    /// when the key holds another object; an object with the same bytes is
-    /// ours (an earlier attempt whose answer was lost) and counts as done.
-    async fn upload(&self, key: &str, path: &Path) -> Option<u64> {
+    /// Uploads `path` as `key` create-only, retrying every failure. An
+    /// object with the same bytes already there is ours (an earlier attempt
+    /// whose answer was lost) and counts as done.
+    async fn upload(&self, key: &str, path: &Path) -> Uploaded {
         until_ok(
             Waiting::Store,
             "waiting for the archive store; the archive stays spooled",
             key,
             || async move {
                 match self.store.put_file(key, path, &self.put).await {
-                    Ok(receipt) => Ok(Some(receipt.size)),
+                    Ok(receipt) => Ok(Uploaded::Done(receipt.size)),
                     Err(e) if e.kind == ErrorKind::AlreadyExists => {
-                        if !same_object(&*self.store, key, path).await? {
-                            return Ok(None);
+                        if let Some(reason) = other_object(&*self.store, key, path).await? {
+                            return Ok(Uploaded::Taken(reason));
                         }
                         tracing::info!(
                             key,
                             "the archive was already uploaded by an earlier attempt"
                         );
-                        Ok(std::fs::metadata(path).ok().map(|m| m.len()))
+                        let size = std::fs::metadata(path).map_or(0, |m| m.len());
+                        Ok(Uploaded::Done(size))
                     }
                     Err(e) => Err(e),
                 }
@@ -660,6 +671,44 @@ impl Uploader {
         )
         .await
     }
+}
+
+/// How a create-only upload ended.
+enum Uploaded {
+    /// The object is there with these bytes (its size).
+    Done(u64),
+    /// The key holds another object (why it is not ours).
+    Taken(String),
+}
+
+/// Why the object at `key` is not the file's bytes, or `None` if it is.
+async fn other_object(
+    store: &dyn ArchiveStore,
+    key: &str,
+    path: &Path,
+) -> Result<Option<String>, StoreError> {
+    let len = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| StoreError::io("read", path.display().to_string(), e))?
+        .len();
+    Ok(match store.head(key).await? {
+        None => {
+            return Err(StoreError::new(
+                "HeadObject",
+                key,
+                ErrorKind::Transient,
+                "the key was taken, and is free again",
+            ))
+        }
+        Some(info) if info.size != len => Some(format!(
+            "it holds another object ({} bytes, not {len})",
+            info.size
+        )),
+        Some(_) if !same_object(&*store, key, path).await? => Some(format!(
+            "it holds another object (the same size, {len} bytes, other bytes)"
+        )),
+        Some(_) => None,
+    })
 }
 
 /// Whether the object at `key` holds exactly the bytes of the file,

@@ -41,6 +41,9 @@ pub struct Recovery {
     pub rebuilt: Vec<String>,
     /// Records that could not be read again.
     pub lost: Vec<LostRecords>,
+    /// Keys of interrupted uploads found holding another object (left
+    /// alone; the archive moved to the next free key).
+    pub foreign: Vec<String>,
 }
 
 /// Records of an interrupted upload that the stream no longer holds (past
@@ -110,6 +113,10 @@ pub async fn recover(
         "finishing uploads a previous run left unfinished"
     );
     let mut uploader = Uploader::new(store.clone(), options, Arc::new(ArchiverStats::default()));
+    // Whatever the run's mode, an archive that moves takes its intent with
+    // it, in the transaction that records the new key: an intent left under
+    // the old key would be rebuilt on every start.
+    uploader.intents = Some(db.clone());
     for (timestamp, intent) in keyed {
         let recorded = Metadata::parse(intent.document.as_bytes()).map_err(|e| bad(&intent, &e))?;
         let ranges = ranges(&intent, &recorded)?;
@@ -151,6 +158,7 @@ pub async fn recover(
             let mut sealed = Sealed::recorded(&intent.key, timestamp, &recorded, path, dead_path);
             uploader.upload_sealed(&mut sealed).await;
             remove_spool_files(&sealed);
+            report_foreign(&intent.key, &sealed, &mut report);
             tracing::warn!(
                 key = sealed.key,
                 "uploaded the archive from the spool file the interrupted store left"
@@ -171,6 +179,7 @@ pub async fn recover(
             keep_uploaded(&mut sealed, &recorded, archive_ok, dead_ok);
             uploader.upload_sealed(&mut sealed).await;
             remove_spool_files(&sealed);
+            report_foreign(&intent.key, &sealed, &mut report);
             tracing::warn!(
                 key = sealed.key,
                 "rebuilt the archive from the stream and uploaded it"
@@ -181,6 +190,23 @@ pub async fn recover(
         complete(&*db, options, &key, &checkpoints).await;
     }
     Ok(report)
+}
+
+/// Says, once and loudly, that the keys an interrupted upload could not use
+/// hold objects that are not ours: they are left alone and never counted
+/// as archives (the moved archive's sidecar names them, for `audit`).
+fn report_foreign(intended: &str, sealed: &Sealed, report: &mut Recovery) {
+    for moved in &sealed.metadata.moved_from {
+        tracing::error!(
+            key = moved.key,
+            reason = moved.reason,
+            archive = sealed.key,
+            intent = intended,
+            "FOREIGN: the key of an interrupted upload holds an object that is not its archive; \
+             it is left alone, and the archive was uploaded under the next free key"
+        );
+        report.foreign.push(moved.key.clone());
+    }
 }
 
 /// The spool copies of the missing parts of an interrupted upload (archive,
