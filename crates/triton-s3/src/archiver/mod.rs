@@ -704,7 +704,7 @@ async fn other_object(
             "it holds another object ({} bytes, not {len})",
             info.size
         )),
-        Some(_) if !same_object(&*store, key, path).await? => Some(format!(
+        Some(_) if !same_object(store, key, path).await? => Some(format!(
             "it holds another object (the same size, {len} bytes, other bytes)"
         )),
         Some(_) => None,
