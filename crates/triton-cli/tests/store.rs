@@ -348,6 +348,9 @@ fn survives_sigkill_with_sqlite_checkpoints() {
 struct Proxy {
     port: u16,
     down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Frozen: connections stay open and are taken, but nothing passes
+    /// either way (a hung S3).
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
     open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
 }
 
@@ -370,9 +373,10 @@ impl Proxy {
         let proxy = Proxy {
             port,
             down: Default::default(),
+            frozen: Default::default(),
             open: Default::default(),
         };
-        let (down, open) = (proxy.down.clone(), proxy.open.clone());
+        let (down, frozen, open) = (proxy.down.clone(), proxy.frozen.clone(), proxy.open.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -390,8 +394,18 @@ impl Proxy {
                     (client.try_clone().unwrap(), server.try_clone().unwrap()),
                     (server, client),
                 ] {
+                    let frozen = frozen.clone();
                     std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
+                        use std::io::{Read, Write};
+                        let mut buf = [0u8; 16 << 10];
+                        while let Ok(n @ 1..) = from.read(&mut buf) {
+                            while frozen.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
                         let _ = to.shutdown(std::net::Shutdown::Both);
                     });
                 }
@@ -493,6 +507,67 @@ fn waits_out_an_s3_outage_of_30_seconds() {
         &text,
         4_000,
     );
+}
+
+/// A hung S3 (connections taken, nothing answered) is not waited on in
+/// silence: each stalled upload is given up after --s3-stall-timeout with
+/// a warning naming the archive, retried, and goes through once S3 answers
+/// again.
+#[test]
+fn a_hung_s3_is_reported_and_retried() {
+    let s = stream("hung", 1);
+    let (bucket, archive) = new_bucket("hung");
+    let proxy = Proxy::in_front_of_s3();
+    let started = today();
+    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let log = s.dir.join("store.log");
+    let mut child = s
+        .command(&[
+            "store",
+            "--bucket",
+            &format!("s3://{bucket}"),
+            "--checkpoint-db",
+            &db,
+            "--from",
+            "trim-horizon",
+            "--max-file-age",
+            "1s",
+            "--s3-stall-timeout",
+            "2s",
+        ])
+        .env(
+            "AWS_ENDPOINT_URL_S3",
+            format!("http://127.0.0.1:{}", proxy.port),
+        )
+        .env("RUST_LOG", "warn,triton=info,triton_s3=info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_log(&log, "store started");
+    proxy
+        .frozen
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    produce(&s, 0, 500);
+    wait_for_log(&log, "no progress for 2 s");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("no progress for 2 s") && l.contains(".tri")),
+        "the warning names no archive: {text}"
+    );
+    assert_eq!(archived(archive.clone(), &s.name, started).len(), 0);
+    proxy
+        .frozen
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while archived(archive.clone(), &s.name, started).len() < 500 {
+        assert!(Instant::now() < deadline, "not archived after S3 came back");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let status = sigterm(&mut child);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{status}\n{text}");
+    check("hung", &archived(archive, &s.name, started), &text, 500);
 }
 
 /// Waits until `log` contains `text`.

@@ -98,6 +98,12 @@ pub struct StoreArgs {
     #[arg(long, value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
     shutdown_timeout: Duration,
 
+    /// An S3 request that makes no progress for this long (no byte of its
+    /// body sent, no answer) is given up and retried, with a warning that
+    /// names the key.
+    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
+    s3_stall_timeout: Duration,
+
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
@@ -248,6 +254,7 @@ pub fn run(args: StoreArgs) -> CliResult {
                     &config.region,
                     S3Options {
                         sse,
+                        stall_timeout: args.s3_stall_timeout,
                         ..S3Options::default()
                     },
                 )

@@ -7,6 +7,33 @@ use std::time::Duration;
 
 use triton_core::retry::Backoff;
 
+/// How often an attempt that has not answered is logged: a store that
+/// hangs (no answer at all, rather than an error) must not be silent.
+const STILL_WAITING: Duration = Duration::from_secs(30);
+
+/// Awaits `attempt`, calling `waiting` with the time waited so far each
+/// `every` it has not answered. The attempt is not given up here: the
+/// store and the database bound their own requests (a store's stalled
+/// upload, a database's operation timeout) and fail them, which is retried.
+async fn patiently<T>(
+    attempt: impl Future<Output = T>,
+    every: Duration,
+    mut waiting: impl FnMut(Duration),
+) -> T {
+    tokio::pin!(attempt);
+    let started = tokio::time::Instant::now();
+    let mut next = started + every;
+    loop {
+        tokio::select! {
+            done = &mut attempt => return done,
+            () = tokio::time::sleep_until(next) => {
+                waiting(next - started);
+                next += every;
+            }
+        }
+    }
+}
+
 /// What is being waited for, which sets the pace.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Waiting {
@@ -30,7 +57,15 @@ pub(super) async fn until_ok<T, E: Display, F: Future<Output = Result<T, E>>>(
         Waiting::Store => Backoff::new(Duration::from_secs(1), Duration::from_secs(15)),
     };
     loop {
-        match attempt().await {
+        let answered = patiently(attempt(), STILL_WAITING, |waited| {
+            tracing::warn!(
+                key,
+                waited_s = waited.as_secs(),
+                "no answer for {} s yet: {what}",
+                waited.as_secs()
+            );
+        });
+        match answered.await {
             Ok(t) => return t,
             Err(e) => {
                 let delay = backoff.next_delay();
@@ -38,5 +73,32 @@ pub(super) async fn until_ok<T, E: Display, F: Future<Output = Result<T, E>>>(
                 tokio::time::sleep(delay).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_without_an_answer_is_reported_every_interval() {
+        let mut reported = Vec::new();
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(95)).await;
+            7
+        };
+        let got = patiently(slow, Duration::from_secs(30), |w| {
+            reported.push(w.as_secs())
+        })
+        .await;
+        assert_eq!(got, 7);
+        assert_eq!(reported, [30, 60, 90]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_prompt_answer_is_not_reported() {
+        let mut reported = 0;
+        let got = patiently(async { 1 }, Duration::from_secs(30), |_| reported += 1).await;
+        assert_eq!((got, reported), (1, 0));
     }
 }

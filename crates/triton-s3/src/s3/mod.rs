@@ -1,10 +1,12 @@
 //! [`S3Store`]: archives in an S3 bucket through `aws-sdk-s3`.
 
 mod client;
+mod stall;
 mod upload;
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,6 +15,7 @@ use aws_sdk_s3::Client;
 use triton_core::retry::Backoff;
 
 pub use self::client::{client, sdk_config};
+use self::stall::{unless_stalled, Progress};
 use crate::error::{ErrorKind, StoreError};
 use crate::store::{ArchiveStore, BodyRead, ObjectBody, ObjectInfo, PutOptions, PutReceipt};
 
@@ -48,6 +51,10 @@ pub struct S3Options {
     /// connection (the SDK's timeouts stop once headers arrived); default
     /// 60 s.
     pub idle_timeout: Duration,
+    /// A request that makes no progress for this long (no byte of its body
+    /// sent, no answer) is given up and retried, with a warning naming the
+    /// key; default 30 s.
+    pub stall_timeout: Duration,
 }
 
 /// S3's smallest part size (except the last part).
@@ -62,6 +69,7 @@ impl Default for S3Options {
             max_attempts: 6,
             retry_base: Duration::from_millis(200),
             idle_timeout: Duration::from_secs(60),
+            stall_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -98,20 +106,24 @@ impl S3Store {
     }
 
     /// Runs `call` until it succeeds, fails for good, or has used
-    /// `max_attempts`; each retry is logged.
-    async fn retry<T, F, Fut>(&self, mut call: F) -> Result<T, StoreError>
+    /// `max_attempts`; each retry is logged. An attempt that makes no
+    /// progress for [`S3Options::stall_timeout`] is given up and retried;
+    /// `call` gets the attempt's [`Progress`] to track the body it sends.
+    async fn retry<T, F, Fut>(&self, target: &str, mut call: F) -> Result<T, StoreError>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(Arc<Progress>) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
         let mut backoff = Backoff::new(self.options.retry_base, Duration::from_secs(10));
         loop {
-            match call().await {
+            let progress = Progress::new();
+            let attempt = call(progress.clone());
+            match unless_stalled(&progress, self.options.stall_timeout, target, attempt).await {
                 Err(e)
                     if e.is_transient() && backoff.attempts() + 1 < self.options.max_attempts =>
                 {
                     let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "S3 request failed; retrying");
+                    tracing::warn!(target, error = %e, retry_in_ms = delay.as_millis() as u64, "S3 request failed; retrying");
                     tokio::time::sleep(delay).await;
                 }
                 result => return result,
@@ -124,7 +136,7 @@ impl S3Store {
     async fn bucket_exists(&self) -> Result<bool, StoreError> {
         let target = self.url();
         let found = self
-            .retry(|| async {
+            .retry(&target, |_| async {
                 self.client
                     .head_bucket()
                     .bucket(&self.bucket)
@@ -194,7 +206,7 @@ impl ArchiveStore for S3Store {
         let mut token: Option<String> = None;
         loop {
             let page = self
-                .retry(|| async {
+                .retry(&target, |_| async {
                     self.client
                         .list_objects_v2()
                         .bucket(&self.bucket)
@@ -233,7 +245,7 @@ impl ArchiveStore for S3Store {
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
         let target = self.target(key);
         let head = self
-            .retry(|| async {
+            .retry(&target, |_| async {
                 self.client
                     .head_object()
                     .bucket(&self.bucket)
@@ -267,7 +279,7 @@ impl ArchiveStore for S3Store {
         let target = self.target(key);
         let range = (offset > 0).then(|| format!("bytes={offset}-"));
         let out = self
-            .retry(|| async {
+            .retry(&target, |_| async {
                 self.client
                     .get_object()
                     .bucket(&self.bucket)
@@ -328,7 +340,7 @@ impl ArchiveStore for S3Store {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let target = self.target(key);
         let deleted = self
-            .retry(|| async {
+            .retry(&target, |_| async {
                 self.client
                     .delete_object()
                     .bucket(&self.bucket)

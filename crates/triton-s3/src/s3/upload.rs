@@ -22,13 +22,14 @@ pub(super) async fn put_bytes(
 ) -> Result<PutReceipt, StoreError> {
     let size = data.len() as u64;
     let target = store.target(key);
+    let (data, t) = (&data, &target);
     let out = store
-        .retry(|| async {
+        .retry(&target, |progress| async move {
             put_object(store, key, options)
-                .body(ByteStream::from(data.clone()))
+                .body(progress.track(ByteStream::from(data.to_vec())))
                 .send()
                 .await
-                .map_err(|e| StoreError::from_sdk("PutObject", &target, e))
+                .map_err(|e| StoreError::from_sdk("PutObject", t, e))
         })
         .await?;
     Ok(PutReceipt {
@@ -51,15 +52,16 @@ pub(super) async fn put_file(
         .len();
     if size <= store.options.part_size {
         // One request: nothing to gain from parts.
+        let t = &target;
         let out = store
-            .retry(|| async {
-                let body = file_part(path, 0, size).await?;
+            .retry(&target, |progress| async move {
+                let body = progress.track(file_part(path, 0, size).await?);
                 put_object(store, key, options)
                     .body(body)
                     .content_length(size as i64)
                     .send()
                     .await
-                    .map_err(|e| StoreError::from_sdk("PutObject", &target, e))
+                    .map_err(|e| StoreError::from_sdk("PutObject", t, e))
             })
             .await?;
         return Ok(PutReceipt {
@@ -70,7 +72,7 @@ pub(super) async fn put_file(
     }
 
     let created = store
-        .retry(|| async {
+        .retry(&target, |_| async {
             create_multipart(store, key, options)
                 .send()
                 .await
@@ -158,7 +160,7 @@ async fn multipart(
         .set_parts(Some(completed))
         .build();
     let out = store
-        .retry(|| async {
+        .retry(&target, |_| async {
             let mut request = store
                 .client
                 .complete_multipart_upload()
@@ -233,10 +235,11 @@ async fn upload_part(
     len: u64,
 ) -> Result<CompletedPart, StoreError> {
     let target = format!("{} part {number}", store.target(key));
+    let t = &target;
     let out = store
-        .retry(|| async {
+        .retry(&target, |progress| async move {
             // A fresh body per attempt: a body is consumed by sending it.
-            let body = file_part(path, offset, len).await?;
+            let body = progress.track(file_part(path, offset, len).await?);
             store
                 .client
                 .upload_part()
@@ -248,7 +251,7 @@ async fn upload_part(
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| StoreError::from_sdk("UploadPart", &target, e))
+                .map_err(|e| StoreError::from_sdk("UploadPart", t, e))
         })
         .await?;
     Ok(CompletedPart::builder()
@@ -265,7 +268,7 @@ async fn abort(store: &S3Store, key: &str, upload_id: &str) {
     let target = store.target(key);
     for _ in 0..3 {
         let aborted = store
-            .retry(|| async {
+            .retry(&target, |_| async {
                 store
                     .client
                     .abort_multipart_upload()

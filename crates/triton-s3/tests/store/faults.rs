@@ -369,3 +369,75 @@ async fn local_store_with_a_relative_root_that_does_not_exist_yet() {
     assert_eq!(result.unwrap().size, 1);
     assert_eq!(listed.unwrap().len(), 1);
 }
+
+/// A server that takes connections and reads whatever is sent, but never
+/// answers (a frozen S3). Returns its port.
+fn frozen_server() -> u16 {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut sink = [0u8; 8192];
+                while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    port
+}
+
+/// Requests to a frozen S3 are given up after the stall bound and retried,
+/// each failure naming the key, instead of waiting out the SDK's 300 s
+/// attempt timeout in silence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_make_no_progress_are_given_up_and_retried() {
+    let port = frozen_server();
+    let sdk = triton_s3::sdk_config(REGION).await;
+    let conf = aws_sdk_s3::config::Builder::from(&sdk)
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "triton-local",
+            "triton-local",
+            None,
+            None,
+            "tests",
+        ))
+        .force_path_style(true)
+        .build();
+    let store = S3Store::new(
+        aws_sdk_s3::Client::from_conf(conf),
+        "b-frozen",
+        S3Options {
+            max_attempts: 2,
+            retry_base: Duration::from_millis(10),
+            stall_timeout: Duration::from_secs(1),
+            ..S3Options::default()
+        },
+    );
+    let tmp = TempDir::new("frozen");
+    let (path, _) = big_file(tmp.path());
+    let started = std::time::Instant::now();
+    for result in [
+        store
+            .put_bytes("20241030/a.tri", vec![1; 100_000], &create_only())
+            .await
+            .map(|_| ()),
+        store
+            .put_file("20241030/b.tri", &path, &create_only())
+            .await
+            .map(|_| ()),
+        store.head("20241030/c.tri").await.map(|_| ()),
+    ] {
+        let e = result.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+        let text = e.to_string();
+        assert!(text.contains("no progress for 1 s"), "{text}");
+        assert!(text.contains("s3://b-frozen/20241030/"), "{text}");
+    }
+    // Two attempts of about a second each, three times (the multipart
+    // upload stops at its first request).
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(20), "{took:?}");
+}
