@@ -2,7 +2,7 @@
 //! most `prefetch` batches ahead of the consumer.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::ShardIteratorType;
@@ -17,6 +17,10 @@ use triton_core::retry::Backoff;
 
 /// Kinesis allows 5 GetRecords calls per second and shard.
 pub(crate) const MIN_CALL_GAP: Duration = Duration::from_millis(200);
+
+/// How far before the first LATEST iterator a renewed one starts: more than
+/// the clocks of a synchronised host and Kinesis differ.
+const LATEST_CLOCK_MARGIN: Duration = Duration::from_secs(5);
 
 /// What shard tasks tell the reader, in order per shard.
 #[derive(Debug)]
@@ -65,10 +69,22 @@ impl ShardTask {
         // expiring goes on from the last record handed over.
         let mut start = self.start.clone();
         tracing::debug!(shard = %self.shard, ?start, "starting shard");
+        // LATEST names a position only when the iterator is made: an
+        // iterator renewed before anything was read must not stand later
+        // than this one, or what arrived meanwhile is skipped. It is renewed
+        // at the time this one was asked for, less a margin for the clocks
+        // of this host and Kinesis (records of the margin are read too,
+        // never records missed).
+        let latest_opened = SystemTime::now()
+            .checked_sub(LATEST_CLOCK_MARGIN)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
         let Some(mut iterator) = self.iterator(&start).await? else {
             self.gone();
             return Ok(());
         };
+        if start == Start::Latest {
+            start = Start::AtTimestamp(latest_opened);
+        }
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
         let mut next_call = Instant::now();
         loop {

@@ -43,6 +43,8 @@ struct FaultState {
     get_records: Mutex<VecDeque<(u16, &'static str)>>,
     get_calls: AtomicUsize,
     injected: AtomicUsize,
+    /// While set, every GetRecords call is answered ExpiredIterator.
+    expire_all: std::sync::atomic::AtomicBool,
     /// PutRecords calls that still get every other entry refused.
     put_calls_to_fail: AtomicUsize,
     /// Indexes taken out of the current PutRecords call.
@@ -95,11 +97,16 @@ impl Intercept for Faults {
         if operation(cfg) != "GetRecords" {
             return Ok(());
         }
-        if self.get_calls.fetch_add(1, Ordering::SeqCst) % 3 != 2 {
+        let call = self.get_calls.fetch_add(1, Ordering::SeqCst);
+        let (status, kind) = if self.expire_all.load(Ordering::SeqCst) {
+            (400, "ExpiredIteratorException")
+        } else if call % 3 != 2 {
             return Ok(());
-        }
-        let Some((status, kind)) = self.get_records.lock().unwrap().pop_front() else {
-            return Ok(());
+        } else {
+            let Some(fault) = self.get_records.lock().unwrap().pop_front() else {
+                return Ok(());
+            };
+            fault
         };
         let body = format!(r#"{{"__type":"{kind}","message":"injected by the test"}}"#);
         let mut response = Response::new(StatusCode::try_from(status)?, SdkBody::from(body));
@@ -240,4 +247,50 @@ async fn throttling_server_errors_and_expired_iterators_are_survived() {
         6,
         "every fault was injected"
     );
+}
+
+/// A shard opened at LATEST whose iterator expires before its first record
+/// (an outage) is renewed where the first iterator stood, not at a new
+/// LATEST that would skip what arrived meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_iterator_at_latest_that_expires_before_any_record_skips_nothing() {
+    let plain = client().await;
+    let stream = create_stream(&plain, "latest-expiry", 1).await;
+    let faults = Faults::default();
+    let client = client_with(vec![SharedInterceptor::new(faults.clone())]).await;
+    let options = ReaderOptions {
+        start: StartPosition::Latest,
+        poll_interval: Duration::from_millis(200),
+        ..ReaderOptions::default()
+    };
+    let mut reader = KinesisReader::open(client, &stream.name, options, None)
+        .await
+        .unwrap();
+    let calls_reach = |n: usize| {
+        let faults = faults.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            while faults.get_calls.load(Ordering::SeqCst) < n {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the reader stopped polling"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    // The LATEST iterator stands, answering nothing.
+    calls_reach(2).await;
+    // An outage: every answer says the iterator expired, while records
+    // arrive; several renewals come after them.
+    faults.expire_all.store(true, Ordering::SeqCst);
+    let mut producer = Producer::new(plain.clone(), &stream, ProducerOptions::default());
+    for n in 0..200 {
+        producer.send_serialize(&event(n, 20)).await.unwrap();
+    }
+    producer.flush().await.unwrap();
+    calls_reach(faults.get_calls.load(Ordering::SeqCst) + 3).await;
+    faults.expire_all.store(false, Ordering::SeqCst);
+    let got = read_n(&mut reader, 200, Duration::from_secs(30)).await;
+    assert_once_in_key_order(&got, 200);
 }
