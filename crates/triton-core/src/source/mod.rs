@@ -20,6 +20,7 @@ pub mod conformance;
 mod file;
 mod memory;
 mod position;
+mod reader;
 
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ use crate::value::Record;
 pub use self::file::FileSource;
 pub use self::memory::MemorySource;
 pub use self::position::{InvalidSequenceNumber, Position, SequenceNumber};
+pub use self::reader::RecordReader;
 
 /// One record as a source delivers it: raw MessagePack bytes plus where they
 /// came from.

@@ -40,6 +40,11 @@ pub struct ReaderOptions {
     pub prefetch: usize,
     /// How often to look for new shards besides when a shard closes.
     pub rediscover_interval: Duration,
+    /// A closed shard whose children have waited this long for its records
+    /// to be acknowledged is logged once, as a warning: a consumer that
+    /// never acknowledges would otherwise stop at the first reshard without
+    /// a word. Default 60 s.
+    pub ack_warning: Duration,
 }
 
 impl Default for ReaderOptions {
@@ -50,6 +55,7 @@ impl Default for ReaderOptions {
             limit: 10_000,
             prefetch: 2,
             rediscover_interval: Duration::from_secs(30),
+            ack_warning: Duration::from_secs(60),
         }
     }
 }
@@ -89,8 +95,43 @@ pub enum OpenError {
 /// positions, never records that were fetched but not yet handled. A shard
 /// created by a split or merge is read only after its parents were read to
 /// their end and acknowledged, so records of one partition key come in
-/// order. Consumers must therefore acknowledge what they read, even when
-/// they keep no checkpoints.
+/// order.
+///
+/// **Consumers must therefore acknowledge what they read, even when they
+/// keep no checkpoints**: a reader whose records are never acknowledged
+/// stops at the first split or merge (after
+/// [`ReaderOptions::ack_warning`] it says so in a warning naming the
+/// shard). Acknowledge the last record of each batch once it is handled:
+///
+/// ```no_run
+/// # use triton_core::source::RecordSource;
+/// # async fn consume(mut reader: triton_kinesis::KinesisReader) -> Result<(), triton_core::source::SourceError> {
+/// while let Some(batch) = reader.next_batch(500).await? {
+///     for record in &batch {
+///         println!("{:?}", record.record());
+///     }
+///     let last = &batch[batch.len() - 1];
+///     reader.ack(&last.source, &last.position).await?;
+///     reader.commit().await?; // saves checkpoints, if the reader keeps them
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// Or, as go-triton's `ReadRecord` and `Checkpoint` did, one record at a
+/// time through [`RecordReader`](triton_core::source::RecordReader), which
+/// acknowledges each record when the next is asked for:
+///
+/// ```no_run
+/// # async fn consume(reader: triton_kinesis::KinesisReader) -> Result<(), triton_core::source::SourceError> {
+/// use triton_core::source::RecordReader;
+///
+/// let mut records = RecordReader::new(reader);
+/// while let Some(record) = records.next_record().await? {
+///     println!("{:?}", record.record());
+///     records.checkpoint().await?; // as often as you like
+/// }
+/// # Ok(()) }
+/// ```
 ///
 /// Data that is not one MessagePack map is delivered like any other record;
 /// [`SourceRecord::validate`] tells it apart.
@@ -122,6 +163,9 @@ struct ShardState {
     acked: Option<SequenceNumber>,
     committed: Option<SequenceNumber>,
     millis_behind: Option<i64>,
+    /// When the shard was read to its end; cleared once the warning that
+    /// its children wait for acknowledgements was logged.
+    drained_at: Option<Instant>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -212,6 +256,7 @@ impl KinesisReader {
                     acked: None,
                     committed,
                     millis_behind: None,
+                    drained_at: None,
                 },
             );
         }
@@ -331,11 +376,57 @@ impl KinesisReader {
                     acked: None,
                     committed: None,
                     millis_behind: None,
+                    drained_at: None,
                 },
             );
         }
         self.start_ready();
         true
+    }
+
+    /// Warns, once per shard, about a closed shard whose children have
+    /// waited longer than [`ReaderOptions::ack_warning`] for its records to
+    /// be acknowledged. Returns when the next such warning may be due.
+    fn warn_unacknowledged(&mut self) -> Option<Instant> {
+        let bound = self.options.ack_warning;
+        let mut next = None;
+        let waiting: Vec<(Arc<str>, Vec<String>)> = self
+            .shards
+            .iter()
+            .filter(|(_, s)| matches!(s.phase, Phase::Waiting(_)))
+            .map(|(id, s)| (id.clone(), s.info.parents().map(str::to_owned).collect()))
+            .collect();
+        for (id, s) in &mut self.shards {
+            let (Phase::Drained, Some(since)) = (&s.phase, s.drained_at) else {
+                continue;
+            };
+            let children: Vec<&str> = waiting
+                .iter()
+                .filter(|(_, parents)| parents.iter().any(|p| **p == **id))
+                .map(|(child, _)| &**child)
+                .collect();
+            // Children not seen yet come with the next discovery, which
+            // wakes the reader anyway.
+            if children.is_empty() {
+                continue;
+            }
+            let due = since + bound;
+            if Instant::now() < due {
+                next = Some(next.map_or(due, |n: Instant| n.min(due)));
+                continue;
+            }
+            tracing::warn!(
+                shard = &**id,
+                children = ?children,
+                waited_s = since.elapsed().as_secs(),
+                delivered = ?s.delivered.as_ref().map(SequenceNumber::as_str),
+                acknowledged = ?s.acked.as_ref().map(SequenceNumber::as_str),
+                "a closed shard's children wait until every record it delivered is acknowledged: \
+                 acknowledge what you read (RecordSource::ack), or read through RecordReader"
+            );
+            s.drained_at = None;
+        }
+        next
     }
 
     fn take_pending(&mut self, max: usize) -> Vec<SourceRecord> {
@@ -387,8 +478,12 @@ impl RecordSource for KinesisReader {
             {
                 return Ok(None);
             }
+            let wake = match self.warn_unacknowledged() {
+                Some(due) => due.min(self.next_discovery),
+                None => self.next_discovery,
+            };
             let event = tokio::select! {
-                e = tokio::time::timeout_at(self.next_discovery, self.events.recv()) => e,
+                e = tokio::time::timeout_at(wake, self.events.recv()) => e,
                 Some(Err(e)) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     if e.is_panic() {
                         self.failed = Some(format!("a shard reader task panicked: {e}"));
@@ -415,6 +510,7 @@ impl RecordSource for KinesisReader {
                 Ok(Some(Event::End { shard })) => {
                     if let Some(s) = self.shards.get_mut(&shard) {
                         s.phase = Phase::Drained;
+                        s.drained_at = Some(Instant::now());
                     }
                     self.finish_if_done(&shard);
                     // Its children exist now; no need to wait for the timer.

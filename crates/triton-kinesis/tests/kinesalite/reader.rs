@@ -313,3 +313,96 @@ async fn replay_delivers_exactly_the_recorded_ranges() {
     }
     assert_eq!(got, want);
 }
+
+/// Captured log lines, for tests that check what the reader says.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn split_first_shard(client: &Client, stream: &StreamConfig) -> String {
+    let shards = list_shards(client, &stream.name).await.unwrap();
+    let s0 = &shards[0];
+    let lo: u128 = s0.starting_hash_key.parse().unwrap();
+    let hi: u128 = s0.ending_hash_key.parse().unwrap();
+    client
+        .split_shard()
+        .stream_name(&stream.name)
+        .shard_to_split(&s0.id)
+        .new_starting_hash_key((lo + (hi - lo) / 2).to_string())
+        .send()
+        .await
+        .unwrap();
+    wait_active(client, &stream.name).await;
+    s0.id.clone()
+}
+
+/// A consumer that never acknowledges stops at a split (children wait for
+/// their parent's acknowledgements), and the reader says so once, naming
+/// the shard; read through RecordReader, the same consumer code goes on
+/// past the split without acknowledging by hand.
+#[tokio::test]
+async fn a_consumer_that_never_acknowledges_is_warned_at_a_split() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let client = client().await;
+    let stream = create_stream(&client, "noack", 1).await;
+    produce(&client, &stream, 0..100).await;
+    let options = ReaderOptions {
+        ack_warning: Duration::from_secs(1),
+        ..fast(StartPosition::TrimHorizon)
+    };
+    let mut reader = KinesisReader::open(client.clone(), &stream.name, options.clone(), None)
+        .await
+        .unwrap();
+    let mut got = 0;
+    while got < 100 {
+        got += reader.next_batch(100).await.unwrap().unwrap().len();
+    }
+    let parent = split_first_shard(&client, &stream).await;
+    produce(&client, &stream, 100..200).await;
+    // Nothing acknowledged: the children never start.
+    let more = tokio::time::timeout(Duration::from_secs(6), reader.next_batch(100)).await;
+    assert!(
+        more.is_err(),
+        "a child was read before its parent was acknowledged"
+    );
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("children wait until every record it delivered is acknowledged"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains(&parent), "{}", warnings[0]);
+
+    // The same stream through RecordReader: every record, in key order,
+    // with no acknowledgement written by the consumer.
+    let reader = KinesisReader::open(client.clone(), &stream.name, options, None)
+        .await
+        .unwrap();
+    let mut records = triton_core::source::RecordReader::new(reader);
+    let mut all = Vec::new();
+    while all.len() < 200 {
+        let next = tokio::time::timeout(Duration::from_secs(30), records.next_record())
+            .await
+            .expect("RecordReader stopped at the split")
+            .unwrap()
+            .unwrap();
+        all.push(next);
+    }
+    assert_once_in_key_order(&all, 200);
+}
