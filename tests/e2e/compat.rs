@@ -317,3 +317,90 @@ fn error_fixtures_give_records_then_the_right_error() {
         "empty.tri is a valid empty archive"
     );
 }
+
+/// go-triton's `time.Time` (ext 5) and MessagePack timestamps (ext -1)
+/// read into typed structs, as `Timestamp` or (with the serde helper) as
+/// `SystemTime`, and into `Value` fields of typed structs; any other
+/// extension read as a timestamp is an error that says what it is.
+#[test]
+fn go_times_read_into_typed_records() {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    use triton_core::value::{system_time, Timestamp};
+
+    #[derive(serde::Deserialize)]
+    struct AsSystemTime {
+        #[serde(with = "system_time")]
+        t_utc: SystemTime,
+    }
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        kind: String,
+        #[serde(default)]
+        e: Option<Value>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Standard {
+        e: Timestamp,
+    }
+
+    // small.tri: the record holding go-triton's time.Time.
+    let small = read_go_fixture("small.tri");
+    let mut r = ArchiveReader::new(&small[..]);
+    let mut found = None;
+    while let Some(raw) = r.next_raw().expect("fixture reads") {
+        let raw = raw.to_vec();
+        let record = triton_core::msgpack::decode_record(&raw).unwrap();
+        if record.get("t_utc").is_some() {
+            found = Some(raw);
+        }
+    }
+    let raw = found.expect("small.tri holds t_utc");
+    #[derive(serde::Deserialize, serde::Serialize)]
+    struct Only {
+        t_utc: Timestamp,
+    }
+    let typed: Only = triton_core::msgpack::from_record_slice(&raw).unwrap();
+    assert_eq!(typed.t_utc.to_string(), "2020-12-11T07:52:48.123456789Z");
+    assert_eq!(typed.t_utc.secs(), 1_607_673_168);
+    let as_system: AsSystemTime = triton_core::msgpack::from_record_slice(&raw).unwrap();
+    assert_eq!(
+        as_system.t_utc,
+        UNIX_EPOCH + Duration::new(1_607_673_168, 123_456_789)
+    );
+    // Written back, the timestamp is go-triton's ext 5 again.
+    let again = triton_core::msgpack::to_record_vec(&Only { t_utc: typed.t_utc });
+    let again = again.unwrap_or_else(|e| panic!("{e}"));
+    let back = triton_core::msgpack::decode_record(&again).unwrap();
+    assert_eq!(back.get("t_utc"), Some(&Value::Timestamp(typed.t_utc)));
+    assert_eq!(Timestamp::from(as_system.t_utc), typed.t_utc);
+
+    // exotic.tri: ext -1 read as a timestamp; ext 42 kept as an extension
+    // in a Value, and refused, with its type named, as a timestamp.
+    let exotic = read_go_fixture("exotic.tri");
+    let mut r = ArchiveReader::new(&exotic[..]);
+    let (mut standard, mut custom) = (None, None);
+    while let Some(raw) = r.next_raw().expect("fixture reads") {
+        let raw = raw.to_vec();
+        let Ok(k) = triton_core::msgpack::from_record_slice::<Kind>(&raw) else {
+            continue;
+        };
+        match k.kind.as_str() {
+            "std_timestamp_ext_minus1" => standard = Some((raw, k.e)),
+            "custom_ext" => custom = Some((raw, k.e)),
+            _ => {}
+        }
+    }
+    let (raw, value) = standard.expect("exotic.tri holds an ext -1 timestamp");
+    match value {
+        Some(Value::Timestamp(t)) => assert_eq!(t.secs(), 1_607_673_152),
+        other => panic!("{other:?}"),
+    }
+    let typed: Standard = triton_core::msgpack::from_record_slice(&raw).unwrap();
+    assert_eq!(typed.e.secs(), 1_607_673_152);
+    let (raw, value) = custom.expect("exotic.tri holds an ext 42");
+    assert_eq!(value, Some(Value::Ext(42, b"hello".to_vec())));
+    let e = triton_core::msgpack::from_record_slice::<Standard>(&raw)
+        .err()
+        .expect("ext 42 is no timestamp");
+    assert!(e.to_string().contains("ext type 42"), "{e}");
+}

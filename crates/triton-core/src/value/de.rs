@@ -76,6 +76,23 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Array(items))
     }
 
+    /// MessagePack extensions, as rmp-serde hands them over: a timestamp
+    /// where the type and data are one, else the extension as it is.
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        struct Ext;
+        impl<'de> Visitor<'de> for Ext {
+            type Value = Value;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a MessagePack extension (type, data)")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+                let (tag, data) = super::timestamp_serde::ext_pair(seq)?;
+                Ok(super::timestamp_serde::ext_value(tag, data))
+            }
+        }
+        d.deserialize_tuple(2, Ext)
+    }
+
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0).min(4096));
         while let Some((k, v)) = map.next_entry()? {

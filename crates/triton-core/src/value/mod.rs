@@ -9,11 +9,13 @@
 mod de;
 mod str;
 mod timestamp;
+mod timestamp_serde;
 
 use std::fmt;
 
 pub use self::str::Str;
 pub use self::timestamp::{Timestamp, TimestampEncoding};
+pub use self::timestamp_serde::{system_time, OutOfRange, EXT_STRUCT};
 
 /// One MessagePack value.
 #[derive(Clone, Debug, PartialEq)]
