@@ -12,7 +12,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::{stream, Stream};
 use triton_core::source::RecordSource;
 use triton_core::time::Date;
-use triton_s3::{list_archives, ArchiveQuery, ArchiveSource, ReadOptions, S3Options, S3Store};
+use triton_s3::{
+    list_archives, ArchiveQuery, ArchiveSource, PutOptions, ReadOptions, S3Options, S3Store,
+};
 
 const RECORDS: u64 = 50_000;
 
@@ -45,6 +47,11 @@ fn today() -> Date {
 
 /// Every archived record's `n`, in archive order.
 fn archived(store: S3Store, stream: &str, start: Date) -> Vec<u64> {
+    archived_except(store, stream, start, &[])
+}
+
+/// The same, leaving out the objects at `skip` (not archives of ours).
+fn archived_except(store: S3Store, stream: &str, start: Date, skip: &[String]) -> Vec<u64> {
     runtime().block_on(async {
         let store = std::sync::Arc::new(store);
         let query = ArchiveQuery {
@@ -53,7 +60,8 @@ fn archived(store: S3Store, stream: &str, start: Date) -> Vec<u64> {
             end: today(),
             client: None,
         };
-        let archives = list_archives(store.clone(), &query).await.unwrap();
+        let mut archives = list_archives(store.clone(), &query).await.unwrap();
+        archives.retain(|a| !skip.contains(&a.key.to_string()));
         let mut source = ArchiveSource::new(store, archives, ReadOptions::default());
         let mut ns = Vec::new();
         while let Some(batch) = source.next_batch(10_000).await.unwrap() {
@@ -841,6 +849,83 @@ fn an_archive_deleted_before_recovery_is_rebuilt_under_its_key() {
     println!("rebuilt {key} with the same {} records", after.len());
     let ns = archived(archive, &s.name, started);
     check("rebuild", &ns, &log, 7_000);
+}
+
+/// An interrupted upload whose object was replaced by other bytes of the
+/// same size: the next start moves the archive to the next key and
+/// reports the object once; the start after that has nothing to finish,
+/// and audit exits 0 listing the object as foreign.
+#[test]
+fn a_foreign_object_at_an_interrupted_key_is_reported_once() {
+    use triton_s3::ArchiveStore;
+    let s = stream("foreign", 2);
+    let (bucket, archive) = new_bucket("foreign");
+    let started = today();
+    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let store = Store::new(&s, &bucket, &db, &[]);
+    produce(&s, 0, 2_000);
+    let mut child = store.start_with(&[("TRITON_TEST_PAUSE_BEFORE_COMMIT", "60s")]);
+    store.wait_for(PAUSED, 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let key = logged_key(&store.log(), PAUSED);
+    let size = runtime()
+        .block_on(archive.head(&key))
+        .unwrap()
+        .expect("the archive was uploaded")
+        .size as usize;
+    let overwrite = PutOptions {
+        create_only: false,
+        ..PutOptions::default()
+    };
+    runtime()
+        .block_on(archive.put_bytes(&key, vec![0x5a; size], &overwrite))
+        .unwrap();
+
+    let mut child = store.start();
+    store.wait_for("FOREIGN:", 1);
+    store.wait_for("store started", 2);
+    assert!(sigterm(&mut child).success(), "{}", store.log());
+    // Once: the next start finishes nothing.
+    let rebuilt = store.log().matches("rebuilt the archive").count()
+        + store
+            .log()
+            .matches("uploaded the archive from the spool")
+            .count();
+    let mut child = store.start();
+    store.wait_for("store started", 3);
+    assert!(sigterm(&mut child).success(), "{}", store.log());
+    let log = store.log();
+    assert_eq!(log.matches("FOREIGN:").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("rebuilt the archive").count()
+            + log.matches("uploaded the archive from the spool").count(),
+        rebuilt,
+        "recovery ran again: {log}"
+    );
+    let audit = s
+        .command(&[
+            "audit",
+            "--bucket",
+            &format!("s3://{bucket}"),
+            "--start-date",
+            &started.to_string(),
+            "--checkpoint-db",
+            &db,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&audit.stdout);
+    assert_eq!(
+        audit.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    assert!(text.contains(&format!("FOREIGN {key}")), "{text}");
+    assert!(!text.contains("PENDING"), "{text}");
+    let ns = archived_except(archive, &s.name, started, std::slice::from_ref(&key));
+    check("foreign", &ns, &log, 2_000);
 }
 
 #[test]
