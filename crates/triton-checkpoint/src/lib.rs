@@ -181,6 +181,17 @@ impl CheckpointStore for SqlCheckpoints {
             SqlCheckpoints::Sqlite(s) => s.intents(client, stream).await,
         }
     }
+
+    async fn checkpoint_archives(
+        &self,
+        client: &str,
+        stream: &str,
+    ) -> Result<Vec<(String, String)>, CheckpointError> {
+        match self {
+            SqlCheckpoints::Postgres(s) => s.checkpoint_archives(client, stream).await,
+            SqlCheckpoints::Sqlite(s) => s.checkpoint_archives(client, stream).await,
+        }
+    }
 }
 
 /// Refuses intents the table cannot hold.
@@ -302,6 +313,16 @@ pub(crate) struct OwnedRow {
 }
 
 impl OwnedRow {
+    /// The row recording that `key` holds this checkpoint.
+    fn archive_row<'a>(&'a self, key: &'a str) -> schema::ArchiveRow<'a> {
+        schema::ArchiveRow {
+            client: &self.client,
+            stream: &self.stream,
+            shard: &self.shard,
+            archive_key: key,
+        }
+    }
+
     fn row(&self, updated: i32) -> schema::Row<'_> {
         schema::Row {
             client: &self.client,

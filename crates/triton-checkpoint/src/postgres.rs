@@ -11,7 +11,8 @@ use triton_core::source::SequenceNumber;
 
 use crate::pool::Pool;
 use crate::schema::{
-    intent_of, triton_checkpoint as t, triton_upload_intent as i, Row, MIGRATIONS, MIGRATIONS_TABLE,
+    intent_of, triton_checkpoint as t, triton_checkpoint_archive as a, triton_upload_intent as i,
+    Row, MIGRATIONS, MIGRATIONS_TABLE,
 };
 use crate::url::{PostgresUrl, SslMode};
 use crate::{
@@ -242,13 +243,41 @@ impl PgCheckpoints {
                     .for_update()
                     .load(c)
                     .await?;
-                upsert(c, &forward_only(&rows, &stored)).await?;
+                let forward = forward_only(&rows, &stored);
+                upsert(c, &forward).await?;
+                let archives: Vec<_> = forward.iter().map(|r| r.archive_row(key)).collect();
+                if !archives.is_empty() {
+                    diesel::insert_into(a::table)
+                        .values(&archives)
+                        .on_conflict((a::client, a::stream, a::shard))
+                        .do_update()
+                        .set(a::archive_key.eq(excluded(a::archive_key)))
+                        .execute(c)
+                        .await?;
+                }
                 diesel::delete(intent_of(client, stream, key))
                     .execute(c)
                     .await?;
                 Ok(())
             })
             .await
+        })
+        .await
+    }
+
+    pub(crate) async fn checkpoint_archives(
+        &self,
+        client: &str,
+        stream: &str,
+    ) -> Result<Vec<(String, String)>, CheckpointError> {
+        self.run(async |c| {
+            a::table
+                .filter(a::client.eq(client))
+                .filter(a::stream.eq(stream))
+                .select((a::shard, a::archive_key))
+                .order(a::shard)
+                .load::<(String, String)>(c)
+                .await
         })
         .await
     }

@@ -15,6 +15,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Which archive holds each shard's checkpointed record, written with
+    /// the checkpoint when an upload intent completes (sidecar chains).
+    triton_checkpoint_archive (client, stream, shard) {
+        client -> Text,
+        stream -> Text,
+        shard -> Text,
+        archive_key -> Text,
+    }
+}
+
+diesel::table! {
     /// Uploads `triton store` is making: recorded before the upload,
     /// deleted in the transaction that advances the checkpoints after it.
     triton_upload_intent (client, stream, archive_key) {
@@ -50,7 +61,27 @@ pub(crate) struct Row<'a> {
 pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, CHECKPOINT_TABLE, CHECKPOINT_TABLE),
     (2, INTENT_TABLE, INTENT_TABLE),
+    (3, CHECKPOINT_ARCHIVE_TABLE, CHECKPOINT_ARCHIVE_TABLE),
 ];
+
+/// The archive of each checkpoint; valid in both dialects.
+const CHECKPOINT_ARCHIVE_TABLE: &str = "CREATE TABLE IF NOT EXISTS triton_checkpoint_archive (
+  client      VARCHAR(255) NOT NULL,
+  stream      VARCHAR(255) NOT NULL,
+  shard       VARCHAR(255) NOT NULL,
+  archive_key VARCHAR(1024) NOT NULL,
+  PRIMARY KEY (client, stream, shard))";
+
+/// A row of `triton_checkpoint_archive`.
+#[derive(diesel::Insertable)]
+#[diesel(table_name = triton_checkpoint_archive)]
+#[diesel(treat_none_as_default_value = false)]
+pub(crate) struct ArchiveRow<'a> {
+    pub client: &'a str,
+    pub stream: &'a str,
+    pub shard: &'a str,
+    pub archive_key: &'a str,
+}
 
 /// Upload intents (exactly-once archiving); valid in both dialects.
 const INTENT_TABLE: &str = "CREATE TABLE IF NOT EXISTS triton_upload_intent (

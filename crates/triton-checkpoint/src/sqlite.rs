@@ -16,7 +16,8 @@ use triton_core::source::SequenceNumber;
 
 use crate::pool::Pool;
 use crate::schema::{
-    intent_of, triton_checkpoint as t, triton_upload_intent as i, Row, MIGRATIONS, MIGRATIONS_TABLE,
+    intent_of, triton_checkpoint as t, triton_checkpoint_archive as a, triton_upload_intent as i,
+    Row, MIGRATIONS, MIGRATIONS_TABLE,
 };
 use crate::{
     bad_row, check_intent, failed, forward_only, intent_row, owned_rows, query_error, updated_now,
@@ -189,10 +190,37 @@ impl SqliteCheckpoints {
                     .filter(t::shard.eq_any(&shards))
                     .select((t::shard, t::seq_num))
                     .load(c)?;
-                upsert(c, &forward_only(&rows, &stored))?;
+                let forward = forward_only(&rows, &stored);
+                upsert(c, &forward)?;
+                let archives: Vec<_> = forward.iter().map(|r| r.archive_row(&id.2)).collect();
+                if !archives.is_empty() {
+                    diesel::insert_into(a::table)
+                        .values(&archives)
+                        .on_conflict((a::client, a::stream, a::shard))
+                        .do_update()
+                        .set(a::archive_key.eq(excluded(a::archive_key)))
+                        .execute(c)?;
+                }
                 diesel::delete(intent_of(&id.0, &id.1, &id.2)).execute(c)?;
                 Ok(())
             })
+        })
+        .await
+    }
+
+    pub(crate) async fn checkpoint_archives(
+        &self,
+        client: &str,
+        stream: &str,
+    ) -> Result<Vec<(String, String)>, CheckpointError> {
+        let id = (client.to_owned(), stream.to_owned());
+        self.run(move |c| {
+            a::table
+                .filter(a::client.eq(&id.0))
+                .filter(a::stream.eq(&id.1))
+                .select((a::shard, a::archive_key))
+                .order(a::shard)
+                .load::<(String, String)>(c)
         })
         .await
     }

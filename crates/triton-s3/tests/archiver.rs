@@ -1045,6 +1045,13 @@ impl CheckpointStore for IntentLog {
     ) -> Result<Vec<UploadIntent>, CheckpointError> {
         self.inner.intents(client, stream).await
     }
+    async fn checkpoint_archives(
+        &self,
+        client: &str,
+        stream: &str,
+    ) -> Result<Vec<(String, String)>, CheckpointError> {
+        self.inner.checkpoint_archives(client, stream).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -317,4 +317,20 @@ pub async fn intents(store: &dyn CheckpointStore, client: &str) {
     if other.len() != 1 {
         panic!("the other stream's intents: {other:?}");
     }
+    // Each checkpoint a completion moved names the archive holding it; the
+    // one it did not move (shardId-1, kept at 5) keeps its archive.
+    let archives = store
+        .checkpoint_archives(client, "s")
+        .await
+        .unwrap_or_else(|e| panic!("checkpoint_archives: {e}"));
+    let want = [
+        ("shardId-1".to_owned(), keys[1].to_owned()),
+        ("shardId-2".to_owned(), moved.to_owned()),
+    ];
+    assert_eq!(archives, want, "the archives of the checkpoints");
+    let none = store
+        .checkpoint_archives(client, "other")
+        .await
+        .unwrap_or_else(|e| panic!("checkpoint_archives: {e}"));
+    assert!(none.is_empty(), "another stream's: {none:?}");
 }

@@ -20,6 +20,8 @@ pub struct MemoryCheckpoints {
     rows: Mutex<BTreeMap<Key, (SequenceNumber, i64)>>,
     /// (client, stream, key) -> document.
     intents: Mutex<BTreeMap<Key, String>>,
+    /// (client, stream, shard) -> the archive holding its checkpoint.
+    archives: Mutex<BTreeMap<Key, String>>,
 }
 
 impl MemoryCheckpoints {
@@ -118,8 +120,28 @@ impl CheckpointStore for MemoryCheckpoints {
                 .collect()
         };
         self.save_rows(&forward)?;
+        let mut archives = self.archives.lock().unwrap_or_else(|e| e.into_inner());
+        for c in &forward {
+            archives.insert(
+                (c.client.clone(), c.stream.clone(), c.shard.clone()),
+                key.to_owned(),
+            );
+        }
         intents.remove(&(client.to_owned(), stream.to_owned(), key.to_owned()));
         Ok(())
+    }
+
+    async fn checkpoint_archives(
+        &self,
+        client: &str,
+        stream: &str,
+    ) -> Result<Vec<(String, String)>, CheckpointError> {
+        let archives = self.archives.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(archives
+            .iter()
+            .filter(|((c, s, _), _)| c == client && s == stream)
+            .map(|((_, _, shard), key)| (shard.clone(), key.clone()))
+            .collect())
     }
 
     async fn intents(

@@ -145,7 +145,9 @@ pub trait CheckpointStore: Send + Sync + std::fmt::Debug {
     /// In one transaction: saves `checkpoints` and deletes the intent `key`
     /// of `client` and `stream`. A checkpoint is only ever moved forward
     /// (numerically): one already past it, saved by another writer, stays.
-    /// After a failure both are as before.
+    /// Each checkpoint moved also records `key` as the archive holding it
+    /// (see [`checkpoint_archives`](CheckpointStore::checkpoint_archives)).
+    /// After a failure all are as before.
     async fn complete_intent(
         &self,
         client: &str,
@@ -160,6 +162,17 @@ pub trait CheckpointStore: Send + Sync + std::fmt::Debug {
         client: &str,
         stream: &str,
     ) -> Result<Vec<UploadIntent>, CheckpointError>;
+
+    /// For each shard of `client` and `stream` whose checkpoint an upload
+    /// intent completed: the shard and the key of the archive holding the
+    /// checkpointed record, so that the next archive of the shard can say
+    /// which archive it continues (sidecar chains). Checkpoints saved
+    /// otherwise (go-triton, `save_many`) have none.
+    async fn checkpoint_archives(
+        &self,
+        client: &str,
+        stream: &str,
+    ) -> Result<Vec<(String, String)>, CheckpointError>;
 }
 
 /// Seconds since the Unix epoch now, as stored in `updated`.
