@@ -10,6 +10,7 @@ pub struct CliError {
     message: String,
     broken_pipe: bool,
     reported: bool,
+    code: u8,
 }
 
 impl CliError {
@@ -19,7 +20,19 @@ impl CliError {
             message: message.into(),
             broken_pipe: false,
             reported: false,
+            code: 1,
         }
+    }
+
+    /// The same error with another exit code (1 by default).
+    pub fn with_code(mut self, code: u8) -> CliError {
+        self.code = code;
+        self
+    }
+
+    /// The process's exit code for this error.
+    pub fn code(&self) -> u8 {
+        self.code
     }
 
     /// A failure whose details the command already printed (one line per

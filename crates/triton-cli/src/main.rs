@@ -81,10 +81,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of our output went away (`triton decode | head`): not an error.
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
-        Err(e) if e.is_reported() => ExitCode::FAILURE,
+        Err(e) if e.is_reported() => ExitCode::from(e.code()),
         Err(e) => {
             eprintln!("triton: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.code())
         }
     }
 }

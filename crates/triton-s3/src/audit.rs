@@ -1,22 +1,27 @@
-//! Auditing a stream's archives: which sequence ranges each shard's archives
-//! cover (from their metadata sidecars), where they overlap (duplicated
-//! records), archives without a sidecar, sidecars that do not match their
-//! archive, and checkpoints beyond what is archived (lost records).
+//! Auditing a stream's archives: that they hold every record exactly once.
 //!
 //! Kinesis sequence numbers are not contiguous, so a hole between two
-//! archived ranges cannot be seen from the numbers; what can be seen is an
-//! overlap, and a checkpoint past the last archived number of its shard.
+//! archives cannot be seen from their numbers. Every sidecar written by
+//! `triton store` (format 2) therefore carries a chain: per shard, the
+//! record its records continue from and the archive holding it, or how
+//! reading began, and whether it holds the shard's last record. The audit
+//! walks each shard's chain and reports every link that does not meet its
+//! archive ([`Finding::Gap`]), besides overlaps (records archived twice),
+//! archives without a sidecar or whose sidecar does not match, dead-letter
+//! archives that are missing or do not match, archives that carry no chain
+//! (go-triton's), and checkpoints that are not where the archives end.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use triton_core::checkpoint::{Checkpoint, UploadIntent};
+use triton_core::key::ArchiveKey;
 use triton_core::source::SequenceNumber;
 
 use crate::archiver::{sha256_hex, Metadata, METADATA_SUFFIX};
 use crate::error::StoreError;
-use crate::reader::{list_archives, ArchiveQuery, ListError};
+use crate::reader::{list_archives, Archive, ArchiveQuery, ListError};
 use crate::store::ArchiveStore;
 
 /// One archive's sequence range in one shard.
@@ -34,6 +39,37 @@ pub struct Covered {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Finding {
+    /// Records of a shard are in no archive: a link of the chain names an
+    /// archive that is not there, or one that does not end where the link
+    /// says.
+    Gap {
+        /// The shard whose records are missing.
+        shard: String,
+        /// The key of the archive that should hold them, from the link
+        /// (`None` when the link does not name one).
+        missing_archive: Option<String>,
+        /// The missing records come after this sequence number (the last
+        /// record of the archive before), if there is one in the range.
+        after: Option<String>,
+        /// ...up to and including this one.
+        through: String,
+        /// The archive before the gap, if any.
+        previous: Option<String>,
+        /// The archive after the gap (whose link points into it).
+        next: String,
+    },
+    /// A shard's chain begins again (a start position instead of a link)
+    /// after earlier archives of it: records between may be missing.
+    Restarted {
+        /// The shard.
+        shard: String,
+        /// The archive that starts again.
+        archive: String,
+        /// How it started (`LATEST`, `AT_TIMESTAMP`, `TRIM_HORIZON`).
+        start: String,
+        /// The archive before it.
+        previous: String,
+    },
     /// Two archives hold records of the same sequence range of a shard.
     Overlap {
         /// The shard.
@@ -62,9 +98,39 @@ pub enum Finding {
         /// Why.
         detail: String,
     },
+    /// The dead-letter archive a sidecar names is missing or does not
+    /// match (size or SHA-256).
+    DeadLetters {
+        /// The archive whose sidecar names it.
+        archive: String,
+        /// The dead-letter archive.
+        dead_letters: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An archive whose sidecar carries no chain (written by go-triton or
+    /// an older triton): what it holds cannot be proven complete.
+    Unverifiable {
+        /// The archive.
+        archive: String,
+    },
     /// A checkpoint past the last archived record of its shard: the records
     /// between were acknowledged but are in no archive of the range.
-    Gap {
+    CheckpointAhead {
+        /// The shard.
+        shard: String,
+        /// The checkpoint.
+        checkpoint: String,
+        /// The last archived sequence number.
+        last_archived: String,
+        /// The archive the database says holds the checkpoint, when it is
+        /// not in the range.
+        missing_archive: Option<String>,
+    },
+    /// The last archive of a shard ends past its checkpoint, with no upload
+    /// pending: records archived but never checkpointed (they will be read
+    /// and archived again).
+    CheckpointBehind {
         /// The shard.
         shard: String,
         /// The checkpoint.
@@ -74,10 +140,24 @@ pub enum Finding {
     },
 }
 
+/// A first archive of a shard in the range whose link points before the
+/// range: where the audited range begins, not a gap.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Boundary {
+    /// The shard.
+    pub shard: String,
+    /// The first archive of the shard in the range.
+    pub archive: String,
+    /// The record it continues from.
+    pub after: String,
+    /// The archive holding that record, if the link names it.
+    pub after_archive: Option<String>,
+}
+
 /// The result of an audit.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct AuditReport {
-    /// Archives examined.
+    /// Archives examined (foreign objects not counted).
     pub archives: usize,
     /// Records in them, by their sidecars.
     pub records: u64,
@@ -85,6 +165,8 @@ pub struct AuditReport {
     pub shards: BTreeMap<String, Vec<Covered>>,
     /// Everything wrong; empty when clean.
     pub findings: Vec<Finding>,
+    /// Where shards' chains continue from archives before the range.
+    pub boundaries: Vec<Boundary>,
     /// Keys of uploads in progress, or interrupted and finished by the next
     /// `triton store` start (upload intents in the checkpoint database).
     /// Not a problem.
@@ -124,37 +206,121 @@ pub enum AuditError {
     Store(#[from] StoreError),
 }
 
-/// Audits the archives of `query`. `checkpoints` (the stream's, for the
-/// client that wrote the archives) are compared with the last archived
-/// number of each shard; pass them only when the range reaches today, or
-/// every later archive would look missing. `intents` (the client's pending
-/// uploads) are listed as pending. With `verify`, each archive is
-/// downloaded and its SHA-256 compared with its sidecar.
+/// What the checkpoint database says of the client that wrote the
+/// archives; all empty without one.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Checkpointed<'a> {
+    /// The stream's checkpoints. Pass them only when the range reaches
+    /// today, or every later archive would look missing.
+    pub checkpoints: &'a [Checkpoint],
+    /// Which archive holds each checkpoint (shard, key).
+    pub archives: &'a [(String, String)],
+    /// Pending uploads, listed as such.
+    pub intents: &'a [UploadIntent],
+}
+
+/// One archive as the audit sees it.
+struct Examined {
+    key: String,
+    sidecar: Option<Metadata>,
+}
+
+/// Audits the archives of `query` (listed now); see [`audit_archives`].
 pub async fn audit(
     store: Arc<dyn ArchiveStore>,
     query: &ArchiveQuery,
-    checkpoints: &[Checkpoint],
-    intents: &[UploadIntent],
+    db: &Checkpointed<'_>,
     verify: bool,
 ) -> Result<AuditReport, AuditError> {
     let archives = list_archives(store.clone(), query).await?;
+    audit_archives(store, query, archives, db, verify).await
+}
+
+/// Audits `archives` (those of `query`). With `verify`, each archive and
+/// dead-letter archive is downloaded and its SHA-256 compared with its
+/// sidecar; otherwise sizes are compared.
+pub async fn audit_archives(
+    store: Arc<dyn ArchiveStore>,
+    query: &ArchiveQuery,
+    archives: Vec<Archive>,
+    db: &Checkpointed<'_>,
+    verify: bool,
+) -> Result<AuditReport, AuditError> {
     let mut report = AuditReport {
-        archives: archives.len(),
-        pending: intents
+        pending: db
+            .intents
             .iter()
             .filter(|i| i.stream == query.stream)
             .map(|i| i.key.clone())
             .collect(),
         ..AuditReport::default()
     };
+    let (examined, moved) = examine(&*store, archives, verify, &mut report).await?;
+    let listed: HashSet<&str> = examined.iter().map(|e| e.key.as_str()).collect();
+    let mut by_shard: BTreeMap<String, Vec<(&Examined, &crate::archiver::ShardRange)>> =
+        BTreeMap::new();
+    for e in &examined {
+        let Some(sidecar) = &e.sidecar else { continue };
+        report.archives += 1;
+        report.records += sidecar.record_count;
+        if sidecar.format_version < 2 {
+            report.findings.push(Finding::Unverifiable {
+                archive: e.key.clone(),
+            });
+        }
+        for (shard, range) in &sidecar.shards {
+            by_shard.entry(shard.clone()).or_default().push((e, range));
+        }
+    }
+    let number = |s: &str| SequenceNumber::new(s).ok();
+    for (shard, ranges) in &mut by_shard {
+        ranges.sort_by_key(|(_, r)| number(&r.min_sequence_number));
+        report.shards.insert(
+            shard.clone(),
+            ranges
+                .iter()
+                .map(|(e, r)| Covered {
+                    archive: e.key.clone(),
+                    min: r.min_sequence_number.clone(),
+                    max: r.max_sequence_number.clone(),
+                })
+                .collect(),
+        );
+    }
+    for (shard, covered) in &report.shards {
+        for pair in covered.windows(2) {
+            if number(&pair[1].min) <= number(&pair[0].max) {
+                report.findings.push(Finding::Overlap {
+                    shard: shard.clone(),
+                    first: pair[0].clone(),
+                    second: pair[1].clone(),
+                });
+            }
+        }
+    }
+    walk_chains(query, &by_shard, &listed, &moved, &mut report);
+    compare_checkpoints(query, db, &listed, &mut report);
+    Ok(report)
+}
+
+/// Reads each archive's sidecar, checks it and its dead letters against
+/// the objects, and sets foreign objects apart.
+/// Also returns, for each key an archive moved away from, where it went:
+/// links written before the move name the old key.
+async fn examine(
+    store: &dyn ArchiveStore,
+    archives: Vec<Archive>,
+    verify: bool,
+    report: &mut AuditReport,
+) -> Result<(Vec<Examined>, HashMap<String, String>), AuditError> {
     // Sidecars first: a moved archive's sidecar names the keys it could
     // not take, whose objects are not ours.
-    let mut sidecars = Vec::with_capacity(archives.len());
+    let mut read = Vec::with_capacity(archives.len());
     let mut moved_away: BTreeMap<String, (String, String)> = BTreeMap::new();
-    for archive in &archives {
+    for archive in archives {
         let key = archive.key.to_string();
         let sidecar_key = format!("{key}{METADATA_SUFFIX}");
-        let sidecar = read_all(&*store, &sidecar_key)
+        let sidecar = read_all(store, &sidecar_key)
             .await?
             .map(|bytes| read_sidecar(&bytes));
         if let Some(Ok(metadata)) = &sidecar {
@@ -162,13 +328,14 @@ pub async fn audit(
                 moved_away.insert(moved.key.clone(), (key.clone(), moved.reason.clone()));
             }
         }
-        sidecars.push((archive, key, sidecar_key, sidecar));
+        read.push((archive, key, sidecar_key, sidecar));
     }
-    for (archive, key, sidecar_key, sidecar) in sidecars {
+    let mut examined = Vec::with_capacity(read.len());
+    for (archive, key, sidecar_key, sidecar) in read {
         let mut problems = Vec::new();
         let sidecar = match sidecar {
             // An upload in progress puts its sidecar last.
-            None if report.pending.contains(&key) => continue,
+            None if report.pending.contains(&key) => None,
             None => {
                 problems.push(Finding::MissingSidecar {
                     archive: key.clone(),
@@ -183,22 +350,20 @@ pub async fn audit(
                 None
             }
             Some(Ok(sidecar)) => {
-                if sidecar.size != archive.size {
+                if let Some(detail) = differs(
+                    store,
+                    &key,
+                    archive.size,
+                    sidecar.size,
+                    &sidecar.sha256,
+                    verify,
+                )
+                .await?
+                {
                     problems.push(Finding::Mismatch {
                         archive: key.clone(),
-                        detail: format!(
-                            "{} bytes, the sidecar says {}",
-                            archive.size, sidecar.size
-                        ),
+                        detail,
                     });
-                } else if verify {
-                    let sha = sha256_of(&*store, &key).await?;
-                    if sha != sidecar.sha256 {
-                        problems.push(Finding::Mismatch {
-                            archive: key.clone(),
-                            detail: format!("SHA-256 {sha}, the sidecar says {}", sidecar.sha256),
-                        });
-                    }
                 }
                 Some(sidecar)
             }
@@ -214,48 +379,218 @@ pub async fn audit(
             continue;
         }
         report.findings.extend(problems);
-        let Some(sidecar) = sidecar else { continue };
-        report.records += sidecar.record_count;
-        for (shard, range) in sidecar.shards {
-            report.shards.entry(shard).or_default().push(Covered {
-                archive: key.clone(),
-                min: range.min_sequence_number,
-                max: range.max_sequence_number,
-            });
+        if let Some(s) = &sidecar {
+            if let Some(detail) = dead_letters_differ(store, s, verify).await? {
+                report.findings.push(Finding::DeadLetters {
+                    archive: key.clone(),
+                    dead_letters: s.invalid_archive.clone().unwrap_or_default(),
+                    detail,
+                });
+            }
+        }
+        examined.push(Examined { key, sidecar });
+    }
+    let moved = moved_away
+        .into_iter()
+        .map(|(from, (to, _))| (from, to))
+        .collect();
+    Ok((examined, moved))
+}
+
+/// How the object at `key` differs from its sidecar, if it does.
+async fn differs(
+    store: &dyn ArchiveStore,
+    key: &str,
+    size: u64,
+    want_size: u64,
+    want_sha: &str,
+    verify: bool,
+) -> Result<Option<String>, StoreError> {
+    if size != want_size {
+        return Ok(Some(format!("{size} bytes, the sidecar says {want_size}")));
+    }
+    if verify {
+        let sha = sha256_of(store, key).await?;
+        if sha != want_sha {
+            return Ok(Some(format!("SHA-256 {sha}, the sidecar says {want_sha}")));
         }
     }
-    let number = |s: &str| SequenceNumber::new(s).ok();
-    for (shard, ranges) in &mut report.shards {
-        ranges.sort_by_key(|c| number(&c.min));
-        for pair in ranges.windows(2) {
-            if number(&pair[1].min) <= number(&pair[0].max) {
-                report.findings.push(Finding::Overlap {
-                    shard: shard.clone(),
-                    first: pair[0].clone(),
-                    second: pair[1].clone(),
+    Ok(None)
+}
+
+/// What is wrong with the dead-letter archive a sidecar names, if anything.
+async fn dead_letters_differ(
+    store: &dyn ArchiveStore,
+    sidecar: &Metadata,
+    verify: bool,
+) -> Result<Option<String>, StoreError> {
+    let Some(dead) = &sidecar.invalid_archive else {
+        return Ok(None);
+    };
+    let Some(info) = store.head(dead).await? else {
+        return Ok(Some("it is missing".into()));
+    };
+    let (Some(size), Some(sha)) = (sidecar.invalid_size, &sidecar.invalid_sha256) else {
+        return Ok(None); // a sidecar of before these fields: nothing to compare
+    };
+    differs(store, dead, info.size, size, sha, verify).await
+}
+
+/// Walks each shard's archives in order and checks every link.
+fn walk_chains(
+    query: &ArchiveQuery,
+    by_shard: &BTreeMap<String, Vec<(&Examined, &crate::archiver::ShardRange)>>,
+    listed: &HashSet<&str>,
+    moved: &HashMap<String, String>,
+    report: &mut AuditReport,
+) {
+    // A link names the key its archive had when the link was written; an
+    // archive moved since (its key was taken) is found through its move.
+    let resolve = |key: Option<&str>| -> Option<String> {
+        let mut key = key?.to_owned();
+        for _ in 0..moved.len() {
+            match moved.get(&key) {
+                Some(to) => key.clone_from(to),
+                None => break,
+            }
+        }
+        Some(key)
+    };
+    let before_range = |key: &str| ArchiveKey::parse(key).is_ok_and(|k| k.date() < query.start);
+    // Archives in the range without a sidecar: links to them cannot be
+    // checked (they are reported as missing sidecars already).
+    let unknown: HashSet<&str> = by_shard
+        .values()
+        .flatten()
+        .map(|(e, _)| e.key.as_str())
+        .collect();
+    let unknown: HashSet<&str> = listed.difference(&unknown).copied().collect();
+    for (shard, ranges) in by_shard {
+        for (i, (e, range)) in ranges.iter().enumerate() {
+            let previous = i.checked_sub(1).map(|p| ranges[p]);
+            if let Some(after) = &range.after {
+                let linked = resolve(range.after_archive.as_deref());
+                let linked = linked.as_deref();
+                match previous {
+                    Some((p, prev))
+                        if prev.max_sequence_number == *after
+                            && linked.is_none_or(|k| k == p.key) => {}
+                    Some((p, prev)) => {
+                        if linked.is_some_and(|k| unknown.contains(k)) {
+                            continue;
+                        }
+                        report.findings.push(Finding::Gap {
+                            shard: shard.clone(),
+                            missing_archive: linked.filter(|k| *k != p.key).map(str::to_owned),
+                            after: Some(prev.max_sequence_number.clone()),
+                            through: after.clone(),
+                            previous: Some(p.key.clone()),
+                            next: e.key.clone(),
+                        });
+                    }
+                    None => match linked {
+                        Some(k) if unknown.contains(k) => {}
+                        Some(k) if !before_range(k) => report.findings.push(Finding::Gap {
+                            shard: shard.clone(),
+                            missing_archive: Some(k.to_owned()),
+                            after: None,
+                            through: after.clone(),
+                            previous: None,
+                            next: e.key.clone(),
+                        }),
+                        _ => report.boundaries.push(Boundary {
+                            shard: shard.clone(),
+                            archive: e.key.clone(),
+                            after: after.clone(),
+                            after_archive: linked.map(str::to_owned),
+                        }),
+                    },
+                }
+            } else if let (Some(start), Some((p, _))) = (&range.start, previous) {
+                if start != "AFTER_PARENTS" {
+                    report.findings.push(Finding::Restarted {
+                        shard: shard.clone(),
+                        archive: e.key.clone(),
+                        start: start.clone(),
+                        previous: p.key.clone(),
+                    });
+                }
+            }
+            // A child's first archive says where each parent ended: the
+            // parent's archives must end there.
+            for parent in &range.parents {
+                let Some(last) = &parent.last_sequence_number else {
+                    continue;
+                };
+                let archived = by_shard.get(&parent.shard);
+                let linked = resolve(parent.archive.as_deref());
+                let linked = linked.as_deref();
+                let ends_there = archived.is_some_and(|r| {
+                    r.iter().any(|(pe, pr)| {
+                        pr.max_sequence_number == *last && linked.is_none_or(|k| k == pe.key)
+                    })
+                });
+                if ends_there
+                    || linked.is_some_and(|k| unknown.contains(k))
+                    || (archived.is_none() && linked.is_none_or(before_range))
+                {
+                    continue;
+                }
+                let previous = archived.and_then(|r| r.last());
+                report.findings.push(Finding::Gap {
+                    shard: parent.shard.clone(),
+                    missing_archive: linked
+                        .filter(|k| previous.is_none_or(|(pe, _)| pe.key != *k))
+                        .map(str::to_owned),
+                    after: previous.map(|(_, pr)| pr.max_sequence_number.clone()),
+                    through: last.clone(),
+                    previous: previous.map(|(pe, _)| pe.key.clone()),
+                    next: e.key.clone(),
                 });
             }
         }
     }
-    // A shard in no archive of the range may well be archived before it:
-    // only shards the range holds are compared.
-    for cp in checkpoints.iter().filter(|c| c.stream == query.stream) {
-        let Some(last) = report
-            .shards
-            .get(&cp.shard)
-            .and_then(|r| r.iter().filter_map(|c| number(&c.max)).max())
-        else {
+}
+
+/// Compares each shard's last archive with its checkpoint (only shards the
+/// range holds: a shard in no archive of it may be archived before).
+fn compare_checkpoints(
+    query: &ArchiveQuery,
+    db: &Checkpointed<'_>,
+    listed: &HashSet<&str>,
+    report: &mut AuditReport,
+) {
+    let number = |s: &str| SequenceNumber::new(s).ok();
+    let holding: HashMap<&str, &str> = db
+        .archives
+        .iter()
+        .map(|(s, k)| (s.as_str(), k.as_str()))
+        .collect();
+    for cp in db.checkpoints.iter().filter(|c| c.stream == query.stream) {
+        let Some(last) = report.shards.get(&cp.shard).and_then(|r| r.last()) else {
             continue;
         };
-        if cp.sequence > last {
-            report.findings.push(Finding::Gap {
+        let Some(last_max) = number(&last.max) else {
+            continue;
+        };
+        if cp.sequence > last_max {
+            report.findings.push(Finding::CheckpointAhead {
                 shard: cp.shard.clone(),
                 checkpoint: cp.sequence.to_string(),
-                last_archived: last.to_string(),
+                last_archived: last.max.clone(),
+                missing_archive: holding
+                    .get(cp.shard.as_str())
+                    .filter(|k| !listed.contains(**k))
+                    .map(|k| k.to_string()),
+            });
+        } else if cp.sequence < last_max && !report.pending.contains(&last.archive) {
+            report.findings.push(Finding::CheckpointBehind {
+                shard: cp.shard.clone(),
+                checkpoint: cp.sequence.to_string(),
+                last_archived: last.max.clone(),
             });
         }
     }
-    Ok(report)
 }
 
 /// A sidecar whose ranges are sequence numbers.

@@ -395,7 +395,7 @@ fn check_sidecar(bucket: &Path, key: &str) {
     assert_eq!(json["sha256"], sha.as_str(), "{key}");
     assert_eq!(json["size"], archive.len() as u64, "{key}");
     assert_eq!(json["archive"], key);
-    assert_eq!(json["format_version"], 1);
+    assert_eq!(json["format_version"], 2);
     let mut held = contents(&bucket.join(key));
     assert_eq!(json["record_count"], held.len() as u64, "{key}");
     // Ranges include the dead letters.
@@ -716,7 +716,7 @@ async fn a_failing_source_still_has_what_it_delivered_uploaded_and_checkpointed(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_finds_overlaps_missing_and_mismatched_sidecars_and_gaps() {
-    use triton_s3::audit::{audit, Finding};
+    use triton_s3::audit::{audit, Checkpointed, Finding};
     let (tmp, log, store) = setup("archiver-audit");
     let mut o = options(tmp.path());
     o.max_file_size = 16 << 10;
@@ -752,7 +752,12 @@ async fn audit_finds_overlaps_missing_and_mismatched_sidecars_and_gaps() {
         intent("events", "20241030/events-store-1730260000.tri"),
         intent("other", "20241030/other-store-1730260000.tri"),
     ];
-    let clean = audit(dyn_store.clone(), &query, &at_end, &intents, true)
+    let db = |checkpoints, intents| Checkpointed {
+        checkpoints,
+        archives: &[],
+        intents,
+    };
+    let clean = audit(dyn_store.clone(), &query, &db(&at_end, &intents), true)
         .await
         .unwrap();
     assert!(clean.is_clean(), "{:?}", clean.findings);
@@ -780,7 +785,7 @@ async fn audit_finds_overlaps_missing_and_mismatched_sidecars_and_gaps() {
     // And a checkpoint is past the last archived record.
     let beyond = [checkpoint("shard-0", 2_500)];
 
-    let report = audit(dyn_store.clone(), &query, &beyond, &[], true)
+    let report = audit(dyn_store.clone(), &query, &db(&beyond, &[]), true)
         .await
         .unwrap();
     let f = &report.findings;
@@ -796,11 +801,11 @@ async fn audit_finds_overlaps_missing_and_mismatched_sidecars_and_gaps() {
         "{f:?}"
     );
     assert!(f.iter().any(|f| matches!(f, Finding::Mismatch { archive, detail } if archive == &keys[2] && detail.contains("SHA-256"))), "{f:?}");
-    assert!(f.iter().any(|f| matches!(f, Finding::Gap { shard, last_archived, .. } if shard == "shard-0" && last_archived == "1001999")), "{f:?}");
+    assert!(f.iter().any(|f| matches!(f, Finding::CheckpointAhead { shard, last_archived, .. } if shard == "shard-0" && last_archived == "1001999")), "{f:?}");
 
     // An archive whose upload is pending has no sidecar yet: not a problem.
     let uploading = [intent("events", &keys[0])];
-    let report = audit(dyn_store, &query, &[], &uploading, false)
+    let report = audit(dyn_store, &query, &db(&[], &uploading), false)
         .await
         .unwrap();
     assert!(
@@ -1142,7 +1147,7 @@ async fn recovery_uploads_the_crashed_stores_spool_copy_when_the_stream_no_longe
 /// no intents in the options (once the intent stayed under the old key and
 /// every start rebuilt the range again).
 async fn foreign_object_at_an_interrupted_key(keep_spool: bool) {
-    use triton_s3::audit::audit;
+    use triton_s3::audit::{audit, Checkpointed};
     let (tmp, _log, store) = setup("archiver-foreign");
     let (db, all) = crash_before_commit(tmp.path(), store.clone(), Some(50)).await;
     let bucket = tmp.path().join("bucket");
@@ -1206,7 +1211,9 @@ async fn foreign_object_at_an_interrupted_key(keep_spool: bool) {
         end: triton_core::time::Date::parse_yyyymmdd("20241030").unwrap(),
         client: Some("store".into()),
     };
-    let report = audit(store, &query, &[], &[], true).await.unwrap();
+    let report = audit(store, &query, &Checkpointed::default(), true)
+        .await
+        .unwrap();
     assert!(report.is_clean(), "{:?}", report.findings);
     assert_eq!(report.foreign.len(), 1, "{report:?}");
     assert_eq!(report.foreign[0].key, taken);

@@ -5,27 +5,38 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::{Args, ValueEnum};
 use triton_checkpoint::{redact, SqlCheckpoints};
 use triton_core::checkpoint::{Checkpoint, CheckpointStore};
-use triton_core::key::{validate_client_name, DEFAULT_CLIENT_NAME};
+use triton_core::key::validate_client_name;
 use triton_core::time::Date;
-use triton_s3::audit::{audit, AuditReport, Finding};
+use triton_s3::audit::{audit_archives, AuditReport, Checkpointed, Finding};
 use triton_s3::S3Options;
+use triton_s3::{list_archives, ListError};
 
 use super::common::{multi_thread_runtime, ArchiveRangeArgs, StreamArgs};
 use crate::error::{CliError, CliResult};
 
-/// Check a stream's archives: covered ranges, duplicates, gaps.
+/// Check that a stream's archives hold every record exactly once.
 ///
 /// Reads the metadata sidecar of every archive of the stream from
-/// --start-date to --end-date (as `triton cat` finds them) and reports, per
-/// shard, the sequence ranges the archives cover, every overlap between
-/// them (records archived twice), archives without a sidecar, sidecars
-/// that do not match their archive (size, and SHA-256 unless --no-verify:
-/// that downloads every archive), and, with a checkpoint database, each
-/// checkpoint beyond the last archived record of its shard (records
-/// acknowledged but in no archive). Checkpoints are compared only when the
-/// range reaches today.
+/// --start-date to --end-date (as `triton cat` finds them) and walks, shard
+/// by shard, the chain the sidecars carry: each archive says which record
+/// (and which archive) its records continue from, or how reading began.
+/// Reported: GAP (a link to an archive that is not there, or that does not
+/// end where the link says: its key and the missing range), RESTARTED (a
+/// chain that begins again after earlier archives), OVERLAP (records
+/// archived twice), archives without a sidecar, sidecars that do not match
+/// their archive (size, and SHA-256 unless --no-verify: that downloads
+/// every archive), missing or mismatched dead-letter archives, archives
+/// without a chain (go-triton's: UNVERIFIABLE), and, with a checkpoint
+/// database, checkpoints that are not where the archives end (compared
+/// only when the range reaches today). A first archive whose link points
+/// before --start-date is a BOUNDARY, not a gap.
 ///
-/// Exit code 0 only when nothing is wrong.
+/// No --client-name audits the one client whose archives are in the range
+/// (as `triton cat` reads them); several clients need --client-name.
+///
+/// Exit codes: 0 clean; 1 problems found (also: no archive at all, unless
+/// --allow-empty; archives that cannot be verified); 2 the audit could not
+/// run (listing, reading or the database failed).
 #[derive(Args)]
 pub struct AuditArgs {
     #[command(flatten)]
@@ -34,9 +45,10 @@ pub struct AuditArgs {
     #[command(flatten)]
     range: ArchiveRangeArgs,
 
-    /// The store's client name: whose archives and checkpoints.
-    #[arg(long, env = "TRITON_CLIENT", default_value = DEFAULT_CLIENT_NAME, value_name = "NAME")]
-    client_name: String,
+    /// The store's client name: whose archives and checkpoints [default:
+    /// the one client with archives in the range].
+    #[arg(long, env = "TRITON_CLIENT", value_name = "NAME")]
+    client_name: Option<String>,
 
     /// Checkpoint database to compare with (postgres://… or sqlite://…).
     #[arg(long, env = "TRITON_DB", hide_env_values = true, value_name = "URL")]
@@ -46,6 +58,10 @@ pub struct AuditArgs {
     /// compared).
     #[arg(long)]
     no_verify: bool,
+
+    /// A range without any archive is clean (exit 0) instead of exit 1.
+    #[arg(long)]
+    allow_empty: bool,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -74,54 +90,91 @@ impl std::fmt::Debug for AuditArgs {
 /// Runs `triton audit`.
 pub fn run(args: AuditArgs) -> CliResult {
     let config = args.stream.load()?;
-    validate_client_name(&args.client_name)
-        .map_err(|e| CliError::new(format!("--client-name: {e}")))?;
+    if let Some(client) = &args.client_name {
+        validate_client_name(client).map_err(|e| CliError::new(format!("--client-name: {e}")))?;
+    }
     let location = args.range.location()?;
-    let query = args
-        .range
-        .query(&config.name, Some(args.client_name.clone()));
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let reaches_today = query.end >= Date::from_unix(now as i64);
     multi_thread_runtime()?.block_on(async {
-        let failed = |e: &dyn std::fmt::Display| CliError::new(e.to_string());
-        let (checkpoints, intents) = match (&args.checkpoint_db, reaches_today) {
-            (Some(url), true) => {
-                let db = SqlCheckpoints::open_existing(url)
+        // Anything that keeps the audit from running is exit 2.
+        let failed = |e: &dyn std::fmt::Display| CliError::new(e.to_string()).with_code(2);
+        let mut query = args.range.query(&config.name, args.client_name.clone());
+        let reaches_today = query.end >= Date::from_unix(now as i64);
+        // The database first: a bad URL is an error whatever the bucket holds.
+        let db = match (&args.checkpoint_db, reaches_today) {
+            (Some(url), true) => Some(
+                SqlCheckpoints::open_existing(url)
                     .await
-                    .map_err(|e| failed(&e))?;
+                    .map_err(|e| failed(&e))?,
+            ),
+            (Some(_), false) => {
+                eprintln!("triton: checkpoints not compared: the range ends before today");
+                None
+            }
+            (None, _) => None,
+        };
+        let store = location.open(&config.region, S3Options::default()).await;
+        let archives = list_archives(store.clone(), &query).await.map_err(|e| match e {
+            ListError::MixedClients { .. } => {
+                CliError::new(format!("{e} (--client-name)")).with_code(2)
+            }
+            e => failed(&e),
+        })?;
+        let Some(first) = archives.first() else {
+            if args.allow_empty {
+                println!("0 archives: nothing to audit");
+                return Ok(());
+            }
+            return Err(CliError::new(format!(
+                "nothing to audit: no archive of {} from {} to {}{} (--allow-empty makes that clean)",
+                query.stream,
+                query.start,
+                query.end,
+                query.client.as_deref().map(|c| format!(" by client {c}")).unwrap_or_default()
+            )));
+        };
+        let client = first.key.client().to_owned();
+        query.client = Some(client.clone());
+        let (checkpoints, holding, intents) = match &db {
+            Some(db) => {
                 let checkpoints: Vec<Checkpoint> = db
-                    .list(&args.client_name)
+                    .list(&client)
                     .await
                     .map_err(|e| failed(&e))?
                     .into_iter()
                     .map(|s| s.checkpoint)
                     .collect();
-                // A database of a version before upload intents has none.
-                let intents = match db.intents(&args.client_name, &config.name).await {
-                    Ok(intents) => intents,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "no upload intents read");
+                // A database of a version before upload intents (or the
+                // archives of checkpoints) has none.
+                let intents = db.intents(&client, &config.name).await.unwrap_or_else(|e| {
+                    tracing::debug!(error = %e, "no upload intents read");
+                    Vec::new()
+                });
+                let holding = db
+                    .checkpoint_archives(&client, &config.name)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::debug!(error = %e, "no archives of checkpoints read");
                         Vec::new()
-                    }
-                };
-                (checkpoints, intents)
+                    });
+                (checkpoints, holding, intents)
             }
-            (Some(_), false) => {
-                eprintln!("triton: checkpoints not compared: the range ends before today");
-                (Vec::new(), Vec::new())
-            }
-            (None, _) => (Vec::new(), Vec::new()),
+            None => Default::default(),
         };
-        let store = location.open(&config.region, S3Options::default()).await;
-        let report = audit(store, &query, &checkpoints, &intents, !args.no_verify)
+        let db = Checkpointed {
+            checkpoints: &checkpoints,
+            archives: &holding,
+            intents: &intents,
+        };
+        let report = audit_archives(store, &query, archives, &db, !args.no_verify)
             .await
-            .map_err(|e| CliError::new(e.to_string()))?;
+            .map_err(|e| failed(&e))?;
         match args.format {
             Format::Json => println!(
                 "{}",
-                serde_json::to_string_pretty(&report).map_err(|e| CliError::new(e.to_string()))?
+                serde_json::to_string_pretty(&report).map_err(|e| failed(&e))?
             ),
             Format::Text => print_text(&report, &checkpoints),
         }
@@ -150,23 +203,20 @@ fn print_text(report: &AuditReport, checkpoints: &[Checkpoint]) {
             last.max
         );
     }
+    for b in &report.boundaries {
+        println!(
+            "BOUNDARY {}: {} continues from {}{}, before the range (not a gap)",
+            b.shard,
+            b.archive,
+            b.after,
+            b.after_archive
+                .as_deref()
+                .map(|k| format!(" in {k}"))
+                .unwrap_or_default()
+        );
+    }
     for f in &report.findings {
-        match f {
-            Finding::Overlap { shard, first, second } => println!(
-                "OVERLAP {shard}: {} ({}..{}) and {} ({}..{})",
-                first.archive, first.min, first.max, second.archive, second.min, second.max
-            ),
-            Finding::MissingSidecar { archive } => println!("NO SIDECAR {archive}"),
-            Finding::Mismatch { archive, detail } => println!("MISMATCH {archive}: {detail}"),
-            Finding::BadSidecar { sidecar, detail } => println!("BAD SIDECAR {sidecar}: {detail}"),
-            Finding::Gap {
-                shard,
-                checkpoint,
-                last_archived,
-            } => println!(
-                "GAP {shard}: checkpoint {checkpoint} is past the last archived record {last_archived}"
-            ),
-        }
+        print_finding(f);
     }
     for f in &report.foreign {
         println!(
@@ -181,5 +231,72 @@ fn print_text(report: &AuditReport, checkpoints: &[Checkpoint]) {
         println!("clean");
     } else {
         println!("{} problems", report.findings.len());
+    }
+}
+
+fn print_finding(f: &Finding) {
+    let or_none = |o: &Option<String>| o.clone().unwrap_or_else(|| "none".into());
+    match f {
+        Finding::Gap {
+            shard,
+            missing_archive,
+            after,
+            through,
+            previous,
+            next,
+        } => println!(
+            "GAP {shard}: missing {} (records {} through {through}), between {} and {next}",
+            missing_archive.as_deref().unwrap_or("an unnamed archive"),
+            after
+                .as_deref()
+                .map_or_else(|| "up to".to_owned(), |a| format!("after {a}")),
+            or_none(previous),
+        ),
+        Finding::Restarted {
+            shard,
+            archive,
+            start,
+            previous,
+        } => println!(
+            "RESTARTED {shard}: {archive} starts again at {start} after {previous}; records between may be missing"
+        ),
+        Finding::Overlap {
+            shard,
+            first,
+            second,
+        } => println!(
+            "OVERLAP {shard}: {} ({}..{}) and {} ({}..{})",
+            first.archive, first.min, first.max, second.archive, second.min, second.max
+        ),
+        Finding::MissingSidecar { archive } => println!("NO SIDECAR {archive}"),
+        Finding::Mismatch { archive, detail } => println!("MISMATCH {archive}: {detail}"),
+        Finding::BadSidecar { sidecar, detail } => println!("BAD SIDECAR {sidecar}: {detail}"),
+        Finding::DeadLetters {
+            archive,
+            dead_letters,
+            detail,
+        } => println!("DEAD LETTERS {dead_letters} of {archive}: {detail}"),
+        Finding::Unverifiable { archive } => println!(
+            "UNVERIFIABLE {archive}: its sidecar carries no chain (go-triton or an older triton)"
+        ),
+        Finding::CheckpointAhead {
+            shard,
+            checkpoint,
+            last_archived,
+            missing_archive,
+        } => println!(
+            "GAP {shard}: checkpoint {checkpoint} is past the last archived record {last_archived}{}",
+            missing_archive
+                .as_deref()
+                .map(|k| format!("; it is in {k}, which is missing"))
+                .unwrap_or_default()
+        ),
+        Finding::CheckpointBehind {
+            shard,
+            checkpoint,
+            last_archived,
+        } => println!(
+            "CHECKPOINT BEHIND {shard}: checkpoint {checkpoint}, archived through {last_archived}, no upload pending"
+        ),
     }
 }

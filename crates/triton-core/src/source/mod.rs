@@ -141,6 +141,36 @@ pub trait RecordSource: Send {
     fn behind(&self) -> Vec<(String, i64)> {
         Vec::new()
     }
+
+    /// Where the records of `source` begin in this run, where the source
+    /// knows: archives record it, so that an audit can tell where a
+    /// shard's archived records continue from.
+    fn origin(&self, _source: &str) -> Option<Origin> {
+        None
+    }
+
+    /// True once every record of `source` was delivered and it will never
+    /// have more (a Kinesis shard closed by a split or merge, read to its
+    /// end).
+    fn ended(&self, _source: &str) -> bool {
+        false
+    }
+}
+
+/// Where a sub-source's records begin in a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Just after this position (a checkpoint).
+    After(Position),
+    /// At the oldest record the stream keeps.
+    TrimHorizon,
+    /// At the newest record when reading began, at about this time.
+    Latest(std::time::SystemTime),
+    /// At the first record that arrived at or after this time.
+    AtTimestamp(std::time::SystemTime),
+    /// At the first record of a shard made by a split or merge, after its
+    /// parents (these shard ids) were read to their ends.
+    AfterParents(Vec<String>),
 }
 
 #[deny(clippy::missing_trait_methods)]
@@ -160,6 +190,14 @@ impl<S: RecordSource + ?Sized> RecordSource for Box<S> {
 
     fn behind(&self) -> Vec<(String, i64)> {
         (**self).behind()
+    }
+
+    fn origin(&self, source: &str) -> Option<Origin> {
+        (**self).origin(source)
+    }
+
+    fn ended(&self, source: &str) -> bool {
+        (**self).ended(source)
     }
 }
 

@@ -15,7 +15,9 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use triton_core::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
-use triton_core::source::{Position, RecordSource, SequenceNumber, SourceError, SourceRecord};
+use triton_core::source::{
+    Origin, Position, RecordSource, SequenceNumber, SourceError, SourceRecord,
+};
 
 pub use self::plan::StartPosition;
 use self::plan::{Plan, Start};
@@ -166,6 +168,8 @@ struct ShardState {
     /// When the shard was read to its end; cleared once the warning that
     /// its children wait for acknowledgements was logged.
     drained_at: Option<Instant>,
+    /// Where its reading began, once it began.
+    origin: Option<Origin>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -257,6 +261,7 @@ impl KinesisReader {
                     committed,
                     millis_behind: None,
                     drained_at: None,
+                    origin: None,
                 },
             );
         }
@@ -311,6 +316,8 @@ impl KinesisReader {
             })
             .map(|(id, _)| id.clone())
             .collect();
+        let known: std::collections::HashSet<String> =
+            self.shards.keys().map(|k| k.to_string()).collect();
         for id in ready {
             let Some(state) = self.shards.get_mut(&id) else {
                 continue;
@@ -318,6 +325,20 @@ impl KinesisReader {
             let Phase::Waiting(start) = std::mem::replace(&mut state.phase, Phase::Reading) else {
                 continue;
             };
+            let parents: Vec<String> = state.info.parents().map(str::to_owned).collect();
+            state.origin = Some(match &start {
+                Start::After(seq) | Start::At(seq) => {
+                    Origin::After(Position::Sequence(seq.clone()))
+                }
+                // A child is read from its start once its parents are done;
+                // a shard whose parents expired from the stream is not.
+                Start::TrimHorizon if parents.iter().any(|p| known.contains(p.as_str())) => {
+                    Origin::AfterParents(parents)
+                }
+                Start::TrimHorizon => Origin::TrimHorizon,
+                Start::Latest => Origin::Latest(std::time::SystemTime::now()),
+                Start::AtTimestamp(t) => Origin::AtTimestamp(*t),
+            });
             let task = ShardTask {
                 client: self.client.clone(),
                 stream: self.stream.clone(),
@@ -377,6 +398,7 @@ impl KinesisReader {
                     committed: None,
                     millis_behind: None,
                     drained_at: None,
+                    origin: None,
                 },
             );
         }
@@ -587,5 +609,15 @@ impl RecordSource for KinesisReader {
             .into_iter()
             .filter_map(|s| Some((s.shard, s.millis_behind?)))
             .collect()
+    }
+
+    fn origin(&self, source: &str) -> Option<Origin> {
+        self.shards.get(source)?.origin.clone()
+    }
+
+    fn ended(&self, source: &str) -> bool {
+        self.shards
+            .get(source)
+            .is_some_and(|s| matches!(s.phase, Phase::Drained | Phase::Finished))
     }
 }

@@ -6,10 +6,11 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use triton_core::source::{Position, SequenceNumber};
+use triton_core::source::{Origin, Position, SequenceNumber};
 
-/// Version of the sidecar layout.
-pub const METADATA_FORMAT_VERSION: u32 = 1;
+/// Version of the sidecar layout: 2 adds the chain (where each shard's
+/// records continue from, and shard ends).
+pub const METADATA_FORMAT_VERSION: u32 = 2;
 
 /// The sidecar: go-triton's layout (`{"shards": {"<shard id>":
 /// {"min_sequence_number": …, "max_sequence_number": …}}}`) plus counts,
@@ -74,6 +75,43 @@ pub struct ShardRange {
     /// How many records of the shard it holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record_count: Option<u64>,
+    /// The chain: the shard's records here continue from the record with
+    /// this sequence number (the checkpoint reading resumed from, or the
+    /// last record of the shard in the archive before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// The key of the archive holding the record `after` names, where it
+    /// is known (not for checkpoints saved without upload intents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_archive: Option<String>,
+    /// For the first archive of a shard in a run that did not resume from a
+    /// checkpoint: how reading began (`TRIM_HORIZON`, `LATEST`,
+    /// `AT_TIMESTAMP`, or `AFTER_PARENTS` for a child of a split or merge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// The time of a `LATEST` or `AT_TIMESTAMP` start (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// For `AFTER_PARENTS`: where each parent ended, and in which archive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<ParentEnd>,
+    /// The archive holds the shard's last record (the shard was closed by
+    /// a split or merge and read to its end).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shard_end: bool,
+}
+
+/// Where a parent shard ended, as its child's first archive records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentEnd {
+    /// The parent shard.
+    pub shard: String,
+    /// Its last record, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sequence_number: Option<String>,
+    /// The archive holding it, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
 }
 
 impl ShardRange {
@@ -83,6 +121,58 @@ impl ShardRange {
             min_sequence_number: position_text(first),
             max_sequence_number: position_text(last),
             record_count: Some(records),
+            after: None,
+            after_archive: None,
+            start: None,
+            start_time: None,
+            parents: Vec::new(),
+            shard_end: false,
+        }
+    }
+
+    /// The same records (first, last, count), whatever the chain says.
+    pub fn same_records(&self, other: &ShardRange) -> bool {
+        self.min_sequence_number == other.min_sequence_number
+            && self.max_sequence_number == other.max_sequence_number
+            && self.record_count == other.record_count
+    }
+
+    /// Takes the chain of `other` (a rebuilt archive continues what the
+    /// recorded one continued).
+    pub fn take_chain(&mut self, other: &ShardRange) {
+        self.after.clone_from(&other.after);
+        self.after_archive.clone_from(&other.after_archive);
+        self.start.clone_from(&other.start);
+        self.start_time.clone_from(&other.start_time);
+        self.parents.clone_from(&other.parents);
+        self.shard_end = other.shard_end;
+    }
+
+    /// Records where reading of the shard began in this run.
+    pub fn set_origin(&mut self, origin: &Origin) {
+        let time = |t: &std::time::SystemTime| triton_core::value::Timestamp::from(*t).to_string();
+        match origin {
+            Origin::After(p) => self.after = Some(position_text(p)),
+            Origin::TrimHorizon => self.start = Some("TRIM_HORIZON".into()),
+            Origin::Latest(t) => {
+                self.start = Some("LATEST".into());
+                self.start_time = Some(time(t));
+            }
+            Origin::AtTimestamp(t) => {
+                self.start = Some("AT_TIMESTAMP".into());
+                self.start_time = Some(time(t));
+            }
+            Origin::AfterParents(parents) => {
+                self.start = Some("AFTER_PARENTS".into());
+                self.parents = parents
+                    .iter()
+                    .map(|p| ParentEnd {
+                        shard: p.clone(),
+                        last_sequence_number: None,
+                        archive: None,
+                    })
+                    .collect();
+            }
         }
     }
 

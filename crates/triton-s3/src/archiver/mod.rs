@@ -25,6 +25,7 @@ mod rotation;
 mod spool;
 mod stats;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -203,11 +204,9 @@ impl<S: RecordSource> Archiver<S> {
             .map_err(|e| SpoolError::Io(self.options.spool_dir.clone(), e))?;
         let (sealed_tx, sealed_rx) = mpsc::channel(self.options.max_pending_uploads.max(1));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
-        let uploader = tokio::spawn(upload_loop(
-            Uploader::new(self.store.clone(), &self.options, self.stats.clone()),
-            sealed_rx,
-            done_tx,
-        ));
+        let mut up = Uploader::new(self.store.clone(), &self.options, self.stats.clone());
+        up.chain = Some(Chain::load(&self.options).await);
+        let uploader = tokio::spawn(upload_loop(up, sealed_rx, done_tx));
         let mut run = Run {
             current: None,
             pending: 0,
@@ -322,9 +321,18 @@ impl<S: RecordSource> Archiver<S> {
         let Some((spool, _)) = run.current.take() else {
             return Ok(());
         };
-        let Some(sealed) = spool.seal()? else {
+        let Some(mut sealed) = spool.seal()? else {
             return Ok(());
         };
+        // Where each shard's records began in this run and whether the
+        // archive holds its last one; the uploader links archives of the
+        // same shard to each other (it knows their final keys).
+        for (shard, range) in &mut sealed.metadata.shards {
+            if let Some(origin) = self.source.origin(shard) {
+                range.set_origin(&origin);
+            }
+            range.shard_end = self.source.ended(shard);
+        }
         self.stats.spooled(&sealed);
         tracing::debug!(
             key = sealed.key,
@@ -462,6 +470,96 @@ struct Uploader {
     /// it (it may have moved onto the next one's second), so that no two
     /// intents ever share a key.
     last_timestamp: Option<u64>,
+    /// Links each archive to the one before of each shard (in a run; not
+    /// in recovery, whose intents carry their links already).
+    chain: Option<Chain>,
+}
+
+/// What the uploader knows to link archives: the last archived record of
+/// each shard and its archive, from this run and from the checkpoint
+/// database (the archives holding the checkpoints reading resumed from).
+#[derive(Debug, Default)]
+pub(crate) struct Chain {
+    /// Shard -> (last sequence number archived, final archive key).
+    last: HashMap<String, (String, String)>,
+    /// Shard -> the archive holding its checkpoint, as the database says.
+    checkpoint_archives: HashMap<String, String>,
+    /// The database, for the checkpoints of parents archived by an earlier
+    /// run.
+    db: Option<Arc<dyn CheckpointStore>>,
+    client: String,
+    stream: String,
+}
+
+impl Chain {
+    /// Reads the archives of the checkpoints (exactly-once runs keep them).
+    async fn load(options: &ArchiverOptions) -> Chain {
+        let mut chain = Chain {
+            db: options.intents.clone(),
+            client: options.client.clone(),
+            stream: options.stream.clone(),
+            ..Chain::default()
+        };
+        if let Some(db) = &options.intents {
+            let rows = until_ok(
+                Waiting::Database,
+                "waiting for the checkpoint store to list the archives of the checkpoints",
+                "",
+                || db.checkpoint_archives(&options.client, &options.stream),
+            )
+            .await;
+            chain.checkpoint_archives = rows.into_iter().collect();
+        }
+        chain
+    }
+
+    /// Fills in the links of `metadata`: each shard continues from the
+    /// last archive of it in this run, else from the archive of the
+    /// checkpoint reading resumed from; a child names where its parents
+    /// ended.
+    async fn link(&self, metadata: &mut Metadata) {
+        for (shard, range) in &mut metadata.shards {
+            if let Some((seq, key)) = self.last.get(shard) {
+                range.after = Some(seq.clone());
+                range.after_archive = Some(key.clone());
+                range.start = None;
+                range.start_time = None;
+                range.parents.clear();
+                continue;
+            }
+            if range.after.is_some() && range.after_archive.is_none() {
+                range.after_archive = self.checkpoint_archives.get(shard).cloned();
+            }
+            for parent in &mut range.parents {
+                if let Some((seq, key)) = self.last.get(&parent.shard) {
+                    parent.last_sequence_number = Some(seq.clone());
+                    parent.archive = Some(key.clone());
+                    continue;
+                }
+                parent.archive = self.checkpoint_archives.get(&parent.shard).cloned();
+                if let Some(db) = &self.db {
+                    let last = until_ok(
+                        Waiting::Database,
+                        "waiting for the checkpoint store to read a parent shard's checkpoint",
+                        &parent.shard,
+                        || db.last(&self.client, &self.stream, &parent.shard),
+                    )
+                    .await;
+                    parent.last_sequence_number = last.map(|s| s.to_string());
+                }
+            }
+        }
+    }
+
+    /// Notes an uploaded archive: later archives of its shards link to it.
+    fn uploaded(&mut self, key: &str, metadata: &Metadata) {
+        for (shard, range) in &metadata.shards {
+            self.last.insert(
+                shard.clone(),
+                (range.max_sequence_number.clone(), key.to_owned()),
+            );
+        }
+    }
 }
 
 /// Uploads sealed archives one after another (so checkpoints advance in
@@ -499,6 +597,7 @@ impl Uploader {
             stats,
             intents: options.intents.clone(),
             last_timestamp: None,
+            chain: None,
         }
     }
 
@@ -538,6 +637,9 @@ impl Uploader {
         if let Some(last) = self.last_timestamp.filter(|&t| t >= sealed.timestamp) {
             moved_from = Some(sealed.key.clone());
             self.move_to(sealed, last + 1);
+        }
+        if let Some(chain) = &self.chain {
+            chain.link(&mut sealed.metadata).await;
         }
         self.record_intent(sealed, moved_from.as_deref()).await;
         let mut bytes = 0;
@@ -593,6 +695,9 @@ impl Uploader {
         if sealed.metadata.archive.is_some() {
             bytes += self.put_sidecar(&sealed.metadata).await;
             objects += 1;
+        }
+        if let Some(chain) = &mut self.chain {
+            chain.uploaded(&sealed.key, &sealed.metadata);
         }
         (bytes, objects)
     }

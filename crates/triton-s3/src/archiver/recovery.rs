@@ -363,7 +363,7 @@ async fn rebuild(
                 want.min_sequence_number,
                 want.max_sequence_number
             )),
-            Some(got) if got != want => Some(format!(
+            Some(got) if !got.same_records(want) => Some(format!(
                 "{} of {} records came back: {}..{} instead of {}..{}",
                 count(got.record_count),
                 count(want.record_count),
@@ -385,6 +385,16 @@ async fn rebuild(
                 detail,
             });
         }
+    }
+    // The rebuilt archive continues what the lost one continued.
+    let mut sealed = sealed;
+    if let Some(s) = &mut sealed {
+        for (shard, range) in &mut s.metadata.shards {
+            if let Some(want) = recorded.shards.get(shard) {
+                range.take_chain(want);
+            }
+        }
+        s.metadata.moved_from.clone_from(&recorded.moved_from);
     }
     // Nothing could be read: an empty intent completes the checkpoints.
     Ok(sealed.unwrap_or_else(|| Sealed::empty(intent.key.clone(), timestamp)))
