@@ -109,10 +109,14 @@ impl DatabaseUrl {
 fn parse_postgres(url: &str) -> Result<PostgresUrl, String> {
     let authority = url.find("://").map_or(0, |i| i + 3);
     let userinfo = userinfo_end(&url[authority..]).map(|end| &url[authority..authority + end]);
+    // tokio-postgres ends the user-info at the first '@': with more than
+    // one, or one in the query, it would connect to the wrong host with a
+    // cut password.
     if userinfo.is_some_and(|u| u.contains('@')) {
-        // tokio-postgres ends the user-info at the first '@': it would
-        // connect to the wrong host with a cut password.
         return Err("the user name or password holds an unencoded '@': write it as %40".into());
+    }
+    if userinfo.is_some_and(|u| u.find('?').is_some_and(|q| u[q..].contains('='))) {
+        return Err("a query parameter holds an unencoded '@': write it as %40".into());
     }
     let after_userinfo = authority + userinfo.map_or(0, str::len);
     let (base, query) = match url[after_userinfo..].find('?') {
@@ -179,23 +183,22 @@ fn percent_decode(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "escape is not UTF-8".to_owned())
 }
 
-/// Where the user-info of `rest` (a URL after `scheme://`) ends: at the last
-/// `@` before the query, taking the query to start at the first `?` after
-/// the first `@`. Passwords may hold `/`, `?`, `#` and, unencoded, `@`;
-/// taking the last `@` hides all of such a password.
+/// Where the user-info of `rest` (a URL after `scheme://`) ends: at its
+/// last `@`. Passwords may hold `/`, `?`, `#` and, unencoded, `@`; taking
+/// the last `@` hides all of such a password (and, where an `@` is in the
+/// query, more than the user-info, which is harmless).
 fn userinfo_end(rest: &str) -> Option<usize> {
-    let first = rest.find('@')?;
-    let query = rest[first..].find('?').map_or(rest.len(), |q| first + q);
-    rest[..query].rfind('@')
+    rest.rfind('@')
 }
 
 /// `url` with the password of its user-info part replaced by `***`; also
 /// `password=` query parameters.
 ///
-/// Everything up to the last `@` of the authority is treated as user-info,
-/// so a password holding `/`, `?`, `#` or an unencoded `@` is still hidden.
-/// A string that is not a URL is never echoed: only its shape is named, as
-/// it may be a libpq keyword string holding `password=`.
+/// Everything up to the last `@` is treated as user-info, so a password
+/// holding `/`, `?`, `#` or an unencoded `@` is still hidden; the user name
+/// is shown only when it is a plain name. A string that is not a URL is
+/// never echoed: only its shape is named, as it may be a libpq keyword
+/// string holding `password=`.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url
         .split_once("://")
@@ -203,18 +206,20 @@ pub fn redact(url: &str) -> String {
     else {
         return shape(url);
     };
-    let rest = match userinfo_end(rest) {
+    let (userinfo, after) = match userinfo_end(rest) {
         Some(at) => {
             let (userinfo, after) = (&rest[..at], &rest[at..]);
-            match userinfo.split_once(':') {
-                Some((user, _)) if !user.contains('@') => format!("{user}:***{after}"),
-                Some(_) => format!("***{after}"),
-                None => rest.to_owned(),
-            }
+            let plain = |u: &str| !u.contains(['/', '?', '#', '=', '&', '@', ':']);
+            let shown = match userinfo.split_once(':') {
+                Some((user, _)) if plain(user) => format!("{user}:***"),
+                None if plain(userinfo) => userinfo.to_owned(),
+                _ => "***".to_owned(),
+            };
+            (shown, after)
         }
-        None => rest.to_owned(),
+        None => (String::new(), rest),
     };
-    let rest = match rest.split_once('?') {
+    let after = match after.split_once('?') {
         Some((path, query)) => {
             let query: Vec<String> = query
                 .split('&')
@@ -227,9 +232,9 @@ pub fn redact(url: &str) -> String {
                 .collect();
             format!("{path}?{}", query.join("&"))
         }
-        None => rest,
+        None => after.to_owned(),
     };
-    format!("{scheme}://{rest}")
+    format!("{scheme}://{userinfo}{after}")
 }
 
 fn is_scheme(s: &str) -> bool {
@@ -373,6 +378,9 @@ mod tests {
         );
         assert!(shown.contains("%40"), "{shown}");
         for (url, secret) in [
+            ("postgres://u:a@b?c@h/db", "b?c"),
+            ("postgres://u?x@h/db?password=s3cret", "s3cret"),
+            ("postgres://h/db?user=u&password=p@ss", "password=p"),
             ("postgres://u:p@ss/w@h/db", "ss/w"),
             (
                 "postgres://u:S3cr@tPass@h/db?password=x@y&sslmode=disable",
@@ -400,6 +408,13 @@ mod tests {
                     "{url} -> {shown}"
                 );
             }
+        }
+        for url in [
+            "postgres://u:a@b?c@h/db",
+            "postgres://h/db?user=u&password=p@ss&sslmode=require",
+        ] {
+            let e = DatabaseUrl::parse(url).unwrap_err().to_string();
+            assert!(e.contains("%40"), "{url}: {e}");
         }
         // The query is found after the user-info, so a '?' in the password
         // does not take the rest for parameters.

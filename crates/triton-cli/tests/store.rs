@@ -556,11 +556,11 @@ fn a_hung_s3_is_reported_and_retried() {
         .frozen
         .store(true, std::sync::atomic::Ordering::SeqCst);
     produce(&s, 0, 500);
-    wait_for_log(&log, "no progress for 2 s");
+    wait_for_log(&log, "no progress for ");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
         text.lines()
-            .any(|l| l.contains("no progress for 2 s") && l.contains(".tri")),
+            .any(|l| l.contains("no progress for ") && l.contains(".tri")),
         "the warning names no archive: {text}"
     );
     assert_eq!(archived(archive.clone(), &s.name, started).len(), 0);

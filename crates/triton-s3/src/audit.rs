@@ -259,9 +259,9 @@ pub async fn audit_archives(
     let listed: HashSet<&str> = examined.iter().map(|e| e.key.as_str()).collect();
     let mut by_shard: BTreeMap<String, Vec<(&Examined, &crate::archiver::ShardRange)>> =
         BTreeMap::new();
+    report.archives = examined.len();
     for e in &examined {
         let Some(sidecar) = &e.sidecar else { continue };
-        report.archives += 1;
         report.records += sidecar.record_count;
         if sidecar.format_version < 2 {
             report.findings.push(Finding::Unverifiable {
@@ -330,9 +330,24 @@ async fn examine(
         }
         read.push((archive, key, sidecar_key, sidecar));
     }
+    // The sidecar each moved archive has, to recognise a stale copy of it
+    // left at the key it moved from.
+    let shards_of: HashMap<String, BTreeMap<String, (String, String)>> = read
+        .iter()
+        .filter_map(|(_, key, _, sidecar)| match sidecar {
+            Some(Ok(m)) if moved_away.values().any(|(to, _)| to == key) => {
+                Some((key.clone(), ranges_of(m)))
+            }
+            _ => None,
+        })
+        .collect();
     let mut examined = Vec::with_capacity(read.len());
     for (archive, key, sidecar_key, sidecar) in read {
         let mut problems = Vec::new();
+        let stale_copy = match (&sidecar, moved_away.get(&key)) {
+            (Some(Ok(s)), Some((to, _))) => shards_of.get(to).is_some_and(|m| *m == ranges_of(s)),
+            _ => false,
+        };
         let sidecar = match sidecar {
             // An upload in progress puts its sidecar last.
             None if report.pending.contains(&key) => None,
@@ -369,8 +384,14 @@ async fn examine(
             }
         };
         // An object at a key one of our archives moved away from, which
-        // its own sidecar (if any) does not describe: someone else's.
-        if let Some((moved_to, reason)) = moved_away.get(&key).filter(|_| !problems.is_empty()) {
+        // its own sidecar (if any) does not describe, or whose sidecar is
+        // the moved archive's own, left from before the move (then the
+        // object cannot be told from ours without downloading it):
+        // someone else's.
+        if let Some((moved_to, reason)) = moved_away
+            .get(&key)
+            .filter(|_| !problems.is_empty() || stale_copy)
+        {
             report.foreign.push(Foreign {
                 key: key.clone(),
                 moved_to: moved_to.clone(),
@@ -591,6 +612,19 @@ fn compare_checkpoints(
             });
         }
     }
+}
+
+/// Each shard's first and last record in a sidecar.
+fn ranges_of(m: &Metadata) -> BTreeMap<String, (String, String)> {
+    m.shards
+        .iter()
+        .map(|(s, r)| {
+            (
+                s.clone(),
+                (r.min_sequence_number.clone(), r.max_sequence_number.clone()),
+            )
+        })
+        .collect()
 }
 
 /// A sidecar whose ranges are sequence numbers.

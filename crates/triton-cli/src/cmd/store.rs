@@ -297,6 +297,10 @@ pub fn run(args: StoreArgs) -> CliResult {
             };
             let reader_options = ReaderOptions {
                 start,
+                // The archiver acknowledges a shard's records only once
+                // their archive is sealed and uploaded: waiting up to the
+                // archive age is expected, not a consumer that forgot.
+                ack_warning: args.max_file_age + Duration::from_secs(300),
                 ..ReaderOptions::default()
             };
             let reader = retry_open(

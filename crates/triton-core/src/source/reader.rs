@@ -2,8 +2,9 @@
 //! go-triton's `ReadRecord` and `Checkpoint` read a stream.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
-use super::{RecordSource, SourceError, SourceRecord};
+use super::{Position, RecordSource, SourceError, SourceRecord};
 
 /// Hands out the records of a source one at a time and acknowledges them
 /// for you: asking for the next record acknowledges the one before (it
@@ -21,8 +22,8 @@ use super::{RecordSource, SourceError, SourceRecord};
 pub struct RecordReader<S> {
     source: S,
     batch: VecDeque<SourceRecord>,
-    /// The last record handed out and not yet acknowledged.
-    handed_out: Option<SourceRecord>,
+    /// Where the last record handed out and not yet acknowledged is.
+    handed_out: Option<(Arc<str>, Position)>,
     batch_size: usize,
 }
 
@@ -48,7 +49,7 @@ impl<S: RecordSource> RecordReader<S> {
         self.ack_handed_out().await?;
         loop {
             if let Some(record) = self.batch.pop_front() {
-                self.handed_out = Some(record.clone());
+                self.handed_out = Some((record.source.clone(), record.position.clone()));
                 return Ok(Some(record));
             }
             match self.source.next_batch(self.batch_size).await? {
@@ -66,9 +67,10 @@ impl<S: RecordSource> RecordReader<S> {
     }
 
     async fn ack_handed_out(&mut self) -> Result<(), SourceError> {
-        if let Some(r) = &self.handed_out {
-            self.source.ack(&r.source, &r.position).await?;
-            self.handed_out = None;
+        // Taken first: an acknowledgement refused once is not retried on
+        // every later call.
+        if let Some((source, position)) = self.handed_out.take() {
+            self.source.ack(&source, &position).await?;
         }
         Ok(())
     }
@@ -88,10 +90,8 @@ impl<S: RecordSource> RecordReader<S> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::source::{MemorySource, Position};
+    use crate::source::MemorySource;
 
     /// A source that logs acknowledgements and commits.
     struct Logged {

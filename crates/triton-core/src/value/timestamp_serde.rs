@@ -108,6 +108,10 @@ impl Serialize for Timestamp {
     /// As the extension it was read as (ext 5 for [`Timestamp::new`]), so a
     /// typed record written back holds the same bytes.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Text formats (JSON) get the RFC 3339 form `triton decode` prints.
+        if s.is_human_readable() {
+            return s.collect_str(self);
+        }
         let data = self.to_ext_data();
         s.serialize_newtype_struct(EXT_STRUCT, &(self.ext_type(), Bytes(&data)))
     }

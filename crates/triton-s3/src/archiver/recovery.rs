@@ -117,6 +117,10 @@ pub async fn recover(
     // it, in the transaction that records the new key: an intent left under
     // the old key would be rebuilt on every start.
     uploader.intents = Some(db.clone());
+    // Keys of the interrupted uploads: an archive that moves onto one of
+    // them met an archive of ours, not a foreign object.
+    let pending: std::collections::HashSet<String> =
+        keyed.iter().map(|(_, i)| i.key.clone()).collect();
     for (timestamp, intent) in keyed {
         let recorded = Metadata::parse(intent.document.as_bytes()).map_err(|e| bad(&intent, &e))?;
         let ranges = ranges(&intent, &recorded)?;
@@ -156,9 +160,10 @@ pub async fn recover(
             intent.key.clone()
         } else if let Some((path, dead_path)) = restored {
             let mut sealed = Sealed::recorded(&intent.key, timestamp, &recorded, path, dead_path);
+            let earlier = sealed.metadata.moved_from.len();
             uploader.upload_sealed(&mut sealed).await;
             remove_spool_files(&sealed);
-            report_foreign(&intent.key, &sealed, &mut report);
+            report_foreign(&intent.key, &sealed, earlier, &pending, &mut report);
             tracing::warn!(
                 key = sealed.key,
                 "uploaded the archive from the spool file the interrupted store left"
@@ -177,9 +182,10 @@ pub async fn recover(
             )
             .await?;
             keep_uploaded(&mut sealed, &recorded, archive_ok, dead_ok);
+            let earlier = sealed.metadata.moved_from.len();
             uploader.upload_sealed(&mut sealed).await;
             remove_spool_files(&sealed);
-            report_foreign(&intent.key, &sealed, &mut report);
+            report_foreign(&intent.key, &sealed, earlier, &pending, &mut report);
             tracing::warn!(
                 key = sealed.key,
                 "rebuilt the archive from the stream and uploaded it"
@@ -195,8 +201,19 @@ pub async fn recover(
 /// Says, once and loudly, that the keys an interrupted upload could not use
 /// hold objects that are not ours: they are left alone and never counted
 /// as archives (the moved archive's sidecar names them, for `audit`).
-fn report_foreign(intended: &str, sealed: &Sealed, report: &mut Recovery) {
-    for moved in &sealed.metadata.moved_from {
+fn report_foreign(
+    intended: &str,
+    sealed: &Sealed,
+    earlier: usize,
+    pending: &std::collections::HashSet<String>,
+    report: &mut Recovery,
+) {
+    // Only the moves of this recovery (the interrupted run's own are in the
+    // recorded document already), and only onto objects not of ours.
+    for moved in sealed.metadata.moved_from.iter().skip(earlier) {
+        if moved.key != intended && pending.contains(&moved.key) {
+            continue;
+        }
         tracing::error!(
             key = moved.key,
             reason = moved.reason,

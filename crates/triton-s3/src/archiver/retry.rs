@@ -7,9 +7,17 @@ use std::time::Duration;
 
 use triton_core::retry::Backoff;
 
-/// How often an attempt that has not answered is logged: a store that
-/// hangs (no answer at all, rather than an error) must not be silent.
-const STILL_WAITING: Duration = Duration::from_secs(30);
+/// How often an attempt that has not answered is logged: a database or
+/// store that hangs (no answer at all, rather than an error) must not be
+/// silent. Store attempts are uploads, which may take minutes while making
+/// progress (S3 requests that stop moving are given up and logged by the
+/// S3 store itself), so they are logged less often.
+fn still_waiting(waiting: Waiting) -> Duration {
+    match waiting {
+        Waiting::Database => Duration::from_secs(30),
+        Waiting::Store => Duration::from_secs(120),
+    }
+}
 
 /// Awaits `attempt`, calling `waiting` with the time waited so far each
 /// `every` it has not answered. The attempt is not given up here: the
@@ -57,7 +65,7 @@ pub(super) async fn until_ok<T, E: Display, F: Future<Output = Result<T, E>>>(
         Waiting::Store => Backoff::new(Duration::from_secs(1), Duration::from_secs(15)),
     };
     loop {
-        let answered = patiently(attempt(), STILL_WAITING, |waited| {
+        let answered = patiently(attempt(), still_waiting(waiting), |waited| {
             tracing::warn!(
                 key,
                 waited_s = waited.as_secs(),

@@ -109,7 +109,24 @@ impl S3Store {
     /// `max_attempts`; each retry is logged. An attempt that makes no
     /// progress for [`S3Options::stall_timeout`] is given up and retried;
     /// `call` gets the attempt's [`Progress`] to track the body it sends.
-    async fn retry<T, F, Fut>(&self, target: &str, mut call: F) -> Result<T, StoreError>
+    async fn retry<T, F, Fut>(&self, target: &str, call: F) -> Result<T, StoreError>
+    where
+        F: FnMut(Arc<Progress>) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        self.retry_within(target, self.options.stall_timeout, call)
+            .await
+    }
+
+    /// [`retry`](S3Store::retry) with another stall bound, for requests S3
+    /// may take minutes to answer (it answers CompleteMultipartUpload with
+    /// whitespace until done, which the SDK reads as one answer).
+    async fn retry_within<T, F, Fut>(
+        &self,
+        target: &str,
+        stall: Duration,
+        mut call: F,
+    ) -> Result<T, StoreError>
     where
         F: FnMut(Arc<Progress>) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
@@ -118,7 +135,7 @@ impl S3Store {
         loop {
             let progress = Progress::new();
             let attempt = call(progress.clone());
-            match unless_stalled(&progress, self.options.stall_timeout, target, attempt).await {
+            match unless_stalled(&progress, stall, target, attempt).await {
                 Err(e)
                     if e.is_transient() && backoff.attempts() + 1 < self.options.max_attempts =>
                 {

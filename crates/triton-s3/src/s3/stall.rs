@@ -27,6 +27,9 @@ pub(super) struct Progress {
     /// Milliseconds after `start` of the last progress.
     last_ms: AtomicU64,
     sent: AtomicU64,
+    /// The whole body was taken: what is left is the socket draining and
+    /// the answer.
+    body_done: std::sync::atomic::AtomicBool,
 }
 
 impl Progress {
@@ -35,6 +38,7 @@ impl Progress {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
             sent: AtomicU64::new(0),
+            body_done: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -48,17 +52,34 @@ impl Progress {
         self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
     }
 
-    /// `body`, noting each chunk the SDK takes from it as progress.
+    /// `body`, noting each chunk the SDK takes from it as progress. The
+    /// body's in-memory bytes stay visible to the SDK (it signs small
+    /// bodies by their hash instead of streaming them unsigned).
     pub(super) fn track(self: &Arc<Progress>, body: ByteStream) -> ByteStream {
         let progress = self.clone();
-        body.map(move |inner| {
+        ByteStream::new(body.into_inner().map_preserve_contents(move |inner| {
             SdkBody::from_body_1_x(Counted {
                 inner,
                 progress: progress.clone(),
             })
-        })
+        }))
+    }
+
+    /// How long the request may go without moving: `bound`, and once the
+    /// whole body was taken, also the time the bytes still in socket
+    /// buffers need at a slow link's rate.
+    fn allowed(&self, bound: Duration) -> Duration {
+        if !self.body_done.load(Ordering::Relaxed) {
+            return bound;
+        }
+        let sent = self.sent.load(Ordering::Relaxed);
+        bound.max(Duration::from_secs(sent / SLOW_LINK_BYTES_PER_SEC))
     }
 }
+
+/// The rate at which an upload's last bytes may drain from socket buffers
+/// before its answer is overdue (several parts share a slow link).
+const SLOW_LINK_BYTES_PER_SEC: u64 = 32 << 10;
 
 struct Counted {
     inner: SdkBody,
@@ -74,10 +95,20 @@ impl http_body::Body for Counted {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                self.progress.moved(data.len());
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.progress.moved(data.len());
+                }
             }
+            Poll::Ready(None) => {
+                self.progress.moved(0);
+                self.progress.body_done.store(true, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        if http_body::Body::is_end_stream(&self.inner) {
+            self.progress.body_done.store(true, Ordering::Relaxed);
         }
         polled
     }
@@ -101,11 +132,12 @@ pub(super) async fn unless_stalled<T>(
 ) -> Result<T, StoreError> {
     tokio::pin!(request);
     loop {
-        let deadline = progress.last() + bound;
+        let deadline = progress.last() + progress.allowed(bound);
         tokio::select! {
             done = &mut request => return done,
             () = tokio::time::sleep_until(deadline) => {
-                if progress.last() + bound > Instant::now() {
+                let allowed = progress.allowed(bound);
+                if progress.last() + allowed > Instant::now() {
                     continue; // it moved meanwhile
                 }
                 let sent = progress.sent.load(Ordering::Relaxed);
@@ -115,7 +147,7 @@ pub(super) async fn unless_stalled<T>(
                     ErrorKind::Transient,
                     format!(
                         "no progress for {} s ({sent} body bytes sent, no answer); giving it up",
-                        bound.as_secs_f64()
+                        allowed.as_secs_f64()
                     ),
                 ));
             }
@@ -142,6 +174,36 @@ mod tests {
         };
         let got = unless_stalled(&progress, Duration::from_secs(30), "t", moving).await;
         assert_eq!(got.ok(), Some(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sent_body_may_drain_at_a_slow_links_rate_before_the_answer() {
+        let progress = Progress::new();
+        progress.moved(8 << 20);
+        progress.body_done.store(true, Ordering::Relaxed);
+        let started = Instant::now();
+        let answer = async {
+            // 8 MiB at 32 KiB/s: 256 s to drain, then the answer.
+            tokio::time::sleep(Duration::from_secs(250)).await;
+            Ok::<_, StoreError>(())
+        };
+        assert!(
+            unless_stalled(&progress, Duration::from_secs(30), "t", answer)
+                .await
+                .is_ok()
+        );
+        let never = std::future::pending::<Result<(), StoreError>>();
+        let progress = Progress::new();
+        progress.moved(8 << 20);
+        progress.body_done.store(true, Ordering::Relaxed);
+        let started_never = Instant::now();
+        assert!(
+            unless_stalled(&progress, Duration::from_secs(30), "t", never)
+                .await
+                .is_err()
+        );
+        assert_eq!(started_never.elapsed(), Duration::from_secs(256));
+        assert!(started.elapsed() >= Duration::from_secs(250));
     }
 
     #[tokio::test(start_paused = true)]

@@ -126,6 +126,10 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The least time CompleteMultipartUpload is given before it counts as
+/// stalled: S3 documents that it can take several minutes.
+const COMPLETE_STALL: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// S3 allows at most this many parts per upload.
 const MAX_PARTS: u64 = 10_000;
 
@@ -159,8 +163,10 @@ async fn multipart(
     let upload = CompletedMultipartUpload::builder()
         .set_parts(Some(completed))
         .build();
+    // S3 may take minutes to assemble the parts.
+    let stall = store.options.stall_timeout.max(COMPLETE_STALL);
     let out = store
-        .retry(&target, |_| async {
+        .retry_within(&target, stall, |_| async {
             let mut request = store
                 .client
                 .complete_multipart_upload()

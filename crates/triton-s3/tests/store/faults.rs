@@ -433,7 +433,8 @@ async fn requests_that_make_no_progress_are_given_up_and_retried() {
         let e = result.unwrap_err();
         assert_eq!(e.kind, ErrorKind::Transient, "{e}");
         let text = e.to_string();
-        assert!(text.contains("no progress for 1 s"), "{text}");
+        // 1 s, or more once a body was sent (its bytes may still drain).
+        assert!(text.contains("no progress for "), "{text}");
         assert!(text.contains("s3://b-frozen/20241030/"), "{text}");
     }
     // Two attempts of about a second each, three times (the multipart
