@@ -958,3 +958,219 @@ fn a_second_store_of_the_same_client_and_stream_waits_for_the_first() {
         println!("{tag}: the second store started once the first stopped");
     }
 }
+
+/// The whole object at `key`.
+fn object_bytes(store: &S3Store, key: &str) -> Vec<u8> {
+    use triton_s3::ArchiveStore;
+    runtime().block_on(async {
+        let mut body = store.get(key, 0).await.unwrap();
+        let mut bytes = Vec::new();
+        while body.reader.read_into(&mut bytes).await.unwrap() > 0 {}
+        bytes
+    })
+}
+
+/// A store run over several archives of a 2-shard stream with a split in
+/// the middle and dead letters, then one object at a time removed: audit
+/// finds each removal by the chain the sidecars carry, names what was
+/// removed, and is clean again once it is back.
+#[test]
+fn audit_finds_every_removed_archive_by_the_chain() {
+    use triton_s3::ArchiveStore;
+    let s = stream("chain", 2);
+    let (bucket, archive) = new_bucket("chain");
+    let started = today();
+    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let store = Store::new(&s, &bucket, &db, &[]);
+    let mut child = store.start();
+    store.wait_for("store started", 1);
+    let mut produced = 0;
+    for round in 0..4 {
+        produce(&s, produced, produced + 500);
+        produced += 500;
+        if round == 1 {
+            // Records that are not MessagePack maps: dead letters.
+            for i in 0..3 {
+                let data = base64_of(format!("not msgpack {i}").as_bytes());
+                let body = format!(
+                    r#"{{"StreamName":"{}","Data":"{data}","PartitionKey":"bad-{i}"}}"#,
+                    s.name
+                );
+                assert_eq!(common::call("PutRecord", &body), 200);
+            }
+        }
+        if round == 2 {
+            let body = format!(
+                r#"{{"StreamName":"{}","ShardToSplit":"shardId-000000000000","NewStartingHashKey":"85070591730234615865843651857942052864"}}"#,
+                s.name
+            );
+            assert_eq!(common::call("SplitShard", &body), 200);
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while (archived(archive.clone(), &s.name, started).len() as u64) < produced {
+            assert!(Instant::now() < deadline, "not archived within 60 s");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    assert!(sigterm(&mut child).success(), "{}", store.log());
+    check(
+        "chain",
+        &archived(archive.clone(), &s.name, started),
+        &store.log(),
+        produced,
+    );
+
+    let audit = |extra: &[&str]| {
+        let mut args = vec![
+            "audit",
+            "--bucket",
+            &bucket,
+            "--checkpoint-db",
+            &db,
+            "--format",
+            "json",
+        ];
+        let date = started.to_string();
+        if !extra.contains(&"--start-date") {
+            args.extend(["--start-date", &date]);
+        }
+        args.extend(extra);
+        let o = s.triton(&args);
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        (o.status.code(), text, err)
+    };
+    let (code, text, err) = audit(&[]);
+    assert_eq!(code, Some(0), "{text}{err}");
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let shards = report["shards"].as_object().unwrap();
+    assert!(
+        shards.len() >= 4,
+        "the split's children are archived: {shards:?}"
+    );
+    let keys_of = |shard: &str| -> Vec<String> {
+        shards[shard]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["archive"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let shard1 = keys_of("shardId-000000000001");
+    assert!(shard1.len() >= 3, "{shard1:?}");
+    let mut all: Vec<String> = shards.keys().flat_map(|s| keys_of(s)).collect();
+    all.sort();
+    all.dedup();
+    let dead: String = runtime()
+        .block_on(archive.list("_invalid/"))
+        .unwrap()
+        .first()
+        .map(|o| o.key.clone())
+        .expect("a dead-letter archive");
+    let dead_of = dead.trim_start_matches("_invalid/").to_owned();
+
+    let overwrite = PutOptions {
+        create_only: false,
+        ..PutOptions::default()
+    };
+    // (what is removed, what audit must say).
+    let middle = shard1[1].clone();
+    let first = all[0].clone();
+    let last = shard1.last().unwrap().clone();
+    let cases: Vec<(&str, Vec<String>, String)> = vec![
+        (
+            "a middle archive",
+            vec![middle.clone()],
+            format!("\"missing_archive\": \"{middle}\""),
+        ),
+        (
+            "a middle archive and its sidecar",
+            vec![middle.clone(), format!("{middle}.metadata")],
+            format!("\"missing_archive\": \"{middle}\""),
+        ),
+        (
+            "the first archive",
+            vec![first.clone()],
+            format!("\"missing_archive\": \"{first}\""),
+        ),
+        (
+            "the last archive before the checkpoint",
+            vec![last.clone()],
+            format!("\"missing_archive\": \"{last}\""),
+        ),
+        (
+            "a dead-letter archive",
+            vec![dead.clone()],
+            format!("\"dead_letters\": \"{dead}\""),
+        ),
+        (
+            "a sidecar alone",
+            vec![format!("{dead_of}.metadata")],
+            "\"kind\": \"missing_sidecar\"".to_owned(),
+        ),
+    ];
+    for (what, removed, says) in cases {
+        let kept: Vec<(String, Vec<u8>)> = removed
+            .iter()
+            .map(|k| (k.clone(), object_bytes(&archive, k)))
+            .collect();
+        for k in &removed {
+            runtime().block_on(archive.delete(k)).unwrap();
+        }
+        let (code, text, err) = audit(&[]);
+        assert_eq!(code, Some(1), "{what}: {text}{err}");
+        assert!(text.contains(&says), "{what}: want {says} in {text}");
+        let found: serde_json::Value = serde_json::from_str(&text).unwrap();
+        println!("audit with {what} removed: {}", found["findings"]);
+        for (k, bytes) in kept {
+            runtime()
+                .block_on(archive.put_bytes(&k, bytes, &overwrite))
+                .unwrap();
+        }
+        let (code, text, err) = audit(&[]);
+        assert_eq!(code, Some(0), "{what} put back: {text}{err}");
+    }
+
+    // Two clients need --client-name; an empty range is not clean.
+    let copy = all[0].replace("-store-", "-other-");
+    let bytes = object_bytes(&archive, &all[0]);
+    runtime()
+        .block_on(archive.put_bytes(&copy, bytes, &overwrite))
+        .unwrap();
+    let (code, _, err) = audit(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--client-name"), "{err}");
+    let (code, text, err) = audit(&["--client-name", "store"]);
+    assert_eq!(code, Some(0), "{text}{err}");
+    let (code, _, err) = audit(&["--start-date", "20000101", "--end-date", "20000101"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("nothing to audit"), "{err}");
+    let (code, _, err) = audit(&[
+        "--start-date",
+        "20000101",
+        "--end-date",
+        "20000101",
+        "--allow-empty",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
