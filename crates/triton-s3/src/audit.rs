@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use triton_core::checkpoint::{Checkpoint, UploadIntent};
 use triton_core::key::ArchiveKey;
@@ -219,6 +220,9 @@ pub struct Checkpointed<'a> {
     pub intents: &'a [UploadIntent],
 }
 
+/// Objects read or verified at once.
+const CONCURRENCY: usize = 16;
+
 /// One archive as the audit sees it.
 struct Examined {
     key: String,
@@ -315,14 +319,22 @@ async fn examine(
 ) -> Result<(Vec<Examined>, HashMap<String, String>), AuditError> {
     // Sidecars first: a moved archive's sidecar names the keys it could
     // not take, whose objects are not ours.
-    let mut read = Vec::with_capacity(archives.len());
+    let sidecars: Vec<_> = futures_util::stream::iter(archives)
+        .map(|archive| async move {
+            let key = archive.key.to_string();
+            let sidecar_key = format!("{key}{METADATA_SUFFIX}");
+            let sidecar = read_all(store, &sidecar_key)
+                .await?
+                .map(|bytes| read_sidecar(&bytes));
+            Ok::<_, StoreError>((archive, key, sidecar_key, sidecar))
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut read = Vec::with_capacity(sidecars.len());
     let mut moved_away: BTreeMap<String, (String, String)> = BTreeMap::new();
-    for archive in archives {
-        let key = archive.key.to_string();
-        let sidecar_key = format!("{key}{METADATA_SUFFIX}");
-        let sidecar = read_all(store, &sidecar_key)
-            .await?
-            .map(|bytes| read_sidecar(&bytes));
+    for found in sidecars {
+        let (archive, key, sidecar_key, sidecar) = found?;
         if let Some(Ok(metadata)) = &sidecar {
             for moved in &metadata.moved_from {
                 moved_away.insert(moved.key.clone(), (key.clone(), moved.reason.clone()));
@@ -341,8 +353,24 @@ async fn examine(
             _ => None,
         })
         .collect();
+    // Each archive's and dead-letter archive's check against its sidecar,
+    // several at once (downloads, when verifying).
+    let checks: Vec<_> = futures_util::stream::iter(&read)
+        .map(|(archive, key, _, sidecar)| async move {
+            let Some(Ok(s)) = sidecar else {
+                return Ok::<_, StoreError>((None, None));
+            };
+            let archive_differs =
+                differs(store, key, archive.size, s.size, &s.sha256, verify).await?;
+            let dead_differs = dead_letters_differ(store, s, verify).await?;
+            Ok((archive_differs, dead_differs))
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
     let mut examined = Vec::with_capacity(read.len());
-    for (archive, key, sidecar_key, sidecar) in read {
+    for ((_, key, sidecar_key, sidecar), checked) in read.into_iter().zip(checks) {
+        let (archive_differs, dead_differs) = checked?;
         let mut problems = Vec::new();
         let stale_copy = match (&sidecar, moved_away.get(&key)) {
             (Some(Ok(s)), Some((to, _))) => shards_of.get(to).is_some_and(|m| *m == ranges_of(s)),
@@ -365,16 +393,7 @@ async fn examine(
                 None
             }
             Some(Ok(sidecar)) => {
-                if let Some(detail) = differs(
-                    store,
-                    &key,
-                    archive.size,
-                    sidecar.size,
-                    &sidecar.sha256,
-                    verify,
-                )
-                .await?
-                {
+                if let Some(detail) = archive_differs {
                     problems.push(Finding::Mismatch {
                         archive: key.clone(),
                         detail,
@@ -401,7 +420,7 @@ async fn examine(
         }
         report.findings.extend(problems);
         if let Some(s) = &sidecar {
-            if let Some(detail) = dead_letters_differ(store, s, verify).await? {
+            if let Some(detail) = dead_differs {
                 report.findings.push(Finding::DeadLetters {
                     archive: key.clone(),
                     dead_letters: s.invalid_archive.clone().unwrap_or_default(),
