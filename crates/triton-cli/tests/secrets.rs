@@ -61,11 +61,11 @@ fn run(dir: &Path, args: &[&str], wait_for: &str, debug: bool) -> (Option<i32>, 
 /// arguments (the database is opened before anything else is contacted).
 fn commands(dir: &Path) -> Vec<Vec<String>> {
     let bucket = format!("file://{}", dir.join("bucket").display());
-    let today = std::process::Command::new("date")
-        .args(["-u", "+%Y%m%d"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .expect("date");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let today = triton_core::time::Date::from_unix(now as i64).to_string();
     let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
     vec![
         s(&["stats", "--client-name", "store"]),

@@ -528,36 +528,16 @@ fn a_hung_s3_is_reported_and_retried() {
     let proxy = Proxy::in_front_of_s3();
     let started = today();
     let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
-    let log = s.dir.join("store.log");
-    let mut child = s
-        .command(&[
-            "store",
-            "--bucket",
-            &format!("s3://{bucket}"),
-            "--checkpoint-db",
-            &db,
-            "--from",
-            "trim-horizon",
-            "--max-file-age",
-            "1s",
-            "--s3-stall-timeout",
-            "2s",
-        ])
-        .env(
-            "AWS_ENDPOINT_URL_S3",
-            format!("http://127.0.0.1:{}", proxy.port),
-        )
-        .env("RUST_LOG", "warn,triton=info,triton_s3=info")
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for_log(&log, "store started");
+    let store = Store::new(&s, &bucket, &db, &["--s3-stall-timeout", "2s"]);
+    let endpoint = format!("http://127.0.0.1:{}", proxy.port);
+    let mut child = store.start_with(&[("AWS_ENDPOINT_URL_S3", &endpoint)]);
+    store.wait_for("store started", 1);
     proxy
         .frozen
         .store(true, std::sync::atomic::Ordering::SeqCst);
     produce(&s, 0, 500);
-    wait_for_log(&log, "no progress for ");
-    let text = std::fs::read_to_string(&log).unwrap();
+    store.wait_for("no progress for ", 1);
+    let text = store.log();
     assert!(
         text.lines()
             .any(|l| l.contains("no progress for ") && l.contains(".tri")),
@@ -573,7 +553,7 @@ fn a_hung_s3_is_reported_and_retried() {
         std::thread::sleep(Duration::from_millis(500));
     }
     let status = sigterm(&mut child);
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = store.log();
     assert!(status.success(), "{status}\n{text}");
     check("hung", &archived(archive, &s.name, started), &text, 500);
 }

@@ -344,12 +344,11 @@ async fn examine(
     }
     // The sidecar each moved archive has, to recognise a stale copy of it
     // left at the key it moved from.
+    let moved_to: HashSet<&str> = moved_away.values().map(|(to, _)| to.as_str()).collect();
     let shards_of: HashMap<String, BTreeMap<String, (String, String)>> = read
         .iter()
         .filter_map(|(_, key, _, sidecar)| match sidecar {
-            Some(Ok(m)) if moved_away.values().any(|(to, _)| to == key) => {
-                Some((key.clone(), ranges_of(m)))
-            }
+            Some(Ok(m)) if moved_to.contains(key.as_str()) => Some((key.clone(), ranges_of(m))),
             _ => None,
         })
         .collect();

@@ -366,6 +366,7 @@ impl KinesisReader {
         {
             tracing::info!(shard = id, "shard finished");
             s.phase = Phase::Finished;
+            s.drained_at = None;
             self.start_ready();
         }
     }
@@ -410,6 +411,11 @@ impl KinesisReader {
     /// waited longer than [`ReaderOptions::ack_warning`] for its records to
     /// be acknowledged. Returns when the next such warning may be due.
     fn warn_unacknowledged(&mut self) -> Option<Instant> {
+        // Called on every turn of `next_batch`: nothing to do (the usual
+        // case) costs one pass and no allocation.
+        if !self.shards.values().any(|s| s.drained_at.is_some()) {
+            return None;
+        }
         let bound = self.options.ack_warning;
         let mut next = None;
         let waiting: Vec<(Arc<str>, Vec<String>)> = self

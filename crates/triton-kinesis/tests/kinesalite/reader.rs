@@ -199,19 +199,7 @@ async fn follows_splits_and_merges_parents_before_children() {
     let mut got = read_n(&mut reader, 500, Duration::from_secs(30)).await;
 
     // Split shard 0 in the middle of its hash key range.
-    let shards = list_shards(&client, &stream.name).await.unwrap();
-    let s0 = &shards[0];
-    let lo: u128 = s0.starting_hash_key.parse().unwrap();
-    let hi: u128 = s0.ending_hash_key.parse().unwrap();
-    client
-        .split_shard()
-        .stream_name(&stream.name)
-        .shard_to_split(&s0.id)
-        .new_starting_hash_key((lo + (hi - lo) / 2).to_string())
-        .send()
-        .await
-        .unwrap();
-    wait_active(&client, &stream.name).await;
+    let s0 = split_first_shard(&client, &stream).await;
     produce(&client, &stream, 1000..2000).await;
 
     // Merge the upper child of the split with the old shard 1 (adjacent).
@@ -219,7 +207,7 @@ async fn follows_splits_and_merges_parents_before_children() {
     let open: Vec<_> = shards.iter().filter(|s| s.is_open()).collect();
     let upper_child = open
         .iter()
-        .filter(|s| s.parent.as_deref() == Some(s0.id.as_str()))
+        .filter(|s| s.parent.as_deref() == Some(s0.as_str()))
         .max_by_key(|s| s.starting_hash_key.parse::<u128>().unwrap())
         .unwrap();
     client
@@ -328,6 +316,8 @@ impl std::io::Write for Captured {
     }
 }
 
+/// Splits the stream's first shard in the middle of its hash key range;
+/// returns its id.
 async fn split_first_shard(client: &Client, stream: &StreamConfig) -> String {
     let shards = list_shards(client, &stream.name).await.unwrap();
     let s0 = &shards[0];

@@ -809,23 +809,23 @@ async fn other_object(
             "it holds another object ({} bytes, not {len})",
             info.size
         )),
-        Some(_) if !same_object(store, key, path).await? => Some(format!(
+        Some(_) if !same_bytes(store, key, path, len).await? => Some(format!(
             "it holds another object (the same size, {len} bytes, other bytes)"
         )),
         Some(_) => None,
     })
 }
 
-/// Whether the object at `key` holds exactly the bytes of the file,
-/// compared as both stream (archives can be large).
-async fn same_object(store: &dyn ArchiveStore, key: &str, path: &Path) -> Result<bool, StoreError> {
+/// Whether the object at `key`, of the file's size `len`, holds exactly
+/// the bytes of the file, compared as both stream (archives can be large).
+async fn same_bytes(
+    store: &dyn ArchiveStore,
+    key: &str,
+    path: &Path,
+    len: u64,
+) -> Result<bool, StoreError> {
     use tokio::io::AsyncReadExt;
     let io = |e| StoreError::io("read", path.display().to_string(), e);
-    let len = tokio::fs::metadata(path).await.map_err(io)?.len();
-    match store.head(key).await? {
-        Some(info) if info.size == len => {}
-        _ => return Ok(false),
-    }
     let mut local = tokio::io::BufReader::with_capacity(
         1 << 20,
         tokio::fs::File::open(path).await.map_err(io)?,

@@ -313,23 +313,12 @@ async fn connection_failures_are_retried_but_missing_credentials_are_not() {
     let sdk = triton_s3::sdk_config(REGION).await;
     let calls = CountCalls::default();
     // Nothing listens on port 1 of loopback.
-    let conf = aws_sdk_s3::config::Builder::from(&sdk)
-        .endpoint_url("http://127.0.0.1:1")
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "triton-local",
-            "triton-local",
-            None,
-            None,
-            "tests",
-        ))
-        .force_path_style(true)
-        .interceptor(calls.clone())
-        .build();
-    let store = S3Store::new(
-        aws_sdk_s3::Client::from_conf(conf),
-        "b-unreachable",
-        options.clone(),
-    );
+    let client = s3_client_at(
+        "http://127.0.0.1:1",
+        vec![SharedInterceptor::new(calls.clone())],
+    )
+    .await;
+    let store = S3Store::new(client, "b-unreachable", options.clone());
     let e = store.list("20241030/").await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Transient, "{e}");
     assert_eq!(calls.0.load(Ordering::SeqCst), 3, "3 attempts");
@@ -394,20 +383,9 @@ fn frozen_server() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_that_make_no_progress_are_given_up_and_retried() {
     let port = frozen_server();
-    let sdk = triton_s3::sdk_config(REGION).await;
-    let conf = aws_sdk_s3::config::Builder::from(&sdk)
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "triton-local",
-            "triton-local",
-            None,
-            None,
-            "tests",
-        ))
-        .force_path_style(true)
-        .build();
+    let client = s3_client_at(&format!("http://127.0.0.1:{port}"), Vec::new()).await;
     let store = S3Store::new(
-        aws_sdk_s3::Client::from_conf(conf),
+        client,
         "b-frozen",
         S3Options {
             max_attempts: 2,

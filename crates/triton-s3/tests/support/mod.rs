@@ -24,10 +24,14 @@ pub fn endpoint() -> String {
 /// A client configured as the library configures it, pointed at the local
 /// server with dummy credentials, plus interceptors.
 pub async fn s3_client(interceptors: Vec<SharedInterceptor>) -> Client {
+    s3_client_at(&endpoint(), interceptors).await
+}
+
+/// The same client pointed at another loopback server (one that fails).
+pub async fn s3_client_at(endpoint: &str, interceptors: Vec<SharedInterceptor>) -> Client {
     let sdk = triton_s3::sdk_config(REGION)
         .await
         .to_builder()
-        .endpoint_url(endpoint())
         .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
             aws_sdk_s3::config::Credentials::new(
                 "triton-local",
@@ -38,7 +42,11 @@ pub async fn s3_client(interceptors: Vec<SharedInterceptor>) -> Client {
             ),
         ))
         .build();
-    let mut conf = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true);
+    // On the service's config: AWS_ENDPOINT_URL_S3 would override the
+    // shared one.
+    let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
+        .endpoint_url(endpoint)
+        .force_path_style(true);
     for i in interceptors {
         conf.push_interceptor(i);
     }
