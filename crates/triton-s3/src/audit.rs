@@ -58,6 +58,10 @@ pub enum Finding {
         previous: Option<String>,
         /// The archive after the gap (whose link points into it).
         next: String,
+        /// The missing records end the shard (a child's link to its
+        /// parent's end points into them).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        shard_end: bool,
     },
     /// A shard's chain begins again (a start position instead of a link)
     /// after earlier archives of it: records between may be missing.
@@ -80,10 +84,14 @@ pub enum Finding {
         /// The range that starts inside it.
         second: Covered,
     },
-    /// An archive without a metadata sidecar: its ranges are unknown.
+    /// An archive without a metadata sidecar: what it holds is known only
+    /// from the links of the archives around it.
     MissingSidecar {
         /// The archive.
         archive: String,
+        /// Per shard, where its records lie by those links.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        links: Vec<Link>,
     },
     /// A sidecar that does not describe its archive (size or SHA-256).
     Mismatch {
@@ -124,6 +132,8 @@ pub enum Finding {
         checkpoint: String,
         /// The last archived sequence number.
         last_archived: String,
+        /// The archive holding it.
+        last_archive: String,
         /// The archive the database says holds the checkpoint, when it is
         /// not in the range.
         missing_archive: Option<String>,
@@ -139,6 +149,25 @@ pub enum Finding {
         /// The last archived sequence number.
         last_archived: String,
     },
+}
+
+/// Where one shard's records in an archive lie, as the archives around it
+/// say: after the last record of the archive before, through the record
+/// the archive after links to (or the shard's checkpoint).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Link {
+    /// The shard.
+    pub shard: String,
+    /// The records come after this one (`None`: no archive before them in
+    /// the range).
+    pub after: Option<String>,
+    /// The archive holding `after`.
+    pub after_archive: Option<String>,
+    /// ...through this one.
+    pub through: String,
+    /// The last of them is the shard's last record.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shard_end: bool,
 }
 
 /// A first archive of a shard in the range whose link points before the
@@ -302,8 +331,17 @@ pub async fn audit_archives(
             }
         }
     }
-    walk_chains(query, &by_shard, &listed, &moved, &mut report);
-    compare_checkpoints(query, db, &listed, &mut report);
+    let mut links = HashMap::new();
+    walk_chains(query, &by_shard, &listed, &moved, &mut report, &mut links);
+    compare_checkpoints(query, db, &listed, &mut report, &mut links);
+    for f in &mut report.findings {
+        if let Finding::MissingSidecar { archive, links: l } = f {
+            let mut found: Vec<Link> = links.remove(archive.as_str()).unwrap_or_default();
+            found.sort_by(|a, b| a.shard.cmp(&b.shard));
+            found.dedup_by(|a, b| a.shard == b.shard);
+            *l = found;
+        }
+    }
     Ok(report)
 }
 
@@ -381,6 +419,7 @@ async fn examine(
             None => {
                 problems.push(Finding::MissingSidecar {
                     archive: key.clone(),
+                    links: Vec::new(),
                 });
                 None
             }
@@ -475,13 +514,16 @@ async fn dead_letters_differ(
     differs(store, dead, info.size, size, sha, verify).await
 }
 
-/// Walks each shard's archives in order and checks every link.
+/// Walks each shard's archives in order and checks every link. Links to
+/// archives without a sidecar cannot be checked; they are kept in
+/// `unknown_links`, by archive, as what is known of those archives.
 fn walk_chains(
     query: &ArchiveQuery,
     by_shard: &BTreeMap<String, Vec<(&Examined, &crate::archiver::ShardRange)>>,
     listed: &HashSet<&str>,
     moved: &HashMap<String, String>,
     report: &mut AuditReport,
+    unknown_links: &mut HashMap<String, Vec<Link>>,
 ) {
     // A link names the key its archive had when the link was written; an
     // archive moved since (its key was taken) is found through its move.
@@ -515,7 +557,14 @@ fn walk_chains(
                         if prev.max_sequence_number == *after
                             && linked.is_none_or(|k| k == p.key) => {}
                     Some((p, prev)) => {
-                        if linked.is_some_and(|k| unknown.contains(k)) {
+                        if let Some(k) = linked.filter(|k| unknown.contains(k)) {
+                            unknown_links.entry(k.to_owned()).or_default().push(Link {
+                                shard: shard.clone(),
+                                after: Some(prev.max_sequence_number.clone()),
+                                after_archive: Some(p.key.clone()),
+                                through: after.clone(),
+                                shard_end: false,
+                            });
                             continue;
                         }
                         report.findings.push(Finding::Gap {
@@ -525,10 +574,19 @@ fn walk_chains(
                             through: after.clone(),
                             previous: Some(p.key.clone()),
                             next: e.key.clone(),
+                            shard_end: false,
                         });
                     }
                     None => match linked {
-                        Some(k) if unknown.contains(k) => {}
+                        Some(k) if unknown.contains(k) => {
+                            unknown_links.entry(k.to_owned()).or_default().push(Link {
+                                shard: shard.clone(),
+                                after: None,
+                                after_archive: None,
+                                through: after.clone(),
+                                shard_end: false,
+                            });
+                        }
                         Some(k) if !before_range(k) => report.findings.push(Finding::Gap {
                             shard: shard.clone(),
                             missing_archive: Some(k.to_owned()),
@@ -536,6 +594,7 @@ fn walk_chains(
                             through: after.clone(),
                             previous: None,
                             next: e.key.clone(),
+                            shard_end: false,
                         }),
                         _ => report.boundaries.push(Boundary {
                             shard: shard.clone(),
@@ -569,13 +628,20 @@ fn walk_chains(
                         pr.max_sequence_number == *last && linked.is_none_or(|k| k == pe.key)
                     })
                 });
-                if ends_there
-                    || linked.is_some_and(|k| unknown.contains(k))
-                    || (archived.is_none() && linked.is_none_or(before_range))
-                {
+                if ends_there || (archived.is_none() && linked.is_none_or(before_range)) {
                     continue;
                 }
                 let previous = archived.and_then(|r| r.last());
+                if let Some(k) = linked.filter(|k| unknown.contains(k)) {
+                    unknown_links.entry(k.to_owned()).or_default().push(Link {
+                        shard: parent.shard.clone(),
+                        after: previous.map(|(_, pr)| pr.max_sequence_number.clone()),
+                        after_archive: previous.map(|(pe, _)| pe.key.clone()),
+                        through: last.clone(),
+                        shard_end: true,
+                    });
+                    continue;
+                }
                 report.findings.push(Finding::Gap {
                     shard: parent.shard.clone(),
                     missing_archive: linked
@@ -585,6 +651,7 @@ fn walk_chains(
                     through: last.clone(),
                     previous: previous.map(|(pe, _)| pe.key.clone()),
                     next: e.key.clone(),
+                    shard_end: true,
                 });
             }
         }
@@ -592,18 +659,27 @@ fn walk_chains(
 }
 
 /// Compares each shard's last archive with its checkpoint (only shards the
-/// range holds: a shard in no archive of it may be archived before).
+/// range holds: a shard in no archive of it may be archived before). A
+/// checkpoint held by an archive without a sidecar is where that archive
+/// ends (kept in `unknown_links`).
 fn compare_checkpoints(
     query: &ArchiveQuery,
     db: &Checkpointed<'_>,
     listed: &HashSet<&str>,
     report: &mut AuditReport,
+    unknown_links: &mut HashMap<String, Vec<Link>>,
 ) {
     let number = |s: &str| SequenceNumber::new(s).ok();
     let holding: HashMap<&str, &str> = db
         .archives
         .iter()
         .map(|(s, k)| (s.as_str(), k.as_str()))
+        .collect();
+    let described: HashSet<String> = report
+        .shards
+        .values()
+        .flatten()
+        .map(|c| c.archive.clone())
         .collect();
     for cp in db.checkpoints.iter().filter(|c| c.stream == query.stream) {
         let Some(last) = report.shards.get(&cp.shard).and_then(|r| r.last()) else {
@@ -612,11 +688,25 @@ fn compare_checkpoints(
         let Some(last_max) = number(&last.max) else {
             continue;
         };
+        let held_by = holding.get(cp.shard.as_str()).copied();
         if cp.sequence > last_max {
+            if let Some(k) = held_by.filter(|k| listed.contains(k) && !described.contains(*k)) {
+                // Listed, yet in no shard's archives: it has no sidecar
+                // (reported as such).
+                unknown_links.entry(k.to_owned()).or_default().push(Link {
+                    shard: cp.shard.clone(),
+                    after: Some(last.max.clone()),
+                    after_archive: Some(last.archive.clone()),
+                    through: cp.sequence.to_string(),
+                    shard_end: false,
+                });
+                continue;
+            }
             report.findings.push(Finding::CheckpointAhead {
                 shard: cp.shard.clone(),
                 checkpoint: cp.sequence.to_string(),
                 last_archived: last.max.clone(),
+                last_archive: last.archive.clone(),
                 missing_archive: holding
                     .get(cp.shard.as_str())
                     .filter(|k| !listed.contains(**k))

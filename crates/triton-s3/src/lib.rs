@@ -50,6 +50,7 @@ while let Some(batch) = source.next_batch(1000).await? {
 
 pub mod archiver;
 pub mod audit;
+pub mod repair;
 mod error;
 mod local;
 mod location;

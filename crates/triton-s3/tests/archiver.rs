@@ -839,7 +839,7 @@ impl Replay for ScriptReplay {
                 .filter(|r| *r.source == range.shard)
                 .skip(self.expired)
                 .filter(|r| {
-                    matches!(&r.position, Position::Sequence(s) if *s >= range.first && *s <= range.last)
+                    matches!(&r.position, Position::Sequence(s) if range.contains(s))
                 })
                 .cloned()
                 .collect();

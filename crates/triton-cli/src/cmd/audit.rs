@@ -1,5 +1,6 @@
 //! `triton audit`: what a stream's archives cover, and what is wrong.
 
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
@@ -7,9 +8,11 @@ use triton_checkpoint::{redact, SqlCheckpoints};
 use triton_core::checkpoint::{Checkpoint, CheckpointStore};
 use triton_core::key::validate_client_name;
 use triton_core::time::Date;
-use triton_s3::audit::{audit_archives, AuditReport, Checkpointed, Finding};
-use triton_s3::S3Options;
-use triton_s3::{list_archives, ListError};
+use triton_kinesis::KinesisReplay;
+use triton_s3::archiver::ArchiverOptions;
+use triton_s3::audit::{audit, audit_archives, AuditReport, Checkpointed, Finding};
+use triton_s3::repair::{repair, RepairReport};
+use triton_s3::{list_archives, ListError, S3Options};
 
 use super::common::{multi_thread_runtime, ArchiveRangeArgs, StreamArgs};
 use crate::error::{CliError, CliResult};
@@ -34,9 +37,20 @@ use crate::error::{CliError, CliResult};
 /// No --client-name audits the one client whose archives are in the range
 /// (as `triton cat` reads them); several clients need --client-name.
 ///
-/// Exit codes: 0 clean; 1 problems found (also: no archive at all, unless
-/// --allow-empty; archives that cannot be verified); 2 the audit could not
-/// run (listing, reading or the database failed).
+/// --repair puts back what is missing, from the Kinesis stream while it
+/// still holds the records: each missing archive is read again (exactly
+/// the range its neighbours' links, or its remaining sidecar, say) and
+/// uploaded create-only under its own key, with its sidecar; so are missing
+/// dead-letter archives, and lost sidecars are written again from their
+/// archive once the records read again are the archive's own. Records the
+/// stream no longer holds are reported LOST and left alone. Repair never
+/// writes over an archive and never moves a checkpoint; it audits again
+/// after each round.
+///
+/// Exit codes: 0 clean (with --repair: clean once repaired); 1 problems
+/// found or left (also: no archive at all, unless --allow-empty; archives
+/// that cannot be verified; records lost); 2 the audit or repair could not
+/// run (listing, reading, the database or the stream failed).
 #[derive(Args)]
 pub struct AuditArgs {
     #[command(flatten)]
@@ -63,10 +77,26 @@ pub struct AuditArgs {
     #[arg(long)]
     allow_empty: bool,
 
-    /// Output format.
+    /// Put back missing archives, dead-letter archives and sidecars from
+    /// the Kinesis stream (see above), then audit again.
+    #[arg(long)]
+    repair: bool,
+
+    /// With --repair: directory for archives being rebuilt [default: the
+    /// system's temporary directory].
+    #[arg(long, value_name = "DIR", requires = "repair")]
+    spool_dir: Option<PathBuf>,
+
+    /// Output format. With --repair, JSON is one object: the first audit
+    /// (`before`), each round's repair (`repairs`) and the last audit
+    /// (`after`).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
 }
+
+/// Rounds of repair at most: a round can reveal what the next puts back
+/// (an archive missing before a missing one).
+const REPAIR_ROUNDS: usize = 5;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Format {
@@ -168,22 +198,95 @@ pub fn run(args: AuditArgs) -> CliResult {
             archives: &holding,
             intents: &intents,
         };
-        let report = audit_archives(store, &query, archives, &db, !args.no_verify)
+        let verify = !args.no_verify;
+        let report = audit_archives(store.clone(), &query, archives, &db, verify)
             .await
             .map_err(|e| failed(&e))?;
-        match args.format {
-            Format::Json => println!(
-                "{}",
-                serde_json::to_string_pretty(&report).map_err(|e| failed(&e))?
-            ),
-            Format::Text => print_text(&report, &checkpoints),
+        if !args.repair || report.is_clean() {
+            match args.format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).map_err(|e| failed(&e))?
+                ),
+                Format::Text => print_text(&report, &checkpoints),
+            }
+            return if report.is_clean() {
+                Ok(())
+            } else {
+                Err(CliError::reported())
+            };
         }
-        if report.is_clean() {
+        if let Format::Text = args.format {
+            print_text(&report, &checkpoints);
+        }
+        let kinesis = triton_kinesis::client(&config.region).await;
+        let replay = KinesisReplay::new(kinesis, config.name.clone());
+        let mut options = ArchiverOptions::new(config.name.clone(), client);
+        if let Some(dir) = &args.spool_dir {
+            options.spool_dir = dir.clone();
+        }
+        let mut before = None;
+        let mut after = report;
+        let mut repairs: Vec<RepairReport> = Vec::new();
+        for _ in 0..REPAIR_ROUNDS {
+            let repaired = repair(store.clone(), &replay, &after, &options)
+                .await
+                .map_err(|e| failed(&e))?;
+            if let Format::Text = args.format {
+                print_repair(&repaired);
+            }
+            let progress = !repaired.repaired.is_empty();
+            repairs.push(repaired);
+            let again = audit(store.clone(), &query, &db, verify)
+                .await
+                .map_err(|e| failed(&e))?;
+            before.get_or_insert(std::mem::replace(&mut after, again));
+            if after.is_clean() || !progress {
+                break;
+            }
+        }
+        let lost = repairs.iter().any(|r| !r.lost.is_empty());
+        match args.format {
+            Format::Json => {
+                let document = serde_json::json!({
+                    "before": before,
+                    "repairs": repairs,
+                    "after": after,
+                });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&document).map_err(|e| failed(&e))?
+                );
+            }
+            Format::Text => {
+                println!("after repair:");
+                print_text(&after, &checkpoints);
+            }
+        }
+        if after.is_clean() && !lost {
             Ok(())
         } else {
             Err(CliError::reported())
         }
     })
+}
+
+fn print_repair(r: &RepairReport) {
+    for done in &r.repaired {
+        println!(
+            "REPAIRED {} {} ({} records)",
+            done.what, done.key, done.records
+        );
+    }
+    for lost in &r.lost {
+        println!(
+            "LOST {} of {}: {}; no longer in the stream, left alone",
+            lost.shard, lost.archive, lost.detail
+        );
+    }
+    for left in &r.left {
+        println!("LEFT {}: {}", left.archive, left.reason);
+    }
 }
 
 fn print_text(report: &AuditReport, checkpoints: &[Checkpoint]) {
@@ -244,6 +347,7 @@ fn print_finding(f: &Finding) {
             through,
             previous,
             next,
+            ..
         } => println!(
             "GAP {shard}: missing {} (records {} through {through}), between {} and {next}",
             missing_archive.as_deref().unwrap_or("an unnamed archive"),
@@ -268,7 +372,21 @@ fn print_finding(f: &Finding) {
             "OVERLAP {shard}: {} ({}..{}) and {} ({}..{})",
             first.archive, first.min, first.max, second.archive, second.min, second.max
         ),
-        Finding::MissingSidecar { archive } => println!("NO SIDECAR {archive}"),
+        Finding::MissingSidecar { archive, links } => println!(
+            "NO SIDECAR {archive}{}",
+            links
+                .iter()
+                .map(|l| format!(
+                    "; by its neighbours it holds {} records {}through {}",
+                    l.shard,
+                    l.after
+                        .as_deref()
+                        .map(|a| format!("after {a} "))
+                        .unwrap_or_default(),
+                    l.through
+                ))
+                .collect::<String>()
+        ),
         Finding::Mismatch { archive, detail } => println!("MISMATCH {archive}: {detail}"),
         Finding::BadSidecar { sidecar, detail } => println!("BAD SIDECAR {sidecar}: {detail}"),
         Finding::DeadLetters {
@@ -284,6 +402,7 @@ fn print_finding(f: &Finding) {
             checkpoint,
             last_archived,
             missing_archive,
+            ..
         } => println!(
             "GAP {shard}: checkpoint {checkpoint} is past the last archived record {last_archived}{}",
             missing_archive

@@ -201,15 +201,63 @@ impl<S: RecordSource + ?Sized> RecordSource for Box<S> {
     }
 }
 
-/// A shard's records from `first` through `last`, to be read again.
+/// A shard's records from `start` through `last`, to be read again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SequenceRange {
     /// The shard id.
     pub shard: String,
-    /// The first record's sequence number.
-    pub first: SequenceNumber,
+    /// Where the range begins.
+    pub start: RangeStart,
     /// The last record's sequence number.
     pub last: SequenceNumber,
+}
+
+/// Where a [`SequenceRange`] begins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RangeStart {
+    /// At the record with this sequence number (an archive's first record,
+    /// as its sidecar records it).
+    At(SequenceNumber),
+    /// After the record with this sequence number (the last record of the
+    /// archive before: how a chain's link names where records continue).
+    After(SequenceNumber),
+}
+
+impl SequenceRange {
+    /// The records of `shard` from `first` through `last`.
+    pub fn inclusive(
+        shard: impl Into<String>,
+        first: SequenceNumber,
+        last: SequenceNumber,
+    ) -> SequenceRange {
+        SequenceRange {
+            shard: shard.into(),
+            start: RangeStart::At(first),
+            last,
+        }
+    }
+
+    /// Whether the record `sequence` of the range's shard is in it.
+    pub fn contains(&self, sequence: &SequenceNumber) -> bool {
+        let started = match &self.start {
+            RangeStart::At(first) => sequence >= first,
+            RangeStart::After(after) => sequence > after,
+        };
+        started && *sequence <= self.last
+    }
+
+    /// The records of `shard` after `after` through `last`.
+    pub fn after(
+        shard: impl Into<String>,
+        after: SequenceNumber,
+        last: SequenceNumber,
+    ) -> SequenceRange {
+        SequenceRange {
+            shard: shard.into(),
+            start: RangeStart::After(after),
+            last,
+        }
+    }
 }
 
 /// A stream that can deliver recorded ranges again (Kinesis, within its

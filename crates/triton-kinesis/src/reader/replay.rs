@@ -11,7 +11,8 @@ use aws_sdk_kinesis::Client;
 use tokio::time::Instant;
 use triton_core::retry::Backoff;
 use triton_core::source::{
-    Position, RecordSource, Replay, SequenceNumber, SequenceRange, SourceError, SourceRecord,
+    Position, RangeStart, RecordSource, Replay, SequenceNumber, SequenceRange, SourceError,
+    SourceRecord,
 };
 
 use super::plan::Start;
@@ -58,7 +59,8 @@ impl Replay for KinesisReplay {
 /// delivered is taken as gone (about 2 s at the call rate limit).
 const TIP_POLLS: u32 = 10;
 
-/// Reads each range from `AT_SEQUENCE_NUMBER` of its first record until its
+/// Reads each range from `AT_SEQUENCE_NUMBER` of its first record (or
+/// `AFTER_SEQUENCE_NUMBER` of the record before) until its
 /// last record or the shard's end. Reaching the stream's tip first is an
 /// error once records of the range came (everything up to its last record
 /// is newer than them, so it cannot have expired); with nothing delivered,
@@ -107,7 +109,10 @@ impl RecordSource for RangeReader {
                 None => {
                     let start = match &self.delivered {
                         Some(seq) => Start::After(seq.clone()),
-                        None => Start::At(range.first.clone()),
+                        None => match &range.start {
+                            RangeStart::At(first) => Start::At(first.clone()),
+                            RangeStart::After(after) => Start::After(after.clone()),
+                        },
                     };
                     match shard_iterator(&self.client, &self.stream, &shard, &start)
                         .await

@@ -279,14 +279,29 @@ async fn replay_delivers_exactly_the_recorded_ranges() {
     let shards: Vec<&Vec<&SourceRecord>> = by_shard.values().collect();
     assert_eq!(shards.len(), 2);
     let sequence = |r: &SourceRecord| SequenceNumber::new(seq(&r.position)).unwrap();
-    let range = |records: &[&SourceRecord], from: usize, to: usize| SequenceRange {
-        shard: records[0].source.to_string(),
-        first: sequence(records[from]),
-        last: sequence(records[to]),
+    let range = |records: &[&SourceRecord], from: usize, to: usize| {
+        SequenceRange::inclusive(
+            records[0].source.to_string(),
+            sequence(records[from]),
+            sequence(records[to]),
+        )
     };
-    let ranges = vec![range(shards[0], 100, 700), range(shards[1], 5, 5)];
+    // A chain's link: after one record through another.
+    let after = |records: &[&SourceRecord], from: usize, to: usize| {
+        SequenceRange::after(
+            records[0].source.to_string(),
+            sequence(records[from]),
+            sequence(records[to]),
+        )
+    };
+    let ranges = vec![
+        range(shards[0], 100, 700),
+        range(shards[1], 5, 5),
+        after(shards[1], 9, 30),
+    ];
     let mut want: Vec<SourceRecord> = shards[0][100..=700].iter().map(|r| (*r).clone()).collect();
     want.push(shards[1][5].clone());
+    want.extend(shards[1][10..=30].iter().map(|r| (*r).clone()));
 
     let replay = KinesisReplay::new(client.clone(), stream.name.clone());
     let mut source = replay.replay(ranges).await.unwrap();

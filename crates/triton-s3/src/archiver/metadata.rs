@@ -54,6 +54,11 @@ pub struct Metadata {
     /// archive.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub moved_from: Vec<MovedFrom>,
+    /// Set when `triton audit --repair` wrote this sidecar: what it rebuilt
+    /// and from what (the archive read again from the stream, or a lost
+    /// sidecar from its archive and its neighbours' links).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuilt: Option<String>,
 }
 
 /// A key an archive was meant for and could not use.
@@ -208,6 +213,7 @@ impl Metadata {
             format_version: METADATA_FORMAT_VERSION,
             writer: concat!("triton ", env!("CARGO_PKG_VERSION")).to_owned(),
             moved_from: Vec::new(),
+            rebuilt: None,
         }
     }
 

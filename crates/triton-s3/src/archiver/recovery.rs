@@ -298,11 +298,7 @@ fn ranges(intent: &UploadIntent, recorded: &Metadata) -> Result<Vec<SequenceRang
                     &format!("shard {shard}: the range is not of sequence numbers"),
                 )
             })?;
-            Ok(SequenceRange {
-                shard: shard.clone(),
-                first,
-                last,
-            })
+            Ok(SequenceRange::inclusive(shard.clone(), first, last))
         })
         .collect()
 }
@@ -348,60 +344,23 @@ async fn rebuild(
         key = intent.key,
         "the archive is not in the store; reading its records again"
     );
-    let mut source = replay.replay(ranges).await.map_err(failed)?;
-    let mut spool = Spool::open(
-        &options.spool_dir,
-        &options.stream,
-        &options.client,
-        timestamp,
-    )?;
-    let now = (options.clock)();
-    loop {
-        let written = match source.next_batch(options.batch).await {
-            Ok(Some(batch)) => spool.write_batch(&batch, now).map_err(RecoveryError::from),
-            Ok(None) => break,
-            Err(e) => Err(failed(e)),
-        };
-        // Nothing of a failed rebuild is kept: the next start reads again.
-        if let Err(e) = written {
-            spool.discard();
-            return Err(e);
-        }
-    }
-    let sealed = spool.seal()?;
-    let rebuilt = sealed.as_ref().map(|s| &s.metadata);
-    for (shard, want) in &recorded.shards {
-        let got = rebuilt.and_then(|m| m.shards.get(shard));
-        let count = |r: Option<u64>| r.map_or("?".into(), |n| n.to_string());
-        let detail = match got {
-            None => Some(format!(
-                "all {} records from {} to {}",
-                count(want.record_count),
-                want.min_sequence_number,
-                want.max_sequence_number
-            )),
-            Some(got) if !got.same_records(want) => Some(format!(
-                "{} of {} records came back: {}..{} instead of {}..{}",
-                count(got.record_count),
-                count(want.record_count),
-                got.min_sequence_number,
-                got.max_sequence_number,
-                want.min_sequence_number,
-                want.max_sequence_number
-            )),
-            Some(_) => None,
-        };
-        if let Some(detail) = detail {
-            tracing::error!(
-                key = intent.key, shard, detail,
-                "LOST: records of an interrupted upload are no longer in the stream (past its retention period?)"
-            );
-            report.lost.push(LostRecords {
-                archive: intent.key.clone(),
-                shard: shard.clone(),
-                detail,
-            });
-        }
+    // Nothing of a failed rebuild is kept: the next start reads again.
+    let sealed = read_again(replay, options, ranges, timestamp)
+        .await
+        .map_err(|e| match e {
+            ReadAgainError::Replay(e) => failed(e),
+            ReadAgainError::Spool(e) => RecoveryError::Spool(e),
+        })?;
+    for (shard, detail) in not_read_again(recorded, sealed.as_ref().map(|s| &s.metadata)) {
+        tracing::error!(
+            key = intent.key, shard, detail,
+            "LOST: records of an interrupted upload are no longer in the stream (past its retention period?)"
+        );
+        report.lost.push(LostRecords {
+            archive: intent.key.clone(),
+            shard,
+            detail,
+        });
     }
     // The rebuilt archive continues what the lost one continued.
     let mut sealed = sealed;
@@ -415,6 +374,85 @@ async fn rebuild(
     }
     // Nothing could be read: an empty intent completes the checkpoints.
     Ok(sealed.unwrap_or_else(|| Sealed::empty(intent.key.clone(), timestamp)))
+}
+
+/// Each shard of `recorded` whose records did not all come back in
+/// `rebuilt`, with what is missing.
+pub(crate) fn not_read_again(
+    recorded: &Metadata,
+    rebuilt: Option<&Metadata>,
+) -> Vec<(String, String)> {
+    let count = |r: Option<u64>| r.map_or("?".into(), |n| n.to_string());
+    recorded
+        .shards
+        .iter()
+        .filter_map(|(shard, want)| {
+            let detail = match rebuilt.and_then(|m| m.shards.get(shard)) {
+                None => format!(
+                    "all {} records from {} to {}",
+                    count(want.record_count),
+                    want.min_sequence_number,
+                    want.max_sequence_number
+                ),
+                Some(got) if !got.same_records(want) => format!(
+                    "{} of {} records came back: {}..{} instead of {}..{}",
+                    count(got.record_count),
+                    count(want.record_count),
+                    got.min_sequence_number,
+                    got.max_sequence_number,
+                    want.min_sequence_number,
+                    want.max_sequence_number
+                ),
+                Some(_) => return None,
+            };
+            Some((shard.clone(), detail))
+        })
+        .collect()
+}
+
+/// Why [`read_again`] failed.
+#[derive(Debug)]
+pub(crate) enum ReadAgainError {
+    Replay(SourceError),
+    Spool(SpoolError),
+}
+
+/// Reads `ranges` again into a new spool for an archive opened at
+/// `timestamp`, and seals it (`None`: nothing came back). Nothing of a
+/// failed read is kept.
+pub(crate) async fn read_again(
+    replay: &dyn Replay,
+    options: &ArchiverOptions,
+    ranges: Vec<SequenceRange>,
+    timestamp: u64,
+) -> Result<Option<Sealed>, ReadAgainError> {
+    let mut source = replay
+        .replay(ranges)
+        .await
+        .map_err(ReadAgainError::Replay)?;
+    let mut spool = Spool::open(
+        &options.spool_dir,
+        &options.stream,
+        &options.client,
+        timestamp,
+    )
+    .map_err(ReadAgainError::Spool)?;
+    let now = (options.clock)();
+    loop {
+        let written = match source.next_batch(options.batch).await {
+            Ok(Some(batch)) => spool
+                .write_batch(&batch, now)
+                .map(drop)
+                .map_err(ReadAgainError::Spool),
+            Ok(None) => break,
+            Err(e) => Err(ReadAgainError::Replay(e)),
+        };
+        if let Err(e) = written {
+            spool.discard();
+            return Err(e);
+        }
+    }
+    spool.seal().map_err(ReadAgainError::Spool)
 }
 
 /// Keeps the parts of the recorded upload that are already in the store
