@@ -130,10 +130,12 @@ pub enum Finding {
         shard: String,
         /// The checkpoint.
         checkpoint: String,
-        /// The last archived sequence number.
-        last_archived: String,
+        /// The last archived sequence number (`None`: no archive of the
+        /// shard is in the range, while the archive holding its checkpoint
+        /// should be).
+        last_archived: Option<String>,
         /// The archive holding it.
-        last_archive: String,
+        last_archive: Option<String>,
         /// The archive the database says holds the checkpoint, when it is
         /// not in the range.
         missing_archive: Option<String>,
@@ -681,14 +683,44 @@ fn compare_checkpoints(
         .flatten()
         .map(|c| c.archive.clone())
         .collect();
+    let in_range = |key: &str| {
+        ArchiveKey::parse(key).is_ok_and(|k| k.date() >= query.start && k.date() <= query.end)
+    };
     for cp in db.checkpoints.iter().filter(|c| c.stream == query.stream) {
+        let held_by = holding.get(cp.shard.as_str()).copied();
         let Some(last) = report.shards.get(&cp.shard).and_then(|r| r.last()) else {
+            // No archive of the shard in the range: fine, unless the
+            // archive holding its checkpoint belongs in the range.
+            match held_by {
+                Some(k) if listed.contains(k) && !described.contains(k) => {
+                    unknown_links.entry(k.to_owned()).or_default().push(Link {
+                        shard: cp.shard.clone(),
+                        after: None,
+                        after_archive: None,
+                        through: cp.sequence.to_string(),
+                        shard_end: false,
+                    });
+                }
+                Some(k)
+                    if in_range(k)
+                        && !listed.contains(k)
+                        && !report.pending.iter().any(|p| p == k) =>
+                {
+                    report.findings.push(Finding::CheckpointAhead {
+                        shard: cp.shard.clone(),
+                        checkpoint: cp.sequence.to_string(),
+                        last_archived: None,
+                        last_archive: None,
+                        missing_archive: Some(k.to_owned()),
+                    });
+                }
+                _ => {}
+            }
             continue;
         };
         let Some(last_max) = number(&last.max) else {
             continue;
         };
-        let held_by = holding.get(cp.shard.as_str()).copied();
         if cp.sequence > last_max {
             if let Some(k) = held_by.filter(|k| listed.contains(k) && !described.contains(*k)) {
                 // Listed, yet in no shard's archives: it has no sidecar
@@ -705,12 +737,9 @@ fn compare_checkpoints(
             report.findings.push(Finding::CheckpointAhead {
                 shard: cp.shard.clone(),
                 checkpoint: cp.sequence.to_string(),
-                last_archived: last.max.clone(),
-                last_archive: last.archive.clone(),
-                missing_archive: holding
-                    .get(cp.shard.as_str())
-                    .filter(|k| !listed.contains(**k))
-                    .map(|k| k.to_string()),
+                last_archived: Some(last.max.clone()),
+                last_archive: Some(last.archive.clone()),
+                missing_archive: held_by.filter(|k| !listed.contains(*k)).map(str::to_owned),
             });
         } else if cp.sequence < last_max && !report.pending.contains(&last.archive) {
             report.findings.push(Finding::CheckpointBehind {

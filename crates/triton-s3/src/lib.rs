@@ -50,11 +50,11 @@ while let Some(batch) = source.next_batch(1000).await? {
 
 pub mod archiver;
 pub mod audit;
-pub mod repair;
 mod error;
 mod local;
 mod location;
 mod reader;
+pub mod repair;
 mod s3;
 mod store;
 

@@ -153,8 +153,8 @@ pub async fn repair(
                     .entry(shard.clone())
                     .or_insert_with(|| Link {
                         shard: shard.clone(),
-                        after: Some(last_archived.clone()),
-                        after_archive: Some(last_archive.clone()),
+                        after: last_archived.clone(),
+                        after_archive: last_archive.clone(),
                         through: checkpoint.clone(),
                         shard_end: false,
                     });
@@ -217,7 +217,7 @@ impl Repair<'_> {
         };
         let ranges = match ranges {
             Ok(r) => r,
-            Err(reason) => return Ok(self.leave(key, reason)),
+            Err(reason) => return self.leave(key, reason),
         };
         let Some(mut sealed) = self.read_again(key, ranges).await? else {
             for (shard, link) in links {
@@ -270,20 +270,20 @@ impl Repair<'_> {
     async fn dead_letters(&mut self, key: &str) -> Result<(), RepairError> {
         let recorded = match self.read_sidecar(key).await? {
             Some(Ok(m)) => m,
-            _ => return Ok(self.leave(key, "its sidecar cannot be read".into())),
+            _ => return self.leave(key, "its sidecar cannot be read".into()),
         };
         let Some(dead_key) = recorded.invalid_archive.clone() else {
             return Ok(());
         };
         if self.store.head(&dead_key).await?.is_some() {
-            return Ok(self.leave(
+            return self.leave(
                 &dead_key,
                 "the dead-letter archive is there but does not match its sidecar; repair never writes over an object".into(),
-            ));
+            );
         }
         let ranges = match recorded_ranges(&recorded) {
             Ok(r) => r,
-            Err(reason) => return Ok(self.leave(key, reason)),
+            Err(reason) => return self.leave(key, reason),
         };
         let sealed = self.read_again(key, ranges).await?;
         let lost = not_read_again(&recorded, sealed.as_ref().map(|s| &s.metadata));
@@ -297,19 +297,21 @@ impl Repair<'_> {
             for (shard, detail) in lost {
                 self.lose(&dead_key, &shard, detail);
             }
-            return Ok(self.leave(
+            return self.leave(
                 &dead_key,
                 "the records read again are not those its archive's sidecar records".into(),
-            ));
+            );
         };
         if !self.put_file(&dead_key, &path).await? {
             remove_files(&sealed);
-            return Ok(self.taken(&dead_key));
+            return self.taken(&dead_key);
         }
         self.repaired(&dead_key, "dead letters", records);
         let mut metadata = recorded;
         metadata.invalid_size = sealed.metadata.invalid_size;
-        metadata.invalid_sha256.clone_from(&sealed.metadata.invalid_sha256);
+        metadata
+            .invalid_sha256
+            .clone_from(&sealed.metadata.invalid_sha256);
         metadata.rebuilt = Some(format!(
             "the dead-letter archive, read again from the stream by triton audit --repair on {}",
             now()
@@ -323,20 +325,20 @@ impl Repair<'_> {
     /// (dead letters aside), the sidecar describes the archive as it is.
     async fn sidecar(&mut self, key: &str, links: &[Link]) -> Result<(), RepairError> {
         if links.is_empty() {
-            return Ok(self.leave(
+            return self.leave(
                 key,
                 "no archive links to it: what it holds cannot be told".into(),
-            ));
+            );
         }
         let ranges = match link_ranges(links.iter()) {
             Ok(r) => r,
-            Err(reason) => return Ok(self.leave(key, reason)),
+            Err(reason) => return self.leave(key, reason),
         };
         let Some(sealed) = self.read_again(key, ranges).await? else {
-            return Ok(self.leave(
+            return self.leave(
                 key,
                 "the stream no longer holds its records: the sidecar cannot be rebuilt".into(),
-            ));
+            );
         };
         let lost = not_through(links.iter(), &sealed.metadata);
         let ours = match &sealed.path {
@@ -346,14 +348,14 @@ impl Repair<'_> {
         let theirs = record_digests(&*self.store, key).await?;
         if !lost.is_empty() || ours.as_ref() != Some(&theirs) {
             remove_files(&sealed);
-            return Ok(self.leave(
+            return self.leave(
                 key,
                 format!(
                     "its {} records are not the {} its neighbours' links say the stream holds for it: the sidecar cannot be rebuilt",
                     theirs.len(),
                     ours.as_ref().map_or(0, Vec::len)
                 ),
-            ));
+            );
         }
         let mut metadata = sealed.metadata.clone();
         for link in links {
@@ -381,7 +383,7 @@ impl Repair<'_> {
                 }
                 None => {
                     remove_files(&sealed);
-                    return Ok(self.taken(&dead_key));
+                    return self.taken(&dead_key);
                 }
             }
         }
@@ -407,7 +409,7 @@ impl Repair<'_> {
         if let Some(path) = &sealed.path {
             if !self.put_file(&key, path).await? {
                 remove_files(&sealed);
-                return Ok(self.taken(&key));
+                return self.taken(&key);
             }
             self.repaired(&key, "archive", sealed.records);
         }
@@ -430,7 +432,7 @@ impl Repair<'_> {
                 }
                 None => {
                     remove_files(&sealed);
-                    return Ok(self.taken(&dead));
+                    return self.taken(&dead);
                 }
             }
         }
@@ -449,11 +451,14 @@ impl Repair<'_> {
         key: &str,
         ranges: Vec<SequenceRange>,
     ) -> Result<Option<Sealed>, RepairError> {
-        let timestamp = ArchiveKey::parse(key)
-            .map(|k| k.timestamp())
-            .map_err(|e| {
-                StoreError::new("repair", key, ErrorKind::Fatal, format!("not an archive key: {e}"))
-            })?;
+        let timestamp = ArchiveKey::parse(key).map(|k| k.timestamp()).map_err(|e| {
+            StoreError::new(
+                "repair",
+                key,
+                ErrorKind::Fatal,
+                format!("not an archive key: {e}"),
+            )
+        })?;
         tracing::info!(key, "reading the records of the archive again");
         let mut sealed = read_again(self.replay, self.options, ranges, timestamp)
             .await
@@ -522,7 +527,7 @@ impl Repair<'_> {
                 self.repaired(&sidecar, "sidecar", metadata.record_count);
                 Ok(())
             }
-            Err(e) if e.kind == ErrorKind::AlreadyExists => Ok(self.taken(&sidecar)),
+            Err(e) if e.kind == ErrorKind::AlreadyExists => self.taken(&sidecar),
             Err(e) => Err(e.into()),
         }
     }
@@ -550,19 +555,21 @@ impl Repair<'_> {
         });
     }
 
-    fn leave(&mut self, archive: &str, reason: String) {
+    /// Notes what is not repaired (and goes on with the rest).
+    fn leave(&mut self, archive: &str, reason: String) -> Result<(), RepairError> {
         tracing::warn!(archive, reason, "not repaired");
         self.report.left.push(Left {
             archive: archive.to_owned(),
             reason,
         });
+        Ok(())
     }
 
-    fn taken(&mut self, key: &str) {
+    fn taken(&mut self, key: &str) -> Result<(), RepairError> {
         self.leave(
             key,
             "the key holds an object now; repair never writes over one".into(),
-        );
+        )
     }
 }
 
@@ -571,9 +578,9 @@ fn recorded_ranges(m: &Metadata) -> Result<Vec<SequenceRange>, String> {
     m.shards
         .iter()
         .map(|(shard, range)| {
-            let (first, last) = range
-                .sequences()
-                .ok_or_else(|| format!("shard {shard}: its sidecar's range is not of sequence numbers"))?;
+            let (first, last) = range.sequences().ok_or_else(|| {
+                format!("shard {shard}: its sidecar's range is not of sequence numbers")
+            })?;
             Ok(SequenceRange::inclusive(shard.clone(), first, last))
         })
         .collect()
@@ -602,7 +609,10 @@ fn link_ranges<'a>(links: impl Iterator<Item = &'a Link>) -> Result<Vec<Sequence
 }
 
 /// Each link whose range did not come back to its last record.
-fn not_through<'a>(links: impl Iterator<Item = &'a Link>, rebuilt: &Metadata) -> Vec<(String, String)> {
+fn not_through<'a>(
+    links: impl Iterator<Item = &'a Link>,
+    rebuilt: &Metadata,
+) -> Vec<(String, String)> {
     links
         .filter_map(|link| {
             let got = rebuilt.shards.get(&link.shard);
@@ -617,7 +627,10 @@ fn not_through<'a>(links: impl Iterator<Item = &'a Link>, rebuilt: &Metadata) ->
                         r.max_sequence_number
                     ),
                 )),
-                None => Some((link.shard.clone(), format!("all records {}", describe(link)))),
+                None => Some((
+                    link.shard.clone(),
+                    format!("all records {}", describe(link)),
+                )),
             }
         })
         .collect()

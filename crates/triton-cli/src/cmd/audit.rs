@@ -404,7 +404,11 @@ fn print_finding(f: &Finding) {
             missing_archive,
             ..
         } => println!(
-            "GAP {shard}: checkpoint {checkpoint} is past the last archived record {last_archived}{}",
+            "GAP {shard}: checkpoint {checkpoint} is past {}{}",
+            last_archived.as_deref().map_or_else(
+                || "every archive of the range (none holds the shard)".to_owned(),
+                |l| format!("the last archived record {l}")
+            ),
             missing_archive
                 .as_deref()
                 .map(|k| format!("; it is in {k}, which is missing"))

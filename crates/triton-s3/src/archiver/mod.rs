@@ -37,8 +37,8 @@ use triton_core::retry::Backoff;
 use triton_core::source::{Position, RecordSource, SourceError, SourceRecord};
 
 pub use self::metadata::{Metadata, MovedFrom, ShardRange, METADATA_FORMAT_VERSION};
-pub use self::recovery::{recover, LostRecords, Recovery, RecoveryError};
 pub(crate) use self::recovery::{not_read_again, read_again, ReadAgainError};
+pub use self::recovery::{recover, LostRecords, Recovery, RecoveryError};
 use self::retry::{until_ok, Waiting};
 pub use self::rotation::rotation_deadline;
 pub(crate) use self::spool::sha256_hex;
