@@ -1004,15 +1004,10 @@ fn audit_finds_every_removed_archive_by_the_chain() {
     );
 
     let audit = |extra: &[&str]| {
-        let mut args = vec![
-            "audit",
-            "--bucket",
-            &bucket,
-            "--checkpoint-db",
-            &db,
-            "--format",
-            "json",
-        ];
+        let mut args = vec!["audit", "--bucket", &bucket, "--checkpoint-db", &db];
+        if !extra.contains(&"--format") {
+            args.extend(["--format", "json"]);
+        }
         let date = started.to_string();
         if !extra.contains(&"--start-date") {
             args.extend(["--start-date", &date]);
@@ -1107,6 +1102,8 @@ fn audit_finds_every_removed_archive_by_the_chain() {
         assert!(text.contains(&says), "{what}: want {says} in {text}");
         let found: serde_json::Value = serde_json::from_str(&text).unwrap();
         println!("audit with {what} removed: {}", found["findings"]);
+        let (_, text, _) = audit(&["--format", "text"]);
+        println!("{text}");
         // --repair puts back each removed object under its own key, with
         // the same records (an archive's may come in another order across
         // shards, dead letters carry the time they were read again), and
@@ -1119,6 +1116,7 @@ fn audit_finds_every_removed_archive_by_the_chain() {
             serde_json::json!([]),
             "{what}"
         );
+        assert_eq!(repaired["before"], found, "{what}");
         println!("repair of {what}: {}", repaired["repairs"]);
         for (k, bytes) in kept {
             let now = object_bytes(&archive, &k);

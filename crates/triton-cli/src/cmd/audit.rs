@@ -349,11 +349,11 @@ fn print_finding(f: &Finding) {
             next,
             ..
         } => println!(
-            "GAP {shard}: missing {} (records {} through {through}), between {} and {next}",
+            "GAP {shard}: missing {} (records {}{through}), between {} and {next}",
             missing_archive.as_deref().unwrap_or("an unnamed archive"),
             after
                 .as_deref()
-                .map_or_else(|| "up to".to_owned(), |a| format!("after {a}")),
+                .map_or_else(|| "up to ".to_owned(), |a| format!("after {a} through ")),
             or_none(previous),
         ),
         Finding::Restarted {
