@@ -219,23 +219,24 @@ impl Repair<'_> {
             Ok(r) => r,
             Err(reason) => return self.leave(key, reason),
         };
-        let Some(mut sealed) = self.read_again(key, ranges).await? else {
-            for (shard, link) in links {
-                self.lose(key, shard, format!("all records {}", describe(link)));
-            }
-            return Ok(());
-        };
+        let sealed = self.read_again(key, ranges).await?;
+        let rebuilt = sealed.as_ref().map(|s| &s.metadata);
         let lost = match &recorded {
-            Some(m) => not_read_again(m, Some(&sealed.metadata)),
-            None => not_through(links.values(), &sealed.metadata),
+            Some(m) => not_read_again(m, rebuilt),
+            None => not_through(links.values(), rebuilt),
         };
         if !lost.is_empty() {
-            remove_files(&sealed);
+            if let Some(s) = &sealed {
+                remove_files(s);
+            }
             for (shard, detail) in lost {
                 self.lose(key, &shard, detail);
             }
             return Ok(());
         }
+        let Some(mut sealed) = sealed else {
+            return Ok(());
+        };
         // The rebuilt archive continues what the lost one continued.
         for (shard, range) in &mut sealed.metadata.shards {
             match recorded.as_ref().and_then(|m| m.shards.get(shard)) {
@@ -292,18 +293,24 @@ impl Repair<'_> {
             .as_ref()
             .is_some_and(|s| s.metadata.invalid_record_count == recorded.invalid_record_count);
         let (Some(sealed), Some((_, path, records)), true, true) =
-            (sealed, dead, lost.is_empty(), same_count)
+            (&sealed, dead, lost.is_empty(), same_count)
         else {
+            if let Some(s) = &sealed {
+                remove_files(s);
+            }
+            if lost.is_empty() {
+                return self.leave(
+                    &dead_key,
+                    "the records read again are not those its archive's sidecar records".into(),
+                );
+            }
             for (shard, detail) in lost {
                 self.lose(&dead_key, &shard, detail);
             }
-            return self.leave(
-                &dead_key,
-                "the records read again are not those its archive's sidecar records".into(),
-            );
+            return Ok(());
         };
         if !self.put_file(&dead_key, &path).await? {
-            remove_files(&sealed);
+            remove_files(sealed);
             return self.taken(&dead_key);
         }
         self.repaired(&dead_key, "dead letters", records);
@@ -316,7 +323,7 @@ impl Repair<'_> {
             "the dead-letter archive, read again from the stream by triton audit --repair on {}",
             now()
         ));
-        remove_files(&sealed);
+        remove_files(sealed);
         self.put_sidecar(key, &metadata, true).await
     }
 
@@ -340,7 +347,7 @@ impl Repair<'_> {
                 "the stream no longer holds its records: the sidecar cannot be rebuilt".into(),
             );
         };
-        let lost = not_through(links.iter(), &sealed.metadata);
+        let lost = not_through(links.iter(), Some(&sealed.metadata));
         let ours = match &sealed.path {
             Some(path) => Some(record_digests_of_file(path)?),
             None => None,
@@ -611,11 +618,11 @@ fn link_ranges<'a>(links: impl Iterator<Item = &'a Link>) -> Result<Vec<Sequence
 /// Each link whose range did not come back to its last record.
 fn not_through<'a>(
     links: impl Iterator<Item = &'a Link>,
-    rebuilt: &Metadata,
+    rebuilt: Option<&Metadata>,
 ) -> Vec<(String, String)> {
     links
         .filter_map(|link| {
-            let got = rebuilt.shards.get(&link.shard);
+            let got = rebuilt.and_then(|m| m.shards.get(&link.shard));
             match got {
                 Some(r) if r.max_sequence_number == link.through => None,
                 Some(r) => Some((
