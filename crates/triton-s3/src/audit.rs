@@ -22,7 +22,7 @@ use triton_core::source::SequenceNumber;
 
 use crate::archiver::{sha256_hex, Metadata, METADATA_SUFFIX};
 use crate::error::StoreError;
-use crate::reader::{list_archives, Archive, ArchiveQuery, ListError};
+use crate::reader::{list_with_sidecars, Archive, ArchiveQuery, ListError, Listing};
 use crate::store::ArchiveStore;
 
 /// One archive's sequence range in one shard.
@@ -83,6 +83,15 @@ pub enum Finding {
         first: Covered,
         /// The range that starts inside it.
         second: Covered,
+    },
+    /// A sidecar whose archive is missing, and that no link or checkpoint
+    /// names (the newest archives of a shard, or an audit without the
+    /// checkpoint database).
+    MissingArchive {
+        /// The archive's key.
+        archive: String,
+        /// Records in it, by the sidecar.
+        records: u64,
     },
     /// An archive without a metadata sidecar: what it holds is known only
     /// from the links of the archives around it.
@@ -267,20 +276,21 @@ pub async fn audit(
     db: &Checkpointed<'_>,
     verify: bool,
 ) -> Result<AuditReport, AuditError> {
-    let archives = list_archives(store.clone(), query).await?;
-    audit_archives(store, query, archives, db, verify).await
+    let listing = list_with_sidecars(store.clone(), query).await?;
+    audit_archives(store, query, listing, db, verify).await
 }
 
-/// Audits `archives` (those of `query`). With `verify`, each archive and
-/// dead-letter archive is downloaded and its SHA-256 compared with its
-/// sidecar; otherwise sizes are compared.
+/// Audits the archives `listing` found for `query`. With `verify`, each
+/// archive and dead-letter archive is downloaded and its SHA-256 compared
+/// with its sidecar; otherwise sizes are compared.
 pub async fn audit_archives(
     store: Arc<dyn ArchiveStore>,
     query: &ArchiveQuery,
-    archives: Vec<Archive>,
+    listing: Listing,
     db: &Checkpointed<'_>,
     verify: bool,
 ) -> Result<AuditReport, AuditError> {
+    let Listing { archives, sidecars } = listing;
     let mut report = AuditReport {
         pending: db
             .intents
@@ -336,6 +346,7 @@ pub async fn audit_archives(
     let mut links = HashMap::new();
     walk_chains(query, &by_shard, &listed, &moved, &mut report, &mut links);
     compare_checkpoints(query, db, &listed, &mut report, &mut links);
+    missing_archives(&*store, &sidecars, &listed, &moved, &mut report).await?;
     for f in &mut report.findings {
         if let Finding::MissingSidecar { archive, links: l } = f {
             let mut found: Vec<Link> = links.remove(archive.as_str()).unwrap_or_default();
@@ -345,6 +356,58 @@ pub async fn audit_archives(
         }
     }
     Ok(report)
+}
+
+/// Reports each sidecar without its archive that no other finding names
+/// (a link or checkpoint to the archive is a gap already).
+async fn missing_archives(
+    store: &dyn ArchiveStore,
+    sidecars: &[String],
+    listed: &HashSet<&str>,
+    moved: &HashMap<String, String>,
+    report: &mut AuditReport,
+) -> Result<(), AuditError> {
+    let named: HashSet<String> = report
+        .findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::Gap {
+                missing_archive, ..
+            }
+            | Finding::CheckpointAhead {
+                missing_archive, ..
+            } => missing_archive.clone(),
+            _ => None,
+        })
+        .collect();
+    for key in sidecars {
+        if listed.contains(key.as_str())
+            || named.contains(key)
+            || moved.contains_key(key)
+            || report.pending.contains(key)
+        {
+            continue;
+        }
+        let sidecar_key = format!("{key}{METADATA_SUFFIX}");
+        let Some(bytes) = read_all(store, &sidecar_key).await? else {
+            continue; // deleted since the listing
+        };
+        match read_sidecar(&bytes) {
+            // A sidecar naming another key describes an archive elsewhere.
+            Ok(m) if m.archive.as_deref().is_none_or(|a| a == key) => {
+                report.findings.push(Finding::MissingArchive {
+                    archive: key.clone(),
+                    records: m.record_count,
+                });
+            }
+            Ok(_) => {}
+            Err(detail) => report.findings.push(Finding::BadSidecar {
+                sidecar: sidecar_key,
+                detail,
+            }),
+        }
+    }
+    Ok(())
 }
 
 /// Reads each archive's sidecar, checks it and its dead letters against

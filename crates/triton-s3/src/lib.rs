@@ -62,7 +62,8 @@ pub use self::error::{ErrorKind, StoreError};
 pub use self::local::LocalStore;
 pub use self::location::{Location, LocationError};
 pub use self::reader::{
-    list_archives, Archive, ArchiveQuery, ArchiveSource, ListError, ReadOptions, ReadProgress,
+    list_archives, list_with_sidecars, Archive, ArchiveQuery, ArchiveSource, ListError, Listing,
+    ReadOptions, ReadProgress,
 };
 pub use self::s3::{client, sdk_config, S3Options, S3Store, Sse, MIN_PART_SIZE};
 pub use self::store::{

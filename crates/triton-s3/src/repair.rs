@@ -96,7 +96,9 @@ pub enum RepairError {
 /// What is to be put back for one archive key.
 #[derive(Default)]
 struct Plan {
-    /// The archive is missing; per shard, where its records lie.
+    /// The archive is missing.
+    missing: bool,
+    /// Per shard, where the missing archive's records lie by the links.
     archive: BTreeMap<String, Link>,
     /// Its dead-letter archive is missing (the archive is there).
     dead_letters: bool,
@@ -126,18 +128,15 @@ pub async fn repair(
                 shard_end,
                 ..
             } => {
-                plans
-                    .entry(key.clone())
-                    .or_default()
-                    .archive
-                    .entry(shard.clone())
-                    .or_insert_with(|| Link {
-                        shard: shard.clone(),
-                        after: after.clone(),
-                        after_archive: previous.clone(),
-                        through: through.clone(),
-                        shard_end: *shard_end,
-                    });
+                let plan = plans.entry(key.clone()).or_default();
+                plan.missing = true;
+                plan.archive.entry(shard.clone()).or_insert_with(|| Link {
+                    shard: shard.clone(),
+                    after: after.clone(),
+                    after_archive: previous.clone(),
+                    through: through.clone(),
+                    shard_end: *shard_end,
+                });
             }
             Finding::CheckpointAhead {
                 shard,
@@ -146,18 +145,18 @@ pub async fn repair(
                 last_archive,
                 missing_archive: Some(key),
             } => {
-                plans
-                    .entry(key.clone())
-                    .or_default()
-                    .archive
-                    .entry(shard.clone())
-                    .or_insert_with(|| Link {
-                        shard: shard.clone(),
-                        after: last_archived.clone(),
-                        after_archive: last_archive.clone(),
-                        through: checkpoint.clone(),
-                        shard_end: false,
-                    });
+                let plan = plans.entry(key.clone()).or_default();
+                plan.missing = true;
+                plan.archive.entry(shard.clone()).or_insert_with(|| Link {
+                    shard: shard.clone(),
+                    after: last_archived.clone(),
+                    after_archive: last_archive.clone(),
+                    through: checkpoint.clone(),
+                    shard_end: false,
+                });
+            }
+            Finding::MissingArchive { archive, .. } => {
+                plans.entry(archive.clone()).or_default().missing = true;
             }
             Finding::DeadLetters { archive, .. } => {
                 plans.entry(archive.clone()).or_default().dead_letters = true;
@@ -177,7 +176,7 @@ pub async fn repair(
         report: RepairReport::default(),
     };
     for (key, plan) in plans {
-        if !plan.archive.is_empty() {
+        if plan.missing {
             repair.archive(&key, &plan.archive).await?;
         } else if let Some(links) = &plan.sidecar {
             repair.sidecar(&key, links).await?;

@@ -855,7 +855,11 @@ async fn repair_puts_back_missing_archives_and_sidecars_from_the_stream() {
         out
     };
     let (middle, bare, lone) = (&keys[1], &keys[3], &keys[5]);
-    let want: Vec<Vec<Vec<u8>>> = [middle, bare].iter().map(|k| records(k)).collect();
+    // The newest archive, with no checkpoint to compare: only its
+    // remaining sidecar tells it is missing.
+    let newest = keys.last().unwrap();
+    let want: Vec<Vec<Vec<u8>>> = [middle, bare, newest].iter().map(|k| records(k)).collect();
+    std::fs::remove_file(bucket.join(newest)).unwrap();
     let lone_sidecar = std::fs::read(bucket.join(format!("{lone}.metadata"))).unwrap();
     std::fs::remove_file(bucket.join(middle)).unwrap();
     std::fs::remove_file(bucket.join(bare)).unwrap();
@@ -874,6 +878,16 @@ async fn repair_puts_back_missing_archives_and_sidecars_from_the_stream() {
         f.iter()
             .any(|f| matches!(f, Finding::MissingSidecar { archive, .. } if archive == lone)),
         "{f:?}"
+    );
+    assert!(
+        f.iter()
+            .any(|f| matches!(f, Finding::MissingArchive { archive, .. } if archive == newest)),
+        "{f:?}"
+    );
+    assert_eq!(
+        f.len(),
+        2 * 2 + 1 + 1,
+        "two gaps of two shards, a sidecar, an archive: {f:?}"
     );
 
     // Past the stream's retention: lost, and nothing is written.
@@ -903,6 +917,7 @@ async fn repair_puts_back_missing_archives_and_sidecars_from_the_stream() {
     assert!(again.is_clean(), "{:?}", again.findings);
     assert_eq!(records(middle), want[0]);
     assert_eq!(records(bare), want[1]);
+    assert_eq!(records(newest), want[2]);
     let rebuilt: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bucket.join(format!("{lone}.metadata"))).unwrap())
             .unwrap();

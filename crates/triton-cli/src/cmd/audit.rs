@@ -12,7 +12,7 @@ use triton_kinesis::KinesisReplay;
 use triton_s3::archiver::ArchiverOptions;
 use triton_s3::audit::{audit, audit_archives, AuditReport, Checkpointed, Finding};
 use triton_s3::repair::{repair, RepairReport};
-use triton_s3::{list_archives, ListError, S3Options};
+use triton_s3::{list_with_sidecars, ListError, S3Options};
 
 use super::common::{multi_thread_runtime, ArchiveRangeArgs, StreamArgs};
 use crate::error::{CliError, CliResult};
@@ -146,13 +146,13 @@ pub fn run(args: AuditArgs) -> CliResult {
             (None, _) => None,
         };
         let store = location.open(&config.region, S3Options::default()).await;
-        let archives = list_archives(store.clone(), &query).await.map_err(|e| match e {
+        let listing = list_with_sidecars(store.clone(), &query).await.map_err(|e| match e {
             ListError::MixedClients { .. } => {
                 CliError::new(format!("{e} (--client-name)")).with_code(2)
             }
             e => failed(&e),
         })?;
-        let Some(first) = archives.first() else {
+        let Some(first) = listing.archives.first() else {
             if args.allow_empty {
                 println!("0 archives: nothing to audit");
                 return Ok(());
@@ -199,7 +199,7 @@ pub fn run(args: AuditArgs) -> CliResult {
             intents: &intents,
         };
         let verify = !args.no_verify;
-        let report = audit_archives(store.clone(), &query, archives, &db, verify)
+        let report = audit_archives(store.clone(), &query, listing, &db, verify)
             .await
             .map_err(|e| failed(&e))?;
         if !args.repair || report.is_clean() {
@@ -388,6 +388,9 @@ fn print_finding(f: &Finding) {
                 .collect::<String>()
         ),
         Finding::Mismatch { archive, detail } => println!("MISMATCH {archive}: {detail}"),
+        Finding::MissingArchive { archive, records } => println!(
+            "MISSING {archive}: its sidecar remains ({records} records), the archive is gone"
+        ),
         Finding::BadSidecar { sidecar, detail } => println!("BAD SIDECAR {sidecar}: {detail}"),
         Finding::DeadLetters {
             archive,

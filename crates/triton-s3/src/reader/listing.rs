@@ -7,6 +7,7 @@ use tokio::task::JoinSet;
 use triton_core::key::{self, ArchiveKey};
 use triton_core::time::{self, Date};
 
+use crate::archiver::METADATA_SUFFIX;
 use crate::error::StoreError;
 use crate::store::ArchiveStore;
 
@@ -64,6 +65,17 @@ pub enum ListError {
     Store(#[from] StoreError),
 }
 
+/// What a query's listing found: its archives and, beside them, the keys of
+/// archives that have a metadata sidecar (whether or not the archive is
+/// there).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// The archives, in reading order.
+    pub archives: Vec<Archive>,
+    /// Keys of archives of the query with a `.metadata` sidecar.
+    pub sidecars: Vec<String>,
+}
+
 /// Days listed at once.
 const LIST_CONCURRENCY: usize = 8;
 
@@ -76,6 +88,15 @@ pub async fn list_archives(
     store: Arc<dyn ArchiveStore>,
     query: &ArchiveQuery,
 ) -> Result<Vec<Archive>, ListError> {
+    Ok(list_with_sidecars(store, query).await?.archives)
+}
+
+/// Lists as [`list_archives`] does, and notes the sidecars beside the
+/// archives (`triton audit` finds an archive whose sidecar remains).
+pub async fn list_with_sidecars(
+    store: Arc<dyn ArchiveStore>,
+    query: &ArchiveQuery,
+) -> Result<Listing, ListError> {
     if query.end < query.start {
         return Err(ListError::EndBeforeStart {
             start: query.start,
@@ -90,6 +111,7 @@ pub async fn list_archives(
     let mut days = time::days_inclusive(query.start, query.end);
     let mut tasks = JoinSet::new();
     let mut archives = Vec::new();
+    let mut sidecars = Vec::new();
     loop {
         while tasks.len() < LIST_CONCURRENCY {
             let Some(day) = days.next() else { break };
@@ -106,6 +128,14 @@ pub async fn list_archives(
         let listed = joined
             .map_err(|e| StoreError::new("list", store.url(), crate::ErrorKind::Fatal, e))??;
         for object in listed {
+            if let Some(archive) = object.key.strip_suffix(METADATA_SUFFIX) {
+                if ArchiveKey::parse(archive)
+                    .is_ok_and(|k| k.matches(&query.stream, query.client.as_deref()))
+                {
+                    sidecars.push(archive.to_owned());
+                }
+                continue;
+            }
             match ArchiveKey::parse(&object.key) {
                 Ok(key) if key.matches(&query.stream, query.client.as_deref()) => {
                     archives.push(Archive {
@@ -134,5 +164,6 @@ pub async fn list_archives(
             });
         }
     }
-    Ok(archives)
+    sidecars.sort();
+    Ok(Listing { archives, sidecars })
 }

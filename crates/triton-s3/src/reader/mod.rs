@@ -25,7 +25,9 @@ use triton_core::archive::{ArchiveError, Decoder};
 use triton_core::retry::Backoff;
 use triton_core::source::{Acks, Position, RecordSource, SourceError, SourceRecord};
 
-pub use self::listing::{list_archives, Archive, ArchiveQuery, ListError};
+pub use self::listing::{
+    list_archives, list_with_sidecars, Archive, ArchiveQuery, ListError, Listing,
+};
 use crate::error::{ErrorKind, StoreError};
 use crate::store::{ArchiveStore, ObjectBody};
 
