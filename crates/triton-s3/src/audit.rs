@@ -300,7 +300,15 @@ pub async fn audit_archives(
             .collect(),
         ..AuditReport::default()
     };
-    let (examined, moved) = examine(&*store, archives, verify, &mut report).await?;
+    let orphans = orphan_sidecars(&*store, &archives, &sidecars, &mut report).await?;
+    let mut archives = archives;
+    archives.extend(orphans.dead_letters_only.iter().cloned());
+    let dead_only: HashSet<String> = orphans
+        .dead_letters_only
+        .iter()
+        .map(|a| a.key.to_string())
+        .collect();
+    let (examined, moved) = examine(&*store, archives, &dead_only, verify, &mut report).await?;
     let listed: HashSet<&str> = examined.iter().map(|e| e.key.as_str()).collect();
     let mut by_shard: BTreeMap<String, Vec<(&Examined, &crate::archiver::ShardRange)>> =
         BTreeMap::new();
@@ -346,7 +354,7 @@ pub async fn audit_archives(
     let mut links = HashMap::new();
     walk_chains(query, &by_shard, &listed, &moved, &mut report, &mut links);
     compare_checkpoints(query, db, &listed, &mut report, &mut links);
-    missing_archives(&*store, &sidecars, &listed, &moved, &mut report).await?;
+    missing_archives(orphans.missing, &moved, &mut report);
     for f in &mut report.findings {
         if let Finding::MissingSidecar { archive, links: l } = f {
             let mut found: Vec<Link> = links.remove(archive.as_str()).unwrap_or_default();
@@ -358,15 +366,63 @@ pub async fn audit_archives(
     Ok(report)
 }
 
-/// Reports each sidecar without its archive that no other finding names
-/// (a link or checkpoint to the archive is a gap already).
-async fn missing_archives(
+/// Sidecars without their archive.
+struct Orphans {
+    /// Of uploads whose every record was invalid (`archive` is null): the
+    /// chain goes through them, and their dead letters are checked.
+    dead_letters_only: Vec<Archive>,
+    /// Of archives that are gone: (key, records).
+    missing: Vec<(String, u64)>,
+}
+
+/// Reads the sidecars that have no archive beside them.
+async fn orphan_sidecars(
     store: &dyn ArchiveStore,
+    archives: &[Archive],
     sidecars: &[String],
-    listed: &HashSet<&str>,
+    report: &mut AuditReport,
+) -> Result<Orphans, AuditError> {
+    let keys: HashSet<String> = archives.iter().map(|a| a.key.to_string()).collect();
+    let mut orphans = Orphans {
+        dead_letters_only: Vec::new(),
+        missing: Vec::new(),
+    };
+    for key in sidecars.iter().filter(|k| !keys.contains(*k)) {
+        let Ok(parsed) = ArchiveKey::parse(key) else {
+            continue;
+        };
+        let sidecar_key = format!("{key}{METADATA_SUFFIX}");
+        let Some(bytes) = read_all(store, &sidecar_key).await? else {
+            continue; // deleted since the listing
+        };
+        match read_sidecar(&bytes) {
+            Ok(m) if m.archive.is_none() && m.invalid_archive.is_some() => {
+                orphans.dead_letters_only.push(Archive {
+                    key: parsed,
+                    size: 0,
+                });
+            }
+            // A sidecar naming another key describes an archive elsewhere.
+            Ok(m) if m.archive.as_deref().is_none_or(|a| a == key) => {
+                orphans.missing.push((key.clone(), m.record_count));
+            }
+            Ok(_) => {}
+            Err(detail) => report.findings.push(Finding::BadSidecar {
+                sidecar: sidecar_key,
+                detail,
+            }),
+        }
+    }
+    Ok(orphans)
+}
+
+/// Reports each archive whose sidecar remains and that no other finding
+/// names (a link or checkpoint to it is a gap already).
+fn missing_archives(
+    missing: Vec<(String, u64)>,
     moved: &HashMap<String, String>,
     report: &mut AuditReport,
-) -> Result<(), AuditError> {
+) {
     let named: HashSet<String> = report
         .findings
         .iter()
@@ -380,34 +436,15 @@ async fn missing_archives(
             _ => None,
         })
         .collect();
-    for key in sidecars {
-        if listed.contains(key.as_str())
-            || named.contains(key)
-            || moved.contains_key(key)
-            || report.pending.contains(key)
-        {
+    for (key, records) in missing {
+        if named.contains(&key) || moved.contains_key(&key) || report.pending.contains(&key) {
             continue;
         }
-        let sidecar_key = format!("{key}{METADATA_SUFFIX}");
-        let Some(bytes) = read_all(store, &sidecar_key).await? else {
-            continue; // deleted since the listing
-        };
-        match read_sidecar(&bytes) {
-            // A sidecar naming another key describes an archive elsewhere.
-            Ok(m) if m.archive.as_deref().is_none_or(|a| a == key) => {
-                report.findings.push(Finding::MissingArchive {
-                    archive: key.clone(),
-                    records: m.record_count,
-                });
-            }
-            Ok(_) => {}
-            Err(detail) => report.findings.push(Finding::BadSidecar {
-                sidecar: sidecar_key,
-                detail,
-            }),
-        }
+        report.findings.push(Finding::MissingArchive {
+            archive: key,
+            records,
+        });
     }
-    Ok(())
 }
 
 /// Reads each archive's sidecar, checks it and its dead letters against
@@ -417,6 +454,7 @@ async fn missing_archives(
 async fn examine(
     store: &dyn ArchiveStore,
     archives: Vec<Archive>,
+    dead_only: &HashSet<String>,
     verify: bool,
     report: &mut AuditReport,
 ) -> Result<(Vec<Examined>, HashMap<String, String>), AuditError> {
@@ -462,8 +500,11 @@ async fn examine(
             let Some(Ok(s)) = sidecar else {
                 return Ok::<_, StoreError>((None, None));
             };
-            let archive_differs =
-                differs(store, key, archive.size, s.size, &s.sha256, verify).await?;
+            // (An upload of dead letters only has no archive to compare.)
+            let archive_differs = match dead_only.contains(key) {
+                true => None,
+                false => differs(store, key, archive.size, s.size, &s.sha256, verify).await?,
+            };
             let dead_differs = dead_letters_differ(store, s, verify).await?;
             Ok((archive_differs, dead_differs))
         })
@@ -802,7 +843,11 @@ fn compare_checkpoints(
                 checkpoint: cp.sequence.to_string(),
                 last_archived: Some(last.max.clone()),
                 last_archive: Some(last.archive.clone()),
-                missing_archive: held_by.filter(|k| !listed.contains(*k)).map(str::to_owned),
+                // Only an archive after the last one of the range can hold
+                // a checkpoint past it.
+                missing_archive: held_by
+                    .filter(|k| !listed.contains(*k) && in_range(k) && *k > last.archive.as_str())
+                    .map(str::to_owned),
             });
         } else if cp.sequence < last_max && !report.pending.contains(&last.archive) {
             report.findings.push(Finding::CheckpointBehind {

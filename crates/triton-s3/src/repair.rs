@@ -22,7 +22,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use triton_core::archive::ArchiveReader;
 use triton_core::key::ArchiveKey;
-use triton_core::source::{Replay, SequenceNumber, SequenceRange, SourceError};
+use triton_core::source::{RangeStart, Replay, SequenceNumber, SequenceRange, SourceError};
 
 use crate::archiver::{
     not_read_again, read_again, ArchiverOptions, Metadata, ReadAgainError, Sealed, SpoolError,
@@ -41,6 +41,9 @@ pub struct RepairReport {
     pub lost: Vec<Lost>,
     /// What repair could not put back, and why.
     pub left: Vec<Left>,
+    /// Archives whose repair failed (the store or the stream failed): what
+    /// was written before stays, a later repair goes on.
+    pub failed: Vec<Left>,
 }
 
 /// One object put back.
@@ -175,16 +178,40 @@ pub async fn repair(
         options,
         report: RepairReport::default(),
     };
-    for (key, plan) in plans {
-        if plan.missing {
-            repair.archive(&key, &plan.archive).await?;
+    // Archives whose records are not known (no sidecar, or missing, or
+    // being uploaded): a range read from links must not pass one of them,
+    // or it could take records that archive holds.
+    let uncertain: Vec<(u64, String)> = plans
+        .iter()
+        .filter(|(_, p)| p.missing || p.sidecar.is_some())
+        .map(|(k, _)| k.clone())
+        .chain(audit.pending.iter().cloned())
+        .filter_map(|k| Some((ArchiveKey::parse(&k).ok()?.timestamp(), k)))
+        .collect();
+    for (key, plan) in &plans {
+        let done = if plan.missing {
+            repair.archive(key, &plan.archive, &uncertain).await
         } else if let Some(links) = &plan.sidecar {
-            repair.sidecar(&key, links).await?;
+            repair.sidecar(key, links).await
         } else if plan.dead_letters {
-            repair.dead_letters(&key).await?;
+            repair.dead_letters(key).await
+        } else {
+            Ok(())
+        };
+        if let Err(e) = done {
+            tracing::error!(key, error = %e, "repair failed");
+            repair.report.failed.push(Left {
+                archive: key.clone(),
+                reason: e.to_string(),
+            });
         }
     }
     Ok(repair.report)
+}
+
+/// The timestamp in an archive key, if it is one.
+fn timestamp_of(key: &str) -> Option<u64> {
+    ArchiveKey::parse(key).ok().map(|k| k.timestamp())
 }
 
 struct Repair<'a> {
@@ -201,6 +228,7 @@ impl Repair<'_> {
         &mut self,
         key: &str,
         links: &BTreeMap<String, Link>,
+        uncertain: &[(u64, String)],
     ) -> Result<(), RepairError> {
         let recorded = match self.read_sidecar(key).await? {
             Some(Ok(m)) => Some(m),
@@ -210,14 +238,48 @@ impl Repair<'_> {
             }
             None => None,
         };
+        if recorded.is_none() {
+            // Between the archive before and this one, another whose
+            // records are unknown: the links' range may hold its records
+            // too. It is repaired first; a later round comes back here.
+            let until = timestamp_of(key).unwrap_or(0);
+            for link in links.values() {
+                let since = link
+                    .after_archive
+                    .as_deref()
+                    .and_then(timestamp_of)
+                    .unwrap_or(0);
+                if let Some((_, other)) = uncertain
+                    .iter()
+                    .find(|(t, k)| *t > since && *t < until && k != key)
+                {
+                    return self.leave(
+                        key,
+                        format!("{other}, between it and the archive before it, is not known yet: repair again once it is"),
+                    );
+                }
+            }
+        }
         let ranges = match &recorded {
             Some(m) => recorded_ranges(m),
             None => link_ranges(links.values()),
         };
         let ranges = match ranges {
+            Ok(r) if r.is_empty() => {
+                return self.leave(key, "nothing says what it held".into());
+            }
             Ok(r) => r,
             Err(reason) => return self.leave(key, reason),
         };
+        if recorded.is_none() {
+            let gone = self.starts_gone(key, &ranges).await?;
+            if !gone.is_empty() {
+                for (shard, detail) in gone {
+                    self.lose(key, &shard, detail);
+                }
+                return Ok(());
+            }
+        }
         let sealed = self.read_again(key, ranges).await?;
         let rebuilt = sealed.as_ref().map(|s| &s.metadata);
         let lost = match &recorded {
@@ -225,9 +287,6 @@ impl Repair<'_> {
             None => not_through(links.values(), rebuilt),
         };
         if !lost.is_empty() {
-            if let Some(s) = &sealed {
-                remove_files(s);
-            }
             for (shard, detail) in lost {
                 self.lose(key, &shard, detail);
             }
@@ -294,9 +353,6 @@ impl Repair<'_> {
         let (Some(sealed), Some((_, path, records)), true, true) =
             (&sealed, dead, lost.is_empty(), same_count)
         else {
-            if let Some(s) = &sealed {
-                remove_files(s);
-            }
             if lost.is_empty() {
                 return self.leave(
                     &dead_key,
@@ -309,7 +365,6 @@ impl Repair<'_> {
             return Ok(());
         };
         if !self.put_file(&dead_key, &path).await? {
-            remove_files(sealed);
             return self.taken(&dead_key);
         }
         self.repaired(&dead_key, "dead letters", records);
@@ -322,7 +377,6 @@ impl Repair<'_> {
             "the dead-letter archive, read again from the stream by triton audit --repair on {}",
             now()
         ));
-        remove_files(sealed);
         self.put_sidecar(key, &metadata, true).await
     }
 
@@ -340,6 +394,13 @@ impl Repair<'_> {
             Ok(r) => r,
             Err(reason) => return self.leave(key, reason),
         };
+        let gone = self.starts_gone(key, &ranges).await?;
+        if let Some((shard, detail)) = gone.first() {
+            return self.leave(
+                key,
+                format!("shard {shard}, {detail}: the sidecar cannot be rebuilt"),
+            );
+        }
         let Some(sealed) = self.read_again(key, ranges).await? else {
             return self.leave(
                 key,
@@ -353,7 +414,6 @@ impl Repair<'_> {
         };
         let theirs = record_digests(&*self.store, key).await?;
         if !lost.is_empty() || ours.as_ref() != Some(&theirs) {
-            remove_files(&sealed);
             return self.leave(
                 key,
                 format!(
@@ -388,7 +448,6 @@ impl Repair<'_> {
                     self.repaired(&dead_key, "dead letters", records);
                 }
                 None => {
-                    remove_files(&sealed);
                     return self.taken(&dead_key);
                 }
             }
@@ -397,7 +456,6 @@ impl Repair<'_> {
             "the sidecar, from its archive and its neighbours' links, by triton audit --repair on {}",
             now()
         ));
-        remove_files(&sealed);
         self.put_sidecar(key, &metadata, false).await
     }
 
@@ -406,7 +464,7 @@ impl Repair<'_> {
     /// archive that are still there are kept.
     async fn upload(
         &mut self,
-        sealed: Sealed,
+        sealed: Rebuilt,
         dead_key: Option<String>,
         recorded: Option<&Metadata>,
     ) -> Result<(), RepairError> {
@@ -414,7 +472,6 @@ impl Repair<'_> {
         let mut metadata = sealed.metadata.clone();
         if let Some(path) = &sealed.path {
             if !self.put_file(&key, path).await? {
-                remove_files(&sealed);
                 return self.taken(&key);
             }
             self.repaired(&key, "archive", sealed.records);
@@ -437,18 +494,49 @@ impl Repair<'_> {
                     self.repaired(&dead, "dead letters", *records);
                 }
                 None => {
-                    remove_files(&sealed);
                     return self.taken(&dead);
                 }
             }
         }
-        remove_files(&sealed);
-        if metadata.archive.is_none() {
-            // Only dead letters came back: the sidecar names the archive's
-            // key all the same, for the chain.
-            metadata.archive = Some(key.clone());
-        }
+        // (Only dead letters came back: the sidecar says there is no
+        // archive, as the store writes it.)
         self.put_sidecar(&key, &metadata, true).await
+    }
+
+    /// Each range whose record it starts after the stream no longer holds:
+    /// its beginning may have gone with the stream's retention without a
+    /// sign.
+    async fn starts_gone(
+        &self,
+        key: &str,
+        ranges: &[SequenceRange],
+    ) -> Result<Vec<(String, String)>, RepairError> {
+        let mut gone = Vec::new();
+        for range in ranges {
+            let RangeStart::After(after) = &range.start else {
+                continue;
+            };
+            let probe = SequenceRange::inclusive(range.shard.clone(), after.clone(), after.clone());
+            let failed = |source| RepairError::Replay {
+                key: key.to_owned(),
+                source,
+            };
+            let mut source = self.replay.replay(vec![probe]).await.map_err(failed)?;
+            let mut found = false;
+            while let Some(batch) = source.next_batch(1).await.map_err(failed)? {
+                found |= !batch.is_empty();
+            }
+            if !found {
+                gone.push((
+                    range.shard.clone(),
+                    format!(
+                        "records after {after} through {}: the stream no longer holds {after}, so whether it holds them all cannot be told",
+                        range.last
+                    ),
+                ));
+            }
+        }
+        Ok(gone)
     }
 
     /// Reads `ranges` again into a spool for `key`.
@@ -456,7 +544,7 @@ impl Repair<'_> {
         &self,
         key: &str,
         ranges: Vec<SequenceRange>,
-    ) -> Result<Option<Sealed>, RepairError> {
+    ) -> Result<Option<Rebuilt>, RepairError> {
         let timestamp = ArchiveKey::parse(key).map(|k| k.timestamp()).map_err(|e| {
             StoreError::new(
                 "repair",
@@ -483,7 +571,7 @@ impl Repair<'_> {
                 s.metadata.archive = Some(key.to_owned());
             }
         }
-        Ok(sealed)
+        Ok(sealed.map(Rebuilt))
     }
 
     /// The sidecar of `key`: `None` if there is none, `Some(Err)` if it is
@@ -654,9 +742,28 @@ fn now() -> String {
     triton_core::value::Timestamp::from(std::time::SystemTime::now()).to_string()
 }
 
-fn remove_files(sealed: &Sealed) {
-    for path in sealed.spool_files() {
-        let _ = std::fs::remove_file(path);
+/// A rebuilt archive in the spool directory; its files go when it does,
+/// whatever the path out (uploaded, left, or an error).
+struct Rebuilt(Sealed);
+
+impl std::ops::Deref for Rebuilt {
+    type Target = Sealed;
+    fn deref(&self) -> &Sealed {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Rebuilt {
+    fn deref_mut(&mut self) -> &mut Sealed {
+        &mut self.0
+    }
+}
+
+impl Drop for Rebuilt {
+    fn drop(&mut self) {
+        for path in self.0.spool_files() {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 

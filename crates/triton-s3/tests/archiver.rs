@@ -927,8 +927,109 @@ async fn repair_puts_back_missing_archives_and_sidecars_from_the_stream() {
         assert_eq!(rebuilt[field], old[field], "{field}");
     }
     // Nothing left to put back: a second repair writes nothing.
-    let done = repair(dyn_store, &replay, &again, &o).await.unwrap();
+    let done = repair(dyn_store.clone(), &replay, &again, &o)
+        .await
+        .unwrap();
     assert!(done.repaired.is_empty(), "{done:?}");
+
+    // Two missing in a row, the first with its sidecar: the second's links
+    // reach back past the first, whose records they must not take again.
+    // It waits for the next round.
+    let (first, second) = (&keys[1], &keys[2]);
+    let want: Vec<Vec<Vec<u8>>> = [first, second].iter().map(|k| records(k)).collect();
+    std::fs::remove_file(bucket.join(first)).unwrap();
+    std::fs::remove_file(bucket.join(second)).unwrap();
+    std::fs::remove_file(bucket.join(format!("{second}.metadata"))).unwrap();
+    let found = audit(dyn_store.clone(), &query, &db, true).await.unwrap();
+    let done = repair(dyn_store.clone(), &replay, &found, &o)
+        .await
+        .unwrap();
+    assert!(
+        bucket.join(first).exists() && !bucket.join(second).exists(),
+        "{done:?}"
+    );
+    assert!(done.left.iter().any(|l| &l.archive == second), "{done:?}");
+    let found = audit(dyn_store.clone(), &query, &db, true).await.unwrap();
+    let done = repair(dyn_store.clone(), &replay, &found, &o)
+        .await
+        .unwrap();
+    assert!(done.left.is_empty() && done.lost.is_empty(), "{done:?}");
+    let again = audit(dyn_store, &query, &db, true).await.unwrap();
+    assert!(again.is_clean(), "{:?}", again.findings);
+    assert_eq!(records(first), want[0]);
+    assert_eq!(records(second), want[1]);
+}
+
+/// An archive whose every record was invalid uploads only dead letters,
+/// with a sidecar all the same (`archive` null): the chain goes through
+/// its key, audit checks its dead letters by it, and repair puts them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_of_dead_letters_only_is_chained_audited_and_repaired() {
+    use triton_s3::audit::{audit, Checkpointed, Finding};
+    use triton_s3::repair::repair;
+    let (tmp, log, store) = setup("archiver-dead-only");
+    let mut o = options(tmp.path());
+    // An archive per two batches (a batch each second of the clock).
+    o.max_file_size = 1;
+    o.clock = stepping_clock();
+    let mut source = Script::new(2, 300, 100, None, log);
+    for r in source.batches.iter_mut().skip(2).take(2).flatten() {
+        r.data = vec![0xc1];
+    }
+    let all: Vec<SourceRecord> = source.batches.iter().flatten().cloned().collect();
+    run_to_end(source, store.clone(), o.clone()).await;
+    let bucket = tmp.path().join("bucket");
+    let sidecars: Vec<serde_json::Value> = archive_keys(&bucket)
+        .iter()
+        .map(|k| {
+            serde_json::from_slice(&std::fs::read(bucket.join(format!("{k}.metadata"))).unwrap())
+                .unwrap()
+        })
+        .collect();
+    let day = triton_core::time::Date::parse_yyyymmdd("20241030").unwrap();
+    let query = triton_s3::ArchiveQuery {
+        stream: "events".into(),
+        start: day,
+        end: day,
+        client: Some("store".into()),
+    };
+    let dyn_store: Arc<dyn ArchiveStore> = store.clone();
+    let db = Checkpointed::default();
+    let clean = audit(dyn_store.clone(), &query, &db, true).await.unwrap();
+    assert!(clean.is_clean(), "{:?}", clean.findings);
+    let dead = std::fs::read_dir(bucket.join("_invalid/20241030"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect::<Vec<_>>();
+    assert_eq!(dead.len(), 1, "{dead:?} ({sidecars:?})");
+    let key = format!(
+        "20241030/{}",
+        dead[0].file_name().unwrap().to_string_lossy()
+    );
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bucket.join(format!("{key}.metadata"))).unwrap())
+            .unwrap();
+    assert!(sidecar["archive"].is_null(), "{sidecar}");
+    assert!(!bucket.join(&key).exists());
+
+    std::fs::remove_file(&dead[0]).unwrap();
+    let found = audit(dyn_store.clone(), &query, &db, true).await.unwrap();
+    assert!(
+        matches!(&found.findings[..], [Finding::DeadLetters { archive, .. }] if *archive == key),
+        "{:?}",
+        found.findings
+    );
+    let replay = ScriptReplay { all, expired: 0 };
+    let done = repair(dyn_store.clone(), &replay, &found, &o)
+        .await
+        .unwrap();
+    assert!(
+        done.lost.is_empty() && done.left.is_empty() && done.failed.is_empty(),
+        "{done:?}"
+    );
+    let again = audit(dyn_store, &query, &db, true).await.unwrap();
+    assert!(again.is_clean(), "{:?}", again.findings);
+    assert!(dead[0].exists());
 }
 
 /// Reads ranges again from the records a [`Script`] delivers, except the

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::{Args, ValueEnum};
 use triton_checkpoint::{redact, SqlCheckpoints};
 use triton_core::checkpoint::{Checkpoint, CheckpointStore};
-use triton_core::key::validate_client_name;
+use triton_core::key::{validate_client_name, ArchiveKey};
 use triton_core::time::Date;
 use triton_kinesis::KinesisReplay;
 use triton_s3::archiver::ArchiverOptions;
@@ -152,7 +152,14 @@ pub fn run(args: AuditArgs) -> CliResult {
             }
             e => failed(&e),
         })?;
-        let Some(first) = listing.archives.first() else {
+        // Sidecars alone (their archives gone) are something to audit too.
+        let first = listing.archives.first().map(|a| a.key.clone()).or_else(|| {
+            listing
+                .sidecars
+                .iter()
+                .find_map(|k| ArchiveKey::parse(k).ok())
+        });
+        let Some(first) = first else {
             if args.allow_empty {
                 println!("0 archives: nothing to audit");
                 return Ok(());
@@ -165,7 +172,7 @@ pub fn run(args: AuditArgs) -> CliResult {
                 query.client.as_deref().map(|c| format!(" by client {c}")).unwrap_or_default()
             )));
         };
-        let client = first.key.client().to_owned();
+        let client = first.client().to_owned();
         query.client = Some(client.clone());
         let (checkpoints, holding, intents) = match &db {
             Some(db) => {
@@ -202,7 +209,7 @@ pub fn run(args: AuditArgs) -> CliResult {
         let report = audit_archives(store.clone(), &query, listing, &db, verify)
             .await
             .map_err(|e| failed(&e))?;
-        if !args.repair || report.is_clean() {
+        if !args.repair {
             match args.format {
                 Format::Json => println!(
                     "{}",
@@ -229,6 +236,9 @@ pub fn run(args: AuditArgs) -> CliResult {
         let mut after = report;
         let mut repairs: Vec<RepairReport> = Vec::new();
         for _ in 0..REPAIR_ROUNDS {
+            if after.is_clean() {
+                break;
+            }
             let repaired = repair(store.clone(), &replay, &after, &options)
                 .await
                 .map_err(|e| failed(&e))?;
@@ -236,16 +246,19 @@ pub fn run(args: AuditArgs) -> CliResult {
                 print_repair(&repaired);
             }
             let progress = !repaired.repaired.is_empty();
+            let failed_now = !repaired.failed.is_empty();
             repairs.push(repaired);
             let again = audit(store.clone(), &query, &db, verify)
                 .await
                 .map_err(|e| failed(&e))?;
             before.get_or_insert(std::mem::replace(&mut after, again));
-            if after.is_clean() || !progress {
+            if after.is_clean() || !progress || failed_now {
                 break;
             }
         }
+        let before = before.unwrap_or_else(|| after.clone());
         let lost = repairs.iter().any(|r| !r.lost.is_empty());
+        let failures = repairs.iter().flat_map(|r| &r.failed).count();
         match args.format {
             Format::Json => {
                 let document = serde_json::json!({
@@ -258,12 +271,18 @@ pub fn run(args: AuditArgs) -> CliResult {
                     serde_json::to_string_pretty(&document).map_err(|e| failed(&e))?
                 );
             }
+            Format::Text if repairs.is_empty() => {}
             Format::Text => {
                 println!("after repair:");
                 print_text(&after, &checkpoints);
             }
         }
-        if after.is_clean() && !lost {
+        if failures > 0 {
+            Err(CliError::new(format!(
+                "the repair of {failures} archives failed (FAILED above); what was put back stays"
+            ))
+            .with_code(2))
+        } else if after.is_clean() && !lost {
             Ok(())
         } else {
             Err(CliError::reported())
@@ -286,6 +305,9 @@ fn print_repair(r: &RepairReport) {
     }
     for left in &r.left {
         println!("LEFT {}: {}", left.archive, left.reason);
+    }
+    for failed in &r.failed {
+        println!("FAILED {}: {}", failed.archive, failed.reason);
     }
 }
 

@@ -693,10 +693,11 @@ impl Uploader {
                 self.record_intent(sealed, None).await;
             }
         }
-        if sealed.metadata.archive.is_some() {
-            bytes += self.put_sidecar(&sealed.metadata).await;
-            objects += 1;
-        }
+        // Also when every record was invalid (no archive, `archive` is
+        // null): the chain goes through this key, and audit checks its
+        // dead letters by it.
+        bytes += self.put_sidecar(&sealed.key, &sealed.metadata).await;
+        objects += 1;
         if let Some(chain) = &mut self.chain {
             chain.uploaded(&sealed.key, &sealed.metadata);
         }
@@ -717,12 +718,9 @@ impl Uploader {
         sealed.key = key;
     }
 
-    /// Puts the sidecar of the archive `metadata` describes, replacing an
-    /// older one (it is the archive's own); returns its size.
-    async fn put_sidecar(&self, metadata: &Metadata) -> u64 {
-        let Some(key) = &metadata.archive else {
-            return 0;
-        };
+    /// Puts the sidecar of the archive `key`, replacing an older one (it is
+    /// the archive's own); returns its size.
+    async fn put_sidecar(&self, key: &str, metadata: &Metadata) -> u64 {
         let sidecar = format!("{key}{METADATA_SUFFIX}");
         let json = metadata.to_json();
         let replace = PutOptions {

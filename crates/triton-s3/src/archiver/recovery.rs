@@ -151,7 +151,12 @@ pub async fn recover(
             spooled(options, &recorded, archive_ok, dead_ok).await
         };
         let key = if archive_ok && dead_ok {
-            uploader.put_sidecar(&recorded).await;
+            uploader
+                .put_sidecar(
+                    recorded.archive.as_deref().unwrap_or(&intent.key),
+                    &recorded,
+                )
+                .await;
             tracing::info!(
                 key = intent.key,
                 "the archive is in the store; committing its checkpoints"
