@@ -12,9 +12,10 @@
 //! records read again are those its archive holds.
 //!
 //! Repair never writes over an archive and never touches checkpoints. The
-//! one object it replaces is the sidecar of a missing archive, which must
+//! objects it replaces are the sidecar of a missing archive, which must
 //! describe the rebuilt bytes (records read again may come in another
-//! order across shards).
+//! order across shards), and the sidecar of an archive whose dead letters
+//! it puts back (they carry the time they were read again).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -26,7 +26,8 @@ use crate::error::{CliError, CliResult};
 /// Reported: GAP (a link to an archive that is not there, or that does not
 /// end where the link says: its key and the missing range), RESTARTED (a
 /// chain that begins again after earlier archives), OVERLAP (records
-/// archived twice), archives without a sidecar, sidecars that do not match
+/// archived twice), MISSING (a sidecar whose archive is gone), archives
+/// without a sidecar, sidecars that do not match
 /// their archive (size, and SHA-256 unless --no-verify: that downloads
 /// every archive), missing or mismatched dead-letter archives, archives
 /// without a chain (go-triton's: UNVERIFIABLE), and, with a checkpoint
@@ -47,10 +48,11 @@ use crate::error::{CliError, CliResult};
 /// writes over an archive and never moves a checkpoint; it audits again
 /// after each round.
 ///
-/// Exit codes: 0 clean (with --repair: clean once repaired); 1 problems
-/// found or left (also: no archive at all, unless --allow-empty; archives
-/// that cannot be verified; records lost); 2 the audit or repair could not
-/// run (listing, reading, the database or the stream failed).
+/// Exit codes: 0 clean (with --repair: clean once repaired, nothing lost);
+/// 1 problems found (with --repair: still there after it, or records
+/// lost; also: no archive at all, unless --allow-empty; archives that
+/// cannot be verified); 2 the audit or a repair could not run (listing,
+/// reading, the database or the stream failed).
 #[derive(Args)]
 pub struct AuditArgs {
     #[command(flatten)]
