@@ -1164,6 +1164,62 @@ fn audit_finds_every_removed_archive_by_the_chain() {
     assert_eq!(code, Some(0), "{err}");
 }
 
+/// With the default hourly rotation, a split's parent is not left waiting
+/// for it: the archive holding its last records is sealed within seconds
+/// of the shard's end, its checkpoint committed, and the children are read
+/// at once. Every record is archived once.
+#[test]
+fn a_split_parent_is_sealed_soon_and_its_children_start() {
+    let s = stream("ended", 2);
+    let (bucket, archive) = new_bucket("ended");
+    let started = today();
+    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let mut store = Store::new(&s, &bucket, &db, &[]);
+    let age = store
+        .args
+        .iter()
+        .position(|a| a == "--max-file-age")
+        .unwrap();
+    store.args[age + 1] = "1h".into();
+    let mut child = store.start();
+    store.wait_for("store started", 1);
+    produce(&s, 0, 300);
+    std::thread::sleep(Duration::from_secs(2));
+    let body = format!(
+        r#"{{"StreamName":"{}","ShardToSplit":"shardId-000000000000","NewStartingHashKey":"85070591730234615865843651857942052864"}}"#,
+        s.name
+    );
+    let split = Instant::now();
+    assert_eq!(common::call("SplitShard", &body), 200);
+    // Children start once the parent's last record is checkpointed.
+    store.wait_for("shard finished", 1);
+    println!(
+        "from the split to the parent finished (children reading): {:.1} s",
+        split.elapsed().as_secs_f64()
+    );
+    assert!(split.elapsed() < Duration::from_secs(30), "{}", store.log());
+    produce(&s, 300, 600);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(sigterm(&mut child).success(), "{}", store.log());
+    let ns = archived(archive.clone(), &s.name, started);
+    check("ended", &ns, &store.log(), 600);
+    let o = s.triton(&[
+        "audit",
+        "--bucket",
+        &bucket,
+        "--checkpoint-db",
+        &db,
+        "--start-date",
+        &started.to_string(),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("shardId-000000000002"),
+        "the children are archived: {text}"
+    );
+}
+
 /// An archive's records, sorted (their order across shards is not kept by
 /// a repair), without the time a dead letter was read (`arrival`).
 fn records_of(bytes: &[u8]) -> Vec<String> {

@@ -52,6 +52,10 @@ use triton_core::key::ArchiveKey;
 /// Suffix of the metadata sidecar uploaded beside each archive.
 pub const METADATA_SUFFIX: &str = ".metadata";
 
+/// How often the archiver looks whether a shard of the current archive has
+/// ended (the source says so through `RecordSource::ended`).
+const END_CHECK: Duration = Duration::from_secs(1);
+
 /// The clock archives are opened and rotated by (replaceable in tests).
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
@@ -215,6 +219,11 @@ impl<S: RecordSource> Archiver<S> {
             sealed_tx,
         };
         let mut failure = None;
+        // A shard that ended (split or merge) is done only once its last
+        // records are checkpointed; its children wait for that. The archive
+        // holding them is sealed soon instead of at its rotation (an hour).
+        let mut end_check = tokio::time::interval(END_CHECK);
+        end_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         tokio::pin!(shutdown);
         loop {
             let deadline = run.current.as_ref().map(|(_, d)| *d);
@@ -227,6 +236,7 @@ impl<S: RecordSource> Archiver<S> {
                     Ok(())
                 }
                 () = sleep_until(deadline), if deadline.is_some() => self.seal_current(&mut run).await,
+                _ = end_check.tick(), if deadline.is_some() => self.seal_if_a_shard_ended(&mut run).await,
                 batch = self.source.next_batch(self.options.batch) => match batch {
                     Ok(Some(batch)) => self.write(&batch, &mut run).await,
                     Ok(None) => break,
@@ -314,6 +324,26 @@ impl<S: RecordSource> Archiver<S> {
         let wait = due.duration_since(now).unwrap_or_default();
         tracing::debug!(opened = ?now, seal_in_ms = wait.as_millis() as u64, "opened an archive");
         Ok((spool, tokio::time::Instant::now() + wait))
+    }
+
+    /// Seals the current archive if it holds records of a shard that has
+    /// ended, so that the shard's children start (see [`END_CHECK`]).
+    async fn seal_if_a_shard_ended(&self, run: &mut Run) -> Result<(), ArchiverError> {
+        let Some((spool, _)) = &run.current else {
+            return Ok(());
+        };
+        let Some(ended) = spool.shards().find(|s| self.source.ended(s)) else {
+            return Ok(());
+        };
+        // Keys hold whole seconds: the next archive needs a later one.
+        if unix_secs((self.options.clock)()) <= spool.timestamp() {
+            return Ok(());
+        }
+        tracing::info!(
+            shard = ended,
+            "the shard ended; sealing its last records now, so that its children start"
+        );
+        self.seal_current(run).await
     }
 
     /// Seals the current archive, if any, and queues it for upload

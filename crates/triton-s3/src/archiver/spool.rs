@@ -213,6 +213,11 @@ impl Spool {
         size(&self.records.writer) + self.invalid.as_ref().map_or(0, |f| size(&f.writer))
     }
 
+    /// The shards it holds records of.
+    pub(crate) fn shards(&self) -> impl Iterator<Item = &str> {
+        self.positions.keys().map(|s| &**s)
+    }
+
     /// The key's Unix seconds.
     pub(crate) fn timestamp(&self) -> u64 {
         self.key.timestamp()
