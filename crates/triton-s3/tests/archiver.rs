@@ -62,6 +62,10 @@ struct Script {
     batches: std::collections::VecDeque<Vec<SourceRecord>>,
     /// Pause before each batch.
     gap: Duration,
+    /// When the next batch is due (kept across cancelled calls: the
+    /// archiver drops a waiting call on its timers, and a source must not
+    /// start its wait again).
+    due: Option<tokio::time::Instant>,
     live: bool,
     /// Fail (for good) once the batches are delivered.
     fail_at_end: bool,
@@ -92,6 +96,7 @@ impl Script {
         Script {
             batches: all.chunks(batch).map(<[SourceRecord]>::to_vec).collect(),
             gap: Duration::ZERO,
+            due: None,
             live: false,
             fail_at_end: false,
             acked: HashMap::new(),
@@ -105,8 +110,12 @@ impl Script {
 impl RecordSource for Script {
     async fn next_batch(&mut self, _max: usize) -> Result<Option<Vec<SourceRecord>>, SourceError> {
         if self.delivered.load(Ordering::SeqCst) > 0 {
-            tokio::time::sleep(self.gap).await;
+            let due = *self
+                .due
+                .get_or_insert_with(|| tokio::time::Instant::now() + self.gap);
+            tokio::time::sleep_until(due).await;
         }
+        self.due = None;
         match self.batches.pop_front() {
             Some(b) => {
                 self.delivered.fetch_add(b.len(), Ordering::SeqCst);
