@@ -122,7 +122,10 @@ pub trait RecordSource: Send {
     /// The next batch of at most `max` records (at least one), or `None` at
     /// the end of a finite source. Live sources wait for data instead of
     /// returning an empty batch. Must be cancel-safe: a call dropped before
-    /// it returns (a consumer waiting on a timer too) loses no record.
+    /// it returns (a consumer waiting on a timer too) loses no record, and
+    /// a wait it began goes on in the next call instead of starting again
+    /// (the archiver drops a waiting call every second while an archive is
+    /// open, to look for ended shards).
     async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<SourceRecord>>, SourceError>;
 
     /// Records that everything of `source` up to and including `position`
