@@ -886,7 +886,10 @@ fn read_sidecar(bytes: &[u8]) -> Result<Metadata, String> {
 }
 
 /// The whole object, or `None` if it does not exist.
-async fn read_all(store: &dyn ArchiveStore, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+pub(crate) async fn read_all(
+    store: &dyn ArchiveStore,
+    key: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
     let mut body = match store.get(key, 0).await {
         Ok(body) => body,
         Err(e) if e.is_not_found() => return Ok(None),

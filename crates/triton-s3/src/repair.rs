@@ -26,10 +26,10 @@ use triton_core::key::ArchiveKey;
 use triton_core::source::{RangeStart, Replay, SequenceNumber, SequenceRange, SourceError};
 
 use crate::archiver::{
-    not_read_again, read_again, ArchiverOptions, Metadata, ReadAgainError, Sealed, SpoolError,
-    METADATA_SUFFIX,
+    not_read_again, read_again, ArchiverOptions, LostRecords, Metadata, ReadAgainError, Sealed,
+    ShardRange, SpoolError, METADATA_SUFFIX,
 };
-use crate::audit::{sha256_of, AuditReport, Finding, Link};
+use crate::audit::{read_all, sha256_of, AuditReport, Finding, Link};
 use crate::error::{ErrorKind, StoreError};
 use crate::store::{ArchiveStore, PutOptions};
 
@@ -39,7 +39,7 @@ pub struct RepairReport {
     /// Objects written.
     pub repaired: Vec<Repaired>,
     /// Records the stream no longer holds: in no archive, left alone.
-    pub lost: Vec<Lost>,
+    pub lost: Vec<LostRecords>,
     /// What repair could not put back, and why.
     pub left: Vec<Left>,
     /// Archives whose repair failed (the store or the stream failed): what
@@ -56,17 +56,6 @@ pub struct Repaired {
     pub what: &'static str,
     /// Records in it (for a sidecar: in its archive).
     pub records: u64,
-}
-
-/// Records of a missing archive that could not be read again.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Lost {
-    /// The archive that should hold them.
-    pub archive: String,
-    /// The shard.
-    pub shard: String,
-    /// Which records, by sequence number.
-    pub detail: String,
 }
 
 /// Something repair did not put back.
@@ -111,6 +100,15 @@ struct Plan {
     sidecar: Option<Vec<Link>>,
 }
 
+impl Plan {
+    /// The archive is missing, and `link` says where its records of a shard
+    /// lie (the first finding of the shard counts).
+    fn missing_link(&mut self, link: Link) {
+        self.missing = true;
+        self.archive.entry(link.shard.clone()).or_insert(link);
+    }
+}
+
 /// Puts back what `audit` found missing, reading `replay`; see the module
 /// documentation. `options` names the stream and client of the audited
 /// archives, the spool directory and the upload options.
@@ -131,34 +129,26 @@ pub async fn repair(
                 previous,
                 shard_end,
                 ..
-            } => {
-                let plan = plans.entry(key.clone()).or_default();
-                plan.missing = true;
-                plan.archive.entry(shard.clone()).or_insert_with(|| Link {
-                    shard: shard.clone(),
-                    after: after.clone(),
-                    after_archive: previous.clone(),
-                    through: through.clone(),
-                    shard_end: *shard_end,
-                });
-            }
+            } => plans.entry(key.clone()).or_default().missing_link(Link {
+                shard: shard.clone(),
+                after: after.clone(),
+                after_archive: previous.clone(),
+                through: through.clone(),
+                shard_end: *shard_end,
+            }),
             Finding::CheckpointAhead {
                 shard,
                 checkpoint,
                 last_archived,
                 last_archive,
                 missing_archive: Some(key),
-            } => {
-                let plan = plans.entry(key.clone()).or_default();
-                plan.missing = true;
-                plan.archive.entry(shard.clone()).or_insert_with(|| Link {
-                    shard: shard.clone(),
-                    after: last_archived.clone(),
-                    after_archive: last_archive.clone(),
-                    through: checkpoint.clone(),
-                    shard_end: false,
-                });
-            }
+            } => plans.entry(key.clone()).or_default().missing_link(Link {
+                shard: shard.clone(),
+                after: last_archived.clone(),
+                after_archive: last_archive.clone(),
+                through: checkpoint.clone(),
+                shard_end: false,
+            }),
             Finding::MissingArchive { archive, .. } => {
                 plans.entry(archive.clone()).or_default().missing = true;
             }
@@ -187,7 +177,7 @@ pub async fn repair(
         .filter(|(_, p)| p.missing || p.sidecar.is_some())
         .map(|(k, _)| k.clone())
         .chain(audit.pending.iter().cloned())
-        .filter_map(|k| Some((ArchiveKey::parse(&k).ok()?.timestamp(), k)))
+        .filter_map(|k| Some((timestamp_of(&k)?, k)))
         .collect();
     for (key, plan) in &plans {
         let done = if plan.missing {
@@ -208,6 +198,13 @@ pub async fn repair(
         }
     }
     Ok(repair.report)
+}
+
+/// The chain of a rebuilt shard range, as its neighbours' link says it.
+fn continue_from(range: &mut ShardRange, link: &Link) {
+    range.after.clone_from(&link.after);
+    range.after_archive.clone_from(&link.after_archive);
+    range.shard_end = link.shard_end;
 }
 
 /// The timestamp in an archive key, if it is one.
@@ -302,9 +299,7 @@ impl Repair<'_> {
                 Some(want) => range.take_chain(want),
                 None => {
                     if let Some(link) = links.get(shard) {
-                        range.after.clone_from(&link.after);
-                        range.after_archive.clone_from(&link.after_archive);
-                        range.shard_end = link.shard_end;
+                        continue_from(range, link);
                     }
                 }
             }
@@ -427,9 +422,7 @@ impl Repair<'_> {
         let mut metadata = sealed.metadata.clone();
         for link in links {
             if let Some(range) = metadata.shards.get_mut(&link.shard) {
-                range.after.clone_from(&link.after);
-                range.after_archive.clone_from(&link.after_archive);
-                range.shard_end = link.shard_end;
+                continue_from(range, link);
             }
         }
         // The archive as it is, not the copy read again.
@@ -582,7 +575,7 @@ impl Repair<'_> {
         key: &str,
     ) -> Result<Option<Result<Metadata, String>>, RepairError> {
         let sidecar = format!("{key}{METADATA_SUFFIX}");
-        Ok(read_object(&*self.store, &sidecar)
+        Ok(read_all(&*self.store, &sidecar)
             .await?
             .map(|bytes| Metadata::parse(&bytes)))
     }
@@ -643,7 +636,7 @@ impl Repair<'_> {
             detail,
             "LOST: the stream no longer holds records of a missing archive"
         );
-        self.report.lost.push(Lost {
+        self.report.lost.push(LostRecords {
             archive: archive.to_owned(),
             shard: shard.to_owned(),
             detail,
@@ -768,18 +761,6 @@ impl Drop for Rebuilt {
     }
 }
 
-/// The whole object, or `None` if it does not exist.
-async fn read_object(store: &dyn ArchiveStore, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-    let mut body = match store.get(key, 0).await {
-        Ok(body) => body,
-        Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut out = Vec::new();
-    while body.reader.read_into(&mut out).await? > 0 {}
-    Ok(Some(out))
-}
-
 /// The SHA-256 of each record of an archive, sorted: its records as a set,
 /// whatever their order across shards.
 fn digests(bytes: impl std::io::Read, name: &str) -> Result<Vec<[u8; 32]>, StoreError> {
@@ -804,7 +785,7 @@ fn digests(bytes: impl std::io::Read, name: &str) -> Result<Vec<[u8; 32]>, Store
 }
 
 async fn record_digests(store: &dyn ArchiveStore, key: &str) -> Result<Vec<[u8; 32]>, StoreError> {
-    let bytes = read_object(store, key).await?.unwrap_or_default();
+    let bytes = read_all(store, key).await?.unwrap_or_default();
     digests(std::io::Cursor::new(bytes), key)
 }
 

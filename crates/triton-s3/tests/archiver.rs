@@ -320,6 +320,17 @@ fn assert_commits_follow_uploads(log: &[Event]) {
 }
 
 /// Keys of the archives in `dir` (not dead letters), sorted.
+/// The day the stepping clock's archives are in, as audit queries it.
+fn audited_day() -> triton_s3::ArchiveQuery {
+    let day = triton_core::time::Date::parse_yyyymmdd("20241030").unwrap();
+    triton_s3::ArchiveQuery {
+        stream: "events".into(),
+        start: day,
+        end: day,
+        client: Some("store".into()),
+    }
+}
+
 fn archive_keys(dir: &Path) -> Vec<String> {
     let mut keys = Vec::new();
     for day in std::fs::read_dir(dir).into_iter().flatten() {
@@ -734,12 +745,7 @@ async fn audit_finds_overlaps_missing_and_mismatched_sidecars_and_gaps() {
     let bucket = tmp.path().join("bucket");
     let keys = archive_keys(&bucket);
     assert!(keys.len() >= 3, "{keys:?}");
-    let query = triton_s3::ArchiveQuery {
-        stream: "events".into(),
-        start: triton_core::time::Date::parse_yyyymmdd("20241030").unwrap(),
-        end: triton_core::time::Date::parse_yyyymmdd("20241030").unwrap(),
-        client: Some("store".into()),
-    };
+    let query = audited_day();
     let checkpoint = |shard: &str, i: u64| triton_core::checkpoint::Checkpoint {
         client: "store".into(),
         stream: "events".into(),
@@ -845,13 +851,7 @@ async fn repair_puts_back_missing_archives_and_sidecars_from_the_stream() {
     let bucket = tmp.path().join("bucket");
     let keys = archive_keys(&bucket);
     assert!(keys.len() >= 7, "{keys:?}");
-    let day = triton_core::time::Date::parse_yyyymmdd("20241030").unwrap();
-    let query = triton_s3::ArchiveQuery {
-        stream: "events".into(),
-        start: day,
-        end: day,
-        client: Some("store".into()),
-    };
+    let query = audited_day();
     let dyn_store: Arc<dyn ArchiveStore> = store.clone();
     let db = Checkpointed::default();
     let records = |key: &str| {
@@ -995,13 +995,7 @@ async fn an_upload_of_dead_letters_only_is_chained_audited_and_repaired() {
                 .unwrap()
         })
         .collect();
-    let day = triton_core::time::Date::parse_yyyymmdd("20241030").unwrap();
-    let query = triton_s3::ArchiveQuery {
-        stream: "events".into(),
-        start: day,
-        end: day,
-        client: Some("store".into()),
-    };
+    let query = audited_day();
     let dyn_store: Arc<dyn ArchiveStore> = store.clone();
     let db = Checkpointed::default();
     let clean = audit(dyn_store.clone(), &query, &db, true).await.unwrap();
@@ -1426,12 +1420,7 @@ async fn foreign_object_at_an_interrupted_key(keep_spool: bool) {
         .unwrap();
     assert_eq!(again, Recovery::default());
 
-    let query = triton_s3::ArchiveQuery {
-        stream: "events".into(),
-        start: triton_core::time::Date::parse_yyyymmdd("20241030").unwrap(),
-        end: triton_core::time::Date::parse_yyyymmdd("20241030").unwrap(),
-        client: Some("store".into()),
-    };
+    let query = audited_day();
     // Verified or not: the stale sidecar left at the taken key is the
     // moved archive's, so the object is foreign even by sizes alone.
     for verify in [true, false] {

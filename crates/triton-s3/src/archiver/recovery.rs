@@ -47,8 +47,9 @@ pub struct Recovery {
 }
 
 /// Records of an interrupted upload that the stream no longer holds (past
-/// its retention period): they are in no archive.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// its retention period): they are in no archive. (`triton audit --repair`
+/// reports them the same way.)
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct LostRecords {
     /// The archive that should have held them.
     pub archive: String,
