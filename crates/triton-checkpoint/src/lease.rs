@@ -1,100 +1,468 @@
-//! [`Lease`]: one `triton store` per client and stream at a time. Two would
-//! read the same shards and archive every record twice, and each would
-//! take the other's in-flight uploads for interrupted ones.
+//! [`LeaseStore`] in SQL: the `triton_lease` and `triton_worker` tables
+//! (migration 4), and the fence checks of the writes that move data
+//! forward.
 //!
-//! PostgreSQL: a session advisory lock on a connection of its own, released
-//! when the connection closes (also when the process dies). SQLite: an
-//! exclusive lock on a file beside the database, released by the system
-//! when the process exits.
+//! Times are milliseconds on the database's clock ([`now`]), so that hosts
+//! whose clocks disagree still agree on when a lease expired. PostgreSQL
+//! takes contended leases with `FOR UPDATE SKIP LOCKED` (a worker never
+//! waits on another's acquisition) and locks the fenced leases `FOR SHARE`
+//! in the transaction that writes under them, so a takeover and a write
+//! are ordered. SQLite's `BEGIN IMMEDIATE` serialises every writer anyway.
+//!
+//! The statements are written once with `$n` parameters and a `{now}`
+//! marker; [`sql`] turns them into each dialect.
 
-use diesel::sql_types::{BigInt, Bool};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use triton_core::checkpoint::CheckpointError;
+mod pg;
+mod sqlite;
 
-use crate::{failed, query_error, SqlCheckpoints};
+use std::time::Duration;
 
-/// Held while a store runs; dropping it releases it.
-pub struct Lease {
-    // Kept only to be dropped with the lease.
-    _held: Held,
+use async_trait::async_trait;
+use diesel::sql_types::{BigInt, Double, Nullable, Text};
+use triton_core::checkpoint::{Checkpoint, CheckpointError, UploadIntent};
+use triton_core::lease::{
+    Fence, Held, LeaseInfo, LeaseScope, LeaseState, LeaseStore, LeaseTable, ShardSpec, WorkerInfo,
+};
+
+use crate::SqlCheckpoints;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Postgres,
+    Sqlite,
 }
 
-#[expect(dead_code, reason = "held only to be dropped with the lease")]
-enum Held {
-    Postgres(Box<AsyncPgConnection>),
-    Sqlite(std::fs::File),
-}
-
-impl std::fmt::Debug for Lease {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lease").finish_non_exhaustive()
+/// `template` in `dialect`: `{now}` becomes the database's clock in
+/// milliseconds, and for SQLite `$n` becomes `?n`.
+pub(crate) fn sql(dialect: Dialect, template: &str) -> String {
+    match dialect {
+        Dialect::Postgres => template.replace(
+            "{now}",
+            "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
+        ),
+        Dialect::Sqlite => template
+            .replace(
+                "{now}",
+                "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+            )
+            .replace('$', "?"),
     }
 }
 
+pub(crate) const ADD_SHARD: &str = "INSERT INTO triton_lease
+  (client, stream, shard, owner, epoch, renewed, expires, state, parents, bytes_per_second)
+  VALUES ($1, $2, $3, NULL, 0, NULL, NULL, 'active', $4, 0)
+  ON CONFLICT (client, stream, shard) DO NOTHING";
+
+pub(crate) const HEARTBEAT: &str = "INSERT INTO triton_worker (client, stream, worker, heartbeat, expires)
+  VALUES ($1, $2, $3, {now}, {now} + $4)
+  ON CONFLICT (client, stream, worker)
+  DO UPDATE SET heartbeat = excluded.heartbeat, expires = excluded.expires";
+
+/// Workers gone for an hour are forgotten (they are listed only while live).
+pub(crate) const FORGET_WORKERS: &str =
+    "DELETE FROM triton_worker WHERE client = $1 AND stream = $2 AND expires < {now} - 3600000";
+
+/// Only a lease that has not expired is renewed: once expired it may be
+/// taken at any moment, and its owner must stop.
+pub(crate) const RENEW: &str = "UPDATE triton_lease SET renewed = {now}, expires = {now} + $4
+  WHERE client = $1 AND stream = $2 AND owner = $3 AND expires >= {now}
+  RETURNING shard, epoch";
+
+pub(crate) const THROUGHPUT: &str = "UPDATE triton_lease SET bytes_per_second = $5
+  WHERE client = $1 AND stream = $2 AND shard = $3 AND owner = $4";
+
+pub(crate) const TAKE: &str =
+    "UPDATE triton_lease SET owner = $4, epoch = epoch + 1, renewed = {now}, expires = {now} + $5
+  WHERE client = $1 AND stream = $2 AND shard = $3 AND state = 'active'
+    AND (owner IS NULL OR owner = $4 OR expires < {now})
+  RETURNING shard, epoch";
+
+pub(crate) const RELEASE: &str =
+    "UPDATE triton_lease SET owner = NULL, renewed = NULL, expires = NULL
+  WHERE client = $1 AND stream = $2 AND shard = $3 AND owner = $4 AND epoch = $5";
+
+pub(crate) const END: &str = "UPDATE triton_lease SET state = 'ended'
+  WHERE client = $1 AND stream = $2 AND shard = $3 AND owner = $4 AND epoch = $5";
+
+pub(crate) const LEAVE: &str =
+    "DELETE FROM triton_worker WHERE client = $1 AND stream = $2 AND worker = $3";
+
+pub(crate) const LEASES: &str = "SELECT shard, owner, epoch, renewed, expires, state, parents,
+    bytes_per_second, {now} AS now
+  FROM triton_lease WHERE client = $1 AND stream = $2";
+
+pub(crate) const WORKERS: &str = "SELECT worker, {now} - heartbeat AS ago
+  FROM triton_worker WHERE client = $1 AND stream = $2 AND expires >= {now}";
+
+/// The fenced leases, as they are now (PostgreSQL appends `FOR SHARE`).
+pub(crate) const OWNED: &str = "SELECT shard, epoch FROM triton_lease
+  WHERE client = $1 AND stream = $2 AND owner = $3";
+
+pub(crate) const INTENT_FENCE: &str = "SELECT fence FROM triton_upload_intent
+  WHERE client = $1 AND stream = $2 AND archive_key = $3";
+
+pub(crate) const SET_FENCE: &str = "UPDATE triton_upload_intent SET fence = $4
+  WHERE client = $1 AND stream = $2 AND archive_key = $3";
+
+pub(crate) const FENCED_INTENTS: &str = "SELECT archive_key, metadata, fence
+  FROM triton_upload_intent WHERE client = $1 AND stream = $2";
+
 #[derive(diesel::QueryableByName)]
-struct Locked {
-    #[diesel(sql_type = Bool)]
-    locked: bool,
+pub(crate) struct LeaseRow {
+    #[diesel(sql_type = Text)]
+    shard: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    owner: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    epoch: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    renewed: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    expires: Option<i64>,
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = Text)]
+    parents: String,
+    #[diesel(sql_type = Double)]
+    bytes_per_second: f64,
+    #[diesel(sql_type = BigInt)]
+    now: i64,
 }
 
-impl SqlCheckpoints {
-    /// Takes the lease of `client` and `stream`, or `None` while another
-    /// process holds it.
-    pub async fn try_lease(
-        &self,
-        client: &str,
-        stream: &str,
-    ) -> Result<Option<Lease>, CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(pg) => {
-                let mut conn = pg.connect().await?;
-                let locked: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
-                    .bind::<BigInt, _>(lock_key(client, stream))
-                    .get_result(&mut conn)
-                    .await
-                    .map_err(|e| query_error(pg.db(), e))?;
-                Ok(locked.locked.then_some(Lease {
-                    _held: Held::Postgres(Box::new(conn)),
-                }))
-            }
-            SqlCheckpoints::Sqlite(sqlite) => {
-                // Client and stream names hold no '/' (archive key rules).
-                let path = sqlite
-                    .path()
-                    .with_extension(format!("{stream}.{client}.lock"));
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&path)
-                    .map_err(|e| failed(sqlite.db(), &format!("{}: {e}", path.display())))?;
-                match file.try_lock() {
-                    Ok(()) => Ok(Some(Lease {
-                        _held: Held::Sqlite(file),
-                    })),
-                    Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-                    Err(std::fs::TryLockError::Error(e)) => Err(failed(
-                        sqlite.db(),
-                        &format!("locking {}: {e}", path.display()),
-                    )),
-                }
-            }
+impl LeaseRow {
+    pub(crate) fn info(self) -> LeaseInfo {
+        LeaseInfo {
+            expired: self.owner.is_some() && self.expires.is_none_or(|e| e < self.now),
+            renewed_ms_ago: self.renewed.map(|r| self.now - r),
+            shard: self.shard,
+            owner: self.owner,
+            epoch: self.epoch,
+            state: if self.state == "ended" {
+                LeaseState::Ended
+            } else {
+                LeaseState::Active
+            },
+            parents: self
+                .parents
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            bytes_per_second: self.bytes_per_second,
         }
     }
 }
 
-/// The advisory lock's key: FNV-1a of the names, stable across processes
-/// and versions (unlike std's hasher).
-fn lock_key(client: &str, stream: &str) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in "triton store\0"
-        .bytes()
-        .chain(client.bytes())
-        .chain([0])
-        .chain(stream.bytes())
-    {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+#[derive(diesel::QueryableByName)]
+pub(crate) struct HeldRow {
+    #[diesel(sql_type = Text)]
+    shard: String,
+    #[diesel(sql_type = BigInt)]
+    epoch: i64,
+}
+
+impl From<HeldRow> for Held {
+    fn from(r: HeldRow) -> Held {
+        Held {
+            shard: r.shard,
+            epoch: r.epoch,
+        }
     }
-    hash as i64
+}
+
+#[derive(diesel::QueryableByName)]
+pub(crate) struct WorkerRow {
+    #[diesel(sql_type = Text)]
+    worker: String,
+    #[diesel(sql_type = BigInt)]
+    ago: i64,
+}
+
+#[derive(diesel::QueryableByName)]
+pub(crate) struct FenceRow {
+    #[diesel(sql_type = Nullable<Text>)]
+    fence: Option<String>,
+}
+
+#[derive(diesel::QueryableByName)]
+pub(crate) struct IntentRow {
+    #[diesel(sql_type = Text)]
+    archive_key: String,
+    #[diesel(sql_type = Text)]
+    metadata: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    fence: Option<String>,
+}
+
+/// A lease table from its rows, in shard order.
+pub(crate) fn table(leases: Vec<LeaseRow>, workers: Vec<WorkerRow>) -> LeaseTable {
+    let mut leases: Vec<LeaseInfo> = leases.into_iter().map(LeaseRow::info).collect();
+    leases.sort_by(|a, b| a.shard.cmp(&b.shard));
+    let mut workers: Vec<WorkerInfo> = workers
+        .into_iter()
+        .map(|w| WorkerInfo {
+            worker: w.worker,
+            heartbeat_ms_ago: w.ago,
+        })
+        .collect();
+    workers.sort_by(|a, b| a.worker.cmp(&b.worker));
+    LeaseTable { leases, workers }
+}
+
+/// Intents from their rows, by key.
+pub(crate) fn intents(
+    client: &str,
+    stream: &str,
+    rows: Vec<IntentRow>,
+) -> Vec<(UploadIntent, Option<Fence>)> {
+    let mut all: Vec<(UploadIntent, Option<Fence>)> = rows
+        .into_iter()
+        .map(|r| {
+            (
+                UploadIntent {
+                    client: client.to_owned(),
+                    stream: stream.to_owned(),
+                    key: r.archive_key,
+                    document: r.metadata,
+                },
+                r.fence.as_deref().and_then(Fence::decode),
+            )
+        })
+        .collect();
+    all.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+    all
+}
+
+/// Why `fence` does not hold, given the leases its worker holds now, or
+/// `None` when it does.
+pub(crate) fn fence_broken(fence: &Fence, owned: &[HeldRow]) -> Option<String> {
+    for (shard, epoch) in &fence.leases {
+        match owned.iter().find(|o| &o.shard == shard) {
+            Some(o) if o.epoch == *epoch => {}
+            Some(o) => {
+                return Some(format!(
+                    "{} holds {shard} at epoch {}, not {epoch}: it lost the lease and took it again",
+                    fence.worker, o.epoch
+                ))
+            }
+            None => {
+                return Some(format!(
+                    "{} no longer holds {shard} (epoch {epoch})",
+                    fence.worker
+                ))
+            }
+        }
+    }
+    None
+}
+
+/// Whether an existing intent of `key`, recorded under `existing`, belongs
+/// to another worker that still holds its leases (then the key is taken).
+pub(crate) fn taken_by_other(
+    existing: Option<&Fence>,
+    mine: &Fence,
+    leases: &[LeaseInfo],
+) -> bool {
+    match existing {
+        Some(other) => other.worker != mine.worker && other.broken_by(leases).is_none(),
+        None => false,
+    }
+}
+
+/// The error of a fenced write whose fence broke.
+pub(crate) fn fenced(db: &str, message: String) -> CheckpointError {
+    CheckpointError::Fenced {
+        db: db.to_owned(),
+        message,
+    }
+}
+
+/// What can end a fenced transaction: a database error, or a check that
+/// failed (the transaction is rolled back either way).
+#[derive(Debug)]
+pub(crate) enum TxError {
+    Db(diesel::result::Error),
+    Fenced(String),
+    KeyTaken,
+}
+
+impl From<diesel::result::Error> for TxError {
+    fn from(e: diesel::result::Error) -> TxError {
+        TxError::Db(e)
+    }
+}
+
+impl TxError {
+    pub(crate) fn into_checkpoint(self, db: &str, key: &str) -> CheckpointError {
+        match self {
+            TxError::Db(e) => crate::query_error(db, e),
+            TxError::Fenced(message) => fenced(db, message),
+            TxError::KeyTaken => CheckpointError::KeyTaken {
+                db: db.to_owned(),
+                key: key.to_owned(),
+            },
+        }
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+#[async_trait]
+impl LeaseStore for SqlCheckpoints {
+    async fn add_shards(
+        &self,
+        scope: &LeaseScope,
+        shards: &[ShardSpec],
+    ) -> Result<(), CheckpointError> {
+        match self {
+            SqlCheckpoints::Postgres(s) => pg::add_shards(s, scope, shards).await,
+            SqlCheckpoints::Sqlite(s) => sqlite::add_shards(s, scope, shards).await,
+        }
+    }
+
+    async fn renew(
+        &self,
+        scope: &LeaseScope,
+        worker: &str,
+        held: &[Held],
+        throughput: &[(String, f64)],
+        duration: Duration,
+    ) -> Result<Vec<Held>, CheckpointError> {
+        let renewed = match self {
+            SqlCheckpoints::Postgres(s) => {
+                pg::renew(s, scope, worker, throughput, millis(duration)).await?
+            }
+            SqlCheckpoints::Sqlite(s) => {
+                sqlite::renew(s, scope, worker, throughput, millis(duration)).await?
+            }
+        };
+        Ok(held
+            .iter()
+            .filter(|h| renewed.contains(h))
+            .cloned()
+            .collect())
+    }
+
+    async fn acquire(
+        &self,
+        scope: &LeaseScope,
+        worker: &str,
+        shards: &[String],
+        max: usize,
+        duration: Duration,
+    ) -> Result<Vec<Held>, CheckpointError> {
+        if shards.is_empty() || max == 0 {
+            return Ok(Vec::new());
+        }
+        match self {
+            SqlCheckpoints::Postgres(s) => {
+                pg::acquire(s, scope, worker, shards, max, millis(duration)).await
+            }
+            SqlCheckpoints::Sqlite(s) => {
+                sqlite::acquire(s, scope, worker, shards, max, millis(duration)).await
+            }
+        }
+    }
+
+    async fn release(
+        &self,
+        scope: &LeaseScope,
+        worker: &str,
+        held: &[Held],
+    ) -> Result<(), CheckpointError> {
+        match self {
+            SqlCheckpoints::Postgres(s) => pg::each(s, RELEASE, scope, worker, held).await,
+            SqlCheckpoints::Sqlite(s) => sqlite::each(s, RELEASE, scope, worker, held).await,
+        }
+    }
+
+    async fn mark_ended(
+        &self,
+        scope: &LeaseScope,
+        worker: &str,
+        lease: &Held,
+    ) -> Result<(), CheckpointError> {
+        let one = std::slice::from_ref(lease);
+        match self {
+            SqlCheckpoints::Postgres(s) => pg::each(s, END, scope, worker, one).await,
+            SqlCheckpoints::Sqlite(s) => sqlite::each(s, END, scope, worker, one).await,
+        }
+    }
+
+    async fn leave(&self, scope: &LeaseScope, worker: &str) -> Result<(), CheckpointError> {
+        match self {
+            SqlCheckpoints::Postgres(s) => pg::leave(s, scope, worker).await,
+            SqlCheckpoints::Sqlite(s) => sqlite::leave(s, scope, worker).await,
+        }
+    }
+
+    async fn leases(&self, scope: &LeaseScope) -> Result<LeaseTable, CheckpointError> {
+        match self {
+            SqlCheckpoints::Postgres(s) => pg::leases(s, scope).await,
+            SqlCheckpoints::Sqlite(s) => sqlite::leases(s, scope).await,
+        }
+    }
+
+    async fn record_intent_fenced(
+        &self,
+        intent: &UploadIntent,
+        replaces: Option<&str>,
+        fence: &Fence,
+    ) -> Result<(), CheckpointError> {
+        match self {
+            SqlCheckpoints::Postgres(s) => pg::record_fenced(s, intent, replaces, fence).await,
+            SqlCheckpoints::Sqlite(s) => sqlite::record_fenced(s, intent, replaces, fence).await,
+        }
+    }
+
+    async fn complete_intent_fenced(
+        &self,
+        client: &str,
+        stream: &str,
+        key: &str,
+        checkpoints: &[Checkpoint],
+        fence: &Fence,
+    ) -> Result<(), CheckpointError> {
+        match self {
+            SqlCheckpoints::Postgres(s) => {
+                pg::complete_fenced(s, client, stream, Some(key), checkpoints, fence).await
+            }
+            SqlCheckpoints::Sqlite(s) => {
+                sqlite::complete_fenced(s, client, stream, Some(key), checkpoints, fence).await
+            }
+        }
+    }
+
+    async fn save_many_fenced(
+        &self,
+        checkpoints: &[Checkpoint],
+        fence: &Fence,
+    ) -> Result<(), CheckpointError> {
+        let Some(first) = checkpoints.first() else {
+            return Ok(());
+        };
+        let (client, stream) = (first.client.clone(), first.stream.clone());
+        match self {
+            SqlCheckpoints::Postgres(s) => {
+                pg::complete_fenced(s, &client, &stream, None, checkpoints, fence).await
+            }
+            SqlCheckpoints::Sqlite(s) => {
+                sqlite::complete_fenced(s, &client, &stream, None, checkpoints, fence).await
+            }
+        }
+    }
+
+    async fn fenced_intents(
+        &self,
+        client: &str,
+        stream: &str,
+    ) -> Result<Vec<(UploadIntent, Option<Fence>)>, CheckpointError> {
+        match self {
+            SqlCheckpoints::Postgres(s) => pg::fenced_intents(s, client, stream).await,
+            SqlCheckpoints::Sqlite(s) => sqlite::fenced_intents(s, client, stream).await,
+        }
+    }
 }

@@ -57,7 +57,6 @@ use triton_core::checkpoint::{
 };
 use triton_core::source::SequenceNumber;
 
-pub use self::lease::Lease;
 pub use self::postgres::PgCheckpoints;
 pub use self::sqlite::SqliteCheckpoints;
 pub use self::url::{redact, DatabaseUrl, PostgresUrl, SslMode, UrlError, DEFAULT_URL};
@@ -195,7 +194,7 @@ impl CheckpointStore for SqlCheckpoints {
 }
 
 /// Refuses intents the table cannot hold.
-fn check_intent(db: &str, client: &str, stream: &str, key: &str) -> Result<(), CheckpointError> {
+pub(crate) fn check_intent(db: &str, client: &str, stream: &str, key: &str) -> Result<(), CheckpointError> {
     for (field, value, max) in [
         ("client", client, schema::MAX_FIELD),
         ("stream", stream, schema::MAX_FIELD),
@@ -258,7 +257,7 @@ fn bad_row(db: &str, client: &str, stream: &str, shard: &str, value: String) -> 
 }
 
 /// Sorts a Diesel error into "try again later" and "will not work".
-fn query_error(db: &str, e: diesel::result::Error) -> CheckpointError {
+pub(crate) fn query_error(db: &str, e: diesel::result::Error) -> CheckpointError {
     use diesel::result::{DatabaseErrorKind as K, Error};
     let message = one_line(&e.to_string());
     let transient = match &e {
@@ -308,7 +307,7 @@ fn updated_now() -> i32 {
 pub(crate) struct OwnedRow {
     client: String,
     stream: String,
-    shard: String,
+    pub(crate) shard: String,
     seq_num: String,
 }
 
@@ -337,7 +336,7 @@ impl OwnedRow {
 /// Checks and de-duplicates checkpoints (the last one per shard wins, as if
 /// saved in order; PostgreSQL refuses to upsert one row twice in a
 /// statement).
-fn owned_rows(db: &str, checkpoints: &[Checkpoint]) -> Result<Vec<OwnedRow>, CheckpointError> {
+pub(crate) fn owned_rows(db: &str, checkpoints: &[Checkpoint]) -> Result<Vec<OwnedRow>, CheckpointError> {
     let mut rows: Vec<OwnedRow> = Vec::with_capacity(checkpoints.len());
     let mut seen = std::collections::HashMap::new();
     for c in checkpoints {

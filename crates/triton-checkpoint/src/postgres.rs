@@ -1,6 +1,5 @@
 //! PostgreSQL: diesel-async over tokio-postgres, TLS by rustls.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -130,7 +129,7 @@ impl PgCheckpoints {
     /// Runs `f` on a pooled connection, within [`OPERATION_TIMEOUT`]. A
     /// connection whose operation failed is dropped rather than reused: its
     /// transaction state may be broken.
-    async fn run<R>(
+    pub(crate) async fn run<R>(
         &self,
         f: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<R, diesel::result::Error>,
     ) -> Result<R, CheckpointError> {
@@ -186,7 +185,6 @@ impl PgCheckpoints {
         if rows.is_empty() {
             return Ok(());
         }
-        let rows = Arc::new(rows);
         self.run(async |c| {
             c.transaction::<_, diesel::result::Error, _>(async |c| upsert(c, &rows).await)
                 .await
@@ -202,22 +200,7 @@ impl PgCheckpoints {
         check_intent(self.db(), &intent.client, &intent.stream, &intent.key)?;
         self.run(async |c| {
             c.transaction::<_, diesel::result::Error, _>(async |c| {
-                if let Some(old) = replaces {
-                    diesel::delete(intent_of(&intent.client, &intent.stream, old))
-                        .execute(c)
-                        .await?;
-                }
-                diesel::insert_into(i::table)
-                    .values(intent_row(intent))
-                    .on_conflict((i::client, i::stream, i::archive_key))
-                    .do_update()
-                    .set((
-                        i::metadata.eq(excluded(i::metadata)),
-                        i::created.eq(excluded(i::created)),
-                    ))
-                    .execute(c)
-                    .await?;
-                Ok(())
+                record_in(c, intent, replaces).await
             })
             .await
         })
@@ -231,34 +214,10 @@ impl PgCheckpoints {
         key: &str,
         checkpoints: &[Checkpoint],
     ) -> Result<(), CheckpointError> {
-        let rows = Arc::new(owned_rows(self.db(), checkpoints)?);
-        let shards: Vec<&str> = rows.iter().map(|r| r.shard.as_str()).collect();
+        let rows = owned_rows(self.db(), checkpoints)?;
         self.run(async |c| {
             c.transaction::<_, diesel::result::Error, _>(async |c| {
-                let stored: Vec<(String, String)> = t::table
-                    .filter(t::client.eq(client))
-                    .filter(t::stream.eq(stream))
-                    .filter(t::shard.eq_any(&shards))
-                    .select((t::shard, t::seq_num))
-                    .for_update()
-                    .load(c)
-                    .await?;
-                let forward = forward_only(&rows, &stored);
-                upsert(c, &forward).await?;
-                let archives: Vec<_> = forward.iter().map(|r| r.archive_row(key)).collect();
-                if !archives.is_empty() {
-                    diesel::insert_into(a::table)
-                        .values(&archives)
-                        .on_conflict((a::client, a::stream, a::shard))
-                        .do_update()
-                        .set(a::archive_key.eq(excluded(a::archive_key)))
-                        .execute(c)
-                        .await?;
-                }
-                diesel::delete(intent_of(client, stream, key))
-                    .execute(c)
-                    .await?;
-                Ok(())
+                complete_in(c, client, stream, key, &rows).await
             })
             .await
         })
@@ -315,8 +274,68 @@ impl PgCheckpoints {
     }
 }
 
+/// Records an intent (replacing `replaces`), in the caller's transaction.
+pub(crate) async fn record_in(
+    c: &mut AsyncPgConnection,
+    intent: &UploadIntent,
+    replaces: Option<&str>,
+) -> Result<(), diesel::result::Error> {
+    if let Some(old) = replaces {
+        diesel::delete(intent_of(&intent.client, &intent.stream, old))
+            .execute(c)
+            .await?;
+    }
+    diesel::insert_into(i::table)
+        .values(intent_row(intent))
+        .on_conflict((i::client, i::stream, i::archive_key))
+        .do_update()
+        .set((
+            i::metadata.eq(excluded(i::metadata)),
+            i::created.eq(excluded(i::created)),
+        ))
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// Moves checkpoints forward, records their archive and deletes the intent
+/// `key`, in the caller's transaction.
+pub(crate) async fn complete_in(
+    c: &mut AsyncPgConnection,
+    client: &str,
+    stream: &str,
+    key: &str,
+    rows: &[OwnedRow],
+) -> Result<(), diesel::result::Error> {
+    let shards: Vec<&str> = rows.iter().map(|r| r.shard.as_str()).collect();
+    let stored: Vec<(String, String)> = t::table
+        .filter(t::client.eq(client))
+        .filter(t::stream.eq(stream))
+        .filter(t::shard.eq_any(&shards))
+        .select((t::shard, t::seq_num))
+        .for_update()
+        .load(c)
+        .await?;
+    let forward = forward_only(rows, &stored);
+    upsert(c, &forward).await?;
+    let archives: Vec<_> = forward.iter().map(|r| r.archive_row(key)).collect();
+    if !archives.is_empty() {
+        diesel::insert_into(a::table)
+            .values(&archives)
+            .on_conflict((a::client, a::stream, a::shard))
+            .do_update()
+            .set(a::archive_key.eq(excluded(a::archive_key)))
+            .execute(c)
+            .await?;
+    }
+    diesel::delete(intent_of(client, stream, key))
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
 /// Inserts or updates checkpoint rows, in the caller's transaction.
-async fn upsert(c: &mut AsyncPgConnection, rows: &[OwnedRow]) -> Result<(), diesel::result::Error> {
+pub(crate) async fn upsert(c: &mut AsyncPgConnection, rows: &[OwnedRow]) -> Result<(), diesel::result::Error> {
     let updated = updated_now();
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let chunk: Vec<Row<'_>> = chunk.iter().map(|r| r.row(updated)).collect();

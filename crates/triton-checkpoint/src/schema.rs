@@ -36,6 +36,9 @@ diesel::table! {
         metadata -> Text,
         /// When the intent was recorded (unix seconds).
         created -> BigInt,
+        /// The leases it was recorded under (`triton_core::lease::Fence`),
+        /// NULL when recorded without leases.
+        fence -> Nullable<Text>,
     }
 }
 
@@ -51,18 +54,60 @@ pub(crate) struct Row<'a> {
     pub updated: i32,
 }
 
+/// The lease tables; valid in both dialects.
+macro_rules! lease_tables {
+    () => {
+        "CREATE TABLE IF NOT EXISTS triton_lease (
+  client           VARCHAR(255) NOT NULL,
+  stream           VARCHAR(255) NOT NULL,
+  shard            VARCHAR(255) NOT NULL,
+  owner            VARCHAR(255),
+  epoch            BIGINT NOT NULL,
+  renewed          BIGINT,
+  expires          BIGINT,
+  state            VARCHAR(16) NOT NULL,
+  parents          VARCHAR(1024) NOT NULL,
+  bytes_per_second DOUBLE PRECISION NOT NULL,
+  PRIMARY KEY (client, stream, shard));
+CREATE TABLE IF NOT EXISTS triton_worker (
+  client    VARCHAR(255) NOT NULL,
+  stream    VARCHAR(255) NOT NULL,
+  worker    VARCHAR(255) NOT NULL,
+  heartbeat BIGINT NOT NULL,
+  expires   BIGINT NOT NULL,
+  PRIMARY KEY (client, stream, worker))"
+    };
+}
+
+
 /// Schema changes, applied in order, each once, each in its own transaction,
-/// recorded in `triton_schema_migrations`. Existing tables are never
-/// altered: a change adds tables beside `triton_checkpoint`, and every
-/// statement tolerates objects that already exist (go-triton creates the
-/// checkpoint table itself).
+/// recorded in `triton_schema_migrations`. `triton_checkpoint` is never
+/// altered (go-triton creates and uses it); changes add tables beside it or
+/// columns to this project's own tables, and `CREATE` statements tolerate
+/// objects that already exist.
 ///
 /// (version, PostgreSQL SQL, SQLite SQL)
 pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, CHECKPOINT_TABLE, CHECKPOINT_TABLE),
     (2, INTENT_TABLE, INTENT_TABLE),
     (3, CHECKPOINT_ARCHIVE_TABLE, CHECKPOINT_ARCHIVE_TABLE),
+    (4, LEASE_TABLES_PG, LEASE_TABLES_SQLITE),
 ];
+
+/// Shard leases and live workers (a fleet of stores), and the fence of
+/// each upload intent. Times are milliseconds since the epoch on the
+/// database's clock.
+const LEASE_TABLES_PG: &str = concat!(
+    lease_tables!(),
+    ";\nALTER TABLE triton_upload_intent ADD COLUMN IF NOT EXISTS fence TEXT"
+);
+/// (SQLite has no `ADD COLUMN IF NOT EXISTS`; the migration runs once.)
+const LEASE_TABLES_SQLITE: &str = concat!(
+    lease_tables!(),
+    ";\nALTER TABLE triton_upload_intent ADD COLUMN fence TEXT"
+);
+
+
 
 /// The archive of each checkpoint; valid in both dialects.
 const CHECKPOINT_ARCHIVE_TABLE: &str = "CREATE TABLE IF NOT EXISTS triton_checkpoint_archive (

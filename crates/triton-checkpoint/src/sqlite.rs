@@ -69,16 +69,12 @@ impl SqliteCheckpoints {
         Ok(store)
     }
 
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub(crate) fn db(&self) -> &str {
         &self.db
     }
 
     /// Runs `f` on a pooled connection on a blocking thread.
-    async fn run<R, F>(&self, f: F) -> Result<R, CheckpointError>
+    pub(crate) async fn run<R, F>(&self, f: F) -> Result<R, CheckpointError>
     where
         R: Send + 'static,
         F: FnOnce(&mut SqliteConnection) -> Result<R, diesel::result::Error> + Send + 'static,
@@ -154,19 +150,7 @@ impl SqliteCheckpoints {
         let replaces = replaces.map(str::to_owned);
         self.run(move |c| {
             c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
-                if let Some(old) = &replaces {
-                    diesel::delete(intent_of(&intent.client, &intent.stream, old)).execute(c)?;
-                }
-                diesel::insert_into(i::table)
-                    .values(intent_row(&intent))
-                    .on_conflict((i::client, i::stream, i::archive_key))
-                    .do_update()
-                    .set((
-                        i::metadata.eq(excluded(i::metadata)),
-                        i::created.eq(excluded(i::created)),
-                    ))
-                    .execute(c)?;
-                Ok(())
+                record_in(c, &intent, replaces.as_deref())
             })
         })
         .await
@@ -183,26 +167,7 @@ impl SqliteCheckpoints {
         let id = (client.to_owned(), stream.to_owned(), key.to_owned());
         self.run(move |c| {
             c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
-                let shards: Vec<&str> = rows.iter().map(|r| r.shard.as_str()).collect();
-                let stored: Vec<(String, String)> = t::table
-                    .filter(t::client.eq(&id.0))
-                    .filter(t::stream.eq(&id.1))
-                    .filter(t::shard.eq_any(&shards))
-                    .select((t::shard, t::seq_num))
-                    .load(c)?;
-                let forward = forward_only(&rows, &stored);
-                upsert(c, &forward)?;
-                let archives: Vec<_> = forward.iter().map(|r| r.archive_row(&id.2)).collect();
-                if !archives.is_empty() {
-                    diesel::insert_into(a::table)
-                        .values(&archives)
-                        .on_conflict((a::client, a::stream, a::shard))
-                        .do_update()
-                        .set(a::archive_key.eq(excluded(a::archive_key)))
-                        .execute(c)?;
-                }
-                diesel::delete(intent_of(&id.0, &id.1, &id.2)).execute(c)?;
-                Ok(())
+                complete_in(c, &id.0, &id.1, &id.2, &rows)
             })
         })
         .await
@@ -258,8 +223,60 @@ impl SqliteCheckpoints {
     }
 }
 
+/// Records an intent (replacing `replaces`), in the caller's transaction.
+pub(crate) fn record_in(
+    c: &mut SqliteConnection,
+    intent: &UploadIntent,
+    replaces: Option<&str>,
+) -> Result<(), diesel::result::Error> {
+    if let Some(old) = replaces {
+        diesel::delete(intent_of(&intent.client, &intent.stream, old)).execute(c)?;
+    }
+    diesel::insert_into(i::table)
+        .values(intent_row(intent))
+        .on_conflict((i::client, i::stream, i::archive_key))
+        .do_update()
+        .set((
+            i::metadata.eq(excluded(i::metadata)),
+            i::created.eq(excluded(i::created)),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+/// Moves checkpoints forward, records their archive and deletes the intent
+/// `key`, in the caller's transaction.
+pub(crate) fn complete_in(
+    c: &mut SqliteConnection,
+    client: &str,
+    stream: &str,
+    key: &str,
+    rows: &[OwnedRow],
+) -> Result<(), diesel::result::Error> {
+    let shards: Vec<&str> = rows.iter().map(|r| r.shard.as_str()).collect();
+    let stored: Vec<(String, String)> = t::table
+        .filter(t::client.eq(client))
+        .filter(t::stream.eq(stream))
+        .filter(t::shard.eq_any(&shards))
+        .select((t::shard, t::seq_num))
+        .load(c)?;
+    let forward = forward_only(rows, &stored);
+    upsert(c, &forward)?;
+    let archives: Vec<_> = forward.iter().map(|r| r.archive_row(key)).collect();
+    if !archives.is_empty() {
+        diesel::insert_into(a::table)
+            .values(&archives)
+            .on_conflict((a::client, a::stream, a::shard))
+            .do_update()
+            .set(a::archive_key.eq(excluded(a::archive_key)))
+            .execute(c)?;
+    }
+    diesel::delete(intent_of(client, stream, key)).execute(c)?;
+    Ok(())
+}
+
 /// Inserts or updates checkpoint rows, in the caller's transaction.
-fn upsert(c: &mut SqliteConnection, rows: &[OwnedRow]) -> Result<(), diesel::result::Error> {
+pub(crate) fn upsert(c: &mut SqliteConnection, rows: &[OwnedRow]) -> Result<(), diesel::result::Error> {
     let updated = updated_now();
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let chunk: Vec<Row<'_>> = chunk.iter().map(|r| r.row(updated)).collect();

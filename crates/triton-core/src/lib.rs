@@ -16,6 +16,8 @@ archives without AWS or a database.
 - [`json`]: the JSON view printed by `triton decode` and `triton cat`.
 - [`checkpoint`]: the [`checkpoint::CheckpointStore`] trait through which
   readers save and resume per-shard positions, with an in-memory store.
+- [`lease`]: the [`lease::LeaseStore`] trait of shard leases for a fleet
+  of `triton store` workers (fencing epochs).
 - [`retry`]: exponential backoff with jitter, shared by the AWS adapters.
 - [`source`]: the [`source::RecordSource`] trait every reader implements
   (Kinesis, S3, local files), with acknowledgements for checkpointing.
@@ -44,6 +46,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod json;
 pub mod key;
+pub mod lease;
 pub mod msgpack;
 pub mod retry;
 pub mod source;

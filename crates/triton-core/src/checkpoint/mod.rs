@@ -97,6 +97,25 @@ pub enum CheckpointError {
         /// What the row holds.
         value: String,
     },
+
+    /// A fenced write found that the writer no longer holds a lease it
+    /// read under (another worker took it): nothing was written.
+    #[error("checkpoint database {db}: lease lost: {message}")]
+    Fenced {
+        /// The database, with any password redacted.
+        db: String,
+        /// Which lease, held by whom.
+        message: String,
+    },
+    /// An upload intent of another live worker has this key: nothing was
+    /// written (the archive takes the next second's key).
+    #[error("checkpoint database {db}: the archive key {key} is another worker's upload")]
+    KeyTaken {
+        /// The database, with any password redacted.
+        db: String,
+        /// The key.
+        key: String,
+    },
 }
 
 impl CheckpointError {

@@ -1,0 +1,313 @@
+//! [`LeaseStore`]: shard leases for a fleet of `triton store` workers, kept
+//! in the checkpoint database beside the checkpoints.
+//!
+//! Each (client, stream, shard) has one lease. A worker reads a shard only
+//! while it holds its lease, renewed every few seconds; a lease not renewed
+//! in time expires (on the database's clock, never by comparing hosts'
+//! clocks) and another worker takes it. Every change of owner raises the
+//! lease's **epoch**, and every write that moves data forward (recording an
+//! upload intent, completing it, saving checkpoints) checks in its own
+//! transaction that the writer still holds its leases at the epochs it read
+//! them under: a worker that lost a lease, however late it wakes up, cannot
+//! commit anything for it. This crate holds the trait and its types;
+//! `triton-checkpoint` implements it in SQL.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, UploadIntent};
+
+/// A lease held at an epoch.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Held {
+    /// The shard id.
+    pub shard: String,
+    /// The epoch the lease was taken at.
+    pub epoch: i64,
+}
+
+/// What a fenced write requires: that `worker` still holds every lease at
+/// its epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    /// The worker's id.
+    pub worker: String,
+    /// Shard -> epoch.
+    pub leases: BTreeMap<String, i64>,
+}
+
+impl Fence {
+    /// A fence over `held`.
+    pub fn new(worker: impl Into<String>, held: &[Held]) -> Fence {
+        Fence {
+            worker: worker.into(),
+            leases: held.iter().map(|h| (h.shard.clone(), h.epoch)).collect(),
+        }
+    }
+
+    /// The text stored beside an upload intent: the worker's id on the
+    /// first line, then one `shard epoch` line per lease (ids hold no
+    /// whitespace).
+    pub fn encode(&self) -> String {
+        let mut text = self.worker.clone();
+        for (shard, epoch) in &self.leases {
+            text.push('\n');
+            text.push_str(shard);
+            text.push(' ');
+            text.push_str(&epoch.to_string());
+        }
+        text
+    }
+
+    /// Reads [`encode`](Fence::encode)'s text; `None` if it is not one.
+    pub fn decode(text: &str) -> Option<Fence> {
+        let mut lines = text.lines();
+        let worker = lines.next()?.to_owned();
+        let mut leases = BTreeMap::new();
+        for line in lines {
+            let (shard, epoch) = line.split_once(' ')?;
+            leases.insert(shard.to_owned(), epoch.parse().ok()?);
+        }
+        Some(Fence { worker, leases })
+    }
+
+    /// Why this fence no longer holds against the current `leases` of its
+    /// stream, or `None` while it does.
+    pub fn broken_by(&self, leases: &[LeaseInfo]) -> Option<String> {
+        for (shard, epoch) in &self.leases {
+            let Some(now) = leases.iter().find(|l| &l.shard == shard) else {
+                return Some(format!("the lease of {shard} is gone"));
+            };
+            if now.owner.as_deref() != Some(self.worker.as_str()) || now.epoch != *epoch {
+                return Some(format!(
+                    "the lease of {shard} is held by {} at epoch {}, not by {} at epoch {epoch}",
+                    now.owner.as_deref().unwrap_or("nobody"),
+                    now.epoch,
+                    self.worker
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// A shard as a lease is made for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardSpec {
+    /// The shard id.
+    pub shard: String,
+    /// Its parents (a split has one, a merge two).
+    pub parents: Vec<String>,
+}
+
+/// Whether a shard still has records to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaseState {
+    /// Open, or closed with records not yet committed.
+    Active,
+    /// Closed, and its last record is committed: its children may start.
+    Ended,
+}
+
+impl LeaseState {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaseState::Active => "active",
+            LeaseState::Ended => "ended",
+        }
+    }
+}
+
+/// One lease as listed.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LeaseInfo {
+    /// The shard id.
+    pub shard: String,
+    /// The worker holding it, if any.
+    pub owner: Option<String>,
+    /// Raised on every change of owner.
+    pub epoch: i64,
+    /// Milliseconds since the last renewal (database clock), if ever held.
+    pub renewed_ms_ago: Option<i64>,
+    /// Whether the lease ran out without being renewed or released.
+    pub expired: bool,
+    /// Active or ended.
+    pub state: LeaseState,
+    /// Parent shards.
+    pub parents: Vec<String>,
+    /// Bytes a second read from the shard, as its owner last measured.
+    pub bytes_per_second: f64,
+}
+
+impl LeaseInfo {
+    /// Whether a worker may take it: active, free or expired, and every
+    /// parent that has a lease has ended.
+    pub fn takeable(&self, all: &[LeaseInfo]) -> bool {
+        self.state == LeaseState::Active
+            && (self.owner.is_none() || self.expired)
+            && self.parents_ended(all)
+    }
+
+    /// Whether every parent with a lease has ended (a parent without one is
+    /// gone from the stream).
+    pub fn parents_ended(&self, all: &[LeaseInfo]) -> bool {
+        self.parents.iter().all(|p| {
+            all.iter()
+                .find(|l| &l.shard == p)
+                .is_none_or(|l| l.state == LeaseState::Ended)
+        })
+    }
+}
+
+/// A live worker as listed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct WorkerInfo {
+    /// Its id.
+    pub worker: String,
+    /// Milliseconds since its last heartbeat (database clock).
+    pub heartbeat_ms_ago: i64,
+}
+
+/// Every lease of a stream and its live workers.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct LeaseTable {
+    /// By shard.
+    pub leases: Vec<LeaseInfo>,
+    /// Workers whose heartbeat has not run out, by id.
+    pub workers: Vec<WorkerInfo>,
+}
+
+/// Which client and stream, and how long a lease lasts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseScope {
+    /// The consumer's name.
+    pub client: String,
+    /// The real stream name.
+    pub stream: String,
+}
+
+/// Leases in the checkpoint database; see the module documentation.
+/// Every method is one transaction.
+#[async_trait]
+pub trait LeaseStore: CheckpointStore {
+    /// Adds a free, active lease for each shard that has none.
+    async fn add_shards(&self, scope: &LeaseScope, shards: &[ShardSpec])
+        -> Result<(), CheckpointError>;
+
+    /// Records that `worker` is alive for `duration`, renews for `duration`
+    /// those of `held` it still holds at their epoch (storing each one's
+    /// throughput, bytes a second) and returns them: a lease missing from
+    /// the answer is lost. A lease that expired is not renewed, even if
+    /// nobody took it yet.
+    async fn renew(
+        &self,
+        scope: &LeaseScope,
+        worker: &str,
+        held: &[Held],
+        throughput: &[(String, f64)],
+        duration: Duration,
+    ) -> Result<Vec<Held>, CheckpointError>;
+
+    /// Takes, with a new epoch each, up to `max` of `shards` that are still
+    /// takeable ([`LeaseInfo::takeable`]), for `duration`. Leases `worker`
+    /// itself holds (a restart under the same id) are taken over too, with
+    /// a new epoch, whatever `max`. Contended leases are skipped, not
+    /// waited for.
+    async fn acquire(
+        &self,
+        scope: &LeaseScope,
+        worker: &str,
+        shards: &[String],
+        max: usize,
+        duration: Duration,
+    ) -> Result<Vec<Held>, CheckpointError>;
+
+    /// Frees the leases of `held` that `worker` still holds at their epoch.
+    async fn release(
+        &self,
+        scope: &LeaseScope,
+        worker: &str,
+        held: &[Held],
+    ) -> Result<(), CheckpointError>;
+
+    /// Marks a held lease ended (its shard is closed and its last record
+    /// committed); the owner keeps it until it releases it.
+    async fn mark_ended(
+        &self,
+        scope: &LeaseScope,
+        worker: &str,
+        lease: &Held,
+    ) -> Result<(), CheckpointError>;
+
+    /// Removes `worker` from the live workers (a graceful stop).
+    async fn leave(&self, scope: &LeaseScope, worker: &str) -> Result<(), CheckpointError>;
+
+    /// Every lease and live worker of the stream.
+    async fn leases(&self, scope: &LeaseScope) -> Result<LeaseTable, CheckpointError>;
+
+    /// [`CheckpointStore::record_intent`], in a transaction that first
+    /// checks `fence` ([`CheckpointError::Fenced`] if it broke), and refuses
+    /// with [`CheckpointError::KeyTaken`] a key whose intent belongs to
+    /// another worker whose fence still holds.
+    async fn record_intent_fenced(
+        &self,
+        intent: &UploadIntent,
+        replaces: Option<&str>,
+        fence: &Fence,
+    ) -> Result<(), CheckpointError>;
+
+    /// [`CheckpointStore::complete_intent`] after checking `fence` in the
+    /// same transaction.
+    async fn complete_intent_fenced(
+        &self,
+        client: &str,
+        stream: &str,
+        key: &str,
+        checkpoints: &[Checkpoint],
+        fence: &Fence,
+    ) -> Result<(), CheckpointError>;
+
+    /// [`CheckpointStore::save_many`] after checking `fence` in the same
+    /// transaction.
+    async fn save_many_fenced(
+        &self,
+        checkpoints: &[Checkpoint],
+        fence: &Fence,
+    ) -> Result<(), CheckpointError>;
+
+    /// The pending intents of the stream with the fence each was recorded
+    /// under (`None`: recorded without leases, by an older version).
+    async fn fenced_intents(
+        &self,
+        client: &str,
+        stream: &str,
+    ) -> Result<Vec<(UploadIntent, Option<Fence>)>, CheckpointError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fence_reads_back_what_it_wrote() {
+        let fence = Fence::new(
+            "host:12-ab",
+            &[
+                Held {
+                    shard: "shardId-000000000001".into(),
+                    epoch: 7,
+                },
+                Held {
+                    shard: "shardId-000000000000".into(),
+                    epoch: 3,
+                },
+            ],
+        );
+        assert_eq!(Fence::decode(&fence.encode()), Some(fence));
+        assert_eq!(Fence::decode("w\nshard x"), None);
+    }
+}
