@@ -42,6 +42,7 @@ enum Command {
     Put(cmd::put::PutArgs),
     Shards(cmd::shards::ShardsArgs),
     Stats(cmd::stats::StatsArgs),
+    Leases(cmd::leases::LeasesArgs),
     Decode(cmd::decode::DecodeArgs),
     Encode(cmd::encode::EncodeArgs),
 }
@@ -67,6 +68,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Decode(args) => cmd::decode::run(args),
         Command::Encode(args) => cmd::encode::run(args),
         Command::Stats(args) => cmd::stats::run(args),
+        Command::Leases(args) => cmd::leases::run(args),
         Command::Store(args) => cmd::store::run(args),
         Command::Shards(args) => cmd::shards::run(args),
         Command::Put(args) => cmd::put::run(args),

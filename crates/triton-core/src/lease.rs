@@ -12,12 +12,14 @@
 //! commit anything for it. This crate holds the trait and its types;
 //! `triton-checkpoint` implements it in SQL.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, UploadIntent};
+use crate::source::{RecordSource, Replay, SourceError};
 
 /// A lease held at an epoch.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -90,6 +92,27 @@ impl Fence {
             }
         }
         None
+    }
+}
+
+/// Shards a reader has read to their end, each with the last sequence
+/// number it delivered (`None`: nothing, the shard was already read to its
+/// end). Shared between a worker and the reader of its leased shards: the
+/// worker marks a lease ended once that record is committed.
+#[derive(Clone, Debug, Default)]
+pub struct FinishedShards(Arc<Mutex<BTreeMap<String, Option<String>>>>);
+
+impl FinishedShards {
+    /// Notes that `shard` is finished, `last` its last delivered record.
+    pub fn finish(&self, shard: &str, last: Option<String>) {
+        if let Ok(mut f) = self.0.lock() {
+            f.insert(shard.to_owned(), last);
+        }
+    }
+
+    /// Every finished shard so far.
+    pub fn snapshot(&self) -> BTreeMap<String, Option<String>> {
+        self.0.lock().map(|f| f.clone()).unwrap_or_default()
     }
 }
 
@@ -188,6 +211,29 @@ pub struct LeaseScope {
     pub client: String,
     /// The real stream name.
     pub stream: String,
+}
+
+/// The stream a worker archives: its shards, a reader of a chosen set of
+/// them, and a replay of recorded ranges (to rebuild interrupted uploads).
+#[async_trait]
+pub trait ShardSource: Send + Sync {
+    /// What reads the leased shards.
+    type Source: RecordSource + Send;
+
+    /// The stream's shards now, with their parents.
+    async fn shards(&self) -> Result<Vec<ShardSpec>, SourceError>;
+
+    /// A source of exactly `shards`, saving checkpoints (when it does) in
+    /// `checkpoints` and noting in `finished` each shard read to its end.
+    async fn open(
+        &self,
+        shards: BTreeSet<String>,
+        checkpoints: Arc<dyn CheckpointStore>,
+        finished: FinishedShards,
+    ) -> Result<Self::Source, SourceError>;
+
+    /// Reads recorded ranges again.
+    fn replay(&self) -> &dyn Replay;
 }
 
 /// Leases in the checkpoint database; see the module documentation.

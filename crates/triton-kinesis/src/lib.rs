@@ -19,12 +19,14 @@ region comes from the stream config.
 
 mod client;
 mod error;
+mod fleet;
 mod producer;
 mod reader;
 mod shards;
 
 pub use self::client::{client, sdk_config};
 pub use self::error::{ErrorKind, KinesisError};
+pub use self::fleet::KinesisShards;
 pub use self::producer::{ProduceError, Producer, ProducerOptions, ProducerStats, Receipt};
 pub use self::reader::{
     Checkpointing, KinesisReader, KinesisReplay, OpenError, ReaderOptions, ShardStatus,

@@ -10,12 +10,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use triton_s3::archiver::fleet::LeaseStats;
 use triton_s3::archiver::ArchiverStats;
 
 use crate::error::{CliError, CliResult};
 
 /// Binds `addr` and serves the metrics of `stats` in the background.
-pub async fn serve(addr: SocketAddr, stats: Arc<ArchiverStats>, stream: &str) -> CliResult {
+pub async fn serve(
+    addr: SocketAddr,
+    stats: Arc<ArchiverStats>,
+    leases: Option<Arc<LeaseStats>>,
+    stream: &str,
+) -> CliResult {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| CliError::io(format!("--metrics-addr {addr}"), e))?;
@@ -32,7 +38,10 @@ pub async fn serve(addr: SocketAddr, stats: Arc<ArchiverStats>, stream: &str) ->
                     continue;
                 }
             };
-            let body = render(&stats, &stream);
+            let mut body = render(&stats, &stream);
+            if let Some(leases) = &leases {
+                body.push_str(&render_leases(leases, &stream));
+            }
             tokio::spawn(async move {
                 // The request itself does not matter: every path answers
                 // the metrics. Read it so that the client sees a response,
@@ -52,6 +61,25 @@ pub async fn serve(addr: SocketAddr, stats: Arc<ArchiverStats>, stream: &str) ->
         }
     });
     Ok(())
+}
+
+/// The exposition text of a fleet worker's leases.
+pub fn render_leases(stats: &LeaseStats, stream: &str) -> String {
+    let stream = stream.replace(['\\', '"', '\n'], "_");
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let mut out = String::new();
+    for (name, kind, help, value) in [
+        ("triton_store_leases_held", "gauge", "Shard leases this worker holds.", get(&stats.held)),
+        ("triton_store_leases_acquired_total", "counter", "Shard leases taken (each with a new epoch).", get(&stats.acquired)),
+        ("triton_store_leases_lost_total", "counter", "Times a lease was lost (taken by another worker or not renewed in time).", get(&stats.lost)),
+        ("triton_store_leases_released_total", "counter", "Shard leases handed over gracefully (balance, ended shards, stops).", get(&stats.released)),
+    ] {
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{stream=\"{stream}\"}} {value}\n"
+        );
+    }
+    out
 }
 
 /// The exposition text.

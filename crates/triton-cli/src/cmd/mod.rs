@@ -5,6 +5,7 @@ pub mod cat;
 pub mod common;
 pub mod decode;
 pub mod encode;
+pub mod leases;
 pub mod metrics;
 pub mod put;
 pub mod shards;

@@ -6,16 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use triton_checkpoint::{redact, Lease, SqlCheckpoints, DEFAULT_URL};
-use triton_core::checkpoint::{CheckpointError, CheckpointStore};
+use triton_checkpoint::{redact, SqlCheckpoints, DEFAULT_URL};
+use triton_core::checkpoint::CheckpointError;
 use triton_core::key::{validate_client_name, DEFAULT_CLIENT_NAME};
 use triton_core::retry::Backoff;
-use triton_kinesis::{
-    list_shards, Checkpointing, KinesisError, KinesisReader, KinesisReplay, ReaderOptions,
-    StartPosition,
-};
-use triton_s3::archiver::{clean_stale, recover, Archiver, ArchiverOptions};
-use triton_s3::{ArchiveStore, Location, S3Options, Sse};
+use triton_kinesis::{list_shards, KinesisError, KinesisShards, ReaderOptions, StartPosition};
+use triton_s3::archiver::fleet::{Worker, WorkerOptions};
+use triton_s3::archiver::{clean_stale, ArchiverOptions};
+use triton_s3::{Location, S3Options, Sse};
 
 use super::common::{multi_thread_runtime, parse_duration, StreamArgs};
 use super::{metrics, signals};
@@ -43,8 +41,14 @@ use crate::error::{CliError, CliResult};
 /// reason, data}). S3, Kinesis or the database being unavailable is waited
 /// out with retries, the data staying spooled.
 ///
-/// One store runs per client name and stream: another one waits until it
-/// stops.
+/// Many stores may run per client name and stream (a fleet): each reads
+/// the shards it leases in the checkpoint database, and the leases spread
+/// evenly over the live workers. A lease not renewed for --lease-duration
+/// (a crashed or paused worker) is taken by another worker, which first
+/// finishes the uploads the old owner left; every upload intent and commit
+/// checks in its transaction that its worker still holds the leases, so a
+/// worker that lost one commits nothing more. See docs/store.md, "Running
+/// a fleet".
 ///
 /// SIGINT or SIGTERM: stop reading, upload and checkpoint what was read,
 /// exit 0 (within --shutdown-timeout); a second signal exits at once, which
@@ -116,6 +120,18 @@ pub struct StoreArgs {
     #[arg(long, value_name = "KEY")]
     sse_kms_key_id: Option<String>,
 
+    /// This worker's id in the lease table (default: host:pid-random). A
+    /// worker restarted with the same id takes its leases back at once,
+    /// instead of waiting for them to expire.
+    #[arg(long, env = "TRITON_WORKER_ID", value_name = "ID")]
+    worker_id: Option<String>,
+
+    /// How long a lease lasts without renewal: after a crash, the worker's
+    /// shards are read again by another worker this long after. Renewed
+    /// every third of it.
+    #[arg(long, value_parser = parse_lease, default_value = "20s", value_name = "DURATION")]
+    lease_duration: Duration,
+
     /// Archive at least once, as go-triton does: no upload intents, so a
     /// crash between an upload and its checkpoint archives those records
     /// again. (Intents a previous exactly-once run left are still finished
@@ -152,6 +168,38 @@ impl std::fmt::Debug for StoreArgs {
             .field("max_file_size", &self.max_file_size)
             .finish_non_exhaustive()
     }
+}
+
+fn parse_lease(s: &str) -> Result<Duration, String> {
+    let lease = parse_duration(s)?;
+    if lease < Duration::from_secs(1) {
+        return Err(format!("{s:?}: at least 1s"));
+    }
+    Ok(lease)
+}
+
+/// `host:pid-xxxxxx`: readable in `triton leases`, unique across restarts.
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let suffix = (u64::from(nanos) ^ (u64::from(std::process::id()) << 20)) % 0x100_0000;
+    format!("{host}:{}-{suffix:06x}", std::process::id())
+}
+
+fn check_worker_id(id: &str) -> Result<(), CliError> {
+    if id.is_empty() || id.chars().count() > 255 || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(CliError::new(format!(
+            "--worker-id {id:?}: 1 to 255 characters, no spaces or control characters"
+        )));
+    }
+    Ok(())
 }
 
 fn parse_age(s: &str) -> Result<Duration, String> {
@@ -193,6 +241,9 @@ pub fn run(args: StoreArgs) -> CliResult {
     let config = args.stream.load()?;
     validate_client_name(&args.client_name)
         .map_err(|e| CliError::new(format!("--client-name: {e}")))?;
+    if let Some(id) = &args.worker_id {
+        check_worker_id(id)?;
+    }
     let location = Location::parse(&args.bucket).map_err(|e| CliError::new(e.to_string()))?;
     let sse = match (args.sse, args.sse_kms_key_id.clone()) {
         (None, None) => None,
@@ -246,8 +297,7 @@ pub fn run(args: StoreArgs) -> CliResult {
                 (true, _) | (false, From::Latest) => StartPosition::Latest,
                 (false, From::TrimHorizon) => StartPosition::TrimHorizon,
             };
-            let lease = take_lease(&checkpoints, &args.client_name, &config.name).await?;
-            let checkpoints: Arc<dyn CheckpointStore> = Arc::new(checkpoints);
+            let checkpoints: Arc<SqlCheckpoints> = Arc::new(checkpoints);
             let kinesis = triton_kinesis::client(&config.region).await;
             let store = location
                 .open(
@@ -267,19 +317,9 @@ pub fn run(args: StoreArgs) -> CliResult {
                 KinesisError::is_retryable,
             )
             .await?;
-            // Whatever this run's mode: intents left by an exactly-once run
-            // describe uploads whose checkpoints are still to be moved.
-            finish_interrupted_uploads(
-                store.clone(),
-                checkpoints.clone(),
-                &KinesisReplay::new(kinesis.clone(), config.name.clone()),
-                &options,
-            )
-            .await?;
             // Spool files of a killed store hold records that were never
-            // checkpointed (recovery has used those of interrupted
-            // uploads): they will be read again, so uploading them would
-            // only duplicate them.
+            // checkpointed (the new owner of their shards finishes their
+            // uploads from the stream or from these files first).
             let stale = clean_stale(&options.spool_dir, &config.name, &args.client_name)
                 .map_err(|e| {
                     CliError::io(format!("cleaning {}", options.spool_dir.display()), e)
@@ -287,14 +327,6 @@ pub fn run(args: StoreArgs) -> CliResult {
             for path in stale {
                 tracing::info!(path = %path.display(), "removed the spool file of a store that did not finish");
             }
-            if !args.at_least_once {
-                options.intents = Some(checkpoints.clone());
-            }
-            let checkpointing = Checkpointing {
-                store: checkpoints,
-                client: args.client_name.clone(),
-                resume: !args.skip_to_latest,
-            };
             let reader_options = ReaderOptions {
                 start,
                 // The archiver acknowledges a shard's records only once
@@ -303,46 +335,41 @@ pub fn run(args: StoreArgs) -> CliResult {
                 ack_warning: args.max_file_age + Duration::from_secs(300),
                 ..ReaderOptions::default()
             };
-            let reader = retry_open(
-                "the Kinesis stream",
-                || {
-                    KinesisReader::open(
-                        kinesis.clone(),
-                        &config.name,
-                        reader_options.clone(),
-                        Some(checkpointing.clone()),
-                    )
-                },
-                |e| match e {
-                    triton_kinesis::OpenError::Kinesis(k) => k.is_retryable(),
-                    triton_kinesis::OpenError::Checkpoint(c) => {
-                        matches!(c, CheckpointError::Unavailable { .. })
-                    }
-                    _ => false,
-                },
-            )
-            .await?;
-            Ok::<_, CliError>((reader, store, lease))
+            let shards = KinesisShards::new(
+                kinesis,
+                config.name.clone(),
+                args.client_name.clone(),
+                !args.skip_to_latest,
+                reader_options,
+            );
+            Ok::<_, CliError>((shards, store, checkpoints))
         };
         let mut stopping = stop.clone();
-        // The lease is held until the store has stopped.
-        let (reader, store, _lease) = tokio::select! {
+        let (shards, store, checkpoints) = tokio::select! {
             opened = opened => opened?,
             _ = stopping.changed() => {
                 tracing::info!("stopped before the store started");
                 return Ok(());
             }
         };
-        tracing::info!(stream = config.name, bucket = %location, client = args.client_name, exactly_once = !args.at_least_once, "store started");
-        let archiver = Archiver::new(reader, store, options);
+        let worker_id = args.worker_id.clone().unwrap_or_else(default_worker_id);
+        tracing::info!(stream = config.name, bucket = %location, client = args.client_name, worker = worker_id, lease_duration_ms = args.lease_duration.as_millis() as u64, exactly_once = !args.at_least_once, "store started");
+        let worker = Worker::new(
+            shards,
+            store,
+            checkpoints,
+            options,
+            WorkerOptions::new(worker_id, args.lease_duration),
+            !args.at_least_once,
+        );
         if let Some(addr) = args.metrics_addr {
-            metrics::serve(addr, archiver.stats(), &config.name).await?;
+            metrics::serve(addr, worker.archiver_stats(), Some(worker.stats()), &config.name).await?;
         }
         let shutdown = async move {
             let _ = stopping.changed().await;
-            tracing::info!("stopping: sealing, uploading and checkpointing what was read");
+            tracing::info!("stopping: sealing, uploading and checkpointing what was read, then releasing the leases");
         };
-        let summary = archiver
+        let summary = worker
             .run(shutdown)
             .await
             .map_err(|e| CliError::new(e.to_string()))?;
@@ -354,57 +381,6 @@ pub fn run(args: StoreArgs) -> CliResult {
         );
         Ok(())
     })
-}
-
-/// Takes the lease of this client and stream, waiting while another store
-/// holds it (a rolling deploy: the new store starts once the old one has
-/// stopped). Two stores at once would archive every record twice.
-async fn take_lease(db: &SqlCheckpoints, client: &str, stream: &str) -> Result<Lease, CliError> {
-    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
-    loop {
-        match db.try_lease(client, stream).await {
-            Ok(Some(lease)) => return Ok(lease),
-            Ok(None) => {
-                let delay = backoff.next_delay();
-                tracing::warn!(
-                    client,
-                    stream,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "another triton store of this client and stream is running; waiting for it to stop"
-                );
-                tokio::time::sleep(delay).await;
-            }
-            Err(e) if e.is_retryable() => {
-                let delay = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the checkpoint database");
-                tokio::time::sleep(delay).await;
-            }
-            Err(e) => return Err(CliError::new(e.to_string())),
-        }
-    }
-}
-
-/// Finishes the uploads a previous run left unfinished (recovery logs each
-/// record range the stream no longer holds as an error).
-async fn finish_interrupted_uploads(
-    store: Arc<dyn ArchiveStore>,
-    checkpoints: Arc<dyn CheckpointStore>,
-    replay: &KinesisReplay,
-    options: &ArchiverOptions,
-) -> CliResult {
-    let report = recover(store, checkpoints, replay, options)
-        .await
-        .map_err(|e| CliError::new(format!("finishing interrupted uploads: {e}")))?;
-    if !report.confirmed.is_empty() || !report.restored.is_empty() || !report.rebuilt.is_empty() {
-        tracing::info!(
-            confirmed = report.confirmed.len(),
-            restored = report.restored.len(),
-            rebuilt = report.rebuilt.len(),
-            lost_ranges = report.lost.len(),
-            "finished the uploads of the previous run"
-        );
-    }
-    Ok(())
 }
 
 /// Opens something the store cannot start without, retrying while it is

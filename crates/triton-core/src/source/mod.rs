@@ -95,6 +95,15 @@ pub enum SourceError {
         /// The underlying error's message.
         detail: String,
     },
+    /// The backing service refused for good (a missing stream, a bad
+    /// option); retrying will not help.
+    #[error("{what}: {detail}")]
+    Failed {
+        /// What was being accessed.
+        what: String,
+        /// The underlying error's message.
+        detail: String,
+    },
     /// An acknowledgement for a source or position the source never
     /// delivered.
     #[error("cannot acknowledge {position} of {source_id}: {reason}")]

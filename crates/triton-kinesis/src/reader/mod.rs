@@ -47,6 +47,14 @@ pub struct ReaderOptions {
     /// never acknowledges would otherwise stop at the first reshard without
     /// a word. Default 60 s.
     pub ack_warning: Duration,
+    /// Read only these shards (a fleet worker's leases), leaving the others
+    /// to other readers; `None`: every shard. Shards outside the set count
+    /// as finished, so a leased child starts at once: whoever leased it out
+    /// made sure its parents were done.
+    pub only: Option<std::collections::BTreeSet<String>>,
+    /// Where to note each shard of `only` (or each shard) once it is read
+    /// to its end and every record it delivered is acknowledged.
+    pub finished: Option<triton_core::lease::FinishedShards>,
 }
 
 impl Default for ReaderOptions {
@@ -58,6 +66,8 @@ impl Default for ReaderOptions {
             prefetch: 2,
             rediscover_interval: Duration::from_secs(30),
             ack_warning: Duration::from_secs(60),
+            only: None,
+            finished: None,
         }
     }
 }
@@ -244,10 +254,16 @@ impl KinesisReader {
             failed: None,
         };
         for info in shards {
+            let mine = reader.reads(&info.id);
             let phase = match plans.remove(&info.id) {
-                Some(Plan::Read(start)) => Phase::Waiting(start),
+                Some(Plan::Read(start)) if mine => Phase::Waiting(start),
                 _ => Phase::Finished,
             };
+            if mine && phase == Phase::Finished {
+                if let Some(f) = &reader.options.finished {
+                    f.finish(&info.id, None);
+                }
+            }
             let committed = saved.get(&info.id).cloned();
             reader.shards.insert(
                 info.id.as_str().into(),
@@ -272,6 +288,11 @@ impl KinesisReader {
         );
         reader.start_ready();
         Ok(reader)
+    }
+
+    /// Whether this reader reads `shard` (see [`ReaderOptions::only`]).
+    fn reads(&self, shard: &str) -> bool {
+        self.options.only.as_ref().is_none_or(|o| o.contains(shard))
     }
 
     /// The stream's real name.
@@ -367,6 +388,9 @@ impl KinesisReader {
             tracing::info!(shard = id, "shard finished");
             s.phase = Phase::Finished;
             s.drained_at = None;
+            if let Some(f) = &self.options.finished {
+                f.finish(id, s.delivered.as_ref().map(|d| d.as_str().to_owned()));
+            }
             self.start_ready();
         }
     }
@@ -389,11 +413,15 @@ impl KinesisReader {
                 continue;
             }
             tracing::info!(shard = %info.id, parents = ?info.parents().collect::<Vec<_>>(), "new shard");
+            let phase = match self.reads(&info.id) {
+                true => Phase::Waiting(Start::TrimHorizon),
+                false => Phase::Finished,
+            };
             self.shards.insert(
                 info.id.as_str().into(),
                 ShardState {
                     info,
-                    phase: Phase::Waiting(Start::TrimHorizon),
+                    phase,
                     delivered: None,
                     acked: None,
                     committed: None,

@@ -18,6 +18,8 @@
 //! `max_pending_uploads` sealed archives wait, after which reading pauses
 //! until one is uploaded (backpressure), so memory and spool stay bounded.
 
+pub mod fleet;
+mod fuse;
 mod metadata;
 mod recovery;
 mod retry;
@@ -25,21 +27,22 @@ mod rotation;
 mod spool;
 mod stats;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
-use triton_core::checkpoint::{Checkpoint, CheckpointStore, UploadIntent};
+use triton_core::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, UploadIntent};
 use triton_core::retry::Backoff;
 use triton_core::source::{Position, RecordSource, SourceError, SourceRecord};
 
+pub use self::fuse::Fuse;
 pub use self::metadata::{Metadata, MovedFrom, ShardRange, METADATA_FORMAT_VERSION};
 pub(crate) use self::recovery::{not_read_again, read_again, ReadAgainError};
-pub use self::recovery::{recover, LostRecords, Recovery, RecoveryError};
-use self::retry::{until_ok, Waiting};
+pub use self::recovery::{recover, recover_intents, LostRecords, Recovery, RecoveryError};
+use self::retry::{refused, until_ok, until_ok_or, Waiting};
 pub use self::rotation::rotation_deadline;
 pub(crate) use self::spool::sha256_hex;
 use self::spool::Spool;
@@ -89,6 +92,10 @@ pub struct ArchiverOptions {
     /// in one transaction (instead of the source's `commit`); [`recover`]
     /// finishes what a crash left. `None`: at-least-once.
     pub intents: Option<Arc<dyn CheckpointStore>>,
+    /// Trips when the leases this archiver works under are lost (a fleet
+    /// worker's): then it stops at once, uploading and committing nothing
+    /// more, and drops what it read but did not commit. `None`: never.
+    pub fuse: Option<Fuse>,
     /// Test hook: wait this long between an upload and its checkpoint
     /// commit, so that a test can kill the process there.
     #[doc(hidden)]
@@ -110,6 +117,7 @@ impl ArchiverOptions {
             put: PutOptions::default(),
             clock: Arc::new(SystemTime::now),
             intents: None,
+            fuse: None,
             pause_before_commit: Duration::ZERO,
         }
     }
@@ -141,6 +149,10 @@ pub enum ArchiverError {
     /// The uploader task ended unexpectedly.
     #[error("the upload task stopped unexpectedly")]
     UploaderGone,
+    /// The leases were lost ([`ArchiverOptions::fuse`] tripped): nothing
+    /// more was uploaded or committed.
+    #[error("lease lost: {0}")]
+    LeaseLost(String),
 }
 
 /// What a finished run did.
@@ -184,6 +196,13 @@ impl<S: RecordSource> Archiver<S> {
         }
     }
 
+    /// Counts into `stats` instead of counters of its own (a fleet
+    /// worker's archivers, one per generation, share theirs).
+    pub fn with_stats(mut self, stats: Arc<ArchiverStats>) -> Archiver<S> {
+        self.stats = stats;
+        self
+    }
+
     /// Counters for metrics, updated as the archiver runs.
     pub fn stats(&self) -> Arc<ArchiverStats> {
         self.stats.clone()
@@ -205,6 +224,15 @@ impl<S: RecordSource> Archiver<S> {
         mut self,
         shutdown: impl Future<Output = ()>,
     ) -> Result<Summary, ArchiverError> {
+        self.run_until(shutdown).await
+    }
+
+    /// [`run`](Archiver::run), keeping the archiver (and its source) for
+    /// the caller to look at afterwards.
+    pub async fn run_until(
+        &mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Summary, ArchiverError> {
         std::fs::create_dir_all(&self.options.spool_dir)
             .map_err(|e| SpoolError::Io(self.options.spool_dir.clone(), e))?;
         let (sealed_tx, sealed_rx) = mpsc::channel(self.options.max_pending_uploads.max(1));
@@ -215,9 +243,11 @@ impl<S: RecordSource> Archiver<S> {
         let mut run = Run {
             current: None,
             pending: 0,
+            in_flight: VecDeque::new(),
             summary: Summary::default(),
             sealed_tx,
         };
+        let fuse = self.options.fuse.clone();
         let mut failure = None;
         // A shard that ended (split or merge) is done only once its last
         // records are checkpointed; its children wait for that. The archive
@@ -230,10 +260,11 @@ impl<S: RecordSource> Archiver<S> {
             let step = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
+                why = lost(fuse.as_ref()) => Err(ArchiverError::LeaseLost(why)),
                 Some(done) = done_rx.recv() => {
                     run.pending -= 1;
-                    self.checkpoint(done, &mut run.summary).await;
-                    Ok(())
+                    run.in_flight.pop_front();
+                    self.checkpoint(done, &mut run.summary).await
                 }
                 () = sleep_until(deadline), if deadline.is_some() => self.seal_current(&mut run).await,
                 _ = end_check.tick(), if deadline.is_some() => self.seal_if_a_shard_ended(&mut run).await,
@@ -250,7 +281,19 @@ impl<S: RecordSource> Archiver<S> {
         }
         // Stopping: the current archive is uploaded and checkpointed too,
         // unless writing it failed (then its records were not checkpointed
-        // and will be read again).
+        // and will be read again) or the leases are lost (then nothing more
+        // may be uploaded or committed: the next owner reads it all again).
+        if let Some(ArchiverError::LeaseLost(_)) = &failure {
+            uploader.abort();
+            let _ = uploader.await;
+            if let Some((spool, _)) = run.current.take() {
+                spool.discard();
+            }
+            for path in run.in_flight.iter().flatten() {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(failure.unwrap_or(ArchiverError::UploaderGone));
+        }
         match &failure {
             Some(ArchiverError::Spool(_)) => {
                 if let Some((spool, _)) = run.current.take() {
@@ -263,19 +306,33 @@ impl<S: RecordSource> Archiver<S> {
                 }
             }
         }
-        let Run {
-            mut pending,
-            mut summary,
-            sealed_tx,
-            ..
-        } = run;
-        drop(sealed_tx);
+        let mut pending = run.pending;
+        let mut summary = run.summary;
+        let (closed_tx, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut run.sealed_tx, closed_tx));
         while pending > 0 {
-            let Some(done) = done_rx.recv().await else {
-                return Err(ArchiverError::UploaderGone);
+            let done = tokio::select! {
+                done = done_rx.recv() => done,
+                why = lost(fuse.as_ref()) => {
+                    uploader.abort();
+                    let _ = uploader.await;
+                    for path in run.in_flight.iter().flatten() {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    return Err(ArchiverError::LeaseLost(why));
+                }
+            };
+            let Some(done) = done else {
+                return Err(match fuse.as_ref().and_then(Fuse::tripped) {
+                    Some(why) => ArchiverError::LeaseLost(why),
+                    None => ArchiverError::UploaderGone,
+                });
             };
             pending -= 1;
-            self.checkpoint(done, &mut summary).await;
+            run.in_flight.pop_front();
+            if let Err(e) = self.checkpoint(done, &mut summary).await {
+                return Err(e);
+            }
         }
         let _ = uploader.await;
         match failure {
@@ -295,6 +352,10 @@ impl<S: RecordSource> Archiver<S> {
         let invalid = spool.write_batch(batch, now)?;
         let bytes = batch.iter().map(|r| r.data.len() as u64).sum();
         self.stats.read(batch.len() as u64, bytes, invalid);
+        if let Some(first) = batch.first() {
+            // A batch comes from one shard.
+            self.stats.read_shard(&first.source, bytes);
+        }
         self.stats.set_behind(self.source.behind());
         // At most one archive a second: keys hold whole seconds, and must
         // be unique and say when the archive was opened. Until the next
@@ -373,11 +434,13 @@ impl<S: RecordSource> Archiver<S> {
         if run.sealed_tx.capacity() == 0 {
             tracing::info!("uploads are behind; reading pauses until one finishes");
         }
+        let files: Vec<PathBuf> = sealed.spool_files().cloned().collect();
         run.sealed_tx
             .send(sealed)
             .await
             .map_err(|_| ArchiverError::UploaderGone)?;
         run.pending += 1;
+        run.in_flight.push_back(files);
         Ok(())
     }
 
@@ -385,7 +448,7 @@ impl<S: RecordSource> Archiver<S> {
     /// archive and commit (with exactly-once, together with deleting the
     /// upload intent), retrying until the checkpoint store answers; then
     /// the spool files go.
-    async fn checkpoint(&mut self, done: Sealed, summary: &mut Summary) {
+    async fn checkpoint(&mut self, done: Sealed, summary: &mut Summary) -> Result<(), ArchiverError> {
         if !self.options.pause_before_commit.is_zero() {
             tracing::warn!(
                 key = done.key,
@@ -402,16 +465,26 @@ impl<S: RecordSource> Archiver<S> {
         match &self.options.intents {
             Some(db) => {
                 let checkpoints = checkpoints_of(&self.options, &done.positions);
-                complete(&**db, &self.options, &done.key, &checkpoints).await;
+                complete(&**db, &self.options, &done.key, &checkpoints)
+                    .await
+                    .map_err(ArchiverError::LeaseLost)?;
             }
             None => {
                 // (A loop of its own: the attempt borrows the source mutably.)
                 let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
                 while let Err(e) = self.source.commit().await {
+                    if let Some(why) = self.options.fuse.as_ref().and_then(Fuse::tripped) {
+                        return Err(ArchiverError::LeaseLost(why));
+                    }
                     let delay = backoff.next_delay();
                     tracing::warn!(key = done.key, error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the checkpoint store");
                     tokio::time::sleep(delay).await;
                 }
+            }
+        }
+        for (shard, position) in &done.positions {
+            if let Position::Sequence(seq) = position {
+                self.stats.committed(shard, seq.as_str());
             }
         }
         self.stats.checkpointed();
@@ -429,6 +502,7 @@ impl<S: RecordSource> Archiver<S> {
             records = done.records,
             "archive uploaded and checkpointed"
         );
+        Ok(())
     }
 }
 
@@ -453,20 +527,37 @@ fn checkpoints_of(
 }
 
 /// Saves `checkpoints` and deletes the intent `key` in one transaction,
-/// retrying until the database answers.
+/// retrying until the database answers. A fenced database that refuses
+/// (the lease is lost) trips the fuse; the error says why.
 async fn complete(
     db: &dyn CheckpointStore,
     options: &ArchiverOptions,
     key: &str,
     checkpoints: &[Checkpoint],
-) {
-    until_ok(
+) -> Result<(), String> {
+    until_ok_or(
         Waiting::Database,
         "waiting for the checkpoint store",
         key,
         || db.complete_intent(&options.client, &options.stream, key, checkpoints),
+        refused,
     )
-    .await;
+    .await
+    .map_err(|e| {
+        let why = e.to_string();
+        if let Some(fuse) = &options.fuse {
+            fuse.trip(why.clone());
+        }
+        why
+    })
+}
+
+/// Waits until `fuse` trips (never without one).
+async fn lost(fuse: Option<&Fuse>) -> String {
+    match fuse {
+        Some(fuse) => fuse.wait().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The state of one `run`.
@@ -474,6 +565,8 @@ struct Run {
     current: Option<(Spool, tokio::time::Instant)>,
     /// Archives queued or uploading, not yet checkpointed.
     pending: usize,
+    /// Their spool files, oldest first (removed if the leases are lost).
+    in_flight: VecDeque<Vec<PathBuf>>,
     summary: Summary,
     sealed_tx: mpsc::Sender<Sealed>,
 }
@@ -497,6 +590,7 @@ struct Uploader {
     client: String,
     stats: Arc<ArchiverStats>,
     intents: Option<Arc<dyn CheckpointStore>>,
+    fuse: Option<Fuse>,
     /// The key second of the last archive uploaded: the next one goes after
     /// it (it may have moved onto the next one's second), so that no two
     /// intents ever share a key.
@@ -603,7 +697,11 @@ async fn upload_loop(
 ) {
     while let Some(mut sealed) = sealed_rx.recv().await {
         let started = Instant::now();
-        let (bytes, archives) = up.upload_sealed(&mut sealed).await;
+        // Lost leases: nothing more is uploaded (the fuse has tripped and
+        // the archiver stops).
+        let Ok((bytes, archives)) = up.upload_sealed(&mut sealed).await else {
+            return;
+        };
         up.stats.uploaded(bytes, started.elapsed(), archives);
         if done_tx.send(sealed).is_err() {
             return;
@@ -627,17 +725,28 @@ impl Uploader {
             client: options.client.clone(),
             stats,
             intents: options.intents.clone(),
+            fuse: options.fuse.clone(),
             last_timestamp: None,
             chain: None,
         }
     }
 
+    /// Why the leases are lost, if they are: then nothing more is uploaded.
+    fn lost(&self) -> Result<(), String> {
+        match self.fuse.as_ref().and_then(Fuse::tripped) {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
     /// With exactly-once, records what is about to be uploaded (replacing
     /// the intent of the key the archive moved from), retrying until the
-    /// database answers: nothing is uploaded without an intent.
-    async fn record_intent(&self, sealed: &Sealed, replaces: Option<&str>) {
+    /// database answers: nothing is uploaded without an intent. Refused
+    /// when the key is another worker's upload ([`Refusal::Taken`]) or the
+    /// leases are lost ([`Refusal::Lost`], and the fuse trips).
+    async fn record_intent(&self, sealed: &Sealed, replaces: Option<&str>) -> Result<(), Refusal> {
         let Some(db) = &self.intents else {
-            return;
+            return Ok(());
         };
         let intent = UploadIntent {
             client: self.client.clone(),
@@ -645,13 +754,45 @@ impl Uploader {
             key: sealed.key.clone(),
             document: String::from_utf8_lossy(&sealed.metadata.to_json()).into_owned(),
         };
-        until_ok(
+        match until_ok_or(
             Waiting::Database,
             "waiting for the checkpoint store to record the upload intent",
             &sealed.key,
             || db.record_intent(&intent, replaces),
+            refused,
         )
-        .await;
+        .await
+        {
+            Ok(()) => Ok(()),
+            Err(CheckpointError::KeyTaken { .. }) => Err(Refusal::Taken),
+            Err(e) => {
+                let why = e.to_string();
+                if let Some(fuse) = &self.fuse {
+                    fuse.trip(why.clone());
+                }
+                Err(Refusal::Lost(why))
+            }
+        }
+    }
+
+    /// Records the intent of `sealed`, moving it on to the next second for
+    /// as long as its key is another worker's upload.
+    async fn record_moving(&self, sealed: &mut Sealed, replaces: Option<String>) -> Result<(), String> {
+        let mut replaces = replaces;
+        loop {
+            match self.record_intent(sealed, replaces.as_deref()).await {
+                Ok(()) => return Ok(()),
+                Err(Refusal::Lost(why)) => return Err(why),
+                Err(Refusal::Taken) => {
+                    let taken = sealed.key.clone();
+                    self.move_to(sealed, sealed.timestamp + 1);
+                    tracing::info!(taken, instead = sealed.key, "another worker is uploading under the key; using the next second");
+                    // Ours, if one was recorded, moves along; another's
+                    // stays (the database deletes only ours).
+                    replaces.get_or_insert(taken);
+                }
+            }
+        }
     }
 
     /// Uploads the archive (if `sealed.path` is set) and its dead-letter
@@ -662,7 +803,7 @@ impl Uploader {
     /// only the dead-letter key moves (its records name their shard and
     /// sequence number, so they need not pair with the archive's key).
     /// Returns the bytes and the number of objects uploaded.
-    async fn upload_sealed(&mut self, sealed: &mut Sealed) -> (u64, u64) {
+    async fn upload_sealed(&mut self, sealed: &mut Sealed) -> Result<(u64, u64), String> {
         // (In recovery the archive's key already names an intent.)
         let mut moved_from = None;
         if let Some(last) = self.last_timestamp.filter(|&t| t >= sealed.timestamp) {
@@ -672,11 +813,12 @@ impl Uploader {
         if let Some(chain) = &self.chain {
             chain.link(&mut sealed.metadata).await;
         }
-        self.record_intent(sealed, moved_from.as_deref()).await;
+        self.record_moving(sealed, moved_from).await?;
         let mut bytes = 0;
         let mut objects = 0;
         if let Some(path) = sealed.path.clone() {
             loop {
+                self.lost()?;
                 let reason = match self.upload(&sealed.key, &path).await {
                     Uploaded::Done(size) => {
                         bytes += size;
@@ -699,7 +841,7 @@ impl Uploader {
                     key: taken.clone(),
                     reason,
                 });
-                self.record_intent(sealed, Some(&taken)).await;
+                self.record_moving(sealed, Some(taken)).await?;
             }
         }
         self.last_timestamp = Some(sealed.timestamp);
@@ -707,6 +849,7 @@ impl Uploader {
             let mut dead = dead;
             let mut timestamp = sealed.timestamp;
             loop {
+                self.lost()?;
                 if let Uploaded::Done(size) = self.upload(&dead, &path).await {
                     bytes += size;
                     objects += 1;
@@ -720,18 +863,21 @@ impl Uploader {
                     invalid.0 = dead.clone();
                 }
                 sealed.metadata.invalid_archive = Some(dead.clone());
-                self.record_intent(sealed, None).await;
+                if let Err(Refusal::Lost(why)) = self.record_intent(sealed, None).await {
+                    return Err(why);
+                }
             }
         }
         // Also when every record was invalid (no archive, `archive` is
         // null): the chain goes through this key, and audit checks its
         // dead letters by it.
+        self.lost()?;
         bytes += self.put_sidecar(&sealed.key, &sealed.metadata).await;
         objects += 1;
         if let Some(chain) = &mut self.chain {
             chain.uploaded(&sealed.key, &sealed.metadata);
         }
-        (bytes, objects)
+        Ok((bytes, objects))
     }
 
     /// Gives the archive (and its dead letters) the key of `timestamp`.
@@ -805,6 +951,14 @@ impl Uploader {
         )
         .await
     }
+}
+
+/// Why an intent was not recorded.
+enum Refusal {
+    /// The key is another live worker's upload.
+    Taken,
+    /// The leases are lost (why).
+    Lost(String),
 }
 
 /// How a create-only upload ended.

@@ -85,6 +85,10 @@ pub enum RecoveryError {
     /// The spool directory could not be written.
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    /// The leases the recovery ran under were lost: it stopped (the next
+    /// owner finishes the intent).
+    #[error("lease lost: {0}")]
+    LeaseLost(String),
 }
 
 /// Finishes every pending upload intent of `options.stream` and
@@ -95,7 +99,20 @@ pub async fn recover(
     replay: &dyn Replay,
     options: &ArchiverOptions,
 ) -> Result<Recovery, RecoveryError> {
-    let mut intents = load(&*db, options).await?;
+    let intents = load(&*db, options).await?;
+    recover_intents(store, db, replay, options, intents).await
+}
+
+/// Finishes `intents` (pending intents of `options.stream` and
+/// `options.client` in `db`), as [`recover`] does for all of them: a fleet
+/// worker finishes those of the shards it takes over.
+pub async fn recover_intents(
+    store: Arc<dyn ArchiveStore>,
+    db: Arc<dyn CheckpointStore>,
+    replay: &dyn Replay,
+    options: &ArchiverOptions,
+    mut intents: Vec<UploadIntent>,
+) -> Result<Recovery, RecoveryError> {
     let mut report = Recovery::default();
     if intents.is_empty() {
         return Ok(report);
@@ -167,8 +184,9 @@ pub async fn recover(
         } else if let Some((path, dead_path)) = restored {
             let mut sealed = Sealed::recorded(&intent.key, timestamp, &recorded, path, dead_path);
             let earlier = sealed.metadata.moved_from.len();
-            uploader.upload_sealed(&mut sealed).await;
+            let uploaded = uploader.upload_sealed(&mut sealed).await;
             remove_spool_files(&sealed);
+            uploaded.map_err(RecoveryError::LeaseLost)?;
             report_foreign(&intent.key, &sealed, earlier, &pending, &mut report);
             tracing::warn!(
                 key = sealed.key,
@@ -189,8 +207,9 @@ pub async fn recover(
             .await?;
             keep_uploaded(&mut sealed, &recorded, archive_ok, dead_ok);
             let earlier = sealed.metadata.moved_from.len();
-            uploader.upload_sealed(&mut sealed).await;
+            let uploaded = uploader.upload_sealed(&mut sealed).await;
             remove_spool_files(&sealed);
+            uploaded.map_err(RecoveryError::LeaseLost)?;
             report_foreign(&intent.key, &sealed, earlier, &pending, &mut report);
             tracing::warn!(
                 key = sealed.key,
@@ -199,7 +218,9 @@ pub async fn recover(
             report.rebuilt.push(sealed.key.clone());
             sealed.key
         };
-        complete(&*db, options, &key, &checkpoints).await;
+        complete(&*db, options, &key, &checkpoints)
+            .await
+            .map_err(RecoveryError::LeaseLost)?;
     }
     Ok(report)
 }

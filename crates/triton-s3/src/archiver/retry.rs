@@ -60,6 +60,24 @@ pub(super) async fn until_ok<T, E: Display, F: Future<Output = Result<T, E>>>(
     key: &str,
     mut attempt: impl FnMut() -> F,
 ) -> T {
+    loop {
+        // (Never an error: none ends the retries.)
+        if let Ok(t) = until_ok_or(waiting, what, key, &mut attempt, |_| false).await {
+            return t;
+        }
+    }
+}
+
+/// [`until_ok`], except that an error for which `ends` is true is returned
+/// at once (a fenced write refused because the lease is lost: retrying
+/// would never succeed, and must not).
+pub(super) async fn until_ok_or<T, E: Display, F: Future<Output = Result<T, E>>>(
+    waiting: Waiting,
+    what: &str,
+    key: &str,
+    mut attempt: impl FnMut() -> F,
+    ends: impl Fn(&E) -> bool,
+) -> Result<T, E> {
     let mut backoff = match waiting {
         Waiting::Database => Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
         Waiting::Store => Backoff::new(Duration::from_secs(1), Duration::from_secs(15)),
@@ -74,7 +92,8 @@ pub(super) async fn until_ok<T, E: Display, F: Future<Output = Result<T, E>>>(
             );
         });
         match answered.await {
-            Ok(t) => return t,
+            Ok(t) => return Ok(t),
+            Err(e) if ends(&e) => return Err(e),
             Err(e) => {
                 let delay = backoff.next_delay();
                 tracing::warn!(key, error = %e, retry_in_ms = delay.as_millis() as u64, "{what}");
@@ -82,6 +101,12 @@ pub(super) async fn until_ok<T, E: Display, F: Future<Output = Result<T, E>>>(
             }
         }
     }
+}
+
+/// Whether a checkpoint error ends the retries of a fenced write.
+pub(super) fn refused(e: &triton_core::checkpoint::CheckpointError) -> bool {
+    use triton_core::checkpoint::CheckpointError as E;
+    matches!(e, E::Fenced { .. } | E::KeyTaken { .. })
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Counters of an [`Archiver`](super::Archiver), read by metrics exporters.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -33,6 +34,10 @@ pub struct ArchiverStats {
     /// The source's last [`behind`](triton_core::source::RecordSource::behind)
     /// figures.
     behind: Mutex<Vec<(String, i64)>>,
+    /// Each shard's last committed sequence number.
+    committed: Mutex<HashMap<String, String>>,
+    /// Bytes read from each shard.
+    shard_bytes: Mutex<HashMap<String, u64>>,
 }
 
 impl ArchiverStats {
@@ -44,6 +49,28 @@ impl ArchiverStats {
     pub(crate) fn set_behind(&self, behind: Vec<(String, i64)>) {
         if let Ok(mut b) = self.behind.lock() {
             *b = behind;
+        }
+    }
+
+    /// The last sequence number committed of `shard`, if any was.
+    pub fn last_committed(&self, shard: &str) -> Option<String> {
+        self.committed.lock().ok()?.get(shard).cloned()
+    }
+
+    pub(crate) fn committed(&self, shard: &str, sequence: &str) {
+        if let Ok(mut c) = self.committed.lock() {
+            c.insert(shard.to_owned(), sequence.to_owned());
+        }
+    }
+
+    /// Bytes read so far from each shard.
+    pub fn shard_bytes(&self) -> HashMap<String, u64> {
+        self.shard_bytes.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn read_shard(&self, shard: &str, bytes: u64) {
+        if let Ok(mut b) = self.shard_bytes.lock() {
+            *b.entry(shard.to_owned()).or_default() += bytes;
         }
     }
 

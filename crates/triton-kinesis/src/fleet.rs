@@ -1,0 +1,116 @@
+//! [`KinesisShards`]: a Kinesis stream as a fleet worker's
+//! [`ShardSource`]: its shards, a reader of the leased ones, and replays.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_kinesis::Client;
+use triton_core::checkpoint::CheckpointStore;
+use triton_core::lease::{FinishedShards, ShardSource, ShardSpec};
+use triton_core::source::{Replay, SourceError};
+
+use crate::reader::{Checkpointing, KinesisReader, KinesisReplay, OpenError, ReaderOptions};
+use crate::shards::list_shards;
+
+/// A stream read by a fleet worker: each generation opens a
+/// [`KinesisReader`] of the leased shards with `options`.
+#[derive(Debug)]
+pub struct KinesisShards {
+    client: Client,
+    stream: String,
+    consumer: String,
+    resume: bool,
+    options: ReaderOptions,
+    replay: KinesisReplay,
+}
+
+impl KinesisShards {
+    /// `stream` read as `consumer` (the client name of its checkpoints);
+    /// `resume`: start after the checkpoints (false: `--skip-to-latest`).
+    pub fn new(
+        client: Client,
+        stream: impl Into<String>,
+        consumer: impl Into<String>,
+        resume: bool,
+        options: ReaderOptions,
+    ) -> KinesisShards {
+        let stream = stream.into();
+        KinesisShards {
+            replay: KinesisReplay::new(client.clone(), stream.clone()),
+            client,
+            stream,
+            consumer: consumer.into(),
+            resume,
+            options,
+        }
+    }
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> SourceError {
+    SourceError::Unavailable {
+        what: what.to_owned(),
+        detail: e.to_string(),
+    }
+}
+
+#[async_trait]
+impl ShardSource for KinesisShards {
+    type Source = KinesisReader;
+
+    async fn shards(&self) -> Result<Vec<ShardSpec>, SourceError> {
+        let what = format!("Kinesis stream {}", self.stream);
+        let shards = list_shards(&self.client, &self.stream)
+            .await
+            .map_err(|e| match e.is_retryable() {
+                true => unavailable(&what, &e),
+                false => SourceError::Failed {
+                    what: what.clone(),
+                    detail: e.to_string(),
+                },
+            })?;
+        Ok(shards
+            .into_iter()
+            .map(|s| ShardSpec {
+                parents: s.parents().map(str::to_owned).collect(),
+                shard: s.id,
+            })
+            .collect())
+    }
+
+    async fn open(
+        &self,
+        shards: BTreeSet<String>,
+        checkpoints: Arc<dyn CheckpointStore>,
+        finished: FinishedShards,
+    ) -> Result<KinesisReader, SourceError> {
+        let mut options = self.options.clone();
+        options.only = Some(shards);
+        options.finished = Some(finished);
+        let checkpointing = Checkpointing {
+            store: checkpoints,
+            client: self.consumer.clone(),
+            resume: self.resume,
+        };
+        let what = format!("Kinesis stream {}", self.stream);
+        KinesisReader::open(
+            self.client.clone(),
+            &self.stream,
+            options,
+            Some(checkpointing),
+        )
+        .await
+        .map_err(|e| match &e {
+            OpenError::Kinesis(k) if k.is_retryable() => unavailable(&what, &e),
+            OpenError::Checkpoint(c) if c.is_retryable() => unavailable(&what, &e),
+            _ => SourceError::Failed {
+                what: what.clone(),
+                detail: e.to_string(),
+            },
+        })
+    }
+
+    fn replay(&self) -> &dyn Replay {
+        &self.replay
+    }
+}

@@ -1,0 +1,934 @@
+//! [`Worker`]: one member of a fleet of archivers of a stream, reading the
+//! shards it leases ([`LeaseStore`]) and archiving them with an
+//! [`Archiver`]. A single store is a fleet of one.
+//!
+//! A worker runs in **generations**: it takes its fair share of the leases
+//! (shards it may read: active, free or expired, parents ended), finishes
+//! the upload intents other owners of those shards left, reads the shards
+//! into archives, and ends the generation gracefully (seal, upload,
+//! commit) when its share changes: a shard ended (its lease is marked
+//! ended once its last record is committed, and released, so that its
+//! children start), it holds more than its share (it releases one lease),
+//! or it holds less and a lease is free. Leases it keeps stay at their
+//! epoch across generations.
+//!
+//! Leases are renewed in the background, every
+//! [`WorkerOptions::renew_interval`]. If a renewal says a lease was lost,
+//! or no renewal succeeded for nearly a lease duration, the generation's
+//! [`Fuse`] trips: the archiver stops at once, uploads and commits nothing
+//! more, and the worker releases what it still holds and starts again.
+//! Every write that moves data forward checks the leases in its own
+//! transaction ([`FencedCheckpoints`]), so a worker that was paused while
+//! another took over commits nothing, however late it wakes.
+//!
+//! Who finishes an interrupted upload: the holder of the first shard (in
+//! byte order) of the archive, once the intent's fence is broken (its
+//! writer lost a lease). Holders of the other shards of that archive wait
+//! for it before reading them.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use triton_core::checkpoint::{
+    Checkpoint, CheckpointError, CheckpointStore, SavedCheckpoint, UploadIntent,
+};
+use triton_core::lease::{
+    Fence, FinishedShards, Held, LeaseInfo, LeaseScope, LeaseState, LeaseStore, LeaseTable,
+    ShardSource,
+};
+use triton_core::retry::Backoff;
+use triton_core::source::SourceError;
+
+use super::{
+    recover_intents, Archiver, ArchiverError, ArchiverOptions, ArchiverStats, Fuse, Metadata,
+    RecoveryError, Summary,
+};
+use crate::store::ArchiveStore;
+
+/// How a worker names itself and paces its leases.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// The worker's id, unique in the fleet (in the lease table).
+    pub worker: String,
+    /// How long a lease lasts without renewal (default 20 s): after a
+    /// crash, the worker's shards are read again this long after.
+    pub lease_duration: Duration,
+    /// How often leases are renewed and the share looked at (default a
+    /// third of the lease duration).
+    pub renew_interval: Duration,
+}
+
+impl WorkerOptions {
+    /// `worker` with a lease of `lease_duration`, renewed every third of it.
+    pub fn new(worker: impl Into<String>, lease_duration: Duration) -> WorkerOptions {
+        WorkerOptions {
+            worker: worker.into(),
+            lease_duration,
+            renew_interval: lease_duration / 3,
+        }
+    }
+}
+
+/// Why a worker stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The lease database refused (not an outage: those are waited out).
+    #[error(transparent)]
+    Leases(#[from] CheckpointError),
+    /// The stream could not be read.
+    #[error("reading: {0}")]
+    Source(#[from] SourceError),
+    /// The archiver failed.
+    #[error(transparent)]
+    Archiver(#[from] ArchiverError),
+    /// Finishing interrupted uploads failed.
+    #[error("finishing interrupted uploads: {0}")]
+    Recovery(#[from] RecoveryError),
+}
+
+/// Lease counters, for metrics.
+#[derive(Debug, Default)]
+pub struct LeaseStats {
+    /// Leases held now.
+    pub held: AtomicU64,
+    /// Leases taken (each a new epoch).
+    pub acquired: AtomicU64,
+    /// Leases lost (taken by another worker, or not renewed in time).
+    pub lost: AtomicU64,
+    /// Leases given up gracefully (to balance, at a stop, or ended).
+    pub released: AtomicU64,
+}
+
+/// A [`CheckpointStore`] whose writes check `fence` in their transaction,
+/// tripping `fuse` when it broke.
+#[derive(Debug)]
+pub struct FencedCheckpoints {
+    leases: Arc<dyn LeaseStore>,
+    fence: Fence,
+    fuse: Fuse,
+}
+
+impl FencedCheckpoints {
+    /// Writes to `leases` under `fence`.
+    pub fn new(leases: Arc<dyn LeaseStore>, fence: Fence, fuse: Fuse) -> FencedCheckpoints {
+        FencedCheckpoints {
+            leases,
+            fence,
+            fuse,
+        }
+    }
+
+    fn checked<T>(&self, r: Result<T, CheckpointError>) -> Result<T, CheckpointError> {
+        if let Err(e @ CheckpointError::Fenced { .. }) = &r {
+            self.fuse.trip(e.to_string());
+        }
+        r
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for FencedCheckpoints {
+    async fn last(
+        &self,
+        client: &str,
+        stream: &str,
+        shard: &str,
+    ) -> Result<Option<triton_core::source::SequenceNumber>, CheckpointError> {
+        self.leases.last(client, stream, shard).await
+    }
+
+    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
+        let r = self.leases.save_many_fenced(checkpoints, &self.fence).await;
+        self.checked(r)
+    }
+
+    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
+        self.leases.list(client).await
+    }
+
+    async fn record_intent(
+        &self,
+        intent: &UploadIntent,
+        replaces: Option<&str>,
+    ) -> Result<(), CheckpointError> {
+        let r = self
+            .leases
+            .record_intent_fenced(intent, replaces, &self.fence)
+            .await;
+        self.checked(r)
+    }
+
+    async fn complete_intent(
+        &self,
+        client: &str,
+        stream: &str,
+        key: &str,
+        checkpoints: &[Checkpoint],
+    ) -> Result<(), CheckpointError> {
+        let r = self
+            .leases
+            .complete_intent_fenced(client, stream, key, checkpoints, &self.fence)
+            .await;
+        self.checked(r)
+    }
+
+    async fn intents(
+        &self,
+        client: &str,
+        stream: &str,
+    ) -> Result<Vec<UploadIntent>, CheckpointError> {
+        self.leases.intents(client, stream).await
+    }
+
+    async fn checkpoint_archives(
+        &self,
+        client: &str,
+        stream: &str,
+    ) -> Result<Vec<(String, String)>, CheckpointError> {
+        self.leases.checkpoint_archives(client, stream).await
+    }
+}
+
+/// The leases a worker holds, shared with its renewer.
+#[derive(Debug, Default)]
+struct Holding {
+    held: Vec<Held>,
+    /// The current generation's fuse.
+    fuse: Fuse,
+}
+
+/// A fleet member; see the module documentation.
+pub struct Worker<F: ShardSource> {
+    source: F,
+    store: Arc<dyn ArchiveStore>,
+    leases: Arc<dyn LeaseStore>,
+    archiver: ArchiverOptions,
+    options: WorkerOptions,
+    exactly_once: bool,
+    stats: Arc<LeaseStats>,
+    /// Shared by the archivers of every generation.
+    archiver_stats: Arc<ArchiverStats>,
+    scope: LeaseScope,
+}
+
+impl<F: ShardSource> Worker<F> {
+    /// A worker archiving `source` into `store` with `archiver`'s options
+    /// (its `intents` and `fuse` are set per generation), keeping leases
+    /// and checkpoints in `leases`. `exactly_once`: with upload intents.
+    pub fn new(
+        source: F,
+        store: Arc<dyn ArchiveStore>,
+        leases: Arc<dyn LeaseStore>,
+        archiver: ArchiverOptions,
+        options: WorkerOptions,
+        exactly_once: bool,
+    ) -> Worker<F> {
+        let scope = LeaseScope {
+            client: archiver.client.clone(),
+            stream: archiver.stream.clone(),
+        };
+        Worker {
+            source,
+            store,
+            leases,
+            archiver,
+            options,
+            exactly_once,
+            stats: Arc::new(LeaseStats::default()),
+            archiver_stats: Arc::new(ArchiverStats::default()),
+            scope,
+        }
+    }
+
+    /// Lease counters, updated as the worker runs.
+    pub fn stats(&self) -> Arc<LeaseStats> {
+        self.stats.clone()
+    }
+
+    /// Archiving counters of every generation, updated as the worker runs.
+    pub fn archiver_stats(&self) -> Arc<ArchiverStats> {
+        self.archiver_stats.clone()
+    }
+
+    /// Runs until `shutdown` completes: then the current generation ends
+    /// gracefully (sealed, uploaded, committed), every lease is released
+    /// and the worker leaves the fleet.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<Summary, WorkerError> {
+        let (stop_tx, stop) = watch::channel(false);
+        let holding = Arc::new(Mutex::new(Holding::default()));
+        let renewer = tokio::spawn(renew_loop(
+            self.leases.clone(),
+            self.scope.clone(),
+            self.options.clone(),
+            holding.clone(),
+            self.archiver_stats.clone(),
+        ));
+        let main = self.generations(stop, holding);
+        tokio::pin!(main);
+        tokio::pin!(shutdown);
+        let mut stopping = false;
+        let outcome = loop {
+            tokio::select! {
+                r = &mut main => break r,
+                () = &mut shutdown, if !stopping => {
+                    stopping = true;
+                    let _ = stop_tx.send(true);
+                }
+            }
+        };
+        renewer.abort();
+        outcome
+    }
+
+    async fn generations(
+        &self,
+        stop: watch::Receiver<bool>,
+        holding: Arc<Mutex<Holding>>,
+    ) -> Result<Summary, WorkerError> {
+        let me = self.options.worker.as_str();
+        let mut total = Summary::default();
+        // Join first, then look: workers started together see each other
+        // and take their fair shares instead of the first taking all.
+        self.retry("joining the fleet", || {
+            self.leases
+                .renew(&self.scope, me, &[], &[], self.options.lease_duration)
+        })
+        .await?;
+        pause(&stop, self.options.renew_interval.min(Duration::from_secs(1))).await;
+        let mut release_next: Option<Held> = None;
+        while !*stop.borrow() {
+            let shards = self.retry_source("listing the shards", || self.source.shards()).await?;
+            self.retry("adding leases for new shards", || {
+                self.leases.add_shards(&self.scope, &shards)
+            })
+            .await?;
+            if let Some(h) = release_next.take() {
+                self.release(&holding, &[h], "to balance the fleet").await;
+            }
+            self.acquire(&holding).await?;
+            let held = holding_now(&holding);
+            if held.is_empty() {
+                pause(&stop, self.options.renew_interval).await;
+                continue;
+            }
+            let fuse = Fuse::new();
+            if let Ok(mut h) = holding.lock() {
+                h.fuse = fuse.clone();
+            }
+            let fenced: Arc<dyn CheckpointStore> = Arc::new(FencedCheckpoints::new(
+                self.leases.clone(),
+                Fence::new(me, &held),
+                fuse.clone(),
+            ));
+            let mut options = self.archiver.clone();
+            options.intents = Some(fenced.clone());
+            options.fuse = Some(fuse.clone());
+            let blocked = match self.finish_intents(&held, &options).await {
+                Ok(blocked) => blocked,
+                Err(WorkerError::Recovery(RecoveryError::LeaseLost(why))) => {
+                    self.lost(&holding, &why).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let table = self.table().await?;
+            let readable: BTreeSet<String> = held
+                .iter()
+                .filter(|h| !blocked.contains(&h.shard))
+                .filter(|h| state_of(&table, &h.shard) == Some(LeaseState::Active))
+                .map(|h| h.shard.clone())
+                .collect();
+            // Ended leases are given back: their children may start.
+            let ended: Vec<Held> = held
+                .iter()
+                .filter(|h| state_of(&table, &h.shard) == Some(LeaseState::Ended))
+                .cloned()
+                .collect();
+            if !ended.is_empty() {
+                self.release(&holding, &ended, "the shard ended").await;
+                continue;
+            }
+            if readable.is_empty() {
+                pause(&stop, self.options.renew_interval).await;
+                continue;
+            }
+            let finished = FinishedShards::default();
+            let source = self
+                .retry_source("opening the shards", || {
+                    self.source
+                        .open(readable.clone(), fenced.clone(), finished.clone())
+                })
+                .await?;
+            if !self.exactly_once {
+                options.intents = None;
+            }
+            let mut archiver = Archiver::new(source, self.store.clone(), options)
+                .with_stats(self.archiver_stats.clone());
+            tracing::info!(worker = me, shards = ?readable, "reading the leased shards");
+            let end = self.generation_end(
+                stop.clone(),
+                &held,
+                &blocked,
+                finished.clone(),
+                archiver.stats(),
+                &mut release_next,
+            );
+            match archiver.run_until(end).await {
+                Ok(summary) => {
+                    total.archives += summary.archives;
+                    total.records += summary.records;
+                    total.invalid += summary.invalid;
+                    // Shards that ended in the generation's last archive.
+                    self.mark_ended(&held, &finished, &archiver.stats(), &mut BTreeSet::new())
+                        .await;
+                }
+                Err(ArchiverError::LeaseLost(why)) => self.lost(&holding, &why).await,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let held = holding_now(&holding);
+        self.release(&holding, &held, "stopping").await;
+        if let Err(e) = self.leases.leave(&self.scope, me).await {
+            tracing::warn!(error = %e, "could not leave the fleet; the heartbeat runs out instead");
+        }
+        Ok(total)
+    }
+
+    /// Takes what the worker lacks of its fair share of the takeable
+    /// leases (and, after a restart under the same id, its own leases
+    /// back, with new epochs).
+    async fn acquire(&self, holding: &Arc<Mutex<Holding>>) -> Result<(), WorkerError> {
+        let me = self.options.worker.as_str();
+        let table = self.table().await?;
+        let held = holding_now(holding);
+        let share = fair_share(&table);
+        let active = held
+            .iter()
+            .filter(|h| state_of(&table, &h.shard) == Some(LeaseState::Active))
+            .count();
+        // Its own leases of an earlier run under the same id: taken over
+        // at once, with a new epoch (their intents are then finished).
+        let stale: Vec<String> = table
+            .leases
+            .iter()
+            .filter(|l| l.owner.as_deref() == Some(me) && l.state == LeaseState::Active)
+            .filter(|l| !held.iter().any(|h| h.shard == l.shard && h.epoch == l.epoch))
+            .map(|l| l.shard.clone())
+            .collect();
+        let want = share.saturating_sub(active + stale.len());
+        let mut candidates = stale.clone();
+        if want > 0 {
+            let mut free: Vec<&LeaseInfo> = table
+                .leases
+                .iter()
+                .filter(|l| l.takeable(&table.leases) && l.owner.as_deref() != Some(me))
+                .collect();
+            // Workers starting together begin at different places, so
+            // that they contend less.
+            let offset = spread(me, free.len());
+            free.rotate_left(offset);
+            candidates.extend(free.into_iter().map(|l| l.shard.clone()));
+        }
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let max = stale.len() + want;
+        let got = self
+            .retry("taking leases", || {
+                self.leases.acquire(
+                    &self.scope,
+                    me,
+                    &candidates,
+                    max,
+                    self.options.lease_duration,
+                )
+            })
+            .await?;
+        for h in &got {
+            let before = table.leases.iter().find(|l| l.shard == h.shard);
+            tracing::info!(
+                worker = me,
+                shard = h.shard,
+                epoch = h.epoch,
+                from = before.and_then(|l| l.owner.as_deref()).unwrap_or("nobody"),
+                "took the lease"
+            );
+        }
+        self.stats
+            .acquired
+            .fetch_add(got.len() as u64, Ordering::Relaxed);
+        if let Ok(mut h) = holding.lock() {
+            h.held.retain(|old| !got.iter().any(|g| g.shard == old.shard));
+            h.held.extend(got);
+            h.held.sort();
+            self.stats.held.store(h.held.len() as u64, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Finishes the interrupted uploads this worker is responsible for
+    /// among its shards; returns the held shards that must wait for an
+    /// intent another worker finishes.
+    async fn finish_intents(
+        &self,
+        held: &[Held],
+        options: &ArchiverOptions,
+    ) -> Result<BTreeSet<String>, WorkerError> {
+        let intents = self
+            .retry("reading the upload intents", || {
+                self.leases
+                    .fenced_intents(&self.scope.client, &self.scope.stream)
+            })
+            .await?;
+        if intents.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let table = self.table().await?;
+        let mine: BTreeSet<&str> = held.iter().map(|h| h.shard.as_str()).collect();
+        let mut blocked = BTreeSet::new();
+        let mut recover = Vec::new();
+        for (intent, fence) in intents {
+            let shards = intent_shards(&intent, fence.as_ref());
+            let ours: Vec<&String> = shards.iter().filter(|s| mine.contains(s.as_str())).collect();
+            if ours.is_empty() {
+                continue;
+            }
+            let orphaned = fence
+                .as_ref()
+                .is_none_or(|f| f.broken_by(&table.leases).is_some());
+            let responsible = shards
+                .iter()
+                .next()
+                .is_some_and(|first| mine.contains(first.as_str()));
+            if orphaned && responsible {
+                recover.push(intent);
+            } else {
+                blocked.extend(ours.into_iter().cloned());
+            }
+        }
+        if !recover.is_empty() {
+            let keys: Vec<&str> = recover.iter().map(|i| i.key.as_str()).collect();
+            tracing::info!(worker = self.options.worker, intents = ?keys, "finishing the uploads the shards' previous owners left");
+            let db = options
+                .intents
+                .clone()
+                .unwrap_or_else(|| self.leases.clone());
+            let report = recover_intents(
+                self.store.clone(),
+                db,
+                self.source.replay(),
+                options,
+                recover,
+            )
+            .await?;
+            tracing::info!(
+                confirmed = report.confirmed.len(),
+                restored = report.restored.len(),
+                rebuilt = report.rebuilt.len(),
+                lost_ranges = report.lost.len(),
+                "finished the uploads of the shards' previous owners"
+            );
+        }
+        Ok(blocked)
+    }
+
+    /// Resolves when the generation should end gracefully; meanwhile marks
+    /// ended the shards whose last record is committed.
+    fn generation_end<'a>(
+        &'a self,
+        mut stop: watch::Receiver<bool>,
+        held: &'a [Held],
+        blocked: &'a BTreeSet<String>,
+        finished: FinishedShards,
+        stats: Arc<ArchiverStats>,
+        release_next: &'a mut Option<Held>,
+    ) -> impl Future<Output = ()> + 'a {
+        async move {
+            let mut marked = BTreeSet::new();
+            loop {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    () = tokio::time::sleep(self.options.renew_interval) => {}
+                }
+                if self.mark_ended(held, &finished, &stats, &mut marked).await {
+                    tracing::info!(worker = self.options.worker, "a shard ended: ending the generation so that its children start");
+                    return;
+                }
+                let Ok(table) = self.leases.leases(&self.scope).await else {
+                    continue;
+                };
+                let share = fair_share(&table);
+                let active: Vec<&Held> = held
+                    .iter()
+                    .filter(|h| state_of(&table, &h.shard) == Some(LeaseState::Active))
+                    .collect();
+                if active.len() > share {
+                    // The one most recently taken goes: moving one lease a
+                    // cycle converges without a stampede.
+                    *release_next = active.last().map(|h| (*h).clone());
+                    tracing::info!(worker = self.options.worker, held = active.len(), share, "holding more than a fair share: handing a lease over");
+                    return;
+                }
+                let free = table
+                    .leases
+                    .iter()
+                    .any(|l| l.takeable(&table.leases));
+                if active.len() < share && free {
+                    tracing::info!(worker = self.options.worker, held = active.len(), share, "a lease is free: taking it");
+                    return;
+                }
+                if !blocked.is_empty() {
+                    let still = self
+                        .leases
+                        .fenced_intents(&self.scope.client, &self.scope.stream)
+                        .await
+                        .map(|all| {
+                            all.iter().any(|(i, f)| {
+                                intent_shards(i, f.as_ref())
+                                    .iter()
+                                    .any(|s| blocked.contains(s))
+                            })
+                        })
+                        .unwrap_or(true);
+                    if !still {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Marks ended each held shard the reader finished whose last record is
+    /// committed; true if one was marked now.
+    async fn mark_ended(
+        &self,
+        held: &[Held],
+        finished: &FinishedShards,
+        stats: &ArchiverStats,
+        marked: &mut BTreeSet<String>,
+    ) -> bool {
+        let mut any = false;
+        for (shard, last) in finished.snapshot() {
+            if marked.contains(&shard) {
+                continue;
+            }
+            let committed = match &last {
+                None => true,
+                Some(last) => stats.last_committed(&shard).as_ref() == Some(last),
+            };
+            let Some(lease) = held.iter().find(|h| h.shard == shard) else {
+                continue;
+            };
+            if !committed {
+                continue;
+            }
+            match self
+                .leases
+                .mark_ended(&self.scope, &self.options.worker, lease)
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(shard, "the shard ended and its last record is committed");
+                    marked.insert(shard);
+                    any = true;
+                }
+                Err(e) => tracing::warn!(shard, error = %e, "could not mark the shard ended; will try again"),
+            }
+        }
+        any
+    }
+
+    /// After a lost lease: gives back what is still held (the epochs of
+    /// the next generation are new) and starts again.
+    async fn lost(&self, holding: &Arc<Mutex<Holding>>, why: &str) {
+        tracing::warn!(worker = self.options.worker, reason = why, "a lease was lost: dropped what was not committed, giving back the other leases");
+        let held = holding_now(holding);
+        self.stats.lost.fetch_add(1, Ordering::Relaxed);
+        self.release(holding, &held, "a lease was lost").await;
+    }
+
+    async fn release(&self, holding: &Arc<Mutex<Holding>>, leases: &[Held], why: &str) {
+        if leases.is_empty() {
+            return;
+        }
+        if let Ok(mut h) = holding.lock() {
+            h.held.retain(|x| !leases.contains(x));
+            self.stats.held.store(h.held.len() as u64, Ordering::Relaxed);
+        }
+        match self
+            .leases
+            .release(&self.scope, &self.options.worker, leases)
+            .await
+        {
+            Ok(()) => {
+                for l in leases {
+                    tracing::info!(worker = self.options.worker, shard = l.shard, epoch = l.epoch, reason = why, "released the lease");
+                }
+                self.stats
+                    .released
+                    .fetch_add(leases.len() as u64, Ordering::Relaxed);
+            }
+            // Not renewed any more, they run out.
+            Err(e) => tracing::warn!(error = %e, "could not release leases; they expire instead"),
+        }
+    }
+
+    async fn table(&self) -> Result<LeaseTable, WorkerError> {
+        self.retry("reading the leases", || self.leases.leases(&self.scope))
+            .await
+    }
+
+    /// Retries `f` while the database is unavailable.
+    async fn retry<T, Fut>(&self, what: &str, mut f: impl FnMut() -> Fut) -> Result<T, WorkerError>
+    where
+        Fut: Future<Output = Result<T, CheckpointError>>,
+    {
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        loop {
+            match f().await {
+                Ok(t) => return Ok(t),
+                Err(e) if e.is_retryable() => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "{what}: waiting for the checkpoint database");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Retries `f` while the stream is unavailable.
+    async fn retry_source<T, Fut>(
+        &self,
+        what: &str,
+        mut f: impl FnMut() -> Fut,
+    ) -> Result<T, WorkerError>
+    where
+        Fut: Future<Output = Result<T, SourceError>>,
+    {
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        loop {
+            match f().await {
+                Ok(t) => return Ok(t),
+                Err(e @ SourceError::Unavailable { .. }) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "{what}: waiting for the stream");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Renews the held leases every interval; trips the generation's fuse when
+/// one is lost or when no renewal succeeded for nearly a lease duration.
+async fn renew_loop(
+    leases: Arc<dyn LeaseStore>,
+    scope: LeaseScope,
+    options: WorkerOptions,
+    holding: Arc<Mutex<Holding>>,
+    stats: Arc<ArchiverStats>,
+) {
+    // A renewal sent at t keeps the lease until (database) t + duration at
+    // the earliest; a margin covers clocks that run at slightly different
+    // rates.
+    let valid_for = options
+        .lease_duration
+        .saturating_sub(options.lease_duration / 6);
+    let mut valid_until = Instant::now() + valid_for;
+    let mut rates = Rates::default();
+    let mut turn = 0u64;
+    loop {
+        let (held, fuse) = match holding.lock() {
+            Ok(h) => (h.held.clone(), h.fuse.clone()),
+            Err(_) => return,
+        };
+        turn += 1;
+        // Throughput every tenth renewal: it only steers balancing.
+        let throughput = match turn % 10 {
+            0 => rates.update(&stats.shard_bytes()),
+            _ => Vec::new(),
+        };
+        let sent = Instant::now();
+        let answer = tokio::time::timeout_at(
+            valid_until.max(sent + Duration::from_millis(100)),
+            leases.renew(
+                &scope,
+                &options.worker,
+                &held,
+                &throughput,
+                options.lease_duration,
+            ),
+        )
+        .await;
+        match answer {
+            Ok(Ok(still)) => {
+                valid_until = sent + valid_for;
+                let lost: Vec<&Held> = held.iter().filter(|h| !still.contains(h)).collect();
+                if let Some(first) = lost.first() {
+                    // Only leases held since before the renewal count:
+                    // one released meanwhile is not lost.
+                    let current = holding_now(&holding);
+                    if current.contains(first) {
+                        tracing::warn!(worker = options.worker, shard = first.shard, epoch = first.epoch, "lease lost: another worker took it, or it expired");
+                        fuse.trip(format!(
+                            "the lease of {} (epoch {}) was not renewed: it expired or another worker took it",
+                            first.shard, first.epoch
+                        ));
+                    }
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "renewing the leases failed; trying again"),
+            Err(_) => {}
+        }
+        if Instant::now() >= valid_until && !held.is_empty() {
+            fuse.trip(format!(
+                "no lease renewal succeeded for {} ms",
+                valid_for.as_millis()
+            ));
+        }
+        tokio::time::sleep(options.renew_interval).await;
+    }
+}
+
+/// Bytes a second of each shard between two looks.
+#[derive(Default)]
+struct Rates {
+    last: Option<(Instant, std::collections::HashMap<String, u64>)>,
+}
+
+impl Rates {
+    fn update(&mut self, now_bytes: &std::collections::HashMap<String, u64>) -> Vec<(String, f64)> {
+        let now = Instant::now();
+        let rates = match &self.last {
+            Some((then, before)) => {
+                let secs = now.duration_since(*then).as_secs_f64().max(0.001);
+                now_bytes
+                    .iter()
+                    .map(|(shard, bytes)| {
+                        let was = before.get(shard).copied().unwrap_or(0);
+                        (shard.clone(), bytes.saturating_sub(was) as f64 / secs)
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        self.last = Some((now, now_bytes.clone()));
+        rates
+    }
+}
+
+fn holding_now(holding: &Arc<Mutex<Holding>>) -> Vec<Held> {
+    holding.lock().map(|h| h.held.clone()).unwrap_or_default()
+}
+
+fn state_of(table: &LeaseTable, shard: &str) -> Option<LeaseState> {
+    table
+        .leases
+        .iter()
+        .find(|l| l.shard == shard)
+        .map(|l| l.state)
+}
+
+/// The most active leases one worker should hold: the leases that can be
+/// read now (active, parents ended) over the live workers, rounded up (at
+/// least 1).
+pub fn fair_share(table: &LeaseTable) -> usize {
+    let active = table
+        .leases
+        .iter()
+        .filter(|l| l.state == LeaseState::Active && l.parents_ended(&table.leases))
+        .count();
+    let workers = table.workers.len().max(1);
+    active.div_ceil(workers).max(1)
+}
+
+/// Where in a list of `n` a worker starts looking (stable per worker).
+fn spread(worker: &str, n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    let hash = worker
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    (hash % n as u64) as usize
+}
+
+/// The shards of an intent's archive, in byte order: from its recorded
+/// metadata, else from its fence.
+fn intent_shards(intent: &UploadIntent, fence: Option<&Fence>) -> BTreeSet<String> {
+    match Metadata::parse(intent.document.as_bytes()) {
+        Ok(m) if !m.shards.is_empty() => m.shards.keys().cloned().collect(),
+        _ => fence
+            .map(|f| f.leases.keys().cloned().collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// Sleeps `d`, or less if the worker is asked to stop.
+async fn pause(stop: &watch::Receiver<bool>, d: Duration) {
+    let mut stop = stop.clone();
+    tokio::select! {
+        _ = stop.wait_for(|s| *s) => {}
+        () = tokio::time::sleep(d) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(shard: &str, owner: Option<&str>, state: LeaseState) -> LeaseInfo {
+        LeaseInfo {
+            shard: shard.into(),
+            owner: owner.map(str::to_owned),
+            epoch: 1,
+            renewed_ms_ago: None,
+            expired: false,
+            state,
+            parents: Vec::new(),
+            bytes_per_second: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_fair_share_counts_active_leases_over_live_workers() {
+        let worker = |w: &str| triton_core::lease::WorkerInfo {
+            worker: w.into(),
+            heartbeat_ms_ago: 0,
+        };
+        let mut table = LeaseTable {
+            leases: (0..8)
+                .map(|i| lease(&format!("s{i}"), None, LeaseState::Active))
+                .chain([lease("old", None, LeaseState::Ended)])
+                .collect(),
+            workers: vec![worker("a"), worker("b"), worker("c")],
+        };
+        assert_eq!(fair_share(&table), 3);
+        table.workers.truncate(1);
+        assert_eq!(fair_share(&table), 8);
+        table.workers.clear();
+        assert_eq!(fair_share(&table), 8);
+    }
+
+    #[test]
+    fn a_child_is_takeable_only_once_its_parents_ended() {
+        let mut parent = lease("p", Some("a"), LeaseState::Active);
+        let mut child = lease("c", None, LeaseState::Active);
+        child.parents = vec!["p".into(), "gone".into()];
+        let all = vec![parent.clone(), child.clone()];
+        assert!(!child.takeable(&all));
+        parent.state = LeaseState::Ended;
+        let all = vec![parent, child.clone()];
+        assert!(child.takeable(&all));
+    }
+}
