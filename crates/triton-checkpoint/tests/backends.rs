@@ -366,3 +366,181 @@ async fn an_unreachable_server_is_retryable_and_the_password_stays_secret() {
     let err = SqlCheckpoints::open("mysql://x/y").await.unwrap_err();
     assert!(matches!(err, OpenError::Url(_)), "{err}");
 }
+
+mod leases {
+    use std::time::Duration;
+
+    use triton_core::checkpoint::{CheckpointError, UploadIntent};
+    use triton_core::lease::{Fence, LeaseScope, LeaseState, LeaseStore, ShardSpec};
+
+    use super::*;
+
+    fn scope() -> LeaseScope {
+        LeaseScope {
+            client: "store".into(),
+            stream: "s".into(),
+        }
+    }
+
+    fn intent(key: &str) -> UploadIntent {
+        UploadIntent {
+            client: "store".into(),
+            stream: "s".into(),
+            key: key.into(),
+            document: "{}".into(),
+        }
+    }
+
+    /// Takeover, expiry, fencing and key ownership, on one backend.
+    async fn suite(db: &SqlCheckpoints) {
+        let scope = scope();
+        let shards: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let specs: Vec<ShardSpec> = shards
+            .iter()
+            .map(|s| ShardSpec {
+                shard: s.clone(),
+                parents: Vec::new(),
+            })
+            .chain([ShardSpec {
+                shard: "child".into(),
+                parents: vec!["a".into()],
+            }])
+            .collect();
+        db.add_shards(&scope, &specs).await.unwrap();
+        // Adding again changes nothing.
+        db.add_shards(&scope, &specs).await.unwrap();
+        let long = Duration::from_secs(60);
+        db.renew(&scope, "w1", &[], &[], long).await.unwrap();
+        let w1 = db.acquire(&scope, "w1", &shards, 2, long).await.unwrap();
+        assert_eq!(w1.len(), 2, "{w1:?}");
+        assert!(w1.iter().all(|h| h.epoch == 1));
+        // A held lease is not taken by another worker.
+        let w2 = db.acquire(&scope, "w2", &shards, 3, long).await.unwrap();
+        assert_eq!(w2.len(), 1, "{w2:?}");
+        assert_eq!(w2[0].shard, "c");
+        // Renewal keeps what is held at its epoch.
+        let kept = db.renew(&scope, "w1", &w1, &[], long).await.unwrap();
+        assert_eq!(kept, w1);
+
+        // Fenced writes pass while the fence holds.
+        let fence1 = Fence::new("w1", &w1);
+        db.record_intent_fenced(&intent("k1"), None, &fence1)
+            .await
+            .unwrap();
+        // The key of another worker's live intent is refused to others.
+        let fence2 = Fence::new("w2", &w2);
+        assert!(matches!(
+            db.record_intent_fenced(&intent("k1"), None, &fence2).await,
+            Err(CheckpointError::KeyTaken { .. })
+        ));
+        let listed = db.fenced_intents("store", "s").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].1.as_ref(), Some(&fence1));
+
+        // w1 stops renewing with a short lease: it expires on the
+        // database's clock and w2 takes it with a new epoch.
+        let short = Duration::from_millis(300);
+        db.renew(&scope, "w1", &w1, &[], short).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let table = db.leases(&scope).await.unwrap();
+        assert!(table
+            .leases
+            .iter()
+            .filter(|l| l.owner.as_deref() == Some("w1"))
+            .all(|l| l.expired));
+        let taken = db
+            .acquire(&scope, "w2", &[w1[0].shard.clone()], 1, long)
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].epoch, 2, "a change of owner raises the epoch");
+        // An expired lease is not renewed, even the one nobody took.
+        let renewed = db.renew(&scope, "w1", &w1, &[], long).await.unwrap();
+        assert!(renewed.is_empty(), "{renewed:?}");
+
+        // The old owner's writes fail the fence, and nothing is written.
+        let cp = super::cp("store", &w1[0].shard, 9);
+        let refused = db
+            .complete_intent_fenced("store", "s", "k1", std::slice::from_ref(&cp), &fence1)
+            .await;
+        assert!(
+            matches!(refused, Err(CheckpointError::Fenced { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(db.last("store", "s", &w1[0].shard).await.unwrap(), None);
+        assert!(matches!(
+            db.save_many_fenced(std::slice::from_ref(&cp), &fence1).await,
+            Err(CheckpointError::Fenced { .. })
+        ));
+        assert!(matches!(
+            db.record_intent_fenced(&intent("k2"), None, &fence1).await,
+            Err(CheckpointError::Fenced { .. })
+        ));
+        // Its intent is now orphaned: the new owner may take its key.
+        let w2_all: Vec<_> = w2.iter().chain(&taken).cloned().collect();
+        let fence2 = Fence::new("w2", &w2_all);
+        db.record_intent_fenced(&intent("k1"), None, &fence2)
+            .await
+            .unwrap();
+        db.complete_intent_fenced("store", "s", "k1", std::slice::from_ref(&cp), &fence2)
+            .await
+            .unwrap();
+        assert_eq!(
+            db.last("store", "s", &w1[0].shard).await.unwrap(),
+            Some(seq(9))
+        );
+        assert!(db.intents("store", "s").await.unwrap().is_empty());
+
+        // A child is takeable once its parent ended.
+        let table = db.leases(&scope).await.unwrap();
+        let child = table.leases.iter().find(|l| l.shard == "child").unwrap();
+        assert_eq!(child.parents, ["a"]);
+        let a_owner = table.leases.iter().find(|l| l.shard == "a").unwrap();
+        assert!(!child.takeable(&table.leases));
+        let a_held = w2_all.iter().chain(&w1).find(|h| h.shard == "a").unwrap();
+        let owner = a_owner.owner.clone().unwrap();
+        db.mark_ended(&scope, &owner, a_held).await.unwrap();
+        db.release(&scope, &owner, std::slice::from_ref(a_held))
+            .await
+            .unwrap();
+        let table = db.leases(&scope).await.unwrap();
+        let a = table.leases.iter().find(|l| l.shard == "a").unwrap();
+        assert_eq!((a.state, a.owner.as_deref()), (LeaseState::Ended, None));
+        let child = table.leases.iter().find(|l| l.shard == "child").unwrap();
+        assert!(child.takeable(&table.leases));
+
+        // Live workers: w1 joined with a long heartbeat earlier, then a
+        // short one that ran out; w2 never sent one. Leaving removes.
+        db.renew(&scope, "w3", &[], &[], long).await.unwrap();
+        let workers: Vec<String> = db
+            .leases(&scope)
+            .await
+            .unwrap()
+            .workers
+            .into_iter()
+            .map(|w| w.worker)
+            .collect();
+        assert!(workers.contains(&"w3".to_owned()), "{workers:?}");
+        db.leave(&scope, "w3").await.unwrap();
+        let workers = db.leases(&scope).await.unwrap().workers;
+        assert!(workers.iter().all(|w| w.worker != "w3"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_leases_fence_and_expire() {
+        let pg = PgDb::new().await;
+        let db = SqlCheckpoints::open(&pg.url).await.unwrap();
+        suite(&db).await;
+        drop(db);
+        pg.drop_db().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_leases_fence_and_expire() {
+        let dir = TempDir::new();
+        let db = SqlCheckpoints::open(&format!("sqlite://{}/l.db", dir.0.display()))
+            .await
+            .unwrap();
+        suite(&db).await;
+    }
+}

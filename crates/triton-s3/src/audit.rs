@@ -512,6 +512,7 @@ async fn examine(
         .collect()
         .await;
     let mut examined = Vec::with_capacity(read.len());
+    let mut taken_by_ours = HashSet::new();
     for ((_, key, sidecar_key, sidecar), checked) in read.into_iter().zip(checks) {
         let (archive_differs, dead_differs) = checked?;
         let mut problems = Vec::new();
@@ -551,6 +552,14 @@ async fn examine(
         // the moved archive's own, left from before the move (then the
         // object cannot be told from ours without downloading it):
         // someone else's.
+        // An archive moved away from a key that holds another archive of
+        // ours, whole and described by its own sidecar (another worker of
+        // a fleet took the key first): links to that key mean it, not the
+        // moved archive.
+        if moved_away.contains_key(&key) && problems.is_empty() && !stale_copy && sidecar.is_some()
+        {
+            taken_by_ours.insert(key.clone());
+        }
         if let Some((moved_to, reason)) = moved_away
             .get(&key)
             .filter(|_| !problems.is_empty() || stale_copy)
@@ -576,6 +585,7 @@ async fn examine(
     }
     let moved = moved_away
         .into_iter()
+        .filter(|(from, _)| !taken_by_ours.contains(from))
         .map(|(from, (to, _))| (from, to))
         .collect();
     Ok((examined, moved))

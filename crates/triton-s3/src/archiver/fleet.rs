@@ -551,15 +551,23 @@ impl<F: ShardSource> Worker<F> {
     ) -> impl Future<Output = ()> + 'a {
         async move {
             let mut marked = BTreeSet::new();
+            // Ended shards are looked for every second (in memory; their
+            // children wait for it), the share every renewal interval.
+            let tick = self.options.renew_interval.min(Duration::from_secs(1));
+            let mut next_look = Instant::now() + self.options.renew_interval;
             loop {
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => return,
-                    () = tokio::time::sleep(self.options.renew_interval) => {}
+                    () = tokio::time::sleep(tick) => {}
                 }
                 if self.mark_ended(held, &finished, &stats, &mut marked).await {
                     tracing::info!(worker = self.options.worker, "a shard ended: ending the generation so that its children start");
                     return;
                 }
+                if Instant::now() < next_look {
+                    continue;
+                }
+                next_look = Instant::now() + self.options.renew_interval;
                 let Ok(table) = self.leases.leases(&self.scope).await else {
                     continue;
                 };
