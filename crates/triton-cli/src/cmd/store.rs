@@ -12,7 +12,7 @@ use triton_core::key::{validate_client_name, DEFAULT_CLIENT_NAME};
 use triton_core::retry::Backoff;
 use triton_kinesis::{list_shards, KinesisError, KinesisShards, ReaderOptions, StartPosition};
 use triton_s3::archiver::fleet::{Worker, WorkerOptions};
-use triton_s3::archiver::{clean_stale, ArchiverOptions};
+use triton_s3::archiver::ArchiverOptions;
 use triton_s3::{Location, S3Options, Sse};
 
 use super::common::{multi_thread_runtime, parse_duration, StreamArgs};
@@ -317,16 +317,6 @@ pub fn run(args: StoreArgs) -> CliResult {
                 KinesisError::is_retryable,
             )
             .await?;
-            // Spool files of a killed store hold records that were never
-            // checkpointed (the new owner of their shards finishes their
-            // uploads from the stream or from these files first).
-            let stale = clean_stale(&options.spool_dir, &config.name, &args.client_name)
-                .map_err(|e| {
-                    CliError::io(format!("cleaning {}", options.spool_dir.display()), e)
-                })?;
-            for path in stale {
-                tracing::info!(path = %path.display(), "removed the spool file of a store that did not finish");
-            }
             let reader_options = ReaderOptions {
                 start,
                 // The archiver acknowledges a shard's records only once

@@ -46,7 +46,7 @@ use triton_core::retry::Backoff;
 use triton_core::source::SourceError;
 
 use super::{
-    recover_intents, Archiver, ArchiverError, ArchiverOptions, ArchiverStats, Fuse, Metadata,
+    clean_stale, recover_intents, Archiver, ArchiverError, ArchiverOptions, ArchiverStats, Fuse, Metadata,
     RecoveryError, Summary,
 };
 use crate::store::ArchiveStore;
@@ -487,6 +487,11 @@ impl<F: ShardSource> Worker<F> {
             })
             .await?;
         if intents.is_empty() {
+            // Spool files of stores that were killed hold records never
+            // checkpointed: they are read again, so uploading the files
+            // would only duplicate them. (While an intent is pending, its
+            // spool file may still serve its recovery.)
+            self.clean_stale_spool();
             return Ok(BTreeSet::new());
         }
         let table = self.table().await?;
@@ -536,6 +541,20 @@ impl<F: ShardSource> Worker<F> {
             );
         }
         Ok(blocked)
+    }
+
+    fn clean_stale_spool(&self) {
+        let o = &self.archiver;
+        match clean_stale(&o.spool_dir, &o.stream, &o.client) {
+            Ok(removed) => {
+                for path in removed {
+                    tracing::info!(path = %path.display(), "removed the spool file of a store that did not finish");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(dir = %o.spool_dir.display(), error = %e, "could not clean the spool directory")
+            }
+        }
     }
 
     /// Resolves when the generation should end gracefully; meanwhile marks
