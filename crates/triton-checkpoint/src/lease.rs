@@ -54,7 +54,8 @@ pub(crate) const ADD_SHARD: &str = "INSERT INTO triton_lease
   VALUES ($1, $2, $3, NULL, 0, NULL, NULL, 'active', $4, 0)
   ON CONFLICT (client, stream, shard) DO NOTHING";
 
-pub(crate) const HEARTBEAT: &str = "INSERT INTO triton_worker (client, stream, worker, heartbeat, expires)
+pub(crate) const HEARTBEAT: &str =
+    "INSERT INTO triton_worker (client, stream, worker, heartbeat, expires)
   VALUES ($1, $2, $3, {now}, {now} + $4)
   ON CONFLICT (client, stream, worker)
   DO UPDATE SET heartbeat = excluded.heartbeat, expires = excluded.expires";
@@ -240,12 +241,10 @@ pub(crate) fn fence_broken(fence: &Fence, owned: &[HeldRow]) -> Option<String> {
     for (shard, epoch) in &fence.leases {
         match owned.iter().find(|o| &o.shard == shard) {
             Some(o) if o.epoch == *epoch => {}
-            Some(o) => {
-                return Some(format!(
-                    "{} holds {shard} at epoch {}, not {epoch}: it lost the lease and took it again",
-                    fence.worker, o.epoch
-                ))
-            }
+            Some(o) => return Some(format!(
+                "{} holds {shard} at epoch {}, not {epoch}: it lost the lease and took it again",
+                fence.worker, o.epoch
+            )),
             None => {
                 return Some(format!(
                     "{} no longer holds {shard} (epoch {epoch})",
@@ -257,16 +256,19 @@ pub(crate) fn fence_broken(fence: &Fence, owned: &[HeldRow]) -> Option<String> {
     None
 }
 
-/// Whether an existing intent of `key`, recorded under `existing`, belongs
-/// to another worker that still holds its leases (then the key is taken).
-pub(crate) fn taken_by_other(
-    existing: Option<&Fence>,
-    mine: &Fence,
-    leases: &[LeaseInfo],
-) -> bool {
+/// Whether an existing intent, recorded under `existing`, is this
+/// worker's own.
+pub(crate) fn is_mine(existing: Option<&Fence>, mine: &Fence) -> bool {
+    existing.is_some_and(|f| f.worker == mine.worker)
+}
+
+/// Whether another worker may take over an intent recorded under
+/// `existing`: its writer no longer holds its leases, or it was recorded
+/// without any.
+pub(crate) fn claimable(existing: Option<&Fence>, mine: &Fence, leases: &[LeaseInfo]) -> bool {
     match existing {
-        Some(other) => other.worker != mine.worker && other.broken_by(leases).is_none(),
-        None => false,
+        Some(f) => f.worker == mine.worker || f.broken_by(leases).is_some(),
+        None => true,
     }
 }
 
@@ -452,6 +454,19 @@ impl LeaseStore for SqlCheckpoints {
             SqlCheckpoints::Sqlite(s) => {
                 sqlite::complete_fenced(s, &client, &stream, None, checkpoints, fence).await
             }
+        }
+    }
+
+    async fn claim_intent(
+        &self,
+        client: &str,
+        stream: &str,
+        key: &str,
+        fence: &Fence,
+    ) -> Result<bool, CheckpointError> {
+        match self {
+            SqlCheckpoints::Postgres(s) => pg::claim(s, client, stream, key, fence).await,
+            SqlCheckpoints::Sqlite(s) => sqlite::claim(s, client, stream, key, fence).await,
         }
     }
 

@@ -194,7 +194,12 @@ impl CheckpointStore for SqlCheckpoints {
 }
 
 /// Refuses intents the table cannot hold.
-pub(crate) fn check_intent(db: &str, client: &str, stream: &str, key: &str) -> Result<(), CheckpointError> {
+pub(crate) fn check_intent(
+    db: &str,
+    client: &str,
+    stream: &str,
+    key: &str,
+) -> Result<(), CheckpointError> {
     for (field, value, max) in [
         ("client", client, schema::MAX_FIELD),
         ("stream", stream, schema::MAX_FIELD),
@@ -336,7 +341,10 @@ impl OwnedRow {
 /// Checks and de-duplicates checkpoints (the last one per shard wins, as if
 /// saved in order; PostgreSQL refuses to upsert one row twice in a
 /// statement).
-pub(crate) fn owned_rows(db: &str, checkpoints: &[Checkpoint]) -> Result<Vec<OwnedRow>, CheckpointError> {
+pub(crate) fn owned_rows(
+    db: &str,
+    checkpoints: &[Checkpoint],
+) -> Result<Vec<OwnedRow>, CheckpointError> {
     let mut rows: Vec<OwnedRow> = Vec::with_capacity(checkpoints.len());
     let mut seen = std::collections::HashMap::new();
     for c in checkpoints {

@@ -335,7 +335,10 @@ pub(crate) async fn complete_in(
 }
 
 /// Inserts or updates checkpoint rows, in the caller's transaction.
-pub(crate) async fn upsert(c: &mut AsyncPgConnection, rows: &[OwnedRow]) -> Result<(), diesel::result::Error> {
+pub(crate) async fn upsert(
+    c: &mut AsyncPgConnection,
+    rows: &[OwnedRow],
+) -> Result<(), diesel::result::Error> {
     let updated = updated_now();
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let chunk: Vec<Row<'_>> = chunk.iter().map(|r| r.row(updated)).collect();

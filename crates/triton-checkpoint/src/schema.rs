@@ -79,7 +79,6 @@ CREATE TABLE IF NOT EXISTS triton_worker (
     };
 }
 
-
 /// Schema changes, applied in order, each once, each in its own transaction,
 /// recorded in `triton_schema_migrations`. `triton_checkpoint` is never
 /// altered (go-triton creates and uses it); changes add tables beside it or
@@ -106,8 +105,6 @@ const LEASE_TABLES_SQLITE: &str = concat!(
     lease_tables!(),
     ";\nALTER TABLE triton_upload_intent ADD COLUMN fence TEXT"
 );
-
-
 
 /// The archive of each checkpoint; valid in both dialects.
 const CHECKPOINT_ARCHIVE_TABLE: &str = "CREATE TABLE IF NOT EXISTS triton_checkpoint_archive (

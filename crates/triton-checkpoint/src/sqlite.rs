@@ -276,7 +276,10 @@ pub(crate) fn complete_in(
 }
 
 /// Inserts or updates checkpoint rows, in the caller's transaction.
-pub(crate) fn upsert(c: &mut SqliteConnection, rows: &[OwnedRow]) -> Result<(), diesel::result::Error> {
+pub(crate) fn upsert(
+    c: &mut SqliteConnection,
+    rows: &[OwnedRow],
+) -> Result<(), diesel::result::Error> {
     let updated = updated_now();
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let chunk: Vec<Row<'_>> = chunk.iter().map(|r| r.row(updated)).collect();

@@ -433,6 +433,8 @@ mod leases {
             db.record_intent_fenced(&intent("k1"), None, &fence2).await,
             Err(CheckpointError::KeyTaken { .. })
         ));
+        // Nor can it be claimed while its writer holds its leases.
+        assert!(!db.claim_intent("store", "s", "k1", &fence2).await.unwrap());
         let listed = db.fenced_intents("store", "s").await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].1.as_ref(), Some(&fence1));
@@ -469,19 +471,30 @@ mod leases {
         );
         assert_eq!(db.last("store", "s", &w1[0].shard).await.unwrap(), None);
         assert!(matches!(
-            db.save_many_fenced(std::slice::from_ref(&cp), &fence1).await,
+            db.save_many_fenced(std::slice::from_ref(&cp), &fence1)
+                .await,
             Err(CheckpointError::Fenced { .. })
         ));
         assert!(matches!(
             db.record_intent_fenced(&intent("k2"), None, &fence1).await,
             Err(CheckpointError::Fenced { .. })
         ));
-        // Its intent is now orphaned: the new owner may take its key.
+        // Its intent is now orphaned, yet its key is still not another
+        // worker's to record: only a claim takes it over.
         let w2_all: Vec<_> = w2.iter().chain(&taken).cloned().collect();
         let fence2 = Fence::new("w2", &w2_all);
+        assert!(matches!(
+            db.record_intent_fenced(&intent("k1"), None, &fence2).await,
+            Err(CheckpointError::KeyTaken { .. })
+        ));
+        assert!(db.claim_intent("store", "s", "k1", &fence2).await.unwrap());
         db.record_intent_fenced(&intent("k1"), None, &fence2)
             .await
             .unwrap();
+        assert!(!db
+            .claim_intent("store", "s", "gone", &fence2)
+            .await
+            .unwrap());
         db.complete_intent_fenced("store", "s", "k1", std::slice::from_ref(&cp), &fence2)
             .await
             .unwrap();

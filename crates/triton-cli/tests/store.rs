@@ -1310,7 +1310,11 @@ fn psql(url: &str, sql: &str) -> String {
         .args([url, "-XAtqc", sql])
         .output()
         .expect("psql");
-    assert!(o.status.success(), "{sql}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -1320,7 +1324,10 @@ fn pg_database(tag: &str) -> (String, String) {
     let admin = std::env::var("TRITON_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let name = format!("triton_{tag}_{}", std::process::id());
-    psql(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    psql(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
     psql(&admin, &format!("CREATE DATABASE {name}"));
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
     (admin.clone(), format!("{base}/{name}"))
@@ -1485,7 +1492,10 @@ fn a_fleet_of_three_loses_and_duplicates_nothing_through_faults() {
     assert!(owners(&s, &db).values().all(Option::is_none));
     psql(
         &admin,
-        &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.rsplit('/').next().unwrap()),
+        &format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            db.rsplit('/').next().unwrap()
+        ),
     );
 }
 

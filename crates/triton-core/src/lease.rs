@@ -241,8 +241,11 @@ pub trait ShardSource: Send + Sync {
 #[async_trait]
 pub trait LeaseStore: CheckpointStore {
     /// Adds a free, active lease for each shard that has none.
-    async fn add_shards(&self, scope: &LeaseScope, shards: &[ShardSpec])
-        -> Result<(), CheckpointError>;
+    async fn add_shards(
+        &self,
+        scope: &LeaseScope,
+        shards: &[ShardSpec],
+    ) -> Result<(), CheckpointError>;
 
     /// Records that `worker` is alive for `duration`, renews for `duration`
     /// those of `held` it still holds at their epoch (storing each one's
@@ -297,8 +300,10 @@ pub trait LeaseStore: CheckpointStore {
 
     /// [`CheckpointStore::record_intent`], in a transaction that first
     /// checks `fence` ([`CheckpointError::Fenced`] if it broke), and refuses
-    /// with [`CheckpointError::KeyTaken`] a key whose intent belongs to
-    /// another worker whose fence still holds.
+    /// with [`CheckpointError::KeyTaken`] a key whose intent is not this
+    /// worker's (another worker's, or one of before leases): only
+    /// [`claim_intent`](LeaseStore::claim_intent) takes those over. The
+    /// intent `replaces` is deleted only if it is this worker's.
     async fn record_intent_fenced(
         &self,
         intent: &UploadIntent,
@@ -324,6 +329,18 @@ pub trait LeaseStore: CheckpointStore {
         checkpoints: &[Checkpoint],
         fence: &Fence,
     ) -> Result<(), CheckpointError>;
+
+    /// Makes the intent `key` this worker's, to finish it: only if `fence`
+    /// holds and the intent's own fence does not (its writer lost a lease,
+    /// or it was recorded without leases). False when there is no such
+    /// intent or its writer still holds its leases.
+    async fn claim_intent(
+        &self,
+        client: &str,
+        stream: &str,
+        key: &str,
+        fence: &Fence,
+    ) -> Result<bool, CheckpointError>;
 
     /// The pending intents of the stream with the fence each was recorded
     /// under (`None`: recorded without leases, by an older version).

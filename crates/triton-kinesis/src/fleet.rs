@@ -60,15 +60,16 @@ impl ShardSource for KinesisShards {
 
     async fn shards(&self) -> Result<Vec<ShardSpec>, SourceError> {
         let what = format!("Kinesis stream {}", self.stream);
-        let shards = list_shards(&self.client, &self.stream)
-            .await
-            .map_err(|e| match e.is_retryable() {
-                true => unavailable(&what, &e),
-                false => SourceError::Failed {
-                    what: what.clone(),
-                    detail: e.to_string(),
-                },
-            })?;
+        let shards =
+            list_shards(&self.client, &self.stream)
+                .await
+                .map_err(|e| match e.is_retryable() {
+                    true => unavailable(&what, &e),
+                    false => SourceError::Failed {
+                        what: what.clone(),
+                        detail: e.to_string(),
+                    },
+                })?;
         Ok(shards
             .into_iter()
             .map(|s| ShardSpec {

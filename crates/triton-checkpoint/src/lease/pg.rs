@@ -6,7 +6,7 @@ use triton_core::checkpoint::{Checkpoint, CheckpointError, UploadIntent};
 use triton_core::lease::{Fence, Held, LeaseInfo, LeaseScope, LeaseTable, ShardSpec};
 
 use super::{
-    fence_broken, intents, sql, table, taken_by_other, Dialect, FenceRow, HeldRow, IntentRow,
+    claimable, fence_broken, intents, is_mine, sql, table, Dialect, FenceRow, HeldRow, IntentRow,
     LeaseRow, TxError, WorkerRow, ADD_SHARD, FENCED_INTENTS, FORGET_WORKERS, HEARTBEAT,
     INTENT_FENCE, LEASES, LEAVE, OWNED, RENEW, SET_FENCE, TAKE, THROUGHPUT, WORKERS,
 };
@@ -100,12 +100,10 @@ pub(super) async fn acquire(
         c.transaction::<_, diesel::result::Error, _>(async |c| {
             // Rows another worker is taking right now are skipped, not
             // waited for: it will have them.
-            let free: Vec<ShardRow> = diesel::sql_query(q(
-                "SELECT shard FROM triton_lease
+            let free: Vec<ShardRow> = diesel::sql_query(q("SELECT shard FROM triton_lease
                   WHERE client = $1 AND stream = $2 AND shard = ANY($3) AND state = 'active'
                     AND (owner IS NULL OR owner = $4 OR expires < {now})
-                  ORDER BY shard FOR UPDATE SKIP LOCKED",
-            ))
+                  ORDER BY shard FOR UPDATE SKIP LOCKED"))
             .bind::<Text, _>(&scope.client)
             .bind::<Text, _>(&scope.stream)
             .bind::<Array<Text>, _>(shards)
@@ -273,32 +271,21 @@ pub(super) async fn record_fenced(
 ) -> Result<(), CheckpointError> {
     check_intent(s.db(), &intent.client, &intent.stream, &intent.key)?;
     let (client, stream) = (intent.client.as_str(), intent.stream.as_str());
-    let scope = LeaseScope {
-        client: client.to_owned(),
-        stream: stream.to_owned(),
-    };
     let outcome = s
         .run(async |c| {
             split(
                 c.transaction::<_, TxError, _>(async |c| {
                     check(c, client, stream, fence).await?;
-                    let leases: Vec<LeaseInfo> = load_leases(c, &scope)
-                        .await?
-                        .into_iter()
-                        .map(LeaseRow::info)
-                        .collect();
                     if let Some(existing) = intent_fence(c, client, stream, &intent.key).await? {
-                        if taken_by_other(existing.as_ref(), fence, &leases) {
+                        if !is_mine(existing.as_ref(), fence) {
                             return Err(TxError::KeyTaken);
                         }
                     }
                     // The intent an archive moved from is deleted only if
-                    // it is this worker's (or nobody's any more).
+                    // it is this worker's.
                     let replaces = match replaces {
                         Some(old) => match intent_fence(c, client, stream, old).await? {
-                            Some(existing) if taken_by_other(existing.as_ref(), fence, &leases) => {
-                                None
-                            }
+                            Some(existing) if !is_mine(existing.as_ref(), fence) => None,
                             _ => Some(old),
                         },
                         None => None,
@@ -364,4 +351,56 @@ pub(super) async fn fenced_intents(
         })
         .await?;
     Ok(intents(client, stream, rows))
+}
+
+pub(super) async fn claim(
+    s: &PgCheckpoints,
+    client: &str,
+    stream: &str,
+    key: &str,
+    fence: &Fence,
+) -> Result<bool, CheckpointError> {
+    let scope = LeaseScope {
+        client: client.to_owned(),
+        stream: stream.to_owned(),
+    };
+    let outcome = s
+        .run(async |c| {
+            split(
+                c.transaction::<_, TxError, _>(async |c| {
+                    check(c, client, stream, fence).await?;
+                    // The intent's row is locked: two claimers are ordered.
+                    let rows: Vec<FenceRow> =
+                        diesel::sql_query(format!("{} FOR UPDATE", q(INTENT_FENCE)))
+                            .bind::<Text, _>(client)
+                            .bind::<Text, _>(stream)
+                            .bind::<Text, _>(key)
+                            .load(c)
+                            .await?;
+                    let Some(row) = rows.into_iter().next() else {
+                        return Ok(false);
+                    };
+                    let leases: Vec<LeaseInfo> = load_leases(c, &scope)
+                        .await?
+                        .into_iter()
+                        .map(LeaseRow::info)
+                        .collect();
+                    let existing = row.fence.as_deref().and_then(Fence::decode);
+                    if !claimable(existing.as_ref(), fence, &leases) {
+                        return Ok(false);
+                    }
+                    diesel::sql_query(q(SET_FENCE))
+                        .bind::<Text, _>(client)
+                        .bind::<Text, _>(stream)
+                        .bind::<Text, _>(key)
+                        .bind::<Text, _>(fence.encode())
+                        .execute(c)
+                        .await?;
+                    Ok(true)
+                })
+                .await,
+            )
+        })
+        .await?;
+    outcome.map_err(|e| e.into_checkpoint(s.db(), key))
 }

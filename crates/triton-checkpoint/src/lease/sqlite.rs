@@ -8,7 +8,7 @@ use triton_core::checkpoint::{Checkpoint, CheckpointError, UploadIntent};
 use triton_core::lease::{Fence, Held, LeaseInfo, LeaseScope, LeaseTable, ShardSpec};
 
 use super::{
-    fence_broken, intents, sql, table, taken_by_other, Dialect, FenceRow, HeldRow, IntentRow,
+    claimable, fence_broken, intents, is_mine, sql, table, Dialect, FenceRow, HeldRow, IntentRow,
     LeaseRow, TxError, WorkerRow, ADD_SHARD, FENCED_INTENTS, FORGET_WORKERS, HEARTBEAT,
     INTENT_FENCE, LEASES, LEAVE, OWNED, RENEW, SET_FENCE, TAKE, THROUGHPUT, WORKERS,
 };
@@ -244,24 +244,14 @@ pub(super) async fn record_fenced(
             split(c.immediate_transaction::<_, TxError, _>(|c| {
                 let (client, stream) = (intent.client.as_str(), intent.stream.as_str());
                 check(c, client, stream, &fence)?;
-                let scope = LeaseScope {
-                    client: client.to_owned(),
-                    stream: stream.to_owned(),
-                };
-                let leases: Vec<LeaseInfo> = load_leases(c, &scope)?
-                    .into_iter()
-                    .map(LeaseRow::info)
-                    .collect();
                 if let Some(existing) = intent_fence(c, client, stream, &intent.key)? {
-                    if taken_by_other(existing.as_ref(), &fence, &leases) {
+                    if !is_mine(existing.as_ref(), &fence) {
                         return Err(TxError::KeyTaken);
                     }
                 }
                 let replaces = match replaces.as_deref() {
                     Some(old) => match intent_fence(c, client, stream, old)? {
-                        Some(existing) if taken_by_other(existing.as_ref(), &fence, &leases) => {
-                            None
-                        }
+                        Some(existing) if !is_mine(existing.as_ref(), &fence) => None,
                         _ => Some(old),
                     },
                     None => None,
@@ -326,4 +316,49 @@ pub(super) async fn fenced_intents(
         })
         .await?;
     Ok(intents(client, stream, rows))
+}
+
+pub(super) async fn claim(
+    s: &SqliteCheckpoints,
+    client: &str,
+    stream: &str,
+    key: &str,
+    fence: &Fence,
+) -> Result<bool, CheckpointError> {
+    let (client, stream, key, fence) = (
+        client.to_owned(),
+        stream.to_owned(),
+        key.to_owned(),
+        fence.clone(),
+    );
+    let shown = key.clone();
+    let outcome = s
+        .run(move |c| {
+            split(c.immediate_transaction::<_, TxError, _>(|c| {
+                check(c, &client, &stream, &fence)?;
+                let Some(existing) = intent_fence(c, &client, &stream, &key)? else {
+                    return Ok(false);
+                };
+                let scope = LeaseScope {
+                    client: client.clone(),
+                    stream: stream.clone(),
+                };
+                let leases: Vec<LeaseInfo> = load_leases(c, &scope)?
+                    .into_iter()
+                    .map(LeaseRow::info)
+                    .collect();
+                if !claimable(existing.as_ref(), &fence, &leases) {
+                    return Ok(false);
+                }
+                diesel::sql_query(q(SET_FENCE))
+                    .bind::<Text, _>(&client)
+                    .bind::<Text, _>(&stream)
+                    .bind::<Text, _>(&key)
+                    .bind::<Text, _>(fence.encode())
+                    .execute(c)?;
+                Ok(true)
+            }))
+        })
+        .await?;
+    outcome.map_err(|e| e.into_checkpoint(s.db(), &shown))
 }

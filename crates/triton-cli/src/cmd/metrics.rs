@@ -69,10 +69,30 @@ pub fn render_leases(stats: &LeaseStats, stream: &str) -> String {
     let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let mut out = String::new();
     for (name, kind, help, value) in [
-        ("triton_store_leases_held", "gauge", "Shard leases this worker holds.", get(&stats.held)),
-        ("triton_store_leases_acquired_total", "counter", "Shard leases taken (each with a new epoch).", get(&stats.acquired)),
-        ("triton_store_leases_lost_total", "counter", "Times a lease was lost (taken by another worker or not renewed in time).", get(&stats.lost)),
-        ("triton_store_leases_released_total", "counter", "Shard leases handed over gracefully (balance, ended shards, stops).", get(&stats.released)),
+        (
+            "triton_store_leases_held",
+            "gauge",
+            "Shard leases this worker holds.",
+            get(&stats.held),
+        ),
+        (
+            "triton_store_leases_acquired_total",
+            "counter",
+            "Shard leases taken (each with a new epoch).",
+            get(&stats.acquired),
+        ),
+        (
+            "triton_store_leases_lost_total",
+            "counter",
+            "Times a lease was lost (taken by another worker or not renewed in time).",
+            get(&stats.lost),
+        ),
+        (
+            "triton_store_leases_released_total",
+            "counter",
+            "Shard leases handed over gracefully (balance, ended shards, stops).",
+            get(&stats.released),
+        ),
     ] {
         let _ = write!(
             out,

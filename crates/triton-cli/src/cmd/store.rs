@@ -194,7 +194,10 @@ fn default_worker_id() -> String {
 }
 
 fn check_worker_id(id: &str) -> Result<(), CliError> {
-    if id.is_empty() || id.chars().count() > 255 || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if id.is_empty()
+        || id.chars().count() > 255
+        || id.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(CliError::new(format!(
             "--worker-id {id:?}: 1 to 255 characters, no spaces or control characters"
         )));

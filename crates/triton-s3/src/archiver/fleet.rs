@@ -46,8 +46,8 @@ use triton_core::retry::Backoff;
 use triton_core::source::SourceError;
 
 use super::{
-    clean_stale, recover_intents, Archiver, ArchiverError, ArchiverOptions, ArchiverStats, Fuse, Metadata,
-    RecoveryError, Summary,
+    clean_stale, recover_intents, Archiver, ArchiverError, ArchiverOptions, ArchiverStats, Fuse,
+    Metadata, RecoveryError, Summary,
 };
 use crate::store::ArchiveStore;
 
@@ -300,10 +300,16 @@ impl<F: ShardSource> Worker<F> {
                 .renew(&self.scope, me, &[], &[], self.options.lease_duration)
         })
         .await?;
-        pause(&stop, self.options.renew_interval.min(Duration::from_secs(1))).await;
+        pause(
+            &stop,
+            self.options.renew_interval.min(Duration::from_secs(1)),
+        )
+        .await;
         let mut release_next: Option<Held> = None;
         while !*stop.borrow() {
-            let shards = self.retry_source("listing the shards", || self.source.shards()).await?;
+            let shards = self
+                .retry_source("listing the shards", || self.source.shards())
+                .await?;
             self.retry("adding leases for new shards", || {
                 self.leases.add_shards(&self.scope, &shards)
             })
@@ -418,7 +424,11 @@ impl<F: ShardSource> Worker<F> {
             .leases
             .iter()
             .filter(|l| l.owner.as_deref() == Some(me) && l.state == LeaseState::Active)
-            .filter(|l| !held.iter().any(|h| h.shard == l.shard && h.epoch == l.epoch))
+            .filter(|l| {
+                !held
+                    .iter()
+                    .any(|h| h.shard == l.shard && h.epoch == l.epoch)
+            })
             .map(|l| l.shard.clone())
             .collect();
         let want = share.saturating_sub(active + stale.len());
@@ -464,10 +474,13 @@ impl<F: ShardSource> Worker<F> {
             .acquired
             .fetch_add(got.len() as u64, Ordering::Relaxed);
         if let Ok(mut h) = holding.lock() {
-            h.held.retain(|old| !got.iter().any(|g| g.shard == old.shard));
+            h.held
+                .retain(|old| !got.iter().any(|g| g.shard == old.shard));
             h.held.extend(got);
             h.held.sort();
-            self.stats.held.store(h.held.len() as u64, Ordering::Relaxed);
+            self.stats
+                .held
+                .store(h.held.len() as u64, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -500,7 +513,10 @@ impl<F: ShardSource> Worker<F> {
         let mut recover = Vec::new();
         for (intent, fence) in intents {
             let shards = intent_shards(&intent, fence.as_ref());
-            let ours: Vec<&String> = shards.iter().filter(|s| mine.contains(s.as_str())).collect();
+            let ours: Vec<&String> = shards
+                .iter()
+                .filter(|s| mine.contains(s.as_str()))
+                .collect();
             if ours.is_empty() {
                 continue;
             }
@@ -511,7 +527,20 @@ impl<F: ShardSource> Worker<F> {
                 .iter()
                 .next()
                 .is_some_and(|first| mine.contains(first.as_str()));
-            if orphaned && responsible {
+            let fence_now = Fence::new(self.options.worker.as_str(), held);
+            let claimed = orphaned
+                && responsible
+                && self
+                    .retry("claiming an interrupted upload", || {
+                        self.leases.claim_intent(
+                            &self.scope.client,
+                            &self.scope.stream,
+                            &intent.key,
+                            &fence_now,
+                        )
+                    })
+                    .await?;
+            if claimed {
                 recover.push(intent);
             } else {
                 blocked.extend(ours.into_iter().cloned());
@@ -539,6 +568,15 @@ impl<F: ShardSource> Worker<F> {
                 lost_ranges = report.lost.len(),
                 "finished the uploads of the shards' previous owners"
             );
+            let left = self
+                .retry("reading the upload intents", || {
+                    self.leases
+                        .fenced_intents(&self.scope.client, &self.scope.stream)
+                })
+                .await?;
+            if left.is_empty() {
+                self.clean_stale_spool();
+            }
         }
         Ok(blocked)
     }
@@ -559,16 +597,16 @@ impl<F: ShardSource> Worker<F> {
 
     /// Resolves when the generation should end gracefully; meanwhile marks
     /// ended the shards whose last record is committed.
-    fn generation_end<'a>(
-        &'a self,
+    async fn generation_end(
+        &self,
         mut stop: watch::Receiver<bool>,
-        held: &'a [Held],
-        blocked: &'a BTreeSet<String>,
+        held: &[Held],
+        blocked: &BTreeSet<String>,
         finished: FinishedShards,
         stats: Arc<ArchiverStats>,
-        release_next: &'a mut Option<Held>,
-    ) -> impl Future<Output = ()> + 'a {
-        async move {
+        release_next: &mut Option<Held>,
+    ) {
+        {
             let mut marked = BTreeSet::new();
             // Ended shards are looked for every second (in memory; their
             // children wait for it), the share every renewal interval.
@@ -580,7 +618,10 @@ impl<F: ShardSource> Worker<F> {
                     () = tokio::time::sleep(tick) => {}
                 }
                 if self.mark_ended(held, &finished, &stats, &mut marked).await {
-                    tracing::info!(worker = self.options.worker, "a shard ended: ending the generation so that its children start");
+                    tracing::info!(
+                        worker = self.options.worker,
+                        "a shard ended: ending the generation so that its children start"
+                    );
                     return;
                 }
                 if Instant::now() < next_look {
@@ -599,15 +640,22 @@ impl<F: ShardSource> Worker<F> {
                     // The one most recently taken goes: moving one lease a
                     // cycle converges without a stampede.
                     *release_next = active.last().map(|h| (*h).clone());
-                    tracing::info!(worker = self.options.worker, held = active.len(), share, "holding more than a fair share: handing a lease over");
+                    tracing::info!(
+                        worker = self.options.worker,
+                        held = active.len(),
+                        share,
+                        "holding more than a fair share: handing a lease over"
+                    );
                     return;
                 }
-                let free = table
-                    .leases
-                    .iter()
-                    .any(|l| l.takeable(&table.leases));
+                let free = table.leases.iter().any(|l| l.takeable(&table.leases));
                 if active.len() < share && free {
-                    tracing::info!(worker = self.options.worker, held = active.len(), share, "a lease is free: taking it");
+                    tracing::info!(
+                        worker = self.options.worker,
+                        held = active.len(),
+                        share,
+                        "a lease is free: taking it"
+                    );
                     return;
                 }
                 if !blocked.is_empty() {
@@ -665,7 +713,9 @@ impl<F: ShardSource> Worker<F> {
                     marked.insert(shard);
                     any = true;
                 }
-                Err(e) => tracing::warn!(shard, error = %e, "could not mark the shard ended; will try again"),
+                Err(e) => {
+                    tracing::warn!(shard, error = %e, "could not mark the shard ended; will try again")
+                }
             }
         }
         any
@@ -674,7 +724,11 @@ impl<F: ShardSource> Worker<F> {
     /// After a lost lease: gives back what is still held (the epochs of
     /// the next generation are new) and starts again.
     async fn lost(&self, holding: &Arc<Mutex<Holding>>, why: &str) {
-        tracing::warn!(worker = self.options.worker, reason = why, "a lease was lost: dropped what was not committed, giving back the other leases");
+        tracing::warn!(
+            worker = self.options.worker,
+            reason = why,
+            "a lease was lost: dropped what was not committed, giving back the other leases"
+        );
         let held = holding_now(holding);
         self.stats.lost.fetch_add(1, Ordering::Relaxed);
         self.release(holding, &held, "a lease was lost").await;
@@ -686,7 +740,9 @@ impl<F: ShardSource> Worker<F> {
         }
         if let Ok(mut h) = holding.lock() {
             h.held.retain(|x| !leases.contains(x));
-            self.stats.held.store(h.held.len() as u64, Ordering::Relaxed);
+            self.stats
+                .held
+                .store(h.held.len() as u64, Ordering::Relaxed);
         }
         match self
             .leases
@@ -695,7 +751,13 @@ impl<F: ShardSource> Worker<F> {
         {
             Ok(()) => {
                 for l in leases {
-                    tracing::info!(worker = self.options.worker, shard = l.shard, epoch = l.epoch, reason = why, "released the lease");
+                    tracing::info!(
+                        worker = self.options.worker,
+                        shard = l.shard,
+                        epoch = l.epoch,
+                        reason = why,
+                        "released the lease"
+                    );
                 }
                 self.stats
                     .released
@@ -804,7 +866,12 @@ async fn renew_loop(
                     // one released meanwhile is not lost.
                     let current = holding_now(&holding);
                     if current.contains(first) {
-                        tracing::warn!(worker = options.worker, shard = first.shard, epoch = first.epoch, "lease lost: another worker took it, or it expired");
+                        tracing::warn!(
+                            worker = options.worker,
+                            shard = first.shard,
+                            epoch = first.epoch,
+                            "lease lost: another worker took it, or it expired"
+                        );
                         fuse.trip(format!(
                             "the lease of {} (epoch {}) was not renewed: it expired or another worker took it",
                             first.shard, first.epoch
@@ -882,11 +949,9 @@ fn spread(worker: &str, n: usize) -> usize {
     if n == 0 {
         return 0;
     }
-    let hash = worker
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+    let hash = worker.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     (hash % n as u64) as usize
 }
 

@@ -330,9 +330,7 @@ impl<S: RecordSource> Archiver<S> {
             };
             pending -= 1;
             run.in_flight.pop_front();
-            if let Err(e) = self.checkpoint(done, &mut summary).await {
-                return Err(e);
-            }
+            self.checkpoint(done, &mut summary).await?;
         }
         let _ = uploader.await;
         match failure {
@@ -448,7 +446,11 @@ impl<S: RecordSource> Archiver<S> {
     /// archive and commit (with exactly-once, together with deleting the
     /// upload intent), retrying until the checkpoint store answers; then
     /// the spool files go.
-    async fn checkpoint(&mut self, done: Sealed, summary: &mut Summary) -> Result<(), ArchiverError> {
+    async fn checkpoint(
+        &mut self,
+        done: Sealed,
+        summary: &mut Summary,
+    ) -> Result<(), ArchiverError> {
         if !self.options.pause_before_commit.is_zero() {
             tracing::warn!(
                 key = done.key,
@@ -777,7 +779,11 @@ impl Uploader {
 
     /// Records the intent of `sealed`, moving it on to the next second for
     /// as long as its key is another worker's upload.
-    async fn record_moving(&self, sealed: &mut Sealed, replaces: Option<String>) -> Result<(), String> {
+    async fn record_moving(
+        &self,
+        sealed: &mut Sealed,
+        replaces: Option<String>,
+    ) -> Result<(), String> {
         let mut replaces = replaces;
         loop {
             match self.record_intent(sealed, replaces.as_deref()).await {
@@ -786,7 +792,11 @@ impl Uploader {
                 Err(Refusal::Taken) => {
                     let taken = sealed.key.clone();
                     self.move_to(sealed, sealed.timestamp + 1);
-                    tracing::info!(taken, instead = sealed.key, "another worker is uploading under the key; using the next second");
+                    tracing::info!(
+                        taken,
+                        instead = sealed.key,
+                        "another worker is uploading under the key; using the next second"
+                    );
                     // Ours, if one was recorded, moves along; another's
                     // stays (the database deletes only ours).
                     replaces.get_or_insert(taken);

@@ -65,7 +65,10 @@ impl ArchiverStats {
 
     /// Bytes read so far from each shard.
     pub fn shard_bytes(&self) -> HashMap<String, u64> {
-        self.shard_bytes.lock().map(|b| b.clone()).unwrap_or_default()
+        self.shard_bytes
+            .lock()
+            .map(|b| b.clone())
+            .unwrap_or_default()
     }
 
     pub(crate) fn read_shard(&self, shard: &str, bytes: u64) {
