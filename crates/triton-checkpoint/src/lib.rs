@@ -273,7 +273,8 @@ pub(crate) fn query_error(db: &str, e: diesel::result::Error) -> CheckpointError
             | K::ReadOnlyTransaction,
             _,
         ) => true,
-        // SQLite's busy timeout, PostgreSQL's deadlock and lock timeouts.
+        // SQLite's busy timeout, PostgreSQL's deadlock and lock timeouts,
+        // a connection killed or a server restarting.
         Error::DatabaseError(_, _) => {
             let m = message.to_ascii_lowercase();
             [
@@ -281,6 +282,13 @@ pub(crate) fn query_error(db: &str, e: diesel::result::Error) -> CheckpointError
                 "deadlock detected",
                 "could not obtain lock",
                 "lock timeout",
+                // The connection was killed (pg_terminate_backend, an
+                // idle-connection reaper) or the server is restarting:
+                // a new connection will do.
+                "terminating connection",
+                "server closed the connection",
+                "connection closed",
+                "the database system is",
             ]
             .iter()
             .any(|t| m.contains(t))
