@@ -241,10 +241,12 @@ pub(crate) fn fence_broken(fence: &Fence, owned: &[HeldRow]) -> Option<String> {
     for (shard, epoch) in &fence.leases {
         match owned.iter().find(|o| &o.shard == shard) {
             Some(o) if o.epoch == *epoch => {}
-            Some(o) => return Some(format!(
+            Some(o) => {
+                return Some(format!(
                 "{} holds {shard} at epoch {}, not {epoch}: it lost the lease and took it again",
                 fence.worker, o.epoch
-            )),
+            ))
+            }
             None => {
                 return Some(format!(
                     "{} no longer holds {shard} (epoch {epoch})",

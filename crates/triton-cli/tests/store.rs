@@ -1575,7 +1575,11 @@ impl PrivatePostgres {
             }
         }
         let mut versions: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .map(|d| d.flatten().map(|e| e.path().join("bin").join(name)).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path().join("bin").join(name))
+                    .collect()
+            })
             .unwrap_or_default();
         versions.retain(|p| p.exists());
         versions.sort_by_key(|p| {
@@ -1603,7 +1607,9 @@ impl PrivatePostgres {
         let dir = std::env::temp_dir().join(format!("triton-pg-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let _ = Command::new("chown").args(["postgres", dir.to_str().unwrap()]).status();
+        let _ = Command::new("chown")
+            .args(["postgres", dir.to_str().unwrap()])
+            .status();
         let port = 20_000 + (std::process::id() % 20_000) as u16;
         let data = dir.join("data");
         PrivatePostgres::run(&[
@@ -1665,7 +1671,11 @@ impl Drop for PrivatePostgres {
 /// How many active leases each worker holds.
 fn held_counts(s: &Stream, db: &str) -> std::collections::BTreeMap<String, usize> {
     let mut counts = std::collections::BTreeMap::new();
-    for owner in try_owners(s, db).unwrap_or_default().into_values().flatten() {
+    for owner in try_owners(s, db)
+        .unwrap_or_default()
+        .into_values()
+        .flatten()
+    {
         *counts.entry(owner).or_default() += 1;
     }
     counts
