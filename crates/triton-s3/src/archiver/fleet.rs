@@ -606,74 +606,72 @@ impl<F: ShardSource> Worker<F> {
         stats: Arc<ArchiverStats>,
         release_next: &mut Option<Held>,
     ) {
-        {
-            let mut marked = BTreeSet::new();
-            // Ended shards are looked for every second (in memory; their
-            // children wait for it), the share every renewal interval.
-            let tick = self.options.renew_interval.min(Duration::from_secs(1));
-            let mut next_look = Instant::now() + self.options.renew_interval;
-            loop {
-                tokio::select! {
-                    _ = stop.wait_for(|s| *s) => return,
-                    () = tokio::time::sleep(tick) => {}
-                }
-                if self.mark_ended(held, &finished, &stats, &mut marked).await {
-                    tracing::info!(
-                        worker = self.options.worker,
-                        "a shard ended: ending the generation so that its children start"
-                    );
-                    return;
-                }
-                if Instant::now() < next_look {
-                    continue;
-                }
-                next_look = Instant::now() + self.options.renew_interval;
-                let Ok(table) = self.leases.leases(&self.scope).await else {
-                    continue;
-                };
-                let share = fair_share(&table);
-                let active: Vec<&Held> = held
-                    .iter()
-                    .filter(|h| state_of(&table, &h.shard) == Some(LeaseState::Active))
-                    .collect();
-                if active.len() > share {
-                    // The one most recently taken goes: moving one lease a
-                    // cycle converges without a stampede.
-                    *release_next = active.last().map(|h| (*h).clone());
-                    tracing::info!(
-                        worker = self.options.worker,
-                        held = active.len(),
-                        share,
-                        "holding more than a fair share: handing a lease over"
-                    );
-                    return;
-                }
-                let free = table.leases.iter().any(|l| l.takeable(&table.leases));
-                if active.len() < share && free {
-                    tracing::info!(
-                        worker = self.options.worker,
-                        held = active.len(),
-                        share,
-                        "a lease is free: taking it"
-                    );
-                    return;
-                }
-                if !blocked.is_empty() {
-                    let still = self
-                        .leases
-                        .fenced_intents(&self.scope.client, &self.scope.stream)
-                        .await
-                        .map(|all| {
-                            all.iter().any(|(i, f)| {
-                                intent_shards(i, f.as_ref())
-                                    .iter()
-                                    .any(|s| blocked.contains(s))
-                            })
+        let mut marked = BTreeSet::new();
+        // Ended shards are looked for every second (in memory; their
+        // children wait for it), the share every renewal interval.
+        let tick = self.options.renew_interval.min(Duration::from_secs(1));
+        let mut next_look = Instant::now() + self.options.renew_interval;
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                () = tokio::time::sleep(tick) => {}
+            }
+            if self.mark_ended(held, &finished, &stats, &mut marked).await {
+                tracing::info!(
+                    worker = self.options.worker,
+                    "a shard ended: ending the generation so that its children start"
+                );
+                return;
+            }
+            if Instant::now() < next_look {
+                continue;
+            }
+            next_look = Instant::now() + self.options.renew_interval;
+            let Ok(table) = self.leases.leases(&self.scope).await else {
+                continue;
+            };
+            let share = fair_share(&table);
+            let active: Vec<&Held> = held
+                .iter()
+                .filter(|h| state_of(&table, &h.shard) == Some(LeaseState::Active))
+                .collect();
+            if active.len() > share {
+                // The one most recently taken goes: moving one lease a
+                // cycle converges without a stampede.
+                *release_next = active.last().map(|h| (*h).clone());
+                tracing::info!(
+                    worker = self.options.worker,
+                    held = active.len(),
+                    share,
+                    "holding more than a fair share: handing a lease over"
+                );
+                return;
+            }
+            let free = table.leases.iter().any(|l| l.takeable(&table.leases));
+            if active.len() < share && free {
+                tracing::info!(
+                    worker = self.options.worker,
+                    held = active.len(),
+                    share,
+                    "a lease is free: taking it"
+                );
+                return;
+            }
+            if !blocked.is_empty() {
+                let still = self
+                    .leases
+                    .fenced_intents(&self.scope.client, &self.scope.stream)
+                    .await
+                    .map(|all| {
+                        all.iter().any(|(i, f)| {
+                            intent_shards(i, f.as_ref())
+                                .iter()
+                                .any(|s| blocked.contains(s))
                         })
-                        .unwrap_or(true);
-                    if !still {
-                        return;
-                    }
+                    })
+                    .unwrap_or(true);
+                if !still {
+                    return;
                 }
             }
         }
@@ -860,23 +858,23 @@ async fn renew_loop(
         match answer {
             Ok(Ok(still)) => {
                 valid_until = sent + valid_for;
-                let lost: Vec<&Held> = held.iter().filter(|h| !still.contains(h)).collect();
-                if let Some(first) = lost.first() {
-                    // Only leases held since before the renewal count:
-                    // one released meanwhile is not lost.
-                    let current = holding_now(&holding);
-                    if current.contains(first) {
-                        tracing::warn!(
-                            worker = options.worker,
-                            shard = first.shard,
-                            epoch = first.epoch,
-                            "lease lost: another worker took it, or it expired"
-                        );
-                        fuse.trip(format!(
+                // Only leases still held count: one released meanwhile is
+                // not lost.
+                let current = holding_now(&holding);
+                let lost = held
+                    .iter()
+                    .find(|h| !still.contains(h) && current.contains(h));
+                if let Some(first) = lost {
+                    tracing::warn!(
+                        worker = options.worker,
+                        shard = first.shard,
+                        epoch = first.epoch,
+                        "lease lost: another worker took it, or it expired"
+                    );
+                    fuse.trip(format!(
                             "the lease of {} (epoch {}) was not renewed: it expired or another worker took it",
                             first.shard, first.epoch
                         ));
-                    }
                 }
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "renewing the leases failed; trying again"),
