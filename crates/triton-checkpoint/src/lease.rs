@@ -73,11 +73,16 @@ pub(crate) const RENEW: &str = "UPDATE triton_lease SET renewed = {now}, expires
 pub(crate) const THROUGHPUT: &str = "UPDATE triton_lease SET bytes_per_second = $5
   WHERE client = $1 AND stream = $2 AND shard = $3 AND owner = $4";
 
-pub(crate) const TAKE: &str =
-    "UPDATE triton_lease SET owner = $4, epoch = epoch + 1, renewed = {now}, expires = {now} + $5
+pub(crate) const TAKE: &str = "UPDATE triton_lease SET owner = $4, epoch = epoch + 1,
+    renewed = {now}, expires = {now} + $5, handoff_to = NULL, handoff_until = NULL
   WHERE client = $1 AND stream = $2 AND shard = $3 AND state = 'active'
     AND (owner IS NULL OR owner = $4 OR expires < {now})
+    AND (handoff_to IS NULL OR handoff_to = $4 OR handoff_until < {now})
   RETURNING shard, epoch";
+
+pub(crate) const HAND_OVER: &str = "UPDATE triton_lease
+  SET owner = NULL, renewed = NULL, expires = NULL, handoff_to = $6, handoff_until = {now} + $7
+  WHERE client = $1 AND stream = $2 AND shard = $3 AND owner = $4 AND epoch = $5";
 
 pub(crate) const RELEASE: &str =
     "UPDATE triton_lease SET owner = NULL, renewed = NULL, expires = NULL
@@ -90,7 +95,7 @@ pub(crate) const LEAVE: &str =
     "DELETE FROM triton_worker WHERE client = $1 AND stream = $2 AND worker = $3";
 
 pub(crate) const LEASES: &str = "SELECT shard, owner, epoch, renewed, expires, state, parents,
-    bytes_per_second, {now} AS now
+    bytes_per_second, handoff_to, handoff_until, {now} AS now
   FROM triton_lease WHERE client = $1 AND stream = $2";
 
 pub(crate) const WORKERS: &str = "SELECT worker, {now} - heartbeat AS ago
@@ -127,6 +132,10 @@ pub(crate) struct LeaseRow {
     parents: String,
     #[diesel(sql_type = Double)]
     bytes_per_second: f64,
+    #[diesel(sql_type = Nullable<Text>)]
+    handoff_to: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    handoff_until: Option<i64>,
     #[diesel(sql_type = BigInt)]
     now: i64,
 }
@@ -151,6 +160,9 @@ impl LeaseRow {
                 .map(str::to_owned)
                 .collect(),
             bytes_per_second: self.bytes_per_second,
+            handoff_to: self
+                .handoff_to
+                .filter(|_| self.handoff_until.is_some_and(|u| u >= self.now)),
         }
     }
 }
@@ -380,6 +392,23 @@ impl LeaseStore for SqlCheckpoints {
         match self {
             SqlCheckpoints::Postgres(s) => pg::each(s, RELEASE, scope, worker, held).await,
             SqlCheckpoints::Sqlite(s) => sqlite::each(s, RELEASE, scope, worker, held).await,
+        }
+    }
+
+    async fn hand_over(
+        &self,
+        scope: &LeaseScope,
+        worker: &str,
+        lease: &Held,
+        to: &str,
+        within: Duration,
+    ) -> Result<(), CheckpointError> {
+        let within = millis(within);
+        match self {
+            SqlCheckpoints::Postgres(s) => pg::hand_over(s, scope, worker, lease, to, within).await,
+            SqlCheckpoints::Sqlite(s) => {
+                sqlite::hand_over(s, scope, worker, lease, to, within).await
+            }
         }
     }
 

@@ -68,6 +68,8 @@ macro_rules! lease_tables {
   state            VARCHAR(16) NOT NULL,
   parents          VARCHAR(1024) NOT NULL,
   bytes_per_second DOUBLE PRECISION NOT NULL,
+  handoff_to       VARCHAR(255),
+  handoff_until    BIGINT,
   PRIMARY KEY (client, stream, shard));
 CREATE TABLE IF NOT EXISTS triton_worker (
   client    VARCHAR(255) NOT NULL,

@@ -371,7 +371,7 @@ mod leases {
     use std::time::Duration;
 
     use triton_core::checkpoint::{CheckpointError, UploadIntent};
-    use triton_core::lease::{Fence, LeaseScope, LeaseState, LeaseStore, ShardSpec};
+    use triton_core::lease::{Fence, Held, LeaseScope, LeaseState, LeaseStore, ShardSpec};
 
     use super::*;
 
@@ -509,7 +509,7 @@ mod leases {
         let child = table.leases.iter().find(|l| l.shard == "child").unwrap();
         assert_eq!(child.parents, ["a"]);
         let a_owner = table.leases.iter().find(|l| l.shard == "a").unwrap();
-        assert!(!child.takeable(&table.leases));
+        assert!(!child.takeable_by(&table.leases, "w2"));
         let a_held = w2_all.iter().chain(&w1).find(|h| h.shard == "a").unwrap();
         let owner = a_owner.owner.clone().unwrap();
         db.mark_ended(&scope, &owner, a_held).await.unwrap();
@@ -520,7 +520,42 @@ mod leases {
         let a = table.leases.iter().find(|l| l.shard == "a").unwrap();
         assert_eq!((a.state, a.owner.as_deref()), (LeaseState::Ended, None));
         let child = table.leases.iter().find(|l| l.shard == "child").unwrap();
-        assert!(child.takeable(&table.leases));
+        assert!(child.takeable_by(&table.leases, "w2"));
+
+        // A lease handed over is for its target alone while the handoff lasts.
+        let b = table.leases.iter().find(|l| l.shard == "b").unwrap();
+        let b_owner = b.owner.clone().unwrap();
+        let b_held = Held {
+            shard: "b".into(),
+            epoch: b.epoch,
+        };
+        db.hand_over(&scope, &b_owner, &b_held, "w3", long)
+            .await
+            .unwrap();
+        let table = db.leases(&scope).await.unwrap();
+        let b = table.leases.iter().find(|l| l.shard == "b").unwrap();
+        assert_eq!(
+            (b.owner.as_deref(), b.handoff_to.as_deref()),
+            (None, Some("w3"))
+        );
+        assert!(!b.takeable_by(&table.leases, "w2"));
+        assert!(b.takeable_by(&table.leases, "w3"));
+        let refused = db
+            .acquire(&scope, "w2", &["b".to_owned()], 1, long)
+            .await
+            .unwrap();
+        assert!(refused.is_empty(), "{refused:?}");
+        let got = db
+            .acquire(&scope, "w3", &["b".to_owned()], 1, long)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        let table = db.leases(&scope).await.unwrap();
+        let b = table.leases.iter().find(|l| l.shard == "b").unwrap();
+        assert_eq!(
+            (b.owner.as_deref(), b.handoff_to.as_deref()),
+            (Some("w3"), None)
+        );
 
         // Live workers: w1 joined with a long heartbeat earlier, then a
         // short one that ran out; w2 never sent one. Leaving removes.

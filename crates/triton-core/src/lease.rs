@@ -164,14 +164,19 @@ pub struct LeaseInfo {
     pub parents: Vec<String>,
     /// Bytes a second read from the shard, as its owner last measured.
     pub bytes_per_second: f64,
+    /// The worker it is being handed over to, while that handoff lasts
+    /// (only that worker may take it meanwhile).
+    pub handoff_to: Option<String>,
 }
 
 impl LeaseInfo {
-    /// Whether a worker may take it: active, free or expired, and every
-    /// parent that has a lease has ended.
-    pub fn takeable(&self, all: &[LeaseInfo]) -> bool {
+    /// Whether `worker` may take it: active, free or expired, not being
+    /// handed over to another worker, and every parent that has a lease
+    /// has ended.
+    pub fn takeable_by(&self, all: &[LeaseInfo], worker: &str) -> bool {
         self.state == LeaseState::Active
             && (self.owner.is_none() || self.expired)
+            && self.handoff_to.as_deref().is_none_or(|to| to == worker)
             && self.parents_ended(all)
     }
 
@@ -262,7 +267,7 @@ pub trait LeaseStore: CheckpointStore {
     ) -> Result<Vec<Held>, CheckpointError>;
 
     /// Takes, with a new epoch each, up to `max` of `shards` that are still
-    /// takeable ([`LeaseInfo::takeable`]), for `duration`. Leases `worker`
+    /// takeable by `worker` ([`LeaseInfo::takeable_by`]), for `duration`. Leases `worker`
     /// itself holds (a restart under the same id) are taken over too, with
     /// a new epoch, whatever `max`. Contended leases are skipped, not
     /// waited for.
@@ -281,6 +286,18 @@ pub trait LeaseStore: CheckpointStore {
         scope: &LeaseScope,
         worker: &str,
         held: &[Held],
+    ) -> Result<(), CheckpointError>;
+
+    /// Frees a lease `worker` holds at its epoch for `to` alone to take
+    /// within `within` (after that, for anyone): a handoff to balance
+    /// throughput, made after the owner committed everything it read.
+    async fn hand_over(
+        &self,
+        scope: &LeaseScope,
+        worker: &str,
+        lease: &Held,
+        to: &str,
+        within: Duration,
     ) -> Result<(), CheckpointError>;
 
     /// Marks a held lease ended (its shard is closed and its last record

@@ -7,7 +7,7 @@ use triton_core::lease::{Fence, Held, LeaseInfo, LeaseScope, LeaseTable, ShardSp
 
 use super::{
     claimable, fence_broken, intents, is_mine, sql, table, Dialect, FenceRow, HeldRow, IntentRow,
-    LeaseRow, TxError, WorkerRow, ADD_SHARD, FENCED_INTENTS, FORGET_WORKERS, HEARTBEAT,
+    LeaseRow, TxError, WorkerRow, ADD_SHARD, FENCED_INTENTS, FORGET_WORKERS, HAND_OVER, HEARTBEAT,
     INTENT_FENCE, LEASES, LEAVE, OWNED, RENEW, SET_FENCE, TAKE, THROUGHPUT, WORKERS,
 };
 use crate::postgres::{complete_in, record_in, upsert};
@@ -403,4 +403,28 @@ pub(super) async fn claim(
         })
         .await?;
     outcome.map_err(|e| e.into_checkpoint(s.db(), key))
+}
+
+pub(super) async fn hand_over(
+    s: &PgCheckpoints,
+    scope: &LeaseScope,
+    worker: &str,
+    lease: &Held,
+    to: &str,
+    within_ms: i64,
+) -> Result<(), CheckpointError> {
+    s.run(async |c| {
+        diesel::sql_query(q(HAND_OVER))
+            .bind::<Text, _>(&scope.client)
+            .bind::<Text, _>(&scope.stream)
+            .bind::<Text, _>(&lease.shard)
+            .bind::<Text, _>(worker)
+            .bind::<BigInt, _>(lease.epoch)
+            .bind::<Text, _>(to)
+            .bind::<BigInt, _>(within_ms)
+            .execute(c)
+            .await
+            .map(|_| ())
+    })
+    .await
 }

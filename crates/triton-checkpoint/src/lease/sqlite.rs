@@ -9,7 +9,7 @@ use triton_core::lease::{Fence, Held, LeaseInfo, LeaseScope, LeaseTable, ShardSp
 
 use super::{
     claimable, fence_broken, intents, is_mine, sql, table, Dialect, FenceRow, HeldRow, IntentRow,
-    LeaseRow, TxError, WorkerRow, ADD_SHARD, FENCED_INTENTS, FORGET_WORKERS, HEARTBEAT,
+    LeaseRow, TxError, WorkerRow, ADD_SHARD, FENCED_INTENTS, FORGET_WORKERS, HAND_OVER, HEARTBEAT,
     INTENT_FENCE, LEASES, LEAVE, OWNED, RENEW, SET_FENCE, TAKE, THROUGHPUT, WORKERS,
 };
 use crate::sqlite::{complete_in, record_in, upsert};
@@ -361,4 +361,35 @@ pub(super) async fn claim(
         })
         .await?;
     outcome.map_err(|e| e.into_checkpoint(s.db(), &shown))
+}
+
+pub(super) async fn hand_over(
+    s: &SqliteCheckpoints,
+    scope: &LeaseScope,
+    worker: &str,
+    lease: &Held,
+    to: &str,
+    within_ms: i64,
+) -> Result<(), CheckpointError> {
+    let (scope, worker, lease, to) = (
+        scope.clone(),
+        worker.to_owned(),
+        lease.clone(),
+        to.to_owned(),
+    );
+    s.run(move |c| {
+        c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
+            diesel::sql_query(q(HAND_OVER))
+                .bind::<Text, _>(&scope.client)
+                .bind::<Text, _>(&scope.stream)
+                .bind::<Text, _>(&lease.shard)
+                .bind::<Text, _>(&worker)
+                .bind::<BigInt, _>(lease.epoch)
+                .bind::<Text, _>(&to)
+                .bind::<BigInt, _>(within_ms)
+                .execute(c)
+                .map(|_| ())
+        })
+    })
+    .await
 }

@@ -305,7 +305,7 @@ impl<F: ShardSource> Worker<F> {
             self.options.renew_interval.min(Duration::from_secs(1)),
         )
         .await;
-        let mut release_next: Option<Held> = None;
+        let mut release_next: Option<(Held, Option<String>)> = None;
         while !*stop.borrow() {
             let shards = self
                 .retry_source("listing the shards", || self.source.shards())
@@ -314,8 +314,10 @@ impl<F: ShardSource> Worker<F> {
                 self.leases.add_shards(&self.scope, &shards)
             })
             .await?;
-            if let Some(h) = release_next.take() {
-                self.release(&holding, &[h], "to balance the fleet").await;
+            match release_next.take() {
+                Some((h, None)) => self.release(&holding, &[h], "to balance the fleet").await,
+                Some((h, Some(to))) => self.hand_over(&holding, h, &to).await,
+                None => {}
             }
             self.acquire(&holding).await?;
             let held = holding_now(&holding);
@@ -437,7 +439,7 @@ impl<F: ShardSource> Worker<F> {
             let mut free: Vec<&LeaseInfo> = table
                 .leases
                 .iter()
-                .filter(|l| l.takeable(&table.leases) && l.owner.as_deref() != Some(me))
+                .filter(|l| l.takeable_by(&table.leases, me) && l.owner.as_deref() != Some(me))
                 .collect();
             // Workers starting together begin at different places, so
             // that they contend less.
@@ -604,7 +606,7 @@ impl<F: ShardSource> Worker<F> {
         blocked: &BTreeSet<String>,
         finished: FinishedShards,
         stats: Arc<ArchiverStats>,
-        release_next: &mut Option<Held>,
+        release_next: &mut Option<(Held, Option<String>)>,
     ) {
         let mut marked = BTreeSet::new();
         // Ended shards are looked for every second (in memory; their
@@ -638,7 +640,7 @@ impl<F: ShardSource> Worker<F> {
             if active.len() > share {
                 // The one most recently taken goes: moving one lease a
                 // cycle converges without a stampede.
-                *release_next = active.last().map(|h| (*h).clone());
+                *release_next = active.last().map(|h| ((*h).clone(), None));
                 tracing::info!(
                     worker = self.options.worker,
                     held = active.len(),
@@ -647,7 +649,10 @@ impl<F: ShardSource> Worker<F> {
                 );
                 return;
             }
-            let free = table.leases.iter().any(|l| l.takeable(&table.leases));
+            let free = table
+                .leases
+                .iter()
+                .any(|l| l.takeable_by(&table.leases, &self.options.worker));
             if active.len() < share && free {
                 tracing::info!(
                     worker = self.options.worker,
@@ -656,6 +661,18 @@ impl<F: ShardSource> Worker<F> {
                     "a lease is free: taking it"
                 );
                 return;
+            }
+            if let Some((shard, to)) = throughput_move(&table, &self.options.worker) {
+                if let Some(h) = held.iter().find(|h| h.shard == shard) {
+                    tracing::info!(
+                        worker = self.options.worker,
+                        shard,
+                        to,
+                        "reading more bytes a second than the fleet's mean: handing a lease over"
+                    );
+                    *release_next = Some((h.clone(), Some(to)));
+                    return;
+                }
             }
             if !blocked.is_empty() {
                 let still = self
@@ -730,6 +747,36 @@ impl<F: ShardSource> Worker<F> {
         let held = holding_now(holding);
         self.stats.lost.fetch_add(1, Ordering::Relaxed);
         self.release(holding, &held, "a lease was lost").await;
+    }
+
+    /// Hands `lease` over to `to` (after the generation committed all).
+    async fn hand_over(&self, holding: &Arc<Mutex<Holding>>, lease: Held, to: &str) {
+        if let Ok(mut h) = holding.lock() {
+            h.held.retain(|x| *x != lease);
+            self.stats
+                .held
+                .store(h.held.len() as u64, Ordering::Relaxed);
+        }
+        let me = &self.options.worker;
+        match self
+            .leases
+            .hand_over(&self.scope, me, &lease, to, self.options.lease_duration)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(
+                    worker = me,
+                    shard = lease.shard,
+                    epoch = lease.epoch,
+                    to,
+                    "handed the lease over"
+                );
+                self.stats.released.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not hand the lease over; it expires instead")
+            }
+        }
     }
 
     async fn release(&self, holding: &Arc<Mutex<Holding>>, leases: &[Held], why: &str) {
@@ -838,8 +885,8 @@ async fn renew_loop(
             Err(_) => return,
         };
         turn += 1;
-        // Throughput every tenth renewal: it only steers balancing.
-        let throughput = match turn % 10 {
+        // Throughput every fifth renewal: it only steers balancing.
+        let throughput = match turn % 5 {
             0 => rates.update(&stats.shard_bytes()),
             _ => Vec::new(),
         };
@@ -942,6 +989,55 @@ pub fn fair_share(table: &LeaseTable) -> usize {
     active.div_ceil(workers).max(1)
 }
 
+/// Below this difference from the fleet's mean (bytes a second), load is
+/// even enough: moving a lease costs a seal and an upload.
+const RATE_SLACK: f64 = 100_000.0;
+
+/// A lease `me` should hand over to even out throughput, and to whom: only
+/// when it reads more than 1.25 times the live workers' mean (and at least
+/// [`RATE_SLACK`] more), to the least loaded worker that holds fewer than
+/// its fair share (so that counts stay even), and only a lease whose move
+/// lowers the higher of the two loads (so that moves converge instead of
+/// swinging back). The lease chosen is the one closest to half the gap.
+pub fn throughput_move(table: &LeaseTable, me: &str) -> Option<(String, String)> {
+    let share = fair_share(table);
+    let live: Vec<&str> = table.workers.iter().map(|w| w.worker.as_str()).collect();
+    if live.len() < 2 || !live.contains(&me) {
+        return None;
+    }
+    let mut load: std::collections::HashMap<&str, (f64, usize)> =
+        live.iter().map(|w| (*w, (0.0, 0))).collect();
+    let counted = |l: &&LeaseInfo| l.state == LeaseState::Active && !l.expired;
+    for l in table.leases.iter().filter(counted) {
+        if let Some(entry) = l.owner.as_deref().and_then(|o| load.get_mut(o)) {
+            entry.0 += l.bytes_per_second;
+            entry.1 += 1;
+        }
+    }
+    let (mine, my_count) = load.get(me).copied()?;
+    let mean = load.values().map(|(r, _)| r).sum::<f64>() / live.len() as f64;
+    if my_count < 2 || mine < mean * 1.25 || mine - mean < RATE_SLACK {
+        return None;
+    }
+    let (target, (coolest, _)) = load
+        .iter()
+        .filter(|(w, (_, n))| **w != me && *n < share)
+        .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0))?;
+    let gap = mine - coolest;
+    let lease = table
+        .leases
+        .iter()
+        .filter(counted)
+        .filter(|l| l.owner.as_deref() == Some(me))
+        .filter(|l| l.bytes_per_second > 0.0 && l.bytes_per_second < gap)
+        .min_by(|a, b| {
+            (a.bytes_per_second - gap / 2.0)
+                .abs()
+                .total_cmp(&(b.bytes_per_second - gap / 2.0).abs())
+        })?;
+    Some((lease.shard.clone(), (*target).to_owned()))
+}
+
 /// Where in a list of `n` a worker starts looking (stable per worker).
 fn spread(worker: &str, n: usize) -> usize {
     if n == 0 {
@@ -987,6 +1083,7 @@ mod tests {
             state,
             parents: Vec::new(),
             bytes_per_second: 0.0,
+            handoff_to: None,
         }
     }
 
@@ -1011,14 +1108,57 @@ mod tests {
     }
 
     #[test]
+    fn throughput_moves_a_lease_to_a_worker_with_room_and_converges() {
+        let worker = |w: &str| triton_core::lease::WorkerInfo {
+            worker: w.into(),
+            heartbeat_ms_ago: 0,
+        };
+        let hot = |shard: &str, owner: &str, rate: f64| LeaseInfo {
+            bytes_per_second: rate,
+            ..lease(shard, Some(owner), LeaseState::Active)
+        };
+        // 4 shards, 3 workers (a share of 2): a holds both hot shards.
+        let mut table = LeaseTable {
+            leases: vec![
+                hot("s0", "a", 2e6),
+                hot("s1", "a", 1.5e6),
+                hot("s2", "b", 1e4),
+                hot("s3", "c", 1e4),
+            ],
+            workers: vec![worker("a"), worker("b"), worker("c")],
+        };
+        // a moves the lease closest to half its gap to b or c.
+        let (shard, to) = throughput_move(&table, "a").unwrap();
+        assert_eq!(shard, "s1");
+        assert!(to == "b" || to == "c");
+        assert_eq!(throughput_move(&table, "b"), None, "b is cool");
+        // After the move nobody moves again: a holds one lease, and no
+        // other move would lower the higher load.
+        table.leases[1].owner = Some(to.clone());
+        for w in ["a", "b", "c"] {
+            assert_eq!(throughput_move(&table, w), None, "{w}");
+        }
+        // Even loads stay put.
+        let even = LeaseTable {
+            leases: vec![
+                hot("s0", "a", 1e6),
+                hot("s1", "a", 1e6),
+                hot("s2", "b", 1e6),
+            ],
+            workers: vec![worker("a"), worker("b")],
+        };
+        assert_eq!(throughput_move(&even, "a"), None);
+    }
+
+    #[test]
     fn a_child_is_takeable_only_once_its_parents_ended() {
         let mut parent = lease("p", Some("a"), LeaseState::Active);
         let mut child = lease("c", None, LeaseState::Active);
         child.parents = vec!["p".into(), "gone".into()];
         let all = vec![parent.clone(), child.clone()];
-        assert!(!child.takeable(&all));
+        assert!(!child.takeable_by(&all, "w"));
         parent.state = LeaseState::Ended;
         let all = vec![parent, child.clone()];
-        assert!(child.takeable(&all));
+        assert!(child.takeable_by(&all, "w"));
     }
 }
