@@ -998,7 +998,8 @@ const RATE_SLACK: f64 = 100_000.0;
 /// [`RATE_SLACK`] more), to the least loaded worker that holds fewer than
 /// its fair share (so that counts stay even), and only a lease whose move
 /// lowers the higher of the two loads (so that moves converge instead of
-/// swinging back). The lease chosen is the one closest to half the gap.
+/// swinging back), and never one lighter than [`RATE_SLACK`]. The lease
+/// chosen is the one closest to half the gap.
 pub fn throughput_move(table: &LeaseTable, me: &str) -> Option<(String, String)> {
     let share = fair_share(table);
     let live: Vec<&str> = table.workers.iter().map(|w| w.worker.as_str()).collect();
@@ -1029,7 +1030,8 @@ pub fn throughput_move(table: &LeaseTable, me: &str) -> Option<(String, String)>
         .iter()
         .filter(counted)
         .filter(|l| l.owner.as_deref() == Some(me))
-        .filter(|l| l.bytes_per_second > 0.0 && l.bytes_per_second < gap)
+        // A lease lighter than the slack is not worth a seal and an upload.
+        .filter(|l| l.bytes_per_second >= RATE_SLACK && l.bytes_per_second < gap)
         .min_by(|a, b| {
             (a.bytes_per_second - gap / 2.0)
                 .abs()
