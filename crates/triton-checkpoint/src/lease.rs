@@ -65,9 +65,17 @@ pub(crate) const FORGET_WORKERS: &str =
     "DELETE FROM triton_worker WHERE client = $1 AND stream = $2 AND expires < {now} - 3600000";
 
 /// Only a lease that has not expired is renewed: once expired it may be
-/// taken at any moment, and its owner must stop.
-pub(crate) const RENEW: &str = "UPDATE triton_lease SET renewed = {now}, expires = {now} + $4
-  WHERE client = $1 AND stream = $2 AND owner = $3 AND expires >= {now}
+/// taken at any moment, and its owner must stop. Only the leases the
+/// worker holds are renewed: a lease of an earlier run under the same id
+/// runs out unless the worker takes it over.
+pub(crate) const RENEW_PG: &str = "UPDATE triton_lease SET renewed = {now}, expires = {now} + $4
+  WHERE client = $1 AND stream = $2 AND owner = $3 AND shard = ANY($5) AND expires >= {now}
+  RETURNING shard, epoch";
+
+/// [`RENEW_PG`] for one lease (SQLite has no arrays; one writer anyway).
+pub(crate) const RENEW_ONE: &str = "UPDATE triton_lease SET renewed = {now}, expires = {now} + $4
+  WHERE client = $1 AND stream = $2 AND owner = $3 AND shard = $5 AND epoch = $6
+    AND expires >= {now}
   RETURNING shard, epoch";
 
 pub(crate) const THROUGHPUT: &str = "UPDATE triton_lease SET bytes_per_second = $5
@@ -349,10 +357,10 @@ impl LeaseStore for SqlCheckpoints {
     ) -> Result<Vec<Held>, CheckpointError> {
         let renewed = match self {
             SqlCheckpoints::Postgres(s) => {
-                pg::renew(s, scope, worker, throughput, millis(duration)).await?
+                pg::renew(s, scope, worker, held, throughput, millis(duration)).await?
             }
             SqlCheckpoints::Sqlite(s) => {
-                sqlite::renew(s, scope, worker, throughput, millis(duration)).await?
+                sqlite::renew(s, scope, worker, held, throughput, millis(duration)).await?
             }
         };
         Ok(held

@@ -8,7 +8,7 @@ use triton_core::lease::{Fence, Held, LeaseInfo, LeaseScope, LeaseTable, ShardSp
 use super::{
     claimable, fence_broken, intents, is_mine, sql, table, Dialect, FenceRow, HeldRow, IntentRow,
     LeaseRow, TxError, WorkerRow, ADD_SHARD, FENCED_INTENTS, FORGET_WORKERS, HAND_OVER, HEARTBEAT,
-    INTENT_FENCE, LEASES, LEAVE, OWNED, RENEW, SET_FENCE, TAKE, THROUGHPUT, WORKERS,
+    INTENT_FENCE, LEASES, LEAVE, OWNED, RENEW_PG, SET_FENCE, TAKE, THROUGHPUT, WORKERS,
 };
 use crate::postgres::{complete_in, record_in, upsert};
 use crate::{check_intent, owned_rows, PgCheckpoints};
@@ -47,9 +47,11 @@ pub(super) async fn renew(
     s: &PgCheckpoints,
     scope: &LeaseScope,
     worker: &str,
+    held: &[Held],
     throughput: &[(String, f64)],
     duration_ms: i64,
 ) -> Result<Vec<Held>, CheckpointError> {
+    let shards: Vec<&str> = held.iter().map(|h| h.shard.as_str()).collect();
     s.run(async |c| {
         c.transaction::<_, diesel::result::Error, _>(async |c| {
             diesel::sql_query(q(HEARTBEAT))
@@ -59,11 +61,12 @@ pub(super) async fn renew(
                 .bind::<BigInt, _>(duration_ms)
                 .execute(c)
                 .await?;
-            let renewed: Vec<HeldRow> = diesel::sql_query(q(RENEW))
+            let renewed: Vec<HeldRow> = diesel::sql_query(q(RENEW_PG))
                 .bind::<Text, _>(&scope.client)
                 .bind::<Text, _>(&scope.stream)
                 .bind::<Text, _>(worker)
                 .bind::<BigInt, _>(duration_ms)
+                .bind::<Array<Text>, _>(&shards)
                 .load(c)
                 .await?;
             for (shard, rate) in throughput {

@@ -10,7 +10,7 @@ use triton_core::lease::{Fence, Held, LeaseInfo, LeaseScope, LeaseTable, ShardSp
 use super::{
     claimable, fence_broken, intents, is_mine, sql, table, Dialect, FenceRow, HeldRow, IntentRow,
     LeaseRow, TxError, WorkerRow, ADD_SHARD, FENCED_INTENTS, FORGET_WORKERS, HAND_OVER, HEARTBEAT,
-    INTENT_FENCE, LEASES, LEAVE, OWNED, RENEW, SET_FENCE, TAKE, THROUGHPUT, WORKERS,
+    INTENT_FENCE, LEASES, LEAVE, OWNED, RENEW_ONE, SET_FENCE, TAKE, THROUGHPUT, WORKERS,
 };
 use crate::sqlite::{complete_in, record_in, upsert};
 use crate::{check_intent, owned_rows, SqliteCheckpoints};
@@ -48,10 +48,12 @@ pub(super) async fn renew(
     s: &SqliteCheckpoints,
     scope: &LeaseScope,
     worker: &str,
+    held: &[Held],
     throughput: &[(String, f64)],
     duration_ms: i64,
 ) -> Result<Vec<Held>, CheckpointError> {
     let (scope, worker, throughput) = (scope.clone(), worker.to_owned(), throughput.to_vec());
+    let held = held.to_vec();
     s.run(move |c| {
         c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
             diesel::sql_query(q(HEARTBEAT))
@@ -60,12 +62,19 @@ pub(super) async fn renew(
                 .bind::<Text, _>(&worker)
                 .bind::<BigInt, _>(duration_ms)
                 .execute(c)?;
-            let renewed: Vec<HeldRow> = diesel::sql_query(q(RENEW))
-                .bind::<Text, _>(&scope.client)
-                .bind::<Text, _>(&scope.stream)
-                .bind::<Text, _>(&worker)
-                .bind::<BigInt, _>(duration_ms)
-                .load(c)?;
+            let mut renewed: Vec<HeldRow> = Vec::with_capacity(held.len());
+            for h in &held {
+                renewed.extend(
+                    diesel::sql_query(q(RENEW_ONE))
+                        .bind::<Text, _>(&scope.client)
+                        .bind::<Text, _>(&scope.stream)
+                        .bind::<Text, _>(&worker)
+                        .bind::<BigInt, _>(duration_ms)
+                        .bind::<Text, _>(&h.shard)
+                        .bind::<BigInt, _>(h.epoch)
+                        .load::<HeldRow>(c)?,
+                );
+            }
             for (shard, rate) in &throughput {
                 diesel::sql_query(q(THROUGHPUT))
                     .bind::<Text, _>(&scope.client)

@@ -649,6 +649,18 @@ impl<F: ShardSource> Worker<F> {
                 );
                 return;
             }
+            if let Some((shard, to)) = starved_move(&table, &self.options.worker) {
+                if let Some(h) = held.iter().find(|h| h.shard == shard) {
+                    tracing::info!(
+                        worker = self.options.worker,
+                        shard,
+                        to,
+                        "a worker holds less than its share and no lease is free: handing one over"
+                    );
+                    *release_next = Some((h.clone(), Some(to)));
+                    return;
+                }
+            }
             let free = table
                 .leases
                 .iter()
@@ -989,6 +1001,54 @@ pub fn fair_share(table: &LeaseTable) -> usize {
     active.div_ceil(workers).max(1)
 }
 
+/// Each live worker's active leases, by id.
+fn counts(table: &LeaseTable) -> std::collections::BTreeMap<&str, usize> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = table
+        .workers
+        .iter()
+        .map(|w| (w.worker.as_str(), 0))
+        .collect();
+    for l in &table.leases {
+        if l.state != LeaseState::Active || l.expired {
+            continue;
+        }
+        if let Some(n) = l.owner.as_deref().and_then(|o| counts.get_mut(o)) {
+            *n += 1;
+        }
+    }
+    counts
+}
+
+/// When a live worker holds fewer leases than the even floor (active over
+/// workers, rounded down) while none is free, the worker holding the most
+/// (the first by id among equals, so that only one moves) hands it one:
+/// the fair share rounds up, so 2, 2, 0 is within it and would stay.
+pub fn starved_move(table: &LeaseTable, me: &str) -> Option<(String, String)> {
+    let counts = counts(table);
+    let total: usize = counts.values().sum();
+    let floor = total / counts.len().max(1);
+    let (starved, _) = counts.iter().min_by_key(|(w, n)| (**n, **w))?;
+    let (richest, most) = counts
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))?;
+    if counts[starved] >= floor || *richest != me || *most <= floor || starved == richest {
+        return None;
+    }
+    let free = table
+        .leases
+        .iter()
+        .any(|l| l.takeable_by(&table.leases, starved));
+    if free {
+        return None;
+    }
+    let lease = table
+        .leases
+        .iter()
+        .filter(|l| l.owner.as_deref() == Some(me) && l.state == LeaseState::Active && !l.expired)
+        .min_by(|a, b| a.bytes_per_second.total_cmp(&b.bytes_per_second))?;
+    Some((lease.shard.clone(), (*starved).to_owned()))
+}
+
 /// Below this difference from the fleet's mean (bytes a second), load is
 /// even enough: moving a lease costs a seal and an upload.
 const RATE_SLACK: f64 = 100_000.0;
@@ -1150,6 +1210,31 @@ mod tests {
             workers: vec![worker("a"), worker("b")],
         };
         assert_eq!(throughput_move(&even, "a"), None);
+    }
+
+    #[test]
+    fn a_starved_worker_gets_a_lease_from_the_first_of_the_richest() {
+        let worker = |w: &str| triton_core::lease::WorkerInfo {
+            worker: w.into(),
+            heartbeat_ms_ago: 0,
+        };
+        let mut table = LeaseTable {
+            leases: vec![
+                lease("s0", Some("a"), LeaseState::Active),
+                lease("s1", Some("a"), LeaseState::Active),
+                lease("s2", Some("b"), LeaseState::Active),
+                lease("s3", Some("b"), LeaseState::Active),
+            ],
+            workers: vec![worker("a"), worker("b"), worker("c")],
+        };
+        let (shard, to) = starved_move(&table, "a").unwrap();
+        assert_eq!(to, "c");
+        assert!(shard == "s0" || shard == "s1");
+        assert_eq!(starved_move(&table, "b"), None, "only one moves");
+        table.leases[0].owner = Some("c".into());
+        for w in ["a", "b", "c"] {
+            assert_eq!(starved_move(&table, w), None, "{w}: 1, 2, 1 is even");
+        }
     }
 
     #[test]
