@@ -14,22 +14,14 @@
 use std::time::Duration;
 
 use criterion::Criterion;
+
+mod support;
 use triton_checkpoint::SqlCheckpoints;
 use triton_core::checkpoint::{conformance::sequence, Checkpoint, CheckpointStore, UploadIntent};
 use triton_core::lease::{Fence, Held, LeaseScope, LeaseStore, ShardSpec};
 
 const SHARDS: usize = 1000;
 const WORKERS: usize = 10;
-
-async fn sql(url: &str, statement: &str) {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {url}: {e}"));
-    let task = tokio::spawn(conn);
-    client.batch_execute(statement).await.expect(statement);
-    drop(client);
-    let _ = task.await;
-}
 
 fn shard(i: usize) -> String {
     format!("shardId-{i:012}")
@@ -42,15 +34,9 @@ fn main() {
         .build()
         .expect("runtime");
     let mut c = Criterion::default().configure_from_args();
-    let admin = std::env::var("TRITON_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("triton_bench_leases_{}", std::process::id());
-    rt.block_on(sql(&admin, &format!("CREATE DATABASE {name}")));
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    let database = support::TempDatabase::create(&rt, "triton_bench_leases");
     let db = rt
-        .block_on(SqlCheckpoints::open(&format!(
-            "{base}/{name}?sslmode=disable"
-        )))
+        .block_on(SqlCheckpoints::open(&database.url))
         .expect("open postgres");
     let scope = LeaseScope {
         client: "bench".into(),
@@ -141,6 +127,6 @@ fn main() {
     });
     group.finish();
     drop(db);
-    rt.block_on(sql(&admin, &format!("DROP DATABASE {name} WITH (FORCE)")));
+    database.drop_db(&rt);
     c.final_summary();
 }

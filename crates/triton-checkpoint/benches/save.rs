@@ -14,6 +14,8 @@
 use std::time::Duration;
 
 use criterion::Criterion;
+
+mod support;
 use triton_checkpoint::SqlCheckpoints;
 use triton_core::checkpoint::{conformance::sequence, Checkpoint, CheckpointStore};
 
@@ -52,16 +54,6 @@ fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, store: &Sq
     group.finish();
 }
 
-async fn sql(url: &str, statement: &str) {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {url}: {e}"));
-    let task = tokio::spawn(conn);
-    client.batch_execute(statement).await.expect(statement);
-    drop(client);
-    let _ = task.await;
-}
-
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -80,18 +72,12 @@ fn main() {
     drop(sqlite);
     let _ = std::fs::remove_dir_all(&dir);
 
-    let admin = std::env::var("TRITON_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("triton_bench_{}", std::process::id());
-    rt.block_on(sql(&admin, &format!("CREATE DATABASE {name}")));
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    let database = support::TempDatabase::create(&rt, "triton_bench");
     let pg = rt
-        .block_on(SqlCheckpoints::open(&format!(
-            "{base}/{name}?sslmode=disable"
-        )))
+        .block_on(SqlCheckpoints::open(&database.url))
         .expect("open postgres");
     bench(&mut c, &rt, "postgres", &pg);
     drop(pg);
-    rt.block_on(sql(&admin, &format!("DROP DATABASE {name} WITH (FORCE)")));
+    database.drop_db(&rt);
     c.final_summary();
 }

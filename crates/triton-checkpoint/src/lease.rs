@@ -255,29 +255,6 @@ pub(crate) fn intents(
     all
 }
 
-/// Why `fence` does not hold, given the leases its worker holds now, or
-/// `None` when it does.
-pub(crate) fn fence_broken(fence: &Fence, owned: &[HeldRow]) -> Option<String> {
-    for (shard, epoch) in &fence.leases {
-        match owned.iter().find(|o| &o.shard == shard) {
-            Some(o) if o.epoch == *epoch => {}
-            Some(o) => {
-                return Some(format!(
-                "{} holds {shard} at epoch {}, not {epoch}: it lost the lease and took it again",
-                fence.worker, o.epoch
-            ))
-            }
-            None => {
-                return Some(format!(
-                    "{} no longer holds {shard} (epoch {epoch})",
-                    fence.worker
-                ))
-            }
-        }
-    }
-    None
-}
-
 /// Whether an existing intent, recorded under `existing`, is this
 /// worker's own.
 pub(crate) fn is_mine(existing: Option<&Fence>, mine: &Fence) -> bool {

@@ -1289,17 +1289,33 @@ fn try_owners(
 /// Waits until the shards are held by at least `workers` distinct workers
 /// (each shard by one: the table has one owner column); returns how long.
 fn wait_for_spread(s: &Stream, db: &str, workers: usize, within: Duration) -> Duration {
+    poll_until(
+        within,
+        &format!("the leases spread over {workers} workers"),
+        || {
+            // (Before the first worker made the tables, there are none.)
+            let o = try_owners(s, db).unwrap_or_default();
+            let distinct: std::collections::BTreeSet<&String> = o.values().flatten().collect();
+            let spread =
+                distinct.len() >= workers && !o.is_empty() && o.values().all(Option::is_some);
+            (spread, format!("{o:?}"))
+        },
+    )
+}
+
+/// Checks every 200 ms until `check` says done (and what it saw); fails
+/// after `within`, saying `what` did not happen and what was seen last.
+/// Returns how long it took.
+fn poll_until(within: Duration, what: &str, mut check: impl FnMut() -> (bool, String)) -> Duration {
     let started = Instant::now();
     loop {
-        // (Before the first worker made the tables, there are none.)
-        let o = try_owners(s, db).unwrap_or_default();
-        let distinct: std::collections::BTreeSet<&String> = o.values().flatten().collect();
-        if distinct.len() >= workers && !o.is_empty() && o.values().all(Option::is_some) {
+        let (done, seen) = check();
+        if done {
             return started.elapsed();
         }
         assert!(
             started.elapsed() < within,
-            "the leases did not spread over {workers} workers within {within:?}: {o:?}"
+            "not within {within:?}: {what}; last seen {seen}"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -1708,21 +1724,18 @@ fn a_rolling_deploy_a_database_restart_a_merge_and_ten_workers_at_once() {
         // 1 -> 3: the first worker hands leases over, one a cycle.
         running.push((1, workers[1].start()));
         running.push((2, workers[2].start()));
-        let rolled = Instant::now();
-        loop {
-            let counts = held_counts(&s, &db);
-            if counts.len() == 3 && counts.values().all(|&n| n <= 2) {
-                break;
-            }
-            assert!(
-                rolled.elapsed() < Duration::from_secs(30),
-                "no even spread over 3 workers within 30 s: {counts:?}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let rolled = poll_until(
+            Duration::from_secs(30),
+            "an even spread over 3 workers",
+            || {
+                let counts = held_counts(&s, &db);
+                let even = counts.len() == 3 && counts.values().all(|&n| n <= 2);
+                (even, format!("{counts:?}"))
+            },
+        );
         println!(
             "{tag}: 1 -> 3 workers: an even spread within {:.1} s",
-            rolled.elapsed().as_secs_f64()
+            rolled.as_secs_f64()
         );
         // The database restarts under the fleet.
         pg.ctl("restart");
@@ -1738,27 +1751,25 @@ fn a_rolling_deploy_a_database_restart_a_merge_and_ten_workers_at_once() {
         assert!(sigterm(&mut first).success(), "{}", workers[0].log());
         producer.join().unwrap();
         // Ten at once: the two running and eight more.
-        let burst = Instant::now();
         for (i, w) in workers.iter().enumerate().skip(3) {
             running.push((i, w.start()));
         }
         let restarted = workers[0].start();
         running.push((0, restarted));
-        loop {
-            let counts = held_counts(&s, &db);
-            let active = try_owners(&s, &db).unwrap_or_default().len();
-            if active > 0 && counts.values().all(|&n| n == 1) && counts.len() == active {
-                break;
-            }
-            assert!(
-                burst.elapsed() < Duration::from_secs(30),
-                "10 workers: no spread of one lease each within 30 s: {counts:?}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let burst = poll_until(
+            Duration::from_secs(30),
+            "10 workers: one lease each",
+            || {
+                let counts = held_counts(&s, &db);
+                let active = try_owners(&s, &db).unwrap_or_default().len();
+                let spread =
+                    active > 0 && counts.values().all(|&n| n == 1) && counts.len() == active;
+                (spread, format!("{counts:?}"))
+            },
+        );
         println!(
             "{tag}: 10 workers: one lease each within {:.1} s",
-            burst.elapsed().as_secs_f64()
+            burst.as_secs_f64()
         );
         wait_until_archived(&archive, &s, started, CHUNKS * PER);
         for (i, child) in &mut running {

@@ -75,23 +75,41 @@ impl Fence {
         Some(Fence { worker, leases })
     }
 
-    /// Why this fence no longer holds against the current `leases` of its
-    /// stream, or `None` while it does.
-    pub fn broken_by(&self, leases: &[LeaseInfo]) -> Option<String> {
+    /// Why this fence no longer holds, given the leases its worker holds
+    /// now (`held_now`), or `None` while it does.
+    pub fn broken_against(&self, held_now: &[Held]) -> Option<String> {
         for (shard, epoch) in &self.leases {
-            let Some(now) = leases.iter().find(|l| &l.shard == shard) else {
-                return Some(format!("the lease of {shard} is gone"));
-            };
-            if now.owner.as_deref() != Some(self.worker.as_str()) || now.epoch != *epoch {
-                return Some(format!(
-                    "the lease of {shard} is held by {} at epoch {}, not by {} at epoch {epoch}",
-                    now.owner.as_deref().unwrap_or("nobody"),
-                    now.epoch,
-                    self.worker
-                ));
+            match held_now.iter().find(|h| &h.shard == shard) {
+                Some(h) if h.epoch == *epoch => {}
+                Some(h) => {
+                    return Some(format!(
+                        "{} holds {shard} at epoch {}, not {epoch}: it lost the lease and took it again",
+                        self.worker, h.epoch
+                    ))
+                }
+                None => {
+                    return Some(format!(
+                        "{} no longer holds {shard} (epoch {epoch})",
+                        self.worker
+                    ))
+                }
             }
         }
         None
+    }
+
+    /// [`broken_against`](Fence::broken_against) the current `leases` of
+    /// its stream.
+    pub fn broken_by(&self, leases: &[LeaseInfo]) -> Option<String> {
+        let held_now: Vec<Held> = leases
+            .iter()
+            .filter(|l| l.owner.as_deref() == Some(self.worker.as_str()))
+            .map(|l| Held {
+                shard: l.shard.clone(),
+                epoch: l.epoch,
+            })
+            .collect();
+        self.broken_against(&held_now)
     }
 }
 

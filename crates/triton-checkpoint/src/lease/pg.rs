@@ -6,8 +6,8 @@ use triton_core::checkpoint::{Checkpoint, CheckpointError, UploadIntent};
 use triton_core::lease::{Fence, Held, LeaseInfo, LeaseScope, LeaseTable, ShardSpec};
 
 use super::{
-    claimable, fence_broken, intents, is_mine, sql, table, Dialect, FenceRow, HeldRow, IntentRow,
-    LeaseRow, TxError, WorkerRow, ADD_SHARD, FENCED_INTENTS, FORGET_WORKERS, HAND_OVER, HEARTBEAT,
+    claimable, intents, is_mine, sql, table, Dialect, FenceRow, HeldRow, IntentRow, LeaseRow,
+    TxError, WorkerRow, ADD_SHARD, FENCED_INTENTS, FORGET_WORKERS, HAND_OVER, HEARTBEAT,
     INTENT_FENCE, LEASES, LEAVE, OWNED, RENEW_PG, SET_FENCE, TAKE, THROUGHPUT, WORKERS,
 };
 use crate::postgres::{complete_in, record_in, upsert};
@@ -233,7 +233,8 @@ async fn check(
         .bind::<Text, _>(&fence.worker)
         .load(c)
         .await?;
-    match fence_broken(fence, &owned) {
+    let owned: Vec<Held> = owned.into_iter().map(Held::from).collect();
+    match fence.broken_against(&owned) {
         Some(why) => Err(TxError::Fenced(why)),
         None => Ok(()),
     }

@@ -65,7 +65,7 @@ pub async fn serve(
 
 /// The exposition text of a fleet worker's leases.
 pub fn render_leases(stats: &LeaseStats, stream: &str) -> String {
-    let stream = stream.replace(['\\', '"', '\n'], "_");
+    let label = stream_label(stream);
     let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let mut out = String::new();
     for (name, kind, help, value) in [
@@ -94,24 +94,38 @@ pub fn render_leases(stats: &LeaseStats, stream: &str) -> String {
             get(&stats.released),
         ),
     ] {
-        let _ = write!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{stream=\"{stream}\"}} {value}\n"
-        );
+        metric(&mut out, &label, name, kind, help, value);
     }
     out
 }
 
+/// `{stream="…"}`, the stream's name made safe for a label value.
+fn stream_label(stream: &str) -> String {
+    let stream = stream.replace(['\\', '"', '\n'], "_");
+    format!("{{stream=\"{stream}\"}}")
+}
+
+/// One metric with its HELP and TYPE lines.
+fn metric(
+    out: &mut String,
+    label: &str,
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: impl std::fmt::Display,
+) {
+    let _ = write!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{label} {value}\n"
+    );
+}
+
 /// The exposition text.
 pub fn render(stats: &ArchiverStats, stream: &str) -> String {
-    let stream = stream.replace(['\\', '"', '\n'], "_");
-    let label = format!("{{stream=\"{stream}\"}}");
+    let label = stream_label(stream);
     let mut out = String::new();
     let metric = |out: &mut String, name: &str, kind: &str, help: &str, value: String| {
-        let _ = write!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{label} {value}\n"
-        );
+        metric(out, &label, name, kind, help, value)
     };
     let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     metric(

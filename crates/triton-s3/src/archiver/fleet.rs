@@ -337,7 +337,10 @@ impl<F: ShardSource> Worker<F> {
             let mut options = self.archiver.clone();
             options.intents = Some(fenced.clone());
             options.fuse = Some(fuse.clone());
-            let blocked = match self.finish_intents(&held, &options).await {
+            // One look at the leases after taking them serves the intents (whose
+            // fences the takeover broke) and the states below.
+            let table = self.table().await?;
+            let blocked = match self.finish_intents(&held, &table, &options).await {
                 Ok(blocked) => blocked,
                 Err(WorkerError::Recovery(RecoveryError::LeaseLost(why))) => {
                     self.lost(&holding, &why).await;
@@ -345,7 +348,6 @@ impl<F: ShardSource> Worker<F> {
                 }
                 Err(e) => return Err(e),
             };
-            let table = self.table().await?;
             let readable: BTreeSet<String> = held
                 .iter()
                 .filter(|h| !blocked.contains(&h.shard))
@@ -493,6 +495,7 @@ impl<F: ShardSource> Worker<F> {
     async fn finish_intents(
         &self,
         held: &[Held],
+        table: &LeaseTable,
         options: &ArchiverOptions,
     ) -> Result<BTreeSet<String>, WorkerError> {
         let intents = self
@@ -509,7 +512,6 @@ impl<F: ShardSource> Worker<F> {
             self.clean_stale_spool();
             return Ok(BTreeSet::new());
         }
-        let table = self.table().await?;
         let mine: BTreeSet<&str> = held.iter().map(|h| h.shard.as_str()).collect();
         let mut blocked = BTreeSet::new();
         let mut recover = Vec::new();
@@ -649,17 +651,14 @@ impl<F: ShardSource> Worker<F> {
                 );
                 return;
             }
-            if let Some((shard, to)) = starved_move(&table, &self.options.worker) {
-                if let Some(h) = held.iter().find(|h| h.shard == shard) {
-                    tracing::info!(
-                        worker = self.options.worker,
-                        shard,
-                        to,
-                        "a worker holds less than its share and no lease is free: handing one over"
-                    );
-                    *release_next = Some((h.clone(), Some(to)));
-                    return;
-                }
+            let starved = starved_move(&table, &self.options.worker);
+            if let Some(next) = self.handoff(
+                held,
+                starved,
+                "a worker holds less than its share and no lease is free: handing one over",
+            ) {
+                *release_next = Some(next);
+                return;
             }
             let free = table
                 .leases
@@ -674,17 +673,14 @@ impl<F: ShardSource> Worker<F> {
                 );
                 return;
             }
-            if let Some((shard, to)) = throughput_move(&table, &self.options.worker) {
-                if let Some(h) = held.iter().find(|h| h.shard == shard) {
-                    tracing::info!(
-                        worker = self.options.worker,
-                        shard,
-                        to,
-                        "reading more bytes a second than the fleet's mean: handing a lease over"
-                    );
-                    *release_next = Some((h.clone(), Some(to)));
-                    return;
-                }
+            let hot = throughput_move(&table, &self.options.worker);
+            if let Some(next) = self.handoff(
+                held,
+                hot,
+                "reading more bytes a second than the fleet's mean: handing a lease over",
+            ) {
+                *release_next = Some(next);
+                return;
             }
             if !blocked.is_empty() {
                 let still = self
@@ -704,6 +700,20 @@ impl<F: ShardSource> Worker<F> {
                 }
             }
         }
+    }
+
+    /// The held lease a balancing move (shard, target) names, to hand to
+    /// its target, logged with `why`.
+    fn handoff(
+        &self,
+        held: &[Held],
+        move_to: Option<(String, String)>,
+        why: &str,
+    ) -> Option<(Held, Option<String>)> {
+        let (shard, to) = move_to?;
+        let lease = held.iter().find(|h| h.shard == shard)?;
+        tracing::info!(worker = self.options.worker, shard, to, "{why}");
+        Some((lease.clone(), Some(to)))
     }
 
     /// Marks ended each held shard the reader finished whose last record is

@@ -283,16 +283,8 @@ impl<S: RecordSource> Archiver<S> {
         // unless writing it failed (then its records were not checkpointed
         // and will be read again) or the leases are lost (then nothing more
         // may be uploaded or committed: the next owner reads it all again).
-        if let Some(ArchiverError::LeaseLost(_)) = &failure {
-            uploader.abort();
-            let _ = uploader.await;
-            if let Some((spool, _)) = run.current.take() {
-                spool.discard();
-            }
-            for path in run.in_flight.iter().flatten() {
-                let _ = std::fs::remove_file(path);
-            }
-            return Err(failure.unwrap_or(ArchiverError::UploaderGone));
+        if let Some(ArchiverError::LeaseLost(why)) = failure {
+            return Err(abandon(uploader, run, why).await);
         }
         match &failure {
             Some(ArchiverError::Spool(_)) => {
@@ -313,14 +305,7 @@ impl<S: RecordSource> Archiver<S> {
         while pending > 0 {
             let done = tokio::select! {
                 done = done_rx.recv() => done,
-                why = lost(fuse.as_ref()) => {
-                    uploader.abort();
-                    let _ = uploader.await;
-                    for path in run.in_flight.iter().flatten() {
-                        let _ = std::fs::remove_file(path);
-                    }
-                    return Err(ArchiverError::LeaseLost(why));
-                }
+                why = lost(fuse.as_ref()) => return Err(abandon(uploader, run, why).await),
             };
             let Some(done) = done else {
                 return Err(match fuse.as_ref().and_then(Fuse::tripped) {
@@ -545,13 +530,34 @@ async fn complete(
         refused,
     )
     .await
-    .map_err(|e| {
-        let why = e.to_string();
-        if let Some(fuse) = &options.fuse {
-            fuse.trip(why.clone());
-        }
-        why
-    })
+    .map_err(|e| refusal(options.fuse.as_ref(), &e))
+}
+
+/// After the leases were lost: stops the uploads and removes every spool
+/// file of the run (the next owner reads those records again).
+async fn abandon(
+    uploader: tokio::task::JoinHandle<()>,
+    mut run: Run,
+    why: String,
+) -> ArchiverError {
+    uploader.abort();
+    let _ = uploader.await;
+    if let Some((spool, _)) = run.current.take() {
+        spool.discard();
+    }
+    for path in run.in_flight.iter().flatten() {
+        let _ = std::fs::remove_file(path);
+    }
+    ArchiverError::LeaseLost(why)
+}
+
+/// Why a fenced write was refused, after tripping `fuse` with it.
+fn refusal(fuse: Option<&Fuse>, e: &CheckpointError) -> String {
+    let why = e.to_string();
+    if let Some(fuse) = fuse {
+        fuse.trip(why.clone());
+    }
+    why
 }
 
 /// Waits until `fuse` trips (never without one).
@@ -767,13 +773,7 @@ impl Uploader {
         {
             Ok(()) => Ok(()),
             Err(CheckpointError::KeyTaken { .. }) => Err(Refusal::Taken),
-            Err(e) => {
-                let why = e.to_string();
-                if let Some(fuse) = &self.fuse {
-                    fuse.trip(why.clone());
-                }
-                Err(Refusal::Lost(why))
-            }
+            Err(e) => Err(Refusal::Lost(refusal(self.fuse.as_ref(), &e))),
         }
     }
 
