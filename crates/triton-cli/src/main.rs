@@ -2,24 +2,37 @@
 
 mod cmd;
 mod error;
+mod progress;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::error::CliResult;
 
 /// Archive and replay event streams: Kinesis streams of MessagePack records,
 /// stored in S3 as .tri files (Snappy framed MessagePack).
 ///
-/// Logging goes to standard error; set RUST_LOG (e.g. RUST_LOG=debug or
-/// RUST_LOG=triton_core=trace) to see more.
+/// Logging goes to standard error, at level info for `store` and warn for
+/// the other commands; set RUST_LOG (e.g. RUST_LOG=debug or
+/// RUST_LOG=triton_core=trace) to choose.
 #[derive(Parser, Debug)]
 #[command(name = "triton", version, about, long_about)]
 struct Cli {
     /// Log format on standard error.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "TRITON_LOG_FORMAT")]
     log_format: LogFormat,
+
+    /// No progress bars or spinners on standard error (they are drawn only
+    /// when standard error is a terminal). Errors and summaries still print.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "TRITON_QUIET",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    quiet: bool,
 
     #[command(subcommand)]
     command: Command,
@@ -45,11 +58,22 @@ enum Command {
     Leases(cmd::leases::LeasesArgs),
     Decode(cmd::decode::DecodeArgs),
     Encode(cmd::encode::EncodeArgs),
+    Completions(cmd::completions::CompletionsArgs),
+    Man(cmd::man::ManArgs),
 }
 
-fn init_logging(format: LogFormat) {
+/// A service logs what it does; a tool that prints data only what went
+/// wrong.
+fn init_logging(format: LogFormat, service: bool) {
+    // aws-config logs each credential provider that failed; a missing
+    // credential is reported in one line of our own (details at debug).
+    let default = if service {
+        "info,aws_config=error"
+    } else {
+        "warn,aws_config=error"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -73,19 +97,36 @@ fn run(cli: Cli) -> CliResult {
         Command::Shards(args) => cmd::shards::run(args),
         Command::Put(args) => cmd::put::run(args),
         Command::Tail(args) => cmd::tail::run(args),
+        Command::Completions(args) => cmd::completions::run(args, Cli::command()),
+        Command::Man(args) => cmd::man::run(args, Cli::command()),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    progress::init(cli.quiet);
+    let format = cli.log_format;
+    init_logging(format, matches!(cli.command, Command::Store(_)));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of our output went away (`triton decode | head`): not an error.
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) if e.is_reported() => ExitCode::from(e.code()),
         Err(e) => {
-            eprintln!("triton: {e}");
+            match format {
+                LogFormat::Text => eprintln!("triton: {e}"),
+                // The same shape as the log lines, so that a log pipeline
+                // sees why the process ended.
+                LogFormat::Json => eprintln!(
+                    "{}",
+                    serde_json::json!({
+                        "timestamp": jiff::Timestamp::now().to_string(),
+                        "level": "ERROR",
+                        "fields": { "message": e.to_string(), "exit_code": e.code() },
+                        "target": "triton",
+                    })
+                ),
+            }
             ExitCode::from(e.code())
         }
     }

@@ -20,7 +20,7 @@
 //! source text, and a numeric stream name is far more likely a mistake.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Read;
 use std::path::Path;
@@ -60,6 +60,43 @@ impl StreamConfig {
 pub struct Config {
     streams: BTreeMap<String, StreamConfig>,
     origin: String,
+    unknown_keys: Vec<UnknownKey>,
+}
+
+/// A key of a stream's settings that no version of triton reads: ignored,
+/// as go-triton did, but most likely a typo worth a warning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownKey {
+    /// Logical stream name.
+    pub stream: String,
+    /// The key as written.
+    pub key: String,
+    /// The known key it is closest to, when it is close enough to be a typo.
+    pub closest: Option<&'static str>,
+}
+
+impl fmt::Display for UnknownKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "stream {:?}: unknown key {:?} is ignored",
+            self.stream, self.key
+        )?;
+        if let Some(closest) = self.closest {
+            write!(f, " (did you mean {closest:?}?)")?;
+        }
+        Ok(())
+    }
+}
+
+/// A config loaded by [`Config::parse_lenient`]: the streams that are
+/// valid, and the errors of those that are not.
+#[derive(Debug)]
+pub struct Lenient {
+    /// The valid streams.
+    pub config: Config,
+    /// One error per broken stream entry, in file order.
+    pub broken: Vec<ConfigError>,
 }
 
 impl Config {
@@ -101,13 +138,60 @@ impl Config {
     /// Parses and validates config text; `origin` is what error messages
     /// will call it.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let ctx = Ctx::default();
+        Config::parse_skipping(text, origin, BTreeSet::new())
+    }
+
+    /// Loads the file at `path` as [`Config::parse_lenient`] does.
+    pub fn from_path_lenient(path: impl AsRef<Path>) -> Result<Lenient, ConfigError> {
+        let path = path.as_ref();
+        let origin = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse_lenient(&text, &origin),
+            Err(error) => Err(ConfigError::Io { origin, error }),
+        }
+    }
+
+    /// Like [`Config::parse`], except that a broken stream entry (a missing
+    /// or invalid field) does not fail the whole file: its error is
+    /// returned beside the valid streams, so that one team's typo in a
+    /// shared config does not stop the commands of every other stream.
+    /// Errors of the file itself (YAML syntax, a duplicate stream) still
+    /// fail it.
+    pub fn parse_lenient(text: &str, origin: &str) -> Result<Lenient, ConfigError> {
+        let mut skip = BTreeSet::new();
+        let mut broken = Vec::new();
+        loop {
+            // Each pass parses the unchanged text, so the line numbers of
+            // later errors stay true; a file has few streams.
+            match Config::parse_skipping(text, origin, skip.clone()) {
+                Ok(config) => return Ok(Lenient { config, broken }),
+                Err(e) => match e.stream() {
+                    Some(stream) if !skip.contains(stream) => {
+                        skip.insert(stream.to_owned());
+                        broken.push(e);
+                    }
+                    _ => return Err(e),
+                },
+            }
+        }
+    }
+
+    fn parse_skipping(
+        text: &str,
+        origin: &str,
+        skip: BTreeSet<String>,
+    ) -> Result<Config, ConfigError> {
+        let ctx = Ctx {
+            skip,
+            ..Ctx::default()
+        };
         let de = serde_yaml::Deserializer::from_str(text);
         let seed = TopSeed { ctx: &ctx };
         match seed.deserialize(de) {
             Ok(streams) => Ok(Config {
                 streams,
                 origin: origin.to_owned(),
+                unknown_keys: ctx.unknown.take(),
             }),
             Err(err) => {
                 let location = err.location();
@@ -155,6 +239,27 @@ impl Config {
     /// The file path or label the config was loaded from.
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// Keys of the valid streams' settings that are not read (typos such
+    /// as `regoin:`, or settings of other tools), in file order.
+    pub fn unknown_keys(&self) -> &[UnknownKey] {
+        &self.unknown_keys
+    }
+}
+
+impl ConfigError {
+    /// The logical stream whose entry is broken, for errors confined to
+    /// one entry.
+    pub fn stream(&self) -> Option<&str> {
+        match self {
+            ConfigError::StreamNotAMapping { stream, .. }
+            | ConfigError::MissingField { stream, .. }
+            | ConfigError::InvalidField { stream, .. }
+            | ConfigError::EmptyField { stream, .. }
+            | ConfigError::DuplicateField { stream, .. } => Some(stream),
+            _ => None,
+        }
     }
 }
 
@@ -397,6 +502,9 @@ impl Problem {
 #[derive(Default)]
 struct Ctx {
     problem: RefCell<Option<Problem>>,
+    /// Streams to pass over (see [`Config::parse_lenient`]).
+    skip: BTreeSet<String>,
+    unknown: RefCell<Vec<UnknownKey>>,
 }
 
 impl Ctx {
@@ -510,6 +618,10 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
             ctx: self.ctx,
             seen: &streams,
         })? {
+            if self.ctx.skip.contains(&logical) {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
             let settings = map.next_value_seed(StreamSeed {
                 ctx: self.ctx,
                 stream: &logical,
@@ -755,7 +867,20 @@ impl<'de> Visitor<'de> for FieldKeySeed<'_> {
                 self.seen.partition_key,
             ),
             MERGE => return Ok(Setting::Merge),
-            _ => return Ok(Setting::Other),
+            _ => {
+                let unknown = UnknownKey {
+                    stream: self.stream.to_owned(),
+                    key: v.to_owned(),
+                    closest: closest_key(v),
+                };
+                let mut seen = self.ctx.unknown.borrow_mut();
+                // A key merged into several streams is reported for each,
+                // but once per stream.
+                if !seen.contains(&unknown) {
+                    seen.push(unknown);
+                }
+                return Ok(Setting::Other);
+            }
         };
         if seen {
             return self
@@ -777,6 +902,17 @@ impl<'de> Visitor<'de> for FieldKeySeed<'_> {
     }
 
     route_other_kinds!(bool, int, float, null, tagged);
+}
+
+/// The known key `key` is most likely a typo of: within two edits, or one
+/// for short keys.
+fn closest_key(key: &str) -> Option<&'static str> {
+    [NAME, REGION, PARTITION_KEY]
+        .into_iter()
+        .map(|known| (strsim::damerau_levenshtein(key, known), known))
+        .filter(|&(distance, known)| distance <= if known.len() <= 4 { 1 } else { 2 })
+        .min()
+        .map(|(_, known)| known)
 }
 
 /// A string setting. Required ones must be non-empty strings; the optional
@@ -987,6 +1123,71 @@ a:
         let config = Config::parse(text, ORIGIN).unwrap();
         let a = config.stream("a").unwrap();
         assert_eq!((a.name.as_str(), a.region.as_str()), ("x", "r"));
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_with_the_closest_known_key() {
+        let text = "\
+a:
+  name: x
+  regoin: r
+  region: r
+  partitionkey: user_id
+  shard_count: 4
+";
+        let config = Config::parse(text, ORIGIN).unwrap();
+        let warnings: Vec<String> = config
+            .unknown_keys()
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        assert_eq!(
+            warnings,
+            [
+                "stream \"a\": unknown key \"regoin\" is ignored (did you mean \"region\"?)",
+                "stream \"a\": unknown key \"partitionkey\" is ignored (did you mean \"partition_key\"?)",
+                "stream \"a\": unknown key \"shard_count\" is ignored",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_broken_entry_does_not_stop_the_others() {
+        let text = "\
+good:
+  name: g
+  region: r
+bad:
+  name: b
+other_bad:
+  name: [1]
+  region: r
+also_good:
+  name: a
+  region: r
+";
+        // Strict loading refuses the file, naming the first broken entry.
+        let strict = Config::parse(text, ORIGIN).unwrap_err().to_string();
+        assert_eq!(
+            strict,
+            format!("config {ORIGIN}: stream \"bad\": field \"region\" is missing")
+        );
+        let lenient = Config::parse_lenient(text, ORIGIN).unwrap();
+        let names: Vec<&str> = lenient.config.streams().map(|(k, _)| k).collect();
+        assert_eq!(names, ["also_good", "good"]);
+        let broken: Vec<String> = lenient.broken.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            broken,
+            [
+                format!("config {ORIGIN}: stream \"bad\": field \"region\" is missing"),
+                format!("config {ORIGIN} line 7: stream \"other_bad\": field \"name\" must be a string, found sequence"),
+            ]
+        );
+        // Errors of the file itself still fail it.
+        assert!(Config::parse_lenient("a: [", ORIGIN).is_err());
+        assert!(
+            Config::parse_lenient("a:\n  name: x\n  region: r\na:\n  name: y\n", ORIGIN).is_err()
+        );
     }
 
     #[test]

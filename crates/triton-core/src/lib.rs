@@ -44,6 +44,7 @@ assert_eq!(click, Some(Click { user_id: 7, page: "/home".into() }));
 pub mod archive;
 pub mod checkpoint;
 pub mod config;
+pub mod health;
 pub mod json;
 pub mod key;
 pub mod lease;

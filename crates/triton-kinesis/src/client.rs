@@ -20,12 +20,7 @@ pub async fn sdk_config(region: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(Duration::from_secs(30))
-                .build(),
-        )
+        .timeout_config(timeouts())
         .load()
         .await
 }
@@ -33,4 +28,23 @@ pub async fn sdk_config(region: &str) -> SdkConfig {
 /// A Kinesis client for `region`; see [`sdk_config`].
 pub async fn client(region: &str) -> Client {
     Client::new(&sdk_config(region).await)
+}
+
+/// A Kinesis client from configuration the caller loaded (with a profile,
+/// an endpoint or credentials of its choice), with the retry and timeout
+/// settings of [`sdk_config`] on top: the reader and producer retry every
+/// call themselves.
+pub fn client_from(shared: &SdkConfig) -> Client {
+    let config = aws_sdk_kinesis::config::Builder::from(shared)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(timeouts())
+        .build();
+    Client::from_conf(config)
+}
+
+fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(30))
+        .build()
 }

@@ -25,6 +25,20 @@ pub enum ErrorKind {
     Fatal,
 }
 
+impl ErrorKind {
+    /// The `kind` label of the error counters.
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::Transient => "transient",
+            ErrorKind::ExpiredIterator => "expired_iterator",
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Fatal => "fatal",
+        }
+    }
+}
+
 /// A Kinesis call that failed.
 #[derive(Debug, thiserror::Error)]
 #[error("Kinesis {operation} on stream {stream}: {message}")]

@@ -24,7 +24,7 @@ mod producer;
 mod reader;
 mod shards;
 
-pub use self::client::{client, sdk_config};
+pub use self::client::{client, client_from, sdk_config};
 pub use self::error::{ErrorKind, KinesisError};
 pub use self::fleet::KinesisShards;
 pub use self::producer::{ProduceError, Producer, ProducerOptions, ProducerStats, Receipt};
@@ -33,3 +33,5 @@ pub use self::reader::{
     StartPosition,
 };
 pub use self::shards::{list_shards, ShardInfo};
+/// The SDK client the adapters take, re-exported so callers need no SDK dependency of their own.
+pub use aws_sdk_kinesis::Client;

@@ -84,13 +84,25 @@ impl StoreError {
         match &e {
             SdkError::ServiceError(se) => {
                 let status = se.raw().status().as_u16();
-                let code = se.err().code().map(str::to_string);
-                let message = se
+                // HEAD answers have no body: a 403 without a code is access
+                // denied all the same.
+                let code = se
+                    .err()
+                    .code()
+                    .or((status == 403).then_some("Forbidden"))
+                    .map(str::to_string);
+                let mut message = se
                     .err()
                     .message()
                     .map(str::to_string)
                     .or_else(|| code.clone())
                     .unwrap_or_else(|| format!("HTTP {status}"));
+                // A bucket in another region than the client's.
+                if let Some(region) = se.raw().headers().get("x-amz-bucket-region") {
+                    if status == 301 || code.as_deref() == Some("PermanentRedirect") {
+                        message.push_str(&format!(" (the bucket is in region {region})"));
+                    }
+                }
                 StoreError {
                     operation,
                     target,
@@ -126,6 +138,44 @@ impl StoreError {
     pub fn is_not_found(&self) -> bool {
         self.kind == ErrorKind::NotFound
     }
+
+    /// True when S3 refused the credentials or the request's permissions
+    /// (HTTP 403, `AccessDenied`, `InvalidAccessKeyId`,
+    /// `SignatureDoesNotMatch`, an expired or invalid token); the code is
+    /// in [`code`](StoreError::code). A local directory's permission errors
+    /// are not included.
+    pub fn is_access_denied(&self) -> bool {
+        self.kind == ErrorKind::Fatal && self.code.as_deref().is_some_and(is_access_code)
+    }
+
+    /// The bucket does not exist: fatal, with the code `NoSuchBucket`.
+    pub(crate) fn bucket_missing(operation: &'static str, target: impl Into<String>) -> StoreError {
+        StoreError {
+            code: Some("NoSuchBucket".to_string()),
+            ..StoreError::new(
+                operation,
+                target,
+                ErrorKind::Fatal,
+                "the bucket does not exist",
+            )
+        }
+    }
+}
+
+fn is_access_code(code: &str) -> bool {
+    matches!(
+        code,
+        "AccessDenied"
+            | "Forbidden"
+            | "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "InvalidToken"
+            | "ExpiredToken"
+            | "TokenRefreshRequired"
+            | "AllAccessDisabled"
+            | "AccountProblem"
+            | "InvalidSecurity"
+    )
 }
 
 fn classify(status: u16, code: Option<&str>) -> ErrorKind {
@@ -184,5 +234,21 @@ mod tests {
         assert_eq!(classify(501, Some("NotImplemented")), ErrorKind::Fatal);
         assert_eq!(classify(403, Some("AccessDenied")), ErrorKind::Fatal);
         assert_eq!(classify(400, Some("InvalidArgument")), ErrorKind::Fatal);
+        for (status, code) in [
+            (403, "AccessDenied"),
+            (403, "InvalidAccessKeyId"),
+            (403, "SignatureDoesNotMatch"),
+            (403, "Forbidden"),
+            (400, "ExpiredToken"),
+        ] {
+            let e = StoreError {
+                code: Some(code.to_string()),
+                ..StoreError::new("PutObject", "s3://b/k", classify(status, Some(code)), "x")
+            };
+            assert!(e.is_access_denied(), "{code}");
+        }
+        let missing = StoreError::bucket_missing("HeadBucket", "s3://b");
+        assert!(!missing.is_access_denied() && !missing.is_not_found());
+        assert!(missing.to_string().contains("bucket does not exist"));
     }
 }

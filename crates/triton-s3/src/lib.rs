@@ -4,7 +4,8 @@ S3 for triton: where archives are stored and how they are read back.
 - [`ArchiveStore`]: list, head, streaming get, streaming put and delete over
   [`S3Store`] (a bucket, through `aws-sdk-s3`) or [`LocalStore`] (a directory
   laid out like a bucket). [`Location::parse`] turns a user's `--bucket`
-  value (`name`, `s3://name`, `file:///path`, `./path`) into either.
+  value (`name`, `s3://name`, `s3://name/prefix/`, `file:///path`,
+  `./path`) into either.
 - Uploads stream from a file: one request up to the part size, multipart
   with bounded parallelism beyond it, retried with backoff, aborted on
   failure, optionally create-only (`If-None-Match: *`) and encrypted
@@ -65,7 +66,12 @@ pub use self::reader::{
     list_archives, list_with_sidecars, Archive, ArchiveQuery, ArchiveSource, ListError, Listing,
     ReadOptions, ReadProgress,
 };
-pub use self::s3::{client, sdk_config, S3Options, S3Store, Sse, MIN_PART_SIZE};
+pub use self::s3::{
+    check_tags, client, client_from, parse_storage_class, parse_tag, sdk_config, S3Options,
+    S3Store, Sse, MIN_PART_SIZE,
+};
 pub use self::store::{
     ArchiveStore, BodyRead, ObjectBody, ObjectInfo, PutOptions, PutReceipt, ARCHIVE_CONTENT_TYPE,
 };
+/// The storage classes of [`S3Options::storage_class`].
+pub use aws_sdk_s3::types::StorageClass;

@@ -292,6 +292,28 @@ impl ArchiveStore for LocalStore {
         .await
     }
 
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        let root = self.root.clone();
+        let target = self.root.display().to_string();
+        // Hidden, so listings skip it even if it outlives a crash.
+        let probe = root.join(format!(".triton-probe-{}", crate::store::probe_name()));
+        let task = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+            fs::create_dir_all(&root).map_err(|e| StoreError::io("create", target.clone(), e))?;
+            let write = |probe: &Path| -> io::Result<()> {
+                let mut f = fs::File::create(probe)?;
+                f.write_all(b"triton write probe: safe to delete\n")?;
+                f.sync_all()
+            };
+            let written = write(&probe);
+            let removed = fs::remove_file(&probe);
+            let shown = probe.display().to_string();
+            written.map_err(|e| StoreError::io("write", shown.clone(), e))?;
+            removed.map_err(|e| StoreError::io("delete", shown, e))
+        });
+        task.await
+            .map_err(|e| StoreError::new("write", self.target(""), ErrorKind::Fatal, e))?
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path_of("delete", key)?;
         match tokio::fs::remove_file(&path).await {

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
@@ -124,4 +125,34 @@ pub trait ArchiveStore: Send + Sync + fmt::Debug {
 
     /// Deletes the object; deleting a missing object succeeds.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Checks at start-up that archives can be written here, by writing a
+    /// small probe object and deleting it; no listing of archives sees it.
+    ///
+    /// S3: HeadBucket (a missing bucket: [`ErrorKind::Fatal`](crate::ErrorKind::Fatal)
+    /// with the code `NoSuchBucket`; refused credentials or permissions:
+    /// [`StoreError::is_access_denied`]), then a PutObject below
+    /// `_triton/probe/` of the store's prefix, with the storage class, tags
+    /// and encryption of archives, then its DeleteObject (a delete that
+    /// fails is logged, not returned: archiving never deletes). A local
+    /// directory is created if missing, and a hidden probe file is written
+    /// in it and removed. Transient failures are retried as for any
+    /// request, then returned as [`ErrorKind::Transient`](crate::ErrorKind::Transient):
+    /// the caller decides whether to wait for the store.
+    async fn check_writable(&self) -> Result<(), StoreError>;
+}
+
+/// A name for a probe object, unique between processes and within one.
+pub(crate) fn probe_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "{}.{:09}-{}-{}",
+        since_epoch.as_secs(),
+        since_epoch.subsec_nanos(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }

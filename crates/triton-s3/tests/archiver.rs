@@ -247,6 +247,9 @@ impl ArchiveStore for Watched {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.inner.delete(key).await
     }
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.inner.check_writable().await
+    }
 }
 
 /// A scratch directory, an event log and a watched store in it.

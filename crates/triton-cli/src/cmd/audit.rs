@@ -92,7 +92,7 @@ pub struct AuditArgs {
     /// Output format. With --repair, JSON is one object: the first audit
     /// (`before`), each round's repair (`repairs`) and the last audit
     /// (`after`).
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    #[arg(long = "output", visible_alias = "format", env = "TRITON_OUTPUT", value_enum, default_value_t = Format::Text)]
     format: Format,
 }
 
@@ -125,7 +125,8 @@ pub fn run(args: AuditArgs) -> CliResult {
     if let Some(client) = &args.client_name {
         validate_client_name(client).map_err(|e| CliError::new(format!("--client-name: {e}")))?;
     }
-    let location = args.range.location()?;
+    // A bad --bucket is an error before anything is opened.
+    args.range.location()?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -147,7 +148,11 @@ pub fn run(args: AuditArgs) -> CliResult {
             }
             (None, _) => None,
         };
-        let store = location.open(&config.region, S3Options::default()).await;
+        let store = args
+            .range
+            .open(&config, S3Options::default())
+            .await
+            .map_err(|e| e.with_code(2))?;
         let listing = list_with_sidecars(store.clone(), &query).await.map_err(|e| match e {
             ListError::MixedClients { .. } => {
                 CliError::new(format!("{e} (--client-name)")).with_code(2)
@@ -228,7 +233,7 @@ pub fn run(args: AuditArgs) -> CliResult {
         if let Format::Text = args.format {
             print_text(&report, &checkpoints);
         }
-        let kinesis = triton_kinesis::client(&config.region).await;
+        let kinesis = config.kinesis().await?;
         let replay = KinesisReplay::new(kinesis, config.name.clone());
         let mut options = ArchiverOptions::new(config.name.clone(), client);
         if let Some(dir) = &args.spool_dir {

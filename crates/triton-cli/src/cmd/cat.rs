@@ -69,7 +69,7 @@ pub fn run(args: CatArgs) -> CliResult {
     // Two threads: archives are fetched and decoded beside the formatting.
     let runtime = multi_thread_runtime()?;
     runtime.block_on(async {
-        let store = location.open(&config.region, S3Options::default()).await;
+        let store = args.range.open(&config, S3Options::default()).await?;
         let archives = list_archives(store.clone(), &query)
             .await
             .map_err(|e| CliError::new(e.to_string()))?;

@@ -2,21 +2,24 @@
 
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
+use aws_config::SdkConfig;
 use clap::Args;
 use triton_core::config::{Config, StreamConfig};
 use triton_core::time::Date;
 use triton_core::value::Record;
-use triton_s3::{ArchiveQuery, Location};
+use triton_s3::{ArchiveQuery, ArchiveStore, Location, S3Options};
 
+use super::aws::AwsArgs;
+pub use super::parse::{parse_date, parse_duration, parse_time};
 use crate::error::{CliError, CliResult};
 
-/// `--config` and `--stream`.
+/// `--config` and `--stream`, or `--stream-name`; and the AWS options.
 #[derive(Args, Debug)]
 pub struct StreamArgs {
     /// The stream config (YAML: logical name -> stream name, partition_key,
-    /// region).
+    /// region). Not needed with --stream-name.
     #[arg(
         long,
         env = "TRITON_CONFIG",
@@ -26,17 +29,133 @@ pub struct StreamArgs {
     pub config: PathBuf,
 
     /// The stream's logical name in the config.
-    #[arg(long, value_name = "LOGICAL")]
-    pub stream: String,
+    #[arg(
+        long,
+        env = "TRITON_STREAM",
+        value_name = "LOGICAL",
+        required_unless_present = "stream_name"
+    )]
+    pub stream: Option<String>,
+
+    /// The real Kinesis stream name, without a config file (the region
+    /// then comes from --region or the AWS settings).
+    #[arg(
+        long,
+        env = "TRITON_STREAM_NAME",
+        value_name = "NAME",
+        conflicts_with = "stream"
+    )]
+    pub stream_name: Option<String>,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// The stream a command works on, resolved from the config or the flags.
+#[derive(Clone, Debug)]
+pub struct Stream {
+    /// The real Kinesis stream name.
+    pub name: String,
+    /// The record field that becomes the partition key, if configured.
+    pub partition_key: Option<String>,
+    /// The stream's region, when the config or --region gives it.
+    pub region: Option<String>,
+    aws: AwsArgs,
 }
 
 impl StreamArgs {
-    /// Loads the config and looks the stream up.
-    pub fn load(&self) -> Result<StreamConfig, CliError> {
-        let config = Config::from_path(&self.config).map_err(|e| CliError::new(e.to_string()))?;
-        config
-            .stream(&self.stream)
-            .cloned()
+    /// Loads the config and looks the stream up (or takes --stream-name).
+    /// Broken entries of other streams and unknown keys are warnings.
+    pub fn load(&self) -> Result<Stream, CliError> {
+        let Some(logical) = &self.stream else {
+            let name = self.stream_name.clone().unwrap_or_default();
+            if name.is_empty() {
+                return Err(CliError::new("--stream-name must not be empty"));
+            }
+            return Ok(Stream {
+                name,
+                partition_key: None,
+                region: self.aws.region.clone(),
+                aws: self.aws.clone(),
+            });
+        };
+        let lenient =
+            Config::from_path_lenient(&self.config).map_err(|e| CliError::new(e.to_string()))?;
+        let mut ours = None;
+        for broken in lenient.broken {
+            if broken.stream() == Some(logical.as_str()) {
+                ours = Some(broken);
+            } else {
+                tracing::warn!("{broken} (another stream: ignored)");
+            }
+        }
+        if let Some(e) = ours {
+            return Err(CliError::new(e.to_string()));
+        }
+        let config = &lenient.config;
+        for unknown in config
+            .unknown_keys()
+            .iter()
+            .filter(|k| &k.stream == logical)
+        {
+            tracing::warn!("config {}: {unknown}", config.origin());
+        }
+        let stream = config
+            .stream(logical)
+            .map_err(|e| CliError::new(e.to_string()))?;
+        Ok(Stream {
+            name: stream.name.clone(),
+            partition_key: stream.partition_key.clone(),
+            region: Some(
+                self.aws
+                    .region
+                    .clone()
+                    .unwrap_or_else(|| stream.region.clone()),
+            ),
+            aws: self.aws.clone(),
+        })
+    }
+}
+
+impl Stream {
+    /// The stream as the libraries take it.
+    pub fn config(&self) -> StreamConfig {
+        StreamConfig {
+            name: self.name.clone(),
+            partition_key: self.partition_key.clone(),
+            region: self.region.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The AWS configuration for the stream's region, with credentials
+    /// checked.
+    pub async fn aws(&self) -> Result<SdkConfig, CliError> {
+        self.aws.load(self.region.as_deref()).await
+    }
+
+    /// A Kinesis client.
+    pub async fn kinesis(&self) -> Result<triton_kinesis::Client, CliError> {
+        Ok(triton_kinesis::client_from(&self.aws().await?))
+    }
+
+    /// The archive store at `location`: S3 in `bucket_region` (default:
+    /// the stream's), or a directory, which needs no AWS configuration.
+    pub async fn open_store(
+        &self,
+        location: &Location,
+        bucket_region: Option<&str>,
+        options: S3Options,
+    ) -> Result<Arc<dyn ArchiveStore>, CliError> {
+        let aws = match location.is_s3() {
+            true => Some(
+                self.aws
+                    .load(bucket_region.or(self.region.as_deref()))
+                    .await?,
+            ),
+            false => None,
+        };
+        location
+            .open_with(aws.as_ref(), options)
             .map_err(|e| CliError::new(e.to_string()))
     }
 }
@@ -45,18 +164,22 @@ impl StreamArgs {
 /// commands that read them (`cat`, `audit`).
 #[derive(Args, Debug)]
 pub struct ArchiveRangeArgs {
-    /// Where the archives are: an S3 bucket (NAME or s3://NAME, in the
-    /// stream's region) or a local directory (file:///PATH, or a path
+    /// Where the archives are: an S3 bucket (NAME, s3://NAME or
+    /// s3://NAME/PREFIX) or a local directory (file:///PATH, or a path
     /// containing '/', such as ./archive).
     #[arg(long, env = "TRITON_BUCKET", value_name = "BUCKET")]
     pub bucket: String,
 
-    /// First day (UTC), as YYYYMMDD.
-    #[arg(long, value_parser = parse_date, value_name = "YYYYMMDD")]
+    /// The bucket's region, when it is not the stream's.
+    #[arg(long, env = "TRITON_BUCKET_REGION", value_name = "REGION")]
+    pub bucket_region: Option<String>,
+
+    /// First day (UTC): 2026-12-01, 20261201, today or yesterday.
+    #[arg(long, value_parser = parse_date, value_name = "DATE")]
     pub start_date: Date,
 
     /// Last day, inclusive [default: the start date].
-    #[arg(long, value_parser = parse_date, value_name = "YYYYMMDD")]
+    #[arg(long, value_parser = parse_date, value_name = "DATE")]
     pub end_date: Option<Date>,
 }
 
@@ -75,10 +198,17 @@ impl ArchiveRangeArgs {
             client,
         }
     }
-}
 
-fn parse_date(s: &str) -> Result<Date, String> {
-    Date::parse_yyyymmdd(s).map_err(|e| e.to_string())
+    /// Opens the bucket or directory for `stream`.
+    pub async fn open(
+        &self,
+        stream: &Stream,
+        options: S3Options,
+    ) -> Result<Arc<dyn ArchiveStore>, CliError> {
+        stream
+            .open_store(&self.location()?, self.bucket_region.as_deref(), options)
+            .await
+    }
 }
 
 /// The records of JSON lines input, each with its line number (from 1);
@@ -122,71 +252,6 @@ pub fn multi_thread_runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(|e| CliError::io("starting the async runtime", e))
 }
 
-/// Parses `500ms`, `30s`, `5m`, `1h` or `1d`; a bare number is seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 30s, 5m, 1h)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        _ => {
-            return Err(format!(
-                "{s:?}: unknown unit {unit:?} (use ms, s, m, h or d)"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
-}
-
-/// Parses a point in time: Unix seconds, or RFC 3339 in UTC
-/// (`2026-11-29T10:00:00Z`, fractions allowed).
-pub fn parse_time(s: &str) -> Result<SystemTime, String> {
-    let bad = || format!("{s:?} is not a time: use Unix seconds or 2026-11-29T10:00:00Z");
-    if let Ok(secs) = s.parse::<u64>() {
-        return UNIX_EPOCH
-            .checked_add(Duration::from_secs(secs))
-            .ok_or_else(bad);
-    }
-    let rest = s.strip_suffix('Z').ok_or_else(bad)?;
-    let (date, time) = rest.split_once('T').ok_or_else(bad)?;
-    let date =
-        triton_core::time::Date::parse_yyyymmdd(&date.replace('-', "")).map_err(|_| bad())?;
-    let (hms, frac) = match time.split_once('.') {
-        Some((hms, frac)) => (hms, Some(frac)),
-        None => (time, None),
-    };
-    let parts: Vec<u64> = hms
-        .split(':')
-        .map(|p| p.parse::<u64>().map_err(|_| bad()))
-        .collect::<Result<_, _>>()?;
-    let [h, m, sec] = parts[..] else {
-        return Err(bad());
-    };
-    if h > 23 || m > 59 || sec > 59 {
-        return Err(bad());
-    }
-    let nanos = match frac {
-        Some(f) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()) => {
-            format!("{f:0<9}").parse::<u32>().map_err(|_| bad())?
-        }
-        Some(_) => return Err(bad()),
-        None => 0,
-    };
-    let day = u64::try_from(date.to_unix()).map_err(|_| bad())?;
-    UNIX_EPOCH
-        .checked_add(Duration::new(day + h * 3600 + m * 60 + sec, nanos))
-        .ok_or_else(bad)
-}
-
 /// Waits for SIGINT or SIGTERM.
 pub async fn interrupted() -> CliResult {
     #[cfg(unix)]
@@ -204,45 +269,5 @@ pub async fn interrupted() -> CliResult {
         tokio::signal::ctrl_c()
             .await
             .map_err(|e| CliError::io("listening for Ctrl-C", e))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("-1s").is_err());
-    }
-
-    #[test]
-    fn times() {
-        let t = |s| parse_time(s).map(|t| t.duration_since(UNIX_EPOCH).unwrap());
-        assert_eq!(t("1700000000"), Ok(Duration::from_secs(1_700_000_000)));
-        assert_eq!(
-            t("2023-11-14T22:13:20Z"),
-            Ok(Duration::from_secs(1_700_000_000))
-        );
-        assert_eq!(
-            t("2023-11-14T22:13:20.25Z"),
-            Ok(Duration::new(1_700_000_000, 250_000_000))
-        );
-        for bad in [
-            "2023-11-14T22:13:20",
-            "2023-11-14",
-            "2023-13-14T22:13:20Z",
-            "2023-11-14T24:00:00Z",
-            "yesterday",
-        ] {
-            assert!(parse_time(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -9,6 +9,7 @@ use triton_core::archive::ArchiveWriter;
 
 use super::common::json_records;
 use crate::error::{CliError, CliResult};
+use crate::progress::{self, ProgressBar};
 
 /// Write JSON lines as a .tri archive.
 ///
@@ -22,6 +23,9 @@ use crate::error::{CliError, CliResult};
 /// A line that is not a JSON object stops the command with its line number;
 /// with -o nothing is left at PATH (the archive is written to a temporary
 /// file beside it and renamed into place only when complete).
+///
+/// Progress (bytes read, rate, time left) is drawn on standard error when
+/// it is a terminal; --quiet turns it off.
 #[derive(Args, Debug)]
 pub struct EncodeArgs {
     /// JSON lines to read; none or "-" reads standard input.
@@ -101,18 +105,28 @@ fn encode_to_file(name: &str, input: impl BufRead, target: &Path) -> CliResult {
 
 /// Runs `triton encode`.
 pub fn run(args: EncodeArgs) -> CliResult {
-    let (name, input): (String, Box<dyn BufRead>) = match &args.input {
+    let (name, input, bar): (String, Box<dyn BufRead>, ProgressBar) = match &args.input {
         Some(p) if p.as_os_str() != "-" => {
             let f = File::open(p).map_err(|e| CliError::io(p.display(), e))?;
-            (
-                p.display().to_string(),
-                Box::new(BufReader::with_capacity(256 * 1024, f)),
-            )
+            let bar = progress::bytes_or_spinner(progress::file_size(&f), "encode");
+            let input = BufReader::with_capacity(256 * 1024, bar.wrap_read(f));
+            (p.display().to_string(), Box::new(input), bar)
         }
-        _ => ("<stdin>".to_string(), Box::new(io::stdin().lock())),
+        _ => {
+            let bar = progress::bytes_or_spinner(progress::stdin_size(), "encode");
+            let input = BufReader::with_capacity(256 * 1024, bar.wrap_read(io::stdin()));
+            ("<stdin>".to_string(), Box::new(input), bar)
+        }
     };
+    // An error drops the bar, which clears it before the error is printed.
+    encode(&args, &name, input)?;
+    bar.finish();
+    Ok(())
+}
+
+fn encode(args: &EncodeArgs, name: &str, input: Box<dyn BufRead>) -> CliResult {
     match &args.output {
-        Some(target) => encode_to_file(&name, input, target),
+        Some(target) => encode_to_file(name, input, target),
         None => {
             let stdout = io::stdout();
             if stdout.is_terminal() {
@@ -122,7 +136,7 @@ pub fn run(args: EncodeArgs) -> CliResult {
             }
             let mut writer =
                 ArchiveWriter::new(io::BufWriter::with_capacity(256 * 1024, stdout.lock()));
-            encode_lines(&name, input, &mut writer)?;
+            encode_lines(name, input, &mut writer)?;
             writer
                 .finish()
                 .map_err(|e| CliError::io("writing to standard output", e.into()))?;

@@ -35,7 +35,7 @@ pub struct LeasesArgs {
     /// Output format: text, or one JSON document ({client, stream, leases:
     /// [{shard, owner, epoch, renewed_ms_ago, expired, state, parents,
     /// bytes_per_second}], workers: [{worker, heartbeat_ms_ago, leases}]}).
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    #[arg(long = "output", visible_alias = "format", env = "TRITON_OUTPUT", value_enum, default_value_t = Format::Text)]
     format: Format,
 }
 

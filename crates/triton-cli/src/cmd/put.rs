@@ -63,8 +63,8 @@ pub fn run(args: PutArgs) -> CliResult {
     };
     let started = Instant::now();
     runtime()?.block_on(async {
-        let client = triton_kinesis::client(&config.region).await;
-        let mut producer = Producer::new(client, &config, options);
+        let client = config.kinesis().await?;
+        let mut producer = Producer::new(client, &config.config(), options);
         let result = send_lines(&mut producer, &name, input).await;
         // Whatever was queued before a bad line still goes out.
         let flushed = producer.flush().await;

@@ -21,17 +21,51 @@ pub struct ShardsArgs {
     /// Also print state, parents and hash key range.
     #[arg(long, short)]
     long: bool,
+
+    /// Output format: text, or one JSON document ({stream, shards: [{id,
+    /// state, parent, adjacent_parent, starting_hash_key,
+    /// ending_hash_key}]}).
+    #[arg(long = "output", visible_alias = "format", env = "TRITON_OUTPUT", value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Format {
+    /// Lines.
+    Text,
+    /// One JSON document.
+    Json,
 }
 
 /// Runs `triton shards`.
 pub fn run(args: ShardsArgs) -> CliResult {
     let config = args.stream.load()?;
     let shards = runtime()?.block_on(async {
-        let client = triton_kinesis::client(&config.region).await;
-        triton_kinesis::list_shards(&client, &config.name).await
-    });
-    let shards = shards.map_err(|e| CliError::new(e.to_string()))?;
+        let client = config.kinesis().await?;
+        triton_kinesis::list_shards(&client, &config.name)
+            .await
+            .map_err(|e| CliError::new(e.to_string()))
+    })?;
     let mut out = std::io::stdout().lock();
+    if let Format::Json = args.format {
+        let shards: Vec<_> = shards
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "id": s.id,
+                    "state": if s.is_open() { "open" } else { "closed" },
+                    "parent": s.parent,
+                    "adjacent_parent": s.adjacent_parent,
+                    "starting_hash_key": s.starting_hash_key,
+                    "ending_hash_key": s.ending_hash_key,
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({ "stream": config.name, "shards": shards });
+        return writeln!(out, "{doc}")
+            .and_then(|()| out.flush())
+            .map_err(|e| CliError::io("writing to standard output", e));
+    }
     let mut write = |line: String| {
         writeln!(out, "{line}").map_err(|e| CliError::io("writing to standard output", e))
     };

@@ -32,7 +32,7 @@ pub struct StatsArgs {
     checkpoint_db: String,
 
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Graphite)]
+    #[arg(long = "output", visible_alias = "format", env = "TRITON_OUTPUT", value_enum, default_value_t = Format::Graphite)]
     format: Format,
 }
 
@@ -51,8 +51,8 @@ impl std::fmt::Debug for StatsArgs {
 enum Format {
     /// `<client>.<stream>.<shard>.age <age> <now>` lines.
     Graphite,
-    /// One JSON object per shard and line: client, stream, shard,
-    /// sequence_number, updated, age.
+    /// One JSON document: {"checkpoints": [{client, stream, shard,
+    /// sequence_number, updated, age}]}.
     Json,
 }
 
@@ -73,21 +73,30 @@ pub fn run(args: StatsArgs) -> CliResult {
     }
     let now = unix_now();
     let mut out = std::io::stdout().lock();
+    let mut lines: Vec<String> = Vec::new();
+    let mut json = Vec::new();
     for s in &saved {
         let c = &s.checkpoint;
         let age = now - s.updated;
-        let line = match args.format {
-            Format::Graphite => format!("{}.{}.{}.age {age} {now}", c.client, c.stream, c.shard),
-            Format::Json => serde_json::json!({
+        match args.format {
+            Format::Graphite => lines.push(format!(
+                "{}.{}.{}.age {age} {now}",
+                c.client, c.stream, c.shard
+            )),
+            Format::Json => json.push(serde_json::json!({
                 "client": c.client,
                 "stream": c.stream,
                 "shard": c.shard,
                 "sequence_number": c.sequence.as_str(),
                 "updated": s.updated,
                 "age": age,
-            })
-            .to_string(),
-        };
+            })),
+        }
+    }
+    if let Format::Json = args.format {
+        lines.push(serde_json::json!({ "checkpoints": json }).to_string());
+    }
+    for line in lines {
         writeln!(out, "{line}").map_err(|e| CliError::io("writing to standard output", e))?;
     }
     out.flush()

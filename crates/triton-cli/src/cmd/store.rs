@@ -8,15 +8,17 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use triton_checkpoint::{redact, SqlCheckpoints, DEFAULT_URL};
 use triton_core::checkpoint::CheckpointError;
+use triton_core::health::{health, Phase};
 use triton_core::key::{validate_client_name, DEFAULT_CLIENT_NAME};
 use triton_core::retry::Backoff;
-use triton_kinesis::{list_shards, KinesisError, KinesisShards, ReaderOptions, StartPosition};
+use triton_kinesis::{KinesisShards, ReaderOptions, StartPosition};
 use triton_s3::archiver::fleet::{Worker, WorkerOptions};
 use triton_s3::archiver::ArchiverOptions;
 use triton_s3::{Location, S3Options, Sse};
 
 use super::common::{multi_thread_runtime, parse_duration, StreamArgs};
-use super::{metrics, signals};
+use super::parse::{parse_from, parse_size, From};
+use super::{metrics, signals, systemd};
 use crate::error::{CliError, CliResult};
 
 /// Archive a stream to S3 as .tri files, checkpointing only what is stored.
@@ -58,67 +60,103 @@ pub struct StoreArgs {
     #[command(flatten)]
     stream: StreamArgs,
 
-    /// Where archives go: an S3 bucket (NAME or s3://NAME) or a local
-    /// directory (file:///PATH, or a path containing '/').
+    /// Where archives go: an S3 bucket (NAME, s3://NAME or s3://NAME/PREFIX,
+    /// the archive layout below the prefix) or a local directory
+    /// (file:///PATH, or a path containing '/').
     #[arg(long, env = "TRITON_BUCKET", value_name = "BUCKET")]
     bucket: String,
+
+    /// The bucket's region, when it is not the stream's.
+    #[arg(long, env = "TRITON_BUCKET_REGION", value_name = "REGION")]
+    bucket_region: Option<String>,
 
     /// This store's name: in archive names and checkpoints.
     #[arg(long, env = "TRITON_CLIENT", default_value = DEFAULT_CLIENT_NAME, value_name = "NAME")]
     client_name: String,
 
-    /// Checkpoint database: postgres://… or sqlite://path.db.
+    /// Checkpoint database: postgres://… or sqlite://path.db (created, with
+    /// its tables, if missing).
     #[arg(long, env = "TRITON_DB", hide_env_values = true, default_value = DEFAULT_URL, value_name = "URL")]
     checkpoint_db: String,
 
-    /// Where shards without a checkpoint start.
-    #[arg(long, value_enum, default_value_t = From::Latest)]
+    /// Where shards without a checkpoint start: latest (LATEST),
+    /// trim-horizon (TRIM_HORIZON), or a time (2026-12-01T22:00:00+01:00,
+    /// 2026-12-01, 15m for 15 minutes ago, Unix seconds; AT_TIMESTAMP).
+    #[arg(long, env = "TRITON_FROM", value_parser = parse_from, default_value = "latest", value_name = "WHERE")]
     from: From,
 
     /// Ignore the checkpoints and start every shard at LATEST (new
     /// checkpoints are still saved).
-    #[arg(long)]
+    #[arg(long, env = "TRITON_SKIP_TO_LATEST")]
     skip_to_latest: bool,
 
-    /// Seal an archive at the latest this long after it was opened (at
-    /// least 1s: archive names hold whole seconds).
-    #[arg(long, value_parser = parse_age, default_value = "1h", value_name = "DURATION")]
+    /// Seal an archive at the latest this long after it was opened (e.g.
+    /// 1h, 30m, 1h30m; at least 1s: archive names hold whole seconds).
+    #[arg(long, env = "TRITON_MAX_FILE_AGE", value_parser = parse_age, default_value = "1h", value_name = "DURATION")]
     max_file_age: Duration,
 
-    /// Seal an archive when it reaches this size (e.g. 512MiB, 1GiB).
-    #[arg(long, value_parser = parse_size, default_value = "1GiB", value_name = "SIZE")]
+    /// Seal an archive when it reaches this size (e.g. 512M, 1G = 1GiB,
+    /// 1GB = 10^9 bytes).
+    #[arg(long, env = "TRITON_MAX_FILE_SIZE", value_parser = parse_size, default_value = "1GiB", value_name = "SIZE")]
     max_file_size: u64,
 
     /// Directory for archives being written and waiting for upload.
-    #[arg(long, value_name = "DIR")]
-    spool_dir: Option<PathBuf>,
+    #[arg(long, env = "TRITON_SPOOL_DIR", default_value_os_t = default_spool_dir(), value_name = "DIR")]
+    spool_dir: PathBuf,
 
     /// Sealed archives that may wait for upload before reading pauses.
-    #[arg(long, default_value_t = 2, value_name = "N")]
+    #[arg(
+        long,
+        env = "TRITON_MAX_PENDING_UPLOADS",
+        default_value_t = 2,
+        value_name = "N"
+    )]
     max_pending_uploads: usize,
 
     /// Longest time a graceful stop may take before the process exits
     /// anyway (safe: nothing unuploaded was checkpointed).
-    #[arg(long, value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
+    #[arg(long, env = "TRITON_SHUTDOWN_TIMEOUT", value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
     shutdown_timeout: Duration,
 
     /// An S3 request that makes no progress for this long (no byte of its
     /// body sent, no answer) is given up and retried, with a warning that
     /// names the key.
-    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
+    #[arg(long, env = "TRITON_S3_STALL_TIMEOUT", value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
     s3_stall_timeout: Duration,
 
-    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
-    #[arg(long, value_name = "ADDR")]
+    /// Serve Prometheus metrics at /metrics, liveness at /healthz and
+    /// readiness at /readyz on this address (127.0.0.1:9464,
+    /// localhost:9464, or :9464 for every interface).
+    #[arg(long, env = "TRITON_METRICS_ADDR", value_parser = metrics::parse_addr, value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
 
+    /// /readyz answers 503 while an upload or a checkpoint commit has been
+    /// retrying this long.
+    #[arg(long, env = "TRITON_UNREADY_AFTER", value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
+    unready_after: Duration,
+
     /// Server-side encryption of uploaded archives.
-    #[arg(long, value_enum, value_name = "KIND")]
+    #[arg(long, env = "TRITON_SSE", value_enum, value_name = "KIND")]
     sse: Option<SseKind>,
 
     /// KMS key id or ARN for --sse aws:kms (default: the account's S3 key).
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, env = "TRITON_SSE_KMS_KEY_ID", value_name = "KEY")]
     sse_kms_key_id: Option<String>,
+
+    /// S3 storage class of uploads (STANDARD, STANDARD_IA,
+    /// INTELLIGENT_TIERING, GLACIER_IR, ...) [default: the bucket's].
+    #[arg(long, env = "TRITON_STORAGE_CLASS", value_name = "CLASS")]
+    storage_class: Option<String>,
+
+    /// A tag of every uploaded object, KEY=VALUE (repeat, or separate with
+    /// commas; at most 10).
+    #[arg(
+        long = "tag",
+        env = "TRITON_TAGS",
+        value_delimiter = ',',
+        value_name = "KEY=VALUE"
+    )]
+    tags: Vec<String>,
 
     /// This worker's id in the lease table (default: host:pid-random). A
     /// worker restarted with the same id takes its leases back at once,
@@ -129,23 +167,25 @@ pub struct StoreArgs {
     /// How long a lease lasts without renewal: after a crash, the worker's
     /// shards are read again by another worker this long after. Renewed
     /// every third of it.
-    #[arg(long, value_parser = parse_lease, default_value = "20s", value_name = "DURATION")]
+    #[arg(long, env = "TRITON_LEASE_DURATION", value_parser = parse_lease, default_value = "20s", value_name = "DURATION")]
     lease_duration: Duration,
 
     /// Archive at least once, as go-triton does: no upload intents, so a
     /// crash between an upload and its checkpoint archives those records
     /// again. (Intents a previous exactly-once run left are still finished
     /// on start.)
-    #[arg(long)]
+    #[arg(long, env = "TRITON_AT_LEAST_ONCE")]
     at_least_once: bool,
+
+    /// Only check that the stream, the bucket (with a probe object, deleted
+    /// again) and the database are there and usable, then exit: 0 when
+    /// everything is, 1 otherwise.
+    #[arg(long, env = "TRITON_DRY_RUN")]
+    dry_run: bool,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum From {
-    /// New records only.
-    Latest,
-    /// The oldest record the stream keeps.
-    TrimHorizon,
+fn default_spool_dir() -> PathBuf {
+    std::env::temp_dir().join("triton-spool")
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -215,33 +255,9 @@ fn parse_age(s: &str) -> Result<Duration, String> {
     Ok(age)
 }
 
-/// Parses `1024`, `64KiB`, `512MiB`, `1GiB` (also KB, MB, GB as powers of
-/// 1000).
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 512MiB, 1GiB)"))?;
-    let scale: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "KB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        u => return Err(format!("{s:?}: unknown unit {u:?} (use B, KiB, MiB, GiB)")),
-    };
-    n.checked_mul(scale)
-        .filter(|&b| b > 0)
-        .ok_or_else(|| format!("{s:?}: out of range"))
-}
-
 /// Runs `triton store`.
 pub fn run(args: StoreArgs) -> CliResult {
-    let config = args.stream.load()?;
+    let stream = args.stream.load()?;
     validate_client_name(&args.client_name)
         .map_err(|e| CliError::new(format!("--client-name: {e}")))?;
     if let Some(id) = &args.worker_id {
@@ -259,7 +275,25 @@ pub fn run(args: StoreArgs) -> CliResult {
         }
         (Some(SseKind::Kms), key_id) => Some(Sse::Kms { key_id }),
     };
-    let mut options = ArchiverOptions::new(config.name.clone(), args.client_name.clone());
+    let storage_class = args
+        .storage_class
+        .as_deref()
+        .map(triton_s3::parse_storage_class)
+        .transpose()
+        .map_err(|e| CliError::new(format!("--storage-class: {e}")))?;
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| triton_s3::parse_tag(t))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError::new(format!("--tag: {e}")))?;
+    if tags.len() > 10 {
+        return Err(CliError::new(format!(
+            "--tag: {} tags, S3 allows at most 10 per object",
+            tags.len()
+        )));
+    }
+    let mut options = ArchiverOptions::new(stream.name.clone(), args.client_name.clone());
     // For the crash tests only: a window in which to kill the store between
     // an upload and its checkpoint commit.
     if let Ok(pause) = std::env::var("TRITON_TEST_PAUSE_BEFORE_COMMIT") {
@@ -269,21 +303,37 @@ pub fn run(args: StoreArgs) -> CliResult {
     options.max_file_age = args.max_file_age;
     options.max_file_size = args.max_file_size;
     options.max_pending_uploads = args.max_pending_uploads.max(1);
-    if let Some(dir) = &args.spool_dir {
-        options.spool_dir = dir.clone();
-    }
-    std::fs::create_dir_all(&options.spool_dir).map_err(|e| {
-        CliError::io(
-            format!("spool directory {}", options.spool_dir.display()),
-            e,
-        )
-    })?;
+    options.spool_dir = args.spool_dir.clone();
+    std::fs::create_dir_all(&options.spool_dir)
+        .map_err(|e| CliError::io(format!("--spool-dir {}", options.spool_dir.display()), e))?;
+    let start = match (args.skip_to_latest, args.from) {
+        (true, _) | (false, From::Latest | From::Checkpoint) => StartPosition::Latest,
+        (false, From::TrimHorizon) => StartPosition::TrimHorizon,
+        (false, From::At(t)) => StartPosition::AtTimestamp(t),
+    };
+    let bounds = metrics::Bounds {
+        unready_after: args.unready_after,
+        // The renewal loop beats every third of a lease; startup retries
+        // at least every 30 s.
+        stale_after: (args.lease_duration * 3).max(Duration::from_secs(90)),
+    };
     let runtime = multi_thread_runtime()?;
     runtime.block_on(async {
         // Signals are watched from the start, whatever the store is doing
         // (opening, waiting for S3 or the database): the first asks for a
         // graceful stop, a second or --shutdown-timeout ends the process.
         let stop = signals::watch_process(args.shutdown_timeout)?;
+        health().set_phase(Phase::Starting);
+        // Served from the first moment: readiness says "starting" while the
+        // database or the stream is awaited.
+        let endpoint = match args.metrics_addr {
+            Some(addr) => {
+                let endpoint = metrics::Endpoint::install(&stream.name, bounds)?;
+                endpoint.serve(addr).await?;
+                Some(endpoint)
+            }
+            None => None,
+        };
         let opened = async {
             let checkpoints = retry_open(
                 "the checkpoint database",
@@ -296,30 +346,21 @@ pub fn run(args: StoreArgs) -> CliResult {
                 },
             )
             .await?;
-            let start = match (args.skip_to_latest, args.from) {
-                (true, _) | (false, From::Latest) => StartPosition::Latest,
-                (false, From::TrimHorizon) => StartPosition::TrimHorizon,
-            };
             let checkpoints: Arc<SqlCheckpoints> = Arc::new(checkpoints);
-            let kinesis = triton_kinesis::client(&config.region).await;
-            let store = location
-                .open(
-                    &config.region,
+            let kinesis = stream.kinesis().await?;
+            let store = stream
+                .open_store(
+                    &location,
+                    args.bucket_region.as_deref(),
                     S3Options {
                         sse,
                         stall_timeout: args.s3_stall_timeout,
+                        storage_class,
+                        tags,
                         ..S3Options::default()
                     },
                 )
-                .await;
-            // A wrong stream name or region is an error here, not every
-            // interrupted upload's records taken for expired.
-            retry_open(
-                "the Kinesis stream",
-                || list_shards(&kinesis, &config.name),
-                KinesisError::is_retryable,
-            )
-            .await?;
+                .await?;
             let reader_options = ReaderOptions {
                 start,
                 // The archiver acknowledges a shard's records only once
@@ -330,42 +371,51 @@ pub fn run(args: StoreArgs) -> CliResult {
             };
             let shards = KinesisShards::new(
                 kinesis,
-                config.name.clone(),
+                stream.name.clone(),
                 args.client_name.clone(),
                 !args.skip_to_latest,
                 reader_options,
             );
-            Ok::<_, CliError>((shards, store, checkpoints))
+            let worker_id = args.worker_id.clone().unwrap_or_else(default_worker_id);
+            let worker = Worker::new(
+                shards,
+                store,
+                checkpoints,
+                options,
+                WorkerOptions::new(worker_id.clone(), args.lease_duration),
+                !args.at_least_once,
+            );
+            // A wrong stream name, bucket or region is an error here, not
+            // every interrupted upload's records taken for expired.
+            retry_open("the stream, the bucket and the database", || worker.check(), |e| e.transient).await?;
+            Ok::<_, CliError>((worker, worker_id))
         };
         let mut stopping = stop.clone();
-        let (shards, store, checkpoints) = tokio::select! {
+        let (worker, worker_id) = tokio::select! {
             opened = opened => opened?,
             _ = stopping.changed() => {
                 tracing::info!("stopped before the store started");
                 return Ok(());
             }
         };
-        let worker_id = args.worker_id.clone().unwrap_or_else(default_worker_id);
-        tracing::info!(stream = config.name, bucket = %location, client = args.client_name, worker = worker_id, lease_duration_ms = args.lease_duration.as_millis() as u64, exactly_once = !args.at_least_once, "store started");
-        let worker = Worker::new(
-            shards,
-            store,
-            checkpoints,
-            options,
-            WorkerOptions::new(worker_id, args.lease_duration),
-            !args.at_least_once,
-        );
-        if let Some(addr) = args.metrics_addr {
-            metrics::serve(addr, worker.archiver_stats(), Some(worker.stats()), &config.name).await?;
+        if args.dry_run {
+            tracing::info!(stream = stream.name, bucket = %location, "dry run: the stream, the bucket and the database are usable");
+            eprintln!("triton: store can start: stream {}, {location} and the checkpoint database are usable", stream.name);
+            return Ok(());
         }
+        tracing::info!(stream = stream.name, bucket = %location, client = args.client_name, worker = worker_id, lease_duration_ms = args.lease_duration.as_millis() as u64, exactly_once = !args.at_least_once, "store started");
+        if let Some(endpoint) = &endpoint {
+            endpoint.set_stats(worker.archiver_stats());
+        }
+        let notifier = tokio::spawn(systemd::notify_when_ready(bounds));
         let shutdown = async move {
             let _ = stopping.changed().await;
+            systemd::notify("STOPPING=1");
             tracing::info!("stopping: sealing, uploading and checkpointing what was read, then releasing the leases");
         };
-        let summary = worker
-            .run(shutdown)
-            .await
-            .map_err(|e| CliError::new(e.to_string()))?;
+        let summary = worker.run(shutdown).await;
+        notifier.abort();
+        let summary = summary.map_err(|e| CliError::new(e.to_string()))?;
         tracing::info!(
             archives = summary.archives,
             records = summary.records,
@@ -391,6 +441,7 @@ where
 {
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     loop {
+        health().beat();
         match open().await {
             Ok(t) => return Ok(t),
             Err(e) if !retryable(&e) => return Err(CliError::new(e.to_string())),
@@ -400,22 +451,5 @@ where
                 tokio::time::sleep(delay).await;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1024"), Ok(1024));
-        assert_eq!(parse_size("64KiB"), Ok(65_536));
-        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
-        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
-        assert_eq!(parse_size("5MB"), Ok(5_000_000));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("1TiB").is_err());
-        assert!(parse_size("big").is_err());
     }
 }

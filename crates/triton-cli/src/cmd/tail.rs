@@ -128,7 +128,7 @@ pub fn run(args: TailArgs) -> CliResult {
             }),
             None => None,
         };
-        let client = triton_kinesis::client(&config.region).await;
+        let client = config.kinesis().await?;
         let reader = KinesisReader::open(client, &config.name, options, checkpointing)
             .await
             .map_err(|e| CliError::new(e.to_string()))?;

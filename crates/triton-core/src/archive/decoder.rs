@@ -104,6 +104,12 @@ impl Decoder {
             return Ok(0);
         };
         let (ty, len) = frame::parse_header([h[0], h[1], h[2], h[3]]);
+        if self.offset == 0 && ty != frame::STREAM_IDENTIFIER && !self.failed {
+            // Not an archive: say so now rather than wait for a "chunk" as
+            // long as the first bytes happen to announce.
+            let kind = ArchiveErrorKind::MissingStreamIdentifier { found: ty };
+            return Err(self.fail(0, kind));
+        }
         let total = frame::HEADER_LEN + len;
         match input.get(frame::HEADER_LEN..total) {
             Some(payload) => {
@@ -272,6 +278,19 @@ impl Decoder {
         if self.failed {
             return Ok(());
         }
+        if self.offset == 0 && !unconsumed.is_empty() {
+            // Nothing whole was read: a file shorter than the "chunk" its
+            // first bytes announce (a JSON file, text) is not an archive,
+            // unless it is the start of a stream identifier chunk.
+            let n = unconsumed.len().min(frame::STREAM_IDENTIFIER_CHUNK.len());
+            if unconsumed[..n] != frame::STREAM_IDENTIFIER_CHUNK[..n] {
+                let kind = match unconsumed[0] {
+                    frame::STREAM_IDENTIFIER => ArchiveErrorKind::BadStreamIdentifier,
+                    found => ArchiveErrorKind::MissingStreamIdentifier { found },
+                };
+                return Err(self.fail(0, kind));
+            }
+        }
         if !unconsumed.is_empty() {
             let expected = match unconsumed.get(..frame::HEADER_LEN) {
                 Some(h) => frame::HEADER_LEN + frame::parse_header([h[0], h[1], h[2], h[3]]).1,
@@ -385,5 +404,62 @@ impl Chunks {
             return Err(ArchiveErrorKind::BadChecksum { expected, actual });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::ArchiveReader;
+
+    /// The error of reading `bytes` whole, by each reader.
+    fn errors(bytes: &'static [u8]) -> Vec<Option<ArchiveErrorKind>> {
+        let direct = ArchiveReader::new(bytes).next_raw().err();
+        let ahead = ArchiveReader::with_read_ahead(bytes)
+            .expect("thread")
+            .next_raw()
+            .err();
+        let mut decoder = Decoder::new();
+        let fed = match decoder.feed(bytes) {
+            Ok(used) => decoder.finish(&bytes[used..]).err(),
+            Err(e) => Some(e),
+        };
+        [direct, ahead, fed]
+            .into_iter()
+            .map(|e| {
+                e.map(|e| {
+                    assert_eq!((e.offset, e.record), (0, 0), "{e}");
+                    e.kind
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn input_that_is_not_an_archive_says_so_from_its_first_bytes() {
+        // JSON announces a chunk of 3.8 MB; text one shorter than a header.
+        for (bytes, first) in [(&b"{\"a\":1}\n"[..], b'{'), (b"{}\n", b'{')] {
+            for kind in errors(bytes) {
+                assert!(
+                    matches!(kind, Some(ArchiveErrorKind::MissingStreamIdentifier { found }) if found == first),
+                    "{kind:?}"
+                );
+            }
+        }
+        for kind in errors(b"\xff\x20\x00\x00sNaPpY") {
+            assert!(
+                matches!(kind, Some(ArchiveErrorKind::BadStreamIdentifier)),
+                "{kind:?}"
+            );
+        }
+        // A cut stream identifier is a truncated archive; no bytes at all
+        // are an empty one.
+        for kind in errors(b"\xff\x06\x00\x00sNa") {
+            assert!(
+                matches!(kind, Some(ArchiveErrorKind::TruncatedChunk { .. })),
+                "{kind:?}"
+            );
+        }
+        assert!(errors(b"").iter().all(Option::is_none));
     }
 }

@@ -100,6 +100,8 @@ impl ShardTask {
                 .limit(self.limit)
                 .send()
                 .await;
+            metrics::histogram!("triton_kinesis_get_records_seconds", "stream" => self.stream.clone())
+                .record(called.elapsed().as_secs_f64());
             let out = match response {
                 Ok(out) => out,
                 Err(e) => {
@@ -122,6 +124,10 @@ impl ShardTask {
                         }
                         _ if e.is_retryable() => {
                             let delay = backoff.next_delay();
+                            metrics::counter!("triton_retries_total", "operation" => "get_records")
+                                .increment(1);
+                            metrics::counter!("triton_errors_total", "operation" => "get_records", "kind" => e.kind.label())
+                                .increment(1);
                             tracing::warn!(
                                 shard = %self.shard, error = %e, attempt = backoff.attempts(),
                                 retry_in = ?delay, "GetRecords failed; retrying"

@@ -31,6 +31,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use triton_core::health::{health, Phase};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -92,17 +93,89 @@ pub enum WorkerError {
     Recovery(#[from] RecoveryError),
 }
 
-/// Lease counters, for metrics.
-#[derive(Debug, Default)]
+/// What [`Worker::check`] found unusable.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {message}")]
+pub struct CheckError {
+    /// `the Kinesis stream`, `the archive store` or `the checkpoint
+    /// database`.
+    pub what: &'static str,
+    /// The problem.
+    pub message: String,
+    /// An outage, which may end by itself, rather than a mistake to fix.
+    pub transient: bool,
+}
+
+/// Lease counters, also exported through the [`metrics`] facade:
+/// `triton_store_leases_held` (gauge) and
+/// `triton_store_leases_{acquired,lost,released}_total`, labelled `stream`.
+#[derive(Debug)]
 pub struct LeaseStats {
+    held: AtomicU64,
+    acquired: AtomicU64,
+    lost: AtomicU64,
+    released: AtomicU64,
+    exported: [metrics::Counter; 3],
+    exported_held: metrics::Gauge,
+}
+
+impl LeaseStats {
+    fn new(stream: &str) -> LeaseStats {
+        let counter = |name: &'static str| metrics::counter!(name, "stream" => stream.to_owned());
+        LeaseStats {
+            held: AtomicU64::new(0),
+            acquired: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            released: AtomicU64::new(0),
+            exported: [
+                counter("triton_store_leases_acquired_total"),
+                counter("triton_store_leases_lost_total"),
+                counter("triton_store_leases_released_total"),
+            ],
+            exported_held: metrics::gauge!("triton_store_leases_held", "stream" => stream.to_owned()),
+        }
+    }
+
     /// Leases held now.
-    pub held: AtomicU64,
-    /// Leases taken (each a new epoch).
-    pub acquired: AtomicU64,
-    /// Leases lost (taken by another worker, or not renewed in time).
-    pub lost: AtomicU64,
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// Leases taken so far (each with a new epoch).
+    pub fn acquired_total(&self) -> u64 {
+        self.acquired.load(Ordering::Relaxed)
+    }
+
+    /// Times a lease was lost (taken by another worker, or not renewed in
+    /// time).
+    pub fn lost_total(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+
     /// Leases given up gracefully (to balance, at a stop, or ended).
-    pub released: AtomicU64,
+    pub fn released_total(&self) -> u64 {
+        self.released.load(Ordering::Relaxed)
+    }
+
+    fn set_held(&self, n: usize) {
+        self.held.store(n as u64, Ordering::Relaxed);
+        self.exported_held.set(n as f64);
+    }
+
+    fn acquired(&self, n: usize) {
+        self.acquired.fetch_add(n as u64, Ordering::Relaxed);
+        self.exported[0].increment(n as u64);
+    }
+
+    fn lost(&self) {
+        self.lost.fetch_add(1, Ordering::Relaxed);
+        self.exported[1].increment(1);
+    }
+
+    fn released(&self, n: usize) {
+        self.released.fetch_add(n as u64, Ordering::Relaxed);
+        self.exported[2].increment(n as u64);
+    }
 }
 
 /// A [`CheckpointStore`] whose writes check `fence` in their transaction,
@@ -240,10 +313,41 @@ impl<F: ShardSource> Worker<F> {
             archiver,
             options,
             exactly_once,
-            stats: Arc::new(LeaseStats::default()),
-            archiver_stats: Arc::new(ArchiverStats::default()),
+            stats: Arc::new(LeaseStats::new(&scope.stream)),
+            archiver_stats: Arc::new(ArchiverStats::new(&scope.stream)),
             scope,
         }
+    }
+
+    /// Checks, before [`run`](Worker::run), that the stream, the archive
+    /// store and the database are there and usable: the shards are listed,
+    /// the store takes a probe object (deleted again, under a prefix no
+    /// listing of archives reads), and the lease table is read. Nothing
+    /// joins the fleet or takes a lease.
+    pub async fn check(&self) -> Result<(), CheckError> {
+        if let Err(e) = self.source.shards().await {
+            let transient = matches!(e, SourceError::Unavailable { .. });
+            return Err(CheckError {
+                what: "the Kinesis stream",
+                message: e.to_string(),
+                transient,
+            });
+        }
+        if let Err(e) = self.store.check_writable().await {
+            return Err(CheckError {
+                what: "the archive store",
+                message: e.to_string(),
+                transient: e.is_transient(),
+            });
+        }
+        if let Err(e) = self.leases.leases(&self.scope).await {
+            return Err(CheckError {
+                what: "the checkpoint database",
+                message: e.to_string(),
+                transient: e.is_retryable(),
+            });
+        }
+        Ok(())
     }
 
     /// Lease counters, updated as the worker runs.
@@ -322,6 +426,8 @@ impl<F: ShardSource> Worker<F> {
             self.acquire(&holding).await?;
             let held = holding_now(&holding);
             if held.is_empty() {
+                // Waiting for a free lease is normal work.
+                health().set_phase(Phase::Running);
                 pause(&stop, self.options.renew_interval).await;
                 continue;
             }
@@ -340,7 +446,10 @@ impl<F: ShardSource> Worker<F> {
             // One look at the leases after taking them serves the intents (whose
             // fences the takeover broke) and the states below.
             let table = self.table().await?;
-            let blocked = match self.finish_intents(&held, &table, &options).await {
+            health().set_phase(Phase::Recovering);
+            let finished_intents = self.finish_intents(&held, &table, &options).await;
+            health().set_phase(Phase::Running);
+            let blocked = match finished_intents {
                 Ok(blocked) => blocked,
                 Err(WorkerError::Recovery(RecoveryError::LeaseLost(why))) => {
                     self.lost(&holding, &why).await;
@@ -402,6 +511,7 @@ impl<F: ShardSource> Worker<F> {
                 Err(e) => return Err(e.into()),
             }
         }
+        health().set_phase(Phase::Stopping);
         let held = holding_now(&holding);
         self.release(&holding, &held, "stopping").await;
         if let Err(e) = self.leases.leave(&self.scope, me).await {
@@ -474,17 +584,13 @@ impl<F: ShardSource> Worker<F> {
                 "took the lease"
             );
         }
-        self.stats
-            .acquired
-            .fetch_add(got.len() as u64, Ordering::Relaxed);
+        self.stats.acquired(got.len());
         if let Ok(mut h) = holding.lock() {
             h.held
                 .retain(|old| !got.iter().any(|g| g.shard == old.shard));
             h.held.extend(got);
             h.held.sort();
-            self.stats
-                .held
-                .store(h.held.len() as u64, Ordering::Relaxed);
+            self.stats.set_held(h.held.len());
         }
         Ok(())
     }
@@ -767,7 +873,7 @@ impl<F: ShardSource> Worker<F> {
             "a lease was lost: dropped what was not committed, giving back the other leases"
         );
         let held = holding_now(holding);
-        self.stats.lost.fetch_add(1, Ordering::Relaxed);
+        self.stats.lost();
         self.release(holding, &held, "a lease was lost").await;
     }
 
@@ -775,9 +881,7 @@ impl<F: ShardSource> Worker<F> {
     async fn hand_over(&self, holding: &Arc<Mutex<Holding>>, lease: Held, to: &str) {
         if let Ok(mut h) = holding.lock() {
             h.held.retain(|x| *x != lease);
-            self.stats
-                .held
-                .store(h.held.len() as u64, Ordering::Relaxed);
+            self.stats.set_held(h.held.len());
         }
         let me = &self.options.worker;
         match self
@@ -793,7 +897,7 @@ impl<F: ShardSource> Worker<F> {
                     to,
                     "handed the lease over"
                 );
-                self.stats.released.fetch_add(1, Ordering::Relaxed);
+                self.stats.released(1);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not hand the lease over; it expires instead")
@@ -807,9 +911,7 @@ impl<F: ShardSource> Worker<F> {
         }
         if let Ok(mut h) = holding.lock() {
             h.held.retain(|x| !leases.contains(x));
-            self.stats
-                .held
-                .store(h.held.len() as u64, Ordering::Relaxed);
+            self.stats.set_held(h.held.len());
         }
         match self
             .leases
@@ -826,9 +928,7 @@ impl<F: ShardSource> Worker<F> {
                         "released the lease"
                     );
                 }
-                self.stats
-                    .released
-                    .fetch_add(leases.len() as u64, Ordering::Relaxed);
+                self.stats.released(leases.len());
             }
             // Not renewed any more, they run out.
             Err(e) => tracing::warn!(error = %e, "could not release leases; they expire instead"),
@@ -907,6 +1007,7 @@ async fn renew_loop(
             Err(_) => return,
         };
         turn += 1;
+        health().beat();
         // Throughput every fifth renewal: it only steers balancing.
         let throughput = match turn % 5 {
             0 => rates.update(&stats.shard_bytes()),

@@ -47,7 +47,7 @@ pub use self::rotation::rotation_deadline;
 pub(crate) use self::spool::sha256_hex;
 use self::spool::Spool;
 pub use self::spool::{clean_stale, Sealed, SpoolError, DEAD_LETTER_PREFIX};
-pub use self::stats::ArchiverStats;
+pub use self::stats::{describe_metrics, ArchiverStats};
 use crate::error::{ErrorKind, StoreError};
 use crate::store::{ArchiveStore, PutOptions};
 use triton_core::key::ArchiveKey;
@@ -187,11 +187,12 @@ impl<S: RecordSource> Archiver<S> {
         // Keys hold whole seconds: archives younger than a second would
         // need keys ahead of the clock.
         options.max_file_age = options.max_file_age.max(Duration::from_secs(1));
+        let stats = Arc::new(ArchiverStats::new(&options.stream));
         Archiver {
             source,
             store,
             options,
-            stats: Arc::new(ArchiverStats::default()),
+            stats,
             last_opened: None,
         }
     }
@@ -449,6 +450,7 @@ impl<S: RecordSource> Archiver<S> {
                 tracing::error!(error = %e, "acknowledgement refused");
             }
         }
+        let committing = Instant::now();
         match &self.options.intents {
             Some(db) => {
                 let checkpoints = checkpoints_of(&self.options, &done.positions);
@@ -459,10 +461,16 @@ impl<S: RecordSource> Archiver<S> {
             None => {
                 // (A loop of its own: the attempt borrows the source mutably.)
                 let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+                let mut failing = None;
                 while let Err(e) = self.source.commit().await {
                     if let Some(why) = self.options.fuse.as_ref().and_then(Fuse::tripped) {
                         return Err(ArchiverError::LeaseLost(why));
                     }
+                    failing.get_or_insert_with(|| {
+                        triton_core::health::health().failing("waiting for the checkpoint store")
+                    });
+                    metrics::counter!("triton_retries_total", "operation" => "checkpoint_database")
+                        .increment(1);
                     let delay = backoff.next_delay();
                     tracing::warn!(key = done.key, error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the checkpoint store");
                     tokio::time::sleep(delay).await;
@@ -474,7 +482,7 @@ impl<S: RecordSource> Archiver<S> {
                 self.stats.committed(shard, seq.as_str());
             }
         }
-        self.stats.checkpointed();
+        self.stats.checkpointed(committing.elapsed());
         summary.archives += 1;
         summary.records += done.records;
         summary.invalid += done.invalid.as_ref().map_or(0, |i| i.2);
@@ -707,10 +715,12 @@ async fn upload_loop(
         let started = Instant::now();
         // Lost leases: nothing more is uploaded (the fuse has tripped and
         // the archiver stops).
-        let Ok((bytes, archives)) = up.upload_sealed(&mut sealed).await else {
+        let Ok((bytes, _objects)) = up.upload_sealed(&mut sealed).await else {
             return;
         };
-        up.stats.uploaded(bytes, started.elapsed(), archives);
+        let archive = sealed.metadata.archive.is_some();
+        up.stats
+            .uploaded(bytes, started.elapsed(), archive, sealed.invalid.is_some());
         if done_tx.send(sealed).is_err() {
             return;
         }

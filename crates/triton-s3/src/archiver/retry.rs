@@ -52,6 +52,16 @@ pub(super) enum Waiting {
     Store,
 }
 
+impl Waiting {
+    /// The `operation` label of the retry counter.
+    fn operation(self) -> &'static str {
+        match self {
+            Waiting::Database => "checkpoint_database",
+            Waiting::Store => "archive_store",
+        }
+    }
+}
+
 /// Runs `attempt` until it succeeds, logging each failure as a warning
 /// that names `key` and says `what` the archiver waits for.
 pub(super) async fn until_ok<T, E: Display, F: Future<Output = Result<T, E>>>(
@@ -82,7 +92,12 @@ pub(super) async fn until_ok_or<T, E: Display, F: Future<Output = Result<T, E>>>
         Waiting::Database => Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
         Waiting::Store => Backoff::new(Duration::from_secs(1), Duration::from_secs(15)),
     };
+    let health = triton_core::health::health();
+    // Set at the first failure, cleared when this returns: readiness turns
+    // off while an upload or commit retries for long.
+    let mut failing = None;
     loop {
+        health.beat();
         let answered = patiently(attempt(), still_waiting(waiting), |waited| {
             tracing::warn!(
                 key,
@@ -96,6 +111,9 @@ pub(super) async fn until_ok_or<T, E: Display, F: Future<Output = Result<T, E>>>
             Err(e) if ends(&e) => return Err(e),
             Err(e) => {
                 let delay = backoff.next_delay();
+                failing.get_or_insert_with(|| health.failing(what));
+                ::metrics::counter!("triton_retries_total", "operation" => waiting.operation())
+                    .increment(1);
                 tracing::warn!(key, error = %e, retry_in_ms = delay.as_millis() as u64, "{what}");
                 tokio::time::sleep(delay).await;
             }

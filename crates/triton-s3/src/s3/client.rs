@@ -20,13 +20,7 @@ pub async fn sdk_config(region: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                // Generous: one attempt may carry a whole upload part.
-                .operation_attempt_timeout(Duration::from_secs(300))
-                .build(),
-        )
+        .timeout_config(timeouts())
         .load()
         .await
 }
@@ -37,12 +31,29 @@ pub async fn sdk_config(region: &str) -> SdkConfig {
 /// server), requests use path-style addressing (`http://host/bucket/key`):
 /// such servers rarely resolve `bucket.host` names.
 pub async fn client(region: &str) -> Client {
-    let shared = sdk_config(region).await;
-    let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
-    let config = aws_sdk_s3::config::Builder::from(&shared)
+    client_from(&sdk_config(region).await)
+}
+
+/// An S3 client from configuration the caller loaded (with a profile, an
+/// endpoint or credentials of its choice), with the retry, timeout and
+/// addressing rules of [`client`] on top.
+pub fn client_from(shared: &SdkConfig) -> Client {
+    let custom_endpoint = shared.endpoint_url().is_some()
+        || ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    let config = aws_sdk_s3::config::Builder::from(shared)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(timeouts())
         .force_path_style(custom_endpoint)
         .build();
     Client::from_conf(config)
+}
+
+fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        // Generous: one attempt may carry a whole upload part.
+        .operation_attempt_timeout(Duration::from_secs(300))
+        .build()
 }

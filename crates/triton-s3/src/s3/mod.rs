@@ -1,6 +1,7 @@
 //! [`S3Store`]: archives in an S3 bucket through `aws-sdk-s3`.
 
 mod client;
+mod options;
 mod stall;
 mod upload;
 
@@ -11,10 +12,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::StorageClass;
 use aws_sdk_s3::Client;
 use triton_core::retry::Backoff;
 
-pub use self::client::{client, sdk_config};
+pub use self::client::{client, client_from, sdk_config};
+pub use self::options::{check_tags, parse_storage_class, parse_tag};
 use self::stall::{unless_stalled, Progress};
 use crate::error::{ErrorKind, StoreError};
 use crate::store::{ArchiveStore, BodyRead, ObjectBody, ObjectInfo, PutOptions, PutReceipt};
@@ -55,6 +58,16 @@ pub struct S3Options {
     /// sent, no answer) is given up and retried, with a warning naming the
     /// key; default 30 s.
     pub stall_timeout: Duration,
+    /// The storage class of written objects (archives, sidecars,
+    /// dead-letter archives); `None` leaves it to the bucket (`STANDARD`).
+    /// See [`parse_storage_class`]. Classes that need a restore before a
+    /// read (`GLACIER`, `DEEP_ARCHIVE`) make `triton cat` and `audit` fail
+    /// on the objects until they are restored.
+    pub storage_class: Option<StorageClass>,
+    /// Tags of every written object (PutObject and CreateMultipartUpload
+    /// send them as `x-amz-tagging`, which needs `s3:PutObjectTagging`);
+    /// see [`parse_tag`] and [`check_tags`] for S3's limits.
+    pub tags: Vec<(String, String)>,
 }
 
 /// S3's smallest part size (except the last part).
@@ -70,21 +83,38 @@ impl Default for S3Options {
             retry_base: Duration::from_millis(200),
             idle_timeout: Duration::from_secs(60),
             stall_timeout: Duration::from_secs(30),
+            storage_class: None,
+            tags: Vec::new(),
         }
     }
 }
 
-/// A bucket used as an archive store.
+/// A bucket, or a prefix inside one, used as an archive store.
+///
+/// Keys given to the store and returned by its listings are relative to
+/// the prefix: with the prefix `team/archive/`, the key
+/// `20241030/events-store-1730246400.tri` is the object
+/// `team/archive/20241030/events-store-1730246400.tri`.
 #[derive(Clone, Debug)]
 pub struct S3Store {
     client: Client,
     bucket: String,
+    /// `""` or ending with `/`.
+    prefix: String,
     options: S3Options,
+    /// The `x-amz-tagging` header made from `options.tags`.
+    tagging: Option<String>,
 }
 
+/// Where [`ArchiveStore::check_writable`] writes its probe objects (below
+/// the store's prefix). No listing of archives reads it: readers list day
+/// prefixes (`20241030/…`) and `_invalid/` only.
+pub(crate) const PROBE_PREFIX: &str = "_triton/probe/";
+
 impl S3Store {
-    /// A store over `bucket` with `client` (see [`client`] for the standard
-    /// configuration). A part size under 5 MiB is raised to 5 MiB.
+    /// A store over the top of `bucket` with `client` (see [`client`] for
+    /// the standard configuration); [`with_prefix`](S3Store::with_prefix)
+    /// moves it below a prefix. A part size under 5 MiB is raised to 5 MiB.
     pub fn new(client: Client, bucket: impl Into<String>, mut options: S3Options) -> S3Store {
         options.part_size = options.part_size.max(MIN_PART_SIZE);
         options.upload_concurrency = options.upload_concurrency.max(1);
@@ -92,8 +122,23 @@ impl S3Store {
         S3Store {
             client,
             bucket: bucket.into(),
+            prefix: String::new(),
+            tagging: options::tagging_header(&options.tags),
             options,
         }
+    }
+
+    /// The same store below `prefix` of the bucket: every key is prefixed
+    /// with it on the way to S3 and stripped from listed keys. A prefix
+    /// that does not end with `/` gets one; `""` is the top of the bucket.
+    /// [`Location::parse`](crate::Location::parse) checks what users write.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> S3Store {
+        let mut prefix = prefix.into();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        self.prefix = prefix;
+        self
     }
 
     /// The bucket name.
@@ -101,8 +146,18 @@ impl S3Store {
         &self.bucket
     }
 
+    /// The key prefix: `""` or ending with `/`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The object's key in the bucket.
+    fn object_key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
     fn target(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.bucket)
+        format!("s3://{}/{}{key}", self.bucket, self.prefix)
     }
 
     /// Runs `call` until it succeeds, fails for good, or has used
@@ -150,8 +205,10 @@ impl S3Store {
 }
 
 impl S3Store {
-    async fn bucket_exists(&self) -> Result<bool, StoreError> {
-        let target = self.url();
+    /// HeadBucket: a missing bucket is a fatal error saying so (code
+    /// `NoSuchBucket`), an answer of 403 one saying access is denied.
+    async fn check_bucket(&self) -> Result<(), StoreError> {
+        let target = format!("s3://{}", self.bucket);
         let found = self
             .retry(&target, |_| async {
                 self.client
@@ -163,10 +220,41 @@ impl S3Store {
             })
             .await;
         match found {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Err(StoreError::bucket_missing("HeadBucket", target)),
+            Err(mut e) if e.is_access_denied() && e.code.as_deref() == Some("Forbidden") => {
+                // A HEAD answer has no body, hence no code or message.
+                e.message = "access denied (HTTP 403): the credentials are not valid for this bucket or lack s3:ListBucket on it".to_string();
+                Err(e)
+            }
             Err(e) => Err(e),
         }
+    }
+
+    /// Writes a small object below [`PROBE_PREFIX`], with the storage
+    /// class, tags and encryption of archives, and deletes it.
+    async fn write_probe(&self) -> Result<(), StoreError> {
+        let key = format!("{PROBE_PREFIX}{}", crate::store::probe_name());
+        let version = upload::put_probe(self, &key).await?;
+        let target = self.target(&key);
+        let deleted = self
+            .retry(&target, |_| async {
+                self.client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(self.object_key(&key))
+                    .set_version_id(version.clone())
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::from_sdk("DeleteObject", &target, e))
+            })
+            .await;
+        // Archiving never deletes: a store that may write but not delete
+        // is usable, and keeps the probe.
+        if let Err(e) = deleted {
+            tracing::warn!(key = target, error = %e, "wrote the write probe but could not delete it; delete it by hand");
+        }
+        Ok(())
     }
 }
 
@@ -214,11 +302,15 @@ impl BodyRead for S3Body {
 #[async_trait]
 impl ArchiveStore for S3Store {
     fn url(&self) -> String {
-        format!("s3://{}", self.bucket)
+        match self.prefix.as_str() {
+            "" => format!("s3://{}", self.bucket),
+            prefix => format!("s3://{}/{prefix}", self.bucket),
+        }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
         let target = self.target(prefix);
+        let full_prefix = self.object_key(prefix);
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -227,7 +319,7 @@ impl ArchiveStore for S3Store {
                     self.client
                         .list_objects_v2()
                         .bucket(&self.bucket)
-                        .prefix(prefix)
+                        .prefix(&full_prefix)
                         .set_continuation_token(token.clone())
                         .send()
                         .await
@@ -235,7 +327,7 @@ impl ArchiveStore for S3Store {
                 })
                 .await?;
             for object in page.contents() {
-                if let Some(key) = object.key() {
+                if let Some(key) = object.key().and_then(|k| k.strip_prefix(&self.prefix)) {
                     out.push(ObjectInfo {
                         key: key.to_string(),
                         size: object.size().unwrap_or(0).max(0) as u64,
@@ -266,7 +358,7 @@ impl ArchiveStore for S3Store {
                 self.client
                     .head_object()
                     .bucket(&self.bucket)
-                    .key(key)
+                    .key(self.object_key(key))
                     .send()
                     .await
                     .map_err(|e| StoreError::from_sdk("HeadObject", &target, e))
@@ -279,14 +371,12 @@ impl ArchiveStore for S3Store {
             })),
             // HEAD answers have no body, so a missing bucket is a bare 404
             // too: tell the two apart.
-            Err(e) if e.is_not_found() => match self.bucket_exists().await? {
-                true => Ok(None),
-                false => Err(StoreError::new(
-                    "HeadObject",
-                    target,
-                    ErrorKind::Fatal,
-                    "the bucket does not exist",
-                )),
+            Err(e) if e.is_not_found() => match self.check_bucket().await {
+                Ok(()) => Ok(None),
+                Err(e) if e.code.as_deref() == Some("NoSuchBucket") => {
+                    Err(StoreError::bucket_missing("HeadObject", target))
+                }
+                Err(e) => Err(e),
             },
             Err(e) => Err(e),
         }
@@ -300,7 +390,7 @@ impl ArchiveStore for S3Store {
                 self.client
                     .get_object()
                     .bucket(&self.bucket)
-                    .key(key)
+                    .key(self.object_key(key))
                     .set_range(range.clone())
                     .send()
                     .await
@@ -354,6 +444,11 @@ impl ArchiveStore for S3Store {
         upload::put_bytes(self, key, data, options).await
     }
 
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.check_bucket().await?;
+        self.write_probe().await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let target = self.target(key);
         let deleted = self
@@ -361,7 +456,7 @@ impl ArchiveStore for S3Store {
                 self.client
                     .delete_object()
                     .bucket(&self.bucket)
-                    .key(key)
+                    .key(self.object_key(key))
                     .send()
                     .await
                     .map_err(|e| StoreError::from_sdk("DeleteObject", &target, e))

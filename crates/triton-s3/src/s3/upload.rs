@@ -39,6 +39,29 @@ pub(super) async fn put_bytes(
     })
 }
 
+/// Writes a small probe object as archives are written (storage class, tags,
+/// encryption); returns its version id, if the bucket is versioned.
+pub(super) async fn put_probe(store: &S3Store, key: &str) -> Result<Option<String>, StoreError> {
+    let target = store.target(key);
+    let options = PutOptions {
+        create_only: false,
+        content_type: "text/plain".to_string(),
+    };
+    let (options, t) = (&options, &target);
+    let out = store
+        .retry(&target, |progress| async move {
+            put_object(store, key, options)
+                .body(progress.track(ByteStream::from_static(
+                    b"triton write probe: safe to delete\n",
+                )))
+                .send()
+                .await
+                .map_err(|e| StoreError::from_sdk("PutObject", t, e))
+        })
+        .await?;
+    Ok(out.version_id().map(str::to_string))
+}
+
 pub(super) async fn put_file(
     store: &S3Store,
     key: &str,
@@ -171,7 +194,7 @@ async fn multipart(
                 .client
                 .complete_multipart_upload()
                 .bucket(&store.bucket)
-                .key(key)
+                .key(store.object_key(key))
                 .upload_id(upload_id)
                 .multipart_upload(upload.clone());
             if options.create_only {
@@ -250,7 +273,7 @@ async fn upload_part(
                 .client
                 .upload_part()
                 .bucket(&store.bucket)
-                .key(key)
+                .key(store.object_key(key))
                 .upload_id(upload_id)
                 .part_number(number)
                 .content_length(len as i64)
@@ -279,7 +302,7 @@ async fn abort(store: &S3Store, key: &str, upload_id: &str) {
                     .client
                     .abort_multipart_upload()
                     .bucket(&store.bucket)
-                    .key(key)
+                    .key(store.object_key(key))
                     .upload_id(upload_id)
                     .send()
                     .await
@@ -296,7 +319,7 @@ async fn abort(store: &S3Store, key: &str, upload_id: &str) {
             .client
             .list_parts()
             .bucket(&store.bucket)
-            .key(key)
+            .key(store.object_key(key))
             .upload_id(upload_id)
             .send()
             .await
@@ -329,7 +352,7 @@ fn put_object(store: &S3Store, key: &str, options: &PutOptions) -> PutObjectFlue
         .client
         .put_object()
         .bucket(&store.bucket)
-        .key(key)
+        .key(store.object_key(key))
         .content_type(&options.content_type);
     if options.create_only {
         request = request.if_none_match("*");
@@ -338,6 +361,8 @@ fn put_object(store: &S3Store, key: &str, options: &PutOptions) -> PutObjectFlue
     request
         .set_server_side_encryption(sse)
         .set_ssekms_key_id(kms_key)
+        .set_storage_class(store.options.storage_class.clone())
+        .set_tagging(store.tagging.clone())
 }
 
 fn create_multipart(
@@ -350,10 +375,12 @@ fn create_multipart(
         .client
         .create_multipart_upload()
         .bucket(&store.bucket)
-        .key(key)
+        .key(store.object_key(key))
         .content_type(&options.content_type)
         .set_server_side_encryption(sse)
         .set_ssekms_key_id(kms_key)
+        .set_storage_class(store.options.storage_class.clone())
+        .set_tagging(store.tagging.clone())
 }
 
 fn encryption(sse: Option<&Sse>) -> (Option<ServerSideEncryption>, Option<String>) {

@@ -6,6 +6,7 @@
 mod support;
 
 mod faults;
+mod layout;
 mod suite;
 
 /// Runs each suite function once per backend, as `s3::name` and

@@ -400,6 +400,9 @@ impl ArchiveStore for BreakingStore {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.inner.delete(key).await
     }
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.inner.check_writable().await
+    }
 }
 
 /// 300 records of random bytes from `seed`, and their archive (about
