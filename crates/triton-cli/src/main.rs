@@ -48,7 +48,8 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    Store(cmd::store::StoreArgs),
+    // Boxed: its flags outweigh every other command's.
+    Store(Box<cmd::store::StoreArgs>),
     Cat(cmd::cat::CatArgs),
     Audit(cmd::audit::AuditArgs),
     Tail(cmd::tail::TailArgs),
@@ -93,7 +94,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Encode(args) => cmd::encode::run(args),
         Command::Stats(args) => cmd::stats::run(args),
         Command::Leases(args) => cmd::leases::run(args),
-        Command::Store(args) => cmd::store::run(args),
+        Command::Store(args) => cmd::store::run(*args),
         Command::Shards(args) => cmd::shards::run(args),
         Command::Put(args) => cmd::put::run(args),
         Command::Tail(args) => cmd::tail::run(args),

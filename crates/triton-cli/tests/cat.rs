@@ -198,7 +198,8 @@ fn clients_and_bad_input(a: Archive) {
     assert_eq!(
         stderr(&out),
         "triton: archives of user-events from more than one client in the range: \
-         backfill (1 archives), store (1 archives); choose one with a client name\n"
+         backfill (1 archives), store (1 archives); choose one with --client-name \
+         (e.g. --client-name backfill)\n"
     );
     let out = a.cat(&[
         "--start-date",

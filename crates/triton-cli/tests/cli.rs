@@ -76,7 +76,7 @@ fn decode_errors_are_one_line_after_the_good_records() {
         ("intkey.tri", 0, "keys must be strings, found int key"),
         ("truncated.tri", 3, "byte 3215 (record 3): file ends inside a chunk"),
         ("corrupt.tri", 0, "byte 10 (record 0): corrupt Snappy block"),
-        ("noheader.tri", 0, "byte 0 (record 0): not a .tri archive"),
+        ("noheader.tri", 0, "noheader.tri is not a .tri archive (it does not start with the Snappy framing stream identifier)"),
     ];
     for (name, records, text) in cases {
         let f = fixture(name);
@@ -92,6 +92,50 @@ fn decode_errors_are_one_line_after_the_good_records() {
         );
         assert!(err.contains(text), "{name}: {err}");
     }
+}
+
+/// A file that is not an archive at all (JSON, from the first bytes) is
+/// named as such, not as a damaged archive; an empty file is an empty
+/// archive.
+#[test]
+fn decode_says_when_a_file_is_not_an_archive() {
+    let dir = temp_dir("notarchive");
+    for (name, text) in [("data.json", "{\"a\":1}\n"), ("tiny.json", "{}\n")] {
+        let f = dir.join(name);
+        std::fs::write(&f, text).expect("input");
+        let o = run(&["decode", f.to_str().expect("path")]);
+        assert_eq!(o.status.code(), Some(1), "{name}");
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "triton: {} is not a .tri archive (it does not start with the Snappy framing stream identifier)\n",
+                f.display()
+            )
+        );
+    }
+    let mut child = triton()
+        .arg("decode")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"[1,2,3]\n")
+        .expect("feed");
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "triton: <stdin> is not a .tri archive (it does not start with the Snappy framing stream identifier)\n"
+    );
+    let o = run(&["decode", fixture("empty.tri").to_str().expect("path")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stdout.is_empty() && o.stderr.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -236,6 +280,149 @@ fn encode_refuses_a_record_decode_could_not_read() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A bad JSON line is named by the input's line and the column in it,
+/// once (serde_json's own "at line 1 column N" is not repeated).
+#[test]
+fn encode_and_put_name_the_line_and_column_of_bad_json() {
+    let dir = temp_dir("badjson");
+    let input = dir.join("input.json");
+    std::fs::write(&input, "{\"ok\":1}\n\n{\"a\": }\n").expect("input");
+    let out = dir.join("out.tri");
+    let o = run(&[
+        "encode",
+        input.to_str().expect("path"),
+        "-o",
+        out.to_str().expect("path"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let want = format!(
+        "triton: {} line 3, column 7: expected value\n",
+        input.display()
+    );
+    assert_eq!(stderr(&o), want);
+
+    // put stops at the same line before sending anything.
+    std::fs::write(&input, "{\"a\": }\n").expect("input");
+    let o = put(&dir, "user", &input);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(
+        err.lines().last(),
+        Some(
+            format!(
+                "triton: {} line 1, column 7: expected value",
+                input.display()
+            )
+            .as_str()
+        ),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `triton put --config DIR/triton.yaml --stream events INPUT`, with a
+/// stream whose partition_key is `key` and every AWS request sent to a
+/// closed local port (the tests using this send none).
+fn put(dir: &Path, key: &str, input: &Path) -> Output {
+    let config = dir.join("triton.yaml");
+    std::fs::write(
+        &config,
+        format!("events:\n  name: cli-put-errors\n  partition_key: {key}\n  region: us-east-1\n"),
+    )
+    .expect("config");
+    triton()
+        .args(["put", "--config", config.to_str().expect("path")])
+        .args(["--stream", "events", input.to_str().expect("path")])
+        .env_remove("AWS_PROFILE")
+        .env_remove("TRITON_PARTITION_KEY")
+        .env("AWS_ACCESS_KEY_ID", "triton-test")
+        .env("AWS_SECRET_ACCESS_KEY", "triton-test")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("run triton put")
+}
+
+#[test]
+fn put_of_a_record_without_its_key_names_random_key() {
+    let dir = temp_dir("nokey");
+    let input = dir.join("input.json");
+    std::fs::write(&input, "{\"n\":1}\n").expect("input");
+    let o = put(&dir, "user", &input);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(
+        err.lines().last(),
+        Some(
+            format!(
+                "triton: {} line 1: record has no partition key field \"user\" (give such records a random key with --random-key)",
+                input.display()
+            )
+            .as_str()
+        ),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_line() {
+    let o = run(&["completions", "bash"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let script = stdout(&o);
+    for word in [
+        "store",
+        "cat",
+        "audit",
+        "decode",
+        "encode",
+        "completions",
+        "--quiet",
+    ] {
+        assert!(script.contains(word), "bash completion lacks {word}");
+    }
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let o = run(&["completions", shell]);
+        assert!(
+            o.status.success() && !o.stdout.is_empty(),
+            "{shell}: {}",
+            stderr(&o)
+        );
+    }
+    let o = run(&["completions", "tcsh"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+
+    // clap_mangen's pages open with the definition of the apostrophe
+    // string (`.ie`/`.el`), then the title.
+    let o = run(&["man"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = stdout(&o);
+    let title = page
+        .lines()
+        .find(|l| !l.starts_with(".ie ") && !l.starts_with(".el "));
+    assert!(
+        title.is_some_and(|l| l.starts_with(".TH triton 1")),
+        "{page}"
+    );
+    for word in ["store", "decode", "completions", "\\-\\-quiet"] {
+        assert!(page.contains(word), "man page lacks {word}");
+    }
+    let o = run(&["man", "store"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(".TH triton-store 1"), "{}", stdout(&o));
+    let o = run(&["man", "stor"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("triton: no subcommand \"stor\""),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn help_explains_the_commands() {
     let o = run(&["--help"]);
@@ -282,11 +469,16 @@ fn stats_prints_graphite_lines_as_go_triton_did() {
         "other",
         "--checkpoint-db",
         &db,
-        "--format",
+        "--output",
         "json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let row: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON line");
+    // One document, as aws-cli prints.
+    let doc: serde_json::Value =
+        serde_json::from_str(stdout(&o).trim()).expect("one JSON document");
+    let rows = doc["checkpoints"].as_array().expect("checkpoints");
+    assert_eq!(rows.len(), 1, "{doc}");
+    let row = &rows[0];
     assert_eq!(row["shard"], "shardId-000000000000");
     assert_eq!(
         row["sequence_number"],

@@ -10,6 +10,7 @@ use triton_core::checkpoint::CheckpointStore;
 use triton_core::lease::{FinishedShards, ShardSource, ShardSpec};
 use triton_core::source::{Replay, SourceError};
 
+use crate::error::ErrorKind;
 use crate::reader::{Checkpointing, KinesisReader, KinesisReplay, OpenError, ReaderOptions};
 use crate::shards::list_shards;
 
@@ -60,16 +61,19 @@ impl ShardSource for KinesisShards {
 
     async fn shards(&self) -> Result<Vec<ShardSpec>, SourceError> {
         let what = format!("Kinesis stream {}", self.stream);
-        let shards =
-            list_shards(&self.client, &self.stream)
-                .await
-                .map_err(|e| match e.is_retryable() {
-                    true => unavailable(&what, &e),
-                    false => SourceError::Failed {
-                        what: what.clone(),
-                        detail: e.to_string(),
-                    },
-                })?;
+        let shards = list_shards(&self.client, &self.stream).await.map_err(|e| {
+            match (e.is_retryable(), e.kind) {
+                (true, _) => unavailable(&what, &e),
+                (false, ErrorKind::NotFound) => SourceError::NotFound {
+                    what: what.clone(),
+                    detail: e.to_string(),
+                },
+                (false, _) => SourceError::Failed {
+                    what: what.clone(),
+                    detail: e.to_string(),
+                },
+            }
+        })?;
         Ok(shards
             .into_iter()
             .map(|s| ShardSpec {

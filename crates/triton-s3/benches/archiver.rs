@@ -318,10 +318,9 @@ fn exactly_once(c: &mut Criterion) {
                     let stats = archiver.stats();
                     let summary = rt.block_on(archiver.run(std::future::pending())).unwrap();
                     assert_eq!(summary.records, RECORDS);
-                    uploads += stats.uploads.load(std::sync::atomic::Ordering::Relaxed);
-                    micros += stats
-                        .upload_micros
-                        .load(std::sync::atomic::Ordering::Relaxed);
+                    let (n, took) = stats.upload_time();
+                    uploads += n;
+                    micros += took.as_micros() as u64;
                 })
             });
             latencies.push((

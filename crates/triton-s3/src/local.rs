@@ -298,7 +298,15 @@ impl ArchiveStore for LocalStore {
         // Hidden, so listings skip it even if it outlives a crash.
         let probe = root.join(format!(".triton-probe-{}", crate::store::probe_name()));
         let task = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-            fs::create_dir_all(&root).map_err(|e| StoreError::io("create", target.clone(), e))?;
+            if let Err(e) = fs::create_dir_all(&root) {
+                let mut e = StoreError::io("create", target, e);
+                if e.kind == ErrorKind::AlreadyExists {
+                    // A file where the directory should be.
+                    e.kind = ErrorKind::Fatal;
+                    e.message.push_str(" (not a directory)");
+                }
+                return Err(e);
+            }
             let write = |probe: &Path| -> io::Result<()> {
                 let mut f = fs::File::create(probe)?;
                 f.write_all(b"triton write probe: safe to delete\n")?;

@@ -14,7 +14,7 @@ use triton_s3::audit::{audit, audit_archives, AuditReport, Checkpointed, Finding
 use triton_s3::repair::{repair, RepairReport};
 use triton_s3::{list_with_sidecars, ListError, S3Options};
 
-use super::common::{multi_thread_runtime, ArchiveRangeArgs, StreamArgs};
+use super::common::{list_error, multi_thread_runtime, ArchiveRangeArgs, StreamArgs};
 use crate::error::{CliError, CliResult};
 
 /// Check that a stream's archives hold every record exactly once.
@@ -53,6 +53,9 @@ use crate::error::{CliError, CliResult};
 /// lost; also: no archive at all, unless --allow-empty; archives that
 /// cannot be verified); 2 the audit or a repair could not run (listing,
 /// reading, the database or the stream failed).
+///
+/// While it lists, checks and repairs, a spinner with the elapsed time is
+/// drawn on standard error when it is a terminal; --quiet turns it off.
 #[derive(Args)]
 pub struct AuditArgs {
     #[command(flatten)]
@@ -153,10 +156,13 @@ pub fn run(args: AuditArgs) -> CliResult {
             .open(&config, S3Options::default())
             .await
             .map_err(|e| e.with_code(2))?;
-        let listing = list_with_sidecars(store.clone(), &query).await.map_err(|e| match e {
-            ListError::MixedClients { .. } => {
-                CliError::new(format!("{e} (--client-name)")).with_code(2)
-            }
+        let listing = with_spinner(
+            format!("listing the archives from {} to {}", query.start, query.end),
+            list_with_sidecars(store.clone(), &query),
+        )
+        .await
+        .map_err(|e| match e {
+            ListError::MixedClients { .. } => list_error(e).with_code(2),
             e => failed(&e),
         })?;
         // Sidecars alone (their archives gone) are something to audit too.
@@ -213,7 +219,12 @@ pub fn run(args: AuditArgs) -> CliResult {
             intents: &intents,
         };
         let verify = !args.no_verify;
-        let report = audit_archives(store.clone(), &query, listing, &db, verify)
+        let checking = format!(
+            "checking {} archives{}",
+            listing.archives.len(),
+            if verify { " (downloading each to verify its SHA-256)" } else { "" }
+        );
+        let report = with_spinner(checking, audit_archives(store.clone(), &query, listing, &db, verify))
             .await
             .map_err(|e| failed(&e))?;
         if !args.repair {
@@ -246,7 +257,7 @@ pub fn run(args: AuditArgs) -> CliResult {
             if after.is_clean() {
                 break;
             }
-            let repaired = repair(store.clone(), &replay, &after, &options)
+            let repaired = with_spinner("repairing".into(), repair(store.clone(), &replay, &after, &options))
                 .await
                 .map_err(|e| failed(&e))?;
             if let Format::Text = args.format {
@@ -255,7 +266,7 @@ pub fn run(args: AuditArgs) -> CliResult {
             let progress = !repaired.repaired.is_empty();
             let failed_now = !repaired.failed.is_empty();
             repairs.push(repaired);
-            let again = audit(store.clone(), &query, &db, verify)
+            let again = with_spinner("auditing again".into(), audit(store.clone(), &query, &db, verify))
                 .await
                 .map_err(|e| failed(&e))?;
             before.get_or_insert(std::mem::replace(&mut after, again));
@@ -295,6 +306,16 @@ pub fn run(args: AuditArgs) -> CliResult {
             Err(CliError::reported())
         }
     })
+}
+
+/// Awaits `work` under a spinner with elapsed time saying `what`, cleared
+/// when it ends (the library reports no progress of its own).
+async fn with_spinner<T>(what: String, work: impl std::future::Future<Output = T>) -> T {
+    let spinner = crate::progress::spinner("audit");
+    spinner.set_message(what);
+    let out = work.await;
+    spinner.finish_and_clear();
+    out
 }
 
 fn print_repair(r: &RepairReport) {

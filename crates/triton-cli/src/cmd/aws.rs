@@ -29,7 +29,12 @@ pub struct AwsArgs {
     /// Send every AWS request to this URL (a local or compatible server)
     /// instead of AWS's endpoints. AWS_ENDPOINT_URL_KINESIS and
     /// AWS_ENDPOINT_URL_S3 set one service's.
-    #[arg(long, env = "TRITON_ENDPOINT_URL", value_parser = parse_endpoint, value_name = "URL", help_heading = "AWS")]
+    #[arg(
+        long,
+        env = "TRITON_ENDPOINT_URL",
+        value_name = "URL",
+        help_heading = "AWS"
+    )]
     pub endpoint_url: Option<String>,
 
     /// Use this profile of ~/.aws/config and ~/.aws/credentials.
@@ -37,7 +42,7 @@ pub struct AwsArgs {
     pub profile: Option<String>,
 }
 
-fn parse_endpoint(s: &str) -> Result<String, String> {
+fn check_endpoint(s: &str) -> Result<(), String> {
     let rest = s
         .strip_prefix("https://")
         .or_else(|| s.strip_prefix("http://"))
@@ -46,7 +51,7 @@ fn parse_endpoint(s: &str) -> Result<String, String> {
     if host.is_empty() || host.starts_with(':') || host.chars().any(char::is_whitespace) {
         return Err(format!("{s:?} has no host"));
     }
-    Ok(s.to_owned())
+    Ok(())
 }
 
 impl AwsArgs {
@@ -63,6 +68,7 @@ impl AwsArgs {
             loader = loader.profile_name(profile);
         }
         if let Some(url) = &self.endpoint_url {
+            check_endpoint(url).map_err(|e| CliError::new(format!("--endpoint-url {e}")))?;
             loader = loader.endpoint_url(url);
         }
         let config = loader.load().await;

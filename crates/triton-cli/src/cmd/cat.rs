@@ -1,8 +1,7 @@
 //! `triton cat`: archived records of a stream over a range of days, as JSON
 //! lines.
 
-use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::io::Write;
 
 use clap::Args;
 use triton_core::json::{self, RawWriter};
@@ -10,8 +9,9 @@ use triton_core::key::validate_client_name;
 use triton_core::source::{RecordSource, SourceError};
 use triton_s3::{list_archives, ArchiveSource, ReadOptions, ReadProgress, S3Options};
 
-use super::common::{multi_thread_runtime, ArchiveRangeArgs, StreamArgs};
+use super::common::{list_error, multi_thread_runtime, ArchiveRangeArgs, StreamArgs};
 use crate::error::{CliError, CliResult};
+use crate::progress::{self, ProgressBar};
 
 /// Print a stream's archived records for a range of days as JSON lines.
 ///
@@ -51,9 +51,10 @@ pub struct CatArgs {
     #[arg(long)]
     skip_corrupt: bool,
 
-    /// No progress line (archives, bytes, records, rate) on standard error.
-    /// It is shown only when standard error is a terminal and the records
-    /// go to a file or a pipe.
+    /// No progress (a spinner while listing, then archives, bytes, records,
+    /// rate, time left) on standard error: the same as --quiet. It is shown
+    /// only when standard error is a terminal and the records go to a file
+    /// or a pipe.
     #[arg(long)]
     no_progress: bool,
 }
@@ -70,9 +71,20 @@ pub fn run(args: CatArgs) -> CliResult {
     let runtime = multi_thread_runtime()?;
     runtime.block_on(async {
         let store = args.range.open(&config, S3Options::default()).await?;
-        let archives = list_archives(store.clone(), &query)
-            .await
-            .map_err(|e| CliError::new(e.to_string()))?;
+        // Only when the records go elsewhere: a line redrawn between them
+        // would garble both.
+        if args.no_progress {
+            progress::disable();
+        }
+        progress::disable_if_stdout_is_terminal();
+        let listing = progress::spinner("cat");
+        listing.set_message(format!(
+            "listing the archives from {} to {}",
+            query.start, query.end
+        ));
+        let archives = list_archives(store.clone(), &query).await;
+        listing.finish_and_clear();
+        let archives = archives.map_err(list_error)?;
         if archives.is_empty() {
             eprintln!(
                 "triton: no archives of {} from {} to {} in {location}",
@@ -89,43 +101,32 @@ pub fn run(args: CatArgs) -> CliResult {
             eprintln!("{} archives, {total} bytes", archives.len());
             return Ok(());
         }
-        // Only when the records go elsewhere: a line redrawn between them
-        // would garble both.
-        let show = !args.no_progress
-            && std::io::stderr().is_terminal()
-            && !std::io::stdout().is_terminal();
-        let progress = (show && !archives.is_empty()).then(Progress::new);
+        let bar = if archives.is_empty() {
+            ProgressBar::hidden()
+        } else {
+            progress::bytes(archives.iter().map(|a| a.size).sum(), "cat")
+        };
         let source = ArchiveSource::new(store, archives, ReadOptions::default());
-        print(source, args.skip_corrupt, progress).await
+        print(source, args.skip_corrupt, &bar).await
     })
 }
 
 /// Prints every record, then lists the damaged archives that were skipped
 /// (also when a later error ends the output).
-async fn print(
-    mut source: ArchiveSource,
-    skip_corrupt: bool,
-    mut progress: Option<Progress>,
-) -> CliResult {
+async fn print(mut source: ArchiveSource, skip_corrupt: bool, bar: &ProgressBar) -> CliResult {
     let mut skipped = Vec::new();
     let mut records = 0u64;
-    let result = print_records(
-        &mut source,
-        skip_corrupt,
-        &mut progress,
-        &mut skipped,
-        &mut records,
-    )
-    .await;
+    let result = print_records(&mut source, skip_corrupt, bar, &mut skipped, &mut records).await;
     let read = source.progress();
     // No request may be left in flight when the runtime shuts down (its
     // failure would be logged after our last line).
     source.close().await;
-    if let Some(p) = &mut progress {
-        match result {
-            Ok(()) => p.finish(read, records),
-            Err(_) => p.clear(),
+    match result {
+        Ok(()) => {
+            show(bar, read, records);
+            bar.finish();
         }
+        Err(_) => bar.finish_and_clear(),
     }
     if !skipped.is_empty() {
         eprintln!(
@@ -146,7 +147,7 @@ async fn print(
 async fn print_records(
     source: &mut ArchiveSource,
     skip_corrupt: bool,
-    progress: &mut Option<Progress>,
+    bar: &ProgressBar,
     skipped: &mut Vec<String>,
     records: &mut u64,
 ) -> CliResult {
@@ -159,10 +160,7 @@ async fn print_records(
             Ok(Some(batch)) => batch,
             Ok(None) => break,
             Err(e @ SourceError::Corrupt { .. }) if skip_corrupt => {
-                if let Some(p) = progress {
-                    p.clear();
-                }
-                eprintln!("triton: skipping the rest of {e}");
+                bar.suspend(|| eprintln!("triton: skipping the rest of {e}"));
                 skipped.push(e.to_string());
                 continue;
             }
@@ -178,58 +176,23 @@ async fn print_records(
         }
         *records += batch.len() as u64;
         stdout.lock().write_all(&buf).map_err(write_failed)?;
-        if let Some(p) = progress {
-            p.update(source.progress(), *records);
-        }
+        show(bar, source.progress(), *records);
     }
     stdout.lock().flush().map_err(write_failed)
 }
 
-/// The progress line on a terminal, redrawn at most 5 times a second.
-struct Progress {
-    started: Instant,
-    last: Option<Instant>,
-}
-
-impl Progress {
-    fn new() -> Progress {
-        Progress {
-            started: Instant::now(),
-            last: None,
-        }
+/// Shows how far the reading is: bytes (the bar), archives and records.
+fn show(bar: &ProgressBar, p: ReadProgress, records: u64) {
+    if bar.is_hidden() {
+        return;
     }
-
-    fn update(&mut self, p: ReadProgress, records: u64) {
-        if self
-            .last
-            .is_some_and(|t| t.elapsed() < Duration::from_millis(200))
-        {
-            return;
-        }
-        self.last = Some(Instant::now());
-        self.draw(p, records);
-    }
-
-    fn draw(&self, p: ReadProgress, records: u64) {
-        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
-        let mb = |b: u64| b as f64 / 1e6;
-        eprint!(
-            "\r\x1b[Karchives {}/{}, {:.1}/{:.1} MB, {records} records, {:.0} records/s",
-            p.archives_done,
-            p.archives_total,
-            mb(p.bytes_read),
-            mb(p.bytes_total),
-            records as f64 / secs
-        );
-    }
-
-    fn clear(&mut self) {
-        eprint!("\r\x1b[K");
-        self.last = None;
-    }
-
-    fn finish(&mut self, p: ReadProgress, records: u64) {
-        self.draw(p, records);
-        eprintln!();
-    }
+    let secs = bar.elapsed().as_secs_f64().max(1e-3);
+    bar.set_length(p.bytes_total);
+    bar.set_position(p.bytes_read);
+    bar.set_message(format!(
+        "archives {}/{}, {records} records ({:.0}/s)",
+        p.archives_done,
+        p.archives_total,
+        records as f64 / secs
+    ));
 }

@@ -9,10 +9,10 @@ use clap::Args;
 use triton_core::config::{Config, StreamConfig};
 use triton_core::time::Date;
 use triton_core::value::Record;
-use triton_s3::{ArchiveQuery, ArchiveStore, Location, S3Options};
+use triton_s3::{ArchiveQuery, ArchiveStore, ListError, Location, S3Options};
 
 use super::aws::AwsArgs;
-pub use super::parse::{parse_date, parse_duration, parse_time};
+pub use super::parse::{parse_date, parse_duration};
 use crate::error::{CliError, CliResult};
 
 /// `--config` and `--stream`, or `--stream-name`; and the AWS options.
@@ -211,9 +211,29 @@ impl ArchiveRangeArgs {
     }
 }
 
+/// A listing error as one line; several clients in the range name the flag
+/// that picks one.
+pub fn list_error(e: ListError) -> CliError {
+    match &e {
+        ListError::MixedClients { stream, clients } => {
+            let names: Vec<String> = clients
+                .iter()
+                .map(|(c, n)| format!("{c} ({n} archives)"))
+                .collect();
+            let first = clients.first().map_or("NAME", |(c, _)| c.as_str());
+            CliError::new(format!(
+                "archives of {stream} from more than one client in the range: {}; choose one with --client-name (e.g. --client-name {first})",
+                names.join(", ")
+            ))
+        }
+        _ => CliError::new(e.to_string()),
+    }
+}
+
 /// The records of JSON lines input, each with its line number (from 1);
 /// blank lines are skipped, and a line that is not one JSON object is an
-/// error naming `name` and the line.
+/// error naming `name`, the line and the column (`in.json line 3, column
+/// 7: expected value`).
 pub fn json_records<'a>(
     name: &'a str,
     input: impl BufRead + 'a,
@@ -227,8 +247,23 @@ pub fn json_records<'a>(
             if line.trim().is_empty() {
                 return Ok(None);
             }
-            let record = serde_json::from_str(&line)
-                .map_err(|e| CliError::new(format!("{name} line {line_no}: {e}")))?;
+            let record = serde_json::from_str(&line).map_err(|e| {
+                // serde_json ends its message with its own " at line 1
+                // column N" (the line within this one line): keep the
+                // column, give the input's line number instead. Column 0
+                // is no position (a value of the wrong type).
+                let message = e.to_string();
+                let position = format!(" at line {} column {}", e.line(), e.column());
+                let bare = message.strip_suffix(&position).unwrap_or(&message);
+                if e.line() > 0 && e.column() > 0 && bare.len() < message.len() {
+                    CliError::new(format!(
+                        "{name} line {line_no}, column {}: {bare}",
+                        e.column()
+                    ))
+                } else {
+                    CliError::new(format!("{name} line {line_no}: {bare}"))
+                }
+            })?;
             Ok(Some((line_no, record)))
         })
         .filter_map(Result::transpose)

@@ -10,6 +10,7 @@ use triton_kinesis::{ProduceError, Producer, ProducerOptions};
 
 use super::common::{json_records, runtime, StreamArgs};
 use crate::error::{CliError, CliResult};
+use crate::progress::{self, ProgressBar};
 
 /// Write JSON lines to a Kinesis stream, one record per line.
 ///
@@ -24,6 +25,9 @@ use crate::error::{CliError, CliResult};
 /// A summary goes to standard error. On a bad line or when Kinesis keeps
 /// failing, the command stops with exit code 1 and says how many records
 /// were written; those before are in the stream.
+///
+/// Progress (input bytes read with rate and time left, records sent) is
+/// drawn on standard error when it is a terminal; --quiet turns it off.
 #[derive(Args, Debug)]
 pub struct PutArgs {
     #[command(flatten)]
@@ -32,6 +36,11 @@ pub struct PutArgs {
     /// JSON lines to read; none or "-" reads standard input.
     #[arg(value_name = "FILE")]
     input: Option<PathBuf>,
+
+    /// The record field whose value is the partition key [default: the
+    /// stream config's partition_key].
+    #[arg(long, env = "TRITON_PARTITION_KEY", value_name = "FIELD")]
+    partition_key: Option<String>,
 
     /// Give records without the partition key field a random key instead
     /// of refusing them.
@@ -49,26 +58,48 @@ pub struct PutArgs {
 /// Runs `triton put`.
 pub fn run(args: PutArgs) -> CliResult {
     let config = args.stream.load()?;
-    let (name, input): (String, Box<dyn BufRead>) = match &args.input {
+    let (name, input, bar): (String, Box<dyn BufRead>, ProgressBar) = match &args.input {
         Some(p) if p.as_os_str() != "-" => {
             let f = File::open(p).map_err(|e| CliError::io(p.display(), e))?;
-            (p.display().to_string(), Box::new(BufReader::new(f)))
+            let bar = progress::bytes_or_spinner(progress::file_size(&f), "put");
+            let input = BufReader::new(bar.wrap_read(f));
+            (p.display().to_string(), Box::new(input), bar)
         }
-        _ => ("standard input".into(), Box::new(io::stdin().lock())),
+        _ => {
+            let bar = progress::bytes_or_spinner(progress::stdin_size(), "put");
+            let input = BufReader::new(bar.wrap_read(io::stdin()));
+            ("standard input".into(), Box::new(input), bar)
+        }
     };
     let options = ProducerOptions {
         random_keys: args.random_key,
         strict_order: !args.unordered,
         ..ProducerOptions::default()
     };
+    let mut stream_config = config.config();
+    if let Some(field) = &args.partition_key {
+        stream_config.partition_key = Some(field.clone()).filter(|f| !f.is_empty());
+    }
     let started = Instant::now();
     runtime()?.block_on(async {
         let client = config.kinesis().await?;
-        let mut producer = Producer::new(client, &config.config(), options);
-        let result = send_lines(&mut producer, &name, input).await;
+        let mut producer = Producer::new(client, &stream_config, options);
+        let key_field = stream_config.partition_key.as_deref();
+        let lines = Lines {
+            name: &name,
+            key_field,
+            bar: &bar,
+        };
+        let result = send_lines(&mut producer, &lines, input).await;
         // Whatever was queued before a bad line still goes out.
         let flushed = producer.flush().await;
         let stats = producer.stats();
+        if result.is_ok() && flushed.is_ok() {
+            bar.set_message(format!("{} records sent", stats.records));
+            bar.finish();
+        } else {
+            bar.abandon();
+        }
         let secs = started.elapsed().as_secs_f64();
         eprintln!(
             "put: {} records to stream {} in {} calls, {} retries, {} reordered, {secs:.2} s ({:.0} records/s)",
@@ -87,13 +118,46 @@ pub fn run(args: PutArgs) -> CliResult {
 /// A multiple of the 500 records a call takes, so flushes add no calls.
 const FLUSH_EVERY: usize = 50_000;
 
-async fn send_lines(producer: &mut Producer, name: &str, input: Box<dyn BufRead>) -> CliResult {
+/// What `send_lines` reads and shows.
+struct Lines<'a> {
+    /// The input's name in errors.
+    name: &'a str,
+    /// The partition key field, if any.
+    key_field: Option<&'a str>,
+    /// Progress: input bytes, and records sent as its message.
+    bar: &'a ProgressBar,
+}
+
+async fn send_lines(
+    producer: &mut Producer,
+    lines: &Lines<'_>,
+    input: Box<dyn BufRead>,
+) -> CliResult {
+    let name = lines.name;
+    let mut shown = None;
     for item in json_records(name, input) {
         let (line_no, record) = item?;
-        producer
-            .send(&record)
-            .await
-            .map_err(|e| produce_error(name, Some(line_no), e))?;
+        if let Err(e) = producer.send(&record).await {
+            let missing_key = matches!(e, ProduceError::PartitionKey(_))
+                && lines.key_field.is_none_or(|f| record.get(f).is_none());
+            return Err(match lines.key_field {
+                // Only --random-key can help (not so a key of a wrong type).
+                Some(_) if missing_key => CliError::new(format!(
+                    "{name} line {line_no}: {e} (give such records a random key with --random-key)"
+                )),
+                None if missing_key => CliError::new(format!(
+                    "{name} line {line_no}: no partition key field is set (partition_key in \
+                     the stream config, or --partition-key FIELD); or give every record a \
+                     random key with --random-key"
+                )),
+                _ => produce_error(name, Some(line_no), e),
+            });
+        }
+        let sent = producer.stats().records;
+        if shown != Some(sent) {
+            lines.bar.set_message(format!("{sent} records sent"));
+            shown = Some(sent);
+        }
         // The producer keeps a receipt per record until a flush; flushing
         // now and then keeps memory flat on inputs of any size.
         if line_no % FLUSH_EVERY == 0 {

@@ -12,11 +12,11 @@ use triton_core::health::{health, Phase};
 use triton_core::key::{validate_client_name, DEFAULT_CLIENT_NAME};
 use triton_core::retry::Backoff;
 use triton_kinesis::{KinesisShards, ReaderOptions, StartPosition};
-use triton_s3::archiver::fleet::{Worker, WorkerOptions};
+use triton_s3::archiver::fleet::{CheckError, CheckKind, Worker, WorkerOptions};
 use triton_s3::archiver::ArchiverOptions;
 use triton_s3::{Location, S3Options, Sse};
 
-use super::common::{multi_thread_runtime, parse_duration, StreamArgs};
+use super::common::{multi_thread_runtime, parse_duration, Stream, StreamArgs};
 use super::parse::{parse_from, parse_size, From};
 use super::{metrics, signals, systemd};
 use crate::error::{CliError, CliResult};
@@ -345,7 +345,8 @@ pub fn run(args: StoreArgs) -> CliResult {
                     )
                 },
             )
-            .await?;
+            .await
+            .map_err(|e| CliError::new(e.to_string()))?;
             let checkpoints: Arc<SqlCheckpoints> = Arc::new(checkpoints);
             let kinesis = stream.kinesis().await?;
             let store = stream
@@ -387,7 +388,13 @@ pub fn run(args: StoreArgs) -> CliResult {
             );
             // A wrong stream name, bucket or region is an error here, not
             // every interrupted upload's records taken for expired.
-            retry_open("the stream, the bucket and the database", || worker.check(), |e| e.transient).await?;
+            retry_open(
+                "the stream, the bucket and the database",
+                || worker.check(),
+                CheckError::is_transient,
+            )
+            .await
+            .map_err(|e| explain(e, &stream, &location))?;
             Ok::<_, CliError>((worker, worker_id))
         };
         let mut stopping = stop.clone();
@@ -426,6 +433,26 @@ pub fn run(args: StoreArgs) -> CliResult {
     })
 }
 
+/// The start-up check's failure as one line with its fix.
+fn explain(e: CheckError, stream: &Stream, location: &Location) -> CliError {
+    let region = stream.region.as_deref().unwrap_or("the configured region");
+    let line = match (e.what, e.kind) {
+        ("the Kinesis stream", CheckKind::Missing) => format!(
+            "the Kinesis stream {} does not exist in {region} (check the stream name and --region)",
+            stream.name
+        ),
+        ("the archive store", CheckKind::Missing) if location.is_s3() => format!(
+            "the bucket {location} does not exist (create it, or check --bucket and --bucket-region)"
+        ),
+        (_, CheckKind::Denied) => format!(
+            "{}: access denied ({}; check the credentials' permissions, --profile and --region)",
+            e.what, e.message
+        ),
+        _ => e.to_string(),
+    };
+    CliError::new(line)
+}
+
 /// Opens something the store cannot start without, retrying while it is
 /// unavailable (a signal still stops the process meanwhile); errors that
 /// retrying cannot fix (a bad URL, a missing stream) end the command.
@@ -433,7 +460,7 @@ async fn retry_open<T, E, F, Fut>(
     what: &str,
     mut open: F,
     retryable: impl Fn(&E) -> bool,
-) -> Result<T, CliError>
+) -> Result<T, E>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
@@ -444,7 +471,7 @@ where
         health().beat();
         match open().await {
             Ok(t) => return Ok(t),
-            Err(e) if !retryable(&e) => return Err(CliError::new(e.to_string())),
+            Err(e) if !retryable(&e) => return Err(e),
             Err(e) => {
                 let delay = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for {what}");

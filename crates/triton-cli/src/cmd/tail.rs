@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use clap::Args;
 use triton_checkpoint::{redact, SqlCheckpoints, DEFAULT_URL};
@@ -11,7 +11,8 @@ use triton_core::key::validate_client_name;
 use triton_core::source::{RecordSource, SourceRecord};
 use triton_kinesis::{Checkpointing, KinesisReader, ReaderOptions, StartPosition};
 
-use super::common::{interrupted, parse_duration, parse_time, runtime, StreamArgs};
+use super::common::{interrupted, parse_duration, runtime, StreamArgs};
+use super::parse::{parse_from, From};
 use crate::error::{CliError, CliResult};
 
 /// Print a live stream's records as JSON lines (the view of `triton decode`).
@@ -32,9 +33,11 @@ pub struct TailArgs {
     #[command(flatten)]
     stream: StreamArgs,
 
-    /// Where shards start: `latest` (new records only; the default),
-    /// `trim-horizon` (the oldest record kept) or a time (Unix seconds or
-    /// 2026-11-29T10:00:00Z). With --client-name, a shard that has a
+    /// Where shards start: `latest` (new records only; the default; also
+    /// LATEST), `trim-horizon` (the oldest record kept; also TRIM_HORIZON)
+    /// or a time: 2026-11-29T10:00:00Z, 2026-11-29T11:00:00+01:00,
+    /// 2026-11-29 (midnight UTC), 15m or "1h30m ago" (before now), Unix
+    /// seconds, or AT_TIMESTAMP=<time>. With --client-name, a shard that has a
     /// checkpoint always goes on after it, and this only decides where the
     /// others start; `checkpoint` insists on a client name and is `latest`
     /// otherwise.
@@ -84,16 +87,16 @@ impl std::fmt::Debug for TailArgs {
 
 /// Where `--from` says shards without a checkpoint start.
 fn start_of(from: Option<&str>, client: Option<&str>) -> Result<StartPosition, CliError> {
-    match from {
-        None | Some("latest") => Ok(StartPosition::Latest),
-        Some("checkpoint") if client.is_none() => Err(CliError::new(
+    let Some(from) = from else {
+        return Ok(StartPosition::Latest);
+    };
+    match parse_from(from).map_err(|e| CliError::new(format!("--from: {e}")))? {
+        From::Checkpoint if client.is_none() => Err(CliError::new(
             "--from checkpoint needs --client-name: checkpoints belong to a client",
         )),
-        Some("checkpoint") => Ok(StartPosition::Latest),
-        Some("trim-horizon") => Ok(StartPosition::TrimHorizon),
-        Some(t) => parse_time(t).map(StartPosition::AtTimestamp).map_err(|e| {
-            CliError::new(format!("--from: {e} (or latest, trim-horizon, checkpoint)"))
-        }),
+        From::Latest | From::Checkpoint => Ok(StartPosition::Latest),
+        From::TrimHorizon => Ok(StartPosition::TrimHorizon),
+        From::At(t) => Ok(StartPosition::AtTimestamp(t)),
     }
 }
 
@@ -104,11 +107,6 @@ pub fn run(args: TailArgs) -> CliResult {
         validate_client_name(c).map_err(|e| CliError::new(e.to_string()))?;
     }
     let start = start_of(args.from.as_deref(), args.client_name.as_deref())?;
-    if let StartPosition::AtTimestamp(t) = start {
-        if t > SystemTime::now() {
-            return Err(CliError::new("--from is in the future"));
-        }
-    }
     let options = ReaderOptions {
         start,
         poll_interval: args.poll_interval,

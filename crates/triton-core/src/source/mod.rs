@@ -95,8 +95,17 @@ pub enum SourceError {
         /// The underlying error's message.
         detail: String,
     },
-    /// The backing service refused for good (a missing stream, a bad
-    /// option); retrying will not help.
+    /// What the source reads does not exist (a missing stream); retrying
+    /// will not help.
+    #[error("{what}: {detail}")]
+    NotFound {
+        /// What is missing, e.g. `Kinesis stream events`.
+        what: String,
+        /// The service's answer.
+        detail: String,
+    },
+    /// The backing service refused for good (access denied, a bad option);
+    /// retrying will not help.
     #[error("{what}: {detail}")]
     Failed {
         /// What was being accessed.

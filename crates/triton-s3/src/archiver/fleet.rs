@@ -102,8 +102,29 @@ pub struct CheckError {
     pub what: &'static str,
     /// The problem.
     pub message: String,
-    /// An outage, which may end by itself, rather than a mistake to fix.
-    pub transient: bool,
+    /// What kind of problem.
+    pub kind: CheckKind,
+}
+
+/// Kinds of [`CheckError`], for callers that explain the fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CheckKind {
+    /// The stream or the bucket does not exist.
+    Missing,
+    /// The credentials may not use it.
+    Denied,
+    /// An outage, which may end by itself.
+    Unavailable,
+    /// Anything else that retrying cannot fix.
+    Other,
+}
+
+impl CheckError {
+    /// An outage rather than a mistake to fix.
+    pub fn is_transient(&self) -> bool {
+        self.kind == CheckKind::Unavailable
+    }
 }
 
 /// Lease counters, also exported through the [`metrics`] facade:
@@ -326,25 +347,42 @@ impl<F: ShardSource> Worker<F> {
     /// joins the fleet or takes a lease.
     pub async fn check(&self) -> Result<(), CheckError> {
         if let Err(e) = self.source.shards().await {
-            let transient = matches!(e, SourceError::Unavailable { .. });
+            let kind = match e {
+                SourceError::Unavailable { .. } => CheckKind::Unavailable,
+                SourceError::NotFound { .. } => CheckKind::Missing,
+                _ => CheckKind::Other,
+            };
             return Err(CheckError {
                 what: "the Kinesis stream",
                 message: e.to_string(),
-                transient,
+                kind,
             });
         }
         if let Err(e) = self.store.check_writable().await {
+            let kind = if e.is_transient() {
+                CheckKind::Unavailable
+            } else if e.code.as_deref() == Some("NoSuchBucket") || e.is_not_found() {
+                CheckKind::Missing
+            } else if e.is_access_denied() {
+                CheckKind::Denied
+            } else {
+                CheckKind::Other
+            };
             return Err(CheckError {
                 what: "the archive store",
                 message: e.to_string(),
-                transient: e.is_transient(),
+                kind,
             });
         }
         if let Err(e) = self.leases.leases(&self.scope).await {
+            let kind = match e.is_retryable() {
+                true => CheckKind::Unavailable,
+                false => CheckKind::Other,
+            };
             return Err(CheckError {
                 what: "the checkpoint database",
                 message: e.to_string(),
-                transient: e.is_retryable(),
+                kind,
             });
         }
         Ok(())
