@@ -218,7 +218,10 @@ fn clients_and_bad_input(a: Archive) {
         stderr(&out),
         "triton: the end date 20241030 is before the start date 20241101\n"
     );
+    // 2024-10-30 is a day too; 2024/10/30 is not.
     let out = a.cat(&["--start-date", "2024-10-30"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = a.cat(&["--start-date", "2024/10/30"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--start-date"), "{}", stderr(&out));
     let out = a.cat(&["--start-date", "20241301"]);

@@ -604,7 +604,6 @@ fn a_second_signal_or_the_timeout_ends_a_stop_that_cannot_finish() {
     let s = stream("stuck", 1);
     let (bucket, _) = new_bucket("stuck");
     let proxy = Proxy::in_front_of_s3();
-    proxy.set_down(true); // S3 unreachable throughout: no upload can finish
     produce(&s, 0, 100);
     let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
     let bucket = format!("s3://{bucket}");
@@ -629,10 +628,17 @@ fn a_second_signal_or_the_timeout_ends_a_stop_that_cannot_finish() {
                 "AWS_ENDPOINT_URL_S3",
                 format!("http://127.0.0.1:{}", proxy.port),
             )
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "info")
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
+        // S3 answers the start-up check (an outage then is waited out
+        // before the store starts), then goes away: no upload can finish.
+        // The first archive seals a second after the first read, which
+        // comes at least a second after the start.
+        proxy.set_down(false);
+        wait_for_log(&log, "store started");
+        proxy.set_down(true);
         wait_for_log(&log, "waiting for the archive store");
         child
     };

@@ -54,7 +54,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Parses a point in time:
 /// - RFC 3339 with `Z` or an offset: `2026-12-01T22:00:00Z`,
 ///   `2026-12-01T22:00:00+01:00`, fractions allowed;
-/// - a date, `2026-12-01` or `20261201`: its midnight UTC;
+/// - a date, `2026-12-01` or `20261201` (eight digits are a date, not
+///   Unix seconds): its midnight UTC;
 /// - a duration ago: `15m`, `1h30m`, `2d`, also `15m ago` or `15 minutes
 ///   ago` (a bare number is not a duration here, see the next form);
 /// - Unix seconds: `1764626400`;
@@ -74,7 +75,9 @@ fn parse_time_at(s: &str, now: SystemTime) -> Result<SystemTime, String> {
     if t == "now" {
         return Ok(now);
     }
-    if let Ok(secs) = t.parse::<u64>() {
+    // Eight digits are a day (20261201), not a second of 1970-1973.
+    let compact_date = t.len() == 8 && parse_date(t).is_ok();
+    if let (Ok(secs), false) = (t.parse::<u64>(), compact_date) {
         return UNIX_EPOCH
             .checked_add(Duration::from_secs(secs))
             .ok_or_else(bad);
