@@ -645,3 +645,24 @@ fn shards_and_leases_print_one_json_document() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["shards"].as_array().unwrap().len(), 2, "{doc}");
 }
+
+#[test]
+fn a_dry_run_reports_an_outage_instead_of_waiting() {
+    let s = stream("dryoutage", 1);
+    let bucket = new_bucket("dryoutage");
+    // Nothing listens on port 1: the database is down, not misnamed.
+    let mut command = s.command(&[
+        "store",
+        "--checkpoint-db",
+        "postgres://postgres@127.0.0.1:1/triton",
+        "--bucket",
+        &bucket,
+    ]);
+    command.env("TRITON_DRY_RUN", "1");
+    let (out, _) = output_within(&mut command, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("triton: "), "{err}");
+    assert!(last.contains("127.0.0.1:1"), "{err}");
+}

@@ -38,13 +38,10 @@ pub struct StreamArgs {
     pub stream: Option<String>,
 
     /// The real Kinesis stream name, without a config file (the region
-    /// then comes from --region or the AWS settings).
-    #[arg(
-        long,
-        env = "TRITON_STREAM_NAME",
-        value_name = "NAME",
-        conflicts_with = "stream"
-    )]
+    /// then comes from --region or the AWS settings); wins over --stream.
+    // No `conflicts_with`: clap counts a variable as given, and a container
+    // with TRITON_STREAM set must still take --stream-name.
+    #[arg(long, env = "TRITON_STREAM_NAME", value_name = "NAME")]
     pub stream_name: Option<String>,
 
     #[command(flatten)]
@@ -67,7 +64,11 @@ impl StreamArgs {
     /// Loads the config and looks the stream up (or takes --stream-name).
     /// Broken entries of other streams and unknown keys are warnings.
     pub fn load(&self) -> Result<Stream, CliError> {
-        let Some(logical) = &self.stream else {
+        let logical = match &self.stream_name {
+            Some(_) => None,
+            None => self.stream.as_ref(),
+        };
+        let Some(logical) = logical else {
             let name = self.stream_name.clone().unwrap_or_default();
             if name.is_empty() {
                 return Err(CliError::new("--stream-name must not be empty"));

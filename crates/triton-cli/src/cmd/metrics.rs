@@ -131,6 +131,15 @@ impl Endpoint {
             .await
             .map_err(|e| CliError::io(format!("--metrics-addr {addr}"), e))?;
         tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+        // Histograms keep their samples until upkeep folds them in: without
+        // it, memory would grow between scrapes (or without any).
+        let handle = self.handle.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                handle.run_upkeep();
+            }
+        });
         let endpoint = self.clone();
         tokio::spawn(async move {
             loop {

@@ -86,7 +86,7 @@ fn parse_time_at(s: &str, now: SystemTime) -> Result<SystemTime, String> {
         let secs = u64::try_from(date.to_unix()).map_err(|_| bad())?;
         return Ok(UNIX_EPOCH + Duration::from_secs(secs));
     }
-    if t.contains('T') || t.contains('t') {
+    if t.len() > 10 && matches!(t.as_bytes()[10], b'T' | b't') {
         let ts: jiff::Timestamp = t.parse().map_err(|e: jiff::Error| {
             format!(
                 "{s:?} is not a time: {e} (e.g. 2026-11-29T10:00:00Z or 2026-11-29T11:00:00+01:00)"
@@ -95,6 +95,10 @@ fn parse_time_at(s: &str, now: SystemTime) -> Result<SystemTime, String> {
         return Ok(SystemTime::from(ts));
     }
     let ago = t.strip_suffix("ago").map(str::trim_end).unwrap_or(t);
+    // A duration ago needs its unit: `1700000000.5` is not 54 years ago.
+    if ago.parse::<f64>().is_ok() {
+        return Err(bad());
+    }
     let Ok(back) = parse_duration(ago) else {
         return Err(bad());
     };
@@ -236,6 +240,8 @@ mod tests {
         assert_eq!(t("15m ago"), Ok(secs(1_800_000_000 - 900)));
         assert_eq!(t("1h30m ago"), Ok(secs(1_800_000_000 - 5400)));
         assert_eq!(t("2 days ago"), Ok(secs(1_800_000_000 - 172_800)));
+        assert_eq!(t("15 minutes ago"), Ok(secs(1_800_000_000 - 900)));
+        assert_eq!(t("1 minute ago"), Ok(secs(1_800_000_000 - 60)));
         assert_eq!(t("now"), Ok(secs(1_800_000_000)));
         for bad in [
             "2023-11-14T22:13:20",
@@ -244,6 +250,8 @@ mod tests {
             "2023-02-30",
             "yesterday-ish",
             "ago",
+            "1700000000.5",
+            "1e9",
         ] {
             assert!(parse_time_at(bad, now).is_err(), "{bad}");
         }

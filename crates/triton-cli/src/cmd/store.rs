@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::builder::FalseyValueParser;
 use clap::{Args, ValueEnum};
 use triton_checkpoint::{redact, SqlCheckpoints, DEFAULT_URL};
 use triton_core::checkpoint::CheckpointError;
@@ -87,7 +88,7 @@ pub struct StoreArgs {
 
     /// Ignore the checkpoints and start every shard at LATEST (new
     /// checkpoints are still saved).
-    #[arg(long, env = "TRITON_SKIP_TO_LATEST")]
+    #[arg(long, env = "TRITON_SKIP_TO_LATEST", value_parser = FalseyValueParser::new())]
     skip_to_latest: bool,
 
     /// Seal an archive at the latest this long after it was opened (e.g.
@@ -174,13 +175,13 @@ pub struct StoreArgs {
     /// crash between an upload and its checkpoint archives those records
     /// again. (Intents a previous exactly-once run left are still finished
     /// on start.)
-    #[arg(long, env = "TRITON_AT_LEAST_ONCE")]
+    #[arg(long, env = "TRITON_AT_LEAST_ONCE", value_parser = FalseyValueParser::new())]
     at_least_once: bool,
 
     /// Only check that the stream, the bucket (with a probe object, deleted
     /// again) and the database are there and usable, then exit: 0 when
     /// everything is, 1 otherwise.
-    #[arg(long, env = "TRITON_DRY_RUN")]
+    #[arg(long, env = "TRITON_DRY_RUN", value_parser = FalseyValueParser::new())]
     dry_run: bool,
 }
 
@@ -315,7 +316,10 @@ pub fn run(args: StoreArgs) -> CliResult {
         unready_after: args.unready_after,
         // The renewal loop beats every third of a lease; startup retries
         // at least every 30 s.
-        stale_after: (args.lease_duration * 3).max(Duration::from_secs(90)),
+        stale_after: args
+            .lease_duration
+            .saturating_mul(3)
+            .max(Duration::from_secs(90)),
     };
     let runtime = multi_thread_runtime()?;
     runtime.block_on(async {
@@ -338,11 +342,13 @@ pub fn run(args: StoreArgs) -> CliResult {
             let checkpoints = retry_open(
                 "the checkpoint database",
                 || SqlCheckpoints::open(&args.checkpoint_db),
+                // A dry run reports an outage instead of waiting it out.
                 |e| {
-                    matches!(
-                        e,
-                        triton_checkpoint::OpenError::Database(CheckpointError::Unavailable { .. })
-                    )
+                    !args.dry_run
+                        && matches!(
+                            e,
+                            triton_checkpoint::OpenError::Database(CheckpointError::Unavailable { .. })
+                        )
                 },
             )
             .await
@@ -391,7 +397,7 @@ pub fn run(args: StoreArgs) -> CliResult {
             retry_open(
                 "the stream, the bucket and the database",
                 || worker.check(),
-                CheckError::is_transient,
+                |e| !args.dry_run && e.is_transient(),
             )
             .await
             .map_err(|e| explain(e, &stream, &location))?;
@@ -468,8 +474,18 @@ where
 {
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     loop {
-        health().beat();
-        match open().await {
+        // One attempt may take minutes against a hung server (each request
+        // retried within its timeouts): the process is alive meanwhile.
+        let attempt = open();
+        tokio::pin!(attempt);
+        let answer = loop {
+            health().beat();
+            tokio::select! {
+                answer = &mut attempt => break answer,
+                () = tokio::time::sleep(Duration::from_secs(10)) => {}
+            }
+        };
+        match answer {
             Ok(t) => return Ok(t),
             Err(e) if !retryable(&e) => return Err(e),
             Err(e) => {

@@ -35,18 +35,28 @@ pub fn notify(state: &str) {
     let _ = state;
 }
 
-/// Sends `READY=1` the first time the store is ready.
+/// Sends `READY=1` the first time the store is ready. Until then the
+/// start-up timeout is extended every 30 s, with the reason as status:
+/// waiting out a database outage or finishing a previous worker's uploads
+/// may take longer than systemd's default 90 s, and a restart would only
+/// start that work over.
 pub async fn notify_when_ready(bounds: Bounds) {
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
         return;
     }
+    let mut extended: Option<std::time::Instant> = None;
     loop {
-        if health()
-            .report(bounds.unready_after, bounds.stale_after)
-            .ready
-        {
-            notify("READY=1");
+        let report = health().report(bounds.unready_after, bounds.stale_after);
+        if report.ready {
+            notify("READY=1\nSTATUS=reading");
             return;
+        }
+        if extended.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+            notify(&format!(
+                "EXTEND_TIMEOUT_USEC=90000000\nSTATUS={}",
+                report.reason
+            ));
+            extended = Some(std::time::Instant::now());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

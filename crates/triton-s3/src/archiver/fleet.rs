@@ -984,10 +984,15 @@ impl<F: ShardSource> Worker<F> {
         Fut: Future<Output = Result<T, CheckpointError>>,
     {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        let mut failing = None;
         loop {
+            health().beat();
             match f().await {
                 Ok(t) => return Ok(t),
                 Err(e) if e.is_retryable() => {
+                    failing.get_or_insert_with(|| health().failing(what));
+                    metrics::counter!("triton_retries_total", "operation" => "checkpoint_database")
+                        .increment(1);
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "{what}: waiting for the checkpoint database");
                     tokio::time::sleep(delay).await;
@@ -1007,10 +1012,15 @@ impl<F: ShardSource> Worker<F> {
         Fut: Future<Output = Result<T, SourceError>>,
     {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        let mut failing = None;
         loop {
+            health().beat();
             match f().await {
                 Ok(t) => return Ok(t),
                 Err(e @ SourceError::Unavailable { .. }) => {
+                    failing.get_or_insert_with(|| health().failing(what));
+                    metrics::counter!("triton_retries_total", "operation" => "kinesis")
+                        .increment(1);
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "{what}: waiting for the stream");
                     tokio::time::sleep(delay).await;

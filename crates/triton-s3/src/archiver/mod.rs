@@ -285,7 +285,7 @@ impl<S: RecordSource> Archiver<S> {
         // and will be read again) or the leases are lost (then nothing more
         // may be uploaded or committed: the next owner reads it all again).
         if let Some(ArchiverError::LeaseLost(why)) = failure {
-            return Err(abandon(uploader, run, why).await);
+            return Err(abandon(uploader, run, why, &self.stats).await);
         }
         match &failure {
             Some(ArchiverError::Spool(_)) => {
@@ -306,7 +306,7 @@ impl<S: RecordSource> Archiver<S> {
         while pending > 0 {
             let done = tokio::select! {
                 done = done_rx.recv() => done,
-                why = lost(fuse.as_ref()) => return Err(abandon(uploader, run, why).await),
+                why = lost(fuse.as_ref()) => return Err(abandon(uploader, run, why, &self.stats).await),
             };
             let Some(done) = done else {
                 return Err(match fuse.as_ref().and_then(Fuse::tripped) {
@@ -547,6 +547,7 @@ async fn abandon(
     uploader: tokio::task::JoinHandle<()>,
     mut run: Run,
     why: String,
+    stats: &ArchiverStats,
 ) -> ArchiverError {
     uploader.abort();
     let _ = uploader.await;
@@ -556,6 +557,9 @@ async fn abandon(
     for path in run.in_flight.iter().flatten() {
         let _ = std::fs::remove_file(path);
     }
+    // Archivers run one after another: nothing of this worker's is spooled
+    // or waiting now.
+    stats.nothing_pending();
     ArchiverError::LeaseLost(why)
 }
 

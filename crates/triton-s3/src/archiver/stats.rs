@@ -39,6 +39,7 @@ pub struct ArchiverStats {
     /// Unix seconds of the last checkpoint commit (0: none yet).
     last_checkpoint: AtomicU64,
     spool_bytes: AtomicU64,
+    pending_uploads: AtomicU64,
     /// The source's last [`behind`](triton_core::source::RecordSource::behind)
     /// figures.
     behind: Mutex<Vec<(String, i64)>>,
@@ -171,6 +172,7 @@ impl ArchiverStats {
             upload_micros: AtomicU64::new(0),
             last_checkpoint: AtomicU64::new(0),
             spool_bytes: AtomicU64::new(0),
+            pending_uploads: AtomicU64::new(0),
             behind: Mutex::default(),
             committed: Mutex::default(),
             shard_bytes: Mutex::default(),
@@ -226,12 +228,29 @@ impl ArchiverStats {
         self.behind.lock().map(|b| b.clone()).unwrap_or_default()
     }
 
+    /// The archiver dropped what it held (a lost lease): nothing is
+    /// spooled or waiting for upload any more.
+    pub(crate) fn nothing_pending(&self) {
+        self.spool_bytes.store(0, Ordering::Relaxed);
+        self.pending_uploads.store(0, Ordering::Relaxed);
+        self.exported.spool_bytes.set(0.0);
+        self.exported.pending_uploads.set(0.0);
+    }
+
     pub(crate) fn set_behind(&self, behind: Vec<(String, i64)>) {
+        let gauge = |shard: &str| gauge!("triton_store_millis_behind_latest", "stream" => self.exported.stream.clone(), "shard" => shard.to_owned());
         for (shard, millis) in &behind {
-            gauge!("triton_store_millis_behind_latest", "stream" => self.exported.stream.clone(), "shard" => shard.clone())
-                .set(*millis as f64);
+            gauge(shard).set(*millis as f64);
         }
         if let Ok(mut b) = self.behind.lock() {
+            // A shard no longer read here (its lease moved, it ended) must
+            // not go on reporting its last lag: its new reader reports it.
+            for (gone, _) in b
+                .iter()
+                .filter(|(s, _)| !behind.iter().any(|(n, _)| n == s))
+            {
+                gauge(gone).set(0.0);
+            }
             *b = behind;
         }
     }
@@ -275,7 +294,8 @@ impl ArchiverStats {
         let bytes: u64 = sealed.spool_files().map(|p| size(p)).sum();
         let total = self.spool_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.exported.spool_bytes.set(total as f64);
-        self.exported.pending_uploads.increment(1.0);
+        let pending = self.pending_uploads.fetch_add(1, Ordering::Relaxed) + 1;
+        self.exported.pending_uploads.set(pending as f64);
     }
 
     pub(crate) fn unspooled(&self, path: &Path) {
@@ -300,7 +320,13 @@ impl ArchiverStats {
             .increment(u64::from(dead_letters));
         self.exported.uploaded_bytes.increment(bytes);
         self.exported.upload_seconds.record(took.as_secs_f64());
-        self.exported.pending_uploads.decrement(1.0);
+        let pending = self
+            .pending_uploads
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(1))
+            })
+            .map_or(0, |v| v.saturating_sub(1));
+        self.exported.pending_uploads.set(pending as f64);
         self.bytes_uploaded.fetch_add(bytes, Ordering::Relaxed);
         self.uploads.fetch_add(1, Ordering::Relaxed);
         self.upload_micros
