@@ -439,6 +439,26 @@ mod leases {
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].1.as_ref(), Some(&fence1));
 
+        // Two workers recording one fresh key at the same moment: exactly
+        // one gets it (PostgreSQL once let the second take the first's
+        // intent over, so the first's archive was never finished).
+        for i in 0..20 {
+            let key = format!("race{i}");
+            let (one, two) = (intent(&key), intent(&key));
+            let (a, b) = tokio::join!(
+                db.record_intent_fenced(&one, None, &fence1),
+                db.record_intent_fenced(&two, None, &fence2),
+            );
+            let winner = match (&a, &b) {
+                (Ok(()), Err(CheckpointError::KeyTaken { .. })) => &fence1,
+                (Err(CheckpointError::KeyTaken { .. }), Ok(())) => &fence2,
+                other => panic!("{key}: {other:?}"),
+            };
+            db.complete_intent_fenced("store", "s", &key, &[], winner)
+                .await
+                .unwrap();
+        }
+
         // w1 stops renewing with a short lease: it expires on the
         // database's clock and w2 takes it with a new epoch.
         let short = Duration::from_millis(300);

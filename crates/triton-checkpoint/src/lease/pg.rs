@@ -13,6 +13,11 @@ use super::{
 use crate::postgres::{complete_in, record_in, upsert};
 use crate::{check_intent, owned_rows, PgCheckpoints};
 
+/// Locks an intent's key (client, stream, key) until the transaction ends;
+/// a hash collision only makes two unrelated keys wait for each other.
+const LOCK_KEY: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2 || '/' || $3, 0))";
+
 fn q(template: &str) -> String {
     sql(Dialect::Postgres, template)
 }
@@ -280,6 +285,16 @@ pub(super) async fn record_fenced(
             split(
                 c.transaction::<_, TxError, _>(async |c| {
                     check(c, client, stream, fence).await?;
+                    // Two workers recording one fresh key would both read
+                    // "no row" (there is nothing to lock yet) and the
+                    // second's upsert would take the first's intent over:
+                    // the key is locked for the transaction first.
+                    diesel::sql_query(q(LOCK_KEY))
+                        .bind::<Text, _>(client)
+                        .bind::<Text, _>(stream)
+                        .bind::<Text, _>(&intent.key)
+                        .execute(c)
+                        .await?;
                     if let Some(existing) = intent_fence(c, client, stream, &intent.key).await? {
                         if !is_mine(existing.as_ref(), fence) {
                             return Err(TxError::KeyTaken);
