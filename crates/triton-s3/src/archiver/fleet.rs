@@ -28,10 +28,8 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use triton_core::health::{health, Phase};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -39,6 +37,7 @@ use tokio::time::Instant;
 use triton_core::checkpoint::{
     Checkpoint, CheckpointError, CheckpointStore, SavedCheckpoint, UploadIntent,
 };
+use triton_core::health::{health, Phase};
 use triton_core::lease::{
     Fence, FinishedShards, Held, LeaseInfo, LeaseScope, LeaseState, LeaseStore, LeaseTable,
     ShardSource,
@@ -46,6 +45,7 @@ use triton_core::lease::{
 use triton_core::retry::Backoff;
 use triton_core::source::SourceError;
 
+use super::tally::{Level, Tally};
 use super::{
     clean_stale, recover_intents, Archiver, ArchiverError, ArchiverOptions, ArchiverStats, Fuse,
     Metadata, RecoveryError, Summary,
@@ -132,70 +132,41 @@ impl CheckError {
 /// `triton_store_leases_{acquired,lost,released}_total`, labelled `stream`.
 #[derive(Debug)]
 pub struct LeaseStats {
-    held: AtomicU64,
-    acquired: AtomicU64,
-    lost: AtomicU64,
-    released: AtomicU64,
-    exported: [metrics::Counter; 3],
-    exported_held: metrics::Gauge,
+    held: Level,
+    acquired: Tally,
+    lost: Tally,
+    released: Tally,
 }
 
 impl LeaseStats {
     fn new(stream: &str) -> LeaseStats {
-        let counter = |name: &'static str| metrics::counter!(name, "stream" => stream.to_owned());
         LeaseStats {
-            held: AtomicU64::new(0),
-            acquired: AtomicU64::new(0),
-            lost: AtomicU64::new(0),
-            released: AtomicU64::new(0),
-            exported: [
-                counter("triton_store_leases_acquired_total"),
-                counter("triton_store_leases_lost_total"),
-                counter("triton_store_leases_released_total"),
-            ],
-            exported_held: metrics::gauge!("triton_store_leases_held", "stream" => stream.to_owned()),
+            held: Level::new("triton_store_leases_held", stream),
+            acquired: Tally::new("triton_store_leases_acquired_total", stream),
+            lost: Tally::new("triton_store_leases_lost_total", stream),
+            released: Tally::new("triton_store_leases_released_total", stream),
         }
     }
 
     /// Leases held now.
     pub fn held(&self) -> u64 {
-        self.held.load(Ordering::Relaxed)
+        self.held.get()
     }
 
     /// Leases taken so far (each with a new epoch).
     pub fn acquired_total(&self) -> u64 {
-        self.acquired.load(Ordering::Relaxed)
+        self.acquired.get()
     }
 
     /// Times a lease was lost (taken by another worker, or not renewed in
     /// time).
     pub fn lost_total(&self) -> u64 {
-        self.lost.load(Ordering::Relaxed)
+        self.lost.get()
     }
 
     /// Leases given up gracefully (to balance, at a stop, or ended).
     pub fn released_total(&self) -> u64 {
-        self.released.load(Ordering::Relaxed)
-    }
-
-    fn set_held(&self, n: usize) {
-        self.held.store(n as u64, Ordering::Relaxed);
-        self.exported_held.set(n as f64);
-    }
-
-    fn acquired(&self, n: usize) {
-        self.acquired.fetch_add(n as u64, Ordering::Relaxed);
-        self.exported[0].increment(n as u64);
-    }
-
-    fn lost(&self) {
-        self.lost.fetch_add(1, Ordering::Relaxed);
-        self.exported[1].increment(1);
-    }
-
-    fn released(&self, n: usize) {
-        self.released.fetch_add(n as u64, Ordering::Relaxed);
-        self.exported[2].increment(n as u64);
+        self.released.get()
     }
 }
 
@@ -622,13 +593,13 @@ impl<F: ShardSource> Worker<F> {
                 "took the lease"
             );
         }
-        self.stats.acquired(got.len());
+        self.stats.acquired.add(got.len() as u64);
         if let Ok(mut h) = holding.lock() {
             h.held
                 .retain(|old| !got.iter().any(|g| g.shard == old.shard));
             h.held.extend(got);
             h.held.sort();
-            self.stats.set_held(h.held.len());
+            self.stats.held.set(h.held.len() as u64);
         }
         Ok(())
     }
@@ -911,7 +882,7 @@ impl<F: ShardSource> Worker<F> {
             "a lease was lost: dropped what was not committed, giving back the other leases"
         );
         let held = holding_now(holding);
-        self.stats.lost();
+        self.stats.lost.add(1);
         self.release(holding, &held, "a lease was lost").await;
     }
 
@@ -919,7 +890,7 @@ impl<F: ShardSource> Worker<F> {
     async fn hand_over(&self, holding: &Arc<Mutex<Holding>>, lease: Held, to: &str) {
         if let Ok(mut h) = holding.lock() {
             h.held.retain(|x| *x != lease);
-            self.stats.set_held(h.held.len());
+            self.stats.held.set(h.held.len() as u64);
         }
         let me = &self.options.worker;
         match self
@@ -935,7 +906,7 @@ impl<F: ShardSource> Worker<F> {
                     to,
                     "handed the lease over"
                 );
-                self.stats.released(1);
+                self.stats.released.add(1);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not hand the lease over; it expires instead")
@@ -949,7 +920,7 @@ impl<F: ShardSource> Worker<F> {
         }
         if let Ok(mut h) = holding.lock() {
             h.held.retain(|x| !leases.contains(x));
-            self.stats.set_held(h.held.len());
+            self.stats.held.set(h.held.len() as u64);
         }
         match self
             .leases
@@ -966,7 +937,7 @@ impl<F: ShardSource> Worker<F> {
                         "released the lease"
                     );
                 }
-                self.stats.released(leases.len());
+                self.stats.released.add(leases.len() as u64);
             }
             // Not renewed any more, they run out.
             Err(e) => tracing::warn!(error = %e, "could not release leases; they expire instead"),

@@ -26,6 +26,7 @@ mod retry;
 mod rotation;
 mod spool;
 mod stats;
+mod tally;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;

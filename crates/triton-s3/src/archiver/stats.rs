@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+use metrics::{gauge, histogram, Histogram};
 
+use super::tally::{Level, Tally};
 use super::Sealed;
 
 /// Totals since the archiver started (every figure only grows except the
@@ -29,17 +30,21 @@ use super::Sealed;
 /// Every series has the label `stream`.
 #[derive(Debug)]
 pub struct ArchiverStats {
-    records_in: AtomicU64,
-    bytes_in: AtomicU64,
-    invalid_records: AtomicU64,
-    archives_uploaded: AtomicU64,
-    bytes_uploaded: AtomicU64,
+    stream: String,
+    records_in: Tally,
+    bytes_in: Tally,
+    invalid_records: Tally,
+    archives_uploaded: Tally,
+    dead_letters_uploaded: Tally,
+    bytes_uploaded: Tally,
     uploads: AtomicU64,
     upload_micros: AtomicU64,
+    upload_seconds: Histogram,
+    commit_seconds: Histogram,
     /// Unix seconds of the last checkpoint commit (0: none yet).
-    last_checkpoint: AtomicU64,
-    spool_bytes: AtomicU64,
-    pending_uploads: AtomicU64,
+    last_checkpoint: Level,
+    spool_bytes: Level,
+    pending_uploads: Level,
     /// The source's last [`behind`](triton_core::source::RecordSource::behind)
     /// figures.
     behind: Mutex<Vec<(String, i64)>>,
@@ -47,51 +52,12 @@ pub struct ArchiverStats {
     committed: Mutex<HashMap<String, String>>,
     /// Bytes read from each shard.
     shard_bytes: Mutex<HashMap<String, u64>>,
-    exported: Exported,
 }
 
 impl Default for ArchiverStats {
     /// Statistics exported with an empty `stream` label.
     fn default() -> ArchiverStats {
         ArchiverStats::new("")
-    }
-}
-
-/// The metric handles, registered once (so that every series exists from
-/// the start, at zero).
-#[derive(Debug)]
-struct Exported {
-    stream: String,
-    records: Counter,
-    record_bytes: Counter,
-    invalid: Counter,
-    archives: Counter,
-    dead_letters: Counter,
-    uploaded_bytes: Counter,
-    upload_seconds: Histogram,
-    commit_seconds: Histogram,
-    spool_bytes: Gauge,
-    pending_uploads: Gauge,
-    last_checkpoint: Gauge,
-}
-
-impl Exported {
-    fn new(stream: &str) -> Exported {
-        let label = || [("stream", stream.to_owned())];
-        Exported {
-            stream: stream.to_owned(),
-            records: counter!("triton_store_records_total", &label()),
-            record_bytes: counter!("triton_store_record_bytes_total", &label()),
-            invalid: counter!("triton_store_invalid_records_total", &label()),
-            archives: counter!("triton_store_archives_uploaded_total", &label()),
-            dead_letters: counter!("triton_store_dead_letter_archives_uploaded_total", &label()),
-            uploaded_bytes: counter!("triton_store_uploaded_bytes_total", &label()),
-            upload_seconds: histogram!("triton_store_upload_seconds", &label()),
-            commit_seconds: histogram!("triton_store_commit_seconds", &label()),
-            spool_bytes: gauge!("triton_store_spool_bytes", &label()),
-            pending_uploads: gauge!("triton_store_pending_uploads", &label()),
-            last_checkpoint: gauge!("triton_store_last_checkpoint_timestamp_seconds", &label()),
-        }
     }
 }
 
@@ -162,47 +128,54 @@ pub fn describe_metrics() {
 impl ArchiverStats {
     /// Statistics of an archiver of `stream`, exported with that label.
     pub fn new(stream: &str) -> ArchiverStats {
+        let histogram = |name| histogram!(name, "stream" => stream.to_owned());
         ArchiverStats {
-            records_in: AtomicU64::new(0),
-            bytes_in: AtomicU64::new(0),
-            invalid_records: AtomicU64::new(0),
-            archives_uploaded: AtomicU64::new(0),
-            bytes_uploaded: AtomicU64::new(0),
+            stream: stream.to_owned(),
+            records_in: Tally::new("triton_store_records_total", stream),
+            bytes_in: Tally::new("triton_store_record_bytes_total", stream),
+            invalid_records: Tally::new("triton_store_invalid_records_total", stream),
+            archives_uploaded: Tally::new("triton_store_archives_uploaded_total", stream),
+            dead_letters_uploaded: Tally::new(
+                "triton_store_dead_letter_archives_uploaded_total",
+                stream,
+            ),
+            bytes_uploaded: Tally::new("triton_store_uploaded_bytes_total", stream),
             uploads: AtomicU64::new(0),
             upload_micros: AtomicU64::new(0),
-            last_checkpoint: AtomicU64::new(0),
-            spool_bytes: AtomicU64::new(0),
-            pending_uploads: AtomicU64::new(0),
+            upload_seconds: histogram("triton_store_upload_seconds"),
+            commit_seconds: histogram("triton_store_commit_seconds"),
+            last_checkpoint: Level::new("triton_store_last_checkpoint_timestamp_seconds", stream),
+            spool_bytes: Level::new("triton_store_spool_bytes", stream),
+            pending_uploads: Level::new("triton_store_pending_uploads", stream),
             behind: Mutex::default(),
             committed: Mutex::default(),
             shard_bytes: Mutex::default(),
-            exported: Exported::new(stream),
         }
     }
 
     /// Records read from the source.
     pub fn records_in(&self) -> u64 {
-        self.records_in.load(Ordering::Relaxed)
+        self.records_in.get()
     }
 
     /// Bytes of the records read.
     pub fn bytes_in(&self) -> u64 {
-        self.bytes_in.load(Ordering::Relaxed)
+        self.bytes_in.get()
     }
 
     /// Records that were not one MessagePack map.
     pub fn invalid_records(&self) -> u64 {
-        self.invalid_records.load(Ordering::Relaxed)
+        self.invalid_records.get()
     }
 
     /// Archives uploaded (not sidecars or dead-letter archives).
     pub fn archives_uploaded(&self) -> u64 {
-        self.archives_uploaded.load(Ordering::Relaxed)
+        self.archives_uploaded.get()
     }
 
     /// Bytes uploaded.
     pub fn bytes_uploaded(&self) -> u64 {
-        self.bytes_uploaded.load(Ordering::Relaxed)
+        self.bytes_uploaded.get()
     }
 
     /// Sealed archives uploaded, and the time their uploads took in all.
@@ -215,12 +188,12 @@ impl ArchiverStats {
 
     /// Unix seconds of the last checkpoint commit, if any.
     pub fn last_checkpoint(&self) -> Option<u64> {
-        Some(self.last_checkpoint.load(Ordering::Relaxed)).filter(|&t| t > 0)
+        Some(self.last_checkpoint.get()).filter(|&t| t > 0)
     }
 
     /// Bytes of sealed archives waiting in the spool directory.
     pub fn spool_bytes(&self) -> u64 {
-        self.spool_bytes.load(Ordering::Relaxed)
+        self.spool_bytes.get()
     }
 
     /// Each sub-source (shard) with how many milliseconds it is behind.
@@ -231,14 +204,12 @@ impl ArchiverStats {
     /// The archiver dropped what it held (a lost lease): nothing is
     /// spooled or waiting for upload any more.
     pub(crate) fn nothing_pending(&self) {
-        self.spool_bytes.store(0, Ordering::Relaxed);
-        self.pending_uploads.store(0, Ordering::Relaxed);
-        self.exported.spool_bytes.set(0.0);
-        self.exported.pending_uploads.set(0.0);
+        self.spool_bytes.set(0);
+        self.pending_uploads.set(0);
     }
 
     pub(crate) fn set_behind(&self, behind: Vec<(String, i64)>) {
-        let gauge = |shard: &str| gauge!("triton_store_millis_behind_latest", "stream" => self.exported.stream.clone(), "shard" => shard.to_owned());
+        let gauge = |shard: &str| gauge!("triton_store_millis_behind_latest", "stream" => self.stream.clone(), "shard" => shard.to_owned());
         for (shard, millis) in &behind {
             gauge(shard).set(*millis as f64);
         }
@@ -281,53 +252,32 @@ impl ArchiverStats {
     }
 
     pub(crate) fn read(&self, records: u64, bytes: u64, invalid: u64) {
-        self.records_in.fetch_add(records, Ordering::Relaxed);
-        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
-        self.invalid_records.fetch_add(invalid, Ordering::Relaxed);
-        self.exported.records.increment(records);
-        self.exported.record_bytes.increment(bytes);
-        self.exported.invalid.increment(invalid);
+        self.records_in.add(records);
+        self.bytes_in.add(bytes);
+        self.invalid_records.add(invalid);
     }
 
     pub(crate) fn spooled(&self, sealed: &Sealed) {
         let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
         let bytes: u64 = sealed.spool_files().map(|p| size(p)).sum();
-        let total = self.spool_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        self.exported.spool_bytes.set(total as f64);
-        let pending = self.pending_uploads.fetch_add(1, Ordering::Relaxed) + 1;
-        self.exported.pending_uploads.set(pending as f64);
+        self.spool_bytes.add(bytes);
+        self.pending_uploads.add(1);
     }
 
     pub(crate) fn unspooled(&self, path: &Path) {
         let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
-        let _ = self
-            .spool_bytes
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                Some(v.saturating_sub(bytes))
-            });
-        self.exported.spool_bytes.set(self.spool_bytes() as f64);
+        self.spool_bytes.sub(bytes);
     }
 
     /// A sealed archive is uploaded: `archive` when it holds valid records
     /// (not only dead letters), `dead_letters` when it has a dead-letter
     /// archive.
     pub(crate) fn uploaded(&self, bytes: u64, took: Duration, archive: bool, dead_letters: bool) {
-        self.archives_uploaded
-            .fetch_add(u64::from(archive), Ordering::Relaxed);
-        self.exported.archives.increment(u64::from(archive));
-        self.exported
-            .dead_letters
-            .increment(u64::from(dead_letters));
-        self.exported.uploaded_bytes.increment(bytes);
-        self.exported.upload_seconds.record(took.as_secs_f64());
-        let pending = self
-            .pending_uploads
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                Some(v.saturating_sub(1))
-            })
-            .map_or(0, |v| v.saturating_sub(1));
-        self.exported.pending_uploads.set(pending as f64);
-        self.bytes_uploaded.fetch_add(bytes, Ordering::Relaxed);
+        self.archives_uploaded.add(u64::from(archive));
+        self.dead_letters_uploaded.add(u64::from(dead_letters));
+        self.bytes_uploaded.add(bytes);
+        self.pending_uploads.sub(1);
+        self.upload_seconds.record(took.as_secs_f64());
         self.uploads.fetch_add(1, Ordering::Relaxed);
         self.upload_micros
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
@@ -337,8 +287,7 @@ impl ArchiverStats {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        self.last_checkpoint.store(now, Ordering::Relaxed);
-        self.exported.last_checkpoint.set(now as f64);
-        self.exported.commit_seconds.record(took.as_secs_f64());
+        self.last_checkpoint.set(now);
+        self.commit_seconds.record(took.as_secs_f64());
     }
 }
