@@ -396,15 +396,21 @@ fn metrics_parse_with_an_independent_parser_and_count_archives_not_sidecars() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let text = loop {
         let (_, body) = get(port, "/metrics").unwrap();
-        if body.contains("triton_store_archives_uploaded_total{stream=")
-            && !body.contains(&format!(
-                "triton_store_archives_uploaded_total{{stream=\"{}\"}} 0",
-                s.name
-            ))
+        // An archive is counted at its upload and its commit a moment
+        // later: wait for both.
+        let nonzero = |series: &str| {
+            body.contains(&format!("{series}{{stream=\"{}\"}}", s.name))
+                && !body.contains(&format!("{series}{{stream=\"{}\"}} 0\n", s.name))
+        };
+        if nonzero("triton_store_archives_uploaded_total")
+            && nonzero("triton_store_commit_seconds_count")
         {
             break body;
         }
-        assert!(Instant::now() < deadline, "no archive uploaded:\n{body}");
+        assert!(
+            Instant::now() < deadline,
+            "no archive uploaded and committed:\n{body}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     stop(&mut store);
