@@ -14,7 +14,7 @@ use triton_core::source::SequenceNumber;
 use triton_core::value::{Record, Value};
 
 use crate::error::{ErrorKind, KinesisError};
-use triton_core::retry::Backoff;
+use triton_core::retry::policies;
 
 /// Kinesis limits for one PutRecords call and one record.
 const MAX_BATCH_RECORDS: usize = 500;
@@ -32,7 +32,8 @@ pub struct ProducerOptions {
     /// Attempts per record before [`Producer::flush`] gives up and returns
     /// what was not written.
     pub max_attempts: u32,
-    /// First retry delay; doubles up to 10 s.
+    /// First retry delay; doubles up to 10 s
+    /// ([`policies::KINESIS_PUT`](triton_core::retry::policies::KINESIS_PUT)).
     pub backoff: Duration,
     /// Put at most one record of each partition key in a call (the
     /// default). Kinesis may refuse an earlier entry of a call and accept a
@@ -291,8 +292,10 @@ impl Producer {
         let batch = self.take_batch();
         let attempts = batch.iter().map(|e| e.attempts).max().unwrap_or(0);
         if attempts > 0 {
-            let backoff = Backoff::new(self.options.backoff, Duration::from_secs(10));
-            tokio::time::sleep(backoff.delay(attempts - 1)).await;
+            let backoff = policies::KINESIS_PUT
+                .with_base(self.options.backoff)
+                .backoff();
+            tokio::time::sleep(backoff.delay_after(attempts - 1)).await;
         }
         let entries = batch
             .iter()

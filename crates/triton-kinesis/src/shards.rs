@@ -1,11 +1,9 @@
 //! Listing a stream's shards, with pagination and retries.
 
-use std::time::Duration;
-
 use aws_sdk_kinesis::Client;
 
 use crate::error::KinesisError;
-use triton_core::retry::Backoff;
+use triton_core::retry::{policies, retry};
 
 /// One shard as `ListShards` describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,9 +41,6 @@ impl ShardInfo {
     }
 }
 
-/// Attempts of one `ListShards` page before giving up.
-const ATTEMPTS: u32 = 6;
-
 /// Every shard of `stream` that `ListShards` reports (open ones, and closed
 /// ones still within the retention period), following `NextToken`.
 /// Throttling and transient failures are retried a few times with backoff.
@@ -67,26 +62,23 @@ async fn list_page(
     stream: &str,
     token: Option<&str>,
 ) -> Result<aws_sdk_kinesis::operation::list_shards::ListShardsOutput, KinesisError> {
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-    loop {
-        // The API refuses a stream name together with a continuation token.
-        let request = match token {
-            Some(t) => client.list_shards().next_token(t),
-            None => client.list_shards().stream_name(stream),
-        };
-        match request.send().await {
-            Ok(page) => return Ok(page),
-            Err(e) => {
-                let e = KinesisError::from_sdk("ListShards", stream, e);
-                if !e.is_retryable() || backoff.attempts() + 1 >= ATTEMPTS {
-                    return Err(e);
-                }
-                let delay = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in = ?delay, "listing shards failed; retrying");
-                tokio::time::sleep(delay).await;
-            }
-        }
-    }
+    retry(
+        &policies::KINESIS_LIST,
+        || async {
+            // The API refuses a stream name together with a continuation token.
+            let request = match token {
+                Some(t) => client.list_shards().next_token(t),
+                None => client.list_shards().stream_name(stream),
+            };
+            request
+                .send()
+                .await
+                .map_err(|e| KinesisError::from_sdk("ListShards", stream, e))
+        },
+        KinesisError::is_retryable,
+        |e, r| tracing::warn!(error = %e, retry_in = ?r.delay, "listing shards failed; retrying"),
+    )
+    .await
 }
 
 fn to_info(s: aws_sdk_kinesis::types::Shard) -> ShardInfo {

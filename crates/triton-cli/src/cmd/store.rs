@@ -11,7 +11,7 @@ use triton_checkpoint::{redact, SqlCheckpoints, DEFAULT_URL};
 use triton_core::checkpoint::CheckpointError;
 use triton_core::health::{health, Phase};
 use triton_core::key::{validate_client_name, DEFAULT_CLIENT_NAME};
-use triton_core::retry::Backoff;
+use triton_core::retry::{policies, retry};
 use triton_kinesis::{KinesisShards, ReaderOptions, StartPosition};
 use triton_s3::archiver::fleet::{CheckError, CheckKind, Worker, WorkerOptions};
 use triton_s3::archiver::ArchiverOptions;
@@ -472,27 +472,26 @@ where
     Fut: std::future::Future<Output = Result<T, E>>,
     E: std::fmt::Display,
 {
-    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
-    loop {
-        // One attempt may take minutes against a hung server (each request
-        // retried within its timeouts): the process is alive meanwhile.
-        let attempt = open();
-        tokio::pin!(attempt);
-        let answer = loop {
-            health().beat();
-            tokio::select! {
-                answer = &mut attempt => break answer,
-                () = tokio::time::sleep(Duration::from_secs(10)) => {}
+    retry(
+        &policies::STARTUP,
+        || {
+            // One attempt may take minutes against a hung server (each
+            // request retried within its timeouts): the process is alive
+            // meanwhile.
+            let attempt = open();
+            async move {
+                tokio::pin!(attempt);
+                loop {
+                    health().beat();
+                    tokio::select! {
+                        answer = &mut attempt => return answer,
+                        () = tokio::time::sleep(Duration::from_secs(10)) => {}
+                    }
+                }
             }
-        };
-        match answer {
-            Ok(t) => return Ok(t),
-            Err(e) if !retryable(&e) => return Err(e),
-            Err(e) => {
-                let delay = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for {what}");
-                tokio::time::sleep(delay).await;
-            }
-        }
-    }
+        },
+        retryable,
+        |e, r| tracing::warn!(error = %e, retry_in_ms = r.delay.as_millis() as u64, "waiting for {what}"),
+    )
+    .await
 }

@@ -4,12 +4,11 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_kinesis::Client;
 use tokio::time::Instant;
-use triton_core::retry::Backoff;
+use triton_core::retry::{policies, Backoff};
 use triton_core::source::{
     Position, RangeStart, RecordSource, Replay, SequenceNumber, SequenceRange, SourceError,
     SourceRecord,
@@ -50,7 +49,7 @@ impl Replay for KinesisReplay {
             delivered: None,
             at_tip: 0,
             next_call: Instant::now(),
-            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(10)),
+            backoff: policies::KINESIS_READ.backoff(),
         }))
     }
 }
@@ -150,7 +149,10 @@ impl RecordSource for RangeReader {
                         }
                         _ if e.is_retryable() => {
                             self.iterator = Some(iterator);
-                            let delay = self.backoff.next_delay().max(MIN_CALL_GAP);
+                            let Some(delay) = self.backoff.next_delay() else {
+                                return Err(self.fail(e));
+                            };
+                            let delay = delay.max(MIN_CALL_GAP);
                             tracing::warn!(shard = %shard, error = %e, retry_in = ?delay, "GetRecords failed; retrying");
                             self.next_call = Instant::now() + delay;
                         }

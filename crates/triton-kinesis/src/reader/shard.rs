@@ -1,6 +1,7 @@
 //! One shard's polling task: gets records and hands them to the reader, at
 //! most `prefetch` batches ahead of the consumer.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +14,7 @@ use triton_core::source::{Position, SequenceNumber, SourceRecord};
 
 use super::plan::Start;
 use crate::error::{ErrorKind, KinesisError};
-use triton_core::retry::Backoff;
+use triton_core::retry::{policies, retry};
 
 /// Kinesis allows 5 GetRecords calls per second and shard.
 pub(crate) const MIN_CALL_GAP: Duration = Duration::from_millis(200);
@@ -85,7 +86,7 @@ impl ShardTask {
         if start == Start::Latest {
             start = Start::AtTimestamp(latest_opened);
         }
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+        let mut backoff = policies::KINESIS_READ.backoff();
         let mut next_call = Instant::now();
         loop {
             let Ok(permit) = self.prefetch.clone().acquire_owned().await else {
@@ -123,7 +124,9 @@ impl ShardTask {
                             return Ok(());
                         }
                         _ if e.is_retryable() => {
-                            let delay = backoff.next_delay();
+                            let Some(delay) = backoff.next_delay() else {
+                                return Err(e);
+                            };
                             metrics::counter!("triton_retries_total", "operation" => "get_records")
                                 .increment(1);
                             metrics::counter!("triton_errors_total", "operation" => "get_records", "kind" => e.kind.label())
@@ -233,64 +236,73 @@ pub(crate) async fn shard_iterator(
     shard: &str,
     start: &Start,
 ) -> Result<Option<String>, KinesisError> {
-    let mut start = start.clone();
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
-    loop {
-        let request = client
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(shard);
-        let request = match &start {
-            Start::After(seq) => request
-                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                .starting_sequence_number(seq.as_str()),
-            Start::At(seq) => request
-                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-                .starting_sequence_number(seq.as_str()),
-            Start::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
-            Start::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
-            Start::AtTimestamp(t) => request
-                .shard_iterator_type(ShardIteratorType::AtTimestamp)
-                .timestamp(DateTime::from(*t)),
-        };
-        match request.send().await {
-            Ok(out) => match out.shard_iterator {
-                Some(it) => return Ok(Some(it)),
-                None => {
-                    return Err(KinesisError::fatal(
-                        "GetShardIterator",
-                        stream,
-                        format!("no iterator returned for shard {}", shard),
-                    ))
+    // Set once the shard has refused `start`: later attempts (after an
+    // outage) read from the oldest record without asking again.
+    let fell_back = AtomicBool::new(false);
+    let fell_back = &fell_back;
+    retry(
+        &policies::KINESIS_READ,
+        || async move {
+            let mut start = match fell_back.load(Ordering::Relaxed) {
+                true => Start::TrimHorizon,
+                false => start.clone(),
+            };
+            loop {
+                let request = client
+                    .get_shard_iterator()
+                    .stream_name(stream)
+                    .shard_id(shard);
+                let request = match &start {
+                    Start::After(seq) => request
+                        .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                        .starting_sequence_number(seq.as_str()),
+                    Start::At(seq) => request
+                        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+                        .starting_sequence_number(seq.as_str()),
+                    Start::TrimHorizon => {
+                        request.shard_iterator_type(ShardIteratorType::TrimHorizon)
+                    }
+                    Start::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
+                    Start::AtTimestamp(t) => request
+                        .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                        .timestamp(DateTime::from(*t)),
+                };
+                let e = match request.send().await {
+                    Ok(out) => {
+                        return match out.shard_iterator {
+                            Some(it) => Ok(Some(it)),
+                            None => Err(KinesisError::fatal(
+                                "GetShardIterator",
+                                stream,
+                                format!("no iterator returned for shard {}", shard),
+                            )),
+                        }
+                    }
+                    Err(e) => KinesisError::from_sdk("GetShardIterator", stream, e),
+                };
+                match (e.kind, &start) {
+                    (ErrorKind::InvalidArgument, Start::After(seq) | Start::At(seq)) => {
+                        tracing::warn!(
+                            shard = %shard, sequence_number = %seq, error = %e,
+                            "the shard does not hold this record (older than the stream's \
+                             retention period?); reading from the oldest record \
+                             (TRIM_HORIZON), records between are lost"
+                        );
+                        start = Start::TrimHorizon;
+                        fell_back.store(true, Ordering::Relaxed);
+                    }
+                    (ErrorKind::NotFound, _) => return Ok(None),
+                    _ => return Err(e),
                 }
-            },
-            Err(e) => {
-                let e = KinesisError::from_sdk("GetShardIterator", stream, e);
-                if let (ErrorKind::InvalidArgument, Start::After(seq) | Start::At(seq)) =
-                    (e.kind, &start)
-                {
-                    tracing::warn!(
-                        shard = %shard, sequence_number = %seq, error = %e,
-                        "the shard does not hold this record (older than the stream's \
-                         retention period?); reading from the oldest record \
-                         (TRIM_HORIZON), records between are lost"
-                    );
-                    start = Start::TrimHorizon;
-                    continue;
-                }
-                if e.kind == ErrorKind::NotFound {
-                    return Ok(None);
-                }
-                if !e.is_retryable() {
-                    return Err(e);
-                }
-                let delay = backoff.next_delay();
-                tracing::warn!(
-                    shard = %shard, error = %e, attempt = backoff.attempts(),
-                    retry_in = ?delay, "GetShardIterator failed; retrying"
-                );
-                tokio::time::sleep(delay).await;
             }
-        }
-    }
+        },
+        KinesisError::is_retryable,
+        |e, r| {
+            tracing::warn!(
+                shard = %shard, error = %e, attempt = r.attempt,
+                retry_in = ?r.delay, "GetShardIterator failed; retrying"
+            );
+        },
+    )
+    .await
 }

@@ -42,9 +42,10 @@ use triton_core::lease::{
     Fence, FinishedShards, Held, LeaseInfo, LeaseScope, LeaseState, LeaseStore, LeaseTable,
     ShardSource,
 };
-use triton_core::retry::Backoff;
+use triton_core::retry::policies;
 use triton_core::source::SourceError;
 
+use super::retry::watched;
 use super::tally::{Level, Tally};
 use super::{
     clean_stale, recover_intents, Archiver, ArchiverError, ArchiverOptions, ArchiverStats, Fuse,
@@ -950,55 +951,41 @@ impl<F: ShardSource> Worker<F> {
     }
 
     /// Retries `f` while the database is unavailable.
-    async fn retry<T, Fut>(&self, what: &str, mut f: impl FnMut() -> Fut) -> Result<T, WorkerError>
+    async fn retry<T, Fut>(&self, what: &str, f: impl FnMut() -> Fut) -> Result<T, WorkerError>
     where
         Fut: Future<Output = Result<T, CheckpointError>>,
     {
-        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
-        let mut failing = None;
-        loop {
-            health().beat();
-            match f().await {
-                Ok(t) => return Ok(t),
-                Err(e) if e.is_retryable() => {
-                    failing.get_or_insert_with(|| health().failing(what));
-                    metrics::counter!("triton_retries_total", "operation" => "checkpoint_database")
-                        .increment(1);
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "{what}: waiting for the checkpoint database");
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        watched(
+            &policies::FLEET,
+            "checkpoint_database",
+            what,
+            f,
+            CheckpointError::is_retryable,
+            |e, r| tracing::warn!(error = %e, retry_in_ms = r.delay.as_millis() as u64, "{what}: waiting for the checkpoint database"),
+        )
+        .await
+        .map_err(WorkerError::from)
     }
 
     /// Retries `f` while the stream is unavailable.
     async fn retry_source<T, Fut>(
         &self,
         what: &str,
-        mut f: impl FnMut() -> Fut,
+        f: impl FnMut() -> Fut,
     ) -> Result<T, WorkerError>
     where
         Fut: Future<Output = Result<T, SourceError>>,
     {
-        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
-        let mut failing = None;
-        loop {
-            health().beat();
-            match f().await {
-                Ok(t) => return Ok(t),
-                Err(e @ SourceError::Unavailable { .. }) => {
-                    failing.get_or_insert_with(|| health().failing(what));
-                    metrics::counter!("triton_retries_total", "operation" => "kinesis")
-                        .increment(1);
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "{what}: waiting for the stream");
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        watched(
+            &policies::FLEET,
+            "kinesis",
+            what,
+            f,
+            |e| matches!(e, SourceError::Unavailable { .. }),
+            |e, r| tracing::warn!(error = %e, retry_in_ms = r.delay.as_millis() as u64, "{what}: waiting for the stream"),
+        )
+        .await
+        .map_err(WorkerError::from)
     }
 }
 

@@ -36,14 +36,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 use triton_core::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, UploadIntent};
-use triton_core::retry::Backoff;
+use triton_core::retry::policies;
 use triton_core::source::{Position, RecordSource, SourceError, SourceRecord};
 
 pub use self::fuse::Fuse;
 pub use self::metadata::{Metadata, MovedFrom, ShardRange, METADATA_FORMAT_VERSION};
 pub(crate) use self::recovery::{not_read_again, read_again, ReadAgainError};
 pub use self::recovery::{recover, recover_intents, LostRecords, Recovery, RecoveryError};
-use self::retry::{refused, until_ok, until_ok_or, Waiting};
+use self::retry::{refused, until_ok, until_ok_or, Waiting, Watch};
 pub use self::rotation::rotation_deadline;
 pub(crate) use self::spool::sha256_hex;
 use self::spool::Spool;
@@ -461,18 +461,17 @@ impl<S: RecordSource> Archiver<S> {
             }
             None => {
                 // (A loop of its own: the attempt borrows the source mutably.)
-                let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-                let mut failing = None;
+                let mut backoff = policies::CHECKPOINT_DATABASE.backoff();
+                let mut watch =
+                    Watch::new("checkpoint_database", "waiting for the checkpoint store");
                 while let Err(e) = self.source.commit().await {
                     if let Some(why) = self.options.fuse.as_ref().and_then(Fuse::tripped) {
                         return Err(ArchiverError::LeaseLost(why));
                     }
-                    failing.get_or_insert_with(|| {
-                        triton_core::health::health().failing("waiting for the checkpoint store")
-                    });
-                    metrics::counter!("triton_retries_total", "operation" => "checkpoint_database")
-                        .increment(1);
-                    let delay = backoff.next_delay();
+                    watch.retrying();
+                    let Some(delay) = backoff.next_delay() else {
+                        return Err(ArchiverError::Source(e));
+                    };
                     tracing::warn!(key = done.key, error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the checkpoint store");
                     tokio::time::sleep(delay).await;
                 }

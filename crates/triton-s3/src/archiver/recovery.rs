@@ -12,11 +12,10 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use triton_core::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, UploadIntent};
 use triton_core::key::ArchiveKey;
-use triton_core::retry::Backoff;
+use triton_core::retry::{policies, retry};
 use triton_core::source::{Replay, SequenceRange, SourceError};
 
 use super::metadata::Metadata;
@@ -293,18 +292,14 @@ async fn load(
     db: &dyn CheckpointStore,
     options: &ArchiverOptions,
 ) -> Result<Vec<UploadIntent>, RecoveryError> {
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-    loop {
-        match db.intents(&options.client, &options.stream).await {
-            Ok(intents) => return Ok(intents),
-            Err(e) if e.is_retryable() => {
-                let delay = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the checkpoint store");
-                tokio::time::sleep(delay).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    retry(
+        &policies::CHECKPOINT_DATABASE,
+        || db.intents(&options.client, &options.stream),
+        CheckpointError::is_retryable,
+        |e, r| tracing::warn!(error = %e, retry_in_ms = r.delay.as_millis() as u64, "waiting for the checkpoint store"),
+    )
+    .await
+    .map_err(RecoveryError::from)
 }
 
 fn bad(intent: &UploadIntent, detail: &str) -> RecoveryError {

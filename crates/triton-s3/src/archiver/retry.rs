@@ -5,7 +5,8 @@ use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
-use triton_core::retry::Backoff;
+use triton_core::health::{health, Failing};
+use triton_core::retry::{policies, retry, Policy, Retrying};
 
 /// How often an attempt that has not answered is logged: a database or
 /// store that hangs (no answer at all, rather than an error) must not be
@@ -45,10 +46,9 @@ async fn patiently<T>(
 /// What is being waited for, which sets the pace.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Waiting {
-    /// The checkpoint database: every 0.5 s to 30 s.
+    /// The checkpoint database ([`policies::CHECKPOINT_DATABASE`]).
     Database,
-    /// The archive store: every 1 s to 15 s (capped low: waiting is cheap,
-    /// and the store should notice soon that an outage is over).
+    /// The archive store ([`policies::ARCHIVE_STORE`]).
     Store,
 }
 
@@ -58,6 +58,13 @@ impl Waiting {
         match self {
             Waiting::Database => "checkpoint_database",
             Waiting::Store => "archive_store",
+        }
+    }
+
+    fn policy(self) -> &'static Policy {
+        match self {
+            Waiting::Database => &policies::CHECKPOINT_DATABASE,
+            Waiting::Store => &policies::ARCHIVE_STORE,
         }
     }
 }
@@ -88,37 +95,81 @@ pub(super) async fn until_ok_or<T, E: Display, F: Future<Output = Result<T, E>>>
     mut attempt: impl FnMut() -> F,
     ends: impl Fn(&E) -> bool,
 ) -> Result<T, E> {
-    let mut backoff = match waiting {
-        Waiting::Database => Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
-        Waiting::Store => Backoff::new(Duration::from_secs(1), Duration::from_secs(15)),
-    };
-    let health = triton_core::health::health();
-    // Set at the first failure, cleared when this returns: readiness turns
-    // off while an upload or commit retries for long.
-    let mut failing = None;
-    loop {
-        health.beat();
-        let answered = patiently(attempt(), still_waiting(waiting), |waited| {
-            tracing::warn!(
-                key,
-                waited_s = waited.as_secs(),
-                "no answer for {} s yet: {what}",
-                waited.as_secs()
-            );
-        });
-        match answered.await {
-            Ok(t) => return Ok(t),
-            Err(e) if ends(&e) => return Err(e),
-            Err(e) => {
-                let delay = backoff.next_delay();
-                failing.get_or_insert_with(|| health.failing(what));
-                ::metrics::counter!("triton_retries_total", "operation" => waiting.operation())
-                    .increment(1);
-                tracing::warn!(key, error = %e, retry_in_ms = delay.as_millis() as u64, "{what}");
-                tokio::time::sleep(delay).await;
-            }
+    watched(
+        waiting.policy(),
+        waiting.operation(),
+        what,
+        || {
+            patiently(attempt(), still_waiting(waiting), move |waited| {
+                tracing::warn!(
+                    key,
+                    waited_s = waited.as_secs(),
+                    "no answer for {} s yet: {what}",
+                    waited.as_secs()
+                );
+            })
+        },
+        |e| !ends(e),
+        |e, r| tracing::warn!(key, error = %e, retry_in_ms = r.delay.as_millis() as u64, "{what}"),
+    )
+    .await
+}
+
+/// A service's retry loop as its operators see it: each attempt is a
+/// heartbeat; from the first failure until the loop ends the process
+/// reports `what` as failing (readiness turns off if it lasts), and each
+/// retry is counted in `triton_retries_total{operation}`.
+pub(crate) struct Watch<'a> {
+    operation: &'static str,
+    what: &'a str,
+    failing: Option<Failing>,
+}
+
+impl<'a> Watch<'a> {
+    pub(crate) fn new(operation: &'static str, what: &'a str) -> Watch<'a> {
+        Watch {
+            operation,
+            what,
+            failing: None,
         }
     }
+
+    /// Before an attempt.
+    pub(crate) fn attempting() {
+        health().beat();
+    }
+
+    /// After a failed attempt that will be retried.
+    pub(crate) fn retrying(&mut self) {
+        let what = self.what;
+        self.failing.get_or_insert_with(|| health().failing(what));
+        ::metrics::counter!("triton_retries_total", "operation" => self.operation).increment(1);
+    }
+}
+
+/// [`retry`] under a [`Watch`]; `log` says what failed.
+pub(crate) async fn watched<T, E, F: Future<Output = Result<T, E>>>(
+    policy: &Policy,
+    operation: &'static str,
+    what: &str,
+    mut op: impl FnMut() -> F,
+    retryable: impl Fn(&E) -> bool,
+    mut log: impl FnMut(&E, Retrying),
+) -> Result<T, E> {
+    let mut watch = Watch::new(operation, what);
+    retry(
+        policy,
+        || {
+            Watch::attempting();
+            op()
+        },
+        retryable,
+        |e, r| {
+            watch.retrying();
+            log(e, r);
+        },
+    )
+    .await
 }
 
 /// Whether a checkpoint error ends the retries of a fenced write.

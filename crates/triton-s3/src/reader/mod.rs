@@ -16,13 +16,12 @@ mod listing;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use triton_core::archive::{ArchiveError, Decoder};
-use triton_core::retry::Backoff;
+use triton_core::retry::{policies, Backoff, Budget};
 use triton_core::source::{Acks, Position, RecordSource, SourceError, SourceRecord};
 
 pub use self::listing::{
@@ -414,8 +413,8 @@ struct Download {
     etag: String,
     received: u64,
     end: Option<u64>,
+    /// Resumes in a row, bounded by the reader's `max_resumes`.
     resumes: Backoff,
-    max_resumes: u32,
 }
 
 impl Download {
@@ -432,8 +431,9 @@ impl Download {
             end: body.len,
             body,
             received: 0,
-            resumes: Backoff::new(Duration::from_millis(200), Duration::from_secs(5)),
-            max_resumes,
+            resumes: policies::S3_RESUME
+                .with_budget(Budget::Attempts(max_resumes.saturating_add(1)))
+                .backoff(),
         })
     }
 
@@ -465,10 +465,9 @@ impl Download {
             if self.end == Some(self.received) {
                 return Ok(0); // broke off after the last byte
             }
-            if self.resumes.attempts() >= self.max_resumes {
+            let Some(delay) = self.resumes.next_delay() else {
                 return Err(failure);
-            }
-            let delay = self.resumes.next_delay();
+            };
             tracing::warn!(key = self.key, at = self.received, error = %failure, "archive download broke off; resuming at the same byte");
             tokio::time::sleep(delay).await;
             let body = match self.store.get(&self.key, self.received).await {

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::StorageClass;
 use aws_sdk_s3::Client;
-use triton_core::retry::Backoff;
+use triton_core::retry::{policies, retry, Budget};
 
 pub use self::client::{client, client_from, sdk_config};
 pub use self::options::{check_tags, parse_storage_class, parse_tag};
@@ -186,21 +186,20 @@ impl S3Store {
         F: FnMut(Arc<Progress>) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
-        let mut backoff = Backoff::new(self.options.retry_base, Duration::from_secs(10));
-        loop {
-            let progress = Progress::new();
-            let attempt = call(progress.clone());
-            match unless_stalled(&progress, stall, target, attempt).await {
-                Err(e)
-                    if e.is_transient() && backoff.attempts() + 1 < self.options.max_attempts =>
-                {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(target, error = %e, retry_in_ms = delay.as_millis() as u64, "S3 request failed; retrying");
-                    tokio::time::sleep(delay).await;
-                }
-                result => return result,
-            }
-        }
+        let policy = policies::S3_REQUEST
+            .with_base(self.options.retry_base)
+            .with_budget(Budget::Attempts(self.options.max_attempts));
+        retry(
+            &policy,
+            || {
+                let progress = Progress::new();
+                let attempt = call(progress.clone());
+                async move { unless_stalled(&progress, stall, target, attempt).await }
+            },
+            StoreError::is_transient,
+            |e, r| tracing::warn!(target, error = %e, retry_in_ms = r.delay.as_millis() as u64, "S3 request failed; retrying"),
+        )
+        .await
     }
 }
 
