@@ -1,6 +1,6 @@
 /*!
 Checkpoints for triton in PostgreSQL or SQLite, in the `triton_checkpoint`
-table go-triton uses (FORMAT.md §5), so existing go-triton databases work
+table go-triton uses (docs/format.md §5), so existing go-triton databases work
 unchanged.
 
 ```no_run

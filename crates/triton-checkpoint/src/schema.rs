@@ -1,4 +1,4 @@
-//! The checkpoint table (FORMAT.md §5), shared with go-triton, and the
+//! The checkpoint table (docs/format.md §5), shared with go-triton, and the
 //! migrations that create it and anything this project adds beside it.
 
 diesel::table! {

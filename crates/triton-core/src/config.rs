@@ -1,5 +1,5 @@
 //! Stream configuration: the YAML file that maps the logical stream names an
-//! application uses to real Kinesis streams (FORMAT.md §1).
+//! application uses to real Kinesis streams (docs/format.md §1).
 //!
 //! ```yaml
 //! user_activity:            # logical name the application uses

@@ -1,4 +1,4 @@
-//! Names of archive objects in S3 (FORMAT.md §4).
+//! Names of archive objects in S3 (docs/format.md §4).
 //!
 //! ```text
 //! <YYYYMMDD>/<stream>-<client>-<unix_seconds>.tri

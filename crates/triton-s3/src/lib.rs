@@ -11,7 +11,7 @@ S3 for triton: where archives are stored and how they are read back.
   failure, optionally create-only (`If-None-Match: *`) and encrypted
   ([`Sse`]).
 - [`list_archives`] finds a stream's archives over an inclusive date range
-  (FORMAT.md §4: every page of every day, non-archive keys skipped, one
+  (docs/format.md §4: every page of every day, non-archive keys skipped, one
   client only), and [`ArchiveSource`] reads them as a
   [`RecordSource`](triton_core::source::RecordSource), streaming and
   decoding each body with bounded memory.

@@ -18,7 +18,7 @@
 //! | holds bytes that are not a record| `Err(Record{..})`    | -                         |
 //!
 //! A stream identifier chunk may appear again anywhere (files are
-//! concatenations of framed streams, FORMAT.md §3). After any error the
+//! concatenations of framed streams, docs/format.md §3). After any error the
 //! decoder is fused: it returns the same kind of answer no more.
 
 use std::ops::Range;

@@ -1,5 +1,5 @@
 //! The `.tri` archive format: Snappy framed MessagePack records
-//! (FORMAT.md §3).
+//! (docs/format.md §3).
 //!
 //! - [`ArchiveReader`] reads records from any `std::io::Read`, chunk by chunk.
 //! - [`ArchiveWriter`] writes records to any `std::io::Write`.

@@ -1,5 +1,5 @@
 //! [`CheckpointStore`]: where readers remember, per shard, the last record
-//! that was durably handled (FORMAT.md §5).
+//! that was durably handled (docs/format.md §5).
 //!
 //! The Kinesis reader and `triton store` use this trait and never a database
 //! type, so they can be tested against [`MemoryCheckpoints`] and run against

@@ -2,7 +2,7 @@
 //! serde-typed access.
 //!
 //! A record on the wire is exactly one map with string keys: nothing before
-//! it and nothing after it (FORMAT.md §2).
+//! it and nothing after it (docs/format.md §2).
 
 mod decode;
 mod encode;

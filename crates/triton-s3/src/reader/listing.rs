@@ -1,4 +1,4 @@
-//! Which archives hold a stream's records for a date range (FORMAT.md §4).
+//! Which archives hold a stream's records for a date range (docs/format.md §4).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
