@@ -3,6 +3,8 @@
 use std::fmt;
 use std::io;
 
+use triton_core::error::Report;
+
 /// An error that ends a command. Its Display is the whole line printed after
 /// `triton: `.
 #[derive(Debug)]
@@ -67,6 +69,20 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+/// Any error, printed with its causes on one line (`what: why: why`).
+impl<E: std::error::Error> From<E> for CliError {
+    fn from(e: E) -> CliError {
+        CliError::chain(&e)
+    }
+}
+
+impl CliError {
+    /// `e` with its causes on one line (`what: why: why`).
+    pub fn chain(e: &dyn std::error::Error) -> CliError {
+        CliError::new(Report(e).to_string())
     }
 }
 

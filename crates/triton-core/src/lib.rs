@@ -13,6 +13,7 @@ archives without AWS or a database.
 - [`msgpack`]: validating, decoding and encoding single records, and serde
   access to them as your own types.
 - [`key`]: archive names in S3 (`<YYYYMMDD>/<stream>-<client>-<ts>.tri`).
+- [`error`]: [`error::Report`] prints an error with its causes on one line.
 - [`json`]: the JSON view printed by `triton decode` and `triton cat`.
 - [`checkpoint`]: the [`checkpoint::CheckpointStore`] trait through which
   readers save and resume per-shard positions, with an in-memory store.
@@ -44,6 +45,7 @@ assert_eq!(click, Some(Click { user_id: 7, page: "/home".into() }));
 pub mod archive;
 pub mod checkpoint;
 pub mod config;
+pub mod error;
 pub mod health;
 pub mod json;
 pub mod key;

@@ -48,13 +48,6 @@ impl KinesisShards {
     }
 }
 
-fn unavailable(what: &str, e: impl std::fmt::Display) -> SourceError {
-    SourceError::Unavailable {
-        what: what.to_owned(),
-        detail: e.to_string(),
-    }
-}
-
 #[async_trait]
 impl ShardSource for KinesisShards {
     type Source = KinesisReader;
@@ -63,15 +56,9 @@ impl ShardSource for KinesisShards {
         let what = format!("Kinesis stream {}", self.stream);
         let shards = list_shards(&self.client, &self.stream).await.map_err(|e| {
             match (e.is_retryable(), e.kind) {
-                (true, _) => unavailable(&what, &e),
-                (false, ErrorKind::NotFound) => SourceError::NotFound {
-                    what: what.clone(),
-                    detail: e.to_string(),
-                },
-                (false, _) => SourceError::Failed {
-                    what: what.clone(),
-                    detail: e.to_string(),
-                },
+                (true, _) => SourceError::unavailable(what.clone(), e),
+                (false, ErrorKind::NotFound) => SourceError::not_found(what.clone(), e),
+                (false, _) => SourceError::failed(what.clone(), e),
             }
         })?;
         Ok(shards
@@ -105,13 +92,16 @@ impl ShardSource for KinesisShards {
             Some(checkpointing),
         )
         .await
-        .map_err(|e| match &e {
-            OpenError::Kinesis(k) if k.is_retryable() => unavailable(&what, &e),
-            OpenError::Checkpoint(c) if c.is_retryable() => unavailable(&what, &e),
-            _ => SourceError::Failed {
-                what: what.clone(),
-                detail: e.to_string(),
-            },
+        .map_err(|e| {
+            let retryable = match &e {
+                OpenError::Kinesis(k) => k.is_retryable(),
+                OpenError::Checkpoint(c) => c.is_retryable(),
+                _ => false,
+            };
+            match retryable {
+                true => SourceError::unavailable(what.clone(), e),
+                false => SourceError::failed(what.clone(), e),
+            }
         })
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
+use triton_core::error::Report;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, PutRecordsResultEntry};
@@ -430,7 +431,7 @@ impl Producer {
         if !error.is_retryable() || exhausted {
             return Err(self.give_up(entries, error));
         }
-        tracing::warn!(error = %error, entries = entries.len(), "PutRecords failed; retrying those entries");
+        tracing::warn!(error = %Report(&error), entries = entries.len(), "PutRecords failed; retrying those entries");
         self.stats.retries += entries.len() as u64;
         for mut e in entries.into_iter().rev() {
             e.attempts += 1;

@@ -1,6 +1,7 @@
 //! Listing a stream's shards, with pagination and retries.
 
 use aws_sdk_kinesis::Client;
+use triton_core::error::Report;
 
 use crate::error::KinesisError;
 use triton_core::retry::{policies, retry};
@@ -76,7 +77,7 @@ async fn list_page(
                 .map_err(|e| KinesisError::from_sdk("ListShards", stream, e))
         },
         KinesisError::is_retryable,
-        |e, r| tracing::warn!(error = %e, retry_in = ?r.delay, "listing shards failed; retrying"),
+        |e, r| tracing::warn!(error = %Report(&e), retry_in = ?r.delay, "listing shards failed; retrying"),
     )
     .await
 }

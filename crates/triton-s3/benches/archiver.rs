@@ -170,10 +170,7 @@ impl RecordSource for Checkpointed {
         self.db
             .save_many(&checkpoints)
             .await
-            .map_err(|e| SourceError::Unavailable {
-                what: "checkpoints".into(),
-                detail: e.to_string(),
-            })
+            .map_err(|e| SourceError::unavailable("checkpoints", e))
     }
 }
 

@@ -60,10 +60,7 @@ struct NoReplay;
 #[async_trait]
 impl Replay for NoReplay {
     async fn replay(&self, _: Vec<SequenceRange>) -> Result<Box<dyn RecordSource>, SourceError> {
-        Err(SourceError::Failed {
-            what: "bench".into(),
-            detail: "no replays in the benchmark".into(),
-        })
+        Err(SourceError::failed("bench", "no replays in the benchmark"))
     }
 }
 
@@ -96,12 +93,11 @@ impl ShardSource for Paced {
     ) -> Result<Reader, SourceError> {
         let mut state = Vec::new();
         for shard in shards {
-            let last = self.db.last("store", "bench", &shard).await.map_err(|e| {
-                SourceError::Unavailable {
-                    what: "checkpoints".into(),
-                    detail: e.to_string(),
-                }
-            })?;
+            let last = self
+                .db
+                .last("store", "bench", &shard)
+                .await
+                .map_err(|e| SourceError::unavailable("checkpoints", e))?;
             let next = last.map_or(0, |s| index(s.as_str()) + 1);
             if next >= PER_SHARD {
                 finished.finish(&shard, None);

@@ -19,6 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use triton_core::error::Report;
 
 use sha2::{Digest, Sha256};
 use triton_core::archive::ArchiveReader;
@@ -190,7 +191,7 @@ pub async fn repair(
             Ok(())
         };
         if let Err(e) = done {
-            tracing::error!(key, error = %e, "repair failed");
+            tracing::error!(key, error = %Report(&e), "repair failed");
             repair.report.failed.push(Left {
                 archive: key.clone(),
                 reason: e.to_string(),

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
+use triton_core::error::Report;
 
 use clap::{Args, ValueEnum};
 use triton_checkpoint::{redact, SqlCheckpoints};
@@ -135,7 +136,7 @@ pub fn run(args: AuditArgs) -> CliResult {
         .map_or(0, |d| d.as_secs());
     multi_thread_runtime()?.block_on(async {
         // Anything that keeps the audit from running is exit 2.
-        let failed = |e: &dyn std::fmt::Display| CliError::new(e.to_string()).with_code(2);
+        let failed = |e: &dyn std::error::Error| CliError::chain(e).with_code(2);
         let mut query = args.range.query(&config.name, args.client_name.clone());
         let reaches_today = query.end >= Date::from_unix(now as i64);
         // The database first: a bad URL is an error whatever the bucket holds.
@@ -199,14 +200,14 @@ pub fn run(args: AuditArgs) -> CliResult {
                 // A database of a version before upload intents (or the
                 // archives of checkpoints) has none.
                 let intents = db.intents(&client, &config.name).await.unwrap_or_else(|e| {
-                    tracing::debug!(error = %e, "no upload intents read");
+                    tracing::debug!(error = %Report(&e), "no upload intents read");
                     Vec::new()
                 });
                 let holding = db
                     .checkpoint_archives(&client, &config.name)
                     .await
                     .unwrap_or_else(|e| {
-                        tracing::debug!(error = %e, "no archives of checkpoints read");
+                        tracing::debug!(error = %Report(&e), "no archives of checkpoints read");
                         Vec::new()
                     });
                 (checkpoints, holding, intents)

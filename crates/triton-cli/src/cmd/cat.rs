@@ -164,7 +164,7 @@ async fn print_records(
                 skipped.push(e.to_string());
                 continue;
             }
-            Err(e) => return Err(CliError::new(e.to_string())),
+            Err(e) => return Err(CliError::from(e)),
         };
         buf.clear();
         for r in &batch {

@@ -80,8 +80,7 @@ impl StreamArgs {
                 aws: self.aws.clone(),
             });
         };
-        let lenient =
-            Config::from_path_lenient(&self.config).map_err(|e| CliError::new(e.to_string()))?;
+        let lenient = Config::from_path_lenient(&self.config).map_err(CliError::from)?;
         let mut ours = None;
         for broken in lenient.broken {
             if broken.stream() == Some(logical.as_str()) {
@@ -91,7 +90,7 @@ impl StreamArgs {
             }
         }
         if let Some(e) = ours {
-            return Err(CliError::new(e.to_string()));
+            return Err(CliError::from(e));
         }
         let config = &lenient.config;
         for unknown in config
@@ -101,9 +100,7 @@ impl StreamArgs {
         {
             tracing::warn!("config {}: {unknown}", config.origin());
         }
-        let stream = config
-            .stream(logical)
-            .map_err(|e| CliError::new(e.to_string()))?;
+        let stream = config.stream(logical).map_err(CliError::from)?;
         Ok(Stream {
             name: stream.name.clone(),
             partition_key: stream.partition_key.clone(),
@@ -157,7 +154,7 @@ impl Stream {
         };
         location
             .open_with(aws.as_ref(), options)
-            .map_err(|e| CliError::new(e.to_string()))
+            .map_err(CliError::from)
     }
 }
 
@@ -187,7 +184,7 @@ pub struct ArchiveRangeArgs {
 impl ArchiveRangeArgs {
     /// The bucket or directory.
     pub fn location(&self) -> Result<Location, CliError> {
-        Location::parse(&self.bucket).map_err(|e| CliError::new(e.to_string()))
+        Location::parse(&self.bucket).map_err(CliError::from)
     }
 
     /// The archives of `stream` (the real name) in the range, by `client`.
@@ -227,7 +224,7 @@ pub fn list_error(e: ListError) -> CliError {
                 names.join(", ")
             ))
         }
-        _ => CliError::new(e.to_string()),
+        _ => CliError::from(e),
     }
 }
 

@@ -68,7 +68,7 @@ pub fn run(args: LeasesArgs) -> CliResult {
     let table = runtime()?.block_on(async {
         let db = SqlCheckpoints::open_existing(&args.checkpoint_db)
             .await
-            .map_err(|e| CliError::new(e.to_string()))?;
+            .map_err(CliError::from)?;
         db.leases(&scope).await.map_err(|e| {
             CliError::new(format!(
                 "{e} (a database no triton store with leases has used has no lease table)"

@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use triton_core::error::Report;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -147,7 +148,7 @@ impl Endpoint {
                     Ok((conn, _)) => conn,
                     Err(e) => {
                         // Out of file descriptors, most likely: do not spin.
-                        tracing::warn!(error = %e, "metrics: accept failed");
+                        tracing::warn!(error = %Report(&e), "metrics: accept failed");
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;
                     }

@@ -175,6 +175,6 @@ fn produce_error(name: &str, line: Option<usize>, e: ProduceError) -> CliError {
         (Some(n), e @ (ProduceError::PartitionKey(_) | ProduceError::TooLarge { .. })) => {
             CliError::new(format!("{name} line {n}: {e}"))
         }
-        (_, e) => CliError::new(e.to_string()),
+        (_, e) => CliError::from(e),
     }
 }

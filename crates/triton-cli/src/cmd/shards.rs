@@ -44,7 +44,7 @@ pub fn run(args: ShardsArgs) -> CliResult {
         let client = config.kinesis().await?;
         triton_kinesis::list_shards(&client, &config.name)
             .await
-            .map_err(|e| CliError::new(e.to_string()))
+            .map_err(CliError::from)
     })?;
     let mut out = std::io::stdout().lock();
     if let Format::Json = args.format {

@@ -58,7 +58,7 @@ enum Format {
 
 /// Runs `triton stats`.
 pub fn run(args: StatsArgs) -> CliResult {
-    validate_client_name(&args.client_name).map_err(|e| CliError::new(e.to_string()))?;
+    validate_client_name(&args.client_name).map_err(CliError::from)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -67,7 +67,7 @@ pub fn run(args: StatsArgs) -> CliResult {
         let store = SqlCheckpoints::open_existing(&args.checkpoint_db).await?;
         Ok::<_, Box<dyn std::error::Error>>(store.list(&args.client_name).await?)
     });
-    let saved = saved.map_err(|e| CliError::new(e.to_string()))?;
+    let saved = saved.map_err(|e| CliError::chain(&*e))?;
     if saved.is_empty() {
         tracing::warn!(client = %args.client_name, "no checkpoints for this client");
     }

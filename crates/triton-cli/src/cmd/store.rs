@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use triton_core::error::Report;
 
 use clap::builder::FalseyValueParser;
 use clap::{Args, ValueEnum};
@@ -264,7 +265,7 @@ pub fn run(args: StoreArgs) -> CliResult {
     if let Some(id) = &args.worker_id {
         check_worker_id(id)?;
     }
-    let location = Location::parse(&args.bucket).map_err(|e| CliError::new(e.to_string()))?;
+    let location = Location::parse(&args.bucket).map_err(CliError::from)?;
     let sse = match (args.sse, args.sse_kms_key_id.clone()) {
         (None, None) => None,
         (None, Some(_)) => return Err(CliError::new("--sse-kms-key-id needs --sse aws:kms")),
@@ -352,7 +353,7 @@ pub fn run(args: StoreArgs) -> CliResult {
                 },
             )
             .await
-            .map_err(|e| CliError::new(e.to_string()))?;
+            .map_err(CliError::from)?;
             let checkpoints: Arc<SqlCheckpoints> = Arc::new(checkpoints);
             let kinesis = stream.kinesis().await?;
             let store = stream
@@ -428,7 +429,7 @@ pub fn run(args: StoreArgs) -> CliResult {
         };
         let summary = worker.run(shutdown).await;
         notifier.abort();
-        let summary = summary.map_err(|e| CliError::new(e.to_string()))?;
+        let summary = summary.map_err(CliError::from)?;
         tracing::info!(
             archives = summary.archives,
             records = summary.records,
@@ -470,7 +471,7 @@ async fn retry_open<T, E, F, Fut>(
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
-    E: std::fmt::Display,
+    E: std::error::Error,
 {
     retry(
         &policies::STARTUP,
@@ -491,7 +492,7 @@ where
             }
         },
         retryable,
-        |e, r| tracing::warn!(error = %e, retry_in_ms = r.delay.as_millis() as u64, "waiting for {what}"),
+        |e, r| tracing::warn!(error = %Report(&e), retry_in_ms = r.delay.as_millis() as u64, "waiting for {what}"),
     )
     .await
 }

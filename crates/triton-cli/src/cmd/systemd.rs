@@ -3,6 +3,7 @@
 //! A datagram of a few bytes: no crate needed for that.
 
 use std::time::Duration;
+use triton_core::error::Report;
 
 use triton_core::health::health;
 
@@ -28,7 +29,7 @@ pub fn notify(state: &str) {
             socket.send_to_addr(state.as_bytes(), &addr)
         });
         if let Err(e) = sent {
-            tracing::warn!(error = %e, socket = path, "could not notify systemd");
+            tracing::warn!(error = %Report(&e), socket = path, "could not notify systemd");
         }
     }
     #[cfg(not(target_os = "linux"))]

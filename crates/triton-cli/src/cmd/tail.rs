@@ -104,7 +104,7 @@ fn start_of(from: Option<&str>, client: Option<&str>) -> Result<StartPosition, C
 pub fn run(args: TailArgs) -> CliResult {
     let config = args.stream.load()?;
     if let Some(c) = &args.client_name {
-        validate_client_name(c).map_err(|e| CliError::new(e.to_string()))?;
+        validate_client_name(c).map_err(CliError::from)?;
     }
     let start = start_of(args.from.as_deref(), args.client_name.as_deref())?;
     let options = ReaderOptions {
@@ -119,7 +119,7 @@ pub fn run(args: TailArgs) -> CliResult {
                 store: Arc::new(
                     SqlCheckpoints::open(&args.checkpoint_db)
                         .await
-                        .map_err(|e| CliError::new(e.to_string()))?,
+                        .map_err(CliError::from)?,
                 ),
                 client: client.clone(),
                 resume: true,
@@ -129,7 +129,7 @@ pub fn run(args: TailArgs) -> CliResult {
         let client = config.kinesis().await?;
         let reader = KinesisReader::open(client, &config.name, options, checkpointing)
             .await
-            .map_err(|e| CliError::new(e.to_string()))?;
+            .map_err(CliError::from)?;
         let mut tail = Tail {
             reader,
             printed: 0,
@@ -148,7 +148,7 @@ pub fn run(args: TailArgs) -> CliResult {
             "tail stopped"
         );
         outcome?;
-        committed.map_err(|e| CliError::new(e.to_string()))
+        committed.map_err(CliError::from)
     })
 }
 
@@ -182,7 +182,7 @@ impl Tail {
                 },
                 None => next.await,
             };
-            let Some(batch) = batch.map_err(|e| CliError::new(e.to_string()))? else {
+            let Some(batch) = batch.map_err(CliError::from)? else {
                 return Ok(());
             };
             buf.clear();
@@ -208,11 +208,8 @@ impl Tail {
                 self.reader
                     .ack(&last.source, &last.position)
                     .await
-                    .map_err(|e| CliError::new(e.to_string()))?;
-                self.reader
-                    .commit()
-                    .await
-                    .map_err(|e| CliError::new(e.to_string()))?;
+                    .map_err(CliError::from)?;
+                self.reader.commit().await.map_err(CliError::from)?;
             }
         }
     }

@@ -98,14 +98,11 @@ impl FileSource {
                 id,
                 reader: ArchiveReader::new(file),
             }),
-            Ok(Err(e)) => Err(SourceError::Unavailable {
-                what,
-                detail: e.to_string(),
-            }),
-            Err(e) => Err(SourceError::Unavailable {
-                what,
-                detail: format!("reader task failed: {e}"),
-            }),
+            Ok(Err(e)) => Err(SourceError::unavailable(what, e)),
+            Err(e) => Err(SourceError::unavailable(
+                format!("{what}: reader task failed"),
+                e,
+            )),
         }
     }
 }
@@ -118,10 +115,7 @@ fn to_source_error(id: &str, e: ArchiveError) -> SourceError {
             detail: e.to_string(),
         }
     } else {
-        SourceError::Unavailable {
-            what: id.to_string(),
-            detail: e.to_string(),
-        }
+        SourceError::unavailable(id, e)
     }
 }
 
@@ -143,10 +137,7 @@ impl RecordSource for FileSource {
             let id = current.id.clone();
             let chunk = tokio::task::spawn_blocking(move || read_some(current, max))
                 .await
-                .map_err(|e| SourceError::Unavailable {
-                    what: id.to_string(),
-                    detail: format!("reader task failed: {e}"),
-                })?;
+                .map_err(|e| SourceError::unavailable(format!("{id}: reader task failed"), e))?;
             if !chunk.done {
                 self.current = Some(chunk.current);
             }

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 
+use crate::error::BoxError;
 use crate::msgpack::{self, RecordError};
 use crate::value::Record;
 
@@ -87,31 +88,35 @@ pub enum SourceError {
         detail: String,
     },
     /// The backing service or file could not be reached or read; retrying
-    /// may succeed.
-    #[error("{what}: {detail}")]
+    /// may succeed. The cause (a Kinesis or S3 error, an I/O error) is the
+    /// error's [`source`](std::error::Error::source).
+    #[error("{what}")]
     Unavailable {
         /// What was being accessed.
         what: String,
-        /// The underlying error's message.
-        detail: String,
+        /// Why it failed.
+        #[source]
+        source: BoxError,
     },
     /// What the source reads does not exist (a missing stream); retrying
     /// will not help.
-    #[error("{what}: {detail}")]
+    #[error("{what}")]
     NotFound {
         /// What is missing, e.g. `Kinesis stream events`.
         what: String,
         /// The service's answer.
-        detail: String,
+        #[source]
+        source: BoxError,
     },
     /// The backing service refused for good (access denied, a bad option);
     /// retrying will not help.
-    #[error("{what}: {detail}")]
+    #[error("{what}")]
     Failed {
         /// What was being accessed.
         what: String,
-        /// The underlying error's message.
-        detail: String,
+        /// Why it failed.
+        #[source]
+        source: BoxError,
     },
     /// An acknowledgement for a source or position the source never
     /// delivered.
@@ -127,6 +132,31 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// [`SourceError::Unavailable`]: `what` could not be reached because of
+    /// `cause` (an error, or a message).
+    pub fn unavailable(what: impl Into<String>, cause: impl Into<BoxError>) -> SourceError {
+        SourceError::Unavailable {
+            what: what.into(),
+            source: cause.into(),
+        }
+    }
+
+    /// [`SourceError::NotFound`].
+    pub fn not_found(what: impl Into<String>, cause: impl Into<BoxError>) -> SourceError {
+        SourceError::NotFound {
+            what: what.into(),
+            source: cause.into(),
+        }
+    }
+
+    /// [`SourceError::Failed`].
+    pub fn failed(what: impl Into<String>, cause: impl Into<BoxError>) -> SourceError {
+        SourceError::Failed {
+            what: what.into(),
+            source: cause.into(),
+        }
+    }
+
     /// True when data is damaged (as opposed to the end of the data, or an
     /// outage).
     pub fn is_corrupt(&self) -> bool {

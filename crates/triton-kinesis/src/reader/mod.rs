@@ -8,6 +8,7 @@ mod shard;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
+use triton_core::error::Report;
 
 use async_trait::async_trait;
 use aws_sdk_kinesis::Client;
@@ -15,6 +16,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use triton_core::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
+use triton_core::error::{BoxError, Context, SharedError};
 use triton_core::source::{
     Origin, Position, RecordSource, SequenceNumber, SourceError, SourceRecord,
 };
@@ -164,7 +166,7 @@ pub struct KinesisReader {
     pending_permit: Option<OwnedSemaphorePermit>,
     next_discovery: Instant,
     /// A failure retrying cannot fix; every later call reports it again.
-    failed: Option<String>,
+    failed: Option<SharedError>,
 }
 
 #[derive(Debug)]
@@ -404,7 +406,7 @@ impl KinesisReader {
         let shards = match list_shards(&self.client, &self.stream).await {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(error = %e, "looking for new shards failed; will try again");
+                tracing::warn!(error = %Report(&e), "looking for new shards failed; will try again");
                 return false;
             }
         };
@@ -502,11 +504,8 @@ impl KinesisReader {
     }
 }
 
-fn unavailable(what: String, detail: impl std::fmt::Display) -> SourceError {
-    SourceError::Unavailable {
-        what,
-        detail: detail.to_string(),
-    }
+fn unavailable(what: String, cause: impl Into<BoxError>) -> SourceError {
+    SourceError::unavailable(what, cause)
 }
 
 #[async_trait]
@@ -518,7 +517,7 @@ impl RecordSource for KinesisReader {
             if let Some(failure) = &self.failed {
                 return Err(unavailable(
                     format!("Kinesis stream {}", self.stream),
-                    failure,
+                    failure.clone(),
                 ));
             }
             if !self.pending.is_empty() {
@@ -542,7 +541,7 @@ impl RecordSource for KinesisReader {
                 e = tokio::time::timeout_at(wake, self.events.recv()) => e,
                 Some(Err(e)) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     if e.is_panic() {
-                        self.failed = Some(format!("a shard reader task panicked: {e}"));
+                        self.failed = Some(SharedError::new(Context::new("a shard reader task panicked", e)));
                     }
                     continue;
                 }
@@ -573,7 +572,10 @@ impl RecordSource for KinesisReader {
                     self.discover().await;
                 }
                 Ok(Some(Event::Failed { shard, error })) => {
-                    self.failed = Some(format!("shard {shard}: {error}"));
+                    self.failed = Some(SharedError::new(Context::new(
+                        format!("shard {shard}"),
+                        error,
+                    )));
                 }
             }
         }

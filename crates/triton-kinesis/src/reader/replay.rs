@@ -4,10 +4,12 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use triton_core::error::Report;
 
 use async_trait::async_trait;
 use aws_sdk_kinesis::Client;
 use tokio::time::Instant;
+use triton_core::error::BoxError;
 use triton_core::retry::{policies, Backoff};
 use triton_core::source::{
     Position, RangeStart, RecordSource, Replay, SequenceNumber, SequenceRange, SourceError,
@@ -87,11 +89,8 @@ impl RangeReader {
         self.at_tip = 0;
     }
 
-    fn fail(&self, e: impl std::fmt::Display) -> SourceError {
-        SourceError::Unavailable {
-            what: format!("Kinesis stream {}", self.stream),
-            detail: e.to_string(),
-        }
+    fn fail(&self, e: impl Into<BoxError>) -> SourceError {
+        SourceError::unavailable(format!("Kinesis stream {}", self.stream), e)
     }
 }
 
@@ -153,7 +152,7 @@ impl RecordSource for RangeReader {
                                 return Err(self.fail(e));
                             };
                             let delay = delay.max(MIN_CALL_GAP);
-                            tracing::warn!(shard = %shard, error = %e, retry_in = ?delay, "GetRecords failed; retrying");
+                            tracing::warn!(shard = %shard, error = %Report(&e), retry_in = ?delay, "GetRecords failed; retrying");
                             self.next_call = Instant::now() + delay;
                         }
                         _ => return Err(self.fail(e)),

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use triton_core::error::Report;
 
 use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::ShardIteratorType;
@@ -132,7 +133,7 @@ impl ShardTask {
                             metrics::counter!("triton_errors_total", "operation" => "get_records", "kind" => e.kind.label())
                                 .increment(1);
                             tracing::warn!(
-                                shard = %self.shard, error = %e, attempt = backoff.attempts(),
+                                shard = %self.shard, error = %Report(&e), attempt = backoff.attempts(),
                                 retry_in = ?delay, "GetRecords failed; retrying"
                             );
                             // Retries count against the shard's call rate too.
@@ -283,7 +284,7 @@ pub(crate) async fn shard_iterator(
                 match (e.kind, &start) {
                     (ErrorKind::InvalidArgument, Start::After(seq) | Start::At(seq)) => {
                         tracing::warn!(
-                            shard = %shard, sequence_number = %seq, error = %e,
+                            shard = %shard, sequence_number = %seq, error = %Report(&e),
                             "the shard does not hold this record (older than the stream's \
                              retention period?); reading from the oldest record \
                              (TRIM_HORIZON), records between are lost"
@@ -299,7 +300,7 @@ pub(crate) async fn shard_iterator(
         KinesisError::is_retryable,
         |e, r| {
             tracing::warn!(
-                shard = %shard, error = %e, attempt = r.attempt,
+                shard = %shard, error = %Report(&e), attempt = r.attempt,
                 retry_in = ?r.delay, "GetShardIterator failed; retrying"
             );
         },

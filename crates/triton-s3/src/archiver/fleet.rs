@@ -30,6 +30,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use triton_core::error::Report;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -525,7 +526,7 @@ impl<F: ShardSource> Worker<F> {
         let held = holding_now(&holding);
         self.release(&holding, &held, "stopping").await;
         if let Err(e) = self.leases.leave(&self.scope, me).await {
-            tracing::warn!(error = %e, "could not leave the fleet; the heartbeat runs out instead");
+            tracing::warn!(error = %Report(&e), "could not leave the fleet; the heartbeat runs out instead");
         }
         Ok(total)
     }
@@ -710,7 +711,7 @@ impl<F: ShardSource> Worker<F> {
                 }
             }
             Err(e) => {
-                tracing::warn!(dir = %o.spool_dir.display(), error = %e, "could not clean the spool directory")
+                tracing::warn!(dir = %o.spool_dir.display(), error = %Report(&e), "could not clean the spool directory")
             }
         }
     }
@@ -867,7 +868,7 @@ impl<F: ShardSource> Worker<F> {
                     any = true;
                 }
                 Err(e) => {
-                    tracing::warn!(shard, error = %e, "could not mark the shard ended; will try again")
+                    tracing::warn!(shard, error = %Report(&e), "could not mark the shard ended; will try again")
                 }
             }
         }
@@ -910,7 +911,7 @@ impl<F: ShardSource> Worker<F> {
                 self.stats.released.add(1);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "could not hand the lease over; it expires instead")
+                tracing::warn!(error = %Report(&e), "could not hand the lease over; it expires instead")
             }
         }
     }
@@ -941,7 +942,9 @@ impl<F: ShardSource> Worker<F> {
                 self.stats.released.add(leases.len() as u64);
             }
             // Not renewed any more, they run out.
-            Err(e) => tracing::warn!(error = %e, "could not release leases; they expire instead"),
+            Err(e) => {
+                tracing::warn!(error = %Report(&e), "could not release leases; they expire instead")
+            }
         }
     }
 
@@ -961,7 +964,7 @@ impl<F: ShardSource> Worker<F> {
             what,
             f,
             CheckpointError::is_retryable,
-            |e, r| tracing::warn!(error = %e, retry_in_ms = r.delay.as_millis() as u64, "{what}: waiting for the checkpoint database"),
+            |e, r| tracing::warn!(error = %Report(&e), retry_in_ms = r.delay.as_millis() as u64, "{what}: waiting for the checkpoint database"),
         )
         .await
         .map_err(WorkerError::from)
@@ -982,7 +985,7 @@ impl<F: ShardSource> Worker<F> {
             what,
             f,
             |e| matches!(e, SourceError::Unavailable { .. }),
-            |e, r| tracing::warn!(error = %e, retry_in_ms = r.delay.as_millis() as u64, "{what}: waiting for the stream"),
+            |e, r| tracing::warn!(error = %Report(&e), retry_in_ms = r.delay.as_millis() as u64, "{what}: waiting for the stream"),
         )
         .await
         .map_err(WorkerError::from)
@@ -1053,7 +1056,9 @@ async fn renew_loop(
                         ));
                 }
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "renewing the leases failed; trying again"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %Report(&e), "renewing the leases failed; trying again")
+            }
             Err(_) => {}
         }
         if Instant::now() >= valid_until && !held.is_empty() {

@@ -33,6 +33,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use triton_core::error::Report;
 
 use tokio::sync::mpsc;
 use triton_core::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, UploadIntent};
@@ -448,7 +449,7 @@ impl<S: RecordSource> Archiver<S> {
         for (shard, position) in &done.positions {
             if let Err(e) = self.source.ack(shard, position).await {
                 // Only a bug can get here: positions come from the source.
-                tracing::error!(error = %e, "acknowledgement refused");
+                tracing::error!(error = %Report(&e), "acknowledgement refused");
             }
         }
         let committing = Instant::now();
@@ -472,7 +473,7 @@ impl<S: RecordSource> Archiver<S> {
                     let Some(delay) = backoff.next_delay() else {
                         return Err(ArchiverError::Source(e));
                     };
-                    tracing::warn!(key = done.key, error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the checkpoint store");
+                    tracing::warn!(key = done.key, error = %Report(&e), retry_in_ms = delay.as_millis() as u64, "waiting for the checkpoint store");
                     tokio::time::sleep(delay).await;
                 }
             }
@@ -489,7 +490,7 @@ impl<S: RecordSource> Archiver<S> {
         for path in done.spool_files() {
             self.stats.unspooled(path);
             if let Err(e) = std::fs::remove_file(path) {
-                tracing::warn!(path = %path.display(), error = %e, "could not remove a spool file");
+                tracing::warn!(path = %path.display(), error = %Report(&e), "could not remove a spool file");
             }
         }
         tracing::info!(

@@ -12,6 +12,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use triton_core::error::Report;
 
 use triton_core::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, UploadIntent};
 use triton_core::key::ArchiveKey;
@@ -296,7 +297,7 @@ async fn load(
         &policies::CHECKPOINT_DATABASE,
         || db.intents(&options.client, &options.stream),
         CheckpointError::is_retryable,
-        |e, r| tracing::warn!(error = %e, retry_in_ms = r.delay.as_millis() as u64, "waiting for the checkpoint store"),
+        |e, r| tracing::warn!(error = %Report(&e), retry_in_ms = r.delay.as_millis() as u64, "waiting for the checkpoint store"),
     )
     .await
     .map_err(RecoveryError::from)

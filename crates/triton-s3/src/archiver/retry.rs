@@ -1,9 +1,9 @@
 //! Waiting out outages of the archive store and the checkpoint database:
 //! the archiver never gives up data it holds, and says what it waits for.
 
-use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
+use triton_core::error::Report;
 
 use triton_core::health::{health, Failing};
 use triton_core::retry::{policies, retry, Policy, Retrying};
@@ -71,7 +71,7 @@ impl Waiting {
 
 /// Runs `attempt` until it succeeds, logging each failure as a warning
 /// that names `key` and says `what` the archiver waits for.
-pub(super) async fn until_ok<T, E: Display, F: Future<Output = Result<T, E>>>(
+pub(super) async fn until_ok<T, E: std::error::Error, F: Future<Output = Result<T, E>>>(
     waiting: Waiting,
     what: &str,
     key: &str,
@@ -88,7 +88,7 @@ pub(super) async fn until_ok<T, E: Display, F: Future<Output = Result<T, E>>>(
 /// [`until_ok`], except that an error for which `ends` is true is returned
 /// at once (a fenced write refused because the lease is lost: retrying
 /// would never succeed, and must not).
-pub(super) async fn until_ok_or<T, E: Display, F: Future<Output = Result<T, E>>>(
+pub(super) async fn until_ok_or<T, E: std::error::Error, F: Future<Output = Result<T, E>>>(
     waiting: Waiting,
     what: &str,
     key: &str,
@@ -110,7 +110,7 @@ pub(super) async fn until_ok_or<T, E: Display, F: Future<Output = Result<T, E>>>
             })
         },
         |e| !ends(e),
-        |e, r| tracing::warn!(key, error = %e, retry_in_ms = r.delay.as_millis() as u64, "{what}"),
+        |e, r| tracing::warn!(key, error = %Report(&e), retry_in_ms = r.delay.as_millis() as u64, "{what}"),
     )
     .await
 }

@@ -16,11 +16,13 @@ mod listing;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use triton_core::error::Report;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use triton_core::archive::{ArchiveError, Decoder};
+use triton_core::error::SharedError;
 use triton_core::retry::{policies, Backoff, Budget};
 use triton_core::source::{Acks, Position, RecordSource, SourceError, SourceRecord};
 
@@ -101,7 +103,7 @@ pub struct ArchiveSource {
     archives_total: u64,
     bytes_total: u64,
     /// The outage that stopped the fetch task, repeated to later calls.
-    failed: Option<(String, String)>,
+    failed: Option<(String, SharedError)>,
     /// The fetch task said it read every archive.
     ended: bool,
     /// The opener and fetch tasks.
@@ -204,9 +206,14 @@ impl RecordSource for ArchiveSource {
             match message {
                 Some(Message::Batch(batch)) => self.pending = batch.into(),
                 Some(Message::Error(e)) => {
-                    if let SourceError::Unavailable { what, detail } = &e {
-                        self.failed = Some((what.clone(), detail.clone()));
-                    }
+                    let e = match e {
+                        SourceError::Unavailable { what, source } => {
+                            let source = SharedError::new(source);
+                            self.failed = Some((what.clone(), source.clone()));
+                            SourceError::unavailable(what, source)
+                        }
+                        e => e,
+                    };
                     return Err(e);
                 }
                 Some(Message::End) => {
@@ -215,16 +222,13 @@ impl RecordSource for ArchiveSource {
                 }
                 None if self.ended => return Ok(None),
                 None => {
-                    let (what, detail) = self.failed.get_or_insert_with(|| {
+                    let (what, source) = self.failed.get_or_insert_with(|| {
                         (
                             "archive reader".to_string(),
-                            "the fetch task stopped unexpectedly".to_string(),
+                            SharedError::new("the fetch task stopped unexpectedly"),
                         )
                     });
-                    return Err(SourceError::Unavailable {
-                        what: what.clone(),
-                        detail: detail.clone(),
-                    });
+                    return Err(SourceError::unavailable(what.clone(), source.clone()));
                 }
             }
         }
@@ -319,12 +323,8 @@ impl Fetch {
         download: Result<Download, StoreError>,
     ) -> Result<(), Stop> {
         let key = archive.key.to_string();
-        let unavailable = |e: StoreError| {
-            Stop::Unavailable(SourceError::Unavailable {
-                what: key.clone(),
-                detail: e.to_string(),
-            })
-        };
+        let unavailable =
+            |e: StoreError| Stop::Unavailable(SourceError::unavailable(key.clone(), e));
         let mut download = download.map_err(unavailable)?;
         let mut decoder = Decoder::new();
         let mut batch = Batch::new(key.as_str().into(), &self.options);
@@ -468,7 +468,7 @@ impl Download {
             let Some(delay) = self.resumes.next_delay() else {
                 return Err(failure);
             };
-            tracing::warn!(key = self.key, at = self.received, error = %failure, "archive download broke off; resuming at the same byte");
+            tracing::warn!(key = self.key, at = self.received, error = %Report(&failure), "archive download broke off; resuming at the same byte");
             tokio::time::sleep(delay).await;
             let body = match self.store.get(&self.key, self.received).await {
                 // S3 answers 416 when the object is now shorter than that.

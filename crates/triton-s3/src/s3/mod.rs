@@ -9,6 +9,7 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use triton_core::error::Report;
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
@@ -197,7 +198,7 @@ impl S3Store {
                 async move { unless_stalled(&progress, stall, target, attempt).await }
             },
             StoreError::is_transient,
-            |e, r| tracing::warn!(target, error = %e, retry_in_ms = r.delay.as_millis() as u64, "S3 request failed; retrying"),
+            |e, r| tracing::warn!(target, error = %Report(&e), retry_in_ms = r.delay.as_millis() as u64, "S3 request failed; retrying"),
         )
         .await
     }
@@ -251,7 +252,7 @@ impl S3Store {
         // Archiving never deletes: a store that may write but not delete
         // is usable, and keeps the probe.
         if let Err(e) = deleted {
-            tracing::warn!(key = target, error = %e, "wrote the write probe but could not delete it; delete it by hand");
+            tracing::warn!(key = target, error = %Report(&e), "wrote the write probe but could not delete it; delete it by hand");
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! fails is aborted, so no invisible parts are left to pay for.
 
 use std::path::Path;
+use triton_core::error::Report;
 
 use aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUploadFluentBuilder;
 use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
@@ -311,7 +312,7 @@ async fn abort(store: &S3Store, key: &str, upload_id: &str) {
             .await;
         if let Err(e) = aborted {
             if !e.is_not_found() {
-                tracing::warn!(key, upload_id, error = %e, "could not abort a failed multipart upload; its parts stay until a lifecycle rule removes them");
+                tracing::warn!(key, upload_id, error = %Report(&e), "could not abort a failed multipart upload; its parts stay until a lifecycle rule removes them");
                 return;
             }
         }

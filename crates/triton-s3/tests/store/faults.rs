@@ -260,9 +260,10 @@ async fn a_server_that_ignores_range_is_not_trusted() {
     let (recs, _) = crate::suite::incompressible_archive(&f).await;
     let store = Arc::new(BreakingStore::new(f.store.clone(), 150_000, Cut::Error));
     let (got, error) = crate::suite::read_through(store).await;
-    let Some(SourceError::Unavailable { detail, .. }) = &error else {
+    let Some(SourceError::Unavailable { source, .. }) = &error else {
         panic!("expected the resume to be refused, got {error:?}");
     };
+    let detail = triton_core::error::Report(&**source).to_string();
     assert!(
         detail.contains("asked for the bytes from 150000 on"),
         "{detail}"

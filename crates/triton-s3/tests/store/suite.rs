@@ -481,9 +481,10 @@ pub async fn a_changed_object_is_not_resumed(f: Fixture) {
         let mut store = BreakingStore::new(f.store.clone(), 150_000, Cut::Error);
         store.replace_with = Some(replacement);
         let (got, error) = read_through(Arc::new(store)).await;
-        let Some(SourceError::Unavailable { detail, .. }) = &error else {
+        let Some(SourceError::Unavailable { source, .. }) = &error else {
             panic!("expected the read to fail, got {error:?}");
         };
+        let detail = triton_core::error::Report(&**source).to_string();
         assert!(
             detail.contains("the object changed while it was being read"),
             "{detail}"
