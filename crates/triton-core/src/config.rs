@@ -18,9 +18,16 @@
 //! `name: 5` or a `5:` stream key is rejected instead of silently becoming
 //! the string `"5"`, because serde_yaml hands over the parsed number, not the
 //! source text, and a numeric stream name is far more likely a mistake.
+//!
+//! Loading reads the text into a raw tree of YAML nodes, then checks it in
+//! one pass. The tree is not `serde_yaml::Value`, whose mappings refuse a
+//! duplicate key before we could say which stream or field it is. Neither
+//! keeps positions: serde_yaml tells a node's line only in an error raised
+//! while that node is being read, so the line of a reported problem comes
+//! from reading the text once more and failing at that node.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::fmt;
 use std::io::Read;
 use std::path::Path;
@@ -103,12 +110,14 @@ impl Config {
     /// Loads the file at `path`; its display form becomes the origin named
     /// in every error.
     pub fn from_path(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
-        let path = path.as_ref();
-        let origin = path.display().to_string();
-        match std::fs::read_to_string(path) {
-            Ok(text) => Config::parse(&text, &origin),
-            Err(error) => Err(ConfigError::Io { origin, error }),
-        }
+        let (text, origin) = read_path(path.as_ref())?;
+        Config::parse(&text, &origin)
+    }
+
+    /// Loads the file at `path` as [`Config::parse_lenient`] does.
+    pub fn from_path_lenient(path: impl AsRef<Path>) -> Result<Lenient, ConfigError> {
+        let (text, origin) = read_path(path.as_ref())?;
+        Config::parse_lenient(&text, &origin)
     }
 
     /// Loads from any reader; `origin` (a path or a label such as
@@ -129,7 +138,14 @@ impl Config {
     /// An empty value counts as unset: go-triton's `os.Getenv` could not
     /// tell them apart, and an empty path can only fail anyway.
     pub fn from_env() -> Result<Config, ConfigError> {
-        match std::env::var_os(CONFIG_ENV) {
+        Config::from_env_value(std::env::var_os(CONFIG_ENV))
+    }
+
+    /// [`Config::from_env`] given the variable's value, so that tests need
+    /// not change the process environment, which is unsound while other
+    /// test threads may read it.
+    fn from_env_value(value: Option<OsString>) -> Result<Config, ConfigError> {
+        match value {
             Some(path) if !path.is_empty() => Config::from_path(path),
             _ => Err(ConfigError::EnvNotSet { var: CONFIG_ENV }),
         }
@@ -138,17 +154,9 @@ impl Config {
     /// Parses and validates config text; `origin` is what error messages
     /// will call it.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        Config::parse_skipping(text, origin, BTreeSet::new())
-    }
-
-    /// Loads the file at `path` as [`Config::parse_lenient`] does.
-    pub fn from_path_lenient(path: impl AsRef<Path>) -> Result<Lenient, ConfigError> {
-        let path = path.as_ref();
-        let origin = path.display().to_string();
-        match std::fs::read_to_string(path) {
-            Ok(text) => Config::parse_lenient(&text, &origin),
-            Err(error) => Err(ConfigError::Io { origin, error }),
-        }
+        Check { text, origin }
+            .load(false)
+            .map(|lenient| lenient.config)
     }
 
     /// Like [`Config::parse`], except that a broken stream entry (a missing
@@ -158,58 +166,7 @@ impl Config {
     /// Errors of the file itself (YAML syntax, a duplicate stream) still
     /// fail it.
     pub fn parse_lenient(text: &str, origin: &str) -> Result<Lenient, ConfigError> {
-        let mut skip = BTreeSet::new();
-        let mut broken = Vec::new();
-        loop {
-            // Each pass parses the unchanged text, so the line numbers of
-            // later errors stay true; a file has few streams.
-            match Config::parse_skipping(text, origin, skip.clone()) {
-                Ok(config) => return Ok(Lenient { config, broken }),
-                Err(e) => match e.stream() {
-                    Some(stream) if !skip.contains(stream) => {
-                        skip.insert(stream.to_owned());
-                        broken.push(e);
-                    }
-                    _ => return Err(e),
-                },
-            }
-        }
-    }
-
-    fn parse_skipping(
-        text: &str,
-        origin: &str,
-        skip: BTreeSet<String>,
-    ) -> Result<Config, ConfigError> {
-        let ctx = Ctx {
-            skip,
-            ..Ctx::default()
-        };
-        let de = serde_yaml::Deserializer::from_str(text);
-        let seed = TopSeed { ctx: &ctx };
-        match seed.deserialize(de) {
-            Ok(streams) => Ok(Config {
-                streams,
-                origin: origin.to_owned(),
-                unknown_keys: ctx.unknown.take(),
-            }),
-            Err(err) => {
-                let location = err.location();
-                let line = location.as_ref().map(|l| l.line());
-                // A recorded problem means one of our checks failed and the
-                // serde error only carries its position; anything else is
-                // the parser's own complaint, passed on verbatim.
-                match ctx.problem.borrow_mut().take() {
-                    Some(problem) => Err(problem.into_error(origin, line)),
-                    None => Err(ConfigError::Syntax {
-                        origin: origin.to_owned(),
-                        line,
-                        column: location.as_ref().map(|l| l.column()),
-                        message: err.to_string(),
-                    }),
-                }
-            }
-        }
+        Check { text, origin }.load(true)
     }
 
     /// Looks up a logical stream name.
@@ -245,6 +202,15 @@ impl Config {
     /// as `regoin:`, or settings of other tools), in file order.
     pub fn unknown_keys(&self) -> &[UnknownKey] {
         &self.unknown_keys
+    }
+}
+
+/// The text of the file at `path` and the origin errors call it by.
+fn read_path(path: &Path) -> Result<(String, String), ConfigError> {
+    let origin = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((text, origin)),
+        Err(error) => Err(ConfigError::Io { origin, error }),
     }
 }
 
@@ -424,622 +390,403 @@ impl fmt::Display for At {
 const NAME: &str = "name";
 const REGION: &str = "region";
 const PARTITION_KEY: &str = "partition_key";
+/// The known fields, in the order of [`Fields`].
+const FIELDS: [&str; 3] = [NAME, REGION, PARTITION_KEY];
+/// The YAML merge key, which go-triton's yaml.v2 honoured, so settings
+/// shared through anchors keep working.
 const MERGE: &str = "<<";
+const MERGE_EXPECTED: &str = "a mapping or a sequence of mappings";
 
-/// A failed check, recorded beside the serde error because serde errors can
-/// only carry text; serde_yaml supplies the position of the node whose
-/// visitor failed.
-enum Problem {
-    Empty,
-    NotAMapping(String),
-    InvalidStreamName(String),
-    DuplicateStream(String),
-    StreamNotAMapping(String, String),
-    MissingField(String, &'static str),
-    InvalidField(String, &'static str, &'static str, String),
-    EmptyField(String, &'static str),
-    DuplicateField(String, &'static str),
-}
+/// Values of [`FIELDS`] gathered from one settings mapping and its merge
+/// sources, before the required ones are checked.
+type Fields = [Option<String>; 3];
 
-impl Problem {
-    fn into_error(self, origin: &str, line: Option<usize>) -> ConfigError {
-        let origin = origin.to_owned();
-        match self {
-            Problem::Empty => ConfigError::Empty { origin },
-            Problem::NotAMapping(found) => ConfigError::NotAMapping {
-                origin,
-                line,
-                found,
-            },
-            Problem::InvalidStreamName(found) => ConfigError::InvalidStreamName {
-                origin,
-                line,
-                found,
-            },
-            Problem::DuplicateStream(stream) => ConfigError::DuplicateStream {
-                origin,
-                line,
-                stream,
-            },
-            Problem::StreamNotAMapping(stream, found) => ConfigError::StreamNotAMapping {
-                origin,
-                line,
-                stream,
-                found,
-            },
-            // The position serde_yaml reports here is the start of the
-            // stream's settings, not the key, which would mislead more than
-            // help; the stream name is unique and enough to find it.
-            Problem::MissingField(stream, field) => ConfigError::MissingField {
-                origin,
-                stream,
-                field,
-            },
-            Problem::InvalidField(stream, field, expected, found) => ConfigError::InvalidField {
-                origin,
-                line,
-                stream,
-                field,
-                expected,
-                found,
-            },
-            Problem::EmptyField(stream, field) => ConfigError::EmptyField {
-                origin,
-                line,
-                stream,
-                field,
-            },
-            Problem::DuplicateField(stream, field) => ConfigError::DuplicateField {
-                origin,
-                line,
-                stream,
-                field,
-            },
+/// Fills what is still unset in `into` from `from`: YAML merge semantics,
+/// where explicit keys and earlier merge sources win.
+fn fill(into: &mut Fields, from: Fields) {
+    for (slot, value) in into.iter_mut().zip(from) {
+        if slot.is_none() {
+            *slot = value;
         }
     }
 }
 
-#[derive(Default)]
-struct Ctx {
-    problem: RefCell<Option<Problem>>,
-    /// Streams to pass over (see [`Config::parse_lenient`]).
-    skip: BTreeSet<String>,
-    unknown: RefCell<Vec<UnknownKey>>,
+/// One YAML node, aliases expanded, mappings kept as entries in file order
+/// so that duplicate keys can be reported. `index` numbers nodes in the
+/// order they are read, which [`Check::line`] uses to find one again.
+struct Node {
+    index: usize,
+    kind: Kind,
 }
 
-impl Ctx {
-    /// Records `problem` and returns the error that unwinds the parse from
-    /// the current node, so serde_yaml stamps that node's position on it.
-    fn fail<T, E: de::Error>(&self, problem: Problem) -> Result<T, E> {
-        *self.problem.borrow_mut() = Some(problem);
-        Err(E::custom("invalid stream config"))
+enum Kind {
+    Null,
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+    /// Any other scalar or a tagged value, as error messages describe it
+    /// (`integer 5`); none of them is ever valid.
+    Other(String),
+}
+
+impl Node {
+    /// What error messages say was found instead of what was expected.
+    fn found(&self) -> String {
+        match &self.kind {
+            Kind::Null => "null".to_owned(),
+            Kind::Str(_) => "string".to_owned(),
+            Kind::Seq(_) => "sequence".to_owned(),
+            Kind::Map(_) => "mapping".to_owned(),
+            Kind::Other(found) => found.clone(),
+        }
     }
 }
 
-/// Implements every `visit_*` that serde_yaml's `deserialize_any` can call
-/// and the visitor does not handle itself by calling
-/// `self.other(description)`, so each visitor only spells out what it
-/// accepts.
-macro_rules! route_other_kinds {
-    ($($kind:ident),*) => { $( route_other_kinds!(@ $kind); )* };
-    (@ bool) => {
-        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-            self.other(format!("boolean {v}"))
-        }
-    };
-    (@ int) => {
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            self.other(format!("integer {v}"))
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            self.other(format!("integer {v}"))
-        }
-        fn visit_i128<E: de::Error>(self, v: i128) -> Result<Self::Value, E> {
-            self.other(format!("integer {v}"))
-        }
-        fn visit_u128<E: de::Error>(self, v: u128) -> Result<Self::Value, E> {
-            self.other(format!("integer {v}"))
-        }
-    };
-    (@ float) => {
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-            self.other(format!("float {v}"))
-        }
-    };
-    (@ str) => {
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-            self.other("string".to_owned())
-        }
-    };
-    (@ null) => {
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            self.other("null".to_owned())
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            self.other("null".to_owned())
-        }
-    };
-    (@ seq) => {
-        fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-            self.other("sequence".to_owned())
-        }
-    };
-    (@ map) => {
-        fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-            self.other("mapping".to_owned())
-        }
-    };
-    (@ tagged) => {
-        fn visit_enum<A: EnumAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-            self.other("tagged value".to_owned())
-        }
-    };
+/// Reads a whole document into a [`Node`]; with `fail_at` set it fails on
+/// reaching that node instead.
+struct Reader<'a> {
+    next: &'a mut usize,
+    fail_at: Option<usize>,
 }
 
-/// The whole document: logical name -> settings.
-struct TopSeed<'c> {
-    ctx: &'c Ctx,
+impl Reader<'_> {
+    fn read(text: &str, fail_at: Option<usize>) -> Result<Node, serde_yaml::Error> {
+        let mut next = 0;
+        let reader = Reader {
+            next: &mut next,
+            fail_at,
+        };
+        reader.deserialize(serde_yaml::Deserializer::from_str(text))
+    }
+
+    fn child(&mut self) -> Reader<'_> {
+        Reader {
+            next: &mut *self.next,
+            fail_at: self.fail_at,
+        }
+    }
+
+    /// Numbers the node being visited. Failing here, inside the visitor,
+    /// is what makes serde_yaml stamp this node's position on the error.
+    fn index<E: de::Error>(&mut self) -> Result<usize, E> {
+        let index = *self.next;
+        *self.next += 1;
+        if self.fail_at == Some(index) {
+            return Err(E::custom("the node looked for"));
+        }
+        Ok(index)
+    }
+
+    fn leaf<E: de::Error>(mut self, kind: Kind) -> Result<Node, E> {
+        Ok(Node {
+            index: self.index()?,
+            kind,
+        })
+    }
 }
 
-impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
-    type Value = BTreeMap<String, StreamConfig>;
+impl<'de> DeserializeSeed<'de> for Reader<'_> {
+    type Value = Node;
 
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Node, D::Error> {
         de.deserialize_any(self)
     }
 }
 
-impl TopSeed<'_> {
-    fn other<T, E: de::Error>(self, found: String) -> Result<T, E> {
-        self.ctx.fail(Problem::NotAMapping(found))
+impl<'de> Visitor<'de> for Reader<'_> {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+        self.leaf(Kind::Other(format!("boolean {v}")))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+        self.leaf(Kind::Other(format!("integer {v}")))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+        self.leaf(Kind::Other(format!("integer {v}")))
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Node, E> {
+        self.leaf(Kind::Other(format!("integer {v}")))
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Node, E> {
+        self.leaf(Kind::Other(format!("integer {v}")))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+        self.leaf(Kind::Other(format!("float {v}")))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+        self.leaf(Kind::Str(v.to_owned()))
+    }
+
+    // serde_yaml reports a document without content as none, and `~` as
+    // unit.
+    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+        self.leaf(Kind::Null)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+        self.leaf(Kind::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Node, A::Error> {
+        let index = self.index()?;
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self.child())? {
+            items.push(item);
+        }
+        Ok(Node {
+            index,
+            kind: Kind::Seq(items),
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Node, A::Error> {
+        let index = self.index()?;
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key_seed(self.child())? {
+            entries.push((key, map.next_value_seed(self.child())?));
+        }
+        Ok(Node {
+            index,
+            kind: Kind::Map(entries),
+        })
+    }
+
+    fn visit_enum<A: EnumAccess<'de>>(mut self, tagged: A) -> Result<Node, A::Error> {
+        let index = self.index()?;
+        // Still walked, so that broken YAML inside it is reported.
+        de::VariantAccess::newtype_variant::<IgnoredAny>(tagged.variant::<IgnoredAny>()?.1)?;
+        Ok(Node {
+            index,
+            kind: Kind::Other("tagged value".to_owned()),
+        })
     }
 }
 
-impl<'de> Visitor<'de> for TopSeed<'_> {
-    type Value = BTreeMap<String, StreamConfig>;
+/// The validation pass over one document.
+struct Check<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
 
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a mapping of logical stream names to settings")
+impl Check<'_> {
+    /// The line of `node`. Only called for an error, so reading the text a
+    /// second time costs nothing in the normal case.
+    fn line(&self, node: &Node) -> Option<usize> {
+        let err = Reader::read(self.text, Some(node.index)).err()?;
+        err.location().map(|l| l.line())
     }
 
-    // serde_yaml reports a document without content as none, and `---`
-    // alone or `~` as unit: all three mean there is nothing configured.
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        self.ctx.fail(Problem::Empty)
+    fn origin(&self) -> String {
+        self.origin.to_owned()
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        self.ctx.fail(Problem::Empty)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut streams = BTreeMap::new();
-        while let Some(logical) = map.next_key_seed(StreamKeySeed {
-            ctx: self.ctx,
-            seen: &streams,
-        })? {
-            if self.ctx.skip.contains(&logical) {
-                map.next_value::<IgnoredAny>()?;
-                continue;
+    /// Checks every stream in file order; unless `lenient`, the first
+    /// broken stream fails the file.
+    fn load(&self, lenient: bool) -> Result<Lenient, ConfigError> {
+        let root = Reader::read(self.text, None).map_err(|err| {
+            let location = err.location();
+            ConfigError::Syntax {
+                origin: self.origin(),
+                line: location.as_ref().map(|l| l.line()),
+                column: location.as_ref().map(|l| l.column()),
+                message: err.to_string(),
             }
-            let settings = map.next_value_seed(StreamSeed {
-                ctx: self.ctx,
-                stream: &logical,
-            })?;
-            streams.insert(logical, settings);
-        }
-        Ok(streams)
-    }
-
-    route_other_kinds!(bool, int, float, str, seq, tagged);
-}
-
-/// A logical stream name; duplicates are caught here, while the parser is
-/// still at the key, so the error points at the second definition.
-struct StreamKeySeed<'c> {
-    ctx: &'c Ctx,
-    seen: &'c BTreeMap<String, StreamConfig>,
-}
-
-impl<'de> DeserializeSeed<'de> for StreamKeySeed<'_> {
-    type Value = String;
-
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-        de.deserialize_any(self)
-    }
-}
-
-impl StreamKeySeed<'_> {
-    fn other<T, E: de::Error>(self, found: String) -> Result<T, E> {
-        self.ctx.fail(Problem::InvalidStreamName(found))
-    }
-}
-
-impl<'de> Visitor<'de> for StreamKeySeed<'_> {
-    type Value = String;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a logical stream name")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        if self.seen.contains_key(v) {
-            return self.ctx.fail(Problem::DuplicateStream(v.to_owned()));
-        }
-        Ok(v.to_owned())
-    }
-
-    route_other_kinds!(bool, int, float, null, seq, map, tagged);
-}
-
-/// Field values gathered from one settings mapping, before the required
-/// ones are checked (they may still come from a `<<` merge).
-#[derive(Default)]
-struct Fields {
-    name: Option<String>,
-    region: Option<String>,
-    partition_key: Option<String>,
-}
-
-impl Fields {
-    /// Fills what is still unset from `other`: YAML merge semantics, where
-    /// explicit keys and earlier merge sources win.
-    fn fill_from(&mut self, other: Fields) {
-        self.name = self.name.take().or(other.name);
-        self.region = self.region.take().or(other.region);
-        self.partition_key = self.partition_key.take().or(other.partition_key);
-    }
-}
-
-/// One stream's settings, checked for the required fields.
-struct StreamSeed<'c> {
-    ctx: &'c Ctx,
-    stream: &'c str,
-}
-
-impl<'de> DeserializeSeed<'de> for StreamSeed<'_> {
-    type Value = StreamConfig;
-
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-        let fields = de.deserialize_any(FieldsVisitor {
-            ctx: self.ctx,
-            stream: self.stream,
-            merging: false,
         })?;
-        let Fields {
-            name,
-            region,
-            partition_key,
-        } = fields;
-        let missing = |field| {
-            self.ctx
-                .fail(Problem::MissingField(self.stream.to_owned(), field))
+        let entries = match &root.kind {
+            Kind::Map(entries) => entries,
+            Kind::Null => {
+                return Err(ConfigError::Empty {
+                    origin: self.origin(),
+                })
+            }
+            _ => {
+                let (line, found) = (self.line(&root), root.found());
+                return Err(ConfigError::NotAMapping {
+                    origin: self.origin(),
+                    line,
+                    found,
+                });
+            }
         };
-        let name = match name {
-            Some(name) => name,
-            None => return missing(NAME),
+        let (mut streams, mut unknown_keys, mut broken) = (BTreeMap::new(), vec![], vec![]);
+        let mut seen = BTreeSet::new();
+        for (key, value) in entries {
+            let Kind::Str(name) = &key.kind else {
+                let (line, found) = (self.line(key), key.found());
+                return Err(ConfigError::InvalidStreamName {
+                    origin: self.origin(),
+                    line,
+                    found,
+                });
+            };
+            if !seen.insert(name) {
+                let (line, stream) = (self.line(key), name.clone());
+                return Err(ConfigError::DuplicateStream {
+                    origin: self.origin(),
+                    line,
+                    stream,
+                });
+            }
+            let mut stream = Stream {
+                check: self,
+                name,
+                unknown: Vec::new(),
+            };
+            match stream.settings(value) {
+                Ok(config) => {
+                    streams.insert(name.clone(), config);
+                    unknown_keys.append(&mut stream.unknown);
+                }
+                Err(err) if lenient => broken.push(err),
+                Err(err) => return Err(err),
+            }
+        }
+        let config = Config {
+            streams,
+            origin: self.origin(),
+            unknown_keys,
         };
-        let region = match region {
-            Some(region) => region,
-            None => return missing(REGION),
+        Ok(Lenient { config, broken })
+    }
+}
+
+/// The check of one stream's settings, gathering its unknown keys.
+struct Stream<'a> {
+    check: &'a Check<'a>,
+    name: &'a str,
+    unknown: Vec<UnknownKey>,
+}
+
+impl Stream<'_> {
+    fn settings(&mut self, node: &Node) -> Result<StreamConfig, ConfigError> {
+        let Kind::Map(entries) = &node.kind else {
+            return Err(ConfigError::StreamNotAMapping {
+                origin: self.check.origin(),
+                line: self.check.line(node),
+                stream: self.name.to_owned(),
+                found: node.found(),
+            });
         };
+        let [name, region, partition_key] = self.fields(entries)?;
+        let missing = |field| ConfigError::MissingField {
+            origin: self.check.origin(),
+            stream: self.name.to_owned(),
+            field,
+        };
+        let name = name.ok_or_else(|| missing(NAME))?;
+        let region = region.ok_or_else(|| missing(REGION))?;
         Ok(StreamConfig {
             name,
             partition_key,
             region,
         })
     }
-}
 
-/// A settings mapping; also used for the sources of a `<<` merge key, which
-/// go-triton's yaml.v2 honoured, so settings shared through anchors keep
-/// working.
-struct FieldsVisitor<'c> {
-    ctx: &'c Ctx,
-    stream: &'c str,
-    merging: bool,
-}
-
-impl FieldsVisitor<'_> {
-    fn other<T, E: de::Error>(self, found: String) -> Result<T, E> {
-        let stream = self.stream.to_owned();
-        if self.merging {
-            self.ctx
-                .fail(Problem::InvalidField(stream, MERGE, MERGE_EXPECTED, found))
-        } else {
-            self.ctx.fail(Problem::StreamNotAMapping(stream, found))
-        }
-    }
-}
-
-const MERGE_EXPECTED: &str = "a mapping or a sequence of mappings";
-
-impl<'de> Visitor<'de> for FieldsVisitor<'_> {
-    type Value = Fields;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a mapping of stream settings")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut fields = Fields::default();
-        let mut merged = Fields::default();
-        let mut seen = Seen::default();
-        while let Some(key) = map.next_key_seed(FieldKeySeed {
-            ctx: self.ctx,
-            stream: self.stream,
-            seen: &seen,
-        })? {
-            let value = |field, required| StrSeed {
-                ctx: self.ctx,
-                stream: self.stream,
-                field,
-                required,
+    /// The fields of one settings mapping or merge source.
+    fn fields(&mut self, entries: &[(Node, Node)]) -> Result<Fields, ConfigError> {
+        let (mut fields, mut merged, mut seen) = (Fields::default(), Fields::default(), [false; 3]);
+        for (key, value) in entries {
+            // Non-string keys cannot be known fields, so like any unknown
+            // key they are ignored.
+            let Kind::Str(key_text) = &key.kind else {
+                continue;
             };
-            match key {
-                Setting::Name => {
-                    seen.name = true;
-                    fields.name = map.next_value_seed(value(NAME, true))?;
+            if key_text == MERGE {
+                let sources = self.merge(value)?;
+                fill(&mut merged, sources);
+            } else if let Some(i) = FIELDS.iter().position(|field| field == key_text) {
+                if std::mem::replace(&mut seen[i], true) {
+                    return Err(ConfigError::DuplicateField {
+                        origin: self.check.origin(),
+                        line: self.check.line(key),
+                        stream: self.name.to_owned(),
+                        field: FIELDS[i],
+                    });
                 }
-                Setting::Region => {
-                    seen.region = true;
-                    fields.region = map.next_value_seed(value(REGION, true))?;
-                }
-                Setting::PartitionKey => {
-                    seen.partition_key = true;
-                    fields.partition_key = map.next_value_seed(value(PARTITION_KEY, false))?;
-                }
-                Setting::Merge => {
-                    let sources = map.next_value_seed(MergeSeed {
-                        ctx: self.ctx,
-                        stream: self.stream,
-                    })?;
-                    merged.fill_from(sources);
-                }
-                // Ignored, as go-triton did; IgnoredAny still walks the
-                // value so syntax errors inside it are reported.
-                Setting::Other => {
-                    map.next_value::<IgnoredAny>()?;
+                fields[i] = self.string(FIELDS[i], value)?;
+            } else {
+                let key = UnknownKey {
+                    stream: self.name.to_owned(),
+                    key: key_text.clone(),
+                    closest: closest_key(key_text),
+                };
+                // A key merged from a shared anchor is reported once.
+                if !self.unknown.contains(&key) {
+                    self.unknown.push(key);
                 }
             }
         }
-        fields.fill_from(merged);
+        fill(&mut fields, merged);
         Ok(fields)
     }
 
-    route_other_kinds!(bool, int, float, str, null, seq, tagged);
-}
-
-/// Which known fields one mapping has set so far.
-#[derive(Default)]
-struct Seen {
-    name: bool,
-    region: bool,
-    partition_key: bool,
-}
-
-enum Setting {
-    Name,
-    Region,
-    PartitionKey,
-    Merge,
-    Other,
-}
-
-/// A settings key; repeats of known fields are caught here so the error
-/// points at the second occurrence.
-struct FieldKeySeed<'c> {
-    ctx: &'c Ctx,
-    stream: &'c str,
-    seen: &'c Seen,
-}
-
-impl<'de> DeserializeSeed<'de> for FieldKeySeed<'_> {
-    type Value = Setting;
-
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-        de.deserialize_any(self)
-    }
-}
-
-impl FieldKeySeed<'_> {
-    /// Non-string keys cannot be known fields, so like any unknown key they
-    /// are ignored.
-    fn other<E: de::Error>(self, _found: String) -> Result<Setting, E> {
-        Ok(Setting::Other)
-    }
-}
-
-impl<'de> Visitor<'de> for FieldKeySeed<'_> {
-    type Value = Setting;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a setting name")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        let (key, field, seen) = match v {
-            NAME => (Setting::Name, NAME, self.seen.name),
-            REGION => (Setting::Region, REGION, self.seen.region),
-            PARTITION_KEY => (
-                Setting::PartitionKey,
-                PARTITION_KEY,
-                self.seen.partition_key,
-            ),
-            MERGE => return Ok(Setting::Merge),
-            _ => {
-                let unknown = UnknownKey {
-                    stream: self.stream.to_owned(),
-                    key: v.to_owned(),
-                    closest: closest_key(v),
-                };
-                let mut seen = self.ctx.unknown.borrow_mut();
-                // A key merged into several streams is reported for each,
-                // but once per stream.
-                if !seen.contains(&unknown) {
-                    seen.push(unknown);
-                }
-                return Ok(Setting::Other);
-            }
+    /// The value of a `<<` key: one mapping, or a sequence of them where
+    /// earlier entries win.
+    fn merge(&mut self, node: &Node) -> Result<Fields, ConfigError> {
+        let sources = match &node.kind {
+            Kind::Seq(items) => items.iter().collect(),
+            _ => vec![node],
         };
-        if seen {
-            return self
-                .ctx
-                .fail(Problem::DuplicateField(self.stream.to_owned(), field));
+        let mut fields = Fields::default();
+        for source in sources {
+            let Kind::Map(entries) = &source.kind else {
+                return Err(self.invalid(MERGE, MERGE_EXPECTED, source));
+            };
+            let source = self.fields(entries)?;
+            fill(&mut fields, source);
         }
-        Ok(key)
+        Ok(fields)
     }
 
-    // Complex keys (`? [a, b]`) must still be consumed to move on.
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Setting::Other)
+    /// A string field. Required ones must be non-empty strings; the
+    /// optional `partition_key` also takes null or empty as "not set".
+    fn string(&self, field: &'static str, node: &Node) -> Result<Option<String>, ConfigError> {
+        let required = field != PARTITION_KEY;
+        match &node.kind {
+            Kind::Str(text) if !text.trim().is_empty() => Ok(Some(text.clone())),
+            Kind::Str(_) | Kind::Null if !required => Ok(None),
+            Kind::Str(_) => Err(ConfigError::EmptyField {
+                origin: self.check.origin(),
+                line: self.check.line(node),
+                stream: self.name.to_owned(),
+                field,
+            }),
+            _ => Err(self.invalid(field, "a string", node)),
+        }
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Setting::Other)
+    fn invalid(&self, field: &'static str, expected: &'static str, node: &Node) -> ConfigError {
+        ConfigError::InvalidField {
+            origin: self.check.origin(),
+            line: self.check.line(node),
+            stream: self.name.to_owned(),
+            field,
+            expected,
+            found: node.found(),
+        }
     }
-
-    route_other_kinds!(bool, int, float, null, tagged);
 }
 
 /// The known key `key` is most likely a typo of: within two edits, or one
 /// for short keys.
 fn closest_key(key: &str) -> Option<&'static str> {
-    [NAME, REGION, PARTITION_KEY]
+    FIELDS
         .into_iter()
         .map(|known| (strsim::damerau_levenshtein(key, known), known))
         .filter(|&(distance, known)| distance <= if known.len() <= 4 { 1 } else { 2 })
         .min()
         .map(|(_, known)| known)
-}
-
-/// A string setting. Required ones must be non-empty strings; the optional
-/// `partition_key` also accepts null or empty as "not set".
-struct StrSeed<'c> {
-    ctx: &'c Ctx,
-    stream: &'c str,
-    field: &'static str,
-    required: bool,
-}
-
-impl<'de> DeserializeSeed<'de> for StrSeed<'_> {
-    type Value = Option<String>;
-
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-        de.deserialize_any(self)
-    }
-}
-
-impl StrSeed<'_> {
-    fn other<T, E: de::Error>(self, found: String) -> Result<T, E> {
-        self.ctx.fail(Problem::InvalidField(
-            self.stream.to_owned(),
-            self.field,
-            "a string",
-            found,
-        ))
-    }
-}
-
-impl<'de> Visitor<'de> for StrSeed<'_> {
-    type Value = Option<String>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        match (v.trim().is_empty(), self.required) {
-            (false, _) => Ok(Some(v.to_owned())),
-            (true, false) => Ok(None),
-            (true, true) => self
-                .ctx
-                .fail(Problem::EmptyField(self.stream.to_owned(), self.field)),
-        }
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        if self.required {
-            self.other("null".to_owned())
-        } else {
-            Ok(None)
-        }
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        self.visit_unit()
-    }
-
-    route_other_kinds!(bool, int, float, seq, map, tagged);
-}
-
-/// The value of a `<<` key: one mapping, or a sequence of them where
-/// earlier entries win.
-struct MergeSeed<'c> {
-    ctx: &'c Ctx,
-    stream: &'c str,
-}
-
-impl<'de> DeserializeSeed<'de> for MergeSeed<'_> {
-    type Value = Fields;
-
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-        de.deserialize_any(self)
-    }
-}
-
-impl MergeSeed<'_> {
-    fn source(&self) -> FieldsVisitor<'_> {
-        FieldsVisitor {
-            ctx: self.ctx,
-            stream: self.stream,
-            merging: true,
-        }
-    }
-
-    fn other<T, E: de::Error>(self, found: String) -> Result<T, E> {
-        self.ctx.fail(Problem::InvalidField(
-            self.stream.to_owned(),
-            MERGE,
-            MERGE_EXPECTED,
-            found,
-        ))
-    }
-}
-
-impl<'de> Visitor<'de> for MergeSeed<'_> {
-    type Value = Fields;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(MERGE_EXPECTED)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        self.source().visit_map(map)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut fields = Fields::default();
-        while let Some(source) = seq.next_element_seed(MergeSourceSeed(self.source()))? {
-            fields.fill_from(source);
-        }
-        Ok(fields)
-    }
-
-    route_other_kinds!(bool, int, float, str, null, tagged);
-}
-
-/// One entry of a `<<` sequence; must be a mapping itself.
-struct MergeSourceSeed<'c>(FieldsVisitor<'c>);
-
-impl<'de> DeserializeSeed<'de> for MergeSourceSeed<'_> {
-    type Value = Fields;
-
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-        de.deserialize_any(self.0)
-    }
 }
 
 #[cfg(test)]
@@ -1188,6 +935,27 @@ also_good:
         assert!(
             Config::parse_lenient("a:\n  name: x\n  region: r\na:\n  name: y\n", ORIGIN).is_err()
         );
+    }
+
+    #[test]
+    fn a_duplicate_of_a_broken_entry_still_fails_the_file() {
+        let text = "a:\n  name: x\nb:\n  name: y\n  region: r\na:\n  name: z\n  region: r\n";
+        let err = Config::parse_lenient(text, ORIGIN).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("config {ORIGIN} line 6: stream \"a\" is defined more than once")
+        );
+    }
+
+    /// The previous loader panicked inside serde_yaml ("unexpected end of
+    /// mapping") on a tagged settings key, having left the tag unread.
+    #[test]
+    fn tagged_setting_keys_are_ignored() {
+        let config = Config::parse("a:\n  !t k: v\n  name: x\n  region: r\n", ORIGIN).unwrap();
+        assert_eq!(config.stream("a").unwrap().name, "x");
+        assert!(config.unknown_keys().is_empty());
+        let (_, msg) = fail("a:\n  name: x\n  !t k: v\n");
+        assert!(msg.ends_with("field \"region\" is missing"), "{msg}");
     }
 
     #[test]
@@ -1662,26 +1430,16 @@ d:
         assert_eq!(err.to_string(), "config <pipe>: cannot read: disk on fire");
     }
 
-    /// The only test touching the environment, so tests running in parallel
-    /// never see each other's changes.
+    /// Through the injectable value, not `std::env::set_var`: other test
+    /// threads may read the environment meanwhile, which is unsound.
     #[test]
     fn from_env() {
-        let saved = std::env::var_os(CONFIG_ENV);
-
-        std::env::remove_var(CONFIG_ENV);
-        let unset = Config::from_env();
-        std::env::set_var(CONFIG_ENV, "");
-        let empty = Config::from_env();
+        let unset = Config::from_env_value(None);
+        let empty = Config::from_env_value(Some(OsString::new()));
         let path = temp_path("env");
         std::fs::write(&path, GOOD).unwrap();
-        std::env::set_var(CONFIG_ENV, &path);
-        let set = Config::from_env();
+        let set = Config::from_env_value(Some(path.clone().into_os_string()));
         std::fs::remove_file(&path).unwrap();
-
-        match saved {
-            Some(value) => std::env::set_var(CONFIG_ENV, value),
-            None => std::env::remove_var(CONFIG_ENV),
-        }
 
         for result in [unset, empty] {
             let err = result.unwrap_err();

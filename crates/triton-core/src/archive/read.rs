@@ -32,6 +32,9 @@ use crate::value::Record;
 pub struct ArchiveReader<R> {
     input: Input<R>,
     decoder: Decoder,
+    /// The input ended, cleanly or not: nothing more is read from it, but
+    /// it is kept for [`ArchiveReader::into_inner`].
+    ended: bool,
 }
 
 /// Where the decoder's chunks come from.
@@ -42,10 +45,9 @@ enum Input<R> {
         inner: BufReader<R>,
         payload: Vec<u8>,
     },
-    /// Read and decompressed ahead on a helper thread.
+    /// Read and decompressed ahead on a helper thread, which owns the
+    /// inner reader.
     Ahead(ReadAhead),
-    /// Ended (cleanly or not).
-    Done,
 }
 
 /// Read buffer size: two full chunks, so most chunks need one `read` call.
@@ -103,6 +105,7 @@ impl<R: Read> ArchiveReader<R> {
                 payload: Vec::new(),
             },
             decoder: Decoder::new(),
+            ended: false,
         }
     }
 
@@ -120,6 +123,7 @@ impl<R: Read> ArchiveReader<R> {
         Ok(ArchiveReader {
             input: Input::Ahead(ReadAhead::spawn(inner)?),
             decoder: Decoder::new(),
+            ended: false,
         })
     }
 
@@ -132,6 +136,9 @@ impl<R: Read> ArchiveReader<R> {
 
     /// Moves the next chunk into the decoder; false at the end of input.
     fn fill(&mut self) -> Result<bool, ArchiveError> {
+        if self.ended {
+            return Ok(false);
+        }
         let more = match &mut self.input {
             Input::Direct { inner, payload } => match read_chunk(inner, payload) {
                 Ok(ChunkRead::Chunk { chunk_type, len }) => self
@@ -146,13 +153,10 @@ impl<R: Read> ArchiveReader<R> {
                     Err(self.decoder.fail_at(at, ArchiveErrorKind::Io(e)))
                 }
             },
+            // After its last block the helper thread has already ended.
             Input::Ahead(ahead) => ahead.fill(&mut self.decoder),
-            Input::Done => return Ok(false),
         };
-        if !matches!(more, Ok(true)) {
-            // Also drops a read-ahead receiver, which lets its thread end.
-            self.input = Input::Done;
-        }
+        self.ended = !matches!(more, Ok(true));
         more
     }
 
@@ -217,6 +221,70 @@ impl<R: Read> ArchiveReader<R> {
     pub fn records(self) -> Records<R> {
         Records { reader: self }
     }
+
+    /// The inner reader, or `None` for a reader made by
+    /// [`ArchiveReader::with_read_ahead`], whose helper thread owns it.
+    ///
+    /// The reader reads ahead of the records it has returned (a buffer of
+    /// up to 128 KiB and the chunk being decoded), so the inner reader's
+    /// position says how much was read, not how much was decoded.
+    ///
+    /// ```
+    /// use std::io::Cursor;
+    /// use triton_core::archive::{ArchiveReader, ArchiveWriter};
+    /// use triton_core::value::Record;
+    ///
+    /// let mut w = ArchiveWriter::new(Vec::new());
+    /// for n in 0..3u64 {
+    ///     w.write_record(&[("n", n)].into_iter().collect::<Record>())?;
+    /// }
+    /// let bytes = w.finish()?;
+    ///
+    /// let mut r = ArchiveReader::new(Cursor::new(&bytes[..]));
+    /// assert!(r.next_record()?.is_some());
+    /// // One record returned, but the whole small file was read already.
+    /// assert_eq!(r.get_ref().map(Cursor::position), Some(bytes.len() as u64));
+    /// # Ok::<(), triton_core::archive::ArchiveError>(())
+    /// ```
+    pub fn get_ref(&self) -> Option<&R> {
+        match &self.input {
+            Input::Direct { inner, .. } => Some(inner.get_ref()),
+            Input::Ahead(_) => None,
+        }
+    }
+
+    /// The inner reader, as [`ArchiveReader::get_ref`] gives it. Reading
+    /// from it or seeking it while this reader is still used makes this
+    /// reader skip or misread data: its buffer no longer follows the input.
+    pub fn get_mut(&mut self) -> Option<&mut R> {
+        match &mut self.input {
+            Input::Direct { inner, .. } => Some(inner.get_mut()),
+            Input::Ahead(_) => None,
+        }
+    }
+
+    /// The inner reader, or `None` for a reader made by
+    /// [`ArchiveReader::with_read_ahead`]. Input read but not yet decoded
+    /// (see [`ArchiveReader::get_ref`]) is lost with this reader; none is
+    /// left once the reader has returned the end of the archive.
+    ///
+    /// ```
+    /// use std::io::Cursor;
+    /// use triton_core::archive::{ArchiveReader, ArchiveWriter};
+    ///
+    /// let bytes = ArchiveWriter::new(Vec::new()).finish()?;
+    /// let mut r = ArchiveReader::new(Cursor::new(bytes.clone()));
+    /// assert!(r.next_record()?.is_none());
+    /// let cursor = r.into_inner();
+    /// assert_eq!(cursor.map(Cursor::into_inner), Some(bytes));
+    /// # Ok::<(), triton_core::archive::ArchiveError>(())
+    /// ```
+    pub fn into_inner(self) -> Option<R> {
+        match self.input {
+            Input::Direct { inner, .. } => Some(inner.into_inner()),
+            Input::Ahead(_) => None,
+        }
+    }
 }
 
 /// Iterator over an archive's records (see [`ArchiveReader::records`]).
@@ -230,5 +298,63 @@ impl<R: Read> Iterator for Records<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.reader.next_record().transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+    use crate::archive::ArchiveWriter;
+
+    fn archive(records: u64) -> Vec<u8> {
+        let mut w = ArchiveWriter::new(Vec::new());
+        for n in 0..records {
+            w.write_record(&[("n", n)].into_iter().collect::<Record>())
+                .unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn the_inner_reader_stays_reachable_through_the_end() {
+        let bytes = archive(3);
+        let mut r = ArchiveReader::new(Cursor::new(bytes.clone()));
+        assert_eq!(r.get_ref().map(Cursor::position), Some(0));
+        while r.next_record().unwrap().is_some() {}
+        assert_eq!(r.next_record().unwrap(), None);
+        assert_eq!(r.get_ref().map(Cursor::position), Some(bytes.len() as u64));
+        // Rewinding the inner reader of an ended reader reads nothing more.
+        r.get_mut().unwrap().set_position(0);
+        assert_eq!(r.next_record().unwrap(), None);
+        assert_eq!(r.into_inner().map(Cursor::into_inner), Some(bytes));
+    }
+
+    #[test]
+    fn the_inner_reader_survives_an_error() {
+        let mut bytes = archive(3);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        let mut r = ArchiveReader::new(Cursor::new(bytes.clone()));
+        let end = loop {
+            match r.next_record() {
+                Ok(Some(_)) => {}
+                other => break other,
+            }
+        };
+        assert!(end.is_err(), "{end:?}");
+        assert_eq!(r.into_inner().map(Cursor::into_inner), Some(bytes));
+    }
+
+    #[test]
+    fn a_read_ahead_reader_does_not_hold_its_inner_reader() {
+        let bytes = archive(2);
+        let mut r = ArchiveReader::with_read_ahead(Cursor::new(bytes)).unwrap();
+        assert!(r.get_ref().is_none());
+        assert!(r.get_mut().is_none());
+        assert_eq!(r.records().filter_map(Result::ok).count(), 2);
+        let r = ArchiveReader::with_read_ahead(Cursor::new(archive(1))).unwrap();
+        assert!(r.into_inner().is_none());
     }
 }
