@@ -6,8 +6,9 @@
 //! Deterministic: a finished bar is always drawn once with its final
 //! numbers, however fast the command was.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+use crate::util::{fixture, path, python, triton, Dir, TestCommand, TRITON};
 
 /// Runs `argv[3:]` with standard error on a new pseudo-terminal (120
 /// columns) and standard output into the file `argv[1]` ("tty": the
@@ -39,38 +40,15 @@ sys.stdout.buffer.write(b"".join(seen))
 sys.exit(code)
 "#;
 
-/// scripts/test sets TRITON_PYTHON (the project's venv); else python3.
-fn python() -> String {
-    std::env::var("TRITON_PYTHON")
-        .ok()
-        .filter(|p| Path::new(p).exists())
-        .unwrap_or_else(|| "python3".into())
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/data/go-triton")
-        .join(name)
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("triton-progress-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
 /// `triton ARGS` with standard error on a terminal; stdout to `out` (or
 /// the terminal with "tty"). Returns the exit status and what the terminal
 /// showed.
 fn on_terminal(out: &str, env: &str, args: &[&str]) -> (Output, String) {
-    let o = Command::new(python())
-        .args(["-c", PTY_RUN, out, env, env!("CARGO_BIN_EXE_triton")])
+    // Python passes its environment, cleaned as for `triton`, on.
+    let o = TestCommand::program(python())
+        .args(["-c", PTY_RUN, out, env, TRITON])
         .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("TRITON_QUIET")
-        .output()
-        .unwrap_or_else(|e| panic!("run {} (python3 with the pty module): {e}", python()));
+        .output();
     let screen = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
         o.stderr.is_empty(),
@@ -80,13 +58,9 @@ fn on_terminal(out: &str, env: &str, args: &[&str]) -> (Output, String) {
     (o, screen)
 }
 
-fn path(p: &Path) -> &str {
-    p.to_str().expect("path")
-}
-
 #[test]
 fn decode_and_encode_draw_progress_on_a_terminal_only() {
-    let dir = temp_dir("decode");
+    let dir = Dir::new("progress");
     let archive = fixture("multiflush.tri");
     let json = dir.join("out.json");
 
@@ -169,12 +143,7 @@ fn decode_and_encode_draw_progress_on_a_terminal_only() {
             path(&archive_out),
         ],
     ] {
-        let o = Command::new(env!("CARGO_BIN_EXE_triton"))
-            .args(&args)
-            .env_remove("RUST_LOG")
-            .env_remove("TRITON_QUIET")
-            .output()
-            .expect("run triton");
+        let o = triton().args(&args).output();
         assert!(o.status.success(), "{args:?}");
         assert!(
             o.stderr.is_empty(),
@@ -182,7 +151,6 @@ fn decode_and_encode_draw_progress_on_a_terminal_only() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A failing decode on a terminal: the error line is whole, on a line of

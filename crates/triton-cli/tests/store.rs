@@ -3,47 +3,20 @@
 //! records are produced, restarted each time, stopped with SIGTERM; then
 //! every produced record must be in the archives.
 
-mod common;
-
 use std::collections::HashMap;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{stream, Stream};
 use triton_core::source::RecordSource;
 use triton_core::time::Date;
-use triton_s3::{
-    list_archives, ArchiveQuery, ArchiveSource, PutOptions, ReadOptions, S3Options, S3Store,
+use triton_s3::{list_archives, ArchiveQuery, ArchiveSource, PutOptions, ReadOptions, S3Store};
+
+use crate::util::{
+    call, exit_within, new_bucket, records, runtime, signal, sigterm, stream, today, wait_for_log,
+    Dir, Stream,
 };
 
 const RECORDS: u64 = 50_000;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn new_bucket(tag: &str) -> (String, S3Store) {
-    triton_tests::local_endpoint("AWS_ENDPOINT_URL_S3");
-    let bucket = format!("triton-store-{tag}-{}", std::process::id());
-    let store = runtime().block_on(async {
-        let client = triton_s3::client("us-east-1").await;
-        client.create_bucket().bucket(&bucket).send().await.unwrap();
-        S3Store::new(client, bucket.clone(), S3Options::default())
-    });
-    (bucket, store)
-}
-
-fn today() -> Date {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    Date::from_unix(secs as i64)
-}
 
 /// Every archived record's `n`, in archive order.
 fn archived(store: S3Store, stream: &str, start: Date) -> Vec<u64> {
@@ -77,19 +50,7 @@ fn archived_except(store: S3Store, stream: &str, start: Date, skip: &[String]) -
 
 /// Puts records `from..to` (`{"n": i, "user": …}`) into the stream.
 fn produce(s: &Stream, from: u64, to: u64) {
-    let lines: String = (from..to)
-        .map(|i| format!("{{\"n\":{i},\"user\":\"user-{}\"}}\n", i % 97))
-        .collect();
-    let file = s.file(&format!("in{from}.jsonl"), &lines);
-    let out = s
-        .command(&["put", file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.put(&format!("in{from}.jsonl"), &records(from..to, 97));
 }
 
 struct Store<'a> {
@@ -154,7 +115,6 @@ impl<'a> Store<'a> {
             .stderr(log)
             .stdout(Stdio::null())
             .spawn()
-            .unwrap()
     }
 
     fn log(&self) -> String {
@@ -172,25 +132,6 @@ impl<'a> Store<'a> {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-fn sigterm(child: &mut Child) -> ExitStatus {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "store did not stop within 60 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -265,20 +206,17 @@ fn crash_and_recover(tag: &str, checkpoint_db: &str, kills: usize) -> (Vec<u64>,
     assert!(spooled.is_empty(), "{spooled:?}");
     // The audit finds every shard's ranges joined, without overlaps, up to
     // the checkpoints.
-    let audit = s
-        .command(&[
-            "audit",
-            "--bucket",
-            &format!("s3://{bucket}"),
-            "--start-date",
-            &started.to_string(),
-            "--client-name",
-            &client,
-            "--checkpoint-db",
-            checkpoint_db,
-        ])
-        .output()
-        .unwrap();
+    let audit = s.triton(&[
+        "audit",
+        "--bucket",
+        &format!("s3://{bucket}"),
+        "--start-date",
+        &started.to_string(),
+        "--client-name",
+        &client,
+        "--checkpoint-db",
+        checkpoint_db,
+    ]);
     let report = String::from_utf8_lossy(&audit.stdout);
     println!("{tag}: audit: {}", report.lines().next().unwrap_or(""));
     assert!(
@@ -330,8 +268,7 @@ fn check(tag: &str, ns: &[u64], log: &str, produced: u64) {
 fn survives_sigkill_with_postgres_checkpoints() {
     // A password to hide: trust authentication ignores it, so one is added
     // where the test database's URL has none.
-    let url = std::env::var("TRITON_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let url = test_postgres();
     let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
     let (user_info, host) = rest
         .split_once('@')
@@ -348,12 +285,10 @@ fn survives_sigkill_with_postgres_checkpoints() {
 
 #[test]
 fn survives_sigkill_with_sqlite_checkpoints() {
-    let dir = std::env::temp_dir().join(format!("triton-crash-sqlite-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}", dir.join("checkpoints.db").display());
+    let dir = Dir::new("crash-sqlite");
+    let url = dir.sqlite("checkpoints.db");
     let (ns, log) = crash_and_recover("crashlite", &url, 10);
     check("sqlite", &ns, &log, RECORDS);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A loopback TCP proxy that can be switched off: then it refuses new
@@ -443,7 +378,7 @@ fn waits_out_an_s3_outage_of_30_seconds() {
     let (bucket, archive) = new_bucket("outage");
     let proxy = Proxy::in_front_of_s3();
     let started = today();
-    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let db = s.dir.sqlite("checkpoints.db");
     let log = s.dir.join("store.log");
     let args = [
         "store",
@@ -470,7 +405,6 @@ fn waits_out_an_s3_outage_of_30_seconds() {
             .env("RUST_LOG", "warn,triton=info,triton_s3=info")
             .stderr(log)
             .spawn()
-            .unwrap()
     };
     let mut child = start();
     let archived_count = || archived(archive.clone(), &s.name, started).len();
@@ -532,7 +466,7 @@ fn a_hung_s3_is_reported_and_retried() {
     let (bucket, archive) = new_bucket("hung");
     let proxy = Proxy::in_front_of_s3();
     let started = today();
-    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let db = s.dir.sqlite("checkpoints.db");
     let store = Store::new(&s, &bucket, &db, &["--s3-stall-timeout", "2s"]);
     let endpoint = format!("http://127.0.0.1:{}", proxy.port);
     let mut child = store.start_with(&[("AWS_ENDPOINT_URL_S3", &endpoint)]);
@@ -563,40 +497,9 @@ fn a_hung_s3_is_reported_and_retried() {
     check("hung", &archived(archive, &s.name, started), &text, 500);
 }
 
-/// Waits until `log` contains `text`.
-fn wait_for_log(log: &std::path::Path, text: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .contains(text)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no {text:?} in the store's log within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Sends SIGTERM.
 fn term(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// Waits at most `limit` for the process to exit.
-fn exit_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
+    signal(child, "-TERM");
 }
 
 #[test]
@@ -605,7 +508,7 @@ fn a_second_signal_or_the_timeout_ends_a_stop_that_cannot_finish() {
     let (bucket, _) = new_bucket("stuck");
     let proxy = Proxy::in_front_of_s3();
     produce(&s, 0, 100);
-    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let db = s.dir.sqlite("checkpoints.db");
     let bucket = format!("s3://{bucket}");
     let log = s.dir.join("store.log");
     // Starts a store and waits until an archive is stuck in upload.
@@ -630,8 +533,7 @@ fn a_second_signal_or_the_timeout_ends_a_stop_that_cannot_finish() {
             )
             .env("RUST_LOG", "info")
             .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+            .spawn();
         // S3 answers the start-up check (an outage then is waited out
         // before the store starts), then goes away: no upload can finish.
         // The first archive seals a second after the first read, which
@@ -678,7 +580,7 @@ fn skip_to_latest_ignores_the_checkpoints() {
     let s = stream("latest", 1);
     let (bucket, archive) = new_bucket("latest");
     let started = today();
-    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let db = s.dir.sqlite("checkpoints.db");
     let bucket = format!("s3://{bucket}");
     let log = s.dir.join("store.log");
     // Starts a store and waits until it reads.
@@ -697,8 +599,7 @@ fn skip_to_latest_ignores_the_checkpoints() {
             .command(&args)
             .env("RUST_LOG", "info")
             .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+            .spawn();
         wait_for_log(&log, "store started");
         child
     };
@@ -801,7 +702,7 @@ fn an_archive_deleted_before_recovery_is_rebuilt_under_its_key() {
     let s = stream("rebuild", 2);
     let (bucket, archive) = new_bucket("rebuild");
     let started = today();
-    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let db = s.dir.sqlite("checkpoints.db");
     let store = Store::new(&s, &bucket, &db, &[]);
     // The spool copy the killed store left is uploaded: the same bytes.
     produce(&s, 0, 3_000);
@@ -852,7 +753,7 @@ fn a_foreign_object_at_an_interrupted_key_is_reported_once() {
     let s = stream("foreign", 2);
     let (bucket, archive) = new_bucket("foreign");
     let started = today();
-    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let db = s.dir.sqlite("checkpoints.db");
     let store = Store::new(&s, &bucket, &db, &[]);
     produce(&s, 0, 2_000);
     let mut child = store.start_with(&[("TRITON_TEST_PAUSE_BEFORE_COMMIT", "60s")]);
@@ -894,18 +795,15 @@ fn a_foreign_object_at_an_interrupted_key_is_reported_once() {
         rebuilt,
         "recovery ran again: {log}"
     );
-    let audit = s
-        .command(&[
-            "audit",
-            "--bucket",
-            &format!("s3://{bucket}"),
-            "--start-date",
-            &started.to_string(),
-            "--checkpoint-db",
-            &db,
-        ])
-        .output()
-        .unwrap();
+    let audit = s.triton(&[
+        "audit",
+        "--bucket",
+        &format!("s3://{bucket}"),
+        "--start-date",
+        &started.to_string(),
+        "--checkpoint-db",
+        &db,
+    ]);
     let text = String::from_utf8_lossy(&audit.stdout);
     assert_eq!(
         audit.status.code(),
@@ -940,7 +838,7 @@ fn audit_finds_every_removed_archive_by_the_chain() {
     let s = stream("chain", 4);
     let (bucket, archive) = new_bucket("chain");
     let started = today();
-    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let db = s.dir.sqlite("checkpoints.db");
     let store = Store::new(&s, &bucket, &db, &[]);
     let mut child = store.start();
     store.wait_for("store started", 1);
@@ -956,7 +854,7 @@ fn audit_finds_every_removed_archive_by_the_chain() {
                     r#"{{"StreamName":"{}","Data":"{data}","PartitionKey":"bad-{i}"}}"#,
                     s.name
                 );
-                assert_eq!(common::call("PutRecord", &body), 200);
+                assert_eq!(call("PutRecord", &body), 200);
             }
         }
         if round == 2 {
@@ -965,7 +863,7 @@ fn audit_finds_every_removed_archive_by_the_chain() {
                 r#"{{"StreamName":"{}","ShardToSplit":"shardId-000000000000","NewStartingHashKey":"42535295865117307932921825928971026432"}}"#,
                 s.name
             );
-            assert_eq!(common::call("SplitShard", &body), 200);
+            assert_eq!(call("SplitShard", &body), 200);
             std::thread::sleep(Duration::from_secs(1));
         }
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -1153,7 +1051,7 @@ fn a_split_parent_is_sealed_soon_and_its_children_start() {
     let s = stream("ended", 2);
     let (bucket, archive) = new_bucket("ended");
     let started = today();
-    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let db = s.dir.sqlite("checkpoints.db");
     let mut store = Store::new(&s, &bucket, &db, &[]);
     let age = store
         .args
@@ -1170,7 +1068,7 @@ fn a_split_parent_is_sealed_soon_and_its_children_start() {
         s.name
     );
     let split = Instant::now();
-    assert_eq!(common::call("SplitShard", &body), 200);
+    assert_eq!(call("SplitShard", &body), 200);
     // Children start once the parent's last record is checkpointed.
     store.wait_for("shard finished", 1);
     println!(
@@ -1256,14 +1154,6 @@ impl<'a> Store<'a> {
     }
 }
 
-fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {sig}");
-}
-
 /// `triton leases --format json`: shard -> owner.
 fn owners(s: &Stream, db: &str) -> std::collections::BTreeMap<String, Option<String>> {
     try_owners(s, db).unwrap_or_else(|e| panic!("{e}"))
@@ -1327,6 +1217,12 @@ fn poll_until(within: Duration, what: &str, mut check: impl FnMut() -> (bool, St
     }
 }
 
+/// The test PostgreSQL server (TRITON_TEST_POSTGRES, set by scripts/test).
+fn test_postgres() -> String {
+    std::env::var("TRITON_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
 fn psql(url: &str, sql: &str) -> String {
     let o = Command::new("psql")
         .args([url, "-XAtqc", sql])
@@ -1343,8 +1239,7 @@ fn psql(url: &str, sql: &str) -> String {
 /// A throw-away database on the test server, so that killing its
 /// connections touches no other test.
 fn pg_database(tag: &str) -> (String, String) {
-    let admin = std::env::var("TRITON_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = test_postgres();
     let name = format!("triton_{tag}_{}", std::process::id());
     psql(
         &admin,
@@ -1479,7 +1374,7 @@ fn a_fleet_of_three_loses_and_duplicates_nothing_through_faults() {
             r#"{{"StreamName":"{}","ShardToSplit":"shardId-000000000003","NewStartingHashKey":"150000000000000000000000000000000000000"}}"#,
             s.name
         );
-        assert_eq!(common::call("SplitShard", &body), 200);
+        assert_eq!(call("SplitShard", &body), 200);
         // SIGKILL, replaced by a worker of another id: the dead one's
         // leases expire and are taken.
         std::thread::sleep(Duration::from_secs(2));
@@ -1530,7 +1425,7 @@ fn three_workers_share_an_sqlite_database() {
     let s = stream(tag, 4);
     let (bucket, archive) = new_bucket(tag);
     let started = today();
-    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let db = s.dir.sqlite("checkpoints.db");
     let workers: Vec<Store> = ["a", "b", "c"]
         .iter()
         .map(|id| Store::worker(&s, &bucket, &db, id))
@@ -1566,7 +1461,7 @@ fn three_workers_share_an_sqlite_database() {
 /// A PostgreSQL cluster of the test's own (its data directory and port),
 /// so that restarting it touches no other test. Stopped when dropped.
 struct PrivatePostgres {
-    dir: std::path::PathBuf,
+    dir: Dir,
     port: u16,
 }
 
@@ -1626,11 +1521,9 @@ impl PrivatePostgres {
     }
 
     fn start(tag: &str) -> PrivatePostgres {
-        let dir = std::env::temp_dir().join(format!("triton-pg-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = Dir::new(&format!("pg-{tag}"));
         let _ = Command::new("chown")
-            .args(["postgres", dir.to_str().unwrap()])
+            .args(["postgres", dir.path().to_str().unwrap()])
             .status();
         let port = 20_000 + (std::process::id() % 20_000) as u16;
         let data = dir.join("data");
@@ -1652,7 +1545,7 @@ impl PrivatePostgres {
         let options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -k {}",
             self.port,
-            self.dir.display()
+            self.dir.path().display()
         );
         let log = self.dir.join("server.log");
         PrivatePostgres::run(&[
@@ -1686,7 +1579,7 @@ impl Drop for PrivatePostgres {
             "stop",
         ])
         .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // The directory goes with `dir`, after the server stopped.
     }
 }
 
@@ -1751,7 +1644,7 @@ fn a_rolling_deploy_a_database_restart_a_merge_and_ten_workers_at_once() {
             r#"{{"StreamName":"{}","ShardToMerge":"shardId-000000000000","AdjacentShardToMerge":"shardId-000000000001"}}"#,
             s.name
         );
-        assert_eq!(common::call("MergeShards", &body), 200);
+        assert_eq!(call("MergeShards", &body), 200);
         // 3 -> 2.
         let (_, mut first) = running.remove(0);
         assert!(sigterm(&mut first).success(), "{}", workers[0].log());
