@@ -218,19 +218,13 @@ fn encode_and_put_name_the_line_and_column_of_bad_json() {
 
     // put stops at the same line before sending anything.
     dir.write("input.json", "{\"a\": }\n");
-    let o = put(&dir, "user", &input);
-    assert_eq!(o.status.code(), Some(1));
-    let err = stderr(&o);
-    assert_eq!(
-        err.lines().last(),
-        Some(
-            format!(
-                "triton: {} line 1, column 7: expected value",
-                input.display()
-            )
-            .as_str()
+    put_fails_saying(
+        &dir,
+        &input,
+        &format!(
+            "triton: {} line 1, column 7: expected value",
+            input.display()
         ),
-        "{err}"
     );
 }
 
@@ -254,23 +248,25 @@ fn put(dir: &Dir, key: &str, input: &Path) -> Output {
         .output()
 }
 
+/// `put` of `input` exits with 1, the last line it prints being `want`.
+fn put_fails_saying(dir: &Dir, input: &Path, want: &str) {
+    let o = put(dir, "user", input);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(err.lines().last(), Some(want), "{err}");
+}
+
 #[test]
 fn put_of_a_record_without_its_key_names_random_key() {
     let dir = Dir::new("nokey");
     let input = dir.write("input.json", "{\"n\":1}\n");
-    let o = put(&dir, "user", &input);
-    assert_eq!(o.status.code(), Some(1));
-    let err = stderr(&o);
-    assert_eq!(
-        err.lines().last(),
-        Some(
-            format!(
-                "triton: {} line 1: record has no partition key field \"user\" (give such records a random key with --random-key)",
-                input.display()
-            )
-            .as_str()
+    put_fails_saying(
+        &dir,
+        &input,
+        &format!(
+            "triton: {} line 1: record has no partition key field \"user\" (give such records a random key with --random-key)",
+            input.display()
         ),
-        "{err}"
     );
 }
 

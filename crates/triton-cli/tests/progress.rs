@@ -58,14 +58,20 @@ fn on_terminal(out: &str, env: &str, args: &[&str]) -> (Output, String) {
     (o, screen)
 }
 
+/// The same, for a command that must succeed: what the terminal showed.
+fn screen_of(out: &str, env: &str, args: &[&str]) -> String {
+    let (o, screen) = on_terminal(out, env, args);
+    assert!(o.status.success(), "{screen}");
+    screen
+}
+
 #[test]
 fn decode_and_encode_draw_progress_on_a_terminal_only() {
     let dir = Dir::new("progress");
     let archive = fixture("multiflush.tri");
     let json = dir.join("out.json");
 
-    let (o, screen) = on_terminal(path(&json), "", &["decode", path(&archive)]);
-    assert!(o.status.success(), "{screen}");
+    let screen = screen_of(path(&json), "", &["decode", path(&archive)]);
     // The last draw: the whole file (1,705,065 bytes) done.
     assert!(
         screen.contains("decode ["),
@@ -79,12 +85,11 @@ fn decode_and_encode_draw_progress_on_a_terminal_only() {
     );
 
     // Small files in small units, not 0.0 MB.
-    let (o, screen) = on_terminal(path(&json), "", &["decode", path(&fixture("small.tri"))]);
-    assert!(o.status.success(), "{screen}");
+    let screen = screen_of(path(&json), "", &["decode", path(&fixture("small.tri"))]);
     assert!(screen.contains("4.58 KiB/4.58 KiB"), "{screen:?}");
 
     let archive_out = dir.join("out.tri");
-    let (o, screen) = on_terminal(
+    let screen = screen_of(
         "/dev/null",
         "",
         &[
@@ -94,7 +99,6 @@ fn decode_and_encode_draw_progress_on_a_terminal_only() {
             path(&archive_out),
         ],
     );
-    assert!(o.status.success(), "{screen}");
     assert!(
         screen.contains("encode ["),
         "no progress on the terminal: {screen:?}"
@@ -107,11 +111,10 @@ fn decode_and_encode_draw_progress_on_a_terminal_only() {
         if flag == "decode" {
             args.remove(0);
         }
-        let (o, screen) = on_terminal(path(&json), env, &args);
-        assert!(o.status.success(), "{screen}");
+        let screen = screen_of(path(&json), env, &args);
         assert_eq!(screen, "", "{env} {flag}");
     }
-    let (o, screen) = on_terminal(
+    let screen = screen_of(
         "/dev/null",
         "",
         &[
@@ -122,12 +125,10 @@ fn decode_and_encode_draw_progress_on_a_terminal_only() {
             path(&archive_out),
         ],
     );
-    assert!(o.status.success(), "{screen}");
     assert_eq!(screen, "");
 
     // Records on the terminal too: no bar between them.
-    let (o, screen) = on_terminal("tty", "", &["decode", path(&fixture("small.tri"))]);
-    assert!(o.status.success(), "{screen}");
+    let screen = screen_of("tty", "", &["decode", path(&fixture("small.tri"))]);
     assert!(
         screen.contains("\"kind\":\"ascii\"") && !screen.contains("decode ["),
         "{screen:?}"

@@ -10,7 +10,7 @@ use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    exit_within, python, records, runtime, stderr, stream, triton, Stream, TestCommand,
+    exit_within, python, records, runtime, stderr, stream, triton, wait_until, Stream, TestCommand,
 };
 
 /// A new, empty bucket on the local S3 server.
@@ -312,11 +312,12 @@ fn readiness_follows_starting_failing_uploads_and_recovery() {
     std::fs::remove_file(&dir).unwrap();
     let took = wait_for_status(port, "/readyz", 200, Duration::from_secs(30));
     eprintln!("ready again {took:?} after the store came back");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while archives_in(&dir) == 0 {
-        assert!(Instant::now() < deadline, "no archive uploaded");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        "no archive uploaded",
+        || archives_in(&dir) > 0,
+    );
     stop(&mut store);
 }
 

@@ -13,10 +13,21 @@ use triton_s3::{list_archives, ArchiveQuery, ArchiveSource, PutOptions, ReadOpti
 
 use crate::util::{
     call, exit_within, new_bucket, records, runtime, signal, sigterm, stream, today, wait_for_log,
-    Dir, Stream,
+    wait_until, Dir, Stream, TestCommand,
 };
 
 const RECORDS: u64 = 50_000;
+
+/// What the tests start from: a stream of `shards` shards, a new bucket of
+/// the same tag (its name, and a store to read the archives from), the
+/// day the archives start on, and an SQLite checkpoint database in the
+/// stream's directory.
+fn setup(tag: &str, shards: u32) -> (Stream, String, S3Store, Date, String) {
+    let s = stream(tag, shards);
+    let (bucket, archive) = new_bucket(tag);
+    let db = s.dir.sqlite("checkpoints.db");
+    (s, bucket, archive, today(), db)
+}
 
 /// Every archived record's `n`, in archive order.
 fn archived(store: S3Store, stream: &str, start: Date) -> Vec<u64> {
@@ -135,6 +146,13 @@ impl<'a> Store<'a> {
     }
 }
 
+/// `triton store --bucket BUCKET --checkpoint-db DB --max-file-age 1s
+/// EXTRA` of the stream.
+fn store_command(s: &Stream, bucket: &str, db: &str, extra: &[&str]) -> TestCommand {
+    let base = ["store", "--bucket", bucket, "--checkpoint-db", db];
+    s.command(&[&base[..], &["--max-file-age", "1s"], extra].concat())
+}
+
 /// Produces RECORDS records in `kills` parts, each while a store runs that
 /// is then SIGKILLed (and restarted): every other kill lands between an
 /// upload and its checkpoint
@@ -142,10 +160,8 @@ impl<'a> Store<'a> {
 /// Returns the archived `n`s and the store's log; `triton audit` of the
 /// bucket must exit 0.
 fn crash_and_recover(tag: &str, checkpoint_db: &str, kills: usize) -> (Vec<u64>, String) {
-    let s = stream(tag, 4);
-    let (bucket, archive) = new_bucket(tag);
+    let (s, bucket, archive, started, _) = setup(tag, 4);
     let client = format!("crash{}", std::process::id());
-    let started = today();
     let store = Store::new(&s, &bucket, checkpoint_db, &["--client-name", &client]);
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -206,24 +222,15 @@ fn crash_and_recover(tag: &str, checkpoint_db: &str, kills: usize) -> (Vec<u64>,
     assert!(spooled.is_empty(), "{spooled:?}");
     // The audit finds every shard's ranges joined, without overlaps, up to
     // the checkpoints.
-    let audit = s.triton(&[
-        "audit",
-        "--bucket",
-        &format!("s3://{bucket}"),
-        "--start-date",
-        &started.to_string(),
-        "--client-name",
-        &client,
-        "--checkpoint-db",
+    let bucket = format!("s3://{bucket}");
+    let report = audit_clean(
+        &s,
+        &bucket,
         checkpoint_db,
-    ]);
-    let report = String::from_utf8_lossy(&audit.stdout);
-    println!("{tag}: audit: {}", report.lines().next().unwrap_or(""));
-    assert!(
-        audit.status.success(),
-        "audit failed:\n{report}{}",
-        String::from_utf8_lossy(&audit.stderr)
+        started,
+        &["--client-name", &client],
     );
+    println!("{tag}: audit: {}", report.lines().next().unwrap_or(""));
     (archived(archive, &s.name, started), log)
 }
 
@@ -362,6 +369,11 @@ impl Proxy {
         proxy
     }
 
+    /// The URL to reach the server through the proxy.
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
     fn set_down(&self, down: bool) {
         self.down.store(down, std::sync::atomic::Ordering::SeqCst);
         if down {
@@ -374,34 +386,18 @@ impl Proxy {
 
 #[test]
 fn waits_out_an_s3_outage_of_30_seconds() {
-    let s = stream("outage", 2);
-    let (bucket, archive) = new_bucket("outage");
+    let (s, bucket, archive, started, db) = setup("outage", 2);
     let proxy = Proxy::in_front_of_s3();
-    let started = today();
-    let db = s.dir.sqlite("checkpoints.db");
     let log = s.dir.join("store.log");
-    let args = [
-        "store",
-        "--bucket",
-        &format!("s3://{bucket}"),
-        "--checkpoint-db",
-        &db,
-        "--from",
-        "trim-horizon",
-        "--max-file-age",
-        "1s",
-    ];
+    let bucket = format!("s3://{bucket}");
     let start = || {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .unwrap();
-        s.command(&args)
-            .env(
-                "AWS_ENDPOINT_URL_S3",
-                format!("http://127.0.0.1:{}", proxy.port),
-            )
+        store_command(&s, &bucket, &db, &["--from", "trim-horizon"])
+            .env("AWS_ENDPOINT_URL_S3", proxy.endpoint())
             .env("RUST_LOG", "warn,triton=info,triton_s3=info")
             .stderr(log)
             .spawn()
@@ -409,14 +405,12 @@ fn waits_out_an_s3_outage_of_30_seconds() {
     let mut child = start();
     let archived_count = || archived(archive.clone(), &s.name, started).len();
     produce(&s, 0, 2_000);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while archived_count() < 2_000 {
-        assert!(
-            Instant::now() < deadline,
-            "nothing archived before the outage"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+        "nothing archived before the outage",
+        || archived_count() >= 2_000,
+    );
     proxy.set_down(true);
     produce(&s, 2_000, 4_000);
     std::thread::sleep(Duration::from_secs(15));
@@ -436,14 +430,12 @@ fn waits_out_an_s3_outage_of_30_seconds() {
     );
     assert_eq!(archived_count(), 2_000, "uploads went through the outage?");
     proxy.set_down(false);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while archived_count() < 4_000 {
-        assert!(
-            Instant::now() < deadline,
-            "the store did not recover within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_until(
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        "the store did not recover within 60 s",
+        || archived_count() >= 4_000,
+    );
     let status = sigterm(&mut child);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(status.success(), "{status}\n{text}");
@@ -462,14 +454,10 @@ fn waits_out_an_s3_outage_of_30_seconds() {
 /// again.
 #[test]
 fn a_hung_s3_is_reported_and_retried() {
-    let s = stream("hung", 1);
-    let (bucket, archive) = new_bucket("hung");
+    let (s, bucket, archive, started, db) = setup("hung", 1);
     let proxy = Proxy::in_front_of_s3();
-    let started = today();
-    let db = s.dir.sqlite("checkpoints.db");
     let store = Store::new(&s, &bucket, &db, &["--s3-stall-timeout", "2s"]);
-    let endpoint = format!("http://127.0.0.1:{}", proxy.port);
-    let mut child = store.start_with(&[("AWS_ENDPOINT_URL_S3", &endpoint)]);
+    let mut child = store.start_with(&[("AWS_ENDPOINT_URL_S3", &proxy.endpoint())]);
     store.wait_for("store started", 1);
     proxy
         .frozen
@@ -486,11 +474,12 @@ fn a_hung_s3_is_reported_and_retried() {
     proxy
         .frozen
         .store(false, std::sync::atomic::Ordering::SeqCst);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while archived(archive.clone(), &s.name, started).len() < 500 {
-        assert!(Instant::now() < deadline, "not archived after S3 came back");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_until(
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        "not archived after S3 came back",
+        || archived(archive.clone(), &s.name, started).len() >= 500,
+    );
     let status = sigterm(&mut child);
     let text = store.log();
     assert!(status.success(), "{status}\n{text}");
@@ -504,36 +493,23 @@ fn term(child: &Child) {
 
 #[test]
 fn a_second_signal_or_the_timeout_ends_a_stop_that_cannot_finish() {
-    let s = stream("stuck", 1);
-    let (bucket, _) = new_bucket("stuck");
+    let (s, bucket, _, _, db) = setup("stuck", 1);
     let proxy = Proxy::in_front_of_s3();
     produce(&s, 0, 100);
-    let db = s.dir.sqlite("checkpoints.db");
     let bucket = format!("s3://{bucket}");
     let log = s.dir.join("store.log");
     // Starts a store and waits until an archive is stuck in upload.
     let stuck_store = |extra: &[&str]| {
-        let mut args = vec![
-            "store",
-            "--bucket",
+        let child = store_command(
+            &s,
             &bucket,
-            "--checkpoint-db",
             &db,
-            "--from",
-            "trim-horizon",
-            "--max-file-age",
-            "1s",
-        ];
-        args.extend_from_slice(extra);
-        let child = s
-            .command(&args)
-            .env(
-                "AWS_ENDPOINT_URL_S3",
-                format!("http://127.0.0.1:{}", proxy.port),
-            )
-            .env("RUST_LOG", "info")
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn();
+            &[&["--from", "trim-horizon"], extra].concat(),
+        )
+        .env("AWS_ENDPOINT_URL_S3", proxy.endpoint())
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn();
         // S3 answers the start-up check (an outage then is waited out
         // before the store starts), then goes away: no upload can finish.
         // The first archive seals a second after the first read, which
@@ -577,26 +553,12 @@ fn a_second_signal_or_the_timeout_ends_a_stop_that_cannot_finish() {
 
 #[test]
 fn skip_to_latest_ignores_the_checkpoints() {
-    let s = stream("latest", 1);
-    let (bucket, archive) = new_bucket("latest");
-    let started = today();
-    let db = s.dir.sqlite("checkpoints.db");
+    let (s, bucket, archive, started, db) = setup("latest", 1);
     let bucket = format!("s3://{bucket}");
     let log = s.dir.join("store.log");
     // Starts a store and waits until it reads.
     let start_store = |extra: &[&str]| {
-        let mut args = vec![
-            "store",
-            "--bucket",
-            &bucket,
-            "--checkpoint-db",
-            &db,
-            "--max-file-age",
-            "1s",
-        ];
-        args.extend_from_slice(extra);
-        let child = s
-            .command(&args)
+        let child = store_command(&s, &bucket, &db, extra)
             .env("RUST_LOG", "info")
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn();
@@ -606,11 +568,12 @@ fn skip_to_latest_ignores_the_checkpoints() {
     // A first run archives 0..100 and checkpoints them.
     produce(&s, 0, 100);
     let mut child = start_store(&["--from", "trim-horizon"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while archived(archive.clone(), &s.name, started).len() < 100 {
-        assert!(Instant::now() < deadline, "the first run archived nothing");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(300),
+        "the first run archived nothing",
+        || archived(archive.clone(), &s.name, started).len() >= 100,
+    );
     assert!(sigterm(&mut child).success());
     // Records 100..200 arrive while no store runs; --skip-to-latest starts
     // after them, although the checkpoints say 100.
@@ -618,11 +581,12 @@ fn skip_to_latest_ignores_the_checkpoints() {
     let mut child = start_store(&["--skip-to-latest"]);
     std::thread::sleep(Duration::from_secs(1));
     produce(&s, 200, 250);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while archived(archive.clone(), &s.name, started).len() < 150 {
-        assert!(Instant::now() < deadline, "the second run archived nothing");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(300),
+        "the second run archived nothing",
+        || archived(archive.clone(), &s.name, started).len() >= 150,
+    );
     assert!(sigterm(&mut child).success());
     let mut ns = archived(archive, &s.name, started);
     ns.sort_unstable();
@@ -699,10 +663,7 @@ fn delete_before_recovery(
 
 #[test]
 fn an_archive_deleted_before_recovery_is_rebuilt_under_its_key() {
-    let s = stream("rebuild", 2);
-    let (bucket, archive) = new_bucket("rebuild");
-    let started = today();
-    let db = s.dir.sqlite("checkpoints.db");
+    let (s, bucket, archive, started, db) = setup("rebuild", 2);
     let store = Store::new(&s, &bucket, &db, &[]);
     // The spool copy the killed store left is uploaded: the same bytes.
     produce(&s, 0, 3_000);
@@ -750,10 +711,7 @@ fn an_archive_deleted_before_recovery_is_rebuilt_under_its_key() {
 #[test]
 fn a_foreign_object_at_an_interrupted_key_is_reported_once() {
     use triton_s3::ArchiveStore;
-    let s = stream("foreign", 2);
-    let (bucket, archive) = new_bucket("foreign");
-    let started = today();
-    let db = s.dir.sqlite("checkpoints.db");
+    let (s, bucket, archive, started, db) = setup("foreign", 2);
     let store = Store::new(&s, &bucket, &db, &[]);
     produce(&s, 0, 2_000);
     let mut child = store.start_with(&[("TRITON_TEST_PAUSE_BEFORE_COMMIT", "60s")]);
@@ -795,22 +753,7 @@ fn a_foreign_object_at_an_interrupted_key_is_reported_once() {
         rebuilt,
         "recovery ran again: {log}"
     );
-    let audit = s.triton(&[
-        "audit",
-        "--bucket",
-        &format!("s3://{bucket}"),
-        "--start-date",
-        &started.to_string(),
-        "--checkpoint-db",
-        &db,
-    ]);
-    let text = String::from_utf8_lossy(&audit.stdout);
-    assert_eq!(
-        audit.status.code(),
-        Some(0),
-        "{text}{}",
-        String::from_utf8_lossy(&audit.stderr)
-    );
+    let text = audit_clean(&s, &format!("s3://{bucket}"), &db, started, &[]);
     assert!(text.contains(&format!("FOREIGN {key}")), "{text}");
     assert!(!text.contains("PENDING"), "{text}");
     let ns = archived_except(archive, &s.name, started, std::slice::from_ref(&key));
@@ -835,10 +778,7 @@ fn object_bytes(store: &S3Store, key: &str) -> Vec<u8> {
 #[test]
 fn audit_finds_every_removed_archive_by_the_chain() {
     use triton_s3::ArchiveStore;
-    let s = stream("chain", 4);
-    let (bucket, archive) = new_bucket("chain");
-    let started = today();
-    let db = s.dir.sqlite("checkpoints.db");
+    let (s, bucket, archive, started, db) = setup("chain", 4);
     let store = Store::new(&s, &bucket, &db, &[]);
     let mut child = store.start();
     store.wait_for("store started", 1);
@@ -866,11 +806,12 @@ fn audit_finds_every_removed_archive_by_the_chain() {
             assert_eq!(call("SplitShard", &body), 200);
             std::thread::sleep(Duration::from_secs(1));
         }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while (archived(archive.clone(), &s.name, started).len() as u64) < produced {
-            assert!(Instant::now() < deadline, "not archived within 60 s");
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        wait_until(
+            Duration::from_secs(60),
+            Duration::from_millis(300),
+            "not archived within 60 s",
+            || archived(archive.clone(), &s.name, started).len() as u64 >= produced,
+        );
         std::thread::sleep(Duration::from_millis(1500));
     }
     assert!(sigterm(&mut child).success(), "{}", store.log());
@@ -1048,10 +989,7 @@ fn audit_finds_every_removed_archive_by_the_chain() {
 /// at once. Every record is archived once.
 #[test]
 fn a_split_parent_is_sealed_soon_and_its_children_start() {
-    let s = stream("ended", 2);
-    let (bucket, archive) = new_bucket("ended");
-    let started = today();
-    let db = s.dir.sqlite("checkpoints.db");
+    let (s, bucket, archive, started, db) = setup("ended", 2);
     let mut store = Store::new(&s, &bucket, &db, &[]);
     let age = store
         .args
@@ -1081,17 +1019,7 @@ fn a_split_parent_is_sealed_soon_and_its_children_start() {
     assert!(sigterm(&mut child).success(), "{}", store.log());
     let ns = archived(archive.clone(), &s.name, started);
     check("ended", &ns, &store.log(), 600);
-    let o = s.triton(&[
-        "audit",
-        "--bucket",
-        &bucket,
-        "--checkpoint-db",
-        &db,
-        "--start-date",
-        &started.to_string(),
-    ]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{text}");
+    let text = audit_clean(&s, &bucket, &db, started, &[]);
     assert!(
         text.contains("shardId-000000000002"),
         "the children are archived: {text}"
@@ -1292,23 +1220,16 @@ fn check_order(ns: &[u64]) {
     }
 }
 
-fn audit_clean(s: &Stream, bucket: &str, db: &str, started: Date) {
-    let o = s.triton(&[
-        "audit",
-        "--bucket",
-        bucket,
-        "--checkpoint-db",
-        db,
-        "--start-date",
-        &started.to_string(),
-    ]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+/// `triton audit EXTRA` of the archives in `bucket` since `started`,
+/// against the checkpoints in `db`, which must exit with 0 (clean);
+/// returns its report.
+fn audit_clean(s: &Stream, bucket: &str, db: &str, started: Date, extra: &[&str]) -> String {
+    let date = started.to_string();
+    let base = ["audit", "--bucket", bucket, "--checkpoint-db", db];
+    let o = s
+        .command(&[&base[..], &["--start-date", &date], extra].concat())
+        .success();
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// Three workers on an 8-shard stream in PostgreSQL, records produced the
@@ -1321,9 +1242,7 @@ fn audit_clean(s: &Stream, bucket: &str, db: &str, started: Date) {
 #[test]
 fn a_fleet_of_three_loses_and_duplicates_nothing_through_faults() {
     let tag = "fleet";
-    let s = stream(tag, 8);
-    let (bucket, archive) = new_bucket(tag);
-    let started = today();
+    let (s, bucket, archive, started, _) = setup(tag, 8);
     let (admin, db) = pg_database(tag);
     let ids = ["w1", "w2", "w3"];
     let workers: Vec<Store> = ids
@@ -1404,7 +1323,7 @@ fn a_fleet_of_three_loses_and_duplicates_nothing_through_faults() {
             all_logs.matches("lease lost:").count(),
         );
     });
-    audit_clean(&s, &bucket, &db, started);
+    audit_clean(&s, &bucket, &db, started, &[]);
     // Once everyone stopped, nothing is held.
     assert!(owners(&s, &db).values().all(Option::is_none));
     psql(
@@ -1422,10 +1341,7 @@ fn a_fleet_of_three_loses_and_duplicates_nothing_through_faults() {
 #[test]
 fn three_workers_share_an_sqlite_database() {
     let tag = "fleetlite";
-    let s = stream(tag, 4);
-    let (bucket, archive) = new_bucket(tag);
-    let started = today();
-    let db = s.dir.sqlite("checkpoints.db");
+    let (s, bucket, archive, started, db) = setup(tag, 4);
     let workers: Vec<Store> = ["a", "b", "c"]
         .iter()
         .map(|id| Store::worker(&s, &bucket, &db, id))
@@ -1455,7 +1371,7 @@ fn three_workers_share_an_sqlite_database() {
     let ns = archived(archive.clone(), &s.name, started);
     check(tag, &ns, &logs, CHUNKS * PER);
     check_order(&ns);
-    audit_clean(&s, &bucket, &db, started);
+    audit_clean(&s, &bucket, &db, started, &[]);
 }
 
 /// A PostgreSQL cluster of the test's own (its data directory and port),
@@ -1605,9 +1521,7 @@ fn a_rolling_deploy_a_database_restart_a_merge_and_ten_workers_at_once() {
     let tag = "deploy";
     let pg = PrivatePostgres::start(tag);
     let db = pg.url();
-    let s = stream(tag, 4);
-    let (bucket, archive) = new_bucket(tag);
-    let started = today();
+    let (s, bucket, archive, started, _) = setup(tag, 4);
     let names: Vec<String> = (1..=10).map(|i| format!("d{i}")).collect();
     let workers: Vec<Store> = names
         .iter()
@@ -1679,5 +1593,5 @@ fn a_rolling_deploy_a_database_restart_a_merge_and_ten_workers_at_once() {
     let ns = archived(archive.clone(), &s.name, started);
     check(tag, &ns, &logs, CHUNKS * PER);
     check_order(&ns);
-    audit_clean(&s, &bucket, &db, started);
+    audit_clean(&s, &bucket, &db, started, &[]);
 }

@@ -253,6 +253,16 @@ pub fn sigterm(child: &mut Child) -> ExitStatus {
     exit_within(child, Duration::from_secs(60)).expect("store did not stop within 60 s of SIGTERM")
 }
 
+/// Checks every `every` until `done`; fails saying `what` if that takes
+/// longer than `within`.
+pub fn wait_until(within: Duration, every: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(every);
+    }
+}
+
 /// Waits until `log` contains `text`.
 pub fn wait_for_log(log: &Path, text: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
