@@ -201,20 +201,14 @@ async fn an_existing_key_is_never_overwritten() {
     // Another store process wrote an archive in the same second.
     let t = 1_730_246_400u64;
     let taken = format!("20241030/events-store-{t}.tri");
-    store
-        .put_bytes(&taken, b"someone else's".to_vec(), &PutOptions::default())
-        .await
-        .unwrap();
+    put_someone_elses(&store, &taken).await;
     let source = Script::new(1, 5, 5, None, log.clone());
     let mut o = options(tmp.path());
     o.clock = fixed_clock(t);
     let summary = run_to_end(source, store, o).await;
     assert_eq!(summary.records, 5);
     let bucket = tmp.path().join("bucket");
-    assert_eq!(
-        std::fs::read(bucket.join(&taken)).unwrap(),
-        b"someone else's"
-    );
+    assert_eq!(std::fs::read(bucket.join(&taken)).unwrap(), SOMEONE_ELSES);
     assert_eq!(
         archive_keys(&bucket),
         vec![taken, format!("20241030/events-store-{}.tri", t + 1)]
@@ -264,10 +258,7 @@ async fn a_taken_dead_letter_key_moves_only_the_dead_letters() {
     let (tmp, log, store) = setup("archiver-dead-clash");
     let t = 1_730_246_400u64;
     let taken = format!("{DEAD_LETTER_PREFIX}20241030/events-store-{t}.tri");
-    store
-        .put_bytes(&taken, b"someone else's".to_vec(), &PutOptions::default())
-        .await
-        .unwrap();
+    put_someone_elses(&store, &taken).await;
     let source = Script::new(1, 20, 20, Some(10), log.clone());
     let mut o = options(tmp.path());
     o.clock = fixed_clock(t);
@@ -279,10 +270,7 @@ async fn a_taken_dead_letter_key_moves_only_the_dead_letters() {
         archive_keys(&bucket),
         vec![format!("20241030/events-store-{t}.tri")]
     );
-    assert_eq!(
-        std::fs::read(bucket.join(&taken)).unwrap(),
-        b"someone else's"
-    );
+    assert_eq!(std::fs::read(bucket.join(&taken)).unwrap(), SOMEONE_ELSES);
     let moved = bucket.join(format!(
         "{DEAD_LETTER_PREFIX}20241030/events-store-{}.tri",
         t + 1
@@ -694,14 +682,7 @@ async fn recovery_commits_uploaded_archives_and_rebuilds_a_deleted_one_under_its
     std::fs::remove_dir_all(tmp.path().join("spool")).unwrap();
 
     let replay = ScriptReplay { all, expired: 0 };
-    let report = recover(
-        store.clone(),
-        db.clone(),
-        &replay,
-        &recovery_options(tmp.path(), &db),
-    )
-    .await
-    .unwrap();
+    let report = recover_pending(tmp.path(), store.clone(), &db, &replay).await;
     assert_eq!(report.rebuilt, std::slice::from_ref(&deleted), "{report:?}");
     assert_eq!(report.confirmed.len() + 1, intents.len(), "{report:?}");
     assert!(report.lost.is_empty(), "{report:?}");
@@ -738,14 +719,7 @@ async fn recovery_commits_uploaded_archives_and_rebuilds_a_deleted_one_under_its
         .collect();
     assert_eq!(saved, want);
     // A second recovery has nothing to do.
-    let again = recover(
-        store,
-        db.clone(),
-        &replay,
-        &recovery_options(tmp.path(), &db),
-    )
-    .await
-    .unwrap();
+    let again = recover_pending(tmp.path(), store, &db, &replay).await;
     assert_eq!(again, Recovery::default());
 }
 
@@ -761,14 +735,7 @@ async fn recovery_reports_records_past_retention_and_archives_the_rest() {
     std::fs::remove_dir_all(tmp.path().join("spool")).unwrap();
 
     let replay = ScriptReplay { all, expired: 3 };
-    let report = recover(
-        store,
-        db.clone(),
-        &replay,
-        &recovery_options(tmp.path(), &db),
-    )
-    .await
-    .unwrap();
+    let report = recover_pending(tmp.path(), store, &db, &replay).await;
     assert_eq!(report.rebuilt, std::slice::from_ref(&first));
     // Both shards lost their first 3 records, which were in the first archive.
     assert_eq!(report.lost.len(), 2, "{report:?}");
@@ -786,10 +753,7 @@ async fn an_archive_moved_onto_the_next_ones_second_never_shares_its_intent_key(
     // archive moves to t+1, the second the next archive was opened in.
     let t = 1_730_246_400u64;
     let taken = format!("20241030/events-store-{t}.tri");
-    store
-        .put_bytes(&taken, b"someone else's".to_vec(), &PutOptions::default())
-        .await
-        .unwrap();
+    put_someone_elses(&store, &taken).await;
     let mut source = Script::new(1, 10, 5, None, log.clone());
     source.gap = Duration::from_millis(1500);
     let db = Arc::new(IntentLog::default());
@@ -839,14 +803,7 @@ async fn recovery_uploads_the_crashed_stores_spool_copy_when_the_stream_no_longe
         all: Vec::new(),
         expired: 0,
     };
-    let report = recover(
-        store,
-        db.clone(),
-        &replay,
-        &recovery_options(tmp.path(), &db),
-    )
-    .await
-    .unwrap();
+    let report = recover_pending(tmp.path(), store, &db, &replay).await;
     assert_eq!(report.restored, std::slice::from_ref(&first), "{report:?}");
     assert!(
         report.rebuilt.is_empty() && report.lost.is_empty(),

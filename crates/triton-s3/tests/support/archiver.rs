@@ -18,8 +18,8 @@ use triton_core::checkpoint::{
 use triton_core::source::{
     Position, RecordSource, Replay, SequenceNumber, SequenceRange, SourceError, SourceRecord,
 };
-use triton_s3::archiver::{Archiver, ArchiverOptions, Metadata};
-use triton_s3::{ArchiveStore, LocalStore, PutReceipt, StoreError};
+use triton_s3::archiver::{recover, Archiver, ArchiverOptions, Metadata, Recovery};
+use triton_s3::{ArchiveStore, LocalStore, PutOptions, PutReceipt, StoreError};
 use triton_tests::TempDir;
 
 use crate::support::{transient, Hooked, Hooks};
@@ -427,10 +427,35 @@ pub async fn crash_before_commit(
     (db, all)
 }
 
-pub fn recovery_options(tmp: &Path, db: &Arc<MemoryCheckpoints>) -> ArchiverOptions {
+fn recovery_options(tmp: &Path, db: &Arc<MemoryCheckpoints>) -> ArchiverOptions {
     let mut o = options(tmp);
     o.intents = Some(db.clone());
     o
+}
+
+/// Recovers the uploads whose intents `db` holds, reading the stream
+/// again through `replay`.
+pub async fn recover_pending(
+    tmp: &Path,
+    store: Arc<WatchedStore>,
+    db: &Arc<MemoryCheckpoints>,
+    replay: &ScriptReplay,
+) -> Recovery {
+    recover(store, db.clone(), replay, &recovery_options(tmp, db))
+        .await
+        .unwrap()
+}
+
+/// What another process wrote, where a test puts it with
+/// [`put_someone_elses`].
+pub const SOMEONE_ELSES: &[u8] = b"someone else's";
+
+/// Another process's object at `key`.
+pub async fn put_someone_elses(store: &WatchedStore, key: &str) {
+    store
+        .put_bytes(key, SOMEONE_ELSES.to_vec(), &PutOptions::default())
+        .await
+        .unwrap();
 }
 
 /// Checkpoints in memory, logging every intent recorded: (key, its shard

@@ -61,6 +61,24 @@ pub async fn s3_client_at(endpoint: &str, interceptors: Vec<SharedInterceptor>) 
     Client::from_conf(conf.build())
 }
 
+/// A client of the local server, as the library configures it, whose
+/// credentials come from a profile that exists nowhere (loading them
+/// fails), plus interceptors.
+pub async fn s3_client_without_credentials(interceptors: Vec<SharedInterceptor>) -> Client {
+    let sdk = triton_s3::sdk_config(REGION).await;
+    let no_credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
+        .profile_name("triton-test-no-such-profile")
+        .build();
+    let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
+        .endpoint_url(endpoint())
+        .credentials_provider(no_credentials)
+        .force_path_style(true);
+    for i in interceptors {
+        conf.push_interceptor(i);
+    }
+    Client::from_conf(conf.build())
+}
+
 /// Where a test's archives live.
 pub enum Backend {
     S3 { client: Client, bucket: String },
