@@ -37,11 +37,16 @@ pub fn read_all(bytes: &[u8]) -> (Vec<Record>, Option<triton_core::archive::Arch
     }
 }
 
-/// A directory under the system temp dir, removed with its contents on drop.
+/// Set (to anything) to keep every test's temporary directory.
+pub const KEEP_TEST_DIRS: &str = "TRITON_KEEP_TEST_DIRS";
+
+/// A directory under the system temp dir, removed with its contents on
+/// drop, unless the test is failing (dropped while panicking) or
+/// `TRITON_KEEP_TEST_DIRS` is set: then it is kept and its path printed.
 pub struct TempDir(PathBuf);
 
 impl TempDir {
-    /// A new empty directory.
+    /// A new empty directory, named after `tag`, unique in the process.
     pub fn new(tag: &str) -> TempDir {
         static N: AtomicU64 = AtomicU64::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
@@ -55,11 +60,32 @@ impl TempDir {
     pub fn path(&self) -> &Path {
         &self.0
     }
+
+    /// `name` in the directory.
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// Writes `contents` to the file `name` in the directory; returns its
+    /// path.
+    pub fn write(&self, name: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.join(name);
+        std::fs::write(&p, contents).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        p
+    }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let why = if std::thread::panicking() {
+            "the test failed"
+        } else if std::env::var_os(KEEP_TEST_DIRS).is_some() {
+            "TRITON_KEEP_TEST_DIRS is set"
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+            return;
+        };
+        eprintln!("kept {} ({why})", self.0.display());
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use triton_checkpoint::{OpenError, SqlCheckpoints};
 use triton_core::checkpoint::{conformance, Checkpoint, CheckpointStore};
 use triton_core::source::SequenceNumber;
+use triton_tests::TempDir;
 
 fn unique(prefix: &str) -> String {
     let nanos = SystemTime::now()
@@ -63,23 +64,6 @@ impl PgDb {
     }
 }
 
-/// A temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(unique("triton-checkpoint"));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn seq(n: u64) -> SequenceNumber {
     conformance::sequence(n)
 }
@@ -116,8 +100,8 @@ async fn postgres_conforms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_conforms() {
-    let dir = TempDir::new();
-    let url = format!("sqlite://{}", dir.0.join("cp.db").display());
+    let dir = TempDir::new("checkpoint");
+    let url = format!("sqlite://{}", dir.join("cp.db").display());
     suite(Arc::new(SqlCheckpoints::open(&url).await.expect("open"))).await;
 }
 
@@ -162,8 +146,8 @@ async fn postgres_save_many_is_all_or_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_save_many_is_all_or_nothing() {
-    let dir = TempDir::new();
-    let path = dir.0.join("cp.db");
+    let dir = TempDir::new("checkpoint");
+    let path = dir.join("cp.db");
     let store = SqlCheckpoints::open(&format!("sqlite://{}", path.display()))
         .await
         .expect("open");
@@ -243,8 +227,8 @@ async fn go_triton_rows_work_unchanged(url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_go_triton_database() {
-    let dir = TempDir::new();
-    let path = dir.0.join("checkpoint.db");
+    let dir = TempDir::new("checkpoint");
+    let path = dir.join("checkpoint.db");
     std::fs::copy(fixture_db(), &path).expect("copy fixture");
     go_triton_rows_work_unchanged(&format!("sqlite://{}", path.display())).await;
 }
@@ -273,8 +257,8 @@ async fn postgres_go_triton_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_float_updated_written_by_python_is_read() {
-    let dir = TempDir::new();
-    let path = dir.0.join("py.db");
+    let dir = TempDir::new("checkpoint");
+    let path = dir.join("py.db");
     let url = format!("sqlite://{}", path.display());
     SqlCheckpoints::open(&url).await.expect("create");
     sqlite(
@@ -291,8 +275,8 @@ async fn sqlite_float_updated_written_by_python_is_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_absolute_and_relative_paths_are_honoured() {
-    let dir = TempDir::new();
-    let abs = dir.0.join("nested-abs.db");
+    let dir = TempDir::new("checkpoint");
+    let abs = dir.join("nested-abs.db");
     assert!(abs.is_absolute());
     SqlCheckpoints::open(&format!("sqlite://{}", abs.display()))
         .await
@@ -302,17 +286,20 @@ async fn sqlite_absolute_and_relative_paths_are_honoured() {
     // A relative path is relative to the working directory.
     let cwd = std::env::current_dir().expect("cwd");
     let up = "../".repeat(cwd.components().count() - 1);
-    let rel = format!("{up}{}/rel.db", dir.0.strip_prefix("/").unwrap().display());
+    let rel = format!(
+        "{up}{}/rel.db",
+        dir.path().strip_prefix("/").unwrap().display()
+    );
     SqlCheckpoints::open(&format!("sqlite://{rel}"))
         .await
         .expect("open rel");
-    assert!(dir.0.join("rel.db").exists());
+    assert!(dir.join("rel.db").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_existing_changes_nothing_and_says_what_is_missing() {
-    let dir = TempDir::new();
-    let missing = dir.0.join("missing.db");
+    let dir = TempDir::new("checkpoint");
+    let missing = dir.join("missing.db");
     let err = SqlCheckpoints::open_existing(&format!("sqlite://{}", missing.display()))
         .await
         .unwrap_err();
@@ -320,7 +307,7 @@ async fn open_existing_changes_nothing_and_says_what_is_missing() {
     assert!(!missing.exists(), "open_existing created a file");
 
     // A database without the table: an error naming it at the first query.
-    let empty = dir.0.join("empty.db");
+    let empty = dir.join("empty.db");
     std::fs::write(&empty, b"").expect("empty file");
     let store = SqlCheckpoints::open_existing(&format!("sqlite://{}", empty.display()))
         .await
@@ -605,8 +592,8 @@ mod leases {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_leases_fence_and_expire() {
-        let dir = TempDir::new();
-        let db = SqlCheckpoints::open(&format!("sqlite://{}/l.db", dir.0.display()))
+        let dir = TempDir::new("checkpoint");
+        let db = SqlCheckpoints::open(&format!("sqlite://{}/l.db", dir.path().display()))
             .await
             .unwrap();
         suite(&db).await;

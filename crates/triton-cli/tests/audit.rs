@@ -2,13 +2,15 @@
 //! pipeline.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use triton_core::source::{MemorySource, Position, SequenceNumber, SourceRecord};
 use triton_s3::archiver::{Archiver, ArchiverOptions};
 use triton_s3::LocalStore;
+
+use crate::util::{stdout, triton, Dir};
 
 /// Archives 300 records of two shards into `dir/bucket`, at 2024-10-30.
 fn archive(dir: &Path) {
@@ -31,16 +33,13 @@ fn archive(dir: &Path) {
         .unwrap();
 }
 
-fn audit(dir: &Path, extra: &[&str]) -> Output {
-    std::fs::write(
-        dir.join("triton.yaml"),
+fn audit(dir: &Dir, extra: &[&str]) -> Output {
+    let config = dir.write(
+        "triton.yaml",
         "events:\n  name: audited\n  partition_key: n\n  region: us-east-1\n",
-    )
-    .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_triton"))
-        .env_remove("TRITON_DB")
-        .env_remove("TRITON_CLIENT")
-        .env("TRITON_CONFIG", dir.join("triton.yaml"))
+    );
+    triton()
+        .env("TRITON_CONFIG", config)
         .args([
             "audit",
             "--stream",
@@ -52,18 +51,15 @@ fn audit(dir: &Path, extra: &[&str]) -> Output {
         .arg(dir.join("bucket"))
         .args(extra)
         .output()
-        .unwrap()
 }
 
 #[test]
 fn clean_archives_exit_0_and_problems_exit_1() {
-    let dir = std::env::temp_dir().join(format!("triton-audit-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    archive(&dir);
+    let dir = Dir::new("audit");
+    archive(dir.path());
 
     let out = audit(&dir, &[]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = stdout(&out);
     assert!(
         out.status.success(),
         "{text}{}",
@@ -85,12 +81,11 @@ fn clean_archives_exit_0_and_problems_exit_1() {
     std::fs::remove_file(dir.join("bucket/20241030/audited-store-1730246400.tri.metadata"))
         .unwrap();
     let out = audit(&dir, &[]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains("NO SIDECAR 20241030/audited-store-1730246400.tri"),
         "{text}"
     );
     assert!(text.ends_with("1 problems\n"), "{text}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

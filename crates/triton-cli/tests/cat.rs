@@ -2,48 +2,25 @@
 //! scripts/test through scripts/services) and over a local directory: the
 //! same checks for both.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::Output;
 
-use triton_s3::{ArchiveStore, LocalStore, PutOptions, S3Options, S3Store};
+use triton_s3::{ArchiveStore, LocalStore, PutOptions};
 
-fn check_endpoint() {
-    triton_tests::local_endpoint("AWS_ENDPOINT_URL_S3");
-}
-
-fn go_fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/data/go-triton")
-        .join(name)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use crate::util::{fixture, new_bucket, runtime, stderr, triton, Dir};
 
 /// A bucket or a directory with a stream config beside it.
 struct Archive {
-    dir: PathBuf,
+    dir: Dir,
     bucket: String,
     store: Box<dyn ArchiveStore>,
 }
 
-static N: AtomicU64 = AtomicU64::new(0);
-
-fn scratch_dir(tag: &str) -> PathBuf {
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("triton-cat-{tag}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("triton.yaml"),
+fn scratch_dir(tag: &str) -> Dir {
+    let dir = Dir::new(tag);
+    dir.write(
+        "triton.yaml",
         "events:\n  name: user-events\n  partition_key: user\n  region: eu-west-1\n",
-    )
-    .unwrap();
+    );
     dir
 }
 
@@ -59,21 +36,10 @@ impl Archive {
     }
 
     fn s3(tag: &str) -> Archive {
-        check_endpoint();
-        let dir = scratch_dir(tag);
-        let bucket = format!(
-            "triton-cat-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let client = runtime().block_on(async {
-            let client = triton_s3::client("us-east-1").await;
-            client.create_bucket().bucket(&bucket).send().await.unwrap();
-            client
-        });
+        let (bucket, store) = new_bucket("cat");
         Archive {
-            dir,
-            store: Box::new(S3Store::new(client, bucket.clone(), S3Options::default())),
+            dir: scratch_dir(tag),
+            store: Box::new(store),
             bucket: format!("s3://{bucket}"),
         }
     }
@@ -81,9 +47,9 @@ impl Archive {
     /// Uploads fixture files under the given keys.
     fn put(&self, objects: &[(&str, &str)]) {
         runtime().block_on(async {
-            for (key, fixture) in objects {
+            for (key, name) in objects {
                 self.store
-                    .put_file(key, &go_fixture(fixture), &PutOptions::default())
+                    .put_file(key, &fixture(name), &PutOptions::default())
                     .await
                     .unwrap_or_else(|e| panic!("{e}"));
             }
@@ -98,35 +64,21 @@ impl Archive {
     }
 
     fn triton(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_triton"))
-            .env_remove("RUST_LOG")
-            .env_remove("TRITON_CLIENT")
+        triton()
             .env("TRITON_CONFIG", self.dir.join("triton.yaml"))
             .env("TRITON_BUCKET", &self.bucket)
             .args(args)
             .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Archive {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 fn decode(fixtures: &[&str]) -> Vec<u8> {
-    let out = Command::new(env!("CARGO_BIN_EXE_triton"))
+    let out = triton()
         .arg("decode")
-        .args(fixtures.iter().map(|f| go_fixture(f)))
-        .output()
-        .unwrap();
+        .args(fixtures.iter().map(|f| fixture(f)))
+        .output();
     assert!(out.status.success() || fixtures.contains(&"truncated.tri"));
     out.stdout
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Three days across a month boundary, out of upload order, with a sidecar
@@ -174,7 +126,7 @@ fn reproduces_a_multi_day_range(a: Archive) {
         "--list",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let size = |f: &str| std::fs::metadata(go_fixture(f)).unwrap().len();
+    let size = |f: &str| std::fs::metadata(fixture(f)).unwrap().len();
     assert_eq!(
         String::from_utf8(out.stdout.clone()).unwrap(),
         format!(
@@ -314,7 +266,7 @@ both_backends!(
 
 #[test]
 fn a_missing_bucket_is_one_line() {
-    check_endpoint();
+    triton_tests::local_endpoint("AWS_ENDPOINT_URL_S3");
     let a = Archive::local("missing");
     let out = a.cat(&[
         "--start-date",

@@ -1,47 +1,20 @@
 //! The `triton` binary as users run it: exit codes, stdout, one-line errors.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Output, Stdio};
 
-fn triton() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_triton"));
-    c.env_remove("RUST_LOG");
-    c
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/data/go-triton")
-        .join(name)
-}
+use crate::util::{fixture, path, stderr, stdout, triton, Dir, TestCommand};
 
 fn run(args: &[&str]) -> Output {
-    triton().args(args).output().expect("run triton")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).expect("stdout is UTF-8")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A fresh directory for one test.
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("triton-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+    triton().args(args).output()
 }
 
 #[test]
 fn decode_prints_exactly_what_go_printed() {
     for name in ["multiflush", "incompressible"] {
         let f = fixture(&format!("{name}.tri"));
-        let o = run(&["decode", f.to_str().expect("path")]);
-        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let o = triton().args(["decode", path(&f)]).success();
         let go = std::fs::read_to_string(fixture(&format!("{name}.json"))).expect("go json");
         assert!(stdout(&o) == go, "{name}: output differs from go-triton's");
         assert!(o.stderr.is_empty(), "{name}: {}", stderr(&o));
@@ -51,19 +24,9 @@ fn decode_prints_exactly_what_go_printed() {
 #[test]
 fn decode_reads_standard_input_and_several_files() {
     let small = std::fs::read(fixture("small.tri")).expect("fixture");
-    let mut child = triton()
-        .args(["decode", "-", fixture("exotic.tri").to_str().expect("path")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&small)
-        .expect("feed");
-    let o = child.wait_with_output().expect("wait");
+    let o = triton()
+        .args(["decode", "-", path(&fixture("exotic.tri"))])
+        .pipe(&small);
     assert!(o.status.success());
     assert_eq!(stdout(&o).lines().count(), 22 + 6);
 }
@@ -79,9 +42,9 @@ fn decode_errors_are_one_line_after_the_good_records() {
         ("noheader.tri", 0, "noheader.tri is not a .tri archive (it does not start with the Snappy framing stream identifier)"),
     ];
     for (name, records, text) in cases {
-        let f = fixture(name);
-        let o = run(&["decode", f.to_str().expect("path")]);
-        assert_eq!(o.status.code(), Some(1), "{name}");
+        let o = triton()
+            .args(["decode", path(&fixture(name))])
+            .fails_with(1);
         assert_eq!(stdout(&o).lines().count(), records, "{name}");
         let err = stderr(&o);
         assert_eq!(err.lines().count(), 1, "{name}: {err}");
@@ -99,12 +62,10 @@ fn decode_errors_are_one_line_after_the_good_records() {
 /// archive.
 #[test]
 fn decode_says_when_a_file_is_not_an_archive() {
-    let dir = temp_dir("notarchive");
+    let dir = Dir::new("notarchive");
     for (name, text) in [("data.json", "{\"a\":1}\n"), ("tiny.json", "{}\n")] {
-        let f = dir.join(name);
-        std::fs::write(&f, text).expect("input");
-        let o = run(&["decode", f.to_str().expect("path")]);
-        assert_eq!(o.status.code(), Some(1), "{name}");
+        let f = dir.write(name, text);
+        let o = triton().args(["decode", path(&f)]).fails_with(1);
         assert_eq!(
             stderr(&o),
             format!(
@@ -113,29 +74,16 @@ fn decode_says_when_a_file_is_not_an_archive() {
             )
         );
     }
-    let mut child = triton()
-        .arg("decode")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"[1,2,3]\n")
-        .expect("feed");
-    let o = child.wait_with_output().expect("wait");
+    let o = triton().arg("decode").pipe(b"[1,2,3]\n");
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         stderr(&o),
         "triton: <stdin> is not a .tri archive (it does not start with the Snappy framing stream identifier)\n"
     );
-    let o = run(&["decode", fixture("empty.tri").to_str().expect("path")]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = triton()
+        .args(["decode", path(&fixture("empty.tri"))])
+        .success();
     assert!(o.stdout.is_empty() && o.stderr.is_empty());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -143,12 +91,7 @@ fn decode_goes_on_with_the_next_file_and_still_fails() {
     let bad = fixture("notmap.tri");
     let good = fixture("small.tri");
     let missing = fixture("no-such-file.tri");
-    let o = run(&[
-        "decode",
-        bad.to_str().expect("path"),
-        missing.to_str().expect("path"),
-        good.to_str().expect("path"),
-    ]);
+    let o = run(&["decode", path(&bad), path(&missing), path(&good)]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o).lines().count(), 1 + 22);
     let err = stderr(&o);
@@ -160,11 +103,10 @@ fn decode_goes_on_with_the_next_file_and_still_fails() {
 fn decode_into_a_closed_pipe_ends_quietly() {
     let f = fixture("multiflush.tri");
     let mut child = triton()
-        .args(["decode", f.to_str().expect("path")])
+        .args(["decode", path(&f)])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+        .spawn();
     let mut first = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut first)
@@ -176,30 +118,29 @@ fn decode_into_a_closed_pipe_ends_quietly() {
     assert!(o.stderr.is_empty(), "{}", stderr(&o));
 }
 
+/// `triton encode INPUT -o ARCHIVE`.
+fn encode(input: &Path, archive: &Path) -> TestCommand {
+    let mut c = triton();
+    c.args(["encode", path(input), "-o", path(archive)]);
+    c
+}
+
 /// `triton encode INPUT -o ARCHIVE`, then `triton decode ARCHIVE`; both
 /// must succeed.
 fn encode_then_decode(input: &Path, archive: &Path) -> Output {
-    let (input, archive) = (
-        input.to_str().expect("path"),
-        archive.to_str().expect("path"),
-    );
-    let o = run(&["encode", input, "-o", archive]);
-    assert!(o.status.success(), "encode: {}", stderr(&o));
-    let o = run(&["decode", archive]);
-    assert!(o.status.success(), "decode: {}", stderr(&o));
-    o
+    encode(input, archive).success();
+    triton().args(["decode", path(archive)]).success()
 }
 
 #[test]
 fn encode_then_decode_gives_the_same_json() {
-    let dir = temp_dir("roundtrip");
-    let input = dir.join("in.jsonl");
+    let dir = Dir::new("roundtrip");
     let lines = [
         r#"{"a":1,"b":-2,"big":18446744073709551615,"f":1.5,"s":"x<y","n":null,"arr":[true,{"k":"v"}]}"#,
         "",
         r#"{"kind":"second","tiny":1e-7,"huge":1e+21}"#,
     ];
-    std::fs::write(&input, lines.join("\n")).expect("input");
+    let input = dir.write("in.jsonl", lines.join("\n"));
     let o = encode_then_decode(&input, &dir.join("out.tri"));
     assert_eq!(
         stdout(&o),
@@ -210,38 +151,29 @@ fn encode_then_decode_gives_the_same_json() {
             "\n"
         )
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn encode_reencodes_go_output_to_the_same_records() {
     // multiflush.json holds only JSON-representable values.
-    let dir = temp_dir("go");
+    let dir = Dir::new("go");
     let src = fixture("multiflush.json");
     let o = encode_then_decode(&src, &dir.join("multiflush.tri"));
     let go = std::fs::read_to_string(&src).expect("go json");
     assert!(stdout(&o) == go, "decode(encode(go json)) differs");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn encode_names_the_bad_line_and_leaves_nothing_behind() {
-    let dir = temp_dir("badline");
-    let input = dir.join("in.jsonl");
-    std::fs::write(&input, "{\"ok\":1}\n{\"ok\":2}\n[1,2]\n{\"ok\":3}\n").expect("input");
+    let dir = Dir::new("badline");
+    let input = dir.write("in.jsonl", "{\"ok\":1}\n{\"ok\":2}\n[1,2]\n{\"ok\":3}\n");
     let out = dir.join("out.tri");
-    let o = run(&[
-        "encode",
-        input.to_str().expect("path"),
-        "-o",
-        out.to_str().expect("path"),
-    ]);
-    assert_eq!(o.status.code(), Some(1));
+    let o = encode(&input, &out).fails_with(1);
     let err = stderr(&o);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("line 3"), "{err}");
     assert!(!out.exists(), "partial archive left at -o PATH");
-    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .expect("list")
         .map(|e| e.expect("entry").file_name())
         .collect();
@@ -250,51 +182,34 @@ fn encode_names_the_bad_line_and_leaves_nothing_behind() {
         vec![std::ffi::OsString::from("in.jsonl")],
         "temp file left behind"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `encode` refuses a record that `decode` would refuse (one limit for
 /// writer and reader), naming its line and size; nothing is left at -o.
 #[test]
 fn encode_refuses_a_record_decode_could_not_read() {
-    let dir = temp_dir("oversized");
-    let input = dir.join("in.jsonl");
+    let dir = Dir::new("oversized");
     let mut text = String::from("{\"ok\":1}\n{\"big\":\"");
     text.push_str(&"x".repeat(70 << 20));
     text.push_str("\"}\n{\"ok\":3}\n");
-    std::fs::write(&input, text).expect("input");
+    let input = dir.write("in.jsonl", text);
     let out = dir.join("out.tri");
-    let o = run(&[
-        "encode",
-        input.to_str().expect("path"),
-        "-o",
-        out.to_str().expect("path"),
-    ]);
+    let o = encode(&input, &out).fails_with(1);
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("line 2"), "{err}");
     assert!(err.contains(&format!("{} bytes", (70 << 20) + 10)), "{err}");
     assert!(err.contains("67108864 bytes readers accept"), "{err}");
     assert!(!out.exists(), "partial archive left at -o PATH");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A bad JSON line is named by the input's line and the column in it,
 /// once (serde_json's own "at line 1 column N" is not repeated).
 #[test]
 fn encode_and_put_name_the_line_and_column_of_bad_json() {
-    let dir = temp_dir("badjson");
-    let input = dir.join("input.json");
-    std::fs::write(&input, "{\"ok\":1}\n\n{\"a\": }\n").expect("input");
-    let out = dir.join("out.tri");
-    let o = run(&[
-        "encode",
-        input.to_str().expect("path"),
-        "-o",
-        out.to_str().expect("path"),
-    ]);
-    assert_eq!(o.status.code(), Some(1));
+    let dir = Dir::new("badjson");
+    let input = dir.write("input.json", "{\"ok\":1}\n\n{\"a\": }\n");
+    let o = encode(&input, &dir.join("out.tri")).fails_with(1);
     let want = format!(
         "triton: {} line 3, column 7: expected value\n",
         input.display()
@@ -302,37 +217,28 @@ fn encode_and_put_name_the_line_and_column_of_bad_json() {
     assert_eq!(stderr(&o), want);
 
     // put stops at the same line before sending anything.
-    std::fs::write(&input, "{\"a\": }\n").expect("input");
-    let o = put(&dir, "user", &input);
-    assert_eq!(o.status.code(), Some(1));
-    let err = stderr(&o);
-    assert_eq!(
-        err.lines().last(),
-        Some(
-            format!(
-                "triton: {} line 1, column 7: expected value",
-                input.display()
-            )
-            .as_str()
+    dir.write("input.json", "{\"a\": }\n");
+    put_fails_saying(
+        &dir,
+        &input,
+        &format!(
+            "triton: {} line 1, column 7: expected value",
+            input.display()
         ),
-        "{err}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `triton put --config DIR/triton.yaml --stream events INPUT`, with a
 /// stream whose partition_key is `key` and every AWS request sent to a
 /// closed local port (the tests using this send none).
-fn put(dir: &Path, key: &str, input: &Path) -> Output {
-    let config = dir.join("triton.yaml");
-    std::fs::write(
-        &config,
+fn put(dir: &Dir, key: &str, input: &Path) -> Output {
+    let config = dir.write(
+        "triton.yaml",
         format!("events:\n  name: cli-put-errors\n  partition_key: {key}\n  region: us-east-1\n"),
-    )
-    .expect("config");
+    );
     triton()
-        .args(["put", "--config", config.to_str().expect("path")])
-        .args(["--stream", "events", input.to_str().expect("path")])
+        .args(["put", "--config", path(&config)])
+        .args(["--stream", "events", path(input)])
         .env_remove("AWS_PROFILE")
         .env_remove("TRITON_PARTITION_KEY")
         .env("AWS_ACCESS_KEY_ID", "triton-test")
@@ -340,35 +246,33 @@ fn put(dir: &Path, key: &str, input: &Path) -> Output {
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
-        .expect("run triton put")
+}
+
+/// `put` of `input` exits with 1, the last line it prints being `want`.
+fn put_fails_saying(dir: &Dir, input: &Path, want: &str) {
+    let o = put(dir, "user", input);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(err.lines().last(), Some(want), "{err}");
 }
 
 #[test]
 fn put_of_a_record_without_its_key_names_random_key() {
-    let dir = temp_dir("nokey");
-    let input = dir.join("input.json");
-    std::fs::write(&input, "{\"n\":1}\n").expect("input");
-    let o = put(&dir, "user", &input);
-    assert_eq!(o.status.code(), Some(1));
-    let err = stderr(&o);
-    assert_eq!(
-        err.lines().last(),
-        Some(
-            format!(
-                "triton: {} line 1: record has no partition key field \"user\" (give such records a random key with --random-key)",
-                input.display()
-            )
-            .as_str()
+    let dir = Dir::new("nokey");
+    let input = dir.write("input.json", "{\"n\":1}\n");
+    put_fails_saying(
+        &dir,
+        &input,
+        &format!(
+            "triton: {} line 1: record has no partition key field \"user\" (give such records a random key with --random-key)",
+            input.display()
         ),
-        "{err}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn completions_and_man_pages_come_from_the_command_line() {
-    let o = run(&["completions", "bash"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = triton().args(["completions", "bash"]).success();
     let script = stdout(&o);
     for word in [
         "store",
@@ -398,8 +302,7 @@ fn completions_and_man_pages_come_from_the_command_line() {
 
     // clap_mangen's pages open with the definition of the apostrophe
     // string (`.ie`/`.el`), then the title.
-    let o = run(&["man"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = triton().arg("man").success();
     let page = stdout(&o);
     let title = page
         .lines()
@@ -411,8 +314,7 @@ fn completions_and_man_pages_come_from_the_command_line() {
     for word in ["store", "decode", "completions", "\\-\\-quiet"] {
         assert!(page.contains(word), "man page lacks {word}");
     }
-    let o = run(&["man", "store"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = triton().args(["man", "store"]).success();
     assert!(stdout(&o).contains(".TH triton-store 1"), "{}", stdout(&o));
     let o = run(&["man", "stor"]);
     assert_eq!(o.status.code(), Some(1));
@@ -435,19 +337,19 @@ fn help_explains_the_commands() {
     assert!(stdout(&o).contains("byte offset"));
 }
 
-/// A copy of go-triton's checkpoint database, as a sqlite:// URL.
-fn checkpoint_db(tag: &str) -> String {
-    let dir = temp_dir(tag);
-    let path = dir.join("checkpoint.db");
-    std::fs::copy(fixture("checkpoint.db"), &path).expect("copy fixture");
-    format!("sqlite://{}", path.display())
+/// A copy of go-triton's checkpoint database in `dir`, as a sqlite:// URL.
+fn checkpoint_db(dir: &Dir) -> String {
+    std::fs::copy(fixture("checkpoint.db"), dir.join("checkpoint.db")).expect("copy fixture");
+    dir.sqlite("checkpoint.db")
 }
 
 #[test]
 fn stats_prints_graphite_lines_as_go_triton_did() {
-    let db = checkpoint_db("stats");
-    let o = run(&["stats", "--client-name", "store", "--checkpoint-db", &db]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let dir = Dir::new("stats");
+    let db = checkpoint_db(&dir);
+    let o = triton()
+        .args(["stats", "--client-name", "store", "--checkpoint-db", &db])
+        .success();
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
@@ -463,16 +365,10 @@ fn stats_prints_graphite_lines_as_go_triton_did() {
         assert_eq!(age, now - 1_795_962_400, "{line}");
     }
 
-    let o = run(&[
-        "stats",
-        "--client-name",
-        "other",
-        "--checkpoint-db",
-        &db,
-        "--output",
-        "json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = triton()
+        .args(["stats", "--client-name", "other", "--checkpoint-db", &db])
+        .args(["--output", "json"])
+        .success();
     // One document, as aws-cli prints.
     let doc: serde_json::Value =
         serde_json::from_str(stdout(&o).trim()).expect("one JSON document");
@@ -489,8 +385,8 @@ fn stats_prints_graphite_lines_as_go_triton_did() {
 
 #[test]
 fn stats_errors_are_one_line_and_exit_1() {
-    let dir = temp_dir("stats-errors");
-    let missing = format!("sqlite://{}", dir.join("missing.db").display());
+    let dir = Dir::new("stats-errors");
+    let missing = dir.sqlite("missing.db");
     for (args, want) in [
         (
             vec!["--client-name", "store", "--checkpoint-db", &missing],
@@ -511,14 +407,8 @@ fn stats_errors_are_one_line_and_exit_1() {
             "u:***@127.0.0.1:1/db is unavailable",
         ),
     ] {
-        let o = triton()
-            .arg("stats")
-            .args(&args)
-            .env_remove("TRITON_DB")
-            .output()
-            .expect("run");
+        let o = triton().arg("stats").args(&args).fails_with(1);
         let err = stderr(&o);
-        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(
             err.starts_with("triton: ") && err.contains(want),

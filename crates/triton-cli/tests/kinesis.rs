@@ -1,38 +1,25 @@
 //! `triton shards`, `put` and `tail` against the local Kinesis server
 //! (kinesalite, started by scripts/test through scripts/services).
 
-mod common;
-
 use std::collections::HashSet;
-use std::path::Path;
-use std::process::Command;
 
-use common::{call, stream};
+use crate::util::{call, path, records, stderr, stdout, stream, triton};
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn lines(n: std::ops::Range<u32>) -> String {
-    n.map(|i| format!("{{\"n\":{i},\"user\":\"user-{}\"}}\n", i % 37))
-        .collect()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
+fn lines(n: std::ops::Range<u64>) -> String {
+    records(n, 37)
 }
 
 #[test]
 fn shards_prints_ids_and_with_long_the_lineage() {
     let s = stream("shards", 3);
     let o = s.triton(&["shards"]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
-        text(&o.stdout),
+        stdout(&o),
         "shardId-000000000000\nshardId-000000000001\nshardId-000000000002\n"
     );
     let o = s.triton(&["shards", "--long"]);
-    let out = text(&o.stdout);
+    let out = stdout(&o);
     let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split('\t').collect()).collect();
     assert_eq!(rows[0][..3], ["shard", "state", "parent"]);
     assert_eq!(rows.len(), 4);
@@ -43,7 +30,7 @@ fn shards_prints_ids_and_with_long_the_lineage() {
 
     let o = s.triton(&["shards", "--config", "/nonexistent/triton.yaml"]);
     assert_eq!(o.status.code(), Some(1));
-    let err = text(&o.stderr);
+    let err = stderr(&o);
     assert!(
         err.contains("/nonexistent/triton.yaml") && err.lines().count() == 1,
         "{err}"
@@ -53,10 +40,7 @@ fn shards_prints_ids_and_with_long_the_lineage() {
 #[test]
 fn put_then_tail_gives_back_every_line_once() {
     let s = stream("roundtrip", 4);
-    let input = s.file("in.jsonl", &lines(0..3000));
-    let o = s.triton(&["put", path(&input)]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let summary = text(&o.stderr);
+    let summary = stderr(&s.put("in.jsonl", &lines(0..3000)));
     assert!(
         summary.contains("3000 records") && summary.contains("0 reordered"),
         "{summary}"
@@ -71,8 +55,8 @@ fn put_then_tail_gives_back_every_line_once() {
         "--poll-interval",
         "200ms",
     ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
     let got: Vec<&str> = out.lines().collect();
     assert_eq!(got.len(), 3000);
     let want = lines(0..3000);
@@ -83,8 +67,8 @@ fn put_then_tail_gives_back_every_line_once() {
 #[test]
 fn tail_with_a_client_goes_on_where_it_stopped() {
     let s = stream("resume", 2);
-    s.triton(&["put", path(&s.file("in.jsonl", &lines(0..1000)))]);
-    let db = format!("sqlite://{}", s.dir.join("cp.db").display());
+    s.put("in.jsonl", &lines(0..1000));
+    let db = s.dir.sqlite("cp.db");
     let common = [
         "--client-name",
         "viewer",
@@ -97,16 +81,16 @@ fn tail_with_a_client_goes_on_where_it_stopped() {
     let mut args = vec!["tail", "--from", "trim-horizon", "-n", "300"];
     args.extend(common);
     let first = s.triton(&args);
-    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(first.status.success(), "{}", stderr(&first));
 
     // After the client's checkpoints; a shard the first run printed
     // nothing of starts at --from. Stops when idle.
     let mut args = vec!["tail", "--from", "trim-horizon", "--idle-timeout", "3s"];
     args.extend(common);
     let second = s.triton(&args);
-    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert!(second.status.success(), "{}", stderr(&second));
 
-    let (a, b) = (text(&first.stdout), text(&second.stdout));
+    let (a, b) = (stdout(&first), stdout(&second));
     assert_eq!(a.lines().count(), 300);
     assert_eq!(
         b.lines().count(),
@@ -117,12 +101,11 @@ fn tail_with_a_client_goes_on_where_it_stopped() {
     assert_eq!(all.len(), 1000);
 
     // The checkpoints are visible to `triton stats`.
-    let o = Command::new(env!("CARGO_BIN_EXE_triton"))
+    let o = triton()
         .args(["stats", "--client-name", "viewer", "--checkpoint-db", &db])
-        .output()
-        .unwrap();
-    let stats = text(&o.stdout);
-    assert_eq!(stats.lines().count(), 2, "{stats}{}", text(&o.stderr));
+        .output();
+    let stats = stdout(&o);
+    assert_eq!(stats.lines().count(), 2, "{stats}{}", stderr(&o));
     assert!(stats
         .lines()
         .all(|l| l.starts_with(&format!("viewer.{}.shardId-", s.name))));
@@ -140,7 +123,7 @@ fn tail_reports_invalid_records_and_goes_on() {
         ),
     );
     assert_eq!(status, 200);
-    s.triton(&["put", path(&s.file("in.jsonl", &lines(0..2)))]);
+    s.put("in.jsonl", &lines(0..2));
     let o = s.triton(&[
         "tail",
         "--from",
@@ -150,9 +133,9 @@ fn tail_reports_invalid_records_and_goes_on() {
         "--poll-interval",
         "200ms",
     ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    assert_eq!(text(&o.stdout).lines().count(), 2);
-    let err = text(&o.stderr);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 2);
+    let err = stderr(&o);
     assert!(
         err.contains("invalid record in shard shardId-000000000000 at sequence number")
             && err.contains("5 bytes, starting 68656c6c6f"),
@@ -166,7 +149,7 @@ fn put_and_tail_errors_are_one_line() {
     let input = s.file("bad.jsonl", &format!("{}{{\"n\":9}}\n", lines(0..2)));
     let o = s.triton(&["put", path(&input)]);
     assert_eq!(o.status.code(), Some(1));
-    let err = text(&o.stderr);
+    let err = stderr(&o);
     assert!(
         err.contains("put: 2 records"),
         "the records before were written: {err}"
@@ -187,10 +170,6 @@ fn put_and_tail_errors_are_one_line() {
     ] {
         let o = s.triton(&args);
         assert_ne!(o.status.code(), Some(0), "{args:?}");
-        assert!(
-            text(&o.stderr).contains(says),
-            "{args:?}: {}",
-            text(&o.stderr)
-        );
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
     }
 }

@@ -6,8 +6,9 @@
 //! Deterministic: a finished bar is always drawn once with its final
 //! numbers, however fast the command was.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+use crate::util::{fixture, path, python, triton, Dir, TestCommand, TRITON};
 
 /// Runs `argv[3:]` with standard error on a new pseudo-terminal (120
 /// columns) and standard output into the file `argv[1]` ("tty": the
@@ -39,38 +40,15 @@ sys.stdout.buffer.write(b"".join(seen))
 sys.exit(code)
 "#;
 
-/// scripts/test sets TRITON_PYTHON (the project's venv); else python3.
-fn python() -> String {
-    std::env::var("TRITON_PYTHON")
-        .ok()
-        .filter(|p| Path::new(p).exists())
-        .unwrap_or_else(|| "python3".into())
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/data/go-triton")
-        .join(name)
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("triton-progress-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
 /// `triton ARGS` with standard error on a terminal; stdout to `out` (or
 /// the terminal with "tty"). Returns the exit status and what the terminal
 /// showed.
 fn on_terminal(out: &str, env: &str, args: &[&str]) -> (Output, String) {
-    let o = Command::new(python())
-        .args(["-c", PTY_RUN, out, env, env!("CARGO_BIN_EXE_triton")])
+    // Python passes its environment, cleaned as for `triton`, on.
+    let o = TestCommand::program(python())
+        .args(["-c", PTY_RUN, out, env, TRITON])
         .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("TRITON_QUIET")
-        .output()
-        .unwrap_or_else(|e| panic!("run {} (python3 with the pty module): {e}", python()));
+        .output();
     let screen = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
         o.stderr.is_empty(),
@@ -80,18 +58,20 @@ fn on_terminal(out: &str, env: &str, args: &[&str]) -> (Output, String) {
     (o, screen)
 }
 
-fn path(p: &Path) -> &str {
-    p.to_str().expect("path")
+/// The same, for a command that must succeed: what the terminal showed.
+fn screen_of(out: &str, env: &str, args: &[&str]) -> String {
+    let (o, screen) = on_terminal(out, env, args);
+    assert!(o.status.success(), "{screen}");
+    screen
 }
 
 #[test]
 fn decode_and_encode_draw_progress_on_a_terminal_only() {
-    let dir = temp_dir("decode");
+    let dir = Dir::new("progress");
     let archive = fixture("multiflush.tri");
     let json = dir.join("out.json");
 
-    let (o, screen) = on_terminal(path(&json), "", &["decode", path(&archive)]);
-    assert!(o.status.success(), "{screen}");
+    let screen = screen_of(path(&json), "", &["decode", path(&archive)]);
     // The last draw: the whole file (1,705,065 bytes) done.
     assert!(
         screen.contains("decode ["),
@@ -105,12 +85,11 @@ fn decode_and_encode_draw_progress_on_a_terminal_only() {
     );
 
     // Small files in small units, not 0.0 MB.
-    let (o, screen) = on_terminal(path(&json), "", &["decode", path(&fixture("small.tri"))]);
-    assert!(o.status.success(), "{screen}");
+    let screen = screen_of(path(&json), "", &["decode", path(&fixture("small.tri"))]);
     assert!(screen.contains("4.58 KiB/4.58 KiB"), "{screen:?}");
 
     let archive_out = dir.join("out.tri");
-    let (o, screen) = on_terminal(
+    let screen = screen_of(
         "/dev/null",
         "",
         &[
@@ -120,7 +99,6 @@ fn decode_and_encode_draw_progress_on_a_terminal_only() {
             path(&archive_out),
         ],
     );
-    assert!(o.status.success(), "{screen}");
     assert!(
         screen.contains("encode ["),
         "no progress on the terminal: {screen:?}"
@@ -133,11 +111,10 @@ fn decode_and_encode_draw_progress_on_a_terminal_only() {
         if flag == "decode" {
             args.remove(0);
         }
-        let (o, screen) = on_terminal(path(&json), env, &args);
-        assert!(o.status.success(), "{screen}");
+        let screen = screen_of(path(&json), env, &args);
         assert_eq!(screen, "", "{env} {flag}");
     }
-    let (o, screen) = on_terminal(
+    let screen = screen_of(
         "/dev/null",
         "",
         &[
@@ -148,12 +125,10 @@ fn decode_and_encode_draw_progress_on_a_terminal_only() {
             path(&archive_out),
         ],
     );
-    assert!(o.status.success(), "{screen}");
     assert_eq!(screen, "");
 
     // Records on the terminal too: no bar between them.
-    let (o, screen) = on_terminal("tty", "", &["decode", path(&fixture("small.tri"))]);
-    assert!(o.status.success(), "{screen}");
+    let screen = screen_of("tty", "", &["decode", path(&fixture("small.tri"))]);
     assert!(
         screen.contains("\"kind\":\"ascii\"") && !screen.contains("decode ["),
         "{screen:?}"
@@ -169,12 +144,7 @@ fn decode_and_encode_draw_progress_on_a_terminal_only() {
             path(&archive_out),
         ],
     ] {
-        let o = Command::new(env!("CARGO_BIN_EXE_triton"))
-            .args(&args)
-            .env_remove("RUST_LOG")
-            .env_remove("TRITON_QUIET")
-            .output()
-            .expect("run triton");
+        let o = triton().args(&args).output();
         assert!(o.status.success(), "{args:?}");
         assert!(
             o.stderr.is_empty(),
@@ -182,7 +152,6 @@ fn decode_and_encode_draw_progress_on_a_terminal_only() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A failing decode on a terminal: the error line is whole, on a line of

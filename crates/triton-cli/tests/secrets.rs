@@ -3,28 +3,19 @@
 //! holding delimiters, unencoded '@', libpq keyword strings).
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("triton-secrets-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
+use crate::util::{today, triton, Dir};
 
 /// `triton ARGS`, its stderr after it exits or, for a command that waits
 /// for the database, after `wait_for` appears in it (then it is killed).
 /// Returns the exit code (None when killed) and stderr.
 fn run(dir: &Path, args: &[&str], wait_for: &str, debug: bool) -> (Option<i32>, String) {
     let log = dir.join("stderr.log");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_triton"));
-    cmd.env_remove("RUST_LOG")
-        .env_remove("TRITON_DB")
-        .env_remove("TRITON_CLIENT")
-        .env_remove("TRITON_BUCKET")
-        .env("TRITON_CONFIG", dir.join("triton.yaml"))
+    let mut cmd = triton();
+    cmd.env("TRITON_CONFIG", dir.join("triton.yaml"))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -32,7 +23,7 @@ fn run(dir: &Path, args: &[&str], wait_for: &str, debug: bool) -> (Option<i32>, 
     if debug {
         cmd.env("RUST_LOG", "debug");
     }
-    let mut child = cmd.spawn().expect("spawn triton");
+    let mut child = cmd.spawn();
     let deadline = Instant::now() + Duration::from_secs(20);
     let code = loop {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -61,11 +52,7 @@ fn run(dir: &Path, args: &[&str], wait_for: &str, debug: bool) -> (Option<i32>, 
 /// arguments (the database is opened before anything else is contacted).
 fn commands(dir: &Path) -> Vec<Vec<String>> {
     let bucket = format!("file://{}", dir.join("bucket").display());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    let today = triton_core::time::Date::from_unix(now as i64).to_string();
+    let today = today().to_string();
     let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
     vec![
         s(&["stats", "--client-name", "store"]),
@@ -85,13 +72,12 @@ fn commands(dir: &Path) -> Vec<Vec<String>> {
 
 #[test]
 fn no_command_shows_a_database_password() {
-    let dir = temp_dir("urls");
+    let dir = Dir::new("secrets");
     std::fs::create_dir_all(dir.join("bucket")).expect("bucket dir");
-    std::fs::write(
-        dir.join("triton.yaml"),
+    dir.write(
+        "triton.yaml",
         "events:\n  name: secrets-never-contacted\n  partition_key: user\n  region: us-east-1\n",
-    )
-    .expect("config");
+    );
     // (URL, the secret, what the error says). Nothing listens on port 1:
     // the well-formed URLs fail to connect (store waits and says so).
     let refused = [
@@ -118,12 +104,12 @@ fn no_command_shows_a_database_password() {
             vec!["S3cretPass"],
         ),
     ];
-    for command in commands(&dir) {
+    for command in commands(dir.path()) {
         let store = command[0] == "store";
         for (url, secrets, why) in &refused {
             let mut args: Vec<&str> = command.iter().map(String::as_str).collect();
             args.extend(["--checkpoint-db", url]);
-            let (code, err) = run(&dir, &args, "\u{0}", false);
+            let (code, err) = run(dir.path(), &args, "\u{0}", false);
             // audit: 2, it could not run.
             let want = if command[0] == "audit" { 2 } else { 1 };
             assert_eq!(code, Some(want), "{args:?}: {err}");
@@ -136,7 +122,12 @@ fn no_command_shows_a_database_password() {
             let mut args: Vec<&str> = command.iter().map(String::as_str).collect();
             args.extend(["--checkpoint-db", url]);
             for debug in [false, true] {
-                let (code, err) = run(&dir, &args, "waiting for the checkpoint database", debug);
+                let (code, err) = run(
+                    dir.path(),
+                    &args,
+                    "waiting for the checkpoint database",
+                    debug,
+                );
                 if store {
                     assert_eq!(code, None, "{args:?}: store did not wait: {err}");
                 } else {
@@ -153,5 +144,4 @@ fn no_command_shows_a_database_password() {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,32 +3,19 @@
 //! Python Prometheus client, an independent parser), configuration from the
 //! environment alone, and the error lines a newcomer meets.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{stream, Stream};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use crate::util::{
+    exit_within, python, records, runtime, stderr, stream, triton, wait_until, Stream, TestCommand,
+};
 
 /// A new, empty bucket on the local S3 server.
 fn new_bucket(tag: &str) -> String {
-    triton_tests::local_endpoint("AWS_ENDPOINT_URL_S3");
-    let bucket = format!("triton-svc-{tag}-{}", std::process::id());
-    runtime().block_on(async {
-        let client = triton_s3::client("us-east-1").await;
-        client.create_bucket().bucket(&bucket).send().await.unwrap();
-    });
-    bucket
+    crate::util::new_bucket(tag).0
 }
 
 /// Every key in the bucket, whatever its prefix.
@@ -87,19 +74,14 @@ fn wait_for_status(port: u16, path: &str, want: u16, within: Duration) -> Durati
     }
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// Runs `command`, which must end within `limit`.
-fn output_within(command: &mut Command, limit: Duration) -> (Output, Duration) {
+fn output_within(command: &mut TestCommand, limit: Duration) -> (Output, Duration) {
     let started = Instant::now();
     let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn();
     let out = child.wait_with_output().unwrap();
     let took = started.elapsed();
     assert!(took < limit, "took {took:?}: {}", stderr(&out));
@@ -130,7 +112,7 @@ fn fails_to_start(s: &Stream, args: &[&str], env: &[(&str, &str)]) -> String {
 #[test]
 fn start_up_failures_are_one_line_and_exit_1() {
     let s = stream("startup", 1);
-    let db = format!("sqlite://{}", s.dir.join("c.db").display());
+    let db = s.dir.sqlite("c.db");
     let bucket = new_bucket("startup");
     let base = ["--checkpoint-db", &db, "--bucket"];
 
@@ -141,7 +123,7 @@ fn start_up_failures_are_one_line_and_exit_1() {
     );
 
     // The real name, without a config file.
-    let mut missing_stream = Command::new(env!("CARGO_BIN_EXE_triton"));
+    let mut missing_stream = triton();
     missing_stream
         .args(["store", "--checkpoint-db", &db, "--bucket", &bucket])
         .args([
@@ -150,8 +132,7 @@ fn start_up_failures_are_one_line_and_exit_1() {
             "--region",
             "us-east-1",
         ])
-        .env("TRITON_CONFIG", "/nonexistent/triton.yaml")
-        .env_remove("RUST_LOG");
+        .env("TRITON_CONFIG", "/nonexistent/triton.yaml");
     let (out, _) = output_within(&mut missing_stream, Duration::from_secs(15));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(
@@ -205,7 +186,7 @@ fn start_up_failures_are_one_line_and_exit_1() {
 fn a_dry_run_checks_everything_and_leaves_nothing() {
     let s = stream("dryrun", 2);
     let db_path = s.dir.join("not-yet.db");
-    let db = format!("sqlite://{}", db_path.display());
+    let db = s.dir.sqlite("not-yet.db");
     let bucket = new_bucket("dryrun");
     let mut command = s.command(&[
         "store",
@@ -247,12 +228,7 @@ fn a_dry_run_checks_everything_and_leaves_nothing() {
 }
 
 fn produce(s: &Stream, n: u64) {
-    let lines: String = (0..n)
-        .map(|i| format!("{{\"n\":{i},\"user\":\"user-{}\"}}\n", i % 7))
-        .collect();
-    let file = s.file("in.jsonl", &lines);
-    let out = s.triton(&["put", file.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    s.put("in.jsonl", &records(0..n, 7));
 }
 
 fn start_store(s: &Stream, args: &[&str], log: &Path) -> Child {
@@ -261,19 +237,16 @@ fn start_store(s: &Stream, args: &[&str], log: &Path) -> Child {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
-        .unwrap()
 }
 
+/// SIGTERM, and SIGKILL if it has not ended 30 s later.
 fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
+    let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if exit_within(child, Duration::from_secs(30)).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -292,7 +265,7 @@ fn archives_in(dir: &Path) -> usize {
 #[test]
 fn readiness_follows_starting_failing_uploads_and_recovery() {
     let s = stream("ready", 1);
-    let db = format!("sqlite://{}", s.dir.join("c.db").display());
+    let db = s.dir.sqlite("c.db");
     let dir = s.dir.join("bucket");
     let port = free_port();
     let addr = format!("localhost:{port}");
@@ -339,11 +312,12 @@ fn readiness_follows_starting_failing_uploads_and_recovery() {
     std::fs::remove_file(&dir).unwrap();
     let took = wait_for_status(port, "/readyz", 200, Duration::from_secs(30));
     eprintln!("ready again {took:?} after the store came back");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while archives_in(&dir) == 0 {
-        assert!(Instant::now() < deadline, "no archive uploaded");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        "no archive uploaded",
+        || archives_in(&dir) > 0,
+    );
     stop(&mut store);
 }
 
@@ -359,14 +333,10 @@ for f in text_string_to_metric_families(sys.stdin.read()):
         print("sample", s.name, labels, s.value)
 "#;
 
-fn python() -> String {
-    std::env::var("TRITON_PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
 #[test]
 fn metrics_parse_with_an_independent_parser_and_count_archives_not_sidecars() {
     let s = stream("metrics", 2);
-    let db = format!("sqlite://{}", s.dir.join("c.db").display());
+    let db = s.dir.sqlite("c.db");
     let bucket = new_bucket("metrics");
     let port = free_port();
     let addr = format!(":{port}");
@@ -414,20 +384,10 @@ fn metrics_parse_with_an_independent_parser_and_count_archives_not_sidecars() {
         std::thread::sleep(Duration::from_millis(200));
     };
     stop(&mut store);
-    let mut parser = Command::new(python())
+    // python with prometheus_client (scripts/setup-python).
+    let parsed = TestCommand::program(python())
         .args(["-c", PARSE])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python with prometheus_client (scripts/setup-python)");
-    parser
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let parsed = parser.wait_with_output().unwrap();
+        .pipe(text.as_bytes());
     assert!(parsed.status.success(), "{}\n{text}", stderr(&parsed));
     let parsed = String::from_utf8(parsed.stdout).unwrap();
     for family in [
@@ -499,16 +459,12 @@ fn a_store_configured_by_environment_variables_alone_runs() {
     let dir = s.dir.join("bucket");
     produce(&s, 50);
     let log = s.dir.join("store.log");
-    let mut store = Command::new(env!("CARGO_BIN_EXE_triton"))
+    let mut store = triton()
         .arg("store")
-        .env_remove("RUST_LOG")
         .env("TRITON_CONFIG", &s.config)
         .env("TRITON_STREAM", "events")
         .env("TRITON_BUCKET", &dir)
-        .env(
-            "TRITON_DB",
-            format!("sqlite://{}", s.dir.join("c.db").display()),
-        )
+        .env("TRITON_DB", s.dir.sqlite("c.db"))
         .env("TRITON_FROM", "TRIM_HORIZON")
         .env("TRITON_MAX_FILE_AGE", "1s")
         .env("TRITON_MAX_FILE_SIZE", "1G")
@@ -519,8 +475,7 @@ fn a_store_configured_by_environment_variables_alone_runs() {
         .env("TRITON_LOG_FORMAT", "json")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn();
     let deadline = Instant::now() + Duration::from_secs(30);
     while archives_in(&dir) == 0 {
         assert!(
@@ -571,7 +526,7 @@ fn a_fatal_error_under_json_logging_is_json() {
         "--bucket",
         "no-such-bucket-17",
         "--checkpoint-db",
-        &format!("sqlite://{}", s.dir.join("c.db").display()),
+        &s.dir.sqlite("c.db"),
         "--log-format",
         "json",
     ]);
@@ -610,11 +565,10 @@ fn a_broken_entry_of_another_stream_is_a_warning() {
         "{err}"
     );
     // The broken stream itself is an error.
-    let out = Command::new(env!("CARGO_BIN_EXE_triton"))
+    let out = triton()
         .args(["shards", "--stream", "other"])
         .env("TRITON_CONFIG", &s.config)
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(
         stderr(&out).trim_end(),
@@ -634,7 +588,7 @@ fn shards_and_leases_print_one_json_document() {
         assert_eq!(doc["shards"][0]["state"], "open");
     }
     // The real name, without a config file.
-    let out = Command::new(env!("CARGO_BIN_EXE_triton"))
+    let out = triton()
         .args([
             "shards",
             "--stream-name",
@@ -645,8 +599,7 @@ fn shards_and_leases_print_one_json_document() {
             "json",
         ])
         .env("TRITON_CONFIG", "/nonexistent/triton.yaml")
-        .output()
-        .unwrap();
+        .output();
     assert!(out.status.success(), "{}", stderr(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["shards"].as_array().unwrap().len(), 2, "{doc}");

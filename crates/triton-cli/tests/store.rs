@@ -3,46 +3,30 @@
 //! records are produced, restarted each time, stopped with SIGTERM; then
 //! every produced record must be in the archives.
 
-mod common;
-
 use std::collections::HashMap;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{stream, Stream};
 use triton_core::source::RecordSource;
 use triton_core::time::Date;
-use triton_s3::{
-    list_archives, ArchiveQuery, ArchiveSource, PutOptions, ReadOptions, S3Options, S3Store,
+use triton_s3::{list_archives, ArchiveQuery, ArchiveSource, PutOptions, ReadOptions, S3Store};
+
+use crate::util::{
+    call, exit_within, new_bucket, records, runtime, signal, sigterm, stream, today, wait_for_log,
+    wait_until, Dir, Stream, TestCommand,
 };
 
 const RECORDS: u64 = 50_000;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn new_bucket(tag: &str) -> (String, S3Store) {
-    triton_tests::local_endpoint("AWS_ENDPOINT_URL_S3");
-    let bucket = format!("triton-store-{tag}-{}", std::process::id());
-    let store = runtime().block_on(async {
-        let client = triton_s3::client("us-east-1").await;
-        client.create_bucket().bucket(&bucket).send().await.unwrap();
-        S3Store::new(client, bucket.clone(), S3Options::default())
-    });
-    (bucket, store)
-}
-
-fn today() -> Date {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    Date::from_unix(secs as i64)
+/// What the tests start from: a stream of `shards` shards, a new bucket of
+/// the same tag (its name, and a store to read the archives from), the
+/// day the archives start on, and an SQLite checkpoint database in the
+/// stream's directory.
+fn setup(tag: &str, shards: u32) -> (Stream, String, S3Store, Date, String) {
+    let s = stream(tag, shards);
+    let (bucket, archive) = new_bucket(tag);
+    let db = s.dir.sqlite("checkpoints.db");
+    (s, bucket, archive, today(), db)
 }
 
 /// Every archived record's `n`, in archive order.
@@ -77,19 +61,7 @@ fn archived_except(store: S3Store, stream: &str, start: Date, skip: &[String]) -
 
 /// Puts records `from..to` (`{"n": i, "user": …}`) into the stream.
 fn produce(s: &Stream, from: u64, to: u64) {
-    let lines: String = (from..to)
-        .map(|i| format!("{{\"n\":{i},\"user\":\"user-{}\"}}\n", i % 97))
-        .collect();
-    let file = s.file(&format!("in{from}.jsonl"), &lines);
-    let out = s
-        .command(&["put", file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.put(&format!("in{from}.jsonl"), &records(from..to, 97));
 }
 
 struct Store<'a> {
@@ -154,7 +126,6 @@ impl<'a> Store<'a> {
             .stderr(log)
             .stdout(Stdio::null())
             .spawn()
-            .unwrap()
     }
 
     fn log(&self) -> String {
@@ -175,23 +146,11 @@ impl<'a> Store<'a> {
     }
 }
 
-fn sigterm(child: &mut Child) -> ExitStatus {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "store did not stop within 60 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// `triton store --bucket BUCKET --checkpoint-db DB --max-file-age 1s
+/// EXTRA` of the stream.
+fn store_command(s: &Stream, bucket: &str, db: &str, extra: &[&str]) -> TestCommand {
+    let base = ["store", "--bucket", bucket, "--checkpoint-db", db];
+    s.command(&[&base[..], &["--max-file-age", "1s"], extra].concat())
 }
 
 /// Produces RECORDS records in `kills` parts, each while a store runs that
@@ -201,10 +160,8 @@ fn sigterm(child: &mut Child) -> ExitStatus {
 /// Returns the archived `n`s and the store's log; `triton audit` of the
 /// bucket must exit 0.
 fn crash_and_recover(tag: &str, checkpoint_db: &str, kills: usize) -> (Vec<u64>, String) {
-    let s = stream(tag, 4);
-    let (bucket, archive) = new_bucket(tag);
+    let (s, bucket, archive, started, _) = setup(tag, 4);
     let client = format!("crash{}", std::process::id());
-    let started = today();
     let store = Store::new(&s, &bucket, checkpoint_db, &["--client-name", &client]);
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -265,27 +222,15 @@ fn crash_and_recover(tag: &str, checkpoint_db: &str, kills: usize) -> (Vec<u64>,
     assert!(spooled.is_empty(), "{spooled:?}");
     // The audit finds every shard's ranges joined, without overlaps, up to
     // the checkpoints.
-    let audit = s
-        .command(&[
-            "audit",
-            "--bucket",
-            &format!("s3://{bucket}"),
-            "--start-date",
-            &started.to_string(),
-            "--client-name",
-            &client,
-            "--checkpoint-db",
-            checkpoint_db,
-        ])
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&audit.stdout);
-    println!("{tag}: audit: {}", report.lines().next().unwrap_or(""));
-    assert!(
-        audit.status.success(),
-        "audit failed:\n{report}{}",
-        String::from_utf8_lossy(&audit.stderr)
+    let bucket = format!("s3://{bucket}");
+    let report = audit_clean(
+        &s,
+        &bucket,
+        checkpoint_db,
+        started,
+        &["--client-name", &client],
     );
+    println!("{tag}: audit: {}", report.lines().next().unwrap_or(""));
     (archived(archive, &s.name, started), log)
 }
 
@@ -330,8 +275,7 @@ fn check(tag: &str, ns: &[u64], log: &str, produced: u64) {
 fn survives_sigkill_with_postgres_checkpoints() {
     // A password to hide: trust authentication ignores it, so one is added
     // where the test database's URL has none.
-    let url = std::env::var("TRITON_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let url = test_postgres();
     let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
     let (user_info, host) = rest
         .split_once('@')
@@ -348,12 +292,10 @@ fn survives_sigkill_with_postgres_checkpoints() {
 
 #[test]
 fn survives_sigkill_with_sqlite_checkpoints() {
-    let dir = std::env::temp_dir().join(format!("triton-crash-sqlite-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}", dir.join("checkpoints.db").display());
+    let dir = Dir::new("crash-sqlite");
+    let url = dir.sqlite("checkpoints.db");
     let (ns, log) = crash_and_recover("crashlite", &url, 10);
     check("sqlite", &ns, &log, RECORDS);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A loopback TCP proxy that can be switched off: then it refuses new
@@ -427,6 +369,11 @@ impl Proxy {
         proxy
     }
 
+    /// The URL to reach the server through the proxy.
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
     fn set_down(&self, down: bool) {
         self.down.store(down, std::sync::atomic::Ordering::SeqCst);
         if down {
@@ -439,50 +386,31 @@ impl Proxy {
 
 #[test]
 fn waits_out_an_s3_outage_of_30_seconds() {
-    let s = stream("outage", 2);
-    let (bucket, archive) = new_bucket("outage");
+    let (s, bucket, archive, started, db) = setup("outage", 2);
     let proxy = Proxy::in_front_of_s3();
-    let started = today();
-    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
     let log = s.dir.join("store.log");
-    let args = [
-        "store",
-        "--bucket",
-        &format!("s3://{bucket}"),
-        "--checkpoint-db",
-        &db,
-        "--from",
-        "trim-horizon",
-        "--max-file-age",
-        "1s",
-    ];
+    let bucket = format!("s3://{bucket}");
     let start = || {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .unwrap();
-        s.command(&args)
-            .env(
-                "AWS_ENDPOINT_URL_S3",
-                format!("http://127.0.0.1:{}", proxy.port),
-            )
+        store_command(&s, &bucket, &db, &["--from", "trim-horizon"])
+            .env("AWS_ENDPOINT_URL_S3", proxy.endpoint())
             .env("RUST_LOG", "warn,triton=info,triton_s3=info")
             .stderr(log)
             .spawn()
-            .unwrap()
     };
     let mut child = start();
     let archived_count = || archived(archive.clone(), &s.name, started).len();
     produce(&s, 0, 2_000);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while archived_count() < 2_000 {
-        assert!(
-            Instant::now() < deadline,
-            "nothing archived before the outage"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+        "nothing archived before the outage",
+        || archived_count() >= 2_000,
+    );
     proxy.set_down(true);
     produce(&s, 2_000, 4_000);
     std::thread::sleep(Duration::from_secs(15));
@@ -502,14 +430,12 @@ fn waits_out_an_s3_outage_of_30_seconds() {
     );
     assert_eq!(archived_count(), 2_000, "uploads went through the outage?");
     proxy.set_down(false);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while archived_count() < 4_000 {
-        assert!(
-            Instant::now() < deadline,
-            "the store did not recover within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_until(
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        "the store did not recover within 60 s",
+        || archived_count() >= 4_000,
+    );
     let status = sigterm(&mut child);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(status.success(), "{status}\n{text}");
@@ -528,14 +454,10 @@ fn waits_out_an_s3_outage_of_30_seconds() {
 /// again.
 #[test]
 fn a_hung_s3_is_reported_and_retried() {
-    let s = stream("hung", 1);
-    let (bucket, archive) = new_bucket("hung");
+    let (s, bucket, archive, started, db) = setup("hung", 1);
     let proxy = Proxy::in_front_of_s3();
-    let started = today();
-    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
     let store = Store::new(&s, &bucket, &db, &["--s3-stall-timeout", "2s"]);
-    let endpoint = format!("http://127.0.0.1:{}", proxy.port);
-    let mut child = store.start_with(&[("AWS_ENDPOINT_URL_S3", &endpoint)]);
+    let mut child = store.start_with(&[("AWS_ENDPOINT_URL_S3", &proxy.endpoint())]);
     store.wait_for("store started", 1);
     proxy
         .frozen
@@ -552,86 +474,42 @@ fn a_hung_s3_is_reported_and_retried() {
     proxy
         .frozen
         .store(false, std::sync::atomic::Ordering::SeqCst);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while archived(archive.clone(), &s.name, started).len() < 500 {
-        assert!(Instant::now() < deadline, "not archived after S3 came back");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_until(
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        "not archived after S3 came back",
+        || archived(archive.clone(), &s.name, started).len() >= 500,
+    );
     let status = sigterm(&mut child);
     let text = store.log();
     assert!(status.success(), "{status}\n{text}");
     check("hung", &archived(archive, &s.name, started), &text, 500);
 }
 
-/// Waits until `log` contains `text`.
-fn wait_for_log(log: &std::path::Path, text: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .contains(text)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no {text:?} in the store's log within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Sends SIGTERM.
 fn term(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// Waits at most `limit` for the process to exit.
-fn exit_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
+    signal(child, "-TERM");
 }
 
 #[test]
 fn a_second_signal_or_the_timeout_ends_a_stop_that_cannot_finish() {
-    let s = stream("stuck", 1);
-    let (bucket, _) = new_bucket("stuck");
+    let (s, bucket, _, _, db) = setup("stuck", 1);
     let proxy = Proxy::in_front_of_s3();
     produce(&s, 0, 100);
-    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
     let bucket = format!("s3://{bucket}");
     let log = s.dir.join("store.log");
     // Starts a store and waits until an archive is stuck in upload.
     let stuck_store = |extra: &[&str]| {
-        let mut args = vec![
-            "store",
-            "--bucket",
+        let child = store_command(
+            &s,
             &bucket,
-            "--checkpoint-db",
             &db,
-            "--from",
-            "trim-horizon",
-            "--max-file-age",
-            "1s",
-        ];
-        args.extend_from_slice(extra);
-        let child = s
-            .command(&args)
-            .env(
-                "AWS_ENDPOINT_URL_S3",
-                format!("http://127.0.0.1:{}", proxy.port),
-            )
-            .env("RUST_LOG", "info")
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+            &[&["--from", "trim-horizon"], extra].concat(),
+        )
+        .env("AWS_ENDPOINT_URL_S3", proxy.endpoint())
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn();
         // S3 answers the start-up check (an outage then is waited out
         // before the store starts), then goes away: no upload can finish.
         // The first archive seals a second after the first read, which
@@ -675,41 +553,27 @@ fn a_second_signal_or_the_timeout_ends_a_stop_that_cannot_finish() {
 
 #[test]
 fn skip_to_latest_ignores_the_checkpoints() {
-    let s = stream("latest", 1);
-    let (bucket, archive) = new_bucket("latest");
-    let started = today();
-    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let (s, bucket, archive, started, db) = setup("latest", 1);
     let bucket = format!("s3://{bucket}");
     let log = s.dir.join("store.log");
     // Starts a store and waits until it reads.
     let start_store = |extra: &[&str]| {
-        let mut args = vec![
-            "store",
-            "--bucket",
-            &bucket,
-            "--checkpoint-db",
-            &db,
-            "--max-file-age",
-            "1s",
-        ];
-        args.extend_from_slice(extra);
-        let child = s
-            .command(&args)
+        let child = store_command(&s, &bucket, &db, extra)
             .env("RUST_LOG", "info")
             .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+            .spawn();
         wait_for_log(&log, "store started");
         child
     };
     // A first run archives 0..100 and checkpoints them.
     produce(&s, 0, 100);
     let mut child = start_store(&["--from", "trim-horizon"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while archived(archive.clone(), &s.name, started).len() < 100 {
-        assert!(Instant::now() < deadline, "the first run archived nothing");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(300),
+        "the first run archived nothing",
+        || archived(archive.clone(), &s.name, started).len() >= 100,
+    );
     assert!(sigterm(&mut child).success());
     // Records 100..200 arrive while no store runs; --skip-to-latest starts
     // after them, although the checkpoints say 100.
@@ -717,11 +581,12 @@ fn skip_to_latest_ignores_the_checkpoints() {
     let mut child = start_store(&["--skip-to-latest"]);
     std::thread::sleep(Duration::from_secs(1));
     produce(&s, 200, 250);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while archived(archive.clone(), &s.name, started).len() < 150 {
-        assert!(Instant::now() < deadline, "the second run archived nothing");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(300),
+        "the second run archived nothing",
+        || archived(archive.clone(), &s.name, started).len() >= 150,
+    );
     assert!(sigterm(&mut child).success());
     let mut ns = archived(archive, &s.name, started);
     ns.sort_unstable();
@@ -798,10 +663,7 @@ fn delete_before_recovery(
 
 #[test]
 fn an_archive_deleted_before_recovery_is_rebuilt_under_its_key() {
-    let s = stream("rebuild", 2);
-    let (bucket, archive) = new_bucket("rebuild");
-    let started = today();
-    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let (s, bucket, archive, started, db) = setup("rebuild", 2);
     let store = Store::new(&s, &bucket, &db, &[]);
     // The spool copy the killed store left is uploaded: the same bytes.
     produce(&s, 0, 3_000);
@@ -849,10 +711,7 @@ fn an_archive_deleted_before_recovery_is_rebuilt_under_its_key() {
 #[test]
 fn a_foreign_object_at_an_interrupted_key_is_reported_once() {
     use triton_s3::ArchiveStore;
-    let s = stream("foreign", 2);
-    let (bucket, archive) = new_bucket("foreign");
-    let started = today();
-    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let (s, bucket, archive, started, db) = setup("foreign", 2);
     let store = Store::new(&s, &bucket, &db, &[]);
     produce(&s, 0, 2_000);
     let mut child = store.start_with(&[("TRITON_TEST_PAUSE_BEFORE_COMMIT", "60s")]);
@@ -894,25 +753,7 @@ fn a_foreign_object_at_an_interrupted_key_is_reported_once() {
         rebuilt,
         "recovery ran again: {log}"
     );
-    let audit = s
-        .command(&[
-            "audit",
-            "--bucket",
-            &format!("s3://{bucket}"),
-            "--start-date",
-            &started.to_string(),
-            "--checkpoint-db",
-            &db,
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&audit.stdout);
-    assert_eq!(
-        audit.status.code(),
-        Some(0),
-        "{text}{}",
-        String::from_utf8_lossy(&audit.stderr)
-    );
+    let text = audit_clean(&s, &format!("s3://{bucket}"), &db, started, &[]);
     assert!(text.contains(&format!("FOREIGN {key}")), "{text}");
     assert!(!text.contains("PENDING"), "{text}");
     let ns = archived_except(archive, &s.name, started, std::slice::from_ref(&key));
@@ -937,10 +778,7 @@ fn object_bytes(store: &S3Store, key: &str) -> Vec<u8> {
 #[test]
 fn audit_finds_every_removed_archive_by_the_chain() {
     use triton_s3::ArchiveStore;
-    let s = stream("chain", 4);
-    let (bucket, archive) = new_bucket("chain");
-    let started = today();
-    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let (s, bucket, archive, started, db) = setup("chain", 4);
     let store = Store::new(&s, &bucket, &db, &[]);
     let mut child = store.start();
     store.wait_for("store started", 1);
@@ -956,7 +794,7 @@ fn audit_finds_every_removed_archive_by_the_chain() {
                     r#"{{"StreamName":"{}","Data":"{data}","PartitionKey":"bad-{i}"}}"#,
                     s.name
                 );
-                assert_eq!(common::call("PutRecord", &body), 200);
+                assert_eq!(call("PutRecord", &body), 200);
             }
         }
         if round == 2 {
@@ -965,14 +803,15 @@ fn audit_finds_every_removed_archive_by_the_chain() {
                 r#"{{"StreamName":"{}","ShardToSplit":"shardId-000000000000","NewStartingHashKey":"42535295865117307932921825928971026432"}}"#,
                 s.name
             );
-            assert_eq!(common::call("SplitShard", &body), 200);
+            assert_eq!(call("SplitShard", &body), 200);
             std::thread::sleep(Duration::from_secs(1));
         }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while (archived(archive.clone(), &s.name, started).len() as u64) < produced {
-            assert!(Instant::now() < deadline, "not archived within 60 s");
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        wait_until(
+            Duration::from_secs(60),
+            Duration::from_millis(300),
+            "not archived within 60 s",
+            || archived(archive.clone(), &s.name, started).len() as u64 >= produced,
+        );
         std::thread::sleep(Duration::from_millis(1500));
     }
     assert!(sigterm(&mut child).success(), "{}", store.log());
@@ -1150,10 +989,7 @@ fn audit_finds_every_removed_archive_by_the_chain() {
 /// at once. Every record is archived once.
 #[test]
 fn a_split_parent_is_sealed_soon_and_its_children_start() {
-    let s = stream("ended", 2);
-    let (bucket, archive) = new_bucket("ended");
-    let started = today();
-    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let (s, bucket, archive, started, db) = setup("ended", 2);
     let mut store = Store::new(&s, &bucket, &db, &[]);
     let age = store
         .args
@@ -1170,7 +1006,7 @@ fn a_split_parent_is_sealed_soon_and_its_children_start() {
         s.name
     );
     let split = Instant::now();
-    assert_eq!(common::call("SplitShard", &body), 200);
+    assert_eq!(call("SplitShard", &body), 200);
     // Children start once the parent's last record is checkpointed.
     store.wait_for("shard finished", 1);
     println!(
@@ -1183,17 +1019,7 @@ fn a_split_parent_is_sealed_soon_and_its_children_start() {
     assert!(sigterm(&mut child).success(), "{}", store.log());
     let ns = archived(archive.clone(), &s.name, started);
     check("ended", &ns, &store.log(), 600);
-    let o = s.triton(&[
-        "audit",
-        "--bucket",
-        &bucket,
-        "--checkpoint-db",
-        &db,
-        "--start-date",
-        &started.to_string(),
-    ]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{text}");
+    let text = audit_clean(&s, &bucket, &db, started, &[]);
     assert!(
         text.contains("shardId-000000000002"),
         "the children are archived: {text}"
@@ -1254,14 +1080,6 @@ impl<'a> Store<'a> {
         w.log = stream.dir.join(format!("{id}.log"));
         w
     }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {sig}");
 }
 
 /// `triton leases --format json`: shard -> owner.
@@ -1327,6 +1145,12 @@ fn poll_until(within: Duration, what: &str, mut check: impl FnMut() -> (bool, St
     }
 }
 
+/// The test PostgreSQL server (TRITON_TEST_POSTGRES, set by scripts/test).
+fn test_postgres() -> String {
+    std::env::var("TRITON_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
 fn psql(url: &str, sql: &str) -> String {
     let o = Command::new("psql")
         .args([url, "-XAtqc", sql])
@@ -1343,8 +1167,7 @@ fn psql(url: &str, sql: &str) -> String {
 /// A throw-away database on the test server, so that killing its
 /// connections touches no other test.
 fn pg_database(tag: &str) -> (String, String) {
-    let admin = std::env::var("TRITON_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = test_postgres();
     let name = format!("triton_{tag}_{}", std::process::id());
     psql(
         &admin,
@@ -1397,23 +1220,16 @@ fn check_order(ns: &[u64]) {
     }
 }
 
-fn audit_clean(s: &Stream, bucket: &str, db: &str, started: Date) {
-    let o = s.triton(&[
-        "audit",
-        "--bucket",
-        bucket,
-        "--checkpoint-db",
-        db,
-        "--start-date",
-        &started.to_string(),
-    ]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+/// `triton audit EXTRA` of the archives in `bucket` since `started`,
+/// against the checkpoints in `db`, which must exit with 0 (clean);
+/// returns its report.
+fn audit_clean(s: &Stream, bucket: &str, db: &str, started: Date, extra: &[&str]) -> String {
+    let date = started.to_string();
+    let base = ["audit", "--bucket", bucket, "--checkpoint-db", db];
+    let o = s
+        .command(&[&base[..], &["--start-date", &date], extra].concat())
+        .success();
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// Three workers on an 8-shard stream in PostgreSQL, records produced the
@@ -1426,9 +1242,7 @@ fn audit_clean(s: &Stream, bucket: &str, db: &str, started: Date) {
 #[test]
 fn a_fleet_of_three_loses_and_duplicates_nothing_through_faults() {
     let tag = "fleet";
-    let s = stream(tag, 8);
-    let (bucket, archive) = new_bucket(tag);
-    let started = today();
+    let (s, bucket, archive, started, _) = setup(tag, 8);
     let (admin, db) = pg_database(tag);
     let ids = ["w1", "w2", "w3"];
     let workers: Vec<Store> = ids
@@ -1479,7 +1293,7 @@ fn a_fleet_of_three_loses_and_duplicates_nothing_through_faults() {
             r#"{{"StreamName":"{}","ShardToSplit":"shardId-000000000003","NewStartingHashKey":"150000000000000000000000000000000000000"}}"#,
             s.name
         );
-        assert_eq!(common::call("SplitShard", &body), 200);
+        assert_eq!(call("SplitShard", &body), 200);
         // SIGKILL, replaced by a worker of another id: the dead one's
         // leases expire and are taken.
         std::thread::sleep(Duration::from_secs(2));
@@ -1509,7 +1323,7 @@ fn a_fleet_of_three_loses_and_duplicates_nothing_through_faults() {
             all_logs.matches("lease lost:").count(),
         );
     });
-    audit_clean(&s, &bucket, &db, started);
+    audit_clean(&s, &bucket, &db, started, &[]);
     // Once everyone stopped, nothing is held.
     assert!(owners(&s, &db).values().all(Option::is_none));
     psql(
@@ -1527,10 +1341,7 @@ fn a_fleet_of_three_loses_and_duplicates_nothing_through_faults() {
 #[test]
 fn three_workers_share_an_sqlite_database() {
     let tag = "fleetlite";
-    let s = stream(tag, 4);
-    let (bucket, archive) = new_bucket(tag);
-    let started = today();
-    let db = format!("sqlite://{}", s.dir.join("checkpoints.db").display());
+    let (s, bucket, archive, started, db) = setup(tag, 4);
     let workers: Vec<Store> = ["a", "b", "c"]
         .iter()
         .map(|id| Store::worker(&s, &bucket, &db, id))
@@ -1560,13 +1371,13 @@ fn three_workers_share_an_sqlite_database() {
     let ns = archived(archive.clone(), &s.name, started);
     check(tag, &ns, &logs, CHUNKS * PER);
     check_order(&ns);
-    audit_clean(&s, &bucket, &db, started);
+    audit_clean(&s, &bucket, &db, started, &[]);
 }
 
 /// A PostgreSQL cluster of the test's own (its data directory and port),
 /// so that restarting it touches no other test. Stopped when dropped.
 struct PrivatePostgres {
-    dir: std::path::PathBuf,
+    dir: Dir,
     port: u16,
 }
 
@@ -1626,11 +1437,9 @@ impl PrivatePostgres {
     }
 
     fn start(tag: &str) -> PrivatePostgres {
-        let dir = std::env::temp_dir().join(format!("triton-pg-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = Dir::new(&format!("pg-{tag}"));
         let _ = Command::new("chown")
-            .args(["postgres", dir.to_str().unwrap()])
+            .args(["postgres", dir.path().to_str().unwrap()])
             .status();
         let port = 20_000 + (std::process::id() % 20_000) as u16;
         let data = dir.join("data");
@@ -1652,7 +1461,7 @@ impl PrivatePostgres {
         let options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -k {}",
             self.port,
-            self.dir.display()
+            self.dir.path().display()
         );
         let log = self.dir.join("server.log");
         PrivatePostgres::run(&[
@@ -1686,7 +1495,7 @@ impl Drop for PrivatePostgres {
             "stop",
         ])
         .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // The directory goes with `dir`, after the server stopped.
     }
 }
 
@@ -1712,9 +1521,7 @@ fn a_rolling_deploy_a_database_restart_a_merge_and_ten_workers_at_once() {
     let tag = "deploy";
     let pg = PrivatePostgres::start(tag);
     let db = pg.url();
-    let s = stream(tag, 4);
-    let (bucket, archive) = new_bucket(tag);
-    let started = today();
+    let (s, bucket, archive, started, _) = setup(tag, 4);
     let names: Vec<String> = (1..=10).map(|i| format!("d{i}")).collect();
     let workers: Vec<Store> = names
         .iter()
@@ -1751,7 +1558,7 @@ fn a_rolling_deploy_a_database_restart_a_merge_and_ten_workers_at_once() {
             r#"{{"StreamName":"{}","ShardToMerge":"shardId-000000000000","AdjacentShardToMerge":"shardId-000000000001"}}"#,
             s.name
         );
-        assert_eq!(common::call("MergeShards", &body), 200);
+        assert_eq!(call("MergeShards", &body), 200);
         // 3 -> 2.
         let (_, mut first) = running.remove(0);
         assert!(sigterm(&mut first).success(), "{}", workers[0].log());
@@ -1786,5 +1593,5 @@ fn a_rolling_deploy_a_database_restart_a_merge_and_ten_workers_at_once() {
     let ns = archived(archive.clone(), &s.name, started);
     check(tag, &ns, &logs, CHUNKS * PER);
     check_order(&ns);
-    audit_clean(&s, &bucket, &db, started);
+    audit_clean(&s, &bucket, &db, started, &[]);
 }

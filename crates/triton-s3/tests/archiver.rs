@@ -1,357 +1,26 @@
 //! The store pipeline in process: a scripted source (shards of numbered
 //! records, logging every ack and commit) into a local directory, through a
-//! store wrapper that logs every upload and can fail or hold uploads.
+//! store wrapper that logs every upload and can fail or hold uploads (the
+//! harness: support/archiver.rs).
+
+#[path = "support/archiver.rs"]
+mod harness;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use triton_core::archive::ArchiveReader;
-use triton_core::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointStore, MemoryCheckpoints, SavedCheckpoint, UploadIntent,
-};
-use triton_core::source::{
-    Position, RecordSource, Replay, SequenceNumber, SequenceRange, SourceError, SourceRecord,
-};
-use triton_s3::archiver::{
-    recover, Archiver, ArchiverOptions, Metadata, Recovery, DEAD_LETTER_PREFIX,
-};
-use triton_s3::{
-    ArchiveStore, ErrorKind, LocalStore, ObjectBody, ObjectInfo, PutOptions, PutReceipt, StoreError,
-};
+use triton_core::checkpoint::{CheckpointStore, UploadIntent};
+use triton_core::source::{Position, SequenceNumber, SourceRecord};
+use triton_s3::archiver::{recover, Archiver, Metadata, Recovery, DEAD_LETTER_PREFIX};
+use triton_s3::{ArchiveStore, LocalStore, PutOptions};
 use triton_tests::TempDir;
 
-/// What happened, in order.
-#[derive(Debug, Clone, PartialEq)]
-enum Event {
-    /// An object was uploaded holding these (shard, index) records.
-    Uploaded(String, Vec<(String, u64)>),
-    /// The source committed these per-shard acknowledged indexes.
-    Committed(HashMap<String, u64>),
-}
-
-type Log = Arc<Mutex<Vec<Event>>>;
-
-fn seq(i: u64) -> Position {
-    Position::Sequence(SequenceNumber::new(format!("{}", 1_000_000 + i)).unwrap())
-}
-
-fn index_of(p: &Position) -> u64 {
-    match p {
-        Position::Sequence(s) => s.as_str().parse::<u64>().unwrap() - 1_000_000,
-        Position::Index(i) => *i,
-    }
-}
-
-/// Raw MessagePack `{"shard": s, "i": i}`.
-fn record(shard: &str, i: u64) -> Vec<u8> {
-    let mut out = vec![0x82, 0xa5];
-    out.extend_from_slice(b"shard");
-    out.push(0xa0 | shard.len() as u8);
-    out.extend_from_slice(shard.as_bytes());
-    out.extend_from_slice(&[0xa1, b'i', 0xcf]);
-    out.extend_from_slice(&i.to_be_bytes());
-    out
-}
-
-/// Delivers `batches`, then either ends or (live) waits forever.
-struct Script {
-    batches: std::collections::VecDeque<Vec<SourceRecord>>,
-    /// Pause before each batch.
-    gap: Duration,
-    /// When the next batch is due (kept across cancelled calls: the
-    /// archiver drops a waiting call on its timers, and a source must not
-    /// start its wait again).
-    due: Option<tokio::time::Instant>,
-    live: bool,
-    /// Fail (for good) once the batches are delivered.
-    fail_at_end: bool,
-    acked: HashMap<String, u64>,
-    log: Log,
-    delivered: Arc<AtomicUsize>,
-}
-
-impl Script {
-    /// `n` records per shard over `shards` shards, interleaved, in batches
-    /// of `batch`; every `bad`-th record (if any) is not MessagePack.
-    fn new(shards: usize, n: u64, batch: usize, bad: Option<u64>, log: Log) -> Script {
-        let mut all = Vec::new();
-        for i in 0..n {
-            for s in 0..shards {
-                let shard = format!("shard-{s}");
-                let data = match bad {
-                    Some(b) if i % b == b - 1 => vec![0xc1, i as u8],
-                    _ => record(&shard, i),
-                };
-                all.push(SourceRecord {
-                    source: shard.as_str().into(),
-                    position: seq(i),
-                    data,
-                });
-            }
-        }
-        Script {
-            batches: all.chunks(batch).map(<[SourceRecord]>::to_vec).collect(),
-            gap: Duration::ZERO,
-            due: None,
-            live: false,
-            fail_at_end: false,
-            acked: HashMap::new(),
-            log,
-            delivered: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-}
-
-#[async_trait]
-impl RecordSource for Script {
-    async fn next_batch(&mut self, _max: usize) -> Result<Option<Vec<SourceRecord>>, SourceError> {
-        if self.delivered.load(Ordering::SeqCst) > 0 {
-            let due = *self
-                .due
-                .get_or_insert_with(|| tokio::time::Instant::now() + self.gap);
-            tokio::time::sleep_until(due).await;
-        }
-        self.due = None;
-        match self.batches.pop_front() {
-            Some(b) => {
-                self.delivered.fetch_add(b.len(), Ordering::SeqCst);
-                Ok(Some(b))
-            }
-            None if self.live => std::future::pending().await,
-            None if self.fail_at_end => Err(SourceError::unavailable(
-                "the test source",
-                "gone (injected)",
-            )),
-            None => Ok(None),
-        }
-    }
-
-    async fn ack(&mut self, source: &str, position: &Position) -> Result<(), SourceError> {
-        self.acked.insert(source.to_string(), index_of(position));
-        Ok(())
-    }
-
-    async fn commit(&mut self) -> Result<(), SourceError> {
-        self.log
-            .lock()
-            .unwrap()
-            .push(Event::Committed(self.acked.clone()));
-        Ok(())
-    }
-}
-
-/// A local store that logs what each upload holds, and can refuse the
-/// first uploads or hold them until released.
-#[derive(Debug)]
-struct Watched {
-    inner: LocalStore,
-    log: Log,
-    fail_first: AtomicUsize,
-    hold: AtomicBool,
-    lose_answer: AtomicBool,
-}
-
-impl Watched {
-    fn new(dir: &Path, log: Log) -> Arc<Watched> {
-        Arc::new(Watched {
-            inner: LocalStore::new(dir),
-            log,
-            fail_first: AtomicUsize::new(0),
-            hold: AtomicBool::new(false),
-            lose_answer: AtomicBool::new(false),
-        })
-    }
-}
-
-/// The (shard, index) of every record in an archive file; dead-letter
-/// records give theirs through `sequence_number`.
-fn contents(path: &Path) -> Vec<(String, u64)> {
-    let mut reader = ArchiveReader::new(std::fs::File::open(path).unwrap());
-    let mut all = Vec::new();
-    while let Some(r) = reader.next_record().unwrap() {
-        let shard = r.get("shard").and_then(|v| v.as_str()).unwrap().to_string();
-        let i = match r.get("sequence_number").and_then(|v| v.as_str()) {
-            Some(seq) => seq.parse::<u64>().unwrap() - 1_000_000,
-            None => r.get("i").and_then(|v| v.as_i64()).unwrap() as u64,
-        };
-        all.push((shard, i));
-    }
-    all
-}
-
-#[async_trait]
-impl ArchiveStore for Watched {
-    fn url(&self) -> String {
-        self.inner.url()
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
-        self.inner.list(prefix).await
-    }
-    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
-        self.inner.head(key).await
-    }
-    async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody, StoreError> {
-        self.inner.get(key, offset).await
-    }
-    async fn put_file(
-        &self,
-        key: &str,
-        path: &Path,
-        o: &PutOptions,
-    ) -> Result<PutReceipt, StoreError> {
-        while self.hold.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        if self
-            .fail_first
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(StoreError {
-                operation: "PutObject",
-                target: key.into(),
-                kind: ErrorKind::Transient,
-                code: None,
-                message: "injected outage".into(),
-            });
-        }
-        let receipt = self.inner.put_file(key, path, o).await?;
-        self.log
-            .lock()
-            .unwrap()
-            .push(Event::Uploaded(key.to_string(), contents(path)));
-        if self.lose_answer.swap(false, Ordering::SeqCst) {
-            // Stored, but the caller never hears of it.
-            return Err(StoreError {
-                operation: "PutObject",
-                target: key.into(),
-                kind: ErrorKind::Transient,
-                code: None,
-                message: "connection reset after the upload (injected)".into(),
-            });
-        }
-        Ok(receipt)
-    }
-    async fn put_bytes(
-        &self,
-        key: &str,
-        data: Vec<u8>,
-        o: &PutOptions,
-    ) -> Result<PutReceipt, StoreError> {
-        self.inner.put_bytes(key, data, o).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.delete(key).await
-    }
-    async fn check_writable(&self) -> Result<(), StoreError> {
-        self.inner.check_writable().await
-    }
-}
-
-/// A scratch directory, an event log and a watched store in it.
-fn setup(tag: &str) -> (TempDir, Log, Arc<Watched>) {
-    let tmp = TempDir::new(tag);
-    let log: Log = Arc::default();
-    let store = Watched::new(&tmp.path().join("bucket"), log.clone());
-    (tmp, log, store)
-}
-
-/// Runs an archiver until its source ends.
-async fn run_to_end(
-    source: impl RecordSource,
-    store: Arc<dyn ArchiveStore>,
-    options: ArchiverOptions,
-) -> triton_s3::archiver::Summary {
-    Archiver::new(source, store, options)
-        .run(std::future::pending())
-        .await
-        .unwrap()
-}
-
-fn options(dir: &Path) -> ArchiverOptions {
-    let mut o = ArchiverOptions::new("events", "store");
-    o.spool_dir = dir.join("spool");
-    o
-}
-
-/// A clock that stays at `secs`.
-fn fixed_clock(secs: u64) -> triton_s3::archiver::Clock {
-    Arc::new(move || UNIX_EPOCH + Duration::from_secs(secs))
-}
-
-/// A clock one second further at each reading (from 2024-10-30 00:00 UTC),
-/// so that size rotation, at most once a second, can seal every batch.
-fn stepping_clock() -> triton_s3::archiver::Clock {
-    let step = Arc::new(AtomicUsize::new(0));
-    Arc::new(move || {
-        UNIX_EPOCH + Duration::from_secs(1_730_246_400 + step.fetch_add(1, Ordering::SeqCst) as u64)
-    })
-}
-
-/// Every commit names only positions whose records, and every earlier one
-/// of the shard, are in uploaded objects.
-fn assert_commits_follow_uploads(log: &[Event]) {
-    let mut uploaded: HashMap<String, std::collections::BTreeSet<u64>> = HashMap::new();
-    let mut commits = 0;
-    for e in log {
-        match e {
-            Event::Uploaded(_, held) => {
-                for (shard, i) in held {
-                    uploaded.entry(shard.clone()).or_default().insert(*i);
-                }
-            }
-            Event::Committed(acked) => {
-                commits += 1;
-                for (shard, i) in acked {
-                    let have = uploaded
-                        .get(shard)
-                        .map_or(0, |s| s.range(..=*i).count() as u64);
-                    assert_eq!(
-                        have,
-                        i + 1,
-                        "checkpoint of {shard} at {i} with only {have} of its records uploaded"
-                    );
-                }
-            }
-        }
-    }
-    assert!(commits > 0, "nothing was committed");
-}
-
-/// Keys of the archives in `dir` (not dead letters), sorted.
-/// The day the stepping clock's archives are in, as audit queries it.
-fn audited_day() -> triton_s3::ArchiveQuery {
-    let day = triton_core::time::Date::parse_yyyymmdd("20241030").unwrap();
-    triton_s3::ArchiveQuery {
-        stream: "events".into(),
-        start: day,
-        end: day,
-        client: Some("store".into()),
-    }
-}
-
-fn archive_keys(dir: &Path) -> Vec<String> {
-    let mut keys = Vec::new();
-    for day in std::fs::read_dir(dir).into_iter().flatten() {
-        let day = day.unwrap();
-        let name = day.file_name().to_string_lossy().into_owned();
-        if name.starts_with('_') || !day.path().is_dir() {
-            continue;
-        }
-        for f in std::fs::read_dir(day.path()).unwrap() {
-            let f = f.unwrap().file_name().to_string_lossy().into_owned();
-            if !f.starts_with('.') && f.ends_with(".tri") {
-                keys.push(format!("{name}/{f}"));
-            }
-        }
-    }
-    keys.sort();
-    keys
-}
+use harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotates_by_size_uploads_and_checkpoints_only_what_is_uploaded() {
@@ -401,50 +70,6 @@ async fn rotates_by_size_uploads_and_checkpoints_only_what_is_uploaded() {
     // Each archive has a sidecar that describes it exactly.
     for key in archive_keys(&tmp.path().join("bucket")) {
         check_sidecar(&tmp.path().join("bucket"), &key);
-    }
-}
-
-/// The `<key>.metadata` sidecar matches the archive: records, size,
-/// SHA-256 and each shard's first and last sequence number.
-fn check_sidecar(bucket: &Path, key: &str) {
-    use sha2::{Digest, Sha256};
-    let archive = std::fs::read(bucket.join(key)).unwrap();
-    let text = std::fs::read(bucket.join(format!("{key}.metadata"))).unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&text).unwrap();
-    let sha: String = Sha256::digest(&archive)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    assert_eq!(json["sha256"], sha.as_str(), "{key}");
-    assert_eq!(json["size"], archive.len() as u64, "{key}");
-    assert_eq!(json["archive"], key);
-    assert_eq!(json["format_version"], 2);
-    let mut held = contents(&bucket.join(key));
-    assert_eq!(json["record_count"], held.len() as u64, "{key}");
-    // Ranges include the dead letters.
-    if let Some(dead) = json["invalid_archive"].as_str() {
-        held.extend(contents(&bucket.join(dead)));
-    }
-    let mut ranges: HashMap<String, (u64, u64)> = HashMap::new();
-    for (shard, i) in held {
-        let r = ranges.entry(shard).or_insert((i, i));
-        r.0 = r.0.min(i);
-        r.1 = r.1.max(i);
-    }
-    let shards = json["shards"].as_object().unwrap();
-    assert_eq!(shards.len(), ranges.len(), "{key}");
-    for (shard, (min, max)) in ranges {
-        let s = &shards[&shard];
-        assert_eq!(
-            s["min_sequence_number"],
-            (1_000_000 + min).to_string(),
-            "{key} {shard}"
-        );
-        assert_eq!(
-            s["max_sequence_number"],
-            (1_000_000 + max).to_string(),
-            "{key} {shard}"
-        );
     }
 }
 
@@ -576,20 +201,14 @@ async fn an_existing_key_is_never_overwritten() {
     // Another store process wrote an archive in the same second.
     let t = 1_730_246_400u64;
     let taken = format!("20241030/events-store-{t}.tri");
-    store
-        .put_bytes(&taken, b"someone else's".to_vec(), &PutOptions::default())
-        .await
-        .unwrap();
+    put_someone_elses(&store, &taken).await;
     let source = Script::new(1, 5, 5, None, log.clone());
     let mut o = options(tmp.path());
     o.clock = fixed_clock(t);
     let summary = run_to_end(source, store, o).await;
     assert_eq!(summary.records, 5);
     let bucket = tmp.path().join("bucket");
-    assert_eq!(
-        std::fs::read(bucket.join(&taken)).unwrap(),
-        b"someone else's"
-    );
+    assert_eq!(std::fs::read(bucket.join(&taken)).unwrap(), SOMEONE_ELSES);
     assert_eq!(
         archive_keys(&bucket),
         vec![taken, format!("20241030/events-store-{}.tri", t + 1)]
@@ -639,10 +258,7 @@ async fn a_taken_dead_letter_key_moves_only_the_dead_letters() {
     let (tmp, log, store) = setup("archiver-dead-clash");
     let t = 1_730_246_400u64;
     let taken = format!("{DEAD_LETTER_PREFIX}20241030/events-store-{t}.tri");
-    store
-        .put_bytes(&taken, b"someone else's".to_vec(), &PutOptions::default())
-        .await
-        .unwrap();
+    put_someone_elses(&store, &taken).await;
     let source = Script::new(1, 20, 20, Some(10), log.clone());
     let mut o = options(tmp.path());
     o.clock = fixed_clock(t);
@@ -654,10 +270,7 @@ async fn a_taken_dead_letter_key_moves_only_the_dead_letters() {
         archive_keys(&bucket),
         vec![format!("20241030/events-store-{t}.tri")]
     );
-    assert_eq!(
-        std::fs::read(bucket.join(&taken)).unwrap(),
-        b"someone else's"
-    );
+    assert_eq!(std::fs::read(bucket.join(&taken)).unwrap(), SOMEONE_ELSES);
     let moved = bucket.join(format!(
         "{DEAD_LETTER_PREFIX}20241030/events-store-{}.tri",
         t + 1
@@ -1038,66 +651,6 @@ async fn an_upload_of_dead_letters_only_is_chained_audited_and_repaired() {
     assert!(dead[0].exists());
 }
 
-/// Reads ranges again from the records a [`Script`] delivers, except the
-/// first `expired` records of each shard (gone past the retention period).
-struct ScriptReplay {
-    all: Vec<SourceRecord>,
-    expired: usize,
-}
-
-#[async_trait]
-impl Replay for ScriptReplay {
-    async fn replay(
-        &self,
-        ranges: Vec<SequenceRange>,
-    ) -> Result<Box<dyn RecordSource>, SourceError> {
-        let mut batches = std::collections::VecDeque::new();
-        for range in ranges {
-            let held: Vec<SourceRecord> = self
-                .all
-                .iter()
-                .filter(|r| *r.source == range.shard)
-                .skip(self.expired)
-                .filter(|r| matches!(&r.position, Position::Sequence(s) if range.contains(s)))
-                .cloned()
-                .collect();
-            batches.extend(held.chunks(7).map(<[SourceRecord]>::to_vec));
-        }
-        let mut source = Script::new(0, 0, 1, None, Log::default());
-        source.batches = batches;
-        Ok(Box::new(source))
-    }
-}
-
-/// Runs an exactly-once archiver until it pauses between an upload and its
-/// checkpoint commit, and drops it there (a crash). Returns the database
-/// with the pending intents and every record the source had.
-async fn crash_before_commit(
-    tmp: &Path,
-    store: Arc<Watched>,
-    bad: Option<u64>,
-) -> (Arc<MemoryCheckpoints>, Vec<SourceRecord>) {
-    let db = Arc::new(MemoryCheckpoints::new());
-    let source = Script::new(2, 400, 100, bad, Log::default());
-    let all: Vec<SourceRecord> = source.batches.iter().flatten().cloned().collect();
-    let mut o = options(tmp);
-    o.max_file_size = 2 << 10;
-    o.clock = stepping_clock();
-    o.intents = Some(db.clone());
-    o.pause_before_commit = Duration::from_secs(3600);
-    let run = Archiver::new(source, store.clone() as Arc<dyn ArchiveStore>, o)
-        .run(std::future::pending());
-    let stopped = tokio::time::timeout(Duration::from_secs(2), run).await;
-    assert!(stopped.is_err(), "the run ended instead of pausing");
-    (db, all)
-}
-
-fn recovery_options(tmp: &Path, db: &Arc<MemoryCheckpoints>) -> ArchiverOptions {
-    let mut o = options(tmp);
-    o.intents = Some(db.clone());
-    o
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_commits_uploaded_archives_and_rebuilds_a_deleted_one_under_its_key() {
     let (tmp, _log, store) = setup("archiver-recovery");
@@ -1129,14 +682,7 @@ async fn recovery_commits_uploaded_archives_and_rebuilds_a_deleted_one_under_its
     std::fs::remove_dir_all(tmp.path().join("spool")).unwrap();
 
     let replay = ScriptReplay { all, expired: 0 };
-    let report = recover(
-        store.clone(),
-        db.clone(),
-        &replay,
-        &recovery_options(tmp.path(), &db),
-    )
-    .await
-    .unwrap();
+    let report = recover_pending(tmp.path(), store.clone(), &db, &replay).await;
     assert_eq!(report.rebuilt, std::slice::from_ref(&deleted), "{report:?}");
     assert_eq!(report.confirmed.len() + 1, intents.len(), "{report:?}");
     assert!(report.lost.is_empty(), "{report:?}");
@@ -1173,14 +719,7 @@ async fn recovery_commits_uploaded_archives_and_rebuilds_a_deleted_one_under_its
         .collect();
     assert_eq!(saved, want);
     // A second recovery has nothing to do.
-    let again = recover(
-        store,
-        db.clone(),
-        &replay,
-        &recovery_options(tmp.path(), &db),
-    )
-    .await
-    .unwrap();
+    let again = recover_pending(tmp.path(), store, &db, &replay).await;
     assert_eq!(again, Recovery::default());
 }
 
@@ -1196,14 +735,7 @@ async fn recovery_reports_records_past_retention_and_archives_the_rest() {
     std::fs::remove_dir_all(tmp.path().join("spool")).unwrap();
 
     let replay = ScriptReplay { all, expired: 3 };
-    let report = recover(
-        store,
-        db.clone(),
-        &replay,
-        &recovery_options(tmp.path(), &db),
-    )
-    .await
-    .unwrap();
+    let report = recover_pending(tmp.path(), store, &db, &replay).await;
     assert_eq!(report.rebuilt, std::slice::from_ref(&first));
     // Both shards lost their first 3 records, which were in the first archive.
     assert_eq!(report.lost.len(), 2, "{report:?}");
@@ -1214,69 +746,6 @@ async fn recovery_reports_records_past_retention_and_archives_the_rest() {
     assert!(db.intents("store", "events").await.unwrap().is_empty());
 }
 
-/// Checkpoints in memory, logging every intent recorded: (key, its shard
-/// ranges).
-#[derive(Debug, Default)]
-struct IntentLog {
-    inner: MemoryCheckpoints,
-    recorded: Mutex<Vec<(String, String)>>,
-}
-
-#[async_trait]
-impl CheckpointStore for IntentLog {
-    async fn last(
-        &self,
-        client: &str,
-        stream: &str,
-        shard: &str,
-    ) -> Result<Option<SequenceNumber>, CheckpointError> {
-        self.inner.last(client, stream, shard).await
-    }
-    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
-        self.inner.save_many(checkpoints).await
-    }
-    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
-        self.inner.list(client).await
-    }
-    async fn record_intent(
-        &self,
-        intent: &UploadIntent,
-        replaces: Option<&str>,
-    ) -> Result<(), CheckpointError> {
-        let m = Metadata::parse(intent.document.as_bytes()).unwrap();
-        self.recorded
-            .lock()
-            .unwrap()
-            .push((intent.key.clone(), format!("{:?}", m.shards)));
-        self.inner.record_intent(intent, replaces).await
-    }
-    async fn complete_intent(
-        &self,
-        client: &str,
-        stream: &str,
-        key: &str,
-        checkpoints: &[Checkpoint],
-    ) -> Result<(), CheckpointError> {
-        self.inner
-            .complete_intent(client, stream, key, checkpoints)
-            .await
-    }
-    async fn intents(
-        &self,
-        client: &str,
-        stream: &str,
-    ) -> Result<Vec<UploadIntent>, CheckpointError> {
-        self.inner.intents(client, stream).await
-    }
-    async fn checkpoint_archives(
-        &self,
-        client: &str,
-        stream: &str,
-    ) -> Result<Vec<(String, String)>, CheckpointError> {
-        self.inner.checkpoint_archives(client, stream).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_archive_moved_onto_the_next_ones_second_never_shares_its_intent_key() {
     let (tmp, log, store) = setup("archiver-intent-keys");
@@ -1284,10 +753,7 @@ async fn an_archive_moved_onto_the_next_ones_second_never_shares_its_intent_key(
     // archive moves to t+1, the second the next archive was opened in.
     let t = 1_730_246_400u64;
     let taken = format!("20241030/events-store-{t}.tri");
-    store
-        .put_bytes(&taken, b"someone else's".to_vec(), &PutOptions::default())
-        .await
-        .unwrap();
+    put_someone_elses(&store, &taken).await;
     let mut source = Script::new(1, 10, 5, None, log.clone());
     source.gap = Duration::from_millis(1500);
     let db = Arc::new(IntentLog::default());
@@ -1337,14 +803,7 @@ async fn recovery_uploads_the_crashed_stores_spool_copy_when_the_stream_no_longe
         all: Vec::new(),
         expired: 0,
     };
-    let report = recover(
-        store,
-        db.clone(),
-        &replay,
-        &recovery_options(tmp.path(), &db),
-    )
-    .await
-    .unwrap();
+    let report = recover_pending(tmp.path(), store, &db, &replay).await;
     assert_eq!(report.restored, std::slice::from_ref(&first), "{report:?}");
     assert!(
         report.rebuilt.is_empty() && report.lost.is_empty(),

@@ -17,7 +17,7 @@ use aws_smithy_runtime_api::http::{Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use triton_core::source::SourceError;
-use triton_s3::{ArchiveStore, ErrorKind, PutOptions, S3Options, S3Store};
+use triton_s3::{ArchiveStore, ErrorKind, PutOptions, S3Options, S3Store, StoreError};
 use triton_tests::{Rng, TempDir};
 
 use crate::suite::{BreakingStore, Cut};
@@ -131,6 +131,11 @@ fn create_only() -> PutOptions {
     }
 }
 
+/// A create-only upload of `path` as `k`, which must fail.
+async fn put_refused(store: &dyn ArchiveStore, k: &str, path: &Path) -> StoreError {
+    store.put_file(k, path, &create_only()).await.unwrap_err()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_multipart_50mb_with_an_interrupted_first_attempt() {
     let faults = PartFaults::default();
@@ -149,11 +154,7 @@ async fn s3_multipart_50mb_with_an_interrupted_first_attempt() {
     // First attempt: part 3 keeps failing, so the upload fails and is
     // aborted: no object, no parts left behind.
     faults.0.fail_always.store(3, Ordering::SeqCst);
-    let e = f
-        .store
-        .put_file(&k, &path, &create_only())
-        .await
-        .unwrap_err();
+    let e = put_refused(&*f.store, &k, &path).await;
     assert_eq!(e.kind, ErrorKind::Transient, "{e}");
     assert!(e.target.ends_with("part 3"), "{e}");
     assert_eq!(
@@ -181,11 +182,7 @@ async fn s3_multipart_50mb_with_an_interrupted_first_attempt() {
     );
 
     // Create-only again: refused at completion, and that upload aborted too.
-    let e = f
-        .store
-        .put_file(&k, &path, &create_only())
-        .await
-        .unwrap_err();
+    let e = put_refused(&*f.store, &k, &path).await;
     assert_eq!(e.kind, ErrorKind::AlreadyExists, "{e}");
     assert_eq!(pending_uploads(&f).await, 0);
 }
@@ -215,11 +212,7 @@ async fn local_50mb_put_after_an_interrupted_write() {
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].size, SIZE as u64);
 
-    let e = f
-        .store
-        .put_file(&k, &path, &create_only())
-        .await
-        .unwrap_err();
+    let e = put_refused(&*f.store, &k, &path).await;
     assert_eq!(e.kind, ErrorKind::AlreadyExists, "{e}");
     // No temporary files of ours are left (the killed writer's one stays).
     let names: Vec<String> = std::fs::read_dir(&day_dir)
@@ -311,7 +304,6 @@ async fn connection_failures_are_retried_but_missing_credentials_are_not() {
         retry_base: Duration::from_millis(10),
         ..S3Options::default()
     };
-    let sdk = triton_s3::sdk_config(REGION).await;
     let calls = CountCalls::default();
     // Nothing listens on port 1 of loopback.
     let client = s3_client_at(
@@ -326,20 +318,8 @@ async fn connection_failures_are_retried_but_missing_credentials_are_not() {
 
     // A profile that exists nowhere: loading credentials fails, once.
     let calls = CountCalls::default();
-    let no_credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
-        .profile_name("triton-test-no-such-profile")
-        .build();
-    let conf = aws_sdk_s3::config::Builder::from(&sdk)
-        .endpoint_url(endpoint())
-        .credentials_provider(no_credentials)
-        .force_path_style(true)
-        .interceptor(calls.clone())
-        .build();
-    let store = S3Store::new(
-        aws_sdk_s3::Client::from_conf(conf),
-        "b-no-credentials",
-        options,
-    );
+    let client = s3_client_without_credentials(vec![SharedInterceptor::new(calls.clone())]).await;
+    let store = S3Store::new(client, "b-no-credentials", options);
     let e = store.list("20241030/").await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Fatal, "{e}");
     assert!(e.message.contains("credential"), "{e}");

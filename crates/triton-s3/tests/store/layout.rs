@@ -412,20 +412,8 @@ async fn check_writable_tells_access_denied_apart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_writable_without_credentials_is_fatal() {
     // A profile that exists nowhere: loading credentials fails.
-    let sdk = triton_s3::sdk_config(REGION).await;
-    let no_credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
-        .profile_name("triton-test-no-such-profile")
-        .build();
-    let conf = aws_sdk_s3::config::Builder::from(&sdk)
-        .endpoint_url(endpoint())
-        .credentials_provider(no_credentials)
-        .force_path_style(true)
-        .build();
-    let store = S3Store::new(
-        Client::from_conf(conf),
-        "b-no-credentials",
-        S3Options::default(),
-    );
+    let client = s3_client_without_credentials(Vec::new()).await;
+    let store = S3Store::new(client, "b-no-credentials", S3Options::default());
     let e = store.check_writable().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Fatal, "{e}");
     assert!(e.message.contains("credential"), "{e}");

@@ -1,6 +1,5 @@
 //! Suite functions, each run against both backends by `main.rs`.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -9,7 +8,7 @@ use triton_core::source::{Position, SourceError, SourceRecord};
 use triton_core::time::Date;
 use triton_s3::{
     list_archives, ArchiveQuery, ArchiveSource, ArchiveStore, BodyRead, ErrorKind, ListError,
-    ObjectBody, ObjectInfo, PutOptions, PutReceipt, ReadOptions, StoreError,
+    ObjectBody, ObjectInfo, PutOptions, ReadOptions, StoreError,
 };
 use triton_tests::Rng;
 
@@ -303,15 +302,15 @@ pub struct BreakingStore {
 }
 
 impl BreakingStore {
-    pub fn new(inner: Arc<dyn ArchiveStore>, at: u64, cut: Cut) -> BreakingStore {
-        BreakingStore {
+    pub fn new(inner: Arc<dyn ArchiveStore>, at: u64, cut: Cut) -> Hooked<BreakingStore> {
+        Hooked(BreakingStore {
             inner,
             at,
             cut,
             replace_with: None,
             broken: AtomicBool::new(false),
             resumed_at: AtomicU64::new(0),
-        }
+        })
     }
 }
 
@@ -326,13 +325,11 @@ impl BodyRead for BreakingBody {
     async fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, StoreError> {
         match (self.left, self.cut) {
             (Some(0), Cut::Error) => {
-                return Err(StoreError {
-                    operation: "GetObject",
-                    target: "test".into(),
-                    kind: ErrorKind::Transient,
-                    code: None,
-                    message: "connection reset (injected)".into(),
-                })
+                return Err(transient(
+                    "GetObject",
+                    "test",
+                    "connection reset (injected)",
+                ))
             }
             (Some(0), Cut::EarlyEnd) => return Ok(0),
             _ => {}
@@ -351,16 +348,11 @@ impl BodyRead for BreakingBody {
 }
 
 #[async_trait]
-impl ArchiveStore for BreakingStore {
-    fn url(&self) -> String {
-        self.inner.url()
+impl Hooks for BreakingStore {
+    fn inner(&self) -> &dyn ArchiveStore {
+        &*self.inner
     }
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
-        self.inner.list(prefix).await
-    }
-    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
-        self.inner.head(key).await
-    }
+
     async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody, StoreError> {
         let first = !self.broken.swap(true, Ordering::SeqCst);
         if !first {
@@ -380,28 +372,6 @@ impl ArchiveStore for BreakingStore {
             }),
             ..body
         })
-    }
-    async fn put_file(
-        &self,
-        key: &str,
-        path: &Path,
-        o: &PutOptions,
-    ) -> Result<PutReceipt, StoreError> {
-        self.inner.put_file(key, path, o).await
-    }
-    async fn put_bytes(
-        &self,
-        key: &str,
-        data: Vec<u8>,
-        o: &PutOptions,
-    ) -> Result<PutReceipt, StoreError> {
-        self.inner.put_bytes(key, data, o).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.delete(key).await
-    }
-    async fn check_writable(&self) -> Result<(), StoreError> {
-        self.inner.check_writable().await
     }
 }
 
@@ -430,7 +400,9 @@ pub async fn incompressible_archive(f: &Fixture) -> (Vec<Vec<u8>>, String) {
 }
 
 /// Reads the day's archives through `store`.
-pub async fn read_through(store: Arc<BreakingStore>) -> (Vec<SourceRecord>, Option<SourceError>) {
+pub async fn read_through(
+    store: Arc<Hooked<BreakingStore>>,
+) -> (Vec<SourceRecord>, Option<SourceError>) {
     let store: Arc<dyn ArchiveStore> = store;
     let archives = list_archives(store.clone(), &query("20241030", "20241030", None))
         .await

@@ -1,17 +1,25 @@
-//! Both backends for the same tests: a throwaway bucket on the local S3
-//! server, or a throwaway directory; and archive-making helpers.
+//! Helpers shared by the test binaries: both backends for the same tests
+//! (a throwaway bucket on the local S3 server, or a throwaway directory),
+//! archive-making helpers, and stores that change some calls of the store
+//! they wrap ([`Hooked`]). The store pipeline's harness, for the archiver
+//! tests alone, is beside it in `archiver.rs`.
 #![allow(dead_code)] // each test binary uses part of it
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use aws_sdk_s3::config::SharedInterceptor;
 use aws_sdk_s3::Client;
 use tokio::task::JoinSet;
 use triton_core::archive::ArchiveWriter;
 use triton_core::key::ArchiveKey;
 use triton_core::source::{RecordSource, SourceError, SourceRecord};
-use triton_s3::{ArchiveStore, LocalStore, PutOptions, S3Options, S3Store};
+use triton_s3::{
+    ArchiveStore, ErrorKind, LocalStore, ObjectBody, ObjectInfo, PutOptions, PutReceipt, S3Options,
+    S3Store, StoreError,
+};
 use triton_tests::TempDir;
 
 pub const REGION: &str = "us-east-1";
@@ -46,6 +54,24 @@ pub async fn s3_client_at(endpoint: &str, interceptors: Vec<SharedInterceptor>) 
     // shared one.
     let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
         .endpoint_url(endpoint)
+        .force_path_style(true);
+    for i in interceptors {
+        conf.push_interceptor(i);
+    }
+    Client::from_conf(conf.build())
+}
+
+/// A client of the local server, as the library configures it, whose
+/// credentials come from a profile that exists nowhere (loading them
+/// fails), plus interceptors.
+pub async fn s3_client_without_credentials(interceptors: Vec<SharedInterceptor>) -> Client {
+    let sdk = triton_s3::sdk_config(REGION).await;
+    let no_credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
+        .profile_name("triton-test-no-such-profile")
+        .build();
+    let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
+        .endpoint_url(endpoint())
+        .credentials_provider(no_credentials)
         .force_path_style(true);
     for i in interceptors {
         conf.push_interceptor(i);
@@ -167,5 +193,99 @@ pub async fn drain(source: &mut impl RecordSource) -> (Vec<SourceRecord>, Option
             Ok(None) => return (all, None),
             Err(e) => return (all, Some(e)),
         }
+    }
+}
+
+/// A transient failure of `operation` on `target`, as a test injects it.
+pub fn transient(operation: &'static str, target: &str, message: &str) -> StoreError {
+    StoreError {
+        operation,
+        target: target.into(),
+        kind: ErrorKind::Transient,
+        code: None,
+        message: message.into(),
+    }
+}
+
+/// What a test store does differently from the store it wraps: by
+/// default, nothing. [`Hooked`] makes it a store.
+#[async_trait]
+pub trait Hooks: std::fmt::Debug + Send + Sync {
+    /// The store every other call goes to.
+    fn inner(&self) -> &dyn ArchiveStore;
+
+    async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody, StoreError> {
+        self.inner().get(key, offset).await
+    }
+
+    /// Before `put_file` of `key`: may wait, or fail it.
+    async fn before_put(&self, _key: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// After `put_file` of `path` as `key` went through: may fail it all
+    /// the same.
+    fn after_put(&self, _key: &str, _path: &Path, r: PutReceipt) -> Result<PutReceipt, StoreError> {
+        Ok(r)
+    }
+}
+
+/// A store passing each call to its hooks' inner store, `get` to the
+/// hooks, and `put_file` through them; derefs to the hooks (their
+/// settings and counters).
+#[derive(Debug)]
+pub struct Hooked<H>(pub H);
+
+impl<H> std::ops::Deref for Hooked<H> {
+    type Target = H;
+
+    fn deref(&self) -> &H {
+        &self.0
+    }
+}
+
+impl<H> std::ops::DerefMut for Hooked<H> {
+    fn deref_mut(&mut self) -> &mut H {
+        &mut self.0
+    }
+}
+
+#[async_trait]
+impl<H: Hooks> ArchiveStore for Hooked<H> {
+    fn url(&self) -> String {
+        self.0.inner().url()
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        self.0.inner().list(prefix).await
+    }
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        self.0.inner().head(key).await
+    }
+    async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody, StoreError> {
+        self.0.get(key, offset).await
+    }
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        o: &PutOptions,
+    ) -> Result<PutReceipt, StoreError> {
+        self.0.before_put(key).await?;
+        let receipt = self.0.inner().put_file(key, path, o).await?;
+        self.0.after_put(key, path, receipt)
+    }
+    async fn put_bytes(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        o: &PutOptions,
+    ) -> Result<PutReceipt, StoreError> {
+        self.0.inner().put_bytes(key, data, o).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.inner().delete(key).await
+    }
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.0.inner().check_writable().await
     }
 }
