@@ -83,9 +83,10 @@ pub struct ProducerStats {
 
 /// Why records could not be produced.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProduceError {
     /// The record is not one MessagePack map.
-    #[error("record is not a MessagePack map: {0}")]
+    #[error("record is not a MessagePack map")]
     Invalid(#[from] RecordError),
     /// The record has no usable partition key.
     #[error("{0}")]

@@ -238,6 +238,7 @@ impl AuditReport {
 
 /// Why an audit could not run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuditError {
     /// Listing the archives failed.
     #[error(transparent)]

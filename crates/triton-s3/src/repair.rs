@@ -70,6 +70,7 @@ pub struct Left {
 
 /// Why a repair could not run to its end.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RepairError {
     /// The archive store failed.
     #[error(transparent)]
@@ -78,7 +79,7 @@ pub enum RepairError {
     #[error(transparent)]
     Spool(#[from] SpoolError),
     /// Reading the stream again failed.
-    #[error("reading the records of {key} again: {source}")]
+    #[error("reading the records of {key} again")]
     Replay {
         /// The archive being rebuilt.
         key: String,

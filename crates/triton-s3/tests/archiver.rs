@@ -338,7 +338,8 @@ async fn a_failing_source_still_has_what_it_delivered_uploaded_and_checkpointed(
         .run(std::future::pending())
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("gone (injected)"), "{e}");
+    let e = triton_core::error::Report(&e).to_string();
+    assert!(e.contains("gone (injected)"), "{e}");
     let log = log.lock().unwrap().clone();
     assert_commits_follow_uploads(&log);
     let Some(Event::Committed(last)) = log.last() else {

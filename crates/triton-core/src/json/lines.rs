@@ -23,6 +23,7 @@ const BATCH_BYTES: usize = 256 * 1024;
 /// Why [`write_lines`] stopped early. Every record before the failing one
 /// has been written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LinesError {
     /// The archive is damaged or could not be read.
     #[error(transparent)]
@@ -36,7 +37,7 @@ pub enum LinesError {
         error: RecordError,
     },
     /// Writing the output failed.
-    #[error("writing output: {0}")]
+    #[error("writing output")]
     Write(#[source] io::Error),
 }
 

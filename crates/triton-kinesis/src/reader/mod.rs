@@ -89,6 +89,7 @@ pub struct Checkpointing {
 
 /// Why the reader could not open.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpenError {
     /// Listing the stream's shards failed.
     #[error(transparent)]

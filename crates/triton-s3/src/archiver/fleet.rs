@@ -80,18 +80,19 @@ impl WorkerOptions {
 
 /// Why a worker stopped.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WorkerError {
     /// The lease database refused (not an outage: those are waited out).
     #[error(transparent)]
     Leases(#[from] CheckpointError),
     /// The stream could not be read.
-    #[error("reading: {0}")]
+    #[error("reading")]
     Source(#[from] SourceError),
     /// The archiver failed.
     #[error(transparent)]
     Archiver(#[from] ArchiverError),
     /// Finishing interrupted uploads failed.
-    #[error("finishing interrupted uploads: {0}")]
+    #[error("finishing interrupted uploads")]
     Recovery(#[from] RecoveryError),
 }
 

@@ -141,10 +141,11 @@ impl std::fmt::Debug for ArchiverOptions {
 
 /// Why the archiver stopped.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ArchiverError {
     /// The source failed for good.
-    #[error("reading: {0}")]
-    Source(SourceError),
+    #[error("reading")]
+    Source(#[source] SourceError),
     /// The spool directory could not be written.
     #[error(transparent)]
     Spool(#[from] SpoolError),

@@ -62,6 +62,7 @@ pub struct LostRecords {
 /// Why recovery could not finish (nothing was committed for the intent at
 /// hand; a later run tries again).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecoveryError {
     /// An intent that cannot be read.
     #[error("upload intent {key} in the checkpoint database: {detail}")]
@@ -75,7 +76,7 @@ pub enum RecoveryError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     /// Reading the ranges again failed.
-    #[error("reading the records of {key} again: {source}")]
+    #[error("reading the records of {key} again")]
     Replay {
         /// The archive being rebuilt.
         key: String,

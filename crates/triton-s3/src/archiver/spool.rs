@@ -411,13 +411,14 @@ impl Spool {
 
 /// Why the spool failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SpoolError {
     /// A spool file could not be created.
-    #[error("spool file {path}: {source}", path = .0.display(), source = .1)]
-    Io(PathBuf, std::io::Error),
+    #[error("spool file {}", .0.display())]
+    Io(PathBuf, #[source] std::io::Error),
     /// Writing to a spool file failed.
-    #[error("writing spool file {path}: {error}", path = .0.display(), error = .1)]
-    Write(PathBuf, ArchiveError),
+    #[error("writing spool file {}", .0.display())]
+    Write(PathBuf, #[source] ArchiveError),
     /// The stream or client name cannot be used in archive names.
     #[error(transparent)]
     Key(triton_core::key::KeyError),

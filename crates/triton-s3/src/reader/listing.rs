@@ -36,6 +36,7 @@ pub struct Archive {
 
 /// Why the archives of a query could not be listed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ListError {
     /// The range is empty.
     #[error("the end date {end} is before the start date {start}")]

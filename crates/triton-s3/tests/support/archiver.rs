@@ -122,7 +122,10 @@ impl RecordSource for Script {
                 Ok(Some(b))
             }
             None if self.live => std::future::pending().await,
-            None if self.fail_at_end => Err(SourceError::unavailable("the test source", "gone (injected)")),
+            None if self.fail_at_end => Err(SourceError::unavailable(
+                "the test source",
+                "gone (injected)",
+            )),
             None => Ok(None),
         }
     }
