@@ -53,7 +53,8 @@ use async_trait::async_trait;
 use diesel::expression::SqlLiteral;
 use diesel::sql_types::BigInt;
 use triton_core::checkpoint::{
-    unix_now, Checkpoint, CheckpointError, CheckpointStore, SavedCheckpoint, UploadIntent,
+    unix_now, Checkpoint, CheckpointError, CheckpointStore, IntentStore, SavedCheckpoint,
+    UploadIntent,
 };
 use triton_core::source::SequenceNumber;
 
@@ -143,7 +144,10 @@ impl CheckpointStore for SqlCheckpoints {
             SqlCheckpoints::Sqlite(s) => s.list(client).await,
         }
     }
+}
 
+#[async_trait]
+impl IntentStore for SqlCheckpoints {
     async fn record_intent(
         &self,
         intent: &UploadIntent,

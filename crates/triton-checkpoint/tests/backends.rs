@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use triton_checkpoint::{OpenError, SqlCheckpoints};
-use triton_core::checkpoint::{conformance, Checkpoint, CheckpointStore};
+use triton_core::checkpoint::{conformance, Checkpoint, CheckpointStore, IntentStore};
 use triton_core::source::SequenceNumber;
 
 fn unique(prefix: &str) -> String {

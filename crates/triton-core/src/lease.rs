@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, UploadIntent};
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, IntentStore, UploadIntent};
 use crate::source::{RecordSource, Replay, SourceError};
 
 /// A lease held at an epoch.
@@ -262,7 +262,7 @@ pub trait ShardSource: Send + Sync {
 /// Leases in the checkpoint database; see the module documentation.
 /// Every method is one transaction.
 #[async_trait]
-pub trait LeaseStore: CheckpointStore {
+pub trait LeaseStore: IntentStore {
     /// Adds a free, active lease for each shard that has none.
     async fn add_shards(
         &self,
@@ -333,7 +333,7 @@ pub trait LeaseStore: CheckpointStore {
     /// Every lease and live worker of the stream.
     async fn leases(&self, scope: &LeaseScope) -> Result<LeaseTable, CheckpointError>;
 
-    /// [`CheckpointStore::record_intent`], in a transaction that first
+    /// [`IntentStore::record_intent`], in a transaction that first
     /// checks `fence` ([`CheckpointError::Fenced`] if it broke), and refuses
     /// with [`CheckpointError::KeyTaken`] a key whose intent is not this
     /// worker's (another worker's, or one of before leases): only
@@ -346,7 +346,7 @@ pub trait LeaseStore: CheckpointStore {
         fence: &Fence,
     ) -> Result<(), CheckpointError>;
 
-    /// [`CheckpointStore::complete_intent`] after checking `fence` in the
+    /// [`IntentStore::complete_intent`] after checking `fence` in the
     /// same transaction.
     async fn complete_intent_fenced(
         &self,

@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    unix_now, Checkpoint, CheckpointError, CheckpointStore, SavedCheckpoint, UploadIntent,
+    unix_now, Checkpoint, CheckpointError, CheckpointStore, IntentStore, SavedCheckpoint,
+    UploadIntent,
 };
 use crate::source::SequenceNumber;
 
@@ -79,6 +80,28 @@ impl CheckpointStore for MemoryCheckpoints {
         self.save_rows(checkpoints)
     }
 
+    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
+        Ok(self
+            .rows()
+            .iter()
+            .filter(|((c, _, _), _)| c == client)
+            .map(
+                |((client, stream, shard), (sequence, updated))| SavedCheckpoint {
+                    checkpoint: Checkpoint {
+                        client: client.clone(),
+                        stream: stream.clone(),
+                        shard: shard.clone(),
+                        sequence: sequence.clone(),
+                    },
+                    updated: *updated,
+                },
+            )
+            .collect())
+    }
+}
+
+#[async_trait]
+impl IntentStore for MemoryCheckpoints {
     async fn record_intent(
         &self,
         intent: &UploadIntent,
@@ -159,25 +182,6 @@ impl CheckpointStore for MemoryCheckpoints {
                 key: key.clone(),
                 document: document.clone(),
             })
-            .collect())
-    }
-
-    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
-        Ok(self
-            .rows()
-            .iter()
-            .filter(|((c, _, _), _)| c == client)
-            .map(
-                |((client, stream, shard), (sequence, updated))| SavedCheckpoint {
-                    checkpoint: Checkpoint {
-                        client: client.clone(),
-                        stream: stream.clone(),
-                        shard: shard.clone(),
-                        sequence: sequence.clone(),
-                    },
-                    updated: *updated,
-                },
-            )
             .collect())
     }
 }

@@ -44,7 +44,7 @@ pub struct SavedCheckpoint {
 /// An upload about to be made, recorded before it starts so that a store
 /// restarted after a crash knows what may be half done (exactly-once
 /// archiving). Completing it advances the checkpoints and deletes it in one
-/// transaction ([`CheckpointStore::complete_intent`]).
+/// transaction ([`IntentStore::complete_intent`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadIntent {
     /// The consumer's name.
@@ -150,7 +150,15 @@ pub trait CheckpointStore: Send + Sync + std::fmt::Debug {
 
     /// Every checkpoint of `client`, ordered by stream then shard.
     async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError>;
+}
 
+/// Upload intents (exactly-once archiving), kept in the same database as
+/// the checkpoints they advance: completing an intent saves checkpoints in
+/// the intent's transaction, so an intent store is a checkpoint store too.
+/// A reader that only resumes from checkpoints needs a [`CheckpointStore`]
+/// alone; `triton store` with exactly-once takes an `IntentStore`.
+#[async_trait]
+pub trait IntentStore: CheckpointStore {
     /// Records `intent`, replacing the intent of the same key (a rebuilt
     /// archive is described anew) and, in the same transaction, the intent
     /// `replaces` of the same client and stream (an archive moved to
@@ -165,7 +173,7 @@ pub trait CheckpointStore: Send + Sync + std::fmt::Debug {
     /// of `client` and `stream`. A checkpoint is only ever moved forward
     /// (numerically): one already past it, saved by another writer, stays.
     /// Each checkpoint moved also records `key` as the archive holding it
-    /// (see [`checkpoint_archives`](CheckpointStore::checkpoint_archives)).
+    /// (see [`checkpoint_archives`](IntentStore::checkpoint_archives)).
     /// After a failure all are as before.
     async fn complete_intent(
         &self,
