@@ -386,6 +386,133 @@ pub trait LeaseStore: IntentStore {
     ) -> Result<Vec<(UploadIntent, Option<Fence>)>, CheckpointError>;
 }
 
+/// Implements [`LeaseStore`] for pointers to a store (`Box`, `Arc`, `&`),
+/// forwarding every method (`deny(clippy::missing_trait_methods)` checks
+/// none is missing); [`CheckpointStore`] and [`IntentStore`] are forwarded
+/// in [`crate::checkpoint`].
+macro_rules! forward_lease_store {
+    ($($ptr:ty),*) => {$(
+        #[deny(clippy::missing_trait_methods)]
+        #[async_trait]
+        impl<T: LeaseStore + ?Sized> LeaseStore for $ptr {
+            async fn add_shards(
+                &self,
+                scope: &LeaseScope,
+                shards: &[ShardSpec],
+            ) -> Result<(), CheckpointError> {
+                (**self).add_shards(scope, shards).await
+            }
+
+            async fn renew(
+                &self,
+                scope: &LeaseScope,
+                worker: &str,
+                held: &[Held],
+                throughput: &[(String, f64)],
+                duration: Duration,
+            ) -> Result<Vec<Held>, CheckpointError> {
+                (**self).renew(scope, worker, held, throughput, duration).await
+            }
+
+            async fn acquire(
+                &self,
+                scope: &LeaseScope,
+                worker: &str,
+                shards: &[String],
+                max: usize,
+                duration: Duration,
+            ) -> Result<Vec<Held>, CheckpointError> {
+                (**self).acquire(scope, worker, shards, max, duration).await
+            }
+
+            async fn release(
+                &self,
+                scope: &LeaseScope,
+                worker: &str,
+                held: &[Held],
+            ) -> Result<(), CheckpointError> {
+                (**self).release(scope, worker, held).await
+            }
+
+            async fn hand_over(
+                &self,
+                scope: &LeaseScope,
+                worker: &str,
+                lease: &Held,
+                to: &str,
+                within: Duration,
+            ) -> Result<(), CheckpointError> {
+                (**self).hand_over(scope, worker, lease, to, within).await
+            }
+
+            async fn mark_ended(
+                &self,
+                scope: &LeaseScope,
+                worker: &str,
+                lease: &Held,
+            ) -> Result<(), CheckpointError> {
+                (**self).mark_ended(scope, worker, lease).await
+            }
+
+            async fn leave(&self, scope: &LeaseScope, worker: &str) -> Result<(), CheckpointError> {
+                (**self).leave(scope, worker).await
+            }
+
+            async fn leases(&self, scope: &LeaseScope) -> Result<LeaseTable, CheckpointError> {
+                (**self).leases(scope).await
+            }
+
+            async fn record_intent_fenced(
+                &self,
+                intent: &UploadIntent,
+                replaces: Option<&str>,
+                fence: &Fence,
+            ) -> Result<(), CheckpointError> {
+                (**self).record_intent_fenced(intent, replaces, fence).await
+            }
+
+            async fn complete_intent_fenced(
+                &self,
+                client: &str,
+                stream: &str,
+                key: &str,
+                checkpoints: &[Checkpoint],
+                fence: &Fence,
+            ) -> Result<(), CheckpointError> {
+                (**self).complete_intent_fenced(client, stream, key, checkpoints, fence).await
+            }
+
+            async fn save_many_fenced(
+                &self,
+                checkpoints: &[Checkpoint],
+                fence: &Fence,
+            ) -> Result<(), CheckpointError> {
+                (**self).save_many_fenced(checkpoints, fence).await
+            }
+
+            async fn claim_intent(
+                &self,
+                client: &str,
+                stream: &str,
+                key: &str,
+                fence: &Fence,
+            ) -> Result<bool, CheckpointError> {
+                (**self).claim_intent(client, stream, key, fence).await
+            }
+
+            async fn fenced_intents(
+                &self,
+                client: &str,
+                stream: &str,
+            ) -> Result<Vec<(UploadIntent, Option<Fence>)>, CheckpointError> {
+                (**self).fenced_intents(client, stream).await
+            }
+        }
+    )*};
+}
+
+forward_lease_store!(Box<T>, Arc<T>, &T);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,6 +142,61 @@ pub trait ArchiveStore: Send + Sync + fmt::Debug {
     async fn check_writable(&self) -> Result<(), StoreError>;
 }
 
+/// Implements [`ArchiveStore`] for pointers to a store (`Box`, `Arc`, `&`),
+/// forwarding every method (`deny(clippy::missing_trait_methods)` checks
+/// none is missing), as `RecordSource` is forwarded for `Box`.
+macro_rules! forward_archive_store {
+    ($($ptr:ty),*) => {$(
+        #[deny(clippy::missing_trait_methods)]
+        #[async_trait]
+        impl<T: ArchiveStore + ?Sized> ArchiveStore for $ptr {
+            fn url(&self) -> String {
+                (**self).url()
+            }
+
+            async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+                (**self).list(prefix).await
+            }
+
+            async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+                (**self).head(key).await
+            }
+
+            async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody, StoreError> {
+                (**self).get(key, offset).await
+            }
+
+            async fn put_file(
+                &self,
+                key: &str,
+                path: &Path,
+                options: &PutOptions,
+            ) -> Result<PutReceipt, StoreError> {
+                (**self).put_file(key, path, options).await
+            }
+
+            async fn put_bytes(
+                &self,
+                key: &str,
+                data: Vec<u8>,
+                options: &PutOptions,
+            ) -> Result<PutReceipt, StoreError> {
+                (**self).put_bytes(key, data, options).await
+            }
+
+            async fn delete(&self, key: &str) -> Result<(), StoreError> {
+                (**self).delete(key).await
+            }
+
+            async fn check_writable(&self) -> Result<(), StoreError> {
+                (**self).check_writable().await
+            }
+        }
+    )*};
+}
+
+forward_archive_store!(Box<T>, std::sync::Arc<T>, &T);
+
 /// A name for a probe object, unique between processes and within one.
 pub(crate) fn probe_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);

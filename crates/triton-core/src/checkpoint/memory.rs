@@ -200,4 +200,18 @@ mod tests {
         conformance::intents(&store, "mem-intents").await;
         conformance::concurrent_saves(Arc::new(store), "mem-concurrent").await;
     }
+
+    /// `Box`, `Arc` and `&` of a store are stores, forwarding every method.
+    #[tokio::test]
+    async fn pointers_to_a_store_conform() {
+        let boxed = Box::new(MemoryCheckpoints::new());
+        conformance::run(&boxed, "box-").await;
+        conformance::intents(&boxed, "box-intents").await;
+        let shared = Arc::new(MemoryCheckpoints::new());
+        conformance::run(&shared, "arc-").await;
+        conformance::intents(&shared, "arc-intents").await;
+        let store = MemoryCheckpoints::new();
+        conformance::run(&&store, "ref-").await;
+        conformance::intents(&&store, "ref-intents").await;
+    }
 }

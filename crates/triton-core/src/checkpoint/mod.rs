@@ -202,6 +202,79 @@ pub trait IntentStore: CheckpointStore {
     ) -> Result<Vec<(String, String)>, CheckpointError>;
 }
 
+/// Implements [`CheckpointStore`] and [`IntentStore`] for pointers to a
+/// store (`Box`, `Arc`, `&`), forwarding every method, the provided ones
+/// too (`deny(clippy::missing_trait_methods)` checks none is left to its
+/// default, which would bypass the pointee's own).
+macro_rules! forward_stores {
+    ($($ptr:ty),*) => {$(
+        #[deny(clippy::missing_trait_methods)]
+        #[async_trait]
+        impl<T: CheckpointStore + ?Sized> CheckpointStore for $ptr {
+            async fn last(
+                &self,
+                client: &str,
+                stream: &str,
+                shard: &str,
+            ) -> Result<Option<SequenceNumber>, CheckpointError> {
+                (**self).last(client, stream, shard).await
+            }
+
+            async fn save(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+                (**self).save(checkpoint).await
+            }
+
+            async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
+                (**self).save_many(checkpoints).await
+            }
+
+            async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
+                (**self).list(client).await
+            }
+        }
+
+        #[deny(clippy::missing_trait_methods)]
+        #[async_trait]
+        impl<T: IntentStore + ?Sized> IntentStore for $ptr {
+            async fn record_intent(
+                &self,
+                intent: &UploadIntent,
+                replaces: Option<&str>,
+            ) -> Result<(), CheckpointError> {
+                (**self).record_intent(intent, replaces).await
+            }
+
+            async fn complete_intent(
+                &self,
+                client: &str,
+                stream: &str,
+                key: &str,
+                checkpoints: &[Checkpoint],
+            ) -> Result<(), CheckpointError> {
+                (**self).complete_intent(client, stream, key, checkpoints).await
+            }
+
+            async fn intents(
+                &self,
+                client: &str,
+                stream: &str,
+            ) -> Result<Vec<UploadIntent>, CheckpointError> {
+                (**self).intents(client, stream).await
+            }
+
+            async fn checkpoint_archives(
+                &self,
+                client: &str,
+                stream: &str,
+            ) -> Result<Vec<(String, String)>, CheckpointError> {
+                (**self).checkpoint_archives(client, stream).await
+            }
+        }
+    )*};
+}
+
+forward_stores!(Box<T>, std::sync::Arc<T>, &T);
+
 /// Seconds since the Unix epoch now, as stored in `updated`.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
