@@ -20,6 +20,7 @@ use triton_core::source::{
 use triton_s3::archiver::{
     recover, Archiver, ArchiverOptions, Metadata, Recovery, DEAD_LETTER_PREFIX,
 };
+use triton_s3::testing::{FaultyStore, Op};
 use triton_s3::{
     ArchiveStore, ErrorKind, LocalStore, ObjectBody, ObjectInfo, PutOptions, PutReceipt, StoreError,
 };
@@ -145,13 +146,12 @@ impl RecordSource for Script {
     }
 }
 
-/// A local store that logs what each upload holds, and can refuse the
-/// first uploads or hold them until released.
+/// A local store that logs what each upload holds, and can refuse uploads
+/// (`inner.fail`) or hold them until released.
 #[derive(Debug)]
 struct Watched {
-    inner: LocalStore,
+    inner: FaultyStore<LocalStore>,
     log: Log,
-    fail_first: AtomicUsize,
     hold: AtomicBool,
     lose_answer: AtomicBool,
 }
@@ -159,9 +159,8 @@ struct Watched {
 impl Watched {
     fn new(dir: &Path, log: Log) -> Arc<Watched> {
         Arc::new(Watched {
-            inner: LocalStore::new(dir),
+            inner: FaultyStore::new(LocalStore::new(dir)),
             log,
-            fail_first: AtomicUsize::new(0),
             hold: AtomicBool::new(false),
             lose_answer: AtomicBool::new(false),
         })
@@ -206,19 +205,6 @@ impl ArchiveStore for Watched {
     ) -> Result<PutReceipt, StoreError> {
         while self.hold.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        if self
-            .fail_first
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(StoreError {
-                operation: "PutObject",
-                target: key.into(),
-                kind: ErrorKind::Transient,
-                code: None,
-                message: "injected outage".into(),
-            });
         }
         let receipt = self.inner.put_file(key, path, o).await?;
         self.log
@@ -357,7 +343,7 @@ fn archive_keys(dir: &Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotates_by_size_uploads_and_checkpoints_only_what_is_uploaded() {
     let (tmp, log, store) = setup("archiver-size");
-    store.fail_first.store(3, Ordering::SeqCst); // an outage at the start
+    store.inner.fail(Op::PutFile, 3, ErrorKind::Transient); // an outage at the start
     let source = Script::new(4, 5_000, 500, None, log.clone());
     let mut o = options(tmp.path());
     o.max_file_size = 16 << 10;
