@@ -53,7 +53,7 @@ use async_trait::async_trait;
 use diesel::expression::SqlLiteral;
 use diesel::sql_types::BigInt;
 use triton_core::checkpoint::{
-    unix_now, Checkpoint, CheckpointError, CheckpointStore, IntentStore, SavedCheckpoint,
+    unix_now, BoxError, Checkpoint, CheckpointError, CheckpointStore, IntentStore, SavedCheckpoint,
     UploadIntent,
 };
 use triton_core::source::SequenceNumber;
@@ -64,6 +64,7 @@ pub use self::url::{redact, DatabaseUrl, PostgresUrl, SslMode, UrlError, DEFAULT
 
 /// Why a checkpoint database could not be opened.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpenError {
     /// The URL is malformed or names an unknown scheme.
     #[error(transparent)]
@@ -252,6 +253,26 @@ fn failed(db: &str, message: &str) -> CheckpointError {
     CheckpointError::Failed {
         db: db.to_owned(),
         message: message.to_owned(),
+        source: None,
+    }
+}
+
+/// [`CheckpointError::Failed`] caused by `e` (kept as the source, not
+/// repeated in the message).
+pub(crate) fn failed_by(db: &str, e: impl Into<BoxError>) -> CheckpointError {
+    CheckpointError::Failed {
+        db: db.to_owned(),
+        message: String::new(),
+        source: Some(e.into()),
+    }
+}
+
+/// [`CheckpointError::Unavailable`] caused by `e`.
+pub(crate) fn unavailable_by(db: &str, e: impl Into<BoxError>) -> CheckpointError {
+    CheckpointError::Unavailable {
+        db: db.to_owned(),
+        message: String::new(),
+        source: Some(e.into()),
     }
 }
 
@@ -300,12 +321,9 @@ pub(crate) fn query_error(db: &str, e: diesel::result::Error) -> CheckpointError
         _ => false,
     };
     if transient {
-        CheckpointError::Unavailable {
-            db: db.to_owned(),
-            message,
-        }
+        unavailable_by(db, e)
     } else {
-        failed(db, &message)
+        failed_by(db, e)
     }
 }
 

@@ -15,8 +15,8 @@ use crate::schema::{
 };
 use crate::url::{PostgresUrl, SslMode};
 use crate::{
-    bad_row, check_intent, failed, forward_only, intent_row, owned_rows, query_error, updated_now,
-    Mode, OwnedRow,
+    bad_row, check_intent, failed, failed_by, forward_only, intent_row, owned_rows, query_error,
+    unavailable_by, updated_now, Mode, OwnedRow,
 };
 
 mod tls;
@@ -81,24 +81,20 @@ impl PgCheckpoints {
 
     /// A new connection, outside the pool.
     pub(crate) async fn connect(&self) -> Result<AsyncPgConnection, CheckpointError> {
-        let unavailable = |e: &dyn std::error::Error| CheckpointError::Unavailable {
-            db: self.db().to_owned(),
-            message: with_causes(e),
-        };
         // The server answered and said no (wrong password, no such database,
         // pg_hba): retrying will not help. Network trouble and a server
         // starting up or full (08xxx, 57P03, 53300) may pass.
-        let refused = |e: &tokio_postgres::Error| match e.code().map(|c| c.code()) {
+        let refused = |e: tokio_postgres::Error| match e.code().map(|c| c.code()) {
             Some(code) if !(code.starts_with("08") || code == "57P03" || code == "53300") => {
-                failed(self.db(), &with_causes(e))
+                failed_by(self.db(), e)
             }
-            _ => unavailable(e),
+            _ => unavailable_by(self.db(), e),
         };
         let mut config: tokio_postgres::Config = self
             .url
             .connect
             .parse()
-            .map_err(|e| failed(self.db(), &with_causes(&e)))?;
+            .map_err(|e| failed_by(self.db(), e))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -110,7 +106,7 @@ impl PgCheckpoints {
                 let (client, conn) = config
                     .connect(tokio_postgres::NoTls)
                     .await
-                    .map_err(|e| refused(&e))?;
+                    .map_err(refused)?;
                 AsyncPgConnection::try_from_client_and_connection(client, conn).await
             }
             Some(tls) => {
@@ -119,11 +115,11 @@ impl PgCheckpoints {
                 } else {
                     tokio_postgres::config::SslMode::Require
                 });
-                let (client, conn) = config.connect(tls.clone()).await.map_err(|e| refused(&e))?;
+                let (client, conn) = config.connect(tls.clone()).await.map_err(refused)?;
                 AsyncPgConnection::try_from_client_and_connection(client, conn).await
             }
         };
-        conn.map_err(|e| unavailable(&e))
+        conn.map_err(|e| unavailable_by(self.db(), e))
     }
 
     /// Runs `f` on a pooled connection, within [`OPERATION_TIMEOUT`]. A
@@ -147,6 +143,7 @@ impl PgCheckpoints {
             Err(_) => Err(CheckpointError::Unavailable {
                 db: self.db().to_owned(),
                 message: format!("no answer within {} s", OPERATION_TIMEOUT.as_secs()),
+                source: None,
             }),
         }
     }
@@ -380,19 +377,4 @@ async fn migrate(c: &mut AsyncPgConnection) -> Result<(), diesel::result::Error>
         Ok(())
     })
     .await
-}
-
-/// `e` and its causes on one line: tokio-postgres puts the useful part
-/// ("Connection refused") in the source.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !message.contains(&text) {
-            message = format!("{message}: {text}");
-        }
-        cause = c.source();
-    }
-    crate::one_line(&message)
 }

@@ -20,8 +20,8 @@ use crate::schema::{
     Row, MIGRATIONS, MIGRATIONS_TABLE,
 };
 use crate::{
-    bad_row, check_intent, failed, forward_only, intent_row, owned_rows, query_error, updated_now,
-    Mode, OwnedRow,
+    bad_row, check_intent, failed, failed_by, forward_only, intent_row, owned_rows, query_error,
+    updated_now, Mode, OwnedRow,
 };
 
 /// How long a statement waits for another process's lock before failing.
@@ -92,7 +92,11 @@ impl SqliteCheckpoints {
             Ok::<_, CheckpointError>((conn, result))
         })
         .await
-        .map_err(|e| failed(&self.db, &format!("database task failed: {e}")))?;
+        .map_err(|e| CheckpointError::Failed {
+            db: self.db.clone(),
+            message: "database task failed".into(),
+            source: Some(e.into()),
+        })?;
         let (conn, result) = outcome?;
         if result.is_ok() {
             self.pool.give_back(conn);
@@ -302,7 +306,7 @@ fn connect(path: &Path, db: &str, mode: Mode) -> Result<SqliteConnection, Checkp
     };
     // Opening fails for reasons retrying will not fix (no such folder, no
     // permission, not a database).
-    let mut conn = SqliteConnection::establish(path_str).map_err(|e| failed(db, &e.to_string()))?;
+    let mut conn = SqliteConnection::establish(path_str).map_err(|e| failed_by(db, e))?;
     // The busy timeout first: switching to WAL itself may wait for a lock.
     // Read-only users (`triton stats`) leave the journal mode alone: they
     // must not convert or write to the file.

@@ -47,6 +47,7 @@ impl MemoryCheckpoints {
             return Err(CheckpointError::Failed {
                 db: "memory".into(),
                 message: format!("cannot save a checkpoint with an empty name: {c:?}"),
+                source: None,
             });
         }
         let now = unix_now();

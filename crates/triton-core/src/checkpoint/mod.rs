@@ -59,26 +59,44 @@ pub struct UploadIntent {
     pub document: String,
 }
 
+/// The underlying error of a [`CheckpointError`] (a driver's, a task's).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why a checkpoint operation failed.
+///
+/// When a driver's error caused it, that error is the [`source`]
+/// (`std::error::Error::source`) and is not repeated in the Display text:
+/// print the chain joined by `": "` for the whole story (the Display of
+/// `Unavailable` is then `checkpoint database {db} is unavailable`, and
+/// the chain `checkpoint database {db} is unavailable: {cause}: …`).
+///
+/// [`source`]: std::error::Error::source
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckpointError {
     /// The database cannot be reached (connection refused, timed out, locked
     /// for too long); trying again later may succeed.
-    #[error("checkpoint database {db} is unavailable: {message}")]
+    #[error("checkpoint database {db} is unavailable{}", colon(.message))]
     Unavailable {
         /// The database, with any password redacted.
         db: String,
-        /// What went wrong.
+        /// What went wrong, beside [`source`](std::error::Error::source)
+        /// (may be empty when the source says it all).
         message: String,
+        /// The error that caused it, if any.
+        source: Option<BoxError>,
     },
     /// The database answered with an error (a missing table, a constraint,
     /// bad SQL); trying again will not help.
-    #[error("checkpoint database {db}: {message}")]
+    #[error("checkpoint database {db}{}", colon(.message))]
     Failed {
         /// The database, with any password redacted.
         db: String,
-        /// What went wrong.
+        /// What went wrong, beside [`source`](std::error::Error::source)
+        /// (may be empty when the source says it all).
         message: String,
+        /// The error that caused it, if any.
+        source: Option<BoxError>,
     },
     /// A stored row holds something that is not a checkpoint.
     #[error(
@@ -116,6 +134,15 @@ pub enum CheckpointError {
         /// The key.
         key: String,
     },
+}
+
+/// `": message"`, or nothing for an empty message.
+fn colon(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
 }
 
 impl CheckpointError {
