@@ -29,7 +29,8 @@ let last = store.last("store", "user_activity_prod", "shardId-000000000000").awa
   current-thread runtime.
 - **Upserts**: every save is `INSERT … ON CONFLICT (client, stream, shard) DO
   UPDATE`, never select-then-insert, so concurrent savers cannot race.
-  [`CheckpointStore::save_many`] is one transaction.
+  [`CheckpointStore::save_many`](triton_core::checkpoint::CheckpointStore::save_many)
+  is one transaction.
 - **Schema changes** are numbered migrations recorded in
   `triton_schema_migrations`, applied once each in a transaction when a store
   is opened with [`SqlCheckpoints::open`]; they only ever add tables beside
@@ -49,12 +50,10 @@ mod schema;
 mod sqlite;
 mod url;
 
-use async_trait::async_trait;
 use diesel::expression::SqlLiteral;
 use diesel::sql_types::BigInt;
 use triton_core::checkpoint::{
-    unix_now, BoxError, Checkpoint, CheckpointError, CheckpointStore, IntentStore, SavedCheckpoint,
-    UploadIntent,
+    unix_now, BoxError, Checkpoint, CheckpointError, IntentStore, SavedCheckpoint, UploadIntent,
 };
 use triton_core::source::SequenceNumber;
 
@@ -118,85 +117,18 @@ impl SqlCheckpoints {
     }
 }
 
-#[async_trait]
-impl CheckpointStore for SqlCheckpoints {
-    async fn last(
-        &self,
-        client: &str,
-        stream: &str,
-        shard: &str,
-    ) -> Result<Option<SequenceNumber>, CheckpointError> {
+impl SqlCheckpoints {
+    /// The backend, as a store.
+    fn backend(&self) -> &dyn IntentStore {
         match self {
-            SqlCheckpoints::Postgres(s) => s.last(client, stream, shard).await,
-            SqlCheckpoints::Sqlite(s) => s.last(client, stream, shard).await,
-        }
-    }
-
-    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => s.save_many(checkpoints).await,
-            SqlCheckpoints::Sqlite(s) => s.save_many(checkpoints).await,
-        }
-    }
-
-    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => s.list(client).await,
-            SqlCheckpoints::Sqlite(s) => s.list(client).await,
+            SqlCheckpoints::Postgres(s) => s,
+            SqlCheckpoints::Sqlite(s) => s,
         }
     }
 }
 
-#[async_trait]
-impl IntentStore for SqlCheckpoints {
-    async fn record_intent(
-        &self,
-        intent: &UploadIntent,
-        replaces: Option<&str>,
-    ) -> Result<(), CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => s.record_intent(intent, replaces).await,
-            SqlCheckpoints::Sqlite(s) => s.record_intent(intent, replaces).await,
-        }
-    }
-
-    async fn complete_intent(
-        &self,
-        client: &str,
-        stream: &str,
-        key: &str,
-        checkpoints: &[Checkpoint],
-    ) -> Result<(), CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => {
-                s.complete_intent(client, stream, key, checkpoints).await
-            }
-            SqlCheckpoints::Sqlite(s) => s.complete_intent(client, stream, key, checkpoints).await,
-        }
-    }
-
-    async fn intents(
-        &self,
-        client: &str,
-        stream: &str,
-    ) -> Result<Vec<UploadIntent>, CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => s.intents(client, stream).await,
-            SqlCheckpoints::Sqlite(s) => s.intents(client, stream).await,
-        }
-    }
-
-    async fn checkpoint_archives(
-        &self,
-        client: &str,
-        stream: &str,
-    ) -> Result<Vec<(String, String)>, CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => s.checkpoint_archives(client, stream).await,
-            SqlCheckpoints::Sqlite(s) => s.checkpoint_archives(client, stream).await,
-        }
-    }
-}
+triton_core::forward_checkpoint_stores!(CheckpointStore [] SqlCheckpoints, |s| s.backend());
+triton_core::forward_checkpoint_stores!(IntentStore [] SqlCheckpoints, |s| s.backend());
 
 /// Refuses intents the table cannot hold.
 pub(crate) fn check_intent(

@@ -2,10 +2,13 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use triton_core::checkpoint::{Checkpoint, CheckpointError, SavedCheckpoint, UploadIntent};
+use triton_core::checkpoint::{
+    Checkpoint, CheckpointError, CheckpointStore, IntentStore, SavedCheckpoint, UploadIntent,
+};
 use triton_core::source::SequenceNumber;
 
 use crate::pool::Pool;
@@ -147,8 +150,11 @@ impl PgCheckpoints {
             }),
         }
     }
+}
 
-    pub(crate) async fn last(
+#[async_trait]
+impl CheckpointStore for PgCheckpoints {
+    async fn last(
         &self,
         client: &str,
         stream: &str,
@@ -174,10 +180,7 @@ impl PgCheckpoints {
             .transpose()
     }
 
-    pub(crate) async fn save_many(
-        &self,
-        checkpoints: &[Checkpoint],
-    ) -> Result<(), CheckpointError> {
+    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
         let rows = owned_rows(self.db(), checkpoints)?;
         if rows.is_empty() {
             return Ok(());
@@ -189,7 +192,24 @@ impl PgCheckpoints {
         .await
     }
 
-    pub(crate) async fn record_intent(
+    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
+        let rows = self
+            .run(async |c| {
+                t::table
+                    .filter(t::client.eq(client))
+                    .order((t::stream, t::shard))
+                    .select((t::stream, t::shard, t::seq_num, t::updated))
+                    .load::<(String, String, String, i32)>(c)
+                    .await
+            })
+            .await?;
+        crate::saved(self.db(), client, rows)
+    }
+}
+
+#[async_trait]
+impl IntentStore for PgCheckpoints {
+    async fn record_intent(
         &self,
         intent: &UploadIntent,
         replaces: Option<&str>,
@@ -204,7 +224,7 @@ impl PgCheckpoints {
         .await
     }
 
-    pub(crate) async fn complete_intent(
+    async fn complete_intent(
         &self,
         client: &str,
         stream: &str,
@@ -221,24 +241,7 @@ impl PgCheckpoints {
         .await
     }
 
-    pub(crate) async fn checkpoint_archives(
-        &self,
-        client: &str,
-        stream: &str,
-    ) -> Result<Vec<(String, String)>, CheckpointError> {
-        self.run(async |c| {
-            a::table
-                .filter(a::client.eq(client))
-                .filter(a::stream.eq(stream))
-                .select((a::shard, a::archive_key))
-                .order(a::shard)
-                .load::<(String, String)>(c)
-                .await
-        })
-        .await
-    }
-
-    pub(crate) async fn intents(
+    async fn intents(
         &self,
         client: &str,
         stream: &str,
@@ -256,18 +259,21 @@ impl PgCheckpoints {
         Ok(crate::intents_of(client, stream, rows))
     }
 
-    pub(crate) async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
-        let rows = self
-            .run(async |c| {
-                t::table
-                    .filter(t::client.eq(client))
-                    .order((t::stream, t::shard))
-                    .select((t::stream, t::shard, t::seq_num, t::updated))
-                    .load::<(String, String, String, i32)>(c)
-                    .await
-            })
-            .await?;
-        crate::saved(self.db(), client, rows)
+    async fn checkpoint_archives(
+        &self,
+        client: &str,
+        stream: &str,
+    ) -> Result<Vec<(String, String)>, CheckpointError> {
+        self.run(async |c| {
+            a::table
+                .filter(a::client.eq(client))
+                .filter(a::stream.eq(stream))
+                .select((a::shard, a::archive_key))
+                .order(a::shard)
+                .load::<(String, String)>(c)
+                .await
+        })
+        .await
     }
 }
 

@@ -229,46 +229,71 @@ pub trait IntentStore: CheckpointStore {
     ) -> Result<Vec<(String, String)>, CheckpointError>;
 }
 
-/// Implements [`CheckpointStore`] and [`IntentStore`] for pointers to a
-/// store (`Box`, `Arc`, `&`), forwarding every method, the provided ones
-/// too (`deny(clippy::missing_trait_methods)` checks none is left to its
-/// default, which would bypass the pointee's own).
-macro_rules! forward_stores {
-    ($($ptr:ty),*) => {$(
+#[doc(hidden)]
+pub use async_trait::async_trait as __async_trait;
+
+/// Implements [`CheckpointStore`] or [`IntentStore`] for a type by
+/// forwarding every method, the provided ones too, to the store an
+/// expression gives: `forward_checkpoint_stores!(IntentStore [generics]
+/// Type, |s| store_of(s))`, with `s: &Type`. `deny(clippy::missing_trait_methods)`
+/// checks that no method is left to its default, which would bypass the
+/// target's own. Used for `Box`, `Arc` and `&` of a store here, and by
+/// `triton-checkpoint` for its URL-dispatching store.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! forward_checkpoint_stores {
+    (CheckpointStore [$($generics:tt)*] $ty:ty, |$s:ident| $target:expr) => {
         #[deny(clippy::missing_trait_methods)]
-        #[async_trait]
-        impl<T: CheckpointStore + ?Sized> CheckpointStore for $ptr {
+        #[$crate::checkpoint::__async_trait]
+        impl<$($generics)*> $crate::checkpoint::CheckpointStore for $ty {
             async fn last(
                 &self,
                 client: &str,
                 stream: &str,
                 shard: &str,
-            ) -> Result<Option<SequenceNumber>, CheckpointError> {
-                (**self).last(client, stream, shard).await
+            ) -> Result<Option<$crate::source::SequenceNumber>, $crate::checkpoint::CheckpointError>
+            {
+                let $s = self;
+                $target.last(client, stream, shard).await
             }
 
-            async fn save(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
-                (**self).save(checkpoint).await
+            async fn save(
+                &self,
+                checkpoint: &$crate::checkpoint::Checkpoint,
+            ) -> Result<(), $crate::checkpoint::CheckpointError> {
+                let $s = self;
+                $target.save(checkpoint).await
             }
 
-            async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
-                (**self).save_many(checkpoints).await
+            async fn save_many(
+                &self,
+                checkpoints: &[$crate::checkpoint::Checkpoint],
+            ) -> Result<(), $crate::checkpoint::CheckpointError> {
+                let $s = self;
+                $target.save_many(checkpoints).await
             }
 
-            async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
-                (**self).list(client).await
+            async fn list(
+                &self,
+                client: &str,
+            ) -> Result<Vec<$crate::checkpoint::SavedCheckpoint>, $crate::checkpoint::CheckpointError>
+            {
+                let $s = self;
+                $target.list(client).await
             }
         }
-
+    };
+    (IntentStore [$($generics:tt)*] $ty:ty, |$s:ident| $target:expr) => {
         #[deny(clippy::missing_trait_methods)]
-        #[async_trait]
-        impl<T: IntentStore + ?Sized> IntentStore for $ptr {
+        #[$crate::checkpoint::__async_trait]
+        impl<$($generics)*> $crate::checkpoint::IntentStore for $ty {
             async fn record_intent(
                 &self,
-                intent: &UploadIntent,
+                intent: &$crate::checkpoint::UploadIntent,
                 replaces: Option<&str>,
-            ) -> Result<(), CheckpointError> {
-                (**self).record_intent(intent, replaces).await
+            ) -> Result<(), $crate::checkpoint::CheckpointError> {
+                let $s = self;
+                $target.record_intent(intent, replaces).await
             }
 
             async fn complete_intent(
@@ -276,31 +301,40 @@ macro_rules! forward_stores {
                 client: &str,
                 stream: &str,
                 key: &str,
-                checkpoints: &[Checkpoint],
-            ) -> Result<(), CheckpointError> {
-                (**self).complete_intent(client, stream, key, checkpoints).await
+                checkpoints: &[$crate::checkpoint::Checkpoint],
+            ) -> Result<(), $crate::checkpoint::CheckpointError> {
+                let $s = self;
+                $target.complete_intent(client, stream, key, checkpoints).await
             }
 
             async fn intents(
                 &self,
                 client: &str,
                 stream: &str,
-            ) -> Result<Vec<UploadIntent>, CheckpointError> {
-                (**self).intents(client, stream).await
+            ) -> Result<Vec<$crate::checkpoint::UploadIntent>, $crate::checkpoint::CheckpointError>
+            {
+                let $s = self;
+                $target.intents(client, stream).await
             }
 
             async fn checkpoint_archives(
                 &self,
                 client: &str,
                 stream: &str,
-            ) -> Result<Vec<(String, String)>, CheckpointError> {
-                (**self).checkpoint_archives(client, stream).await
+            ) -> Result<Vec<(String, String)>, $crate::checkpoint::CheckpointError> {
+                let $s = self;
+                $target.checkpoint_archives(client, stream).await
             }
         }
-    )*};
+    };
 }
 
-forward_stores!(Box<T>, std::sync::Arc<T>, &T);
+forward_checkpoint_stores!(CheckpointStore [T: CheckpointStore + ?Sized] Box<T>, |s| (**s));
+forward_checkpoint_stores!(CheckpointStore [T: CheckpointStore + ?Sized] std::sync::Arc<T>, |s| (**s));
+forward_checkpoint_stores!(CheckpointStore [T: CheckpointStore + ?Sized] &T, |s| (**s));
+forward_checkpoint_stores!(IntentStore [T: IntentStore + ?Sized] Box<T>, |s| (**s));
+forward_checkpoint_stores!(IntentStore [T: IntentStore + ?Sized] std::sync::Arc<T>, |s| (**s));
+forward_checkpoint_stores!(IntentStore [T: IntentStore + ?Sized] &T, |s| (**s));
 
 /// Seconds since the Unix epoch now, as stored in `updated`.
 pub fn unix_now() -> i64 {
