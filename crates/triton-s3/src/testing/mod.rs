@@ -18,8 +18,6 @@ pub mod conformance;
 mod faults;
 mod throttle;
 
-use std::path::Path;
-
 use async_trait::async_trait;
 
 pub use self::faults::{Faults, FaultyStore, Op};
@@ -60,55 +58,8 @@ impl<S: ArchiveStore, H: Hook> Hooked<S, H> {
     }
 }
 
-#[deny(clippy::missing_trait_methods)]
-#[async_trait]
-impl<S: ArchiveStore, H: Hook> ArchiveStore for Hooked<S, H> {
-    fn url(&self) -> String {
-        self.inner.url()
-    }
-
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
-        self.hook.before(Op::List, prefix).await?;
-        self.inner.list(prefix).await
-    }
-
-    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
-        self.hook.before(Op::Head, key).await?;
-        self.inner.head(key).await
-    }
-
-    async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody, StoreError> {
-        self.hook.before(Op::Get, key).await?;
-        self.inner.get(key, offset).await
-    }
-
-    async fn put_file(
-        &self,
-        key: &str,
-        path: &Path,
-        options: &PutOptions,
-    ) -> Result<PutReceipt, StoreError> {
-        self.hook.before(Op::PutFile, key).await?;
-        self.inner.put_file(key, path, options).await
-    }
-
-    async fn put_bytes(
-        &self,
-        key: &str,
-        data: Vec<u8>,
-        options: &PutOptions,
-    ) -> Result<PutReceipt, StoreError> {
-        self.hook.before(Op::PutBytes, key).await?;
-        self.inner.put_bytes(key, data, options).await
-    }
-
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.hook.before(Op::Delete, key).await?;
-        self.inner.delete(key).await
-    }
-
-    async fn check_writable(&self) -> Result<(), StoreError> {
-        self.hook.before(Op::CheckWritable, "").await?;
-        self.inner.check_writable().await
-    }
-}
+crate::store::forward_archive_store!(
+    [S: ArchiveStore, H: Hook] Hooked<S, H>,
+    |s| s.inner,
+    before |s, op, key| s.hook.before(op, key).await
+);
