@@ -17,7 +17,9 @@ use criterion::Criterion;
 
 mod support;
 use triton_checkpoint::SqlCheckpoints;
-use triton_core::checkpoint::{conformance::sequence, Checkpoint, CheckpointStore, UploadIntent};
+use triton_core::checkpoint::{
+    conformance::sequence, Checkpoint, CheckpointStore, IntentStore, UploadIntent,
+};
 use triton_core::lease::{Fence, Held, LeaseScope, LeaseStore, ShardSpec};
 
 const SHARDS: usize = 1000;

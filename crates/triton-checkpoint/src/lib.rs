@@ -29,7 +29,8 @@ let last = store.last("store", "user_activity_prod", "shardId-000000000000").awa
   current-thread runtime.
 - **Upserts**: every save is `INSERT … ON CONFLICT (client, stream, shard) DO
   UPDATE`, never select-then-insert, so concurrent savers cannot race.
-  [`CheckpointStore::save_many`] is one transaction.
+  [`CheckpointStore::save_many`](triton_core::checkpoint::CheckpointStore::save_many)
+  is one transaction.
 - **Schema changes** are numbered migrations recorded in
   `triton_schema_migrations`, applied once each in a transaction when a store
   is opened with [`SqlCheckpoints::open`]; they only ever add tables beside
@@ -49,11 +50,10 @@ mod schema;
 mod sqlite;
 mod url;
 
-use async_trait::async_trait;
 use diesel::expression::SqlLiteral;
 use diesel::sql_types::BigInt;
 use triton_core::checkpoint::{
-    unix_now, Checkpoint, CheckpointError, CheckpointStore, SavedCheckpoint, UploadIntent,
+    unix_now, BoxError, Checkpoint, CheckpointError, IntentStore, SavedCheckpoint, UploadIntent,
 };
 use triton_core::source::SequenceNumber;
 
@@ -63,6 +63,7 @@ pub use self::url::{redact, DatabaseUrl, PostgresUrl, SslMode, UrlError, DEFAULT
 
 /// Why a checkpoint database could not be opened.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpenError {
     /// The URL is malformed or names an unknown scheme.
     #[error(transparent)]
@@ -116,82 +117,18 @@ impl SqlCheckpoints {
     }
 }
 
-#[async_trait]
-impl CheckpointStore for SqlCheckpoints {
-    async fn last(
-        &self,
-        client: &str,
-        stream: &str,
-        shard: &str,
-    ) -> Result<Option<SequenceNumber>, CheckpointError> {
+impl SqlCheckpoints {
+    /// The backend, as a store.
+    fn backend(&self) -> &dyn IntentStore {
         match self {
-            SqlCheckpoints::Postgres(s) => s.last(client, stream, shard).await,
-            SqlCheckpoints::Sqlite(s) => s.last(client, stream, shard).await,
-        }
-    }
-
-    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => s.save_many(checkpoints).await,
-            SqlCheckpoints::Sqlite(s) => s.save_many(checkpoints).await,
-        }
-    }
-
-    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => s.list(client).await,
-            SqlCheckpoints::Sqlite(s) => s.list(client).await,
-        }
-    }
-
-    async fn record_intent(
-        &self,
-        intent: &UploadIntent,
-        replaces: Option<&str>,
-    ) -> Result<(), CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => s.record_intent(intent, replaces).await,
-            SqlCheckpoints::Sqlite(s) => s.record_intent(intent, replaces).await,
-        }
-    }
-
-    async fn complete_intent(
-        &self,
-        client: &str,
-        stream: &str,
-        key: &str,
-        checkpoints: &[Checkpoint],
-    ) -> Result<(), CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => {
-                s.complete_intent(client, stream, key, checkpoints).await
-            }
-            SqlCheckpoints::Sqlite(s) => s.complete_intent(client, stream, key, checkpoints).await,
-        }
-    }
-
-    async fn intents(
-        &self,
-        client: &str,
-        stream: &str,
-    ) -> Result<Vec<UploadIntent>, CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => s.intents(client, stream).await,
-            SqlCheckpoints::Sqlite(s) => s.intents(client, stream).await,
-        }
-    }
-
-    async fn checkpoint_archives(
-        &self,
-        client: &str,
-        stream: &str,
-    ) -> Result<Vec<(String, String)>, CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => s.checkpoint_archives(client, stream).await,
-            SqlCheckpoints::Sqlite(s) => s.checkpoint_archives(client, stream).await,
+            SqlCheckpoints::Postgres(s) => s,
+            SqlCheckpoints::Sqlite(s) => s,
         }
     }
 }
+
+triton_core::forward_checkpoint_stores!(CheckpointStore [] SqlCheckpoints, |s| s.backend());
+triton_core::forward_checkpoint_stores!(IntentStore [] SqlCheckpoints, |s| s.backend());
 
 /// Refuses intents the table cannot hold.
 pub(crate) fn check_intent(
@@ -248,6 +185,26 @@ fn failed(db: &str, message: &str) -> CheckpointError {
     CheckpointError::Failed {
         db: db.to_owned(),
         message: message.to_owned(),
+        source: None,
+    }
+}
+
+/// [`CheckpointError::Failed`] caused by `e` (kept as the source, not
+/// repeated in the message).
+pub(crate) fn failed_by(db: &str, e: impl Into<BoxError>) -> CheckpointError {
+    CheckpointError::Failed {
+        db: db.to_owned(),
+        message: String::new(),
+        source: Some(e.into()),
+    }
+}
+
+/// [`CheckpointError::Unavailable`] caused by `e`.
+pub(crate) fn unavailable_by(db: &str, e: impl Into<BoxError>) -> CheckpointError {
+    CheckpointError::Unavailable {
+        db: db.to_owned(),
+        message: String::new(),
+        source: Some(e.into()),
     }
 }
 
@@ -296,12 +253,9 @@ pub(crate) fn query_error(db: &str, e: diesel::result::Error) -> CheckpointError
         _ => false,
     };
     if transient {
-        CheckpointError::Unavailable {
-            db: db.to_owned(),
-            message,
-        }
+        unavailable_by(db, e)
     } else {
-        failed(db, &message)
+        failed_by(db, e)
     }
 }
 

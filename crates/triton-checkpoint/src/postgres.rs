@@ -2,10 +2,13 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use triton_core::checkpoint::{Checkpoint, CheckpointError, SavedCheckpoint, UploadIntent};
+use triton_core::checkpoint::{
+    Checkpoint, CheckpointError, CheckpointStore, IntentStore, SavedCheckpoint, UploadIntent,
+};
 use triton_core::source::SequenceNumber;
 
 use crate::pool::Pool;
@@ -15,8 +18,8 @@ use crate::schema::{
 };
 use crate::url::{PostgresUrl, SslMode};
 use crate::{
-    bad_row, check_intent, failed, forward_only, intent_row, owned_rows, query_error, updated_now,
-    Mode, OwnedRow,
+    bad_row, check_intent, failed, failed_by, forward_only, intent_row, owned_rows, query_error,
+    unavailable_by, updated_now, Mode, OwnedRow,
 };
 
 mod tls;
@@ -81,24 +84,20 @@ impl PgCheckpoints {
 
     /// A new connection, outside the pool.
     pub(crate) async fn connect(&self) -> Result<AsyncPgConnection, CheckpointError> {
-        let unavailable = |e: &dyn std::error::Error| CheckpointError::Unavailable {
-            db: self.db().to_owned(),
-            message: with_causes(e),
-        };
         // The server answered and said no (wrong password, no such database,
         // pg_hba): retrying will not help. Network trouble and a server
         // starting up or full (08xxx, 57P03, 53300) may pass.
-        let refused = |e: &tokio_postgres::Error| match e.code().map(|c| c.code()) {
+        let refused = |e: tokio_postgres::Error| match e.code().map(|c| c.code()) {
             Some(code) if !(code.starts_with("08") || code == "57P03" || code == "53300") => {
-                failed(self.db(), &with_causes(e))
+                failed_by(self.db(), e)
             }
-            _ => unavailable(e),
+            _ => unavailable_by(self.db(), e),
         };
         let mut config: tokio_postgres::Config = self
             .url
             .connect
             .parse()
-            .map_err(|e| failed(self.db(), &with_causes(&e)))?;
+            .map_err(|e| failed_by(self.db(), e))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -110,7 +109,7 @@ impl PgCheckpoints {
                 let (client, conn) = config
                     .connect(tokio_postgres::NoTls)
                     .await
-                    .map_err(|e| refused(&e))?;
+                    .map_err(refused)?;
                 AsyncPgConnection::try_from_client_and_connection(client, conn).await
             }
             Some(tls) => {
@@ -119,11 +118,11 @@ impl PgCheckpoints {
                 } else {
                     tokio_postgres::config::SslMode::Require
                 });
-                let (client, conn) = config.connect(tls.clone()).await.map_err(|e| refused(&e))?;
+                let (client, conn) = config.connect(tls.clone()).await.map_err(refused)?;
                 AsyncPgConnection::try_from_client_and_connection(client, conn).await
             }
         };
-        conn.map_err(|e| unavailable(&e))
+        conn.map_err(|e| unavailable_by(self.db(), e))
     }
 
     /// Runs `f` on a pooled connection, within [`OPERATION_TIMEOUT`]. A
@@ -147,11 +146,15 @@ impl PgCheckpoints {
             Err(_) => Err(CheckpointError::Unavailable {
                 db: self.db().to_owned(),
                 message: format!("no answer within {} s", OPERATION_TIMEOUT.as_secs()),
+                source: None,
             }),
         }
     }
+}
 
-    pub(crate) async fn last(
+#[async_trait]
+impl CheckpointStore for PgCheckpoints {
+    async fn last(
         &self,
         client: &str,
         stream: &str,
@@ -177,10 +180,7 @@ impl PgCheckpoints {
             .transpose()
     }
 
-    pub(crate) async fn save_many(
-        &self,
-        checkpoints: &[Checkpoint],
-    ) -> Result<(), CheckpointError> {
+    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
         let rows = owned_rows(self.db(), checkpoints)?;
         if rows.is_empty() {
             return Ok(());
@@ -192,7 +192,24 @@ impl PgCheckpoints {
         .await
     }
 
-    pub(crate) async fn record_intent(
+    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
+        let rows = self
+            .run(async |c| {
+                t::table
+                    .filter(t::client.eq(client))
+                    .order((t::stream, t::shard))
+                    .select((t::stream, t::shard, t::seq_num, t::updated))
+                    .load::<(String, String, String, i32)>(c)
+                    .await
+            })
+            .await?;
+        crate::saved(self.db(), client, rows)
+    }
+}
+
+#[async_trait]
+impl IntentStore for PgCheckpoints {
+    async fn record_intent(
         &self,
         intent: &UploadIntent,
         replaces: Option<&str>,
@@ -207,7 +224,7 @@ impl PgCheckpoints {
         .await
     }
 
-    pub(crate) async fn complete_intent(
+    async fn complete_intent(
         &self,
         client: &str,
         stream: &str,
@@ -224,24 +241,7 @@ impl PgCheckpoints {
         .await
     }
 
-    pub(crate) async fn checkpoint_archives(
-        &self,
-        client: &str,
-        stream: &str,
-    ) -> Result<Vec<(String, String)>, CheckpointError> {
-        self.run(async |c| {
-            a::table
-                .filter(a::client.eq(client))
-                .filter(a::stream.eq(stream))
-                .select((a::shard, a::archive_key))
-                .order(a::shard)
-                .load::<(String, String)>(c)
-                .await
-        })
-        .await
-    }
-
-    pub(crate) async fn intents(
+    async fn intents(
         &self,
         client: &str,
         stream: &str,
@@ -259,18 +259,21 @@ impl PgCheckpoints {
         Ok(crate::intents_of(client, stream, rows))
     }
 
-    pub(crate) async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
-        let rows = self
-            .run(async |c| {
-                t::table
-                    .filter(t::client.eq(client))
-                    .order((t::stream, t::shard))
-                    .select((t::stream, t::shard, t::seq_num, t::updated))
-                    .load::<(String, String, String, i32)>(c)
-                    .await
-            })
-            .await?;
-        crate::saved(self.db(), client, rows)
+    async fn checkpoint_archives(
+        &self,
+        client: &str,
+        stream: &str,
+    ) -> Result<Vec<(String, String)>, CheckpointError> {
+        self.run(async |c| {
+            a::table
+                .filter(a::client.eq(client))
+                .filter(a::stream.eq(stream))
+                .select((a::shard, a::archive_key))
+                .order(a::shard)
+                .load::<(String, String)>(c)
+                .await
+        })
+        .await
     }
 }
 
@@ -380,19 +383,4 @@ async fn migrate(c: &mut AsyncPgConnection) -> Result<(), diesel::result::Error>
         Ok(())
     })
     .await
-}
-
-/// `e` and its causes on one line: tokio-postgres puts the useful part
-/// ("Connection refused") in the source.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !message.contains(&text) {
-            message = format!("{message}: {text}");
-        }
-        cause = c.source();
-    }
-    crate::one_line(&message)
 }

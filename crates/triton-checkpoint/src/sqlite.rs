@@ -7,11 +7,14 @@
 
 use std::path::{Path, PathBuf};
 
+use async_trait::async_trait;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use diesel::upsert::excluded;
-use triton_core::checkpoint::{Checkpoint, CheckpointError, SavedCheckpoint, UploadIntent};
+use triton_core::checkpoint::{
+    Checkpoint, CheckpointError, CheckpointStore, IntentStore, SavedCheckpoint, UploadIntent,
+};
 use triton_core::source::SequenceNumber;
 
 use crate::pool::Pool;
@@ -20,8 +23,8 @@ use crate::schema::{
     Row, MIGRATIONS, MIGRATIONS_TABLE,
 };
 use crate::{
-    bad_row, check_intent, failed, forward_only, intent_row, owned_rows, query_error, updated_now,
-    Mode, OwnedRow,
+    bad_row, check_intent, failed, failed_by, forward_only, intent_row, owned_rows, query_error,
+    updated_now, Mode, OwnedRow,
 };
 
 /// How long a statement waits for another process's lock before failing.
@@ -92,15 +95,22 @@ impl SqliteCheckpoints {
             Ok::<_, CheckpointError>((conn, result))
         })
         .await
-        .map_err(|e| failed(&self.db, &format!("database task failed: {e}")))?;
+        .map_err(|e| CheckpointError::Failed {
+            db: self.db.clone(),
+            message: "database task failed".into(),
+            source: Some(e.into()),
+        })?;
         let (conn, result) = outcome?;
         if result.is_ok() {
             self.pool.give_back(conn);
         }
         result.map_err(|e| query_error(&self.db, e))
     }
+}
 
-    pub(crate) async fn last(
+#[async_trait]
+impl CheckpointStore for SqliteCheckpoints {
+    async fn last(
         &self,
         client: &str,
         stream: &str,
@@ -126,10 +136,7 @@ impl SqliteCheckpoints {
             .transpose()
     }
 
-    pub(crate) async fn save_many(
-        &self,
-        checkpoints: &[Checkpoint],
-    ) -> Result<(), CheckpointError> {
+    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
         let rows = owned_rows(&self.db, checkpoints)?;
         if rows.is_empty() {
             return Ok(());
@@ -140,7 +147,24 @@ impl SqliteCheckpoints {
             .await
     }
 
-    pub(crate) async fn record_intent(
+    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
+        let key = client.to_owned();
+        let rows = self
+            .run(move |c| {
+                t::table
+                    .filter(t::client.eq(&key))
+                    .order((t::stream, t::shard))
+                    .select((t::stream, t::shard, t::seq_num, t::updated))
+                    .load::<(String, String, String, i32)>(c)
+            })
+            .await?;
+        crate::saved(&self.db, client, rows)
+    }
+}
+
+#[async_trait]
+impl IntentStore for SqliteCheckpoints {
+    async fn record_intent(
         &self,
         intent: &UploadIntent,
         replaces: Option<&str>,
@@ -156,7 +180,7 @@ impl SqliteCheckpoints {
         .await
     }
 
-    pub(crate) async fn complete_intent(
+    async fn complete_intent(
         &self,
         client: &str,
         stream: &str,
@@ -173,24 +197,7 @@ impl SqliteCheckpoints {
         .await
     }
 
-    pub(crate) async fn checkpoint_archives(
-        &self,
-        client: &str,
-        stream: &str,
-    ) -> Result<Vec<(String, String)>, CheckpointError> {
-        let id = (client.to_owned(), stream.to_owned());
-        self.run(move |c| {
-            a::table
-                .filter(a::client.eq(&id.0))
-                .filter(a::stream.eq(&id.1))
-                .select((a::shard, a::archive_key))
-                .order(a::shard)
-                .load::<(String, String)>(c)
-        })
-        .await
-    }
-
-    pub(crate) async fn intents(
+    async fn intents(
         &self,
         client: &str,
         stream: &str,
@@ -208,18 +215,21 @@ impl SqliteCheckpoints {
         Ok(crate::intents_of(client, stream, rows))
     }
 
-    pub(crate) async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
-        let key = client.to_owned();
-        let rows = self
-            .run(move |c| {
-                t::table
-                    .filter(t::client.eq(&key))
-                    .order((t::stream, t::shard))
-                    .select((t::stream, t::shard, t::seq_num, t::updated))
-                    .load::<(String, String, String, i32)>(c)
-            })
-            .await?;
-        crate::saved(&self.db, client, rows)
+    async fn checkpoint_archives(
+        &self,
+        client: &str,
+        stream: &str,
+    ) -> Result<Vec<(String, String)>, CheckpointError> {
+        let id = (client.to_owned(), stream.to_owned());
+        self.run(move |c| {
+            a::table
+                .filter(a::client.eq(&id.0))
+                .filter(a::stream.eq(&id.1))
+                .select((a::shard, a::archive_key))
+                .order(a::shard)
+                .load::<(String, String)>(c)
+        })
+        .await
     }
 }
 
@@ -302,7 +312,7 @@ fn connect(path: &Path, db: &str, mode: Mode) -> Result<SqliteConnection, Checkp
     };
     // Opening fails for reasons retrying will not fix (no such folder, no
     // permission, not a database).
-    let mut conn = SqliteConnection::establish(path_str).map_err(|e| failed(db, &e.to_string()))?;
+    let mut conn = SqliteConnection::establish(path_str).map_err(|e| failed_by(db, e))?;
     // The busy timeout first: switching to WAL itself may wait for a lock.
     // Read-only users (`triton stats`) leave the journal mode alone: they
     // must not convert or write to the file.

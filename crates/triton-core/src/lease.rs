@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, UploadIntent};
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, IntentStore, UploadIntent};
 use crate::source::{RecordSource, Replay, SourceError};
 
 /// A lease held at an epoch.
@@ -262,7 +262,7 @@ pub trait ShardSource: Send + Sync {
 /// Leases in the checkpoint database; see the module documentation.
 /// Every method is one transaction.
 #[async_trait]
-pub trait LeaseStore: CheckpointStore {
+pub trait LeaseStore: IntentStore {
     /// Adds a free, active lease for each shard that has none.
     async fn add_shards(
         &self,
@@ -333,7 +333,7 @@ pub trait LeaseStore: CheckpointStore {
     /// Every lease and live worker of the stream.
     async fn leases(&self, scope: &LeaseScope) -> Result<LeaseTable, CheckpointError>;
 
-    /// [`CheckpointStore::record_intent`], in a transaction that first
+    /// [`IntentStore::record_intent`], in a transaction that first
     /// checks `fence` ([`CheckpointError::Fenced`] if it broke), and refuses
     /// with [`CheckpointError::KeyTaken`] a key whose intent is not this
     /// worker's (another worker's, or one of before leases): only
@@ -346,7 +346,7 @@ pub trait LeaseStore: CheckpointStore {
         fence: &Fence,
     ) -> Result<(), CheckpointError>;
 
-    /// [`CheckpointStore::complete_intent`] after checking `fence` in the
+    /// [`IntentStore::complete_intent`] after checking `fence` in the
     /// same transaction.
     async fn complete_intent_fenced(
         &self,
@@ -385,6 +385,133 @@ pub trait LeaseStore: CheckpointStore {
         stream: &str,
     ) -> Result<Vec<(UploadIntent, Option<Fence>)>, CheckpointError>;
 }
+
+/// Implements [`LeaseStore`] for pointers to a store (`Box`, `Arc`, `&`),
+/// forwarding every method (`deny(clippy::missing_trait_methods)` checks
+/// none is missing); [`CheckpointStore`] and [`IntentStore`] are forwarded
+/// in [`crate::checkpoint`].
+macro_rules! forward_lease_store {
+    ($($ptr:ty),*) => {$(
+        #[deny(clippy::missing_trait_methods)]
+        #[async_trait]
+        impl<T: LeaseStore + ?Sized> LeaseStore for $ptr {
+            async fn add_shards(
+                &self,
+                scope: &LeaseScope,
+                shards: &[ShardSpec],
+            ) -> Result<(), CheckpointError> {
+                (**self).add_shards(scope, shards).await
+            }
+
+            async fn renew(
+                &self,
+                scope: &LeaseScope,
+                worker: &str,
+                held: &[Held],
+                throughput: &[(String, f64)],
+                duration: Duration,
+            ) -> Result<Vec<Held>, CheckpointError> {
+                (**self).renew(scope, worker, held, throughput, duration).await
+            }
+
+            async fn acquire(
+                &self,
+                scope: &LeaseScope,
+                worker: &str,
+                shards: &[String],
+                max: usize,
+                duration: Duration,
+            ) -> Result<Vec<Held>, CheckpointError> {
+                (**self).acquire(scope, worker, shards, max, duration).await
+            }
+
+            async fn release(
+                &self,
+                scope: &LeaseScope,
+                worker: &str,
+                held: &[Held],
+            ) -> Result<(), CheckpointError> {
+                (**self).release(scope, worker, held).await
+            }
+
+            async fn hand_over(
+                &self,
+                scope: &LeaseScope,
+                worker: &str,
+                lease: &Held,
+                to: &str,
+                within: Duration,
+            ) -> Result<(), CheckpointError> {
+                (**self).hand_over(scope, worker, lease, to, within).await
+            }
+
+            async fn mark_ended(
+                &self,
+                scope: &LeaseScope,
+                worker: &str,
+                lease: &Held,
+            ) -> Result<(), CheckpointError> {
+                (**self).mark_ended(scope, worker, lease).await
+            }
+
+            async fn leave(&self, scope: &LeaseScope, worker: &str) -> Result<(), CheckpointError> {
+                (**self).leave(scope, worker).await
+            }
+
+            async fn leases(&self, scope: &LeaseScope) -> Result<LeaseTable, CheckpointError> {
+                (**self).leases(scope).await
+            }
+
+            async fn record_intent_fenced(
+                &self,
+                intent: &UploadIntent,
+                replaces: Option<&str>,
+                fence: &Fence,
+            ) -> Result<(), CheckpointError> {
+                (**self).record_intent_fenced(intent, replaces, fence).await
+            }
+
+            async fn complete_intent_fenced(
+                &self,
+                client: &str,
+                stream: &str,
+                key: &str,
+                checkpoints: &[Checkpoint],
+                fence: &Fence,
+            ) -> Result<(), CheckpointError> {
+                (**self).complete_intent_fenced(client, stream, key, checkpoints, fence).await
+            }
+
+            async fn save_many_fenced(
+                &self,
+                checkpoints: &[Checkpoint],
+                fence: &Fence,
+            ) -> Result<(), CheckpointError> {
+                (**self).save_many_fenced(checkpoints, fence).await
+            }
+
+            async fn claim_intent(
+                &self,
+                client: &str,
+                stream: &str,
+                key: &str,
+                fence: &Fence,
+            ) -> Result<bool, CheckpointError> {
+                (**self).claim_intent(client, stream, key, fence).await
+            }
+
+            async fn fenced_intents(
+                &self,
+                client: &str,
+                stream: &str,
+            ) -> Result<Vec<(UploadIntent, Option<Fence>)>, CheckpointError> {
+                (**self).fenced_intents(client, stream).await
+            }
+        }
+    )*};
+}
+
+forward_lease_store!(Box<T>, Arc<T>, &T);
 
 #[cfg(test)]
 mod tests {

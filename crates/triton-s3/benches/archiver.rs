@@ -27,7 +27,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use triton_checkpoint::SqlCheckpoints;
-use triton_core::checkpoint::{Checkpoint, CheckpointStore};
+use triton_core::checkpoint::{Checkpoint, CheckpointStore, IntentStore};
 use triton_core::source::{Position, RecordSource, SequenceNumber, SourceError, SourceRecord};
 use triton_s3::archiver::{Archiver, ArchiverOptions};
 use triton_s3::LocalStore;
@@ -271,7 +271,7 @@ fn exactly_once(c: &mut Criterion) {
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut databases: Vec<(&str, Arc<dyn CheckpointStore>)> = Vec::new();
+    let mut databases: Vec<(&str, Arc<dyn IntentStore>)> = Vec::new();
     let sqlite = format!("sqlite://{}", dir.join("checkpoints.db").display());
     databases.push((
         "sqlite",

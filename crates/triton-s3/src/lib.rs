@@ -58,6 +58,8 @@ mod reader;
 pub mod repair;
 mod s3;
 mod store;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 
 pub use self::error::{ErrorKind, StoreError};
 pub use self::local::LocalStore;

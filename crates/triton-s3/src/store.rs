@@ -142,6 +142,104 @@ pub trait ArchiveStore: Send + Sync + fmt::Debug {
     async fn check_writable(&self) -> Result<(), StoreError>;
 }
 
+/// Implements [`ArchiveStore`] for a type by forwarding every method to
+/// the store an expression gives (`|s| target`, `s: &Type`), after an
+/// optional check (`before |s, op, key| check`, an expression of type
+/// `Result<(), StoreError>` run with `op` a `testing::Op` name and `key`
+/// the call's key). `deny(clippy::missing_trait_methods)` checks none is
+/// missing. Used for `Box`, `Arc` and `&` of a store (as `RecordSource` is
+/// forwarded for `Box`) and for the `testing` wrappers.
+macro_rules! forward_archive_store {
+    ([$($generics:tt)*] $ty:ty, |$s:ident| $target:expr) => {
+        $crate::store::forward_archive_store!(
+            [$($generics)*] $ty, |$s| $target, before |_s, _op, _key| Ok::<(), StoreError>(())
+        );
+    };
+    ([$($generics:tt)*] $ty:ty, |$s:ident| $target:expr,
+     before |$hs:ident, $op:ident, $key:ident| $before:expr) => {
+        #[deny(clippy::missing_trait_methods)]
+        #[async_trait]
+        impl<$($generics)*> ArchiveStore for $ty {
+            fn url(&self) -> String {
+                let $s = self;
+                $target.url()
+            }
+
+            async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+                $crate::store::forward_archive_store!(@before self, List, prefix, |$hs, $op, $key| $before);
+                let $s = self;
+                $target.list(prefix).await
+            }
+
+            async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+                $crate::store::forward_archive_store!(@before self, Head, key, |$hs, $op, $key| $before);
+                let $s = self;
+                $target.head(key).await
+            }
+
+            async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody, StoreError> {
+                $crate::store::forward_archive_store!(@before self, Get, key, |$hs, $op, $key| $before);
+                let $s = self;
+                $target.get(key, offset).await
+            }
+
+            async fn put_file(
+                &self,
+                key: &str,
+                path: &std::path::Path,
+                options: &PutOptions,
+            ) -> Result<PutReceipt, StoreError> {
+                $crate::store::forward_archive_store!(@before self, PutFile, key, |$hs, $op, $key| $before);
+                let $s = self;
+                $target.put_file(key, path, options).await
+            }
+
+            async fn put_bytes(
+                &self,
+                key: &str,
+                data: Vec<u8>,
+                options: &PutOptions,
+            ) -> Result<PutReceipt, StoreError> {
+                $crate::store::forward_archive_store!(@before self, PutBytes, key, |$hs, $op, $key| $before);
+                let $s = self;
+                $target.put_bytes(key, data, options).await
+            }
+
+            async fn delete(&self, key: &str) -> Result<(), StoreError> {
+                $crate::store::forward_archive_store!(@before self, Delete, key, |$hs, $op, $key| $before);
+                let $s = self;
+                $target.delete(key).await
+            }
+
+            async fn check_writable(&self) -> Result<(), StoreError> {
+                $crate::store::forward_archive_store!(@before self, CheckWritable, "", |$hs, $op, $key| $before);
+                let $s = self;
+                $target.check_writable().await
+            }
+        }
+    };
+    (@before $self:ident, $name:ident, $k:expr, |$hs:ident, $op:ident, $key:ident| $before:expr) => {
+        {
+            let $hs = $self;
+            let $op = $crate::store::forward_archive_store!(@op $name);
+            let $key: &str = $k;
+            $before?;
+        }
+    };
+    (@op $name:ident) => {{
+        #[cfg(any(test, feature = "test-util"))]
+        let op = crate::testing::Op::$name;
+        #[cfg(not(any(test, feature = "test-util")))]
+        let op = ();
+        op
+    }};
+}
+pub(crate) use forward_archive_store;
+
+forward_archive_store!([T: ArchiveStore + ?Sized] Box<T>, |s| (**s));
+forward_archive_store!([T: ArchiveStore + ?Sized] std::sync::Arc<T>, |s| (**s));
+forward_archive_store!([T: ArchiveStore + ?Sized] &T, |s| (**s));
+
 /// A name for a probe object, unique between processes and within one.
 pub(crate) fn probe_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);

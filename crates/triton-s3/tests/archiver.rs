@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use triton_core::archive::ArchiveReader;
-use triton_core::checkpoint::{CheckpointStore, UploadIntent};
+use triton_core::checkpoint::{CheckpointStore, IntentStore, UploadIntent};
 use triton_core::source::{Position, SequenceNumber, SourceRecord};
 use triton_s3::archiver::{recover, Archiver, Metadata, Recovery, DEAD_LETTER_PREFIX};
 use triton_s3::{ArchiveStore, LocalStore, PutOptions};

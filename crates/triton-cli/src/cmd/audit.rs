@@ -6,7 +6,7 @@ use triton_core::error::Report;
 
 use clap::{Args, ValueEnum};
 use triton_checkpoint::{redact, SqlCheckpoints};
-use triton_core::checkpoint::{Checkpoint, CheckpointStore};
+use triton_core::checkpoint::{Checkpoint, CheckpointStore, IntentStore};
 use triton_core::key::{validate_client_name, ArchiveKey};
 use triton_core::time::Date;
 use triton_kinesis::KinesisReplay;

@@ -1,12 +1,13 @@
-//! The behaviour every [`CheckpointStore`] must have, as a test suite that
-//! backend crates run against their real databases (feature `test-util`).
+//! The behaviour every [`CheckpointStore`] and [`IntentStore`] must have, as a
+//! test suite that backend crates run against their real databases (feature
+//! `test-util`).
 //!
 //! Each function panics with a message naming the broken rule. They use the
 //! client names they are given, so several suites can share one database.
 
 use std::sync::Arc;
 
-use super::{unix_now, Checkpoint, CheckpointStore, UploadIntent};
+use super::{unix_now, Checkpoint, CheckpointStore, IntentStore, UploadIntent};
 use crate::source::SequenceNumber;
 
 /// A 56-digit sequence number ending in `n`, as Kinesis writes them.
@@ -184,7 +185,7 @@ fn intent(client: &str, stream: &str, key: &str, document: &str) -> UploadIntent
 /// Upload intents: recorded, listed per client and stream by key, replaced
 /// by key or by `replaces`, and completed together with their checkpoints,
 /// all or nothing.
-pub async fn intents(store: &dyn CheckpointStore, client: &str) {
+pub async fn intents(store: &dyn IntentStore, client: &str) {
     let keys = ["20261129/s-c-1764400001.tri", "20261129/s-c-1764400000.tri"];
     for key in keys {
         store

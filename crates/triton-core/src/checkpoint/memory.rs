@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    unix_now, Checkpoint, CheckpointError, CheckpointStore, SavedCheckpoint, UploadIntent,
+    unix_now, Checkpoint, CheckpointError, CheckpointStore, IntentStore, SavedCheckpoint,
+    UploadIntent,
 };
 use crate::source::SequenceNumber;
 
@@ -46,6 +47,7 @@ impl MemoryCheckpoints {
             return Err(CheckpointError::Failed {
                 db: "memory".into(),
                 message: format!("cannot save a checkpoint with an empty name: {c:?}"),
+                source: None,
             });
         }
         let now = unix_now();
@@ -79,6 +81,28 @@ impl CheckpointStore for MemoryCheckpoints {
         self.save_rows(checkpoints)
     }
 
+    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
+        Ok(self
+            .rows()
+            .iter()
+            .filter(|((c, _, _), _)| c == client)
+            .map(
+                |((client, stream, shard), (sequence, updated))| SavedCheckpoint {
+                    checkpoint: Checkpoint {
+                        client: client.clone(),
+                        stream: stream.clone(),
+                        shard: shard.clone(),
+                        sequence: sequence.clone(),
+                    },
+                    updated: *updated,
+                },
+            )
+            .collect())
+    }
+}
+
+#[async_trait]
+impl IntentStore for MemoryCheckpoints {
     async fn record_intent(
         &self,
         intent: &UploadIntent,
@@ -161,25 +185,6 @@ impl CheckpointStore for MemoryCheckpoints {
             })
             .collect())
     }
-
-    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
-        Ok(self
-            .rows()
-            .iter()
-            .filter(|((c, _, _), _)| c == client)
-            .map(
-                |((client, stream, shard), (sequence, updated))| SavedCheckpoint {
-                    checkpoint: Checkpoint {
-                        client: client.clone(),
-                        stream: stream.clone(),
-                        shard: shard.clone(),
-                        sequence: sequence.clone(),
-                    },
-                    updated: *updated,
-                },
-            )
-            .collect())
-    }
 }
 
 #[cfg(test)]
@@ -195,5 +200,19 @@ mod tests {
         conformance::run(&store, "mem-").await;
         conformance::intents(&store, "mem-intents").await;
         conformance::concurrent_saves(Arc::new(store), "mem-concurrent").await;
+    }
+
+    /// `Box`, `Arc` and `&` of a store are stores, forwarding every method.
+    #[tokio::test]
+    async fn pointers_to_a_store_conform() {
+        let boxed = Box::new(MemoryCheckpoints::new());
+        conformance::run(&boxed, "box-").await;
+        conformance::intents(&boxed, "box-intents").await;
+        let shared = Arc::new(MemoryCheckpoints::new());
+        conformance::run(&shared, "arc-").await;
+        conformance::intents(&shared, "arc-intents").await;
+        let store = MemoryCheckpoints::new();
+        conformance::run(&&store, "ref-").await;
+        conformance::intents(&&store, "ref-intents").await;
     }
 }

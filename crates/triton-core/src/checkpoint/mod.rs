@@ -44,7 +44,7 @@ pub struct SavedCheckpoint {
 /// An upload about to be made, recorded before it starts so that a store
 /// restarted after a crash knows what may be half done (exactly-once
 /// archiving). Completing it advances the checkpoints and deletes it in one
-/// transaction ([`CheckpointStore::complete_intent`]).
+/// transaction ([`IntentStore::complete_intent`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadIntent {
     /// The consumer's name.
@@ -59,26 +59,44 @@ pub struct UploadIntent {
     pub document: String,
 }
 
+/// The underlying error of a [`CheckpointError`] (a driver's, a task's).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why a checkpoint operation failed.
+///
+/// When a driver's error caused it, that error is the [`source`]
+/// (`std::error::Error::source`) and is not repeated in the Display text:
+/// print the chain joined by `": "` for the whole story (the Display of
+/// `Unavailable` is then `checkpoint database {db} is unavailable`, and
+/// the chain `checkpoint database {db} is unavailable: {cause}: …`).
+///
+/// [`source`]: std::error::Error::source
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckpointError {
     /// The database cannot be reached (connection refused, timed out, locked
     /// for too long); trying again later may succeed.
-    #[error("checkpoint database {db} is unavailable: {message}")]
+    #[error("checkpoint database {db} is unavailable{}", colon(.message))]
     Unavailable {
         /// The database, with any password redacted.
         db: String,
-        /// What went wrong.
+        /// What went wrong, beside [`source`](std::error::Error::source)
+        /// (may be empty when the source says it all).
         message: String,
+        /// The error that caused it, if any.
+        source: Option<BoxError>,
     },
     /// The database answered with an error (a missing table, a constraint,
     /// bad SQL); trying again will not help.
-    #[error("checkpoint database {db}: {message}")]
+    #[error("checkpoint database {db}{}", colon(.message))]
     Failed {
         /// The database, with any password redacted.
         db: String,
-        /// What went wrong.
+        /// What went wrong, beside [`source`](std::error::Error::source)
+        /// (may be empty when the source says it all).
         message: String,
+        /// The error that caused it, if any.
+        source: Option<BoxError>,
     },
     /// A stored row holds something that is not a checkpoint.
     #[error(
@@ -118,6 +136,15 @@ pub enum CheckpointError {
     },
 }
 
+/// `": message"`, or nothing for an empty message.
+fn colon(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
+}
+
 impl CheckpointError {
     /// True when trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
@@ -150,7 +177,15 @@ pub trait CheckpointStore: Send + Sync + std::fmt::Debug {
 
     /// Every checkpoint of `client`, ordered by stream then shard.
     async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError>;
+}
 
+/// Upload intents (exactly-once archiving), kept in the same database as
+/// the checkpoints they advance: completing an intent saves checkpoints in
+/// the intent's transaction, so an intent store is a checkpoint store too.
+/// A reader that only resumes from checkpoints needs a [`CheckpointStore`]
+/// alone; `triton store` with exactly-once takes an `IntentStore`.
+#[async_trait]
+pub trait IntentStore: CheckpointStore {
     /// Records `intent`, replacing the intent of the same key (a rebuilt
     /// archive is described anew) and, in the same transaction, the intent
     /// `replaces` of the same client and stream (an archive moved to
@@ -165,7 +200,7 @@ pub trait CheckpointStore: Send + Sync + std::fmt::Debug {
     /// of `client` and `stream`. A checkpoint is only ever moved forward
     /// (numerically): one already past it, saved by another writer, stays.
     /// Each checkpoint moved also records `key` as the archive holding it
-    /// (see [`checkpoint_archives`](CheckpointStore::checkpoint_archives)).
+    /// (see [`checkpoint_archives`](IntentStore::checkpoint_archives)).
     /// After a failure all are as before.
     async fn complete_intent(
         &self,
@@ -193,6 +228,113 @@ pub trait CheckpointStore: Send + Sync + std::fmt::Debug {
         stream: &str,
     ) -> Result<Vec<(String, String)>, CheckpointError>;
 }
+
+#[doc(hidden)]
+pub use async_trait::async_trait as __async_trait;
+
+/// Implements [`CheckpointStore`] or [`IntentStore`] for a type by
+/// forwarding every method, the provided ones too, to the store an
+/// expression gives: `forward_checkpoint_stores!(IntentStore [generics]
+/// Type, |s| store_of(s))`, with `s: &Type`. `deny(clippy::missing_trait_methods)`
+/// checks that no method is left to its default, which would bypass the
+/// target's own. Used for `Box`, `Arc` and `&` of a store here, and by
+/// `triton-checkpoint` for its URL-dispatching store.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! forward_checkpoint_stores {
+    (CheckpointStore [$($generics:tt)*] $ty:ty, |$s:ident| $target:expr) => {
+        #[deny(clippy::missing_trait_methods)]
+        #[$crate::checkpoint::__async_trait]
+        impl<$($generics)*> $crate::checkpoint::CheckpointStore for $ty {
+            async fn last(
+                &self,
+                client: &str,
+                stream: &str,
+                shard: &str,
+            ) -> Result<Option<$crate::source::SequenceNumber>, $crate::checkpoint::CheckpointError>
+            {
+                let $s = self;
+                $target.last(client, stream, shard).await
+            }
+
+            async fn save(
+                &self,
+                checkpoint: &$crate::checkpoint::Checkpoint,
+            ) -> Result<(), $crate::checkpoint::CheckpointError> {
+                let $s = self;
+                $target.save(checkpoint).await
+            }
+
+            async fn save_many(
+                &self,
+                checkpoints: &[$crate::checkpoint::Checkpoint],
+            ) -> Result<(), $crate::checkpoint::CheckpointError> {
+                let $s = self;
+                $target.save_many(checkpoints).await
+            }
+
+            async fn list(
+                &self,
+                client: &str,
+            ) -> Result<Vec<$crate::checkpoint::SavedCheckpoint>, $crate::checkpoint::CheckpointError>
+            {
+                let $s = self;
+                $target.list(client).await
+            }
+        }
+    };
+    (IntentStore [$($generics:tt)*] $ty:ty, |$s:ident| $target:expr) => {
+        #[deny(clippy::missing_trait_methods)]
+        #[$crate::checkpoint::__async_trait]
+        impl<$($generics)*> $crate::checkpoint::IntentStore for $ty {
+            async fn record_intent(
+                &self,
+                intent: &$crate::checkpoint::UploadIntent,
+                replaces: Option<&str>,
+            ) -> Result<(), $crate::checkpoint::CheckpointError> {
+                let $s = self;
+                $target.record_intent(intent, replaces).await
+            }
+
+            async fn complete_intent(
+                &self,
+                client: &str,
+                stream: &str,
+                key: &str,
+                checkpoints: &[$crate::checkpoint::Checkpoint],
+            ) -> Result<(), $crate::checkpoint::CheckpointError> {
+                let $s = self;
+                $target.complete_intent(client, stream, key, checkpoints).await
+            }
+
+            async fn intents(
+                &self,
+                client: &str,
+                stream: &str,
+            ) -> Result<Vec<$crate::checkpoint::UploadIntent>, $crate::checkpoint::CheckpointError>
+            {
+                let $s = self;
+                $target.intents(client, stream).await
+            }
+
+            async fn checkpoint_archives(
+                &self,
+                client: &str,
+                stream: &str,
+            ) -> Result<Vec<(String, String)>, $crate::checkpoint::CheckpointError> {
+                let $s = self;
+                $target.checkpoint_archives(client, stream).await
+            }
+        }
+    };
+}
+
+forward_checkpoint_stores!(CheckpointStore [T: CheckpointStore + ?Sized] Box<T>, |s| (**s));
+forward_checkpoint_stores!(CheckpointStore [T: CheckpointStore + ?Sized] std::sync::Arc<T>, |s| (**s));
+forward_checkpoint_stores!(CheckpointStore [T: CheckpointStore + ?Sized] &T, |s| (**s));
+forward_checkpoint_stores!(IntentStore [T: IntentStore + ?Sized] Box<T>, |s| (**s));
+forward_checkpoint_stores!(IntentStore [T: IntentStore + ?Sized] std::sync::Arc<T>, |s| (**s));
+forward_checkpoint_stores!(IntentStore [T: IntentStore + ?Sized] &T, |s| (**s));
 
 /// Seconds since the Unix epoch now, as stored in `updated`.
 pub fn unix_now() -> i64 {

@@ -36,7 +36,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use triton_core::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointStore, SavedCheckpoint, UploadIntent,
+    Checkpoint, CheckpointError, CheckpointStore, IntentStore, SavedCheckpoint, UploadIntent,
 };
 use triton_core::health::{health, Phase};
 use triton_core::lease::{
@@ -173,7 +173,7 @@ impl LeaseStats {
     }
 }
 
-/// A [`CheckpointStore`] whose writes check `fence` in their transaction,
+/// A [`CheckpointStore`] and [`IntentStore`] whose writes check `fence` in their transaction,
 /// tripping `fuse` when it broke.
 #[derive(Debug)]
 pub struct FencedCheckpoints {
@@ -219,7 +219,10 @@ impl CheckpointStore for FencedCheckpoints {
     async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
         self.leases.list(client).await
     }
+}
 
+#[async_trait]
+impl IntentStore for FencedCheckpoints {
     async fn record_intent(
         &self,
         intent: &UploadIntent,
@@ -447,7 +450,7 @@ impl<F: ShardSource> Worker<F> {
             if let Ok(mut h) = holding.lock() {
                 h.fuse = fuse.clone();
             }
-            let fenced: Arc<dyn CheckpointStore> = Arc::new(FencedCheckpoints::new(
+            let fenced: Arc<dyn IntentStore> = Arc::new(FencedCheckpoints::new(
                 self.leases.clone(),
                 Fence::new(me, &held),
                 fuse.clone(),

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use triton_core::error::Report;
 
 use tokio::sync::mpsc;
-use triton_core::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, UploadIntent};
+use triton_core::checkpoint::{Checkpoint, CheckpointError, IntentStore, UploadIntent};
 use triton_core::retry::policies;
 use triton_core::source::{Position, RecordSource, SourceError, SourceRecord};
 
@@ -93,7 +93,7 @@ pub struct ArchiverOptions {
     /// upload, and afterwards save the checkpoints and delete the intent
     /// in one transaction (instead of the source's `commit`); [`recover`]
     /// finishes what a crash left. `None`: at-least-once.
-    pub intents: Option<Arc<dyn CheckpointStore>>,
+    pub intents: Option<Arc<dyn IntentStore>>,
     /// Trips when the leases this archiver works under are lost (a fleet
     /// worker's): then it stops at once, uploading and committing nothing
     /// more, and drops what it read but did not commit. `None`: never.
@@ -527,7 +527,7 @@ fn checkpoints_of(
 /// retrying until the database answers. A fenced database that refuses
 /// (the lease is lost) trips the fuse; the error says why.
 async fn complete(
-    db: &dyn CheckpointStore,
+    db: &dyn IntentStore,
     options: &ArchiverOptions,
     key: &str,
     checkpoints: &[Checkpoint],
@@ -611,7 +611,7 @@ struct Uploader {
     stream: String,
     client: String,
     stats: Arc<ArchiverStats>,
-    intents: Option<Arc<dyn CheckpointStore>>,
+    intents: Option<Arc<dyn IntentStore>>,
     fuse: Option<Fuse>,
     /// The key second of the last archive uploaded: the next one goes after
     /// it (it may have moved onto the next one's second), so that no two
@@ -633,7 +633,7 @@ pub(crate) struct Chain {
     checkpoint_archives: HashMap<String, String>,
     /// The database, for the checkpoints of parents archived by an earlier
     /// run.
-    db: Option<Arc<dyn CheckpointStore>>,
+    db: Option<Arc<dyn IntentStore>>,
     client: String,
     stream: String,
 }

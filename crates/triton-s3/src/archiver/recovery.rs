@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use triton_core::error::Report;
 
-use triton_core::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, UploadIntent};
+use triton_core::checkpoint::{Checkpoint, CheckpointError, IntentStore, UploadIntent};
 use triton_core::key::ArchiveKey;
 use triton_core::retry::{policies, retry};
 use triton_core::source::{Replay, SequenceRange, SourceError};
@@ -96,7 +96,7 @@ pub enum RecoveryError {
 /// `options.client` in `db`; see the module documentation.
 pub async fn recover(
     store: Arc<dyn ArchiveStore>,
-    db: Arc<dyn CheckpointStore>,
+    db: Arc<dyn IntentStore>,
     replay: &dyn Replay,
     options: &ArchiverOptions,
 ) -> Result<Recovery, RecoveryError> {
@@ -109,7 +109,7 @@ pub async fn recover(
 /// worker finishes those of the shards it takes over.
 pub async fn recover_intents(
     store: Arc<dyn ArchiveStore>,
-    db: Arc<dyn CheckpointStore>,
+    db: Arc<dyn IntentStore>,
     replay: &dyn Replay,
     options: &ArchiverOptions,
     mut intents: Vec<UploadIntent>,
@@ -291,7 +291,7 @@ async fn spooled(
 
 /// The pending intents, waiting out database outages.
 async fn load(
-    db: &dyn CheckpointStore,
+    db: &dyn IntentStore,
     options: &ArchiverOptions,
 ) -> Result<Vec<UploadIntent>, RecoveryError> {
     retry(

@@ -401,3 +401,78 @@ async fn requests_that_make_no_progress_are_given_up_and_retried() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(20), "{took:?}");
 }
+
+/// The published fault wrapper fails the chosen operations, as many times
+/// as asked or for the keys picked, before they reach the store.
+#[tokio::test]
+async fn a_faulty_store_fails_what_it_is_told_to() {
+    use triton_s3::testing::{FaultyStore, Op};
+    let f = Fixture::local();
+    let store = FaultyStore::new(f.store.clone());
+    store.fail(Op::PutBytes, 2, ErrorKind::Transient);
+    store.fail_when(Op::Get, ErrorKind::Fatal, |key| key.ends_with(".bad"));
+    for _ in 0..2 {
+        let e = store
+            .put_bytes("20150710/a.tri", b"a".to_vec(), &PutOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+        assert_eq!(e.operation, "PutObject");
+    }
+    assert_eq!(
+        f.store.head("20150710/a.tri").await.unwrap(),
+        None,
+        "nothing written"
+    );
+    store
+        .put_bytes("20150710/a.tri", b"a".to_vec(), &PutOptions::default())
+        .await
+        .expect("the third put succeeds");
+    store
+        .put_bytes("20150710/b.bad", b"b".to_vec(), &PutOptions::default())
+        .await
+        .unwrap();
+    assert!(store.get("20150710/a.tri", 0).await.is_ok());
+    for _ in 0..2 {
+        let e = store.get("20150710/b.bad", 0).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Fatal, "{e}");
+    }
+    assert_eq!(store.injected().len(), 4, "{:?}", store.injected());
+    store.heal();
+    assert!(store.get("20150710/b.bad", 0).await.is_ok(), "healed");
+}
+
+/// The published throttle wrapper waits before the operations it is set
+/// for, on tokio's clock.
+#[tokio::test(start_paused = true)]
+async fn a_throttled_store_waits_before_each_operation() {
+    use triton_s3::testing::{ThrottleConfig, ThrottledStore};
+    let f = Fixture::local();
+    let store = ThrottledStore::new(
+        f.store.clone(),
+        ThrottleConfig {
+            wait_put: Duration::from_secs(5),
+            ..ThrottleConfig::default()
+        },
+    );
+    let start = tokio::time::Instant::now();
+    store
+        .put_bytes("20150710/a.tri", b"a".to_vec(), &PutOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    let start = tokio::time::Instant::now();
+    store.head("20150710/a.tri").await.unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "no wait set for head"
+    );
+    store.config_mut(|c| c.wait_head = Duration::from_secs(2));
+    let start = tokio::time::Instant::now();
+    store.head("20150710/a.tri").await.unwrap();
+    assert!(start.elapsed() >= Duration::from_secs(2));
+}

@@ -33,6 +33,7 @@ macro_rules! both_backends {
 }
 
 both_backends!(
+    conforms_to_archive_store,
     objects_round_trip,
     conforms_to_record_source,
     create_only_refuses_an_existing_key,

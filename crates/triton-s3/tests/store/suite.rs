@@ -56,6 +56,11 @@ async fn read(f: &Fixture, q: &ArchiveQuery) -> Vec<Vec<u8>> {
     records.into_iter().map(|r| r.data).collect()
 }
 
+/// The published conformance suite of `ArchiveStore` (feature test-util).
+pub async fn conforms_to_archive_store(f: Fixture) {
+    triton_s3::testing::conformance::run(&*f.store).await;
+}
+
 pub async fn objects_round_trip(f: Fixture) {
     let s = &f.store;
     assert_eq!(s.head("a/b.tri").await.unwrap(), None);

@@ -13,7 +13,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use async_trait::async_trait;
 use triton_core::archive::ArchiveReader;
 use triton_core::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointStore, MemoryCheckpoints, SavedCheckpoint, UploadIntent,
+    Checkpoint, CheckpointError, CheckpointStore, IntentStore, MemoryCheckpoints, SavedCheckpoint,
+    UploadIntent,
 };
 use triton_core::source::{
     Position, RecordSource, Replay, SequenceNumber, SequenceRange, SourceError, SourceRecord,
@@ -482,6 +483,10 @@ impl CheckpointStore for IntentLog {
     async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
         self.inner.list(client).await
     }
+}
+
+#[async_trait]
+impl IntentStore for IntentLog {
     async fn record_intent(
         &self,
         intent: &UploadIntent,
