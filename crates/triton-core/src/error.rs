@@ -25,17 +25,26 @@ pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 /// let e = Reading(std::io::Error::other("disk on fire"));
 /// assert_eq!(Report(&e).to_string(), "reading events.tri: disk on fire");
 /// ```
+///
+/// A cause whose text the line already holds (an error that prints its
+/// cause and returns it as `source()` too) is not repeated.
 pub struct Report<'a>(pub &'a (dyn Error + 'a));
 
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut line = self.0.to_string();
         let mut cause = self.0.source();
         while let Some(e) = cause {
-            write!(f, ": {e}")?;
+            // Some errors (tokio-postgres's, the SDK's) print their cause
+            // and return it as source() too: say it once.
+            let text = e.to_string();
+            if !line.contains(&text) {
+                line.push_str(": ");
+                line.push_str(&text);
+            }
             cause = e.source();
         }
-        Ok(())
+        f.write_str(&line)
     }
 }
 
@@ -98,5 +107,32 @@ impl fmt::Display for SharedError {
 impl Error for SharedError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         self.0.source()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Inner);
+
+    /// Prints its cause and returns it too, as tokio-postgres's errors do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner: {0}")]
+    struct Inner(#[source] std::io::Error);
+
+    #[test]
+    fn a_chain_is_one_line_and_says_each_cause_once() {
+        let e = Outer(Inner(std::io::Error::other("refused")));
+        assert_eq!(Report(&e).to_string(), "outer: inner: refused");
+        let shared = SharedError::new(Context::new("shard 1", e));
+        assert_eq!(
+            Report(&shared.clone()).to_string(),
+            "shard 1: outer: inner: refused"
+        );
+        assert!(find_cause::<std::io::Error>(&shared).is_some());
+        assert!(find_cause::<std::fmt::Error>(&shared).is_none());
     }
 }
