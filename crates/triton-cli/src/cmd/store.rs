@@ -298,9 +298,13 @@ pub fn run(args: StoreArgs) -> CliResult {
     let mut options = ArchiverOptions::new(stream.name.clone(), args.client_name.clone());
     // For the crash tests only: a window in which to kill the store between
     // an upload and its checkpoint commit.
+    // Builds without the test hooks (release binaries) ignore it, loudly.
     if let Ok(pause) = std::env::var("TRITON_TEST_PAUSE_BEFORE_COMMIT") {
-        options.pause_before_commit = parse_duration(&pause)
+        let pause = parse_duration(&pause)
             .map_err(|e| CliError::new(format!("TRITON_TEST_PAUSE_BEFORE_COMMIT: {e}")))?;
+        if !options.pause_before_commit(pause) {
+            tracing::warn!("TRITON_TEST_PAUSE_BEFORE_COMMIT ignored: this build has no test hooks");
+        }
     }
     options.max_file_age = args.max_file_age;
     options.max_file_size = args.max_file_size;

@@ -98,10 +98,10 @@ pub struct ArchiverOptions {
     /// worker's): then it stops at once, uploading and committing nothing
     /// more, and drops what it read but did not commit. `None`: never.
     pub fuse: Option<Fuse>,
-    /// Test hook: wait this long between an upload and its checkpoint
-    /// commit, so that a test can kill the process there.
-    #[doc(hidden)]
-    pub pause_before_commit: Duration,
+    /// Test hook (feature `test-hooks`): see
+    /// [`pause_before_commit`](ArchiverOptions::pause_before_commit).
+    #[cfg(feature = "test-hooks")]
+    pause_before_commit: Duration,
 }
 
 impl ArchiverOptions {
@@ -120,7 +120,27 @@ impl ArchiverOptions {
             clock: Arc::new(SystemTime::now),
             intents: None,
             fuse: None,
+            #[cfg(feature = "test-hooks")]
             pause_before_commit: Duration::ZERO,
+        }
+    }
+
+    /// Test hook: wait `pause` between each upload and its checkpoint
+    /// commit, so that a crash test can kill the process there. Only builds
+    /// with the `test-hooks` feature (which the tests enable) honour it;
+    /// others return false and change nothing, so a release binary never
+    /// pauses.
+    #[doc(hidden)]
+    pub fn pause_before_commit(&mut self, pause: Duration) -> bool {
+        #[cfg(feature = "test-hooks")]
+        {
+            self.pause_before_commit = pause;
+            true
+        }
+        #[cfg(not(feature = "test-hooks"))]
+        {
+            let _ = pause;
+            false
         }
     }
 }
@@ -440,6 +460,7 @@ impl<S: RecordSource> Archiver<S> {
         done: Sealed,
         summary: &mut Summary,
     ) -> Result<(), ArchiverError> {
+        #[cfg(feature = "test-hooks")]
         if !self.options.pause_before_commit.is_zero() {
             tracing::warn!(
                 key = done.key,

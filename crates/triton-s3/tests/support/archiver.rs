@@ -420,7 +420,10 @@ pub async fn crash_before_commit(
     o.max_file_size = 2 << 10;
     o.clock = stepping_clock();
     o.intents = Some(db.clone());
-    o.pause_before_commit = Duration::from_secs(3600);
+    assert!(
+        o.pause_before_commit(Duration::from_secs(3600)),
+        "built without test-hooks"
+    );
     let run = Archiver::new(source, store.clone() as Arc<dyn ArchiveStore>, o)
         .run(std::future::pending());
     let stopped = tokio::time::timeout(Duration::from_secs(2), run).await;
