@@ -1,7 +1,8 @@
 //! [`KinesisError`]: a failed Kinesis call, sorted by what to do about it.
 
 use aws_sdk_kinesis::config::http::HttpResponse;
-use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
+use triton_aws::{Failure, Transport};
 
 /// What kind of failure a Kinesis call met; decides whether to retry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,24 +82,9 @@ impl KinesisError {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let code = error.code().map(str::to_string);
-        let status = match &error {
-            SdkError::ServiceError(ctx) => Some(ctx.raw().status().as_u16()),
-            SdkError::ResponseError(ctx) => Some(ctx.raw().status().as_u16()),
-            _ => None,
-        };
-        let kind = match (&error, code.as_deref(), status) {
-            (SdkError::TimeoutError(_), _, _) => ErrorKind::Transient,
-            // Network failures (and those the connector classified) are
-            // worth retrying; missing credentials are not, and retrying them
-            // forever would hide them behind warnings.
-            (SdkError::DispatchFailure(d), _, _) => {
-                if d.is_io() || d.is_timeout() || d.as_other().is_some() {
-                    ErrorKind::Transient
-                } else {
-                    ErrorKind::Fatal
-                }
-            }
+        let f = Failure::of(&error);
+        let kind = match (f.transport, f.code.as_deref(), f.status) {
+            (Transport::Refused, _, _) => ErrorKind::Fatal,
             (
                 _,
                 Some(
@@ -114,29 +100,20 @@ impl KinesisError {
             (_, Some("ResourceNotFoundException"), _) => ErrorKind::NotFound,
             (_, Some("InternalFailure" | "ServiceUnavailable"), _) => ErrorKind::Transient,
             (_, _, Some(s)) if s >= 500 => ErrorKind::Transient,
-            // A response that could not be read is a broken connection more
-            // often than a broken service.
-            (SdkError::ResponseError(_), _, _) => ErrorKind::Transient,
+            (Transport::Broken, _, _) => ErrorKind::Transient,
             _ => ErrorKind::Fatal,
         };
-        let message = match error.message() {
-            Some(m) => match &code {
-                Some(c) => format!("{c}: {m}"),
-                None => m.to_string(),
-            },
-            None => DisplayErrorContext(&error).to_string(),
+        let message = match (&f.message, &f.code) {
+            (Some(m), Some(c)) => format!("{c}: {m}"),
+            (Some(m), None) => m.clone(),
+            (None, _) => f.detail,
         };
         KinesisError {
             operation,
             stream: stream.to_string(),
             kind,
-            code,
-            message: one_line(&message),
+            code: f.code,
+            message,
         }
     }
-}
-
-/// Folds a multi-line message into one line, for log lines and the CLI.
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -5,6 +5,7 @@ use std::fmt;
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use triton_aws::{Failure, Transport};
 
 /// An archive store operation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -80,25 +81,21 @@ impl StoreError {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
+        let f = Failure::of(&e);
         let target = target.into();
-        match &e {
-            SdkError::ServiceError(se) => {
-                let status = se.raw().status().as_u16();
+        match (f.transport, f.status) {
+            (Transport::Answered, Some(status)) => {
                 // HEAD answers have no body: a 403 without a code is access
                 // denied all the same.
-                let code = se
-                    .err()
-                    .code()
-                    .or((status == 403).then_some("Forbidden"))
-                    .map(str::to_string);
-                let mut message = se
-                    .err()
-                    .message()
-                    .map(str::to_string)
+                let code = f
+                    .code
+                    .or_else(|| (status == 403).then(|| "Forbidden".to_string()));
+                let mut message = f
+                    .message
                     .or_else(|| code.clone())
                     .unwrap_or_else(|| format!("HTTP {status}"));
                 // A bucket in another region than the client's.
-                if let Some(region) = se.raw().headers().get("x-amz-bucket-region") {
+                if let Some(region) = f.bucket_region {
                     if status == 301 || code.as_deref() == Some("PermanentRedirect") {
                         message.push_str(&format!(" (the bucket is in region {region})"));
                     }
@@ -111,21 +108,10 @@ impl StoreError {
                     message,
                 }
             }
-            SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-                StoreError::new(operation, target, ErrorKind::Transient, error_chain(&e))
+            (Transport::Broken, _) => {
+                StoreError::new(operation, target, ErrorKind::Transient, f.detail)
             }
-            // Network failures (and those the connector classified, such as
-            // an incomplete message) are worth retrying; missing credentials
-            // or a request the client refuses to send are not.
-            SdkError::DispatchFailure(d) => {
-                let kind = if d.is_io() || d.is_timeout() || d.as_other().is_some() {
-                    ErrorKind::Transient
-                } else {
-                    ErrorKind::Fatal
-                };
-                StoreError::new(operation, target, kind, error_chain(&e))
-            }
-            _ => StoreError::new(operation, target, ErrorKind::Fatal, error_chain(&e)),
+            _ => StoreError::new(operation, target, ErrorKind::Fatal, f.detail),
         }
     }
 
@@ -199,19 +185,6 @@ fn classify(status: u16, code: Option<&str>) -> ErrorKind {
         ) => ErrorKind::Transient,
         _ => ErrorKind::Fatal,
     }
-}
-
-/// The error and its sources in one line (the SDK's top-level messages,
-/// e.g. "dispatch failure", say little on their own).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        cur = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]

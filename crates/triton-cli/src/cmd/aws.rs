@@ -2,6 +2,7 @@
 //! AWS configuration every command loads from them, checked up front.
 
 use std::time::Duration;
+use triton_core::error::Report;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError;
@@ -121,15 +122,5 @@ fn no_credentials() -> CliError {
 
 /// The error and its causes on one line.
 fn first_line(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = cause.source();
-    }
-    line.replace('\n', " ")
+    Report(e).to_string().replace('\n', " ")
 }

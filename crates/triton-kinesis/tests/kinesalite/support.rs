@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use triton_core::config::StreamConfig;
 use triton_core::source::{Position, RecordSource, SourceRecord};
 
-pub const REGION: &str = "us-east-1";
+pub use triton_aws::testing::REGION;
 
 /// The local Kinesis endpoint (loopback only).
 pub fn endpoint() -> String {
@@ -20,21 +20,8 @@ pub fn endpoint() -> String {
 /// A client built like the library builds it, pointed at the local server
 /// with dummy credentials, plus optional interceptors.
 pub async fn client_with(interceptors: Vec<SharedInterceptor>) -> Client {
-    let sdk = triton_kinesis::sdk_config(REGION)
-        .await
-        .to_builder()
-        .endpoint_url(endpoint())
-        .credentials_provider(aws_sdk_kinesis::config::SharedCredentialsProvider::new(
-            aws_sdk_kinesis::config::Credentials::new(
-                "triton-local",
-                "triton-local",
-                None,
-                None,
-                "tests",
-            ),
-        ))
-        .build();
-    let mut conf = aws_sdk_kinesis::config::Builder::from(&sdk);
+    let sdk = triton_aws::testing::local_config().await;
+    let mut conf = aws_sdk_kinesis::config::Builder::from(&sdk).endpoint_url(endpoint());
     for i in interceptors {
         conf.push_interceptor(i);
     }

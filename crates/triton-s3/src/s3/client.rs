@@ -2,27 +2,17 @@
 
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_s3::Client;
+use triton_aws::Timeouts;
 
-/// Loads the AWS configuration for `region` through `aws-config`'s default
-/// chains: credentials from the environment, profiles, SSO or instance
-/// metadata, and the endpoint from `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`
-/// (how tests point at a local server).
-///
-/// The region is the stream config's. The SDK's own retries are off: the
-/// store retries each request itself, with a log line per retry, and a body
-/// read that fails half-way resumes at the byte it stopped at instead of
-/// starting over.
+/// The AWS configuration for `region` ([`triton_aws::sdk_config`]: the
+/// default chains, the endpoint from `AWS_ENDPOINT_URL_S3` /
+/// `AWS_ENDPOINT_URL`, the SDK's retries off: the store retries each request
+/// itself, with a log line per retry, and a body read that fails half-way
+/// resumes at the byte it stopped at instead of starting over).
 pub async fn sdk_config(region: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(region.to_string()))
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(timeouts())
-        .load()
-        .await
+    triton_aws::sdk_config(region).await
 }
 
 /// An S3 client for `region`; see [`sdk_config`].
@@ -43,17 +33,13 @@ pub fn client_from(shared: &SdkConfig) -> Client {
             .iter()
             .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
     let config = aws_sdk_s3::config::Builder::from(shared)
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(timeouts())
+        .retry_config(triton_aws::retries_off())
+        .timeout_config(triton_aws::timeouts(Timeouts {
+            connect: Duration::from_secs(5),
+            // Generous: one attempt may carry a whole upload part.
+            attempt: Duration::from_secs(300),
+        }))
         .force_path_style(custom_endpoint)
         .build();
     Client::from_conf(config)
-}
-
-fn timeouts() -> TimeoutConfig {
-    TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(5))
-        // Generous: one attempt may carry a whole upload part.
-        .operation_attempt_timeout(Duration::from_secs(300))
-        .build()
 }

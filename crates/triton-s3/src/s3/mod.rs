@@ -279,7 +279,7 @@ impl BodyRead for S3Body {
                 Ok(Err(e)) => {
                     // The SDK checks the object's checksum at the end of the
                     // body: a mismatch is bad data, not a broken connection.
-                    let m = format!("reading the body: {}", crate::error::error_chain(&e));
+                    let m = format!("reading the body: {}", triton_core::error::Report(&e));
                     let kind = if m.to_ascii_lowercase().contains("checksum") {
                         ErrorKind::Fatal
                     } else {

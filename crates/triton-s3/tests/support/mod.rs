@@ -22,7 +22,7 @@ use triton_s3::{
 };
 use triton_tests::TempDir;
 
-pub const REGION: &str = "us-east-1";
+pub use triton_aws::testing::REGION;
 
 /// The local S3 endpoint (loopback only).
 pub fn endpoint() -> String {
@@ -37,19 +37,7 @@ pub async fn s3_client(interceptors: Vec<SharedInterceptor>) -> Client {
 
 /// The same client pointed at another loopback server (one that fails).
 pub async fn s3_client_at(endpoint: &str, interceptors: Vec<SharedInterceptor>) -> Client {
-    let sdk = triton_s3::sdk_config(REGION)
-        .await
-        .to_builder()
-        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
-            aws_sdk_s3::config::Credentials::new(
-                "triton-local",
-                "triton-local",
-                None,
-                None,
-                "tests",
-            ),
-        ))
-        .build();
+    let sdk = triton_aws::testing::local_config().await;
     // On the service's config: AWS_ENDPOINT_URL_S3 would override the
     // shared one.
     let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
