@@ -26,6 +26,7 @@
 //! while that node is being read, so the line of a reported problem comes
 //! from reading the text once more and failing at that node.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fmt;
@@ -272,7 +273,7 @@ pub enum ConfigError {
         origin: String,
     },
     /// The top level is not a mapping.
-    #[error("config {origin}{}: top level must be a mapping of logical stream names to settings, found {found}", At(*.line))]
+    #[error("config {origin}{}: top level must be a mapping of logical stream names to settings, found {found}", at(.line))]
     NotAMapping {
         /// Path or label of the config.
         origin: String,
@@ -282,7 +283,7 @@ pub enum ConfigError {
         found: String,
     },
     /// A top-level key is not a string.
-    #[error("config {origin}{}: logical stream name must be a string, found {found} (quote it if it is meant as a name)", At(*.line))]
+    #[error("config {origin}{}: logical stream name must be a string, found {found} (quote it if it is meant as a name)", at(.line))]
     InvalidStreamName {
         /// Path or label of the config.
         origin: String,
@@ -292,7 +293,7 @@ pub enum ConfigError {
         found: String,
     },
     /// The same logical stream name appears twice.
-    #[error("config {origin}{}: stream {stream:?} is defined more than once", At(*.line))]
+    #[error("config {origin}{}: stream {stream:?} is defined more than once", at(.line))]
     DuplicateStream {
         /// Path or label of the config.
         origin: String,
@@ -302,7 +303,7 @@ pub enum ConfigError {
         stream: String,
     },
     /// A stream's value is not a mapping of settings.
-    #[error("config {origin}{}: stream {stream:?}: settings must be a mapping, found {found}", At(*.line))]
+    #[error("config {origin}{}: stream {stream:?}: settings must be a mapping, found {found}", at(.line))]
     StreamNotAMapping {
         /// Path or label of the config.
         origin: String,
@@ -324,7 +325,7 @@ pub enum ConfigError {
         field: &'static str,
     },
     /// A field has the wrong YAML type.
-    #[error("config {origin}{}: stream {stream:?}: field {field:?} must be {expected}, found {found}", At(*.line))]
+    #[error("config {origin}{}: stream {stream:?}: field {field:?} must be {expected}, found {found}", at(.line))]
     InvalidField {
         /// Path or label of the config.
         origin: String,
@@ -340,7 +341,7 @@ pub enum ConfigError {
         found: String,
     },
     /// A required field is an empty string.
-    #[error("config {origin}{}: stream {stream:?}: field {field:?} must not be empty", At(*.line))]
+    #[error("config {origin}{}: stream {stream:?}: field {field:?} must not be empty", at(.line))]
     EmptyField {
         /// Path or label of the config.
         origin: String,
@@ -352,7 +353,7 @@ pub enum ConfigError {
         field: &'static str,
     },
     /// A field appears twice in one stream; which one should win is a guess.
-    #[error("config {origin}{}: stream {stream:?}: field {field:?} is set more than once", At(*.line))]
+    #[error("config {origin}{}: stream {stream:?}: field {field:?} is set more than once", at(.line))]
     DuplicateField {
         /// Path or label of the config.
         origin: String,
@@ -375,16 +376,9 @@ pub enum ConfigError {
     },
 }
 
-/// Renders an optional line as ` line N` right after the origin.
-struct At(Option<usize>);
-
-impl fmt::Display for At {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(line) => write!(f, " line {line}"),
-            None => Ok(()),
-        }
-    }
+/// ` line N` right after the origin, when the line is known.
+fn at(line: &Option<usize>) -> String {
+    line.map_or_else(String::new, |line| format!(" line {line}"))
 }
 
 const NAME: &str = "name";
@@ -395,7 +389,6 @@ const FIELDS: [&str; 3] = [NAME, REGION, PARTITION_KEY];
 /// The YAML merge key, which go-triton's yaml.v2 honoured, so settings
 /// shared through anchors keep working.
 const MERGE: &str = "<<";
-const MERGE_EXPECTED: &str = "a mapping or a sequence of mappings";
 
 /// Values of [`FIELDS`] gathered from one settings mapping and its merge
 /// sources, before the required ones are checked.
@@ -405,9 +398,7 @@ type Fields = [Option<String>; 3];
 /// where explicit keys and earlier merge sources win.
 fn fill(into: &mut Fields, from: Fields) {
     for (slot, value) in into.iter_mut().zip(from) {
-        if slot.is_none() {
-            *slot = value;
-        }
+        *slot = slot.take().or(value);
     }
 }
 
@@ -442,45 +433,35 @@ impl Node {
     }
 }
 
-/// Reads a whole document into a [`Node`]; with `fail_at` set it fails on
-/// reaching that node instead.
+/// Reads a whole document into a [`Node`], numbering nodes as it goes;
+/// with `fail_at` set it fails on reaching that node instead. Failing
+/// inside the node's visitor is what makes serde_yaml stamp the node's
+/// position on the error: that is how a node's line is found.
+#[derive(Clone, Copy)]
 struct Reader<'a> {
-    next: &'a mut usize,
+    next: &'a Cell<usize>,
     fail_at: Option<usize>,
 }
 
+fn read(text: &str, fail_at: Option<usize>) -> Result<Node, serde_yaml::Error> {
+    let next = Cell::new(0);
+    let reader = Reader {
+        next: &next,
+        fail_at,
+    };
+    reader.deserialize(serde_yaml::Deserializer::from_str(text))
+}
+
 impl Reader<'_> {
-    fn read(text: &str, fail_at: Option<usize>) -> Result<Node, serde_yaml::Error> {
-        let mut next = 0;
-        let reader = Reader {
-            next: &mut next,
-            fail_at,
-        };
-        reader.deserialize(serde_yaml::Deserializer::from_str(text))
-    }
-
-    fn child(&mut self) -> Reader<'_> {
-        Reader {
-            next: &mut *self.next,
-            fail_at: self.fail_at,
-        }
-    }
-
-    /// Numbers the node being visited. Failing here, inside the visitor,
-    /// is what makes serde_yaml stamp this node's position on the error.
-    fn index<E: de::Error>(&mut self) -> Result<usize, E> {
-        let index = *self.next;
-        *self.next += 1;
+    /// Numbers the node being visited, then reads it with `kind`.
+    fn node<E: de::Error>(self, kind: impl FnOnce() -> Result<Kind, E>) -> Result<Node, E> {
+        let index = self.next.replace(self.next.get() + 1);
         if self.fail_at == Some(index) {
             return Err(E::custom("the node looked for"));
         }
-        Ok(index)
-    }
-
-    fn leaf<E: de::Error>(mut self, kind: Kind) -> Result<Node, E> {
         Ok(Node {
-            index: self.index()?,
-            kind,
+            index,
+            kind: kind()?,
         })
     }
 }
@@ -493,6 +474,16 @@ impl<'de> DeserializeSeed<'de> for Reader<'_> {
     }
 }
 
+/// Visitor methods for scalars that are never valid, described as
+/// `<what> <value>`.
+macro_rules! other_scalars {
+    ($($method:ident($ty:ty) => $what:literal),*) => {$(
+        fn $method<E: de::Error>(self, v: $ty) -> Result<Node, E> {
+            self.node(|| Ok(Kind::Other(format!(concat!($what, " {}"), v))))
+        }
+    )*};
+}
+
 impl<'de> Visitor<'de> for Reader<'_> {
     type Value = Node;
 
@@ -500,75 +491,48 @@ impl<'de> Visitor<'de> for Reader<'_> {
         f.write_str("any YAML value")
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
-        self.leaf(Kind::Other(format!("boolean {v}")))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
-        self.leaf(Kind::Other(format!("integer {v}")))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
-        self.leaf(Kind::Other(format!("integer {v}")))
-    }
-
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Node, E> {
-        self.leaf(Kind::Other(format!("integer {v}")))
-    }
-
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Node, E> {
-        self.leaf(Kind::Other(format!("integer {v}")))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
-        self.leaf(Kind::Other(format!("float {v}")))
-    }
+    other_scalars!(visit_bool(bool) => "boolean", visit_f64(f64) => "float",
+        visit_i64(i64) => "integer", visit_u64(u64) => "integer",
+        visit_i128(i128) => "integer", visit_u128(u128) => "integer");
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
-        self.leaf(Kind::Str(v.to_owned()))
+        self.node(|| Ok(Kind::Str(v.to_owned())))
     }
 
-    // serde_yaml reports a document without content as none, and `~` as
-    // unit.
+    // serde_yaml reports a document without content as none, `~` as unit.
     fn visit_none<E: de::Error>(self) -> Result<Node, E> {
-        self.leaf(Kind::Null)
+        self.node(|| Ok(Kind::Null))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
-        self.leaf(Kind::Null)
+        self.node(|| Ok(Kind::Null))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Node, A::Error> {
-        let index = self.index()?;
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(self.child())? {
-            items.push(item);
-        }
-        Ok(Node {
-            index,
-            kind: Kind::Seq(items),
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        self.node(|| {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element_seed(self)? {
+                items.push(item);
+            }
+            Ok(Kind::Seq(items))
         })
     }
 
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Node, A::Error> {
-        let index = self.index()?;
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key_seed(self.child())? {
-            entries.push((key, map.next_value_seed(self.child())?));
-        }
-        Ok(Node {
-            index,
-            kind: Kind::Map(entries),
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        self.node(|| {
+            let mut entries = Vec::new();
+            while let Some(key) = map.next_key_seed(self)? {
+                entries.push((key, map.next_value_seed(self)?));
+            }
+            Ok(Kind::Map(entries))
         })
     }
 
-    fn visit_enum<A: EnumAccess<'de>>(mut self, tagged: A) -> Result<Node, A::Error> {
-        let index = self.index()?;
-        // Still walked, so that broken YAML inside it is reported.
-        de::VariantAccess::newtype_variant::<IgnoredAny>(tagged.variant::<IgnoredAny>()?.1)?;
-        Ok(Node {
-            index,
-            kind: Kind::Other("tagged value".to_owned()),
+    fn visit_enum<A: EnumAccess<'de>>(self, tagged: A) -> Result<Node, A::Error> {
+        self.node(|| {
+            // Still walked, so that broken YAML inside it is reported.
+            IgnoredAny.visit_enum(tagged)?;
+            Ok(Kind::Other("tagged value".to_owned()))
         })
     }
 }
@@ -583,8 +547,7 @@ impl Check<'_> {
     /// The line of `node`. Only called for an error, so reading the text a
     /// second time costs nothing in the normal case.
     fn line(&self, node: &Node) -> Option<usize> {
-        let err = Reader::read(self.text, Some(node.index)).err()?;
-        err.location().map(|l| l.line())
+        Some(read(self.text, Some(node.index)).err()?.location()?.line())
     }
 
     fn origin(&self) -> String {
@@ -594,14 +557,11 @@ impl Check<'_> {
     /// Checks every stream in file order; unless `lenient`, the first
     /// broken stream fails the file.
     fn load(&self, lenient: bool) -> Result<Lenient, ConfigError> {
-        let root = Reader::read(self.text, None).map_err(|err| {
-            let location = err.location();
-            ConfigError::Syntax {
-                origin: self.origin(),
-                line: location.as_ref().map(|l| l.line()),
-                column: location.as_ref().map(|l| l.column()),
-                message: err.to_string(),
-            }
+        let root = read(self.text, None).map_err(|err| ConfigError::Syntax {
+            origin: self.origin(),
+            line: err.location().map(|l| l.line()),
+            column: err.location().map(|l| l.column()),
+            message: err.to_string(),
         })?;
         let entries = match &root.kind {
             Kind::Map(entries) => entries,
@@ -611,90 +571,96 @@ impl Check<'_> {
                 })
             }
             _ => {
-                let (line, found) = (self.line(&root), root.found());
                 return Err(ConfigError::NotAMapping {
                     origin: self.origin(),
-                    line,
-                    found,
-                });
+                    line: self.line(&root),
+                    found: root.found(),
+                })
             }
         };
         let (mut streams, mut unknown_keys, mut broken) = (BTreeMap::new(), vec![], vec![]);
         let mut seen = BTreeSet::new();
         for (key, value) in entries {
             let Kind::Str(name) = &key.kind else {
-                let (line, found) = (self.line(key), key.found());
                 return Err(ConfigError::InvalidStreamName {
                     origin: self.origin(),
-                    line,
-                    found,
+                    line: self.line(key),
+                    found: key.found(),
                 });
             };
             if !seen.insert(name) {
-                let (line, stream) = (self.line(key), name.clone());
                 return Err(ConfigError::DuplicateStream {
                     origin: self.origin(),
-                    line,
-                    stream,
+                    line: self.line(key),
+                    stream: name.clone(),
                 });
             }
-            let mut stream = Stream {
-                check: self,
-                name,
-                unknown: Vec::new(),
-            };
-            match stream.settings(value) {
+            let mut unknown = Vec::new();
+            match self.stream(name, value, &mut unknown) {
                 Ok(config) => {
                     streams.insert(name.clone(), config);
-                    unknown_keys.append(&mut stream.unknown);
+                    unknown_keys.append(&mut unknown);
                 }
                 Err(err) if lenient => broken.push(err),
                 Err(err) => return Err(err),
             }
         }
+        let origin = self.origin();
         let config = Config {
             streams,
-            origin: self.origin(),
+            origin,
             unknown_keys,
         };
         Ok(Lenient { config, broken })
     }
-}
 
-/// The check of one stream's settings, gathering its unknown keys.
-struct Stream<'a> {
-    check: &'a Check<'a>,
-    name: &'a str,
-    unknown: Vec<UnknownKey>,
-}
-
-impl Stream<'_> {
-    fn settings(&mut self, node: &Node) -> Result<StreamConfig, ConfigError> {
-        let Kind::Map(entries) = &node.kind else {
+    /// One stream's settings, with its unknown keys added to `unknown`.
+    fn stream(
+        &self,
+        stream: &str,
+        node: &Node,
+        unknown: &mut Vec<UnknownKey>,
+    ) -> Result<StreamConfig, ConfigError> {
+        if !matches!(node.kind, Kind::Map(_)) {
             return Err(ConfigError::StreamNotAMapping {
-                origin: self.check.origin(),
-                line: self.check.line(node),
-                stream: self.name.to_owned(),
+                origin: self.origin(),
+                line: self.line(node),
+                stream: stream.to_owned(),
                 found: node.found(),
             });
-        };
-        let [name, region, partition_key] = self.fields(entries)?;
+        }
+        let [name, region, partition_key] = self.fields(stream, node, unknown)?;
         let missing = |field| ConfigError::MissingField {
-            origin: self.check.origin(),
-            stream: self.name.to_owned(),
+            origin: self.origin(),
+            stream: stream.to_owned(),
             field,
         };
-        let name = name.ok_or_else(|| missing(NAME))?;
-        let region = region.ok_or_else(|| missing(REGION))?;
         Ok(StreamConfig {
-            name,
+            name: name.ok_or_else(|| missing(NAME))?,
             partition_key,
-            region,
+            region: region.ok_or_else(|| missing(REGION))?,
         })
     }
 
-    /// The fields of one settings mapping or merge source.
-    fn fields(&mut self, entries: &[(Node, Node)]) -> Result<Fields, ConfigError> {
+    /// The fields of a settings mapping or of a merge source: explicit
+    /// keys win over `<<` ones, and earlier merge sources over later ones.
+    fn fields(
+        &self,
+        stream: &str,
+        node: &Node,
+        unknown: &mut Vec<UnknownKey>,
+    ) -> Result<Fields, ConfigError> {
+        let invalid = |field, expected, node: &Node| ConfigError::InvalidField {
+            origin: self.origin(),
+            line: self.line(node),
+            stream: stream.to_owned(),
+            field,
+            expected,
+            found: node.found(),
+        };
+        let Kind::Map(entries) = &node.kind else {
+            return Err(invalid(MERGE, "a mapping or a sequence of mappings", node));
+        };
         let (mut fields, mut merged, mut seen) = (Fields::default(), Fields::default(), [false; 3]);
         for (key, value) in entries {
             // Non-string keys cannot be known fields, so like any unknown
@@ -702,79 +668,55 @@ impl Stream<'_> {
             let Kind::Str(key_text) = &key.kind else {
                 continue;
             };
-            if key_text == MERGE {
-                let sources = self.merge(value)?;
-                fill(&mut merged, sources);
-            } else if let Some(i) = FIELDS.iter().position(|field| field == key_text) {
-                if std::mem::replace(&mut seen[i], true) {
-                    return Err(ConfigError::DuplicateField {
-                        origin: self.check.origin(),
-                        line: self.check.line(key),
-                        stream: self.name.to_owned(),
-                        field: FIELDS[i],
-                    });
+            let Some(i) = FIELDS.iter().position(|field| field == key_text) else {
+                if key_text == MERGE {
+                    let sources = match &value.kind {
+                        Kind::Seq(items) => items.iter().collect(),
+                        _ => vec![value],
+                    };
+                    for source in sources {
+                        fill(&mut merged, self.fields(stream, source, unknown)?);
+                    }
+                    continue;
                 }
-                fields[i] = self.string(FIELDS[i], value)?;
-            } else {
                 let key = UnknownKey {
-                    stream: self.name.to_owned(),
+                    stream: stream.to_owned(),
                     key: key_text.clone(),
                     closest: closest_key(key_text),
                 };
                 // A key merged from a shared anchor is reported once.
-                if !self.unknown.contains(&key) {
-                    self.unknown.push(key);
+                if !unknown.contains(&key) {
+                    unknown.push(key);
                 }
+                continue;
+            };
+            let field = FIELDS[i];
+            if std::mem::replace(&mut seen[i], true) {
+                return Err(ConfigError::DuplicateField {
+                    origin: self.origin(),
+                    line: self.line(key),
+                    stream: stream.to_owned(),
+                    field,
+                });
             }
+            // Required fields must be non-empty strings; the optional
+            // `partition_key` also takes null or empty as "not set".
+            fields[i] = match &value.kind {
+                Kind::Str(text) if !text.trim().is_empty() => Some(text.clone()),
+                Kind::Str(_) | Kind::Null if field == PARTITION_KEY => None,
+                Kind::Str(_) => {
+                    return Err(ConfigError::EmptyField {
+                        origin: self.origin(),
+                        line: self.line(value),
+                        stream: stream.to_owned(),
+                        field,
+                    })
+                }
+                _ => return Err(invalid(field, "a string", value)),
+            };
         }
         fill(&mut fields, merged);
         Ok(fields)
-    }
-
-    /// The value of a `<<` key: one mapping, or a sequence of them where
-    /// earlier entries win.
-    fn merge(&mut self, node: &Node) -> Result<Fields, ConfigError> {
-        let sources = match &node.kind {
-            Kind::Seq(items) => items.iter().collect(),
-            _ => vec![node],
-        };
-        let mut fields = Fields::default();
-        for source in sources {
-            let Kind::Map(entries) = &source.kind else {
-                return Err(self.invalid(MERGE, MERGE_EXPECTED, source));
-            };
-            let source = self.fields(entries)?;
-            fill(&mut fields, source);
-        }
-        Ok(fields)
-    }
-
-    /// A string field. Required ones must be non-empty strings; the
-    /// optional `partition_key` also takes null or empty as "not set".
-    fn string(&self, field: &'static str, node: &Node) -> Result<Option<String>, ConfigError> {
-        let required = field != PARTITION_KEY;
-        match &node.kind {
-            Kind::Str(text) if !text.trim().is_empty() => Ok(Some(text.clone())),
-            Kind::Str(_) | Kind::Null if !required => Ok(None),
-            Kind::Str(_) => Err(ConfigError::EmptyField {
-                origin: self.check.origin(),
-                line: self.check.line(node),
-                stream: self.name.to_owned(),
-                field,
-            }),
-            _ => Err(self.invalid(field, "a string", node)),
-        }
-    }
-
-    fn invalid(&self, field: &'static str, expected: &'static str, node: &Node) -> ConfigError {
-        ConfigError::InvalidField {
-            origin: self.check.origin(),
-            line: self.check.line(node),
-            stream: self.name.to_owned(),
-            field,
-            expected,
-            found: node.found(),
-        }
     }
 }
 
