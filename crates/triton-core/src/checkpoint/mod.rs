@@ -60,7 +60,7 @@ pub struct UploadIntent {
 }
 
 /// The underlying error of a [`CheckpointError`] (a driver's, a task's).
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::error::BoxError;
 
 /// Why a checkpoint operation failed.
 ///
