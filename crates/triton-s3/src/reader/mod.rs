@@ -11,21 +11,28 @@
 //! few batches of at most `batch_bytes`), the decoder's buffer of one chunk
 //! and one waiting response, whatever the archive sizes.
 
+mod codec;
 mod listing;
 
 use std::collections::VecDeque;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use triton_core::error::Report;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use triton_core::archive::{ArchiveError, Decoder};
+use tokio_util::codec::FramedRead;
+use tokio_util::io::StreamReader;
+use triton_core::archive::ArchiveError;
 use triton_core::error::SharedError;
 use triton_core::retry::{policies, Backoff, Budget};
 use triton_core::source::{Acks, Position, RecordSource, SourceError, SourceRecord};
 
+use self::codec::{CodecError, RecordCodec};
 pub use self::listing::{
     list_archives, list_with_sidecars, Archive, ArchiveQuery, ListError, Listing,
 };
@@ -325,59 +332,51 @@ impl Fetch {
         let key = archive.key.to_string();
         let unavailable =
             |e: StoreError| Stop::Unavailable(SourceError::unavailable(key.clone(), e));
-        let mut download = download.map_err(unavailable)?;
-        let mut decoder = Decoder::new();
-        let mut batch = Batch::new(key.as_str().into(), &self.options);
-        let mut input: Vec<u8> = Vec::new();
-        loop {
-            let n = match download.read_into(&mut input).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    self.flush(&mut batch).await?;
-                    return Err(unavailable(e));
+        let download = download.map_err(unavailable)?;
+        let counters = self.counters.clone();
+        let bytes = futures_util::stream::unfold(download, move |mut download| {
+            let counters = counters.clone();
+            async move {
+                let mut buf = Vec::new();
+                match download.read_into(&mut buf).await {
+                    Ok(0) => None,
+                    Ok(n) => {
+                        counters.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                        Some((Ok(Bytes::from(buf)), download))
+                    }
+                    // Carried through the byte stream, taken out below.
+                    Err(e) => Some((Err(io::Error::other(e)), download)),
                 }
-            };
-            self.counters
-                .bytes_read
-                .fetch_add(n as u64, Ordering::Relaxed);
-            let mut used = 0;
-            let fed = loop {
-                match decoder.feed(&input[used..]) {
-                    Ok(0) => break Ok(()),
-                    Ok(k) => used += k,
-                    Err(e) => break Err(DrainError::Archive(e)),
-                }
-                if let Err(e) = self.drain(&mut decoder, &mut batch).await {
-                    break Err(e);
-                }
-            };
-            input.drain(..used);
-            if let Err(e) = fed {
-                return Err(self.corrupt(&key, &mut batch, e).await);
             }
-        }
-        if let Err(e) = decoder.finish(&input) {
-            return Err(self.corrupt(&key, &mut batch, e.into()).await);
-        }
-        self.flush(&mut batch).await
-    }
-
-    /// Moves the decoder's whole records into the batch, sending full
-    /// batches.
-    async fn drain(&self, decoder: &mut Decoder, batch: &mut Batch) -> Result<(), DrainError> {
-        loop {
-            let index = decoder.records();
-            match decoder.next_raw() {
-                Ok(Some(raw)) => {
+        });
+        let mut records = FramedRead::with_capacity(
+            StreamReader::new(Box::pin(bytes)),
+            RecordCodec::default(),
+            READ_SIZE,
+        );
+        let mut batch = Batch::new(key.as_str().into(), &self.options);
+        while let Some(next) = records.next().await {
+            match next {
+                Ok((index, raw)) => {
                     if batch.push(index, raw) {
-                        self.flush(batch).await.map_err(|_| DrainError::Closed)?;
+                        self.flush(&mut batch).await?;
                     }
                 }
-                Ok(None) => return Ok(()),
-                Err(e) => return Err(DrainError::Archive(e)),
+                Err(CodecError::Archive(e)) => {
+                    self.flush(&mut batch).await?;
+                    return Err(Stop::Corrupt(to_corrupt(&key, e)));
+                }
+                Err(CodecError::Io(e)) => {
+                    self.flush(&mut batch).await?;
+                    let e = match e.downcast::<StoreError>() {
+                        Ok(store) => store,
+                        Err(e) => StoreError::new("GetObject", key.as_str(), ErrorKind::Fatal, e),
+                    };
+                    return Err(unavailable(e));
+                }
             }
         }
+        self.flush(&mut batch).await
     }
 
     async fn flush(&self, batch: &mut Batch) -> Result<(), Stop> {
@@ -389,19 +388,11 @@ impl Fetch {
         }
         Ok(())
     }
-
-    /// Sends what was read before the damage and returns the error to
-    /// report after it.
-    async fn corrupt(&self, key: &str, batch: &mut Batch, e: DrainError) -> Stop {
-        if let Err(stop) = self.flush(batch).await {
-            return stop;
-        }
-        match e {
-            DrainError::Closed => Stop::Closed,
-            DrainError::Archive(e) => Stop::Corrupt(to_corrupt(key, e)),
-        }
-    }
 }
+
+/// The decoding buffer of one archive (S3 bodies come in frames of tens of
+/// KiB, local files in reads of 1 MiB).
+const READ_SIZE: usize = 1 << 20;
 
 /// One object's bytes. A connection that breaks (or a body that ends before
 /// its announced length) is resumed at the byte where it stopped, as long as
@@ -492,18 +483,6 @@ fn changed(key: &str) -> StoreError {
     )
 }
 
-/// A failure while taking records out of the decoder.
-enum DrainError {
-    Closed,
-    Archive(ArchiveError),
-}
-
-impl From<ArchiveError> for DrainError {
-    fn from(e: ArchiveError) -> DrainError {
-        DrainError::Archive(e)
-    }
-}
-
 fn to_corrupt(key: &str, e: ArchiveError) -> SourceError {
     SourceError::Corrupt {
         source_id: key.to_string(),
@@ -533,12 +512,12 @@ impl Batch {
     }
 
     /// Adds a record; true when the batch is full.
-    fn push(&mut self, index: u64, raw: &[u8]) -> bool {
-        self.bytes += raw.len();
+    fn push(&mut self, index: u64, data: Vec<u8>) -> bool {
+        self.bytes += data.len();
         self.records.push(SourceRecord {
             source: self.id.clone(),
             position: Position::Index(index),
-            data: raw.to_vec(),
+            data,
         });
         self.records.len() >= self.max_records || self.bytes >= self.max_bytes
     }
