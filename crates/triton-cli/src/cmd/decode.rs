@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::thread;
+use triton_core::error::Report;
 
 use clap::Args;
 use triton_core::archive::{ArchiveError, ArchiveErrorKind, ArchiveReader};
@@ -72,7 +73,7 @@ fn decode_one(
         Err(LinesError::Archive(e)) if not_an_archive(&e) => Ok(Some(format!(
             "{name} is not a .tri archive (it does not start with the Snappy framing stream identifier)"
         ))),
-        Err(e) => Ok(Some(format!("{name}: {e}"))),
+        Err(e) => Ok(Some(format!("{name}: {}", Report(&e)))),
     }
 }
 
@@ -107,7 +108,7 @@ pub fn run(args: DecodeArgs) -> CliResult {
                     }
                     failure
                 }
-                Err(e) => Some(format!("{name}: {e}")),
+                Err(e) => Some(format!("{name}: {}", Report(&e))),
             }
         };
         if let Some(line) = failure {

@@ -2,6 +2,7 @@
 //! workers.
 
 use std::io::Write;
+use triton_core::error::Report;
 
 use clap::{Args, ValueEnum};
 use triton_checkpoint::{redact, SqlCheckpoints, DEFAULT_URL};
@@ -71,7 +72,8 @@ pub fn run(args: LeasesArgs) -> CliResult {
             .map_err(CliError::from)?;
         db.leases(&scope).await.map_err(|e| {
             CliError::new(format!(
-                "{e} (a database no triton store with leases has used has no lease table)"
+                "{} (a database no triton store with leases has used has no lease table)",
+                Report(&e)
             ))
         })
     })?;

@@ -331,7 +331,7 @@ impl<F: ShardSource> Worker<F> {
             };
             return Err(CheckError {
                 what: "the Kinesis stream",
-                message: e.to_string(),
+                message: Report(&e).to_string(),
                 kind,
             });
         }
@@ -347,7 +347,7 @@ impl<F: ShardSource> Worker<F> {
             };
             return Err(CheckError {
                 what: "the archive store",
-                message: e.to_string(),
+                message: Report(&e).to_string(),
                 kind,
             });
         }
@@ -358,7 +358,7 @@ impl<F: ShardSource> Worker<F> {
             };
             return Err(CheckError {
                 what: "the checkpoint database",
-                message: e.to_string(),
+                message: Report(&e).to_string(),
                 kind,
             });
         }
