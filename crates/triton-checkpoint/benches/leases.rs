@@ -109,7 +109,7 @@ fn main() {
         b.iter(|| {
             rt.block_on(async {
                 db.record_intent(&intent, None).await.expect("record");
-                db.complete_intent("bench", "stream", &intent.key, &checkpoints)
+                db.complete_intent(intent.id(), &checkpoints)
                     .await
                     .expect("complete")
             })
@@ -121,7 +121,7 @@ fn main() {
                 db.record_intent_fenced(&intent, None, &fence)
                     .await
                     .expect("record");
-                db.complete_intent_fenced("bench", "stream", &intent.key, &checkpoints, &fence)
+                db.complete_intent_fenced(intent.id(), &checkpoints, &fence)
                     .await
                     .expect("complete")
             })

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use diesel::sql_types::{BigInt, Double, Nullable, Text};
-use triton_core::checkpoint::{Checkpoint, CheckpointError, UploadIntent};
+use triton_core::checkpoint::{Checkpoint, CheckpointError, IntentId, UploadIntent};
 use triton_core::lease::{
     Fence, Held, LeaseInfo, LeaseScope, LeaseState, LeaseStore, LeaseTable, ShardSpec, WorkerInfo,
 };
@@ -438,18 +438,32 @@ impl LeaseStore for SqlCheckpoints {
 
     async fn complete_intent_fenced(
         &self,
-        client: &str,
-        stream: &str,
-        key: &str,
+        intent: IntentId<'_>,
         checkpoints: &[Checkpoint],
         fence: &Fence,
     ) -> Result<(), CheckpointError> {
         match self {
             SqlCheckpoints::Postgres(s) => {
-                pg::complete_fenced(s, client, stream, Some(key), checkpoints, fence).await
+                pg::complete_fenced(
+                    s,
+                    intent.client,
+                    intent.stream,
+                    Some(intent.key),
+                    checkpoints,
+                    fence,
+                )
+                .await
             }
             SqlCheckpoints::Sqlite(s) => {
-                sqlite::complete_fenced(s, client, stream, Some(key), checkpoints, fence).await
+                sqlite::complete_fenced(
+                    s,
+                    intent.client,
+                    intent.stream,
+                    Some(intent.key),
+                    checkpoints,
+                    fence,
+                )
+                .await
             }
         }
     }

@@ -7,7 +7,8 @@ use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use triton_core::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointStore, IntentStore, SavedCheckpoint, UploadIntent,
+    Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, SavedCheckpoint,
+    UploadIntent,
 };
 use triton_core::source::SequenceNumber;
 
@@ -226,15 +227,13 @@ impl IntentStore for PgCheckpoints {
 
     async fn complete_intent(
         &self,
-        client: &str,
-        stream: &str,
-        key: &str,
+        intent: IntentId<'_>,
         checkpoints: &[Checkpoint],
     ) -> Result<(), CheckpointError> {
         let rows = owned_rows(self.db(), checkpoints)?;
         self.run(async |c| {
             c.transaction::<_, diesel::result::Error, _>(async |c| {
-                complete_in(c, client, stream, key, &rows).await
+                complete_in(c, intent.client, intent.stream, intent.key, &rows).await
             })
             .await
         })

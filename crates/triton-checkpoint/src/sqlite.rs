@@ -13,7 +13,8 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use diesel::upsert::excluded;
 use triton_core::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointStore, IntentStore, SavedCheckpoint, UploadIntent,
+    Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, SavedCheckpoint,
+    UploadIntent,
 };
 use triton_core::source::SequenceNumber;
 
@@ -182,13 +183,15 @@ impl IntentStore for SqliteCheckpoints {
 
     async fn complete_intent(
         &self,
-        client: &str,
-        stream: &str,
-        key: &str,
+        intent: IntentId<'_>,
         checkpoints: &[Checkpoint],
     ) -> Result<(), CheckpointError> {
         let rows = owned_rows(&self.db, checkpoints)?;
-        let id = (client.to_owned(), stream.to_owned(), key.to_owned());
+        let id = (
+            intent.client.to_owned(),
+            intent.stream.to_owned(),
+            intent.key.to_owned(),
+        );
         self.run(move |c| {
             c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
                 complete_in(c, &id.0, &id.1, &id.2, &rows)

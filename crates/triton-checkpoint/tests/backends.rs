@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use triton_checkpoint::{OpenError, SqlCheckpoints};
-use triton_core::checkpoint::{conformance, Checkpoint, CheckpointStore, IntentStore};
+use triton_core::checkpoint::{conformance, Checkpoint, CheckpointStore, IntentId, IntentStore};
 use triton_core::source::SequenceNumber;
 use triton_tests::TempDir;
 
@@ -66,6 +66,15 @@ impl PgDb {
 
 fn seq(n: u64) -> SequenceNumber {
     conformance::sequence(n)
+}
+
+/// The intent `key` of the client "store" on stream "s".
+fn intent_id(key: &str) -> IntentId<'_> {
+    IntentId {
+        client: "store",
+        stream: "s",
+        key,
+    }
 }
 
 fn cp(client: &str, shard: &str, n: u64) -> Checkpoint {
@@ -454,7 +463,7 @@ mod leases {
                 (Err(CheckpointError::KeyTaken { .. }), Ok(())) => &fence2,
                 other => panic!("{key}: {other:?}"),
             };
-            db.complete_intent_fenced("store", "s", &key, &[], winner)
+            db.complete_intent_fenced(intent_id(&key), &[], winner)
                 .await
                 .unwrap();
         }
@@ -483,7 +492,7 @@ mod leases {
         // The old owner's writes fail the fence, and nothing is written.
         let cp = super::cp("store", &w1[0].shard, 9);
         let refused = db
-            .complete_intent_fenced("store", "s", "k1", std::slice::from_ref(&cp), &fence1)
+            .complete_intent_fenced(intent_id("k1"), std::slice::from_ref(&cp), &fence1)
             .await;
         assert!(
             matches!(refused, Err(CheckpointError::Fenced { .. })),
@@ -515,7 +524,7 @@ mod leases {
             .claim_intent("store", "s", "gone", &fence2)
             .await
             .unwrap());
-        db.complete_intent_fenced("store", "s", "k1", std::slice::from_ref(&cp), &fence2)
+        db.complete_intent_fenced(intent_id("k1"), std::slice::from_ref(&cp), &fence2)
             .await
             .unwrap();
         assert_eq!(

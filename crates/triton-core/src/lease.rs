@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, IntentStore, UploadIntent};
+use crate::checkpoint::{
+    Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, UploadIntent,
+};
 use crate::source::{RecordSource, Replay, SourceError};
 
 /// A lease held at an epoch.
@@ -350,9 +352,7 @@ pub trait LeaseStore: IntentStore {
     /// same transaction.
     async fn complete_intent_fenced(
         &self,
-        client: &str,
-        stream: &str,
-        key: &str,
+        intent: IntentId<'_>,
         checkpoints: &[Checkpoint],
         fence: &Fence,
     ) -> Result<(), CheckpointError>;
@@ -473,13 +473,11 @@ macro_rules! forward_lease_store {
 
             async fn complete_intent_fenced(
                 &self,
-                client: &str,
-                stream: &str,
-                key: &str,
+                intent: IntentId<'_>,
                 checkpoints: &[Checkpoint],
                 fence: &Fence,
             ) -> Result<(), CheckpointError> {
-                (**self).complete_intent_fenced(client, stream, key, checkpoints, fence).await
+                (**self).complete_intent_fenced(intent, checkpoints, fence).await
             }
 
             async fn save_many_fenced(

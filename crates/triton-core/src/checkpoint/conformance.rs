@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::{unix_now, Checkpoint, CheckpointStore, IntentStore, UploadIntent};
+use super::{unix_now, Checkpoint, CheckpointStore, IntentId, IntentStore, UploadIntent};
 use crate::source::SequenceNumber;
 
 /// A 56-digit sequence number ending in `n`, as Kinesis writes them.
@@ -182,6 +182,26 @@ fn intent(client: &str, stream: &str, key: &str, document: &str) -> UploadIntent
     }
 }
 
+/// The intent `key` of `client` on stream "s".
+fn id<'a>(client: &'a str, key: &'a str) -> IntentId<'a> {
+    IntentId {
+        client,
+        stream: "s",
+        key,
+    }
+}
+
+/// The keys of the intents of `client` on stream "s", in the store's order.
+async fn intent_keys(store: &dyn IntentStore, client: &str) -> Vec<String> {
+    store
+        .intents(client, "s")
+        .await
+        .unwrap_or_else(|e| panic!("intents: {e}"))
+        .into_iter()
+        .map(|i| i.key)
+        .collect()
+}
+
 /// Upload intents: recorded, listed per client and stream by key, replaced
 /// by key or by `replaces`, and completed together with their checkpoints,
 /// all or nothing.
@@ -221,13 +241,7 @@ pub async fn intents(store: &dyn IntentStore, client: &str) {
         .record_intent(&intent(client, "s", moved, "moved"), Some(keys[0]))
         .await
         .unwrap_or_else(|e| panic!("record_intent replacing: {e}"));
-    let listed: Vec<String> = store
-        .intents(client, "s")
-        .await
-        .unwrap_or_else(|e| panic!("intents: {e}"))
-        .into_iter()
-        .map(|i| i.key)
-        .collect();
+    let listed = intent_keys(store, client).await;
     if listed != [keys[1], moved] {
         panic!("intents after a move: {listed:?}");
     }
@@ -239,7 +253,7 @@ pub async fn intents(store: &dyn IntentStore, client: &str) {
     };
     let good = checkpoint(client, "s", "shardId-1", 5);
     if store
-        .complete_intent(client, "s", keys[1], &[good.clone(), bad])
+        .complete_intent(id(client, keys[1]), &[good.clone(), bad])
         .await
         .is_ok()
     {
@@ -261,16 +275,10 @@ pub async fn intents(store: &dyn IntentStore, client: &str) {
     }
 
     store
-        .complete_intent(client, "s", keys[1], std::slice::from_ref(&good))
+        .complete_intent(id(client, keys[1]), std::slice::from_ref(&good))
         .await
         .unwrap_or_else(|e| panic!("complete_intent: {e}"));
-    let left: Vec<String> = store
-        .intents(client, "s")
-        .await
-        .unwrap_or_else(|e| panic!("intents: {e}"))
-        .into_iter()
-        .map(|i| i.key)
-        .collect();
+    let left = intent_keys(store, client).await;
     let saved = store
         .last(client, "s", "shardId-1")
         .await
@@ -282,9 +290,7 @@ pub async fn intents(store: &dyn IntentStore, client: &str) {
     // completion naming 3 leaves it there and still deletes the intent.
     store
         .complete_intent(
-            client,
-            "s",
-            moved,
+            id(client, moved),
             &[
                 checkpoint(client, "s", "shardId-1", 3),
                 checkpoint(client, "s", "shardId-2", 9),

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    unix_now, Checkpoint, CheckpointError, CheckpointStore, IntentStore, SavedCheckpoint,
+    unix_now, Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, SavedCheckpoint,
     UploadIntent,
 };
 use crate::source::SequenceNumber;
@@ -125,9 +125,7 @@ impl IntentStore for MemoryCheckpoints {
 
     async fn complete_intent(
         &self,
-        client: &str,
-        stream: &str,
-        key: &str,
+        intent: IntentId<'_>,
         checkpoints: &[Checkpoint],
     ) -> Result<(), CheckpointError> {
         // Both locks held: no reader sees one change without the other.
@@ -148,10 +146,14 @@ impl IntentStore for MemoryCheckpoints {
         for c in &forward {
             archives.insert(
                 (c.client.clone(), c.stream.clone(), c.shard.clone()),
-                key.to_owned(),
+                intent.key.to_owned(),
             );
         }
-        intents.remove(&(client.to_owned(), stream.to_owned(), key.to_owned()));
+        intents.remove(&(
+            intent.client.to_owned(),
+            intent.stream.to_owned(),
+            intent.key.to_owned(),
+        ));
         Ok(())
     }
 

@@ -59,6 +59,29 @@ pub struct UploadIntent {
     pub document: String,
 }
 
+impl UploadIntent {
+    /// The intent's identity.
+    pub fn id(&self) -> IntentId<'_> {
+        IntentId {
+            client: &self.client,
+            stream: &self.stream,
+            key: &self.key,
+        }
+    }
+}
+
+/// Which upload intent: the client and stream it belongs to and the key of
+/// its archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IntentId<'a> {
+    /// The consumer's name.
+    pub client: &'a str,
+    /// The real Kinesis stream name.
+    pub stream: &'a str,
+    /// The archive's key.
+    pub key: &'a str,
+}
+
 /// The underlying error of a [`CheckpointError`] (a driver's, a task's).
 pub use crate::error::BoxError;
 
@@ -196,17 +219,14 @@ pub trait IntentStore: CheckpointStore {
         replaces: Option<&str>,
     ) -> Result<(), CheckpointError>;
 
-    /// In one transaction: saves `checkpoints` and deletes the intent `key`
-    /// of `client` and `stream`. A checkpoint is only ever moved forward
+    /// In one transaction: saves `checkpoints` and deletes the intent. A checkpoint is only ever moved forward
     /// (numerically): one already past it, saved by another writer, stays.
-    /// Each checkpoint moved also records `key` as the archive holding it
+    /// Each checkpoint moved also records the intent's key as the archive holding it
     /// (see [`checkpoint_archives`](IntentStore::checkpoint_archives)).
     /// After a failure all are as before.
     async fn complete_intent(
         &self,
-        client: &str,
-        stream: &str,
-        key: &str,
+        intent: IntentId<'_>,
         checkpoints: &[Checkpoint],
     ) -> Result<(), CheckpointError>;
 
@@ -298,13 +318,11 @@ macro_rules! forward_checkpoint_stores {
 
             async fn complete_intent(
                 &self,
-                client: &str,
-                stream: &str,
-                key: &str,
+                intent: $crate::checkpoint::IntentId<'_>,
                 checkpoints: &[$crate::checkpoint::Checkpoint],
             ) -> Result<(), $crate::checkpoint::CheckpointError> {
                 let $s = self;
-                $target.complete_intent(client, stream, key, checkpoints).await
+                $target.complete_intent(intent, checkpoints).await
             }
 
             async fn intents(

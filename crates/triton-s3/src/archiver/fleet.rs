@@ -36,7 +36,8 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use triton_core::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointStore, IntentStore, SavedCheckpoint, UploadIntent,
+    Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, SavedCheckpoint,
+    UploadIntent,
 };
 use triton_core::health::{health, Phase};
 use triton_core::lease::{
@@ -237,14 +238,12 @@ impl IntentStore for FencedCheckpoints {
 
     async fn complete_intent(
         &self,
-        client: &str,
-        stream: &str,
-        key: &str,
+        intent: IntentId<'_>,
         checkpoints: &[Checkpoint],
     ) -> Result<(), CheckpointError> {
         let r = self
             .leases
-            .complete_intent_fenced(client, stream, key, checkpoints, &self.fence)
+            .complete_intent_fenced(intent, checkpoints, &self.fence)
             .await;
         self.checked(r)
     }

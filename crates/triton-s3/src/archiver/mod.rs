@@ -36,7 +36,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use triton_core::error::Report;
 
 use tokio::sync::mpsc;
-use triton_core::checkpoint::{Checkpoint, CheckpointError, IntentStore, UploadIntent};
+use triton_core::checkpoint::{Checkpoint, CheckpointError, IntentId, IntentStore, UploadIntent};
 use triton_core::retry::policies;
 use triton_core::source::{Position, RecordSource, SourceError, SourceRecord};
 
@@ -557,7 +557,14 @@ async fn complete(
         Waiting::Database,
         "waiting for the checkpoint store",
         key,
-        || db.complete_intent(&options.client, &options.stream, key, checkpoints),
+        || {
+            let intent = IntentId {
+                client: &options.client,
+                stream: &options.stream,
+                key,
+            };
+            db.complete_intent(intent, checkpoints)
+        },
         refused,
     )
     .await

@@ -13,8 +13,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use async_trait::async_trait;
 use triton_core::archive::ArchiveReader;
 use triton_core::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointStore, IntentStore, MemoryCheckpoints, SavedCheckpoint,
-    UploadIntent,
+    Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, MemoryCheckpoints,
+    SavedCheckpoint, UploadIntent,
 };
 use triton_core::source::{
     Position, RecordSource, Replay, SequenceNumber, SequenceRange, SourceError, SourceRecord,
@@ -504,14 +504,10 @@ impl IntentStore for IntentLog {
     }
     async fn complete_intent(
         &self,
-        client: &str,
-        stream: &str,
-        key: &str,
+        intent: IntentId<'_>,
         checkpoints: &[Checkpoint],
     ) -> Result<(), CheckpointError> {
-        self.inner
-            .complete_intent(client, stream, key, checkpoints)
-            .await
+        self.inner.complete_intent(intent, checkpoints).await
     }
     async fn intents(
         &self,
