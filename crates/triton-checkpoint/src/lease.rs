@@ -26,6 +26,16 @@ use triton_core::lease::{
 
 use crate::SqlCheckpoints;
 
+/// Calls `pg::$f` or `sqlite::$f` with the backend of `$store` first.
+macro_rules! backend {
+    ($store:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        match $store {
+            SqlCheckpoints::Postgres(s) => pg::$f(s, $($arg),*).await,
+            SqlCheckpoints::Sqlite(s) => sqlite::$f(s, $($arg),*).await,
+        }
+    };
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {
     Postgres,
@@ -318,10 +328,7 @@ impl LeaseStore for SqlCheckpoints {
         scope: &LeaseScope,
         shards: &[ShardSpec],
     ) -> Result<(), CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => pg::add_shards(s, scope, shards).await,
-            SqlCheckpoints::Sqlite(s) => sqlite::add_shards(s, scope, shards).await,
-        }
+        backend!(self, add_shards(scope, shards))
     }
 
     async fn renew(
@@ -332,14 +339,10 @@ impl LeaseStore for SqlCheckpoints {
         throughput: &[(String, f64)],
         duration: Duration,
     ) -> Result<Vec<Held>, CheckpointError> {
-        let renewed = match self {
-            SqlCheckpoints::Postgres(s) => {
-                pg::renew(s, scope, worker, held, throughput, millis(duration)).await?
-            }
-            SqlCheckpoints::Sqlite(s) => {
-                sqlite::renew(s, scope, worker, held, throughput, millis(duration)).await?
-            }
-        };
+        let renewed = backend!(
+            self,
+            renew(scope, worker, held, throughput, millis(duration))
+        )?;
         Ok(held
             .iter()
             .filter(|h| renewed.contains(h))
@@ -358,14 +361,7 @@ impl LeaseStore for SqlCheckpoints {
         if shards.is_empty() || max == 0 {
             return Ok(Vec::new());
         }
-        match self {
-            SqlCheckpoints::Postgres(s) => {
-                pg::acquire(s, scope, worker, shards, max, millis(duration)).await
-            }
-            SqlCheckpoints::Sqlite(s) => {
-                sqlite::acquire(s, scope, worker, shards, max, millis(duration)).await
-            }
-        }
+        backend!(self, acquire(scope, worker, shards, max, millis(duration)))
     }
 
     async fn release(
@@ -374,10 +370,7 @@ impl LeaseStore for SqlCheckpoints {
         worker: &str,
         held: &[Held],
     ) -> Result<(), CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => pg::each(s, RELEASE, scope, worker, held).await,
-            SqlCheckpoints::Sqlite(s) => sqlite::each(s, RELEASE, scope, worker, held).await,
-        }
+        backend!(self, each(RELEASE, scope, worker, held))
     }
 
     async fn hand_over(
@@ -389,12 +382,7 @@ impl LeaseStore for SqlCheckpoints {
         within: Duration,
     ) -> Result<(), CheckpointError> {
         let within = millis(within);
-        match self {
-            SqlCheckpoints::Postgres(s) => pg::hand_over(s, scope, worker, lease, to, within).await,
-            SqlCheckpoints::Sqlite(s) => {
-                sqlite::hand_over(s, scope, worker, lease, to, within).await
-            }
-        }
+        backend!(self, hand_over(scope, worker, lease, to, within))
     }
 
     async fn mark_ended(
@@ -404,24 +392,15 @@ impl LeaseStore for SqlCheckpoints {
         lease: &Held,
     ) -> Result<(), CheckpointError> {
         let one = std::slice::from_ref(lease);
-        match self {
-            SqlCheckpoints::Postgres(s) => pg::each(s, END, scope, worker, one).await,
-            SqlCheckpoints::Sqlite(s) => sqlite::each(s, END, scope, worker, one).await,
-        }
+        backend!(self, each(END, scope, worker, one))
     }
 
     async fn leave(&self, scope: &LeaseScope, worker: &str) -> Result<(), CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => pg::leave(s, scope, worker).await,
-            SqlCheckpoints::Sqlite(s) => sqlite::leave(s, scope, worker).await,
-        }
+        backend!(self, leave(scope, worker))
     }
 
     async fn leases(&self, scope: &LeaseScope) -> Result<LeaseTable, CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => pg::leases(s, scope).await,
-            SqlCheckpoints::Sqlite(s) => sqlite::leases(s, scope).await,
-        }
+        backend!(self, leases(scope))
     }
 
     async fn record_intent_fenced(
@@ -430,10 +409,7 @@ impl LeaseStore for SqlCheckpoints {
         replaces: Option<&str>,
         fence: &Fence,
     ) -> Result<(), CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => pg::record_fenced(s, intent, replaces, fence).await,
-            SqlCheckpoints::Sqlite(s) => sqlite::record_fenced(s, intent, replaces, fence).await,
-        }
+        backend!(self, record_fenced(intent, replaces, fence))
     }
 
     async fn complete_intent_fenced(
@@ -442,30 +418,16 @@ impl LeaseStore for SqlCheckpoints {
         checkpoints: &[Checkpoint],
         fence: &Fence,
     ) -> Result<(), CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => {
-                pg::complete_fenced(
-                    s,
-                    intent.client,
-                    intent.stream,
-                    Some(intent.key),
-                    checkpoints,
-                    fence,
-                )
-                .await
-            }
-            SqlCheckpoints::Sqlite(s) => {
-                sqlite::complete_fenced(
-                    s,
-                    intent.client,
-                    intent.stream,
-                    Some(intent.key),
-                    checkpoints,
-                    fence,
-                )
-                .await
-            }
-        }
+        backend!(
+            self,
+            complete_fenced(
+                intent.client,
+                intent.stream,
+                Some(intent.key),
+                checkpoints,
+                fence
+            )
+        )
     }
 
     async fn save_many_fenced(
@@ -477,27 +439,18 @@ impl LeaseStore for SqlCheckpoints {
             return Ok(());
         };
         let (client, stream) = (first.client.clone(), first.stream.clone());
-        match self {
-            SqlCheckpoints::Postgres(s) => {
-                pg::complete_fenced(s, &client, &stream, None, checkpoints, fence).await
-            }
-            SqlCheckpoints::Sqlite(s) => {
-                sqlite::complete_fenced(s, &client, &stream, None, checkpoints, fence).await
-            }
-        }
+        backend!(
+            self,
+            complete_fenced(&client, &stream, None, checkpoints, fence)
+        )
     }
 
     async fn claim_intent(
         &self,
-        client: &str,
-        stream: &str,
-        key: &str,
+        intent: IntentId<'_>,
         fence: &Fence,
     ) -> Result<bool, CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => pg::claim(s, client, stream, key, fence).await,
-            SqlCheckpoints::Sqlite(s) => sqlite::claim(s, client, stream, key, fence).await,
-        }
+        backend!(self, claim(intent, fence))
     }
 
     async fn fenced_intents(
@@ -505,9 +458,6 @@ impl LeaseStore for SqlCheckpoints {
         client: &str,
         stream: &str,
     ) -> Result<Vec<(UploadIntent, Option<Fence>)>, CheckpointError> {
-        match self {
-            SqlCheckpoints::Postgres(s) => pg::fenced_intents(s, client, stream).await,
-            SqlCheckpoints::Sqlite(s) => sqlite::fenced_intents(s, client, stream).await,
-        }
+        backend!(self, fenced_intents(client, stream))
     }
 }

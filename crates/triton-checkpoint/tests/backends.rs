@@ -443,7 +443,7 @@ mod leases {
             Err(CheckpointError::KeyTaken { .. })
         ));
         // Nor can it be claimed while its writer holds its leases.
-        assert!(!db.claim_intent("store", "s", "k1", &fence2).await.unwrap());
+        assert!(!db.claim_intent(intent_id("k1"), &fence2).await.unwrap());
         let listed = db.fenced_intents("store", "s").await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].1.as_ref(), Some(&fence1));
@@ -516,14 +516,11 @@ mod leases {
             db.record_intent_fenced(&intent("k1"), None, &fence2).await,
             Err(CheckpointError::KeyTaken { .. })
         ));
-        assert!(db.claim_intent("store", "s", "k1", &fence2).await.unwrap());
+        assert!(db.claim_intent(intent_id("k1"), &fence2).await.unwrap());
         db.record_intent_fenced(&intent("k1"), None, &fence2)
             .await
             .unwrap();
-        assert!(!db
-            .claim_intent("store", "s", "gone", &fence2)
-            .await
-            .unwrap());
+        assert!(!db.claim_intent(intent_id("gone"), &fence2).await.unwrap());
         db.complete_intent_fenced(intent_id("k1"), std::slice::from_ref(&cp), &fence2)
             .await
             .unwrap();

@@ -365,15 +365,13 @@ pub trait LeaseStore: IntentStore {
         fence: &Fence,
     ) -> Result<(), CheckpointError>;
 
-    /// Makes the intent `key` this worker's, to finish it: only if `fence`
+    /// Makes the intent this worker's, to finish it: only if `fence`
     /// holds and the intent's own fence does not (its writer lost a lease,
     /// or it was recorded without leases). False when there is no such
     /// intent or its writer still holds its leases.
     async fn claim_intent(
         &self,
-        client: &str,
-        stream: &str,
-        key: &str,
+        intent: IntentId<'_>,
         fence: &Fence,
     ) -> Result<bool, CheckpointError>;
 
@@ -490,12 +488,10 @@ macro_rules! forward_lease_store {
 
             async fn claim_intent(
                 &self,
-                client: &str,
-                stream: &str,
-                key: &str,
+                intent: IntentId<'_>,
                 fence: &Fence,
             ) -> Result<bool, CheckpointError> {
-                (**self).claim_intent(client, stream, key, fence).await
+                (**self).claim_intent(intent, fence).await
             }
 
             async fn fenced_intents(

@@ -2,7 +2,7 @@
 
 use diesel::sql_types::{Array, BigInt, Double, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use triton_core::checkpoint::{Checkpoint, CheckpointError, UploadIntent};
+use triton_core::checkpoint::{Checkpoint, CheckpointError, IntentId, UploadIntent};
 use triton_core::lease::{Fence, Held, LeaseInfo, LeaseScope, LeaseTable, ShardSpec};
 
 use super::{
@@ -374,11 +374,10 @@ pub(super) async fn fenced_intents(
 
 pub(super) async fn claim(
     s: &PgCheckpoints,
-    client: &str,
-    stream: &str,
-    key: &str,
+    intent: IntentId<'_>,
     fence: &Fence,
 ) -> Result<bool, CheckpointError> {
+    let (client, stream, key) = (intent.client, intent.stream, intent.key);
     let scope = LeaseScope {
         client: client.to_owned(),
         stream: stream.to_owned(),

@@ -4,7 +4,7 @@
 use diesel::sql_types::{BigInt, Double, Text};
 use diesel::sqlite::SqliteConnection;
 use diesel::RunQueryDsl;
-use triton_core::checkpoint::{Checkpoint, CheckpointError, UploadIntent};
+use triton_core::checkpoint::{Checkpoint, CheckpointError, IntentId, UploadIntent};
 use triton_core::lease::{Fence, Held, LeaseInfo, LeaseScope, LeaseTable, ShardSpec};
 
 use super::{
@@ -330,15 +330,13 @@ pub(super) async fn fenced_intents(
 
 pub(super) async fn claim(
     s: &SqliteCheckpoints,
-    client: &str,
-    stream: &str,
-    key: &str,
+    intent: IntentId<'_>,
     fence: &Fence,
 ) -> Result<bool, CheckpointError> {
     let (client, stream, key, fence) = (
-        client.to_owned(),
-        stream.to_owned(),
-        key.to_owned(),
+        intent.client.to_owned(),
+        intent.stream.to_owned(),
+        intent.key.to_owned(),
         fence.clone(),
     );
     let shown = key.clone();

@@ -656,12 +656,7 @@ impl<F: ShardSource> Worker<F> {
                 && responsible
                 && self
                     .retry("claiming an interrupted upload", || {
-                        self.leases.claim_intent(
-                            &self.scope.client,
-                            &self.scope.stream,
-                            &intent.key,
-                            &fence_now,
-                        )
+                        self.leases.claim_intent(intent.id(), &fence_now)
                     })
                     .await?;
             if claimed {
