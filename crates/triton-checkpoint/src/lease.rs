@@ -304,6 +304,25 @@ impl From<diesel::result::Error> for TxError {
     }
 }
 
+/// A fence-checked transaction's outcome: database errors stay database
+/// errors (the connection is then dropped), refusals are answers.
+fn split<R>(r: Result<R, TxError>) -> Result<Result<R, TxError>, diesel::result::Error> {
+    match r {
+        Err(TxError::Db(e)) => Err(e),
+        other => Ok(other),
+    }
+}
+
+/// Whether `fence` holds, given the leases its worker owns (read in the
+/// transaction about to write under it).
+fn holds(fence: &Fence, owned: Vec<HeldRow>) -> Result<(), TxError> {
+    let owned: Vec<Held> = owned.into_iter().map(Held::from).collect();
+    match fence.broken_against(&owned) {
+        Some(why) => Err(TxError::Fenced(why)),
+        None => Ok(()),
+    }
+}
+
 impl TxError {
     pub(crate) fn into_checkpoint(self, db: &str, key: &str) -> CheckpointError {
         match self {
@@ -328,6 +347,9 @@ impl LeaseStore for SqlCheckpoints {
         scope: &LeaseScope,
         shards: &[ShardSpec],
     ) -> Result<(), CheckpointError> {
+        if shards.is_empty() {
+            return Ok(());
+        }
         backend!(self, add_shards(scope, shards))
     }
 

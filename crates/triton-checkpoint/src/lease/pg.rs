@@ -6,8 +6,8 @@ use triton_core::checkpoint::{Checkpoint, CheckpointError, IntentId, UploadInten
 use triton_core::lease::{Fence, Held, LeaseInfo, LeaseScope, LeaseTable, ShardSpec};
 
 use super::{
-    claimable, intents, is_mine, sql, table, Dialect, FenceRow, HeldRow, IntentRow, LeaseRow,
-    TxError, WorkerRow, ADD_SHARD, FENCED_INTENTS, FORGET_WORKERS, HAND_OVER, HEARTBEAT,
+    claimable, holds, intents, is_mine, split, sql, table, Dialect, FenceRow, HeldRow, IntentRow,
+    LeaseRow, TxError, WorkerRow, ADD_SHARD, FENCED_INTENTS, FORGET_WORKERS, HAND_OVER, HEARTBEAT,
     INTENT_FENCE, LEASES, LEAVE, OWNED, RENEW_PG, SET_FENCE, TAKE, THROUGHPUT, WORKERS,
 };
 use crate::postgres::{complete_in, record_in, upsert};
@@ -27,9 +27,6 @@ pub(super) async fn add_shards(
     scope: &LeaseScope,
     shards: &[ShardSpec],
 ) -> Result<(), CheckpointError> {
-    if shards.is_empty() {
-        return Ok(());
-    }
     s.run(async |c| {
         c.transaction::<_, diesel::result::Error, _>(async |c| {
             for spec in shards {
@@ -238,20 +235,7 @@ async fn check(
         .bind::<Text, _>(&fence.worker)
         .load(c)
         .await?;
-    let owned: Vec<Held> = owned.into_iter().map(Held::from).collect();
-    match fence.broken_against(&owned) {
-        Some(why) => Err(TxError::Fenced(why)),
-        None => Ok(()),
-    }
-}
-
-/// A fence-checked transaction's outcome: database errors stay database
-/// errors (the connection is then dropped), refusals are answers.
-fn split<R>(r: Result<R, TxError>) -> Result<Result<R, TxError>, diesel::result::Error> {
-    match r {
-        Err(TxError::Db(e)) => Err(e),
-        other => Ok(other),
-    }
+    holds(fence, owned)
 }
 
 async fn intent_fence(

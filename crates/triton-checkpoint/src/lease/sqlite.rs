@@ -8,8 +8,8 @@ use triton_core::checkpoint::{Checkpoint, CheckpointError, IntentId, UploadInten
 use triton_core::lease::{Fence, Held, LeaseInfo, LeaseScope, LeaseTable, ShardSpec};
 
 use super::{
-    claimable, intents, is_mine, sql, table, Dialect, FenceRow, HeldRow, IntentRow, LeaseRow,
-    TxError, WorkerRow, ADD_SHARD, FENCED_INTENTS, FORGET_WORKERS, HAND_OVER, HEARTBEAT,
+    claimable, holds, intents, is_mine, split, sql, table, Dialect, FenceRow, HeldRow, IntentRow,
+    LeaseRow, TxError, WorkerRow, ADD_SHARD, FENCED_INTENTS, FORGET_WORKERS, HAND_OVER, HEARTBEAT,
     INTENT_FENCE, LEASES, LEAVE, OWNED, RENEW_ONE, SET_FENCE, TAKE, THROUGHPUT, WORKERS,
 };
 use crate::sqlite::{complete_in, record_in, upsert};
@@ -24,9 +24,6 @@ pub(super) async fn add_shards(
     scope: &LeaseScope,
     shards: &[ShardSpec],
 ) -> Result<(), CheckpointError> {
-    if shards.is_empty() {
-        return Ok(());
-    }
     let (scope, shards) = (scope.clone(), shards.to_vec());
     s.run(move |c| {
         c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
@@ -209,18 +206,7 @@ fn check(
         .bind::<Text, _>(stream)
         .bind::<Text, _>(&fence.worker)
         .load(c)?;
-    let owned: Vec<Held> = owned.into_iter().map(Held::from).collect();
-    match fence.broken_against(&owned) {
-        Some(why) => Err(TxError::Fenced(why)),
-        None => Ok(()),
-    }
-}
-
-fn split<R>(r: Result<R, TxError>) -> Result<Result<R, TxError>, diesel::result::Error> {
-    match r {
-        Err(TxError::Db(e)) => Err(e),
-        other => Ok(other),
-    }
+    holds(fence, owned)
 }
 
 fn intent_fence(
