@@ -182,41 +182,45 @@ pub async fn recover_intents(
             );
             report.confirmed.push(intent.key.clone());
             intent.key.clone()
-        } else if let Some((path, dead_path)) = restored {
-            let mut sealed = Sealed::recorded(&intent.key, timestamp, &recorded, path, dead_path);
-            let earlier = sealed.metadata.moved_from.len();
-            let uploaded = uploader.upload_sealed(&mut sealed).await;
-            remove_spool_files(&sealed);
-            uploaded.map_err(RecoveryError::LeaseLost)?;
-            report_foreign(&intent.key, &sealed, earlier, &pending, &mut report);
-            tracing::warn!(
-                key = sealed.key,
-                "uploaded the archive from the spool file the interrupted store left"
-            );
-            report.restored.push(sealed.key.clone());
-            sealed.key
         } else {
-            let mut sealed = rebuild(
-                replay,
-                options,
-                &intent,
-                &recorded,
-                ranges,
-                timestamp,
-                &mut report,
-            )
-            .await?;
-            keep_uploaded(&mut sealed, &recorded, archive_ok, dead_ok);
+            let from_spool = restored.is_some();
+            let mut sealed = match restored {
+                Some((path, dead_path)) => {
+                    Sealed::recorded(&intent.key, timestamp, &recorded, path, dead_path)
+                }
+                None => {
+                    let mut sealed = rebuild(
+                        replay,
+                        options,
+                        &intent,
+                        &recorded,
+                        ranges,
+                        timestamp,
+                        &mut report,
+                    )
+                    .await?;
+                    keep_uploaded(&mut sealed, &recorded, archive_ok, dead_ok);
+                    sealed
+                }
+            };
             let earlier = sealed.metadata.moved_from.len();
             let uploaded = uploader.upload_sealed(&mut sealed).await;
             remove_spool_files(&sealed);
             uploaded.map_err(RecoveryError::LeaseLost)?;
             report_foreign(&intent.key, &sealed, earlier, &pending, &mut report);
-            tracing::warn!(
-                key = sealed.key,
-                "rebuilt the archive from the stream and uploaded it"
-            );
-            report.rebuilt.push(sealed.key.clone());
+            if from_spool {
+                tracing::warn!(
+                    key = sealed.key,
+                    "uploaded the archive from the spool file the interrupted store left"
+                );
+                report.restored.push(sealed.key.clone());
+            } else {
+                tracing::warn!(
+                    key = sealed.key,
+                    "rebuilt the archive from the stream and uploaded it"
+                );
+                report.rebuilt.push(sealed.key.clone());
+            }
             sealed.key
         };
         complete(&*db, options, &key, &checkpoints)
