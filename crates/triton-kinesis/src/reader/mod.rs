@@ -185,6 +185,24 @@ struct ShardState {
     origin: Option<Origin>,
 }
 
+impl ShardState {
+    /// A shard not read yet, whose checkpoint is `committed`.
+    fn new(info: ShardInfo, phase: Phase, committed: Option<SequenceNumber>) -> ShardState {
+        ShardState {
+            info,
+            phase,
+            delivered: None,
+            // Not the checkpoint: a shard that falls back to its oldest
+            // record acknowledges positions before it.
+            acked: None,
+            committed,
+            millis_behind: None,
+            drained_at: None,
+            origin: None,
+        }
+    }
+}
+
 #[derive(Debug, PartialEq)]
 enum Phase {
     /// Not started: waiting for its parents to finish.
@@ -270,18 +288,7 @@ impl KinesisReader {
             let committed = saved.get(&info.id).cloned();
             reader.shards.insert(
                 info.id.as_str().into(),
-                ShardState {
-                    info,
-                    phase,
-                    delivered: None,
-                    // Not the checkpoint: a shard that falls back to its
-                    // oldest record acknowledges positions before it.
-                    acked: None,
-                    committed,
-                    millis_behind: None,
-                    drained_at: None,
-                    origin: None,
-                },
+                ShardState::new(info, phase, committed),
             );
         }
         tracing::info!(
@@ -420,19 +427,8 @@ impl KinesisReader {
                 true => Phase::Waiting(Start::TrimHorizon),
                 false => Phase::Finished,
             };
-            self.shards.insert(
-                info.id.as_str().into(),
-                ShardState {
-                    info,
-                    phase,
-                    delivered: None,
-                    acked: None,
-                    committed: None,
-                    millis_behind: None,
-                    drained_at: None,
-                    origin: None,
-                },
-            );
+            self.shards
+                .insert(info.id.as_str().into(), ShardState::new(info, phase, None));
         }
         self.start_ready();
         true
