@@ -609,6 +609,15 @@ impl<F: ShardSource> Worker<F> {
         Ok(())
     }
 
+    /// The stream's pending upload intents, with the fence of each.
+    async fn pending_intents(&self) -> Result<Vec<(UploadIntent, Option<Fence>)>, WorkerError> {
+        self.retry("reading the upload intents", || {
+            self.leases
+                .fenced_intents(&self.scope.client, &self.scope.stream)
+        })
+        .await
+    }
+
     /// Finishes the interrupted uploads this worker is responsible for
     /// among its shards; returns the held shards that must wait for an
     /// intent another worker finishes.
@@ -618,12 +627,7 @@ impl<F: ShardSource> Worker<F> {
         table: &LeaseTable,
         options: &ArchiverOptions,
     ) -> Result<BTreeSet<String>, WorkerError> {
-        let intents = self
-            .retry("reading the upload intents", || {
-                self.leases
-                    .fenced_intents(&self.scope.client, &self.scope.stream)
-            })
-            .await?;
+        let intents = self.pending_intents().await?;
         if intents.is_empty() {
             // Spool files of stores that were killed hold records never
             // checkpointed: they are read again, so uploading the files
@@ -687,12 +691,7 @@ impl<F: ShardSource> Worker<F> {
                 lost_ranges = report.lost.len(),
                 "finished the uploads of the shards' previous owners"
             );
-            let left = self
-                .retry("reading the upload intents", || {
-                    self.leases
-                        .fenced_intents(&self.scope.client, &self.scope.stream)
-                })
-                .await?;
+            let left = self.pending_intents().await?;
             if left.is_empty() {
                 self.clean_stale_spool();
             }
@@ -749,52 +748,8 @@ impl<F: ShardSource> Worker<F> {
             let Ok(table) = self.leases.leases(&self.scope).await else {
                 continue;
             };
-            let share = fair_share(&table);
-            let active: Vec<&Held> = held
-                .iter()
-                .filter(|h| state_of(&table, &h.shard) == Some(LeaseState::Active))
-                .collect();
-            if active.len() > share {
-                // The one most recently taken goes: moving one lease a
-                // cycle converges without a stampede.
-                *release_next = active.last().map(|h| ((*h).clone(), None));
-                tracing::info!(
-                    worker = self.options.worker,
-                    held = active.len(),
-                    share,
-                    "holding more than a fair share: handing a lease over"
-                );
-                return;
-            }
-            let starved = starved_move(&table, &self.options.worker);
-            if let Some(next) = self.handoff(
-                held,
-                starved,
-                "a worker holds less than its share and no lease is free: handing one over",
-            ) {
-                *release_next = Some(next);
-                return;
-            }
-            let free = table
-                .leases
-                .iter()
-                .any(|l| l.takeable_by(&table.leases, &self.options.worker));
-            if active.len() < share && free {
-                tracing::info!(
-                    worker = self.options.worker,
-                    held = active.len(),
-                    share,
-                    "a lease is free: taking it"
-                );
-                return;
-            }
-            let hot = throughput_move(&table, &self.options.worker);
-            if let Some(next) = self.handoff(
-                held,
-                hot,
-                "reading more bytes a second than the fleet's mean: handing a lease over",
-            ) {
-                *release_next = Some(next);
+            if let Some(release) = self.rebalance(&table, held) {
+                *release_next = release;
                 return;
             }
             if !blocked.is_empty() {
@@ -815,6 +770,44 @@ impl<F: ShardSource> Worker<F> {
                 }
             }
         }
+    }
+
+    /// Whether the fleet's balance asks this worker to end its generation:
+    /// `Some` with the lease to hand over, if any. Moving one lease a cycle
+    /// converges without a stampede.
+    fn rebalance(
+        &self,
+        table: &LeaseTable,
+        held: &[Held],
+    ) -> Option<Option<(Held, Option<String>)>> {
+        let worker = self.options.worker.as_str();
+        let share = fair_share(table);
+        let active: Vec<&Held> = held
+            .iter()
+            .filter(|h| state_of(table, &h.shard) == Some(LeaseState::Active))
+            .collect();
+        let log = |why: &str| tracing::info!(worker, held = active.len(), share, "{why}");
+        if active.len() > share {
+            log("holding more than a fair share: handing a lease over");
+            // The one most recently taken goes.
+            return Some(active.last().map(|h| ((*h).clone(), None)));
+        }
+        let starved = starved_move(table, worker);
+        let why = "a worker holds less than its share and no lease is free: handing one over";
+        if let Some(next) = self.handoff(held, starved, why) {
+            return Some(Some(next));
+        }
+        let free = table
+            .leases
+            .iter()
+            .any(|l| l.takeable_by(&table.leases, worker));
+        if active.len() < share && free {
+            log("a lease is free: taking it");
+            return Some(None);
+        }
+        let hot = throughput_move(table, worker);
+        let why = "reading more bytes a second than the fleet's mean: handing a lease over";
+        self.handoff(held, hot, why).map(Some)
     }
 
     /// The held lease a balancing move (shard, target) names, to hand to
@@ -1255,6 +1248,13 @@ async fn pause(stop: &watch::Receiver<bool>, d: Duration) {
 mod tests {
     use super::*;
 
+    fn worker(w: &str) -> triton_core::lease::WorkerInfo {
+        triton_core::lease::WorkerInfo {
+            worker: w.into(),
+            heartbeat_ms_ago: 0,
+        }
+    }
+
     fn lease(shard: &str, owner: Option<&str>, state: LeaseState) -> LeaseInfo {
         LeaseInfo {
             shard: shard.into(),
@@ -1271,10 +1271,6 @@ mod tests {
 
     #[test]
     fn the_fair_share_counts_active_leases_over_live_workers() {
-        let worker = |w: &str| triton_core::lease::WorkerInfo {
-            worker: w.into(),
-            heartbeat_ms_ago: 0,
-        };
         let mut table = LeaseTable {
             leases: (0..8)
                 .map(|i| lease(&format!("s{i}"), None, LeaseState::Active))
@@ -1291,10 +1287,6 @@ mod tests {
 
     #[test]
     fn throughput_moves_a_lease_to_a_worker_with_room_and_converges() {
-        let worker = |w: &str| triton_core::lease::WorkerInfo {
-            worker: w.into(),
-            heartbeat_ms_ago: 0,
-        };
         let hot = |shard: &str, owner: &str, rate: f64| LeaseInfo {
             bytes_per_second: rate,
             ..lease(shard, Some(owner), LeaseState::Active)
@@ -1334,10 +1326,6 @@ mod tests {
 
     #[test]
     fn a_starved_worker_gets_a_lease_from_the_first_of_the_richest() {
-        let worker = |w: &str| triton_core::lease::WorkerInfo {
-            worker: w.into(),
-            heartbeat_ms_ago: 0,
-        };
         let mut table = LeaseTable {
             leases: vec![
                 lease("s0", Some("a"), LeaseState::Active),
