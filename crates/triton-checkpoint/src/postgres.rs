@@ -14,8 +14,8 @@ use triton_core::source::SequenceNumber;
 
 use crate::pool::Pool;
 use crate::schema::{
-    intent_of, triton_checkpoint as t, triton_checkpoint_archive as a, triton_upload_intent as i,
-    Row, MIGRATIONS, MIGRATIONS_TABLE,
+    intent_of, intent_upsert_statement, triton_checkpoint as t, triton_checkpoint_archive as a,
+    triton_upload_intent as i, upsert_statement, Row, MIGRATIONS, MIGRATIONS_TABLE,
 };
 use crate::url::{PostgresUrl, SslMode};
 use crate::{
@@ -287,14 +287,7 @@ pub(crate) async fn record_in(
             .execute(c)
             .await?;
     }
-    diesel::insert_into(i::table)
-        .values(intent_row(intent))
-        .on_conflict((i::client, i::stream, i::archive_key))
-        .do_update()
-        .set((
-            i::metadata.eq(excluded(i::metadata)),
-            i::created.eq(excluded(i::created)),
-        ))
+    intent_upsert_statement!(intent_row(intent))
         .execute(c)
         .await?;
     Ok(())
@@ -344,16 +337,7 @@ pub(crate) async fn upsert(
     let updated = updated_now();
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let chunk: Vec<Row<'_>> = chunk.iter().map(|r| r.row(updated)).collect();
-        diesel::insert_into(t::table)
-            .values(&chunk)
-            .on_conflict((t::client, t::stream, t::shard))
-            .do_update()
-            .set((
-                t::seq_num.eq(excluded(t::seq_num)),
-                t::updated.eq(excluded(t::updated)),
-            ))
-            .execute(c)
-            .await?;
+        upsert_statement!(&chunk).execute(c).await?;
     }
     Ok(())
 }

@@ -167,6 +167,44 @@ pub(crate) type IntentOf<'a> = diesel::dsl::Filter<
     >,
 >;
 
+/// The statement that inserts checkpoint `rows` (`&[Row]`), or moves the
+/// existing rows of their shards to their values. A macro, so that the
+/// synchronous (SQLite) and asynchronous (PostgreSQL) connections execute
+/// the same text without spelling out its type.
+macro_rules! upsert_statement {
+    ($rows:expr) => {{
+        use diesel::upsert::excluded;
+        use $crate::schema::triton_checkpoint as t;
+        diesel::insert_into(t::table)
+            .values($rows)
+            .on_conflict((t::client, t::stream, t::shard))
+            .do_update()
+            .set((
+                t::seq_num.eq(excluded(t::seq_num)),
+                t::updated.eq(excluded(t::updated)),
+            ))
+    }};
+}
+pub(crate) use upsert_statement;
+
+/// The statement that inserts an intent row (`IntentRow`), or replaces the
+/// document and time of the intent of its key (see [`upsert_statement`]).
+macro_rules! intent_upsert_statement {
+    ($row:expr) => {{
+        use diesel::upsert::excluded;
+        use $crate::schema::triton_upload_intent as i;
+        diesel::insert_into(i::table)
+            .values($row)
+            .on_conflict((i::client, i::stream, i::archive_key))
+            .do_update()
+            .set((
+                i::metadata.eq(excluded(i::metadata)),
+                i::created.eq(excluded(i::created)),
+            ))
+    }};
+}
+pub(crate) use intent_upsert_statement;
+
 /// The intent `key` of `client` and `stream`.
 pub(crate) fn intent_of<'a>(client: &'a str, stream: &'a str, key: &'a str) -> IntentOf<'a> {
     use diesel::prelude::*;

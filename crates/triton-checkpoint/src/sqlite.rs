@@ -20,8 +20,8 @@ use triton_core::source::SequenceNumber;
 
 use crate::pool::Pool;
 use crate::schema::{
-    intent_of, triton_checkpoint as t, triton_checkpoint_archive as a, triton_upload_intent as i,
-    Row, MIGRATIONS, MIGRATIONS_TABLE,
+    intent_of, intent_upsert_statement, triton_checkpoint as t, triton_checkpoint_archive as a,
+    triton_upload_intent as i, upsert_statement, Row, MIGRATIONS, MIGRATIONS_TABLE,
 };
 use crate::{
     bad_row, check_intent, failed, failed_by, forward_only, intent_row, owned_rows, query_error,
@@ -245,15 +245,7 @@ pub(crate) fn record_in(
     if let Some(old) = replaces {
         diesel::delete(intent_of(&intent.client, &intent.stream, old)).execute(c)?;
     }
-    diesel::insert_into(i::table)
-        .values(intent_row(intent))
-        .on_conflict((i::client, i::stream, i::archive_key))
-        .do_update()
-        .set((
-            i::metadata.eq(excluded(i::metadata)),
-            i::created.eq(excluded(i::created)),
-        ))
-        .execute(c)?;
+    intent_upsert_statement!(intent_row(intent)).execute(c)?;
     Ok(())
 }
 
@@ -296,15 +288,7 @@ pub(crate) fn upsert(
     let updated = updated_now();
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let chunk: Vec<Row<'_>> = chunk.iter().map(|r| r.row(updated)).collect();
-        diesel::insert_into(t::table)
-            .values(&chunk)
-            .on_conflict((t::client, t::stream, t::shard))
-            .do_update()
-            .set((
-                t::seq_num.eq(excluded(t::seq_num)),
-                t::updated.eq(excluded(t::updated)),
-            ))
-            .execute(c)?;
+        upsert_statement!(&chunk).execute(c)?;
     }
     Ok(())
 }
