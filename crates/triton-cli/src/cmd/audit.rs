@@ -15,7 +15,7 @@ use triton_s3::audit::{audit, audit_archives, AuditReport, Checkpointed, Finding
 use triton_s3::repair::{repair, RepairReport};
 use triton_s3::{list_with_sidecars, ListError, S3Options};
 
-use super::common::{list_error, multi_thread_runtime, ArchiveRangeArgs, StreamArgs};
+use super::common::{list_error, multi_thread_runtime, ArchiveArgs};
 use crate::error::{CliError, CliResult};
 
 /// Check that a stream's archives hold every record exactly once.
@@ -60,10 +60,7 @@ use crate::error::{CliError, CliResult};
 #[derive(Args)]
 pub struct AuditArgs {
     #[command(flatten)]
-    stream: StreamArgs,
-
-    #[command(flatten)]
-    range: ArchiveRangeArgs,
+    archives: ArchiveArgs,
 
     /// The store's client name: whose archives and checkpoints [default:
     /// the one client with archives in the range].
@@ -116,8 +113,7 @@ enum Format {
 impl std::fmt::Debug for AuditArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuditArgs")
-            .field("stream", &self.stream)
-            .field("range", &self.range)
+            .field("archives", &self.archives)
             .field("checkpoint_db", &self.checkpoint_db.as_deref().map(redact))
             .finish_non_exhaustive()
     }
@@ -125,19 +121,19 @@ impl std::fmt::Debug for AuditArgs {
 
 /// Runs `triton audit`.
 pub fn run(args: AuditArgs) -> CliResult {
-    let config = args.stream.load()?;
+    let config = args.archives.stream.load()?;
     if let Some(client) = &args.client_name {
         validate_client_name(client).map_err(|e| CliError::new(format!("--client-name: {e}")))?;
     }
     // A bad --bucket is an error before anything is opened.
-    args.range.location()?;
+    args.archives.location()?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     multi_thread_runtime()?.block_on(async {
         // Anything that keeps the audit from running is exit 2.
         let failed = |e: &dyn std::error::Error| CliError::chain(e).with_code(2);
-        let mut query = args.range.query(&config.name, args.client_name.clone());
+        let mut query = args.archives.query(&config.name, args.client_name.clone());
         let reaches_today = query.end >= Date::from_unix(now as i64);
         // The database first: a bad URL is an error whatever the bucket holds.
         let db = match (&args.checkpoint_db, reaches_today) {
@@ -153,7 +149,7 @@ pub fn run(args: AuditArgs) -> CliResult {
             (None, _) => None,
         };
         let store = args
-            .range
+            .archives
             .open(&config, S3Options::default())
             .await
             .map_err(|e| e.with_code(2))?;

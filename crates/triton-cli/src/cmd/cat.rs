@@ -9,7 +9,7 @@ use triton_core::key::validate_client_name;
 use triton_core::source::{RecordSource, SourceError};
 use triton_s3::{list_archives, ArchiveSource, ReadOptions, ReadProgress, S3Options};
 
-use super::common::{list_error, multi_thread_runtime, ArchiveRangeArgs, StreamArgs};
+use super::common::{list_error, multi_thread_runtime, ArchiveArgs};
 use crate::error::{CliError, CliResult};
 use crate::progress::{self, ProgressBar};
 
@@ -33,10 +33,7 @@ use crate::progress::{self, ProgressBar};
 #[derive(Args, Debug)]
 pub struct CatArgs {
     #[command(flatten)]
-    stream: StreamArgs,
-
-    #[command(flatten)]
-    range: ArchiveRangeArgs,
+    archives: ArchiveArgs,
 
     /// Only archives written by this client (the store's --client-name).
     #[arg(long, env = "TRITON_CLIENT", value_name = "NAME")]
@@ -61,16 +58,16 @@ pub struct CatArgs {
 
 /// Runs `triton cat`.
 pub fn run(args: CatArgs) -> CliResult {
-    let config = args.stream.load()?;
+    let config = args.archives.stream.load()?;
     if let Some(c) = &args.client_name {
         validate_client_name(c).map_err(|e| CliError::new(format!("--client-name: {e}")))?;
     }
-    let location = args.range.location()?;
-    let query = args.range.query(&config.name, args.client_name.clone());
+    let location = args.archives.location()?;
+    let query = args.archives.query(&config.name, args.client_name.clone());
     // Two threads: archives are fetched and decoded beside the formatting.
     let runtime = multi_thread_runtime()?;
     runtime.block_on(async {
-        let store = args.range.open(&config, S3Options::default()).await?;
+        let store = args.archives.open(&config, S3Options::default()).await?;
         // Only when the records go elsewhere: a line redrawn between them
         // would garble both.
         if args.no_progress {

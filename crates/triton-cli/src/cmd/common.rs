@@ -158,10 +158,13 @@ impl Stream {
     }
 }
 
-/// `--bucket`, `--start-date` and `--end-date`: which archives, for the
-/// commands that read them (`cat`, `audit`).
+/// The stream, `--bucket`, `--start-date` and `--end-date`: which
+/// archives, for the commands that read them (`cat`, `audit`).
 #[derive(Args, Debug)]
-pub struct ArchiveRangeArgs {
+pub struct ArchiveArgs {
+    #[command(flatten)]
+    pub stream: StreamArgs,
+
     /// Where the archives are: an S3 bucket (NAME, s3://NAME or
     /// s3://NAME/PREFIX) or a local directory (file:///PATH, or a path
     /// containing '/', such as ./archive).
@@ -181,7 +184,7 @@ pub struct ArchiveRangeArgs {
     pub end_date: Option<Date>,
 }
 
-impl ArchiveRangeArgs {
+impl ArchiveArgs {
     /// The bucket or directory.
     pub fn location(&self) -> Result<Location, CliError> {
         Location::parse(&self.bucket).map_err(CliError::from)
