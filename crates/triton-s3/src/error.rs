@@ -7,6 +7,9 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use triton_aws::{Failure, Transport};
 
+/// The result of an archive store operation.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
 /// An archive store operation that failed.
 #[derive(Debug, thiserror::Error)]
 #[error("{operation} {target}: {message}")]

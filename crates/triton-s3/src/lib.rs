@@ -61,7 +61,7 @@ mod store;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 
-pub use self::error::{ErrorKind, StoreError};
+pub use self::error::{ErrorKind, Result, StoreError};
 pub use self::local::LocalStore;
 pub use self::location::{Location, LocationError};
 pub use self::reader::{

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::error::{ErrorKind, StoreError};
+use crate::error::{ErrorKind, Result, StoreError};
 use crate::store::{ArchiveStore, BodyRead, ObjectBody, ObjectInfo, PutOptions, PutReceipt};
 
 /// A directory used as a bucket.
@@ -44,7 +44,7 @@ impl LocalStore {
     }
 
     /// The file holding `key`, refusing keys that would leave the root.
-    fn path_of(&self, operation: &'static str, key: &str) -> Result<PathBuf, StoreError> {
+    fn path_of(&self, operation: &'static str, key: &str) -> Result<PathBuf> {
         let bad = key.is_empty()
             || key.contains('\\')
             || key.contains('\0')
@@ -77,14 +77,14 @@ impl LocalStore {
         key: &str,
         options: &PutOptions,
         fill: F,
-    ) -> Result<PutReceipt, StoreError>
+    ) -> Result<PutReceipt>
     where
         F: FnOnce(&Path) -> io::Result<u64> + Send + 'static,
     {
         let dest = self.path_of("write", key)?;
         let target = self.target(key);
         let create_only = options.create_only;
-        let task = tokio::task::spawn_blocking(move || -> Result<(u64, String), StoreError> {
+        let task = tokio::task::spawn_blocking(move || -> Result<(u64, String)> {
             let io_err = |e| StoreError::io("write", target.clone(), e);
             let dir = dest.parent().unwrap_or(Path::new("."));
             // Directories made for this write (a new day) must survive a
@@ -194,7 +194,7 @@ struct FileBody {
 
 #[async_trait]
 impl BodyRead for FileBody {
-    async fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, StoreError> {
+    async fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         buf.reserve(READ_CHUNK);
         let mut limited = (&mut self.file).take(READ_CHUNK as u64);
         limited
@@ -210,7 +210,7 @@ impl ArchiveStore for LocalStore {
         format!("file://{}", self.root.display())
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let root = self.root.clone();
         // Walk only the directory the prefix names, not the whole tree; it
         // obeys the rules of keys, so a listing cannot leave the root.
@@ -236,7 +236,7 @@ impl ArchiveStore for LocalStore {
         listed.map_err(|e| StoreError::io("list", target, e))
     }
 
-    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         let path = self.path_of("stat", key)?;
         match tokio::fs::metadata(&path).await {
             Ok(m) if m.is_file() => Ok(Some(ObjectInfo {
@@ -249,7 +249,7 @@ impl ArchiveStore for LocalStore {
         }
     }
 
-    async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody, StoreError> {
+    async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody> {
         let path = self.path_of("open", key)?;
         let target = self.target(key);
         let io_err = |e| StoreError::io("open", target.clone(), e);
@@ -267,12 +267,7 @@ impl ArchiveStore for LocalStore {
         })
     }
 
-    async fn put_file(
-        &self,
-        key: &str,
-        path: &Path,
-        options: &PutOptions,
-    ) -> Result<PutReceipt, StoreError> {
+    async fn put_file(&self, key: &str, path: &Path, options: &PutOptions) -> Result<PutReceipt> {
         let source = path.to_path_buf();
         self.write_via_temp(key, options, move |temp| fs::copy(&source, temp))
             .await
@@ -283,7 +278,7 @@ impl ArchiveStore for LocalStore {
         key: &str,
         data: Vec<u8>,
         options: &PutOptions,
-    ) -> Result<PutReceipt, StoreError> {
+    ) -> Result<PutReceipt> {
         self.write_via_temp(key, options, move |temp| {
             let mut f = fs::File::create(temp)?;
             f.write_all(&data)?;
@@ -292,12 +287,12 @@ impl ArchiveStore for LocalStore {
         .await
     }
 
-    async fn check_writable(&self) -> Result<(), StoreError> {
+    async fn check_writable(&self) -> Result<()> {
         let root = self.root.clone();
         let target = self.root.display().to_string();
         // Hidden, so listings skip it even if it outlives a crash.
         let probe = root.join(format!(".triton-probe-{}", crate::store::probe_name()));
-        let task = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+        let task = tokio::task::spawn_blocking(move || -> Result<()> {
             if let Err(e) = fs::create_dir_all(&root) {
                 let mut e = StoreError::io("create", target, e);
                 if e.kind == ErrorKind::AlreadyExists {
@@ -322,7 +317,7 @@ impl ArchiveStore for LocalStore {
             .map_err(|e| StoreError::new("write", self.target(""), ErrorKind::Fatal, e))?
     }
 
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+    async fn delete(&self, key: &str) -> Result<()> {
         let path = self.path_of("delete", key)?;
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),

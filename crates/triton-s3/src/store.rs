@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use crate::error::StoreError;
+use crate::error::{Result, StoreError};
 
 /// One object in a listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub struct PutReceipt {
 pub trait BodyRead: Send {
     /// Appends the next chunk of the body to `buf` and returns its length;
     /// 0 means the end of the body.
-    async fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, StoreError>;
+    async fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize>;
 }
 
 /// An object body being streamed, and the version of the object it comes
@@ -97,34 +97,25 @@ pub trait ArchiveStore: Send + Sync + fmt::Debug {
 
     /// Every object whose key starts with `prefix`, in key order, following
     /// pagination to the end.
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError>;
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
 
     /// The object's size, or `None` if it does not exist.
-    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError>;
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>>;
 
     /// Streams the object's bytes from `offset` on (which must be less than
     /// its size).
-    async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody, StoreError>;
+    async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody>;
 
     /// Writes the file at `path` as `key`, streaming it (large files in
     /// parts, never whole in memory). The object appears whole or not at all.
-    async fn put_file(
-        &self,
-        key: &str,
-        path: &Path,
-        options: &PutOptions,
-    ) -> Result<PutReceipt, StoreError>;
+    async fn put_file(&self, key: &str, path: &Path, options: &PutOptions) -> Result<PutReceipt>;
 
     /// Writes `data` as `key` (small objects such as sidecars).
-    async fn put_bytes(
-        &self,
-        key: &str,
-        data: Vec<u8>,
-        options: &PutOptions,
-    ) -> Result<PutReceipt, StoreError>;
+    async fn put_bytes(&self, key: &str, data: Vec<u8>, options: &PutOptions)
+        -> Result<PutReceipt>;
 
     /// Deletes the object; deleting a missing object succeeds.
-    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    async fn delete(&self, key: &str) -> Result<()>;
 
     /// Checks at start-up that archives can be written here, by writing a
     /// small probe object and deleting it; no listing of archives sees it.
@@ -139,7 +130,7 @@ pub trait ArchiveStore: Send + Sync + fmt::Debug {
     /// in it and removed. Transient failures are retried as for any
     /// request, then returned as [`ErrorKind::Transient`](crate::ErrorKind::Transient):
     /// the caller decides whether to wait for the store.
-    async fn check_writable(&self) -> Result<(), StoreError>;
+    async fn check_writable(&self) -> Result<()>;
 }
 
 /// Implements [`ArchiveStore`] for a type by forwarding every method to
@@ -165,53 +156,43 @@ macro_rules! forward_archive_store {
                 $target.url()
             }
 
-            async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+            async fn list(&self, prefix: &str) -> $crate::Result<Vec<ObjectInfo>> {
                 $crate::store::forward_archive_store!(@before self, List, prefix, |$hs, $op, $key| $before);
                 let $s = self;
                 $target.list(prefix).await
             }
 
-            async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+            async fn head(&self, key: &str) -> $crate::Result<Option<ObjectInfo>> {
                 $crate::store::forward_archive_store!(@before self, Head, key, |$hs, $op, $key| $before);
                 let $s = self;
                 $target.head(key).await
             }
 
-            async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody, StoreError> {
+            async fn get(&self, key: &str, offset: u64) -> $crate::Result<ObjectBody> {
                 $crate::store::forward_archive_store!(@before self, Get, key, |$hs, $op, $key| $before);
                 let $s = self;
                 $target.get(key, offset).await
             }
 
-            async fn put_file(
-                &self,
-                key: &str,
-                path: &std::path::Path,
-                options: &PutOptions,
-            ) -> Result<PutReceipt, StoreError> {
+            async fn put_file(&self, key: &str, path: &std::path::Path, options: &PutOptions) -> $crate::Result<PutReceipt> {
                 $crate::store::forward_archive_store!(@before self, PutFile, key, |$hs, $op, $key| $before);
                 let $s = self;
                 $target.put_file(key, path, options).await
             }
 
-            async fn put_bytes(
-                &self,
-                key: &str,
-                data: Vec<u8>,
-                options: &PutOptions,
-            ) -> Result<PutReceipt, StoreError> {
+            async fn put_bytes(&self, key: &str, data: Vec<u8>, options: &PutOptions) -> $crate::Result<PutReceipt> {
                 $crate::store::forward_archive_store!(@before self, PutBytes, key, |$hs, $op, $key| $before);
                 let $s = self;
                 $target.put_bytes(key, data, options).await
             }
 
-            async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            async fn delete(&self, key: &str) -> $crate::Result<()> {
                 $crate::store::forward_archive_store!(@before self, Delete, key, |$hs, $op, $key| $before);
                 let $s = self;
                 $target.delete(key).await
             }
 
-            async fn check_writable(&self) -> Result<(), StoreError> {
+            async fn check_writable(&self) -> $crate::Result<()> {
                 $crate::store::forward_archive_store!(@before self, CheckWritable, "", |$hs, $op, $key| $before);
                 let $s = self;
                 $target.check_writable().await

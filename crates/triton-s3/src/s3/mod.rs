@@ -20,7 +20,7 @@ use triton_core::retry::{policies, retry, Budget};
 pub use self::client::{client, client_from, sdk_config};
 pub use self::options::{check_tags, parse_storage_class, parse_tag};
 use self::stall::{unless_stalled, Progress};
-use crate::error::{ErrorKind, StoreError};
+use crate::error::{ErrorKind, Result, StoreError};
 use crate::store::{ArchiveStore, BodyRead, ObjectBody, ObjectInfo, PutOptions, PutReceipt};
 
 /// Server-side encryption requested for written objects.
@@ -165,10 +165,10 @@ impl S3Store {
     /// `max_attempts`; each retry is logged. An attempt that makes no
     /// progress for [`S3Options::stall_timeout`] is given up and retried;
     /// `call` gets the attempt's [`Progress`] to track the body it sends.
-    async fn retry<T, F, Fut>(&self, target: &str, call: F) -> Result<T, StoreError>
+    async fn retry<T, F, Fut>(&self, target: &str, call: F) -> Result<T>
     where
         F: FnMut(Arc<Progress>) -> Fut,
-        Fut: Future<Output = Result<T, StoreError>>,
+        Fut: Future<Output = Result<T>>,
     {
         self.retry_within(target, self.options.stall_timeout, call)
             .await
@@ -177,15 +177,10 @@ impl S3Store {
     /// [`retry`](S3Store::retry) with another stall bound, for requests S3
     /// may take minutes to answer (it answers CompleteMultipartUpload with
     /// whitespace until done, which the SDK reads as one answer).
-    async fn retry_within<T, F, Fut>(
-        &self,
-        target: &str,
-        stall: Duration,
-        mut call: F,
-    ) -> Result<T, StoreError>
+    async fn retry_within<T, F, Fut>(&self, target: &str, stall: Duration, mut call: F) -> Result<T>
     where
         F: FnMut(Arc<Progress>) -> Fut,
-        Fut: Future<Output = Result<T, StoreError>>,
+        Fut: Future<Output = Result<T>>,
     {
         let policy = policies::S3_REQUEST
             .with_base(self.options.retry_base)
@@ -207,7 +202,7 @@ impl S3Store {
 impl S3Store {
     /// HeadBucket: a missing bucket is a fatal error saying so (code
     /// `NoSuchBucket`), an answer of 403 one saying access is denied.
-    async fn check_bucket(&self) -> Result<(), StoreError> {
+    async fn check_bucket(&self) -> Result<()> {
         let target = format!("s3://{}", self.bucket);
         let found = self
             .retry(&target, |_| async {
@@ -233,7 +228,7 @@ impl S3Store {
 
     /// Writes a small object below [`PROBE_PREFIX`], with the storage
     /// class, tags and encryption of archives, and deletes it.
-    async fn write_probe(&self) -> Result<(), StoreError> {
+    async fn write_probe(&self) -> Result<()> {
         let key = format!("{PROBE_PREFIX}{}", crate::store::probe_name());
         let version = upload::put_probe(self, &key).await?;
         let target = self.target(&key);
@@ -267,7 +262,7 @@ struct S3Body {
 
 #[async_trait]
 impl BodyRead for S3Body {
-    async fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, StoreError> {
+    async fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         let failed = |kind, m: String| StoreError::new("GetObject", self.target.clone(), kind, m);
         let deadline = tokio::time::Instant::now() + self.idle_timeout;
         loop {
@@ -308,7 +303,7 @@ impl ArchiveStore for S3Store {
         }
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let target = self.target(prefix);
         let full_prefix = self.object_key(prefix);
         let mut out = Vec::new();
@@ -351,7 +346,7 @@ impl ArchiveStore for S3Store {
         Ok(out)
     }
 
-    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         let target = self.target(key);
         let head = self
             .retry(&target, |_| async {
@@ -382,7 +377,7 @@ impl ArchiveStore for S3Store {
         }
     }
 
-    async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody, StoreError> {
+    async fn get(&self, key: &str, offset: u64) -> Result<ObjectBody> {
         let target = self.target(key);
         let range = (offset > 0).then(|| format!("bytes={offset}-"));
         let out = self
@@ -426,12 +421,7 @@ impl ArchiveStore for S3Store {
         })
     }
 
-    async fn put_file(
-        &self,
-        key: &str,
-        path: &Path,
-        options: &PutOptions,
-    ) -> Result<PutReceipt, StoreError> {
+    async fn put_file(&self, key: &str, path: &Path, options: &PutOptions) -> Result<PutReceipt> {
         upload::put_file(self, key, path, options).await
     }
 
@@ -440,16 +430,16 @@ impl ArchiveStore for S3Store {
         key: &str,
         data: Vec<u8>,
         options: &PutOptions,
-    ) -> Result<PutReceipt, StoreError> {
+    ) -> Result<PutReceipt> {
         upload::put_bytes(self, key, data, options).await
     }
 
-    async fn check_writable(&self) -> Result<(), StoreError> {
+    async fn check_writable(&self) -> Result<()> {
         self.check_bucket().await?;
         self.write_probe().await
     }
 
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+    async fn delete(&self, key: &str) -> Result<()> {
         let target = self.target(key);
         let deleted = self
             .retry(&target, |_| async {
