@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use diesel::sql_types::{BigInt, Double, Nullable, Text};
-use triton_core::checkpoint::{Checkpoint, CheckpointError, IntentId, UploadIntent};
+use triton_core::checkpoint::{Checkpoint, CheckpointError, IntentId, Result, UploadIntent};
 use triton_core::lease::{
     Fence, Held, LeaseInfo, LeaseScope, LeaseState, LeaseStore, LeaseTable, ShardSpec, WorkerInfo,
 };
@@ -342,11 +342,7 @@ fn millis(d: Duration) -> i64 {
 
 #[async_trait]
 impl LeaseStore for SqlCheckpoints {
-    async fn add_shards(
-        &self,
-        scope: &LeaseScope,
-        shards: &[ShardSpec],
-    ) -> Result<(), CheckpointError> {
+    async fn add_shards(&self, scope: &LeaseScope, shards: &[ShardSpec]) -> Result<()> {
         if shards.is_empty() {
             return Ok(());
         }
@@ -360,7 +356,7 @@ impl LeaseStore for SqlCheckpoints {
         held: &[Held],
         throughput: &[(String, f64)],
         duration: Duration,
-    ) -> Result<Vec<Held>, CheckpointError> {
+    ) -> Result<Vec<Held>> {
         let renewed = backend!(
             self,
             renew(scope, worker, held, throughput, millis(duration))
@@ -379,19 +375,14 @@ impl LeaseStore for SqlCheckpoints {
         shards: &[String],
         max: usize,
         duration: Duration,
-    ) -> Result<Vec<Held>, CheckpointError> {
+    ) -> Result<Vec<Held>> {
         if shards.is_empty() || max == 0 {
             return Ok(Vec::new());
         }
         backend!(self, acquire(scope, worker, shards, max, millis(duration)))
     }
 
-    async fn release(
-        &self,
-        scope: &LeaseScope,
-        worker: &str,
-        held: &[Held],
-    ) -> Result<(), CheckpointError> {
+    async fn release(&self, scope: &LeaseScope, worker: &str, held: &[Held]) -> Result<()> {
         backend!(self, each(RELEASE, scope, worker, held))
     }
 
@@ -402,26 +393,21 @@ impl LeaseStore for SqlCheckpoints {
         lease: &Held,
         to: &str,
         within: Duration,
-    ) -> Result<(), CheckpointError> {
+    ) -> Result<()> {
         let within = millis(within);
         backend!(self, hand_over(scope, worker, lease, to, within))
     }
 
-    async fn mark_ended(
-        &self,
-        scope: &LeaseScope,
-        worker: &str,
-        lease: &Held,
-    ) -> Result<(), CheckpointError> {
+    async fn mark_ended(&self, scope: &LeaseScope, worker: &str, lease: &Held) -> Result<()> {
         let one = std::slice::from_ref(lease);
         backend!(self, each(END, scope, worker, one))
     }
 
-    async fn leave(&self, scope: &LeaseScope, worker: &str) -> Result<(), CheckpointError> {
+    async fn leave(&self, scope: &LeaseScope, worker: &str) -> Result<()> {
         backend!(self, leave(scope, worker))
     }
 
-    async fn leases(&self, scope: &LeaseScope) -> Result<LeaseTable, CheckpointError> {
+    async fn leases(&self, scope: &LeaseScope) -> Result<LeaseTable> {
         backend!(self, leases(scope))
     }
 
@@ -430,7 +416,7 @@ impl LeaseStore for SqlCheckpoints {
         intent: &UploadIntent,
         replaces: Option<&str>,
         fence: &Fence,
-    ) -> Result<(), CheckpointError> {
+    ) -> Result<()> {
         backend!(self, record_fenced(intent, replaces, fence))
     }
 
@@ -439,7 +425,7 @@ impl LeaseStore for SqlCheckpoints {
         intent: IntentId<'_>,
         checkpoints: &[Checkpoint],
         fence: &Fence,
-    ) -> Result<(), CheckpointError> {
+    ) -> Result<()> {
         backend!(
             self,
             complete_fenced(
@@ -452,11 +438,7 @@ impl LeaseStore for SqlCheckpoints {
         )
     }
 
-    async fn save_many_fenced(
-        &self,
-        checkpoints: &[Checkpoint],
-        fence: &Fence,
-    ) -> Result<(), CheckpointError> {
+    async fn save_many_fenced(&self, checkpoints: &[Checkpoint], fence: &Fence) -> Result<()> {
         let Some(first) = checkpoints.first() else {
             return Ok(());
         };
@@ -467,11 +449,7 @@ impl LeaseStore for SqlCheckpoints {
         )
     }
 
-    async fn claim_intent(
-        &self,
-        intent: IntentId<'_>,
-        fence: &Fence,
-    ) -> Result<bool, CheckpointError> {
+    async fn claim_intent(&self, intent: IntentId<'_>, fence: &Fence) -> Result<bool> {
         backend!(self, claim(intent, fence))
     }
 
@@ -479,7 +457,7 @@ impl LeaseStore for SqlCheckpoints {
         &self,
         client: &str,
         stream: &str,
-    ) -> Result<Vec<(UploadIntent, Option<Fence>)>, CheckpointError> {
+    ) -> Result<Vec<(UploadIntent, Option<Fence>)>> {
         backend!(self, fenced_intents(client, stream))
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
-use triton_core::checkpoint::CheckpointError;
+use triton_core::checkpoint::Result;
 
 use crate::failed;
 
@@ -23,10 +23,7 @@ impl<C> Pool<C> {
 
     /// Waits for a turn; returns it with an idle connection, if there is
     /// one (else the caller connects). Hold the permit for the operation.
-    pub(crate) async fn checkout(
-        &self,
-        db: &str,
-    ) -> Result<(SemaphorePermit<'_>, Option<C>), CheckpointError> {
+    pub(crate) async fn checkout(&self, db: &str) -> Result<(SemaphorePermit<'_>, Option<C>)> {
         let permit = self
             .permits
             .acquire()

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use triton_core::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, SavedCheckpoint,
+    Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, Result, SavedCheckpoint,
     UploadIntent,
 };
 use triton_core::source::SequenceNumber;
@@ -52,10 +52,7 @@ impl std::fmt::Debug for PgCheckpoints {
 }
 
 impl PgCheckpoints {
-    pub(crate) async fn open(
-        url: &PostgresUrl,
-        mode: Mode,
-    ) -> Result<PgCheckpoints, CheckpointError> {
+    pub(crate) async fn open(url: &PostgresUrl, mode: Mode) -> Result<PgCheckpoints> {
         let tls = match url.ssl_mode {
             SslMode::Disable => None,
             mode => Some(
@@ -84,7 +81,7 @@ impl PgCheckpoints {
     }
 
     /// A new connection, outside the pool.
-    pub(crate) async fn connect(&self) -> Result<AsyncPgConnection, CheckpointError> {
+    pub(crate) async fn connect(&self) -> Result<AsyncPgConnection> {
         // The server answered and said no (wrong password, no such database,
         // pg_hba): retrying will not help. Network trouble and a server
         // starting up or full (08xxx, 57P03, 53300) may pass.
@@ -132,7 +129,7 @@ impl PgCheckpoints {
     pub(crate) async fn run<R>(
         &self,
         f: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<R, diesel::result::Error>,
-    ) -> Result<R, CheckpointError> {
+    ) -> Result<R> {
         let (_permit, idle) = self.pool.checkout(self.db()).await?;
         let mut conn = match idle {
             Some(conn) => conn,
@@ -160,7 +157,7 @@ impl CheckpointStore for PgCheckpoints {
         client: &str,
         stream: &str,
         shard: &str,
-    ) -> Result<Option<SequenceNumber>, CheckpointError> {
+    ) -> Result<Option<SequenceNumber>> {
         let found = self
             .run(async |c| {
                 t::table
@@ -181,7 +178,7 @@ impl CheckpointStore for PgCheckpoints {
             .transpose()
     }
 
-    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
+    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<()> {
         let rows = owned_rows(self.db(), checkpoints)?;
         if rows.is_empty() {
             return Ok(());
@@ -193,7 +190,7 @@ impl CheckpointStore for PgCheckpoints {
         .await
     }
 
-    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
+    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>> {
         let rows = self
             .run(async |c| {
                 t::table
@@ -210,11 +207,7 @@ impl CheckpointStore for PgCheckpoints {
 
 #[async_trait]
 impl IntentStore for PgCheckpoints {
-    async fn record_intent(
-        &self,
-        intent: &UploadIntent,
-        replaces: Option<&str>,
-    ) -> Result<(), CheckpointError> {
+    async fn record_intent(&self, intent: &UploadIntent, replaces: Option<&str>) -> Result<()> {
         check_intent(self.db(), &intent.client, &intent.stream, &intent.key)?;
         self.run(async |c| {
             c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -229,7 +222,7 @@ impl IntentStore for PgCheckpoints {
         &self,
         intent: IntentId<'_>,
         checkpoints: &[Checkpoint],
-    ) -> Result<(), CheckpointError> {
+    ) -> Result<()> {
         let rows = owned_rows(self.db(), checkpoints)?;
         self.run(async |c| {
             c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -240,11 +233,7 @@ impl IntentStore for PgCheckpoints {
         .await
     }
 
-    async fn intents(
-        &self,
-        client: &str,
-        stream: &str,
-    ) -> Result<Vec<UploadIntent>, CheckpointError> {
+    async fn intents(&self, client: &str, stream: &str) -> Result<Vec<UploadIntent>> {
         let rows = self
             .run(async |c| {
                 i::table
@@ -262,7 +251,7 @@ impl IntentStore for PgCheckpoints {
         &self,
         client: &str,
         stream: &str,
-    ) -> Result<Vec<(String, String)>, CheckpointError> {
+    ) -> Result<Vec<(String, String)>> {
         self.run(async |c| {
             a::table
                 .filter(a::client.eq(client))

@@ -13,7 +13,7 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use diesel::upsert::excluded;
 use triton_core::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, SavedCheckpoint,
+    Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, Result, SavedCheckpoint,
     UploadIntent,
 };
 use triton_core::source::SequenceNumber;
@@ -53,10 +53,7 @@ impl std::fmt::Debug for SqliteCheckpoints {
 }
 
 impl SqliteCheckpoints {
-    pub(crate) async fn open(
-        path: &Path,
-        mode: Mode,
-    ) -> Result<SqliteCheckpoints, CheckpointError> {
+    pub(crate) async fn open(path: &Path, mode: Mode) -> Result<SqliteCheckpoints> {
         let db = format!("sqlite://{}", path.display());
         if mode == Mode::Existing && !path.exists() {
             return Err(failed(&db, "the database file does not exist"));
@@ -78,7 +75,7 @@ impl SqliteCheckpoints {
     }
 
     /// Runs `f` on a pooled connection on a blocking thread.
-    pub(crate) async fn run<R, F>(&self, f: F) -> Result<R, CheckpointError>
+    pub(crate) async fn run<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut SqliteConnection) -> Result<R, diesel::result::Error> + Send + 'static,
@@ -116,7 +113,7 @@ impl CheckpointStore for SqliteCheckpoints {
         client: &str,
         stream: &str,
         shard: &str,
-    ) -> Result<Option<SequenceNumber>, CheckpointError> {
+    ) -> Result<Option<SequenceNumber>> {
         let key = (client.to_owned(), stream.to_owned(), shard.to_owned());
         let found = self
             .run(move |c| {
@@ -137,7 +134,7 @@ impl CheckpointStore for SqliteCheckpoints {
             .transpose()
     }
 
-    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
+    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<()> {
         let rows = owned_rows(&self.db, checkpoints)?;
         if rows.is_empty() {
             return Ok(());
@@ -148,7 +145,7 @@ impl CheckpointStore for SqliteCheckpoints {
             .await
     }
 
-    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
+    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>> {
         let key = client.to_owned();
         let rows = self
             .run(move |c| {
@@ -165,11 +162,7 @@ impl CheckpointStore for SqliteCheckpoints {
 
 #[async_trait]
 impl IntentStore for SqliteCheckpoints {
-    async fn record_intent(
-        &self,
-        intent: &UploadIntent,
-        replaces: Option<&str>,
-    ) -> Result<(), CheckpointError> {
+    async fn record_intent(&self, intent: &UploadIntent, replaces: Option<&str>) -> Result<()> {
         check_intent(&self.db, &intent.client, &intent.stream, &intent.key)?;
         let intent = intent.clone();
         let replaces = replaces.map(str::to_owned);
@@ -185,7 +178,7 @@ impl IntentStore for SqliteCheckpoints {
         &self,
         intent: IntentId<'_>,
         checkpoints: &[Checkpoint],
-    ) -> Result<(), CheckpointError> {
+    ) -> Result<()> {
         let rows = owned_rows(&self.db, checkpoints)?;
         let id = (
             intent.client.to_owned(),
@@ -200,11 +193,7 @@ impl IntentStore for SqliteCheckpoints {
         .await
     }
 
-    async fn intents(
-        &self,
-        client: &str,
-        stream: &str,
-    ) -> Result<Vec<UploadIntent>, CheckpointError> {
+    async fn intents(&self, client: &str, stream: &str) -> Result<Vec<UploadIntent>> {
         let id = (client.to_owned(), stream.to_owned());
         let rows = self
             .run(move |c| {
@@ -222,7 +211,7 @@ impl IntentStore for SqliteCheckpoints {
         &self,
         client: &str,
         stream: &str,
-    ) -> Result<Vec<(String, String)>, CheckpointError> {
+    ) -> Result<Vec<(String, String)>> {
         let id = (client.to_owned(), stream.to_owned());
         self.run(move |c| {
             a::table
@@ -293,7 +282,7 @@ pub(crate) fn upsert(
     Ok(())
 }
 
-fn connect(path: &Path, db: &str, mode: Mode) -> Result<SqliteConnection, CheckpointError> {
+fn connect(path: &Path, db: &str, mode: Mode) -> Result<SqliteConnection> {
     let Some(path_str) = path.to_str() else {
         return Err(failed(db, "the path is not valid UTF-8"));
     };

@@ -18,9 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, UploadIntent,
-};
+use crate::checkpoint::{Checkpoint, CheckpointStore, IntentId, IntentStore, Result, UploadIntent};
 use crate::source::{RecordSource, Replay, SourceError};
 
 /// A lease held at an epoch.
@@ -266,11 +264,7 @@ pub trait ShardSource: Send + Sync {
 #[async_trait]
 pub trait LeaseStore: IntentStore {
     /// Adds a free, active lease for each shard that has none.
-    async fn add_shards(
-        &self,
-        scope: &LeaseScope,
-        shards: &[ShardSpec],
-    ) -> Result<(), CheckpointError>;
+    async fn add_shards(&self, scope: &LeaseScope, shards: &[ShardSpec]) -> Result<()>;
 
     /// Records that `worker` is alive for `duration`, renews for `duration`
     /// those of `held` it still holds at their epoch (storing each one's
@@ -284,7 +278,7 @@ pub trait LeaseStore: IntentStore {
         held: &[Held],
         throughput: &[(String, f64)],
         duration: Duration,
-    ) -> Result<Vec<Held>, CheckpointError>;
+    ) -> Result<Vec<Held>>;
 
     /// Takes, with a new epoch each, up to `max` of `shards` that are still
     /// takeable by `worker` ([`LeaseInfo::takeable_by`]), for `duration`. Leases `worker`
@@ -298,15 +292,10 @@ pub trait LeaseStore: IntentStore {
         shards: &[String],
         max: usize,
         duration: Duration,
-    ) -> Result<Vec<Held>, CheckpointError>;
+    ) -> Result<Vec<Held>>;
 
     /// Frees the leases of `held` that `worker` still holds at their epoch.
-    async fn release(
-        &self,
-        scope: &LeaseScope,
-        worker: &str,
-        held: &[Held],
-    ) -> Result<(), CheckpointError>;
+    async fn release(&self, scope: &LeaseScope, worker: &str, held: &[Held]) -> Result<()>;
 
     /// Frees a lease `worker` holds at its epoch for `to` alone to take
     /// within `within` (after that, for anyone): a handoff to balance
@@ -318,22 +307,17 @@ pub trait LeaseStore: IntentStore {
         lease: &Held,
         to: &str,
         within: Duration,
-    ) -> Result<(), CheckpointError>;
+    ) -> Result<()>;
 
     /// Marks a held lease ended (its shard is closed and its last record
     /// committed); the owner keeps it until it releases it.
-    async fn mark_ended(
-        &self,
-        scope: &LeaseScope,
-        worker: &str,
-        lease: &Held,
-    ) -> Result<(), CheckpointError>;
+    async fn mark_ended(&self, scope: &LeaseScope, worker: &str, lease: &Held) -> Result<()>;
 
     /// Removes `worker` from the live workers (a graceful stop).
-    async fn leave(&self, scope: &LeaseScope, worker: &str) -> Result<(), CheckpointError>;
+    async fn leave(&self, scope: &LeaseScope, worker: &str) -> Result<()>;
 
     /// Every lease and live worker of the stream.
-    async fn leases(&self, scope: &LeaseScope) -> Result<LeaseTable, CheckpointError>;
+    async fn leases(&self, scope: &LeaseScope) -> Result<LeaseTable>;
 
     /// [`IntentStore::record_intent`], in a transaction that first
     /// checks `fence` ([`CheckpointError::Fenced`] if it broke), and refuses
@@ -346,7 +330,7 @@ pub trait LeaseStore: IntentStore {
         intent: &UploadIntent,
         replaces: Option<&str>,
         fence: &Fence,
-    ) -> Result<(), CheckpointError>;
+    ) -> Result<()>;
 
     /// [`IntentStore::complete_intent`] after checking `fence` in the
     /// same transaction.
@@ -355,25 +339,17 @@ pub trait LeaseStore: IntentStore {
         intent: IntentId<'_>,
         checkpoints: &[Checkpoint],
         fence: &Fence,
-    ) -> Result<(), CheckpointError>;
+    ) -> Result<()>;
 
     /// [`CheckpointStore::save_many`] after checking `fence` in the same
     /// transaction.
-    async fn save_many_fenced(
-        &self,
-        checkpoints: &[Checkpoint],
-        fence: &Fence,
-    ) -> Result<(), CheckpointError>;
+    async fn save_many_fenced(&self, checkpoints: &[Checkpoint], fence: &Fence) -> Result<()>;
 
     /// Makes the intent this worker's, to finish it: only if `fence`
     /// holds and the intent's own fence does not (its writer lost a lease,
     /// or it was recorded without leases). False when there is no such
     /// intent or its writer still holds its leases.
-    async fn claim_intent(
-        &self,
-        intent: IntentId<'_>,
-        fence: &Fence,
-    ) -> Result<bool, CheckpointError>;
+    async fn claim_intent(&self, intent: IntentId<'_>, fence: &Fence) -> Result<bool>;
 
     /// The pending intents of the stream with the fence each was recorded
     /// under (`None`: recorded without leases, by an older version).
@@ -381,7 +357,7 @@ pub trait LeaseStore: IntentStore {
         &self,
         client: &str,
         stream: &str,
-    ) -> Result<Vec<(UploadIntent, Option<Fence>)>, CheckpointError>;
+    ) -> Result<Vec<(UploadIntent, Option<Fence>)>>;
 }
 
 /// Implements [`LeaseStore`] for pointers to a store (`Box`, `Arc`, `&`),
@@ -397,7 +373,7 @@ macro_rules! forward_lease_store {
                 &self,
                 scope: &LeaseScope,
                 shards: &[ShardSpec],
-            ) -> Result<(), CheckpointError> {
+            ) -> Result<()> {
                 (**self).add_shards(scope, shards).await
             }
 
@@ -408,7 +384,7 @@ macro_rules! forward_lease_store {
                 held: &[Held],
                 throughput: &[(String, f64)],
                 duration: Duration,
-            ) -> Result<Vec<Held>, CheckpointError> {
+            ) -> Result<Vec<Held>> {
                 (**self).renew(scope, worker, held, throughput, duration).await
             }
 
@@ -419,7 +395,7 @@ macro_rules! forward_lease_store {
                 shards: &[String],
                 max: usize,
                 duration: Duration,
-            ) -> Result<Vec<Held>, CheckpointError> {
+            ) -> Result<Vec<Held>> {
                 (**self).acquire(scope, worker, shards, max, duration).await
             }
 
@@ -428,7 +404,7 @@ macro_rules! forward_lease_store {
                 scope: &LeaseScope,
                 worker: &str,
                 held: &[Held],
-            ) -> Result<(), CheckpointError> {
+            ) -> Result<()> {
                 (**self).release(scope, worker, held).await
             }
 
@@ -439,7 +415,7 @@ macro_rules! forward_lease_store {
                 lease: &Held,
                 to: &str,
                 within: Duration,
-            ) -> Result<(), CheckpointError> {
+            ) -> Result<()> {
                 (**self).hand_over(scope, worker, lease, to, within).await
             }
 
@@ -448,15 +424,15 @@ macro_rules! forward_lease_store {
                 scope: &LeaseScope,
                 worker: &str,
                 lease: &Held,
-            ) -> Result<(), CheckpointError> {
+            ) -> Result<()> {
                 (**self).mark_ended(scope, worker, lease).await
             }
 
-            async fn leave(&self, scope: &LeaseScope, worker: &str) -> Result<(), CheckpointError> {
+            async fn leave(&self, scope: &LeaseScope, worker: &str) -> Result<()> {
                 (**self).leave(scope, worker).await
             }
 
-            async fn leases(&self, scope: &LeaseScope) -> Result<LeaseTable, CheckpointError> {
+            async fn leases(&self, scope: &LeaseScope) -> Result<LeaseTable> {
                 (**self).leases(scope).await
             }
 
@@ -465,7 +441,7 @@ macro_rules! forward_lease_store {
                 intent: &UploadIntent,
                 replaces: Option<&str>,
                 fence: &Fence,
-            ) -> Result<(), CheckpointError> {
+            ) -> Result<()> {
                 (**self).record_intent_fenced(intent, replaces, fence).await
             }
 
@@ -474,7 +450,7 @@ macro_rules! forward_lease_store {
                 intent: IntentId<'_>,
                 checkpoints: &[Checkpoint],
                 fence: &Fence,
-            ) -> Result<(), CheckpointError> {
+            ) -> Result<()> {
                 (**self).complete_intent_fenced(intent, checkpoints, fence).await
             }
 
@@ -482,7 +458,7 @@ macro_rules! forward_lease_store {
                 &self,
                 checkpoints: &[Checkpoint],
                 fence: &Fence,
-            ) -> Result<(), CheckpointError> {
+            ) -> Result<()> {
                 (**self).save_many_fenced(checkpoints, fence).await
             }
 
@@ -490,7 +466,7 @@ macro_rules! forward_lease_store {
                 &self,
                 intent: IntentId<'_>,
                 fence: &Fence,
-            ) -> Result<bool, CheckpointError> {
+            ) -> Result<bool> {
                 (**self).claim_intent(intent, fence).await
             }
 
@@ -498,7 +474,7 @@ macro_rules! forward_lease_store {
                 &self,
                 client: &str,
                 stream: &str,
-            ) -> Result<Vec<(UploadIntent, Option<Fence>)>, CheckpointError> {
+            ) -> Result<Vec<(UploadIntent, Option<Fence>)>> {
                 (**self).fenced_intents(client, stream).await
             }
         }

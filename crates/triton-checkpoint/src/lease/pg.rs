@@ -2,7 +2,7 @@
 
 use diesel::sql_types::{Array, BigInt, Double, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use triton_core::checkpoint::{Checkpoint, CheckpointError, IntentId, UploadIntent};
+use triton_core::checkpoint::{Checkpoint, IntentId, Result, UploadIntent};
 use triton_core::lease::{Fence, Held, LeaseInfo, LeaseScope, LeaseTable, ShardSpec};
 
 use super::{
@@ -26,7 +26,7 @@ pub(super) async fn add_shards(
     s: &PgCheckpoints,
     scope: &LeaseScope,
     shards: &[ShardSpec],
-) -> Result<(), CheckpointError> {
+) -> Result<()> {
     s.run(async |c| {
         c.transaction::<_, diesel::result::Error, _>(async |c| {
             for spec in shards {
@@ -52,7 +52,7 @@ pub(super) async fn renew(
     held: &[Held],
     throughput: &[(String, f64)],
     duration_ms: i64,
-) -> Result<Vec<Held>, CheckpointError> {
+) -> Result<Vec<Held>> {
     let shards: Vec<&str> = held.iter().map(|h| h.shard.as_str()).collect();
     s.run(async |c| {
         c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -100,7 +100,7 @@ pub(super) async fn acquire(
     shards: &[String],
     max: usize,
     duration_ms: i64,
-) -> Result<Vec<Held>, CheckpointError> {
+) -> Result<Vec<Held>> {
     s.run(async |c| {
         c.transaction::<_, diesel::result::Error, _>(async |c| {
             // Rows another worker is taking right now are skipped, not
@@ -155,7 +155,7 @@ pub(super) async fn each(
     scope: &LeaseScope,
     worker: &str,
     held: &[Held],
-) -> Result<(), CheckpointError> {
+) -> Result<()> {
     if held.is_empty() {
         return Ok(());
     }
@@ -178,11 +178,7 @@ pub(super) async fn each(
     .await
 }
 
-pub(super) async fn leave(
-    s: &PgCheckpoints,
-    scope: &LeaseScope,
-    worker: &str,
-) -> Result<(), CheckpointError> {
+pub(super) async fn leave(s: &PgCheckpoints, scope: &LeaseScope, worker: &str) -> Result<()> {
     s.run(async |c| {
         diesel::sql_query(q(LEAVE))
             .bind::<Text, _>(&scope.client)
@@ -206,10 +202,7 @@ async fn load_leases(
         .await
 }
 
-pub(super) async fn leases(
-    s: &PgCheckpoints,
-    scope: &LeaseScope,
-) -> Result<LeaseTable, CheckpointError> {
+pub(super) async fn leases(s: &PgCheckpoints, scope: &LeaseScope) -> Result<LeaseTable> {
     s.run(async |c| {
         let leases = load_leases(c, scope).await?;
         let workers: Vec<WorkerRow> = diesel::sql_query(q(WORKERS))
@@ -261,7 +254,7 @@ pub(super) async fn record_fenced(
     intent: &UploadIntent,
     replaces: Option<&str>,
     fence: &Fence,
-) -> Result<(), CheckpointError> {
+) -> Result<()> {
     check_intent(s.db(), &intent.client, &intent.stream, &intent.key)?;
     let (client, stream) = (intent.client.as_str(), intent.stream.as_str());
     let outcome = s
@@ -319,7 +312,7 @@ pub(super) async fn complete_fenced(
     key: Option<&str>,
     checkpoints: &[Checkpoint],
     fence: &Fence,
-) -> Result<(), CheckpointError> {
+) -> Result<()> {
     let rows = owned_rows(s.db(), checkpoints)?;
     let outcome = s
         .run(async |c| {
@@ -343,7 +336,7 @@ pub(super) async fn fenced_intents(
     s: &PgCheckpoints,
     client: &str,
     stream: &str,
-) -> Result<Vec<(UploadIntent, Option<Fence>)>, CheckpointError> {
+) -> Result<Vec<(UploadIntent, Option<Fence>)>> {
     let rows: Vec<IntentRow> = s
         .run(async |c| {
             diesel::sql_query(q(FENCED_INTENTS))
@@ -356,11 +349,7 @@ pub(super) async fn fenced_intents(
     Ok(intents(client, stream, rows))
 }
 
-pub(super) async fn claim(
-    s: &PgCheckpoints,
-    intent: IntentId<'_>,
-    fence: &Fence,
-) -> Result<bool, CheckpointError> {
+pub(super) async fn claim(s: &PgCheckpoints, intent: IntentId<'_>, fence: &Fence) -> Result<bool> {
     let (client, stream, key) = (intent.client, intent.stream, intent.key);
     let scope = LeaseScope {
         client: client.to_owned(),
@@ -414,7 +403,7 @@ pub(super) async fn hand_over(
     lease: &Held,
     to: &str,
     within_ms: i64,
-) -> Result<(), CheckpointError> {
+) -> Result<()> {
     s.run(async |c| {
         diesel::sql_query(q(HAND_OVER))
             .bind::<Text, _>(&scope.client)

@@ -4,7 +4,7 @@
 use diesel::sql_types::{BigInt, Double, Text};
 use diesel::sqlite::SqliteConnection;
 use diesel::RunQueryDsl;
-use triton_core::checkpoint::{Checkpoint, CheckpointError, IntentId, UploadIntent};
+use triton_core::checkpoint::{Checkpoint, IntentId, Result, UploadIntent};
 use triton_core::lease::{Fence, Held, LeaseInfo, LeaseScope, LeaseTable, ShardSpec};
 
 use super::{
@@ -23,7 +23,7 @@ pub(super) async fn add_shards(
     s: &SqliteCheckpoints,
     scope: &LeaseScope,
     shards: &[ShardSpec],
-) -> Result<(), CheckpointError> {
+) -> Result<()> {
     let (scope, shards) = (scope.clone(), shards.to_vec());
     s.run(move |c| {
         c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
@@ -48,7 +48,7 @@ pub(super) async fn renew(
     held: &[Held],
     throughput: &[(String, f64)],
     duration_ms: i64,
-) -> Result<Vec<Held>, CheckpointError> {
+) -> Result<Vec<Held>> {
     let (scope, worker, throughput) = (scope.clone(), worker.to_owned(), throughput.to_vec());
     let held = held.to_vec();
     s.run(move |c| {
@@ -98,7 +98,7 @@ pub(super) async fn acquire(
     shards: &[String],
     max: usize,
     duration_ms: i64,
-) -> Result<Vec<Held>, CheckpointError> {
+) -> Result<Vec<Held>> {
     let (scope, worker, shards) = (scope.clone(), worker.to_owned(), shards.to_vec());
     s.run(move |c| {
         c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
@@ -130,7 +130,7 @@ pub(super) async fn each(
     scope: &LeaseScope,
     worker: &str,
     held: &[Held],
-) -> Result<(), CheckpointError> {
+) -> Result<()> {
     if held.is_empty() {
         return Ok(());
     }
@@ -152,11 +152,7 @@ pub(super) async fn each(
     .await
 }
 
-pub(super) async fn leave(
-    s: &SqliteCheckpoints,
-    scope: &LeaseScope,
-    worker: &str,
-) -> Result<(), CheckpointError> {
+pub(super) async fn leave(s: &SqliteCheckpoints, scope: &LeaseScope, worker: &str) -> Result<()> {
     let (scope, worker) = (scope.clone(), worker.to_owned());
     s.run(move |c| {
         diesel::sql_query(q(LEAVE))
@@ -179,10 +175,7 @@ fn load_leases(
         .load(c)
 }
 
-pub(super) async fn leases(
-    s: &SqliteCheckpoints,
-    scope: &LeaseScope,
-) -> Result<LeaseTable, CheckpointError> {
+pub(super) async fn leases(s: &SqliteCheckpoints, scope: &LeaseScope) -> Result<LeaseTable> {
     let scope = scope.clone();
     s.run(move |c| {
         let leases = load_leases(c, &scope)?;
@@ -231,7 +224,7 @@ pub(super) async fn record_fenced(
     intent: &UploadIntent,
     replaces: Option<&str>,
     fence: &Fence,
-) -> Result<(), CheckpointError> {
+) -> Result<()> {
     check_intent(s.db(), &intent.client, &intent.stream, &intent.key)?;
     let (intent, replaces, fence) = (intent.clone(), replaces.map(str::to_owned), fence.clone());
     let key = intent.key.clone();
@@ -273,7 +266,7 @@ pub(super) async fn complete_fenced(
     key: Option<&str>,
     checkpoints: &[Checkpoint],
     fence: &Fence,
-) -> Result<(), CheckpointError> {
+) -> Result<()> {
     let rows = owned_rows(s.db(), checkpoints)?;
     let (client, stream, key, fence) = (
         client.to_owned(),
@@ -301,7 +294,7 @@ pub(super) async fn fenced_intents(
     s: &SqliteCheckpoints,
     client: &str,
     stream: &str,
-) -> Result<Vec<(UploadIntent, Option<Fence>)>, CheckpointError> {
+) -> Result<Vec<(UploadIntent, Option<Fence>)>> {
     let id = (client.to_owned(), stream.to_owned());
     let rows: Vec<IntentRow> = s
         .run(move |c| {
@@ -318,7 +311,7 @@ pub(super) async fn claim(
     s: &SqliteCheckpoints,
     intent: IntentId<'_>,
     fence: &Fence,
-) -> Result<bool, CheckpointError> {
+) -> Result<bool> {
     let (client, stream, key, fence) = (
         intent.client.to_owned(),
         intent.stream.to_owned(),
@@ -364,7 +357,7 @@ pub(super) async fn hand_over(
     lease: &Held,
     to: &str,
     within_ms: i64,
-) -> Result<(), CheckpointError> {
+) -> Result<()> {
     let (scope, worker, lease, to) = (
         scope.clone(),
         worker.to_owned(),

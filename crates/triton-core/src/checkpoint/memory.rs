@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    unix_now, Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, SavedCheckpoint,
-    UploadIntent,
+    unix_now, Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, Result,
+    SavedCheckpoint, UploadIntent,
 };
 use crate::source::SequenceNumber;
 
@@ -39,7 +39,7 @@ impl MemoryCheckpoints {
 
     /// Saves all or, if one names no client, stream or shard (as the SQL
     /// backends refuse), none.
-    fn save_rows(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
+    fn save_rows(&self, checkpoints: &[Checkpoint]) -> Result<()> {
         if let Some(c) = checkpoints
             .iter()
             .find(|c| c.client.is_empty() || c.stream.is_empty() || c.shard.is_empty())
@@ -72,16 +72,16 @@ impl CheckpointStore for MemoryCheckpoints {
         client: &str,
         stream: &str,
         shard: &str,
-    ) -> Result<Option<SequenceNumber>, CheckpointError> {
+    ) -> Result<Option<SequenceNumber>> {
         let key = (client.to_owned(), stream.to_owned(), shard.to_owned());
         Ok(self.rows().get(&key).map(|(seq, _)| seq.clone()))
     }
 
-    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
+    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<()> {
         self.save_rows(checkpoints)
     }
 
-    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
+    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>> {
         Ok(self
             .rows()
             .iter()
@@ -103,11 +103,7 @@ impl CheckpointStore for MemoryCheckpoints {
 
 #[async_trait]
 impl IntentStore for MemoryCheckpoints {
-    async fn record_intent(
-        &self,
-        intent: &UploadIntent,
-        replaces: Option<&str>,
-    ) -> Result<(), CheckpointError> {
+    async fn record_intent(&self, intent: &UploadIntent, replaces: Option<&str>) -> Result<()> {
         let mut intents = self.intent_rows();
         if let Some(old) = replaces {
             intents.remove(&(intent.client.clone(), intent.stream.clone(), old.to_owned()));
@@ -127,7 +123,7 @@ impl IntentStore for MemoryCheckpoints {
         &self,
         intent: IntentId<'_>,
         checkpoints: &[Checkpoint],
-    ) -> Result<(), CheckpointError> {
+    ) -> Result<()> {
         // Both locks held: no reader sees one change without the other.
         let mut intents = self.intent_rows();
         let forward: Vec<Checkpoint> = {
@@ -161,7 +157,7 @@ impl IntentStore for MemoryCheckpoints {
         &self,
         client: &str,
         stream: &str,
-    ) -> Result<Vec<(String, String)>, CheckpointError> {
+    ) -> Result<Vec<(String, String)>> {
         let archives = self.archives.lock().unwrap_or_else(|e| e.into_inner());
         Ok(archives
             .iter()
@@ -170,11 +166,7 @@ impl IntentStore for MemoryCheckpoints {
             .collect())
     }
 
-    async fn intents(
-        &self,
-        client: &str,
-        stream: &str,
-    ) -> Result<Vec<UploadIntent>, CheckpointError> {
+    async fn intents(&self, client: &str, stream: &str) -> Result<Vec<UploadIntent>> {
         Ok(self
             .intent_rows()
             .iter()

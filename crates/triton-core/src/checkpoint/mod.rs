@@ -85,6 +85,9 @@ pub struct IntentId<'a> {
 /// The underlying error of a [`CheckpointError`] (a driver's, a task's).
 pub use crate::error::BoxError;
 
+/// The result of a checkpoint store operation.
+pub type Result<T, E = CheckpointError> = std::result::Result<T, E>;
+
 /// Why a checkpoint operation failed.
 ///
 /// When a driver's error caused it, that error is the [`source`]
@@ -182,24 +185,20 @@ impl CheckpointError {
 #[async_trait]
 pub trait CheckpointStore: Send + Sync + std::fmt::Debug {
     /// The last sequence number saved for (client, stream, shard), if any.
-    async fn last(
-        &self,
-        client: &str,
-        stream: &str,
-        shard: &str,
-    ) -> Result<Option<SequenceNumber>, CheckpointError>;
+    async fn last(&self, client: &str, stream: &str, shard: &str)
+        -> Result<Option<SequenceNumber>>;
 
     /// Saves one checkpoint, replacing the shard's earlier one.
-    async fn save(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+    async fn save(&self, checkpoint: &Checkpoint) -> Result<()> {
         self.save_many(std::slice::from_ref(checkpoint)).await
     }
 
     /// Saves several checkpoints in one transaction: all or none. `triton
     /// store` saves every shard covered by one upload this way.
-    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError>;
+    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<()>;
 
     /// Every checkpoint of `client`, ordered by stream then shard.
-    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError>;
+    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>>;
 }
 
 /// Upload intents (exactly-once archiving), kept in the same database as
@@ -213,29 +212,18 @@ pub trait IntentStore: CheckpointStore {
     /// archive is described anew) and, in the same transaction, the intent
     /// `replaces` of the same client and stream (an archive moved to
     /// another key).
-    async fn record_intent(
-        &self,
-        intent: &UploadIntent,
-        replaces: Option<&str>,
-    ) -> Result<(), CheckpointError>;
+    async fn record_intent(&self, intent: &UploadIntent, replaces: Option<&str>) -> Result<()>;
 
     /// In one transaction: saves `checkpoints` and deletes the intent. A checkpoint is only ever moved forward
     /// (numerically): one already past it, saved by another writer, stays.
     /// Each checkpoint moved also records the intent's key as the archive holding it
     /// (see [`checkpoint_archives`](IntentStore::checkpoint_archives)).
     /// After a failure all are as before.
-    async fn complete_intent(
-        &self,
-        intent: IntentId<'_>,
-        checkpoints: &[Checkpoint],
-    ) -> Result<(), CheckpointError>;
+    async fn complete_intent(&self, intent: IntentId<'_>, checkpoints: &[Checkpoint])
+        -> Result<()>;
 
     /// The intents of `client` and `stream` not yet completed, by key.
-    async fn intents(
-        &self,
-        client: &str,
-        stream: &str,
-    ) -> Result<Vec<UploadIntent>, CheckpointError>;
+    async fn intents(&self, client: &str, stream: &str) -> Result<Vec<UploadIntent>>;
 
     /// For each shard of `client` and `stream` whose checkpoint an upload
     /// intent completed: the shard and the key of the archive holding the
@@ -246,7 +234,7 @@ pub trait IntentStore: CheckpointStore {
         &self,
         client: &str,
         stream: &str,
-    ) -> Result<Vec<(String, String)>, CheckpointError>;
+    ) -> Result<Vec<(String, String)>>;
 }
 
 #[doc(hidden)]

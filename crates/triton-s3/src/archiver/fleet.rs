@@ -36,7 +36,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use triton_core::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, SavedCheckpoint,
+    Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, Result, SavedCheckpoint,
     UploadIntent,
 };
 use triton_core::health::{health, Phase};
@@ -193,7 +193,7 @@ impl FencedCheckpoints {
         }
     }
 
-    fn checked<T>(&self, r: Result<T, CheckpointError>) -> Result<T, CheckpointError> {
+    fn checked<T>(&self, r: Result<T>) -> Result<T> {
         if let Err(e @ CheckpointError::Fenced { .. }) = &r {
             self.fuse.trip(e.to_string());
         }
@@ -208,27 +208,23 @@ impl CheckpointStore for FencedCheckpoints {
         client: &str,
         stream: &str,
         shard: &str,
-    ) -> Result<Option<triton_core::source::SequenceNumber>, CheckpointError> {
+    ) -> Result<Option<triton_core::source::SequenceNumber>> {
         self.leases.last(client, stream, shard).await
     }
 
-    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
+    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<()> {
         let r = self.leases.save_many_fenced(checkpoints, &self.fence).await;
         self.checked(r)
     }
 
-    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
+    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>> {
         self.leases.list(client).await
     }
 }
 
 #[async_trait]
 impl IntentStore for FencedCheckpoints {
-    async fn record_intent(
-        &self,
-        intent: &UploadIntent,
-        replaces: Option<&str>,
-    ) -> Result<(), CheckpointError> {
+    async fn record_intent(&self, intent: &UploadIntent, replaces: Option<&str>) -> Result<()> {
         let r = self
             .leases
             .record_intent_fenced(intent, replaces, &self.fence)
@@ -240,7 +236,7 @@ impl IntentStore for FencedCheckpoints {
         &self,
         intent: IntentId<'_>,
         checkpoints: &[Checkpoint],
-    ) -> Result<(), CheckpointError> {
+    ) -> Result<()> {
         let r = self
             .leases
             .complete_intent_fenced(intent, checkpoints, &self.fence)
@@ -248,11 +244,7 @@ impl IntentStore for FencedCheckpoints {
         self.checked(r)
     }
 
-    async fn intents(
-        &self,
-        client: &str,
-        stream: &str,
-    ) -> Result<Vec<UploadIntent>, CheckpointError> {
+    async fn intents(&self, client: &str, stream: &str) -> Result<Vec<UploadIntent>> {
         self.leases.intents(client, stream).await
     }
 
@@ -260,7 +252,7 @@ impl IntentStore for FencedCheckpoints {
         &self,
         client: &str,
         stream: &str,
-    ) -> Result<Vec<(String, String)>, CheckpointError> {
+    ) -> Result<Vec<(String, String)>> {
         self.leases.checkpoint_archives(client, stream).await
     }
 }
@@ -947,7 +939,7 @@ impl<F: ShardSource> Worker<F> {
     /// Retries `f` while the database is unavailable.
     async fn retry<T, Fut>(&self, what: &str, f: impl FnMut() -> Fut) -> Result<T, WorkerError>
     where
-        Fut: Future<Output = Result<T, CheckpointError>>,
+        Fut: Future<Output = Result<T>>,
     {
         watched(
             &policies::FLEET,

@@ -13,8 +13,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use async_trait::async_trait;
 use triton_core::archive::ArchiveReader;
 use triton_core::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, MemoryCheckpoints,
-    SavedCheckpoint, UploadIntent,
+    Checkpoint, CheckpointStore, IntentId, IntentStore, MemoryCheckpoints, Result, SavedCheckpoint,
+    UploadIntent,
 };
 use triton_core::source::{
     Position, RecordSource, Replay, SequenceNumber, SequenceRange, SourceError, SourceRecord,
@@ -477,24 +477,20 @@ impl CheckpointStore for IntentLog {
         client: &str,
         stream: &str,
         shard: &str,
-    ) -> Result<Option<SequenceNumber>, CheckpointError> {
+    ) -> Result<Option<SequenceNumber>> {
         self.inner.last(client, stream, shard).await
     }
-    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
+    async fn save_many(&self, checkpoints: &[Checkpoint]) -> Result<()> {
         self.inner.save_many(checkpoints).await
     }
-    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
+    async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>> {
         self.inner.list(client).await
     }
 }
 
 #[async_trait]
 impl IntentStore for IntentLog {
-    async fn record_intent(
-        &self,
-        intent: &UploadIntent,
-        replaces: Option<&str>,
-    ) -> Result<(), CheckpointError> {
+    async fn record_intent(&self, intent: &UploadIntent, replaces: Option<&str>) -> Result<()> {
         let m = Metadata::parse(intent.document.as_bytes()).unwrap();
         self.recorded
             .lock()
@@ -506,21 +502,17 @@ impl IntentStore for IntentLog {
         &self,
         intent: IntentId<'_>,
         checkpoints: &[Checkpoint],
-    ) -> Result<(), CheckpointError> {
+    ) -> Result<()> {
         self.inner.complete_intent(intent, checkpoints).await
     }
-    async fn intents(
-        &self,
-        client: &str,
-        stream: &str,
-    ) -> Result<Vec<UploadIntent>, CheckpointError> {
+    async fn intents(&self, client: &str, stream: &str) -> Result<Vec<UploadIntent>> {
         self.inner.intents(client, stream).await
     }
     async fn checkpoint_archives(
         &self,
         client: &str,
         stream: &str,
-    ) -> Result<Vec<(String, String)>, CheckpointError> {
+    ) -> Result<Vec<(String, String)>> {
         self.inner.checkpoint_archives(client, stream).await
     }
 }
