@@ -211,7 +211,6 @@ async fn fleet(workers: usize, dir: &std::path::Path) -> Duration {
             db.clone(),
             options,
             lease,
-            true,
         );
         let mut stop = stop.clone();
         tasks.push(tokio::spawn(worker.run(async move {

@@ -394,8 +394,10 @@ pub fn run(args: StoreArgs) -> CliResult {
                 store,
                 checkpoints,
                 options,
-                WorkerOptions::new(worker_id.clone(), args.lease_duration),
-                !args.at_least_once,
+                WorkerOptions {
+                    exactly_once: !args.at_least_once,
+                    ..WorkerOptions::new(worker_id.clone(), args.lease_duration)
+                },
             );
             // A wrong stream name, bucket or region is an error here, not
             // every interrupted upload's records taken for expired.

@@ -66,6 +66,9 @@ pub struct WorkerOptions {
     /// How often leases are renewed and the share looked at (default a
     /// third of the lease duration).
     pub renew_interval: Duration,
+    /// Exactly-once archiving, with upload intents (the default); false for
+    /// at-least-once.
+    pub exactly_once: bool,
 }
 
 impl WorkerOptions {
@@ -75,6 +78,7 @@ impl WorkerOptions {
             worker: worker.into(),
             lease_duration,
             renew_interval: lease_duration / 3,
+            exactly_once: true,
         }
     }
 }
@@ -272,7 +276,6 @@ pub struct Worker<F: ShardSource> {
     leases: Arc<dyn LeaseStore>,
     archiver: ArchiverOptions,
     options: WorkerOptions,
-    exactly_once: bool,
     stats: Arc<LeaseStats>,
     /// Shared by the archivers of every generation.
     archiver_stats: Arc<ArchiverStats>,
@@ -282,14 +285,13 @@ pub struct Worker<F: ShardSource> {
 impl<F: ShardSource> Worker<F> {
     /// A worker archiving `source` into `store` with `archiver`'s options
     /// (its `intents` and `fuse` are set per generation), keeping leases
-    /// and checkpoints in `leases`. `exactly_once`: with upload intents.
+    /// and checkpoints in `leases`.
     pub fn new(
         source: F,
         store: Arc<dyn ArchiveStore>,
         leases: Arc<dyn LeaseStore>,
         archiver: ArchiverOptions,
         options: WorkerOptions,
-        exactly_once: bool,
     ) -> Worker<F> {
         let scope = LeaseScope {
             client: archiver.client.clone(),
@@ -301,7 +303,6 @@ impl<F: ShardSource> Worker<F> {
             leases,
             archiver,
             options,
-            exactly_once,
             stats: Arc::new(LeaseStats::new(&scope.stream)),
             archiver_stats: Arc::new(ArchiverStats::new(&scope.stream)),
             scope,
@@ -490,7 +491,7 @@ impl<F: ShardSource> Worker<F> {
                         .open(readable.clone(), fenced.clone(), finished.clone())
                 })
                 .await?;
-            if !self.exactly_once {
+            if !self.options.exactly_once {
                 options.intents = None;
             }
             let mut archiver = Archiver::new(source, self.store.clone(), options)
