@@ -369,62 +369,27 @@ macro_rules! forward_lease_store {
         #[deny(clippy::missing_trait_methods)]
         #[async_trait]
         impl<T: LeaseStore + ?Sized> LeaseStore for $ptr {
-            async fn add_shards(
-                &self,
-                scope: &LeaseScope,
-                shards: &[ShardSpec],
-            ) -> Result<()> {
+            async fn add_shards(&self, scope: &LeaseScope, shards: &[ShardSpec]) -> Result<()> {
                 (**self).add_shards(scope, shards).await
             }
 
-            async fn renew(
-                &self,
-                scope: &LeaseScope,
-                worker: &str,
-                held: &[Held],
-                throughput: &[(String, f64)],
-                duration: Duration,
-            ) -> Result<Vec<Held>> {
+            async fn renew(&self, scope: &LeaseScope, worker: &str, held: &[Held], throughput: &[(String, f64)], duration: Duration) -> Result<Vec<Held>> {
                 (**self).renew(scope, worker, held, throughput, duration).await
             }
 
-            async fn acquire(
-                &self,
-                scope: &LeaseScope,
-                worker: &str,
-                shards: &[String],
-                max: usize,
-                duration: Duration,
-            ) -> Result<Vec<Held>> {
+            async fn acquire(&self, scope: &LeaseScope, worker: &str, shards: &[String], max: usize, duration: Duration) -> Result<Vec<Held>> {
                 (**self).acquire(scope, worker, shards, max, duration).await
             }
 
-            async fn release(
-                &self,
-                scope: &LeaseScope,
-                worker: &str,
-                held: &[Held],
-            ) -> Result<()> {
+            async fn release(&self, scope: &LeaseScope, worker: &str, held: &[Held]) -> Result<()> {
                 (**self).release(scope, worker, held).await
             }
 
-            async fn hand_over(
-                &self,
-                scope: &LeaseScope,
-                worker: &str,
-                lease: &Held,
-                to: &str,
-                within: Duration,
-            ) -> Result<()> {
+            async fn hand_over(&self, scope: &LeaseScope, worker: &str, lease: &Held, to: &str, within: Duration) -> Result<()> {
                 (**self).hand_over(scope, worker, lease, to, within).await
             }
 
-            async fn mark_ended(
-                &self,
-                scope: &LeaseScope,
-                worker: &str,
-                lease: &Held,
-            ) -> Result<()> {
+            async fn mark_ended(&self, scope: &LeaseScope, worker: &str, lease: &Held) -> Result<()> {
                 (**self).mark_ended(scope, worker, lease).await
             }
 
@@ -436,45 +401,23 @@ macro_rules! forward_lease_store {
                 (**self).leases(scope).await
             }
 
-            async fn record_intent_fenced(
-                &self,
-                intent: &UploadIntent,
-                replaces: Option<&str>,
-                fence: &Fence,
-            ) -> Result<()> {
+            async fn record_intent_fenced(&self, intent: &UploadIntent, replaces: Option<&str>, fence: &Fence) -> Result<()> {
                 (**self).record_intent_fenced(intent, replaces, fence).await
             }
 
-            async fn complete_intent_fenced(
-                &self,
-                intent: IntentId<'_>,
-                checkpoints: &[Checkpoint],
-                fence: &Fence,
-            ) -> Result<()> {
+            async fn complete_intent_fenced(&self, intent: IntentId<'_>, checkpoints: &[Checkpoint], fence: &Fence) -> Result<()> {
                 (**self).complete_intent_fenced(intent, checkpoints, fence).await
             }
 
-            async fn save_many_fenced(
-                &self,
-                checkpoints: &[Checkpoint],
-                fence: &Fence,
-            ) -> Result<()> {
+            async fn save_many_fenced(&self, checkpoints: &[Checkpoint], fence: &Fence) -> Result<()> {
                 (**self).save_many_fenced(checkpoints, fence).await
             }
 
-            async fn claim_intent(
-                &self,
-                intent: IntentId<'_>,
-                fence: &Fence,
-            ) -> Result<bool> {
+            async fn claim_intent(&self, intent: IntentId<'_>, fence: &Fence) -> Result<bool> {
                 (**self).claim_intent(intent, fence).await
             }
 
-            async fn fenced_intents(
-                &self,
-                client: &str,
-                stream: &str,
-            ) -> Result<Vec<(UploadIntent, Option<Fence>)>> {
+            async fn fenced_intents(&self, client: &str, stream: &str) -> Result<Vec<(UploadIntent, Option<Fence>)>> {
                 (**self).fenced_intents(client, stream).await
             }
         }
