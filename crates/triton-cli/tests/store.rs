@@ -1305,6 +1305,18 @@ fn a_fleet_of_three_loses_and_duplicates_nothing_through_faults() {
         producer.join().unwrap();
         let produced = CHUNKS * PER;
         wait_until_archived(&archive, &s, started, produced);
+        // The producer may be done before w3 dies, so that its records are
+        // all archived already: the takeover of its leases is waited for.
+        let taken = poll_until(
+            Duration::from_secs(30),
+            "the killed worker's leases taken over",
+            || {
+                let o = try_owners(&s, &db).unwrap_or_default();
+                let w3 = o.values().flatten().any(|w| w == "w3");
+                (!o.is_empty() && !w3, format!("{o:?}"))
+            },
+        );
+        println!("{tag}: the killed worker's leases were taken over within {taken:?}");
         for child in &mut children {
             assert!(sigterm(child).success());
         }
