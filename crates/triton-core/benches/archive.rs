@@ -27,6 +27,10 @@
 //! - `decode/raw`: [`ArchiveReader::next_raw`] (records delimited and
 //!   validated, no values built).
 //! - `decode/values`: [`ArchiveReader::next_record`].
+//! - `decode/typed`: [`ArchiveReader::next_typed`] into the event's struct
+//!   (owned strings); `decode/typed_borrowed`: [`Decoder::next_typed`] into
+//!   the same struct borrowing its strings; `decode/typed_rmp_serde`: the
+//!   typed decode before this one (`next_raw`, then `rmp_serde::from_slice`).
 //! - `decode/json_raw`: `next_raw` plus [`json::write_raw_record`] and a
 //!   newline into a buffer emptied past 1 MiB, as `triton decode` writes to
 //!   a buffered stdout.
@@ -67,7 +71,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
-use triton_core::archive::{ArchiveReader, ArchiveWriter};
+use triton_core::archive::{ArchiveReader, ArchiveWriter, Decoder};
 use triton_core::json;
 use triton_core::msgpack::encode_record;
 use triton_core::value::{Record, Value};
@@ -162,6 +166,113 @@ fn event(rng: &mut Rng, i: usize) -> Record {
     ];
     rec.push("props", Value::Map(props));
     rec
+}
+
+/// The workload's events as a library user would type them.
+mod typed {
+    use std::fmt;
+
+    use serde::de::{Deserializer, Visitor};
+    use serde::Deserialize;
+
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    pub struct Event {
+        #[serde(rename = "type")]
+        pub kind: String,
+        pub user_id: i64,
+        pub ts: f64,
+        pub session: String,
+        pub event: String,
+        pub amount: Option<f64>,
+        pub props: Props,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    pub struct Props {
+        pub page: String,
+        #[serde(rename = "ref")]
+        pub referrer: String,
+        pub ab: Vec<Ab<String>>,
+        pub mobile: bool,
+    }
+
+    /// The same, borrowing its strings from the decoder's buffer.
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    pub struct EventRef<'a> {
+        #[serde(rename = "type")]
+        pub kind: &'a str,
+        pub user_id: i64,
+        pub ts: f64,
+        pub session: &'a str,
+        pub event: &'a str,
+        pub amount: Option<f64>,
+        #[serde(borrow)]
+        pub props: PropsRef<'a>,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    pub struct PropsRef<'a> {
+        pub page: &'a str,
+        #[serde(rename = "ref")]
+        pub referrer: &'a str,
+        #[serde(borrow)]
+        pub ab: Vec<Ab<&'a str>>,
+        pub mobile: bool,
+    }
+
+    /// An A/B entry: a name or a number. (A visitor, as a user who cares
+    /// for speed writes it; `#[serde(untagged)]` buffers every value.)
+    #[derive(Debug)]
+    #[allow(dead_code)]
+    pub enum Ab<S> {
+        Name(S),
+        Number(i64),
+    }
+
+    /// A name as the target type keeps it: owned, or borrowed from the input.
+    pub trait Name<'de>: Sized {
+        fn from_input(s: &'de str) -> Self;
+    }
+
+    impl<'de> Name<'de> for String {
+        fn from_input(s: &'de str) -> String {
+            s.to_owned()
+        }
+    }
+
+    impl<'de: 'a, 'a> Name<'de> for &'a str {
+        fn from_input(s: &'de str) -> &'a str {
+            s
+        }
+    }
+
+    struct AbVisitor<S>(std::marker::PhantomData<S>);
+
+    impl<'de, S: Name<'de>> Visitor<'de> for AbVisitor<S> {
+        type Value = Ab<S>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or an integer")
+        }
+        fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Ab<S>, E> {
+            Ok(Ab::Name(S::from_input(s)))
+        }
+        fn visit_i64<E>(self, n: i64) -> Result<Ab<S>, E> {
+            Ok(Ab::Number(n))
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Ab<S>, E> {
+            i64::try_from(n).map(Ab::Number).map_err(E::custom)
+        }
+    }
+
+    impl<'de, S: Name<'de>> Deserialize<'de> for Ab<S> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Ab<S>, D::Error> {
+            d.deserialize_any(AbVisitor(std::marker::PhantomData))
+        }
+    }
 }
 
 /// Everything the benchmarks read, built once.
@@ -319,6 +430,50 @@ fn decode(c: &mut Criterion, data: &Data) {
             })
         });
     }
+
+    // Typed decodes into the event's own struct, all on this thread.
+    group.bench_function("typed", |b| {
+        b.iter(|| {
+            let mut r = reader(&data.archive, Mode::Direct);
+            let mut n = 0;
+            while let Some(e) = r.next_typed::<typed::Event>().expect("next_typed") {
+                black_box(&e);
+                n += 1;
+            }
+            assert_eq!(n, RECORDS);
+        })
+    });
+
+    group.bench_function("typed_borrowed", |b| {
+        b.iter(|| {
+            let archive = black_box(&data.archive[..]);
+            let mut d = Decoder::new();
+            let (mut at, mut n) = (0, 0);
+            loop {
+                let used = d.feed(&archive[at..]).expect("feed");
+                at += used;
+                while let Some(e) = d.next_typed::<typed::EventRef<'_>>().expect("next_typed") {
+                    black_box(&e);
+                    n += 1;
+                }
+                if used == 0 {
+                    break;
+                }
+            }
+            d.finish(&archive[at..]).expect("clean end");
+            assert_eq!(n, RECORDS);
+        })
+    });
+
+    // The typed decode before: validate the record's bytes, then rmp-serde.
+    group.bench_function("typed_rmp_serde", |b| {
+        b.iter(|| {
+            each_raw(&data.archive, Mode::Direct, |raw| {
+                let e: typed::Event = rmp_serde::from_slice(raw).expect("rmp-serde");
+                black_box(&e);
+            })
+        })
+    });
 
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     group.bench_function("json_lines", |b| {

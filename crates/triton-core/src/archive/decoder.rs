@@ -23,6 +23,8 @@
 
 use std::ops::Range;
 
+use serde::Deserialize;
+
 use super::error::{ArchiveError, ArchiveErrorKind};
 use super::frame::{self, ChunkKind};
 use crate::msgpack::scan::{scan_record, Scan};
@@ -51,6 +53,16 @@ pub struct Decoder {
 impl Default for Decoder {
     fn default() -> Decoder {
         Decoder::new()
+    }
+}
+
+/// File offset of the chunk holding decompressed byte `i`, given the
+/// decoder's segments and the offset of its next chunk.
+fn chunk_offset(segments: &[(usize, u64)], next_chunk: u64, i: usize) -> u64 {
+    let n = segments.partition_point(|&(s, _)| s <= i);
+    match n.checked_sub(1) {
+        Some(k) => segments[k].1,
+        None => next_chunk,
     }
 }
 
@@ -193,11 +205,7 @@ impl Decoder {
 
     /// File offset of the chunk holding decompressed byte `i` of `data`.
     fn chunk_offset_of(&self, i: usize) -> u64 {
-        let n = self.segments.partition_point(|&(s, _)| s <= i);
-        match n.checked_sub(1) {
-            Some(k) => self.segments[k].1,
-            None => self.offset,
-        }
+        chunk_offset(&self.segments, self.offset, i)
     }
 
     pub(crate) fn next_range(&mut self) -> Result<Option<Range<usize>>, ArchiveError> {
@@ -269,6 +277,75 @@ impl Decoder {
             Err((_, RecordDefect::Truncated)) => Ok(None),
             Err((at, defect)) => Err(self.record_error(at, defect)),
         }
+    }
+
+    /// The next whole record read into `T`, or `Ok(None)` when more input is
+    /// needed. One pass over the bytes, with no scan first and no values
+    /// built; strings and bytes are borrowed from the decoder's buffer where
+    /// `T` borrows them.
+    ///
+    /// A record that does not fit `T` (a missing field, a wrong type) is an
+    /// error naming it and is passed over: the next call reads the record
+    /// after it. Bytes that are not a record fuse the decoder, as with
+    /// [`next_raw`](Decoder::next_raw).
+    pub fn next_typed<'a, T: Deserialize<'a>>(&'a mut self) -> Result<Option<T>, ArchiveError> {
+        if self.failed || self.pos == self.data.len() {
+            return Ok(None);
+        }
+        // Fields, not methods, from here on: `T` may borrow `data` for as
+        // long as the caller keeps it, while `pos` and the counters move.
+        let data: &'a [u8] = &self.data;
+        let buf = &data[self.pos..];
+        let err = match msgpack::de::from_prefix::<T>(buf) {
+            Ok((v, n)) => {
+                self.pos += n;
+                self.records += 1;
+                return Ok(Some(v));
+            }
+            Err(e) => e,
+        };
+        let (at, defect) = match err.defect {
+            RecordDefect::Truncated if buf.len() > self.max_record => (
+                0,
+                RecordDefect::TooLarge {
+                    max: self.max_record,
+                },
+            ),
+            RecordDefect::Truncated => return Ok(None),
+            typed @ RecordDefect::Typed { .. } => match scan_record(buf, self.max_record) {
+                Ok(Scan::Complete(n)) => {
+                    let e = ArchiveError {
+                        offset: chunk_offset(&self.segments, self.offset, self.pos),
+                        record: self.records,
+                        kind: ArchiveErrorKind::Record {
+                            data_offset: self.data_base + (self.pos + err.at) as u64,
+                            defect: typed,
+                        },
+                    };
+                    self.pos += n;
+                    self.records += 1;
+                    return Err(e);
+                }
+                Ok(Scan::Incomplete) if buf.len() > self.max_record => (
+                    0,
+                    RecordDefect::TooLarge {
+                        max: self.max_record,
+                    },
+                ),
+                Ok(Scan::Incomplete) => return Ok(None),
+                Err(found) => found,
+            },
+            other => (err.at, other),
+        };
+        self.failed = true;
+        Err(ArchiveError {
+            offset: chunk_offset(&self.segments, self.offset, self.pos),
+            record: self.records,
+            kind: ArchiveErrorKind::Record {
+                data_offset: self.data_base + (self.pos + at) as u64,
+                defect,
+            },
+        })
     }
 
     /// Declares the end of the input. `unconsumed` is how many input bytes

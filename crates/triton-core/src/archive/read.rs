@@ -8,7 +8,6 @@ use super::ahead::ReadAhead;
 use super::decoder::Decoder;
 use super::error::{ArchiveError, ArchiveErrorKind};
 use super::frame;
-use crate::msgpack::RecordDefect;
 use crate::value::Record;
 
 /// Reads records from a `.tri` archive, one chunk at a time: memory use is
@@ -186,25 +185,21 @@ impl<R: Read> ArchiveReader<R> {
         }
     }
 
-    /// The next record read into any serde type, or `None` at the end.
+    /// The next record read into any serde type, or `None` at the end: in
+    /// one pass over the record's bytes, without building values (see
+    /// [`Decoder::next_typed`](super::Decoder::next_typed), which also lends
+    /// borrowed strings: a reader that refills its buffer between records
+    /// cannot hand out borrows of it). A record that does not fit `T` is an
+    /// error, and the next call goes on with the record after it.
     pub fn next_typed<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ArchiveError> {
-        let offset = self.decoder.offset();
-        let record = self.decoder.records();
-        let Some(raw) = self.next_raw()? else {
-            return Ok(None);
-        };
-        rmp_serde::from_slice(raw)
-            .map(Some)
-            .map_err(|e| ArchiveError {
-                offset,
-                record,
-                kind: ArchiveErrorKind::Record {
-                    data_offset: 0,
-                    defect: RecordDefect::Typed {
-                        message: e.to_string(),
-                    },
-                },
-            })
+        loop {
+            if let Some(v) = self.decoder.next_typed()? {
+                return Ok(Some(v));
+            }
+            if !self.fill()? {
+                return Ok(None);
+            }
+        }
     }
 
     /// Records delivered so far.
@@ -307,6 +302,8 @@ mod tests {
 
     use super::*;
     use crate::archive::ArchiveWriter;
+    use crate::msgpack::RecordDefect;
+    use crate::value::Value;
 
     fn archive(records: u64) -> Vec<u8> {
         let mut w = ArchiveWriter::new(Vec::new());
@@ -356,5 +353,107 @@ mod tests {
         assert_eq!(r.records().filter_map(Result::ok).count(), 2);
         let r = ArchiveReader::with_read_ahead(Cursor::new(archive(1))).unwrap();
         assert!(r.into_inner().is_none());
+    }
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Event {
+        n: u64,
+        pad: String,
+    }
+
+    /// Records large enough that many of them are cut by chunk boundaries.
+    fn padded_archive(records: u64) -> Vec<u8> {
+        let mut w = ArchiveWriter::new(Vec::new());
+        for n in 0..records {
+            let mut rec = Record::new();
+            rec.push("pad", "x".repeat(n as usize % 700));
+            rec.push("n", n);
+            w.write_record(&rec).unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn typed_records_cross_chunk_boundaries() {
+        let bytes = padded_archive(3000);
+        let mut r = ArchiveReader::new(Cursor::new(bytes));
+        let mut n = 0;
+        while let Some(e) = r.next_typed::<Event>().unwrap() {
+            assert_eq!(
+                e,
+                Event {
+                    n,
+                    pad: "x".repeat(n as usize % 700)
+                }
+            );
+            n += 1;
+        }
+        assert_eq!(n, 3000);
+        assert_eq!(r.records_read(), 3000);
+    }
+
+    #[test]
+    fn a_record_that_does_not_fit_is_an_error_and_the_next_one_reads() {
+        let mut w = ArchiveWriter::new(Vec::new());
+        for n in 0..3u64 {
+            let mut rec = Record::new();
+            rec.push(
+                "pad",
+                if n == 1 {
+                    Value::from(5i64)
+                } else {
+                    Value::from("p")
+                },
+            );
+            rec.push("n", n);
+            w.write_record(&rec).unwrap();
+        }
+        let mut r = ArchiveReader::new(Cursor::new(w.finish().unwrap()));
+        assert_eq!(r.next_typed::<Event>().unwrap().map(|e| e.n), Some(0));
+        let e = r.next_typed::<Event>().unwrap_err();
+        assert_eq!(e.record, 1, "{e}");
+        assert!(
+            matches!(
+                e.kind,
+                ArchiveErrorKind::Record {
+                    defect: RecordDefect::Typed { .. },
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(r.next_typed::<Event>().unwrap().map(|e| e.n), Some(2));
+        assert_eq!(r.next_typed::<Event>().unwrap(), None);
+    }
+
+    #[test]
+    fn the_decoder_lends_strings_across_chunk_boundaries() {
+        #[derive(serde::Deserialize)]
+        struct Borrowed<'a> {
+            n: u64,
+            pad: &'a str,
+        }
+        let bytes = padded_archive(2000);
+        let mut d = crate::archive::Decoder::new();
+        let (mut at, mut n) = (0, 0u64);
+        loop {
+            // One chunk at a time: a record a chunk boundary cuts waits for the next.
+            let used = d.feed(&bytes[at..]).unwrap();
+            at += used;
+            loop {
+                match d.next_typed::<Borrowed<'_>>().unwrap() {
+                    Some(b) => {
+                        assert_eq!((b.n, b.pad.len()), (n, n as usize % 700));
+                        n += 1;
+                    }
+                    None => break,
+                }
+            }
+            if used == 0 {
+                break;
+            }
+        }
+        d.finish(&bytes[at..]).unwrap();
+        assert_eq!(n, 2000);
     }
 }

@@ -4,13 +4,14 @@
 //! A record on the wire is exactly one map with string keys: nothing before
 //! it and nothing after it (docs/format.md §2).
 
+pub(crate) mod de;
 mod decode;
 mod encode;
 pub(crate) mod scan;
 
 use std::fmt;
 
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde::Serialize;
 
 use crate::value::Record;
@@ -173,15 +174,22 @@ pub(crate) fn decode_prefix(buf: &[u8]) -> Result<(Record, usize), (usize, Recor
 }
 
 /// Reads one record into any serde type (structs read from maps by field
-/// name). The bytes must be exactly one record.
-pub fn from_record_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RecordError> {
-    validate_record(bytes)?;
-    rmp_serde::from_slice(bytes).map_err(|e| RecordError {
-        offset: 0,
-        defect: RecordDefect::Typed {
-            message: e.to_string(),
-        },
-    })
+/// name), straight from the bytes in one pass; strings and bytes are
+/// borrowed where `T` borrows them. The bytes must be exactly one record.
+pub fn from_record_slice<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, RecordError> {
+    match de::from_prefix(bytes) {
+        Ok((v, n)) if n == bytes.len() => Ok(v),
+        Ok((_, n)) => Err(RecordError {
+            offset: n,
+            defect: RecordDefect::TrailingBytes {
+                count: bytes.len() - n,
+            },
+        }),
+        Err(e) => Err(RecordError {
+            offset: e.at,
+            defect: e.defect,
+        }),
+    }
 }
 
 /// Encodes any serde value as one record. Structs are written as maps with

@@ -5,7 +5,7 @@
 //! counter of items still owed instead of recursion: input nested a million
 //! levels deep cannot exhaust the stack.
 
-use super::{family, RecordDefect};
+use super::{family, RecordDefect, DEFAULT_MAX_RECORD_SIZE};
 
 /// Outcome of scanning the bytes at the start of a buffer.
 #[derive(Debug, PartialEq, Eq)]
@@ -125,6 +125,13 @@ fn skip(
         };
     }
     Ok(Some(p))
+}
+
+/// The end of the one value at `p`, or `None` if the buffer ends first
+/// (records are bounded by [`DEFAULT_MAX_RECORD_SIZE`] here; readers with
+/// another limit check the record's size themselves).
+pub(crate) fn skip_value(buf: &[u8], p: usize) -> Result<Option<usize>, (usize, RecordDefect)> {
+    skip(buf, p, 1, DEFAULT_MAX_RECORD_SIZE.max(buf.len()))
 }
 
 /// Scans one record (a map with string keys) at the start of `buf`.

@@ -25,7 +25,7 @@ mod reader;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::error::BoxError;
 use crate::msgpack::{self, RecordError};
@@ -65,8 +65,9 @@ impl SourceRecord {
         msgpack::decode_record(&self.data)
     }
 
-    /// Reads the bytes into any serde type.
-    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, RecordError> {
+    /// Reads the bytes into any serde type, in one pass and without building
+    /// values; strings and bytes are borrowed where `T` borrows them.
+    pub fn deserialize<'a, T: Deserialize<'a>>(&'a self) -> Result<T, RecordError> {
         msgpack::from_record_slice(&self.data)
     }
 }
