@@ -440,14 +440,9 @@ mod tests {
             // One chunk at a time: a record a chunk boundary cuts waits for the next.
             let used = d.feed(&bytes[at..]).unwrap();
             at += used;
-            loop {
-                match d.next_typed::<Borrowed<'_>>().unwrap() {
-                    Some(b) => {
-                        assert_eq!((b.n, b.pad.len()), (n, n as usize % 700));
-                        n += 1;
-                    }
-                    None => break,
-                }
+            while let Some(b) = d.next_typed::<Borrowed<'_>>().unwrap() {
+                assert_eq!((b.n, b.pad.len()), (n, n as usize % 700));
+                n += 1;
             }
             if used == 0 {
                 break;
