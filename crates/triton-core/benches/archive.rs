@@ -43,6 +43,8 @@
 //! - `encode/floor_snap_frame`: `snap::write::FrameEncoder` over the
 //!   concatenated MessagePack in one `write_all`.
 //! - `encode/raw`: [`ArchiveWriter::write_raw`] of each record's bytes.
+//! - `encode/raw_parallel`: the same with [`ArchiveWriter::with_threads`]
+//!   (one compression thread per core).
 //! - `encode/values`: [`ArchiveWriter::write_record`] of each [`Record`].
 //!
 //! # Running
@@ -514,6 +516,17 @@ fn encode(c: &mut Criterion, data: &Data) {
     group.bench_function("raw", |b| {
         b.iter(|| {
             let mut w = ArchiveWriter::new(Vec::with_capacity(capacity));
+            for raw in data.raws() {
+                w.write_raw(black_box(raw)).expect("write_raw");
+            }
+            black_box(w.finish().expect("finish").len())
+        })
+    });
+
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    group.bench_function("raw_parallel", |b| {
+        b.iter(|| {
+            let mut w = ArchiveWriter::new(Vec::with_capacity(capacity)).with_threads(threads);
             for raw in data.raws() {
                 w.write_raw(black_box(raw)).expect("write_raw");
             }

@@ -13,6 +13,7 @@ mod ahead;
 mod decoder;
 mod error;
 pub mod frame;
+mod parallel;
 mod read;
 mod write;
 

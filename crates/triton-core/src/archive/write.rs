@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::error::{ArchiveError, ArchiveErrorKind};
 use super::frame;
+use super::parallel::{pack, Pool};
 use crate::msgpack::{self, RecordDefect, RecordError, DEFAULT_MAX_RECORD_SIZE};
 use crate::value::{Record, Value};
 
@@ -47,7 +48,17 @@ pub struct ArchiveWriter<W: Write> {
     started: bool,
     stats: WriteStats,
     max_record: usize,
+    /// Compression threads allowed (1: the caller's thread only).
+    threads: usize,
+    /// Started once the archive outgrows [`PARALLEL_AFTER`] blocks.
+    pool: Option<Pool>,
+    blocks: u64,
 }
+
+/// Blocks compressed on the caller's thread before a writer with threads
+/// starts them: an archive smaller than this (256 KiB of records) never
+/// pays for starting threads.
+const PARALLEL_AFTER: u64 = 4;
 
 impl<W: Write> ArchiveWriter<W> {
     /// A writer that writes the archive to `inner`.
@@ -61,7 +72,20 @@ impl<W: Write> ArchiveWriter<W> {
             started: false,
             stats: WriteStats::default(),
             max_record: DEFAULT_MAX_RECORD_SIZE,
+            threads: 1,
+            pool: None,
+            blocks: 0,
         }
+    }
+
+    /// Compresses on up to `threads` threads (`available_parallelism` is a
+    /// good choice) once the archive holds more than 256 KiB of records;
+    /// smaller archives, and `threads` of 0 or 1, compress on the caller's
+    /// thread. The file is the same either way: blocks are compressed out
+    /// of order and written in order, at most two per thread in flight.
+    pub fn with_threads(mut self, threads: usize) -> ArchiveWriter<W> {
+        self.threads = threads;
+        self
     }
 
     /// Sets the largest record written (the default is the readers'
@@ -177,9 +201,20 @@ impl<W: Write> ArchiveWriter<W> {
             self.write_all(frame::STREAM_IDENTIFIER_CHUNK)?;
             self.started = true;
         }
-        let crc = frame::masked_crc(&self.block).to_le_bytes();
-        let n = match self.encoder.compress(&self.block, &mut self.compressed) {
-            Ok(n) => n,
+        self.blocks += 1;
+        if self.pool.is_none() && self.threads > 1 && self.blocks > PARALLEL_AFTER {
+            self.pool = Pool::start(self.threads);
+        }
+        if let Some(mut pool) = self.pool.take() {
+            let (next, out) = pool.buffers();
+            let full = std::mem::replace(&mut self.block, next);
+            pool.submit(&mut self.encoder, full, out);
+            let written = self.write_finished(&mut pool);
+            self.pool = Some(pool);
+            return written;
+        }
+        let packed = match pack(&mut self.encoder, &self.block, &mut self.compressed) {
+            Ok(p) => p,
             Err(e) => {
                 let message = e.to_string();
                 return Err(self.error(ArchiveErrorKind::BadBlock { message }));
@@ -187,15 +222,57 @@ impl<W: Write> ArchiveWriter<W> {
         };
         let block = std::mem::take(&mut self.block);
         let compressed = std::mem::take(&mut self.compressed);
-        let result = if n < block.len() - block.len() / 8 {
-            self.chunk(frame::COMPRESSED, crc, &compressed[..n])
-        } else {
-            self.chunk(frame::UNCOMPRESSED, crc, &block)
-        };
+        let result = self.chunk(
+            packed.chunk_type,
+            packed.crc.to_le_bytes(),
+            packed.body(&block, &compressed),
+        );
         self.block = block;
         self.block.clear();
         self.compressed = compressed;
         result
+    }
+
+    /// Writes the blocks the workers finished, in order, waiting while as
+    /// many are in flight as memory allows.
+    fn write_finished(&mut self, pool: &mut Pool) -> Result<(), ArchiveError> {
+        loop {
+            let wait = pool.full();
+            match pool.next(wait) {
+                Some(job) => self.write_job(pool, job)?,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Writes every block in flight.
+    fn drain(&mut self, pool: &mut Pool) -> Result<(), ArchiveError> {
+        while let Some(job) = pool.next(true) {
+            self.write_job(pool, job)?;
+        }
+        Ok(())
+    }
+
+    fn write_job(
+        &mut self,
+        pool: &mut Pool,
+        job: Result<super::parallel::Job, String>,
+    ) -> Result<(), ArchiveError> {
+        let job = job.map_err(|message| self.error(ArchiveErrorKind::BadBlock { message }))?;
+        let packed = match &job.packed {
+            Ok(p) => p,
+            Err(message) => {
+                let message = message.clone();
+                return Err(self.error(ArchiveErrorKind::BadBlock { message }));
+            }
+        };
+        let r = self.chunk(
+            packed.chunk_type,
+            packed.crc.to_le_bytes(),
+            packed.body(&job.block, &job.out),
+        );
+        pool.recycle(job);
+        r
     }
 
     fn chunk(&mut self, ty: u8, crc: [u8; 4], body: &[u8]) -> Result<(), ArchiveError> {
@@ -219,6 +296,9 @@ impl<W: Write> ArchiveWriter<W> {
     /// counters.
     pub fn finish_with_stats(mut self) -> Result<(W, WriteStats), ArchiveError> {
         self.emit_block()?;
+        if let Some(mut pool) = self.pool.take() {
+            self.drain(&mut pool)?;
+        }
         if let Err(e) = self.inner.flush() {
             return Err(self.error(ArchiveErrorKind::Io(e)));
         }
@@ -233,5 +313,104 @@ impl<W: Write> ArchiveWriter<W> {
     /// The inner writer. Writing to it directly corrupts the archive.
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+    use crate::archive::ArchiveReader;
+
+    /// Records of varied sizes, some larger than a block, some repetitive
+    /// (compressed) and some random (stored uncompressed).
+    fn records(n: u64) -> Vec<Record> {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        (0..n)
+            .map(|i| {
+                let mut rec = Record::new();
+                rec.push("n", i as i64);
+                let noise: String = (0..(i % 97) * 40)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        char::from(b'!' + (x % 90) as u8)
+                    })
+                    .collect();
+                rec.push("noise", noise);
+                rec.push("pad", "ab".repeat((i % 13) as usize * 9000));
+                rec
+            })
+            .collect()
+    }
+
+    fn write(records: &[Record], threads: usize) -> Vec<u8> {
+        let mut w = ArchiveWriter::new(Vec::new()).with_threads(threads);
+        for r in records {
+            w.write_record(r).unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn threads_write_the_same_file() {
+        let recs = records(600);
+        let one = write(&recs, 1);
+        assert!(one.len() > 20 * frame::MAX_BLOCK, "{} bytes", one.len());
+        for threads in [2, 3, 8] {
+            assert!(write(&recs, threads) == one, "{threads} threads");
+        }
+        let mut r = ArchiveReader::new(&one[..]);
+        let mut n = 0;
+        while let Some(rec) = r.next_record().unwrap() {
+            assert_eq!(rec, recs[n]);
+            n += 1;
+        }
+        assert_eq!(n, recs.len());
+        // Small archives never start threads, and are the same too.
+        let few = records(3);
+        assert!(write(&few, 4) == write(&few, 1));
+    }
+
+    /// Fails every write after `left` bytes.
+    #[derive(Debug)]
+    struct Short {
+        left: usize,
+    }
+
+    impl io::Write for Short {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.left == 0 {
+                return Err(io::Error::other("disk full"));
+            }
+            let n = buf.len().min(self.left);
+            self.left -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_error_with_threads_is_returned() {
+        let mut w = ArchiveWriter::new(Short {
+            left: 10 * frame::MAX_BLOCK,
+        })
+        .with_threads(2);
+        let mut failed = None;
+        for r in records(600) {
+            if let Err(e) = w.write_record(&r) {
+                failed = Some(e);
+                break;
+            }
+        }
+        let e = match failed {
+            Some(e) => e,
+            None => w.finish().unwrap_err(),
+        };
+        assert!(matches!(e.kind, ArchiveErrorKind::Io(_)), "{e}");
     }
 }
