@@ -248,26 +248,29 @@ pub fn json_records<'a>(
             if line.trim().is_empty() {
                 return Ok(None);
             }
-            let record = serde_json::from_str(&line).map_err(|e| {
-                // serde_json ends its message with its own " at line 1
-                // column N" (the line within this one line): keep the
-                // column, give the input's line number instead. Column 0
-                // is no position (a value of the wrong type).
-                let message = e.to_string();
-                let position = format!(" at line {} column {}", e.line(), e.column());
-                let bare = message.strip_suffix(&position).unwrap_or(&message);
-                if e.line() > 0 && e.column() > 0 && bare.len() < message.len() {
-                    CliError::new(format!(
-                        "{name} line {line_no}, column {}: {bare}",
-                        e.column()
-                    ))
-                } else {
-                    CliError::new(format!("{name} line {line_no}: {bare}"))
-                }
-            })?;
+            let record =
+                serde_json::from_str(&line).map_err(|e| json_line_error(name, line_no, &e))?;
             Ok(Some((line_no, record)))
         })
         .filter_map(Result::transpose)
+}
+
+/// The error for line `line_no` of `name` that is not one JSON object.
+pub fn json_line_error(name: &str, line_no: usize, e: &serde_json::Error) -> CliError {
+    // serde_json ends its message with its own " at line 1 column N" (the
+    // line within this one line): keep the column, give the input's line
+    // number instead. Column 0 is no position (a value of the wrong type).
+    let message = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    let bare = message.strip_suffix(&position).unwrap_or(&message);
+    if e.line() > 0 && e.column() > 0 && bare.len() < message.len() {
+        CliError::new(format!(
+            "{name} line {line_no}, column {}: {bare}",
+            e.column()
+        ))
+    } else {
+        CliError::new(format!("{name} line {line_no}: {bare}"))
+    }
 }
 
 /// A Tokio runtime for one command: one thread is plenty for network waits.

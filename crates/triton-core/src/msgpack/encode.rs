@@ -5,7 +5,13 @@
 use crate::value::{Record, Value};
 
 #[inline]
-fn len_header(out: &mut Vec<u8>, n: usize, fix: Option<(u8, usize)>, m8: Option<u8>, m16: u8) {
+pub(super) fn len_header(
+    out: &mut Vec<u8>,
+    n: usize,
+    fix: Option<(u8, usize)>,
+    m8: Option<u8>,
+    m16: u8,
+) {
     match fix {
         Some((base, max)) if n <= max => out.push(base | n as u8),
         _ => match m8 {
@@ -22,12 +28,12 @@ fn len_header(out: &mut Vec<u8>, n: usize, fix: Option<(u8, usize)>, m8: Option<
     }
 }
 
-fn str_bytes(out: &mut Vec<u8>, b: &[u8]) {
+pub(super) fn str_bytes(out: &mut Vec<u8>, b: &[u8]) {
     len_header(out, b.len(), Some((0xa0, 31)), Some(0xd9), 0xda);
     out.extend_from_slice(b);
 }
 
-fn int(out: &mut Vec<u8>, i: i64) {
+pub(super) fn int(out: &mut Vec<u8>, i: i64) {
     if (0..=127).contains(&i) {
         out.push(i as u8);
     } else if (-32..0).contains(&i) {
@@ -46,7 +52,7 @@ fn int(out: &mut Vec<u8>, i: i64) {
     }
 }
 
-fn uint(out: &mut Vec<u8>, u: u64) {
+pub(super) fn uint(out: &mut Vec<u8>, u: u64) {
     if u <= 127 {
         out.push(u as u8);
     } else if let Ok(v) = u8::try_from(u) {

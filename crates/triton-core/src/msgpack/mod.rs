@@ -8,6 +8,7 @@ pub(crate) mod de;
 mod decode;
 mod encode;
 pub(crate) mod scan;
+mod transcode;
 
 use std::fmt;
 
@@ -17,6 +18,7 @@ use serde::Serialize;
 use crate::value::Record;
 
 pub use self::encode::{encode_record, encode_value};
+pub use self::transcode::transcode_record;
 
 /// Largest record accepted by default: far above Kinesis' record limit, low
 /// enough that a corrupt length cannot make a reader buffer gigabytes.
