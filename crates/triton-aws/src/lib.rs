@@ -18,5 +18,5 @@ mod failure;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
-pub use self::config::{retries_off, sdk_config, timeouts, Timeouts};
+pub use self::config::{https_client, loader, retries_off, sdk_config, timeouts, Timeouts};
 pub use self::failure::{Failure, Transport};

@@ -23,7 +23,13 @@ pub async fn client(region: &str) -> Client {
 /// an endpoint or credentials of its choice), with the SDK's retries off
 /// and Kinesis's timeouts (5 s to connect, 30 s a call) on top.
 pub fn client_from(shared: &SdkConfig) -> Client {
-    let config = aws_sdk_kinesis::config::Builder::from(shared)
+    let mut config = aws_sdk_kinesis::config::Builder::from(shared);
+    // A configuration loaded without triton_aws::loader has no HTTP
+    // client (the SDK's default one is not built).
+    if shared.http_client().is_none() {
+        config.set_http_client(Some(triton_aws::https_client()));
+    }
+    let config = config
         .retry_config(triton_aws::retries_off())
         .timeout_config(triton_aws::timeouts(Timeouts {
             connect: Duration::from_secs(5),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 use triton_core::error::Report;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::ProvideCredentials;
 use clap::Args;
@@ -61,7 +61,7 @@ impl AwsArgs {
     /// credentials can be found: a missing one is one line naming the
     /// chain and the fix, not the SDK's debug output at the first request.
     pub async fn load(&self, region: Option<&str>) -> Result<SdkConfig, CliError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader = triton_aws::loader();
         if let Some(region) = self.region.as_deref().or(region) {
             loader = loader.region(Region::new(region.to_owned()));
         }

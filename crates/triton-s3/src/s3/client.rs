@@ -32,7 +32,13 @@ pub fn client_from(shared: &SdkConfig) -> Client {
         || ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
             .iter()
             .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
-    let config = aws_sdk_s3::config::Builder::from(shared)
+    let mut config = aws_sdk_s3::config::Builder::from(shared);
+    // A configuration loaded without triton_aws::loader has no HTTP
+    // client (the SDK's default one is not built).
+    if shared.http_client().is_none() {
+        config.set_http_client(Some(triton_aws::https_client()));
+    }
+    let config = config
         .retry_config(triton_aws::retries_off())
         .timeout_config(triton_aws::timeouts(Timeouts {
             connect: Duration::from_secs(5),
