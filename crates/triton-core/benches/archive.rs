@@ -19,14 +19,22 @@
 //!
 //! The records exist once as [`Record`]s and once as MessagePack bytes, and
 //! the archive is written once into memory: no timed code touches the disk.
-//! Every benchmark processes all 1M records per iteration, so criterion's
-//! `thrpt` line is records per second and `time` is the time for 1M records.
+//! Every benchmark processes all 1M records per iteration: `time` is the
+//! time for 1M records, and criterion's `thrpt` line is MB/s of the
+//! records' MessagePack (the same bytes in every benchmark, so the floor's
+//! figure divided by another's is that one's ratio to the floor).
 //!
 //! - `decode/floor_snap_frame`: `snap::read::FrameDecoder` over the archive
 //!   into `io::sink()` (decompression and CRC only, no MessagePack).
 //! - `decode/raw`: [`ArchiveReader::next_raw`] (records delimited and
 //!   validated, no values built).
 //! - `decode/values`: [`ArchiveReader::next_record`].
+//! - `decode/values_get`: `next_record`, then [`Record::get`] of two fields
+//!   (what a user of owned records does).
+//! - `decode/view_get`: [`ArchiveReader::next_ref`], then
+//!   [`RecordRef::get`](triton_core::msgpack::RecordRef::get) of the same
+//!   two fields; `decode/view_fields`: every field of the view, and one
+//!   field of the nested map, read in place.
 //! - `decode/typed`: [`ArchiveReader::next_typed`] into the event's struct
 //!   (owned strings); `decode/typed_borrowed`: [`Decoder::next_typed`] into
 //!   the same struct borrowing its strings; `decode/typed_rmp_serde`: the
@@ -75,7 +83,7 @@ use std::time::Duration;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use triton_core::archive::{ArchiveReader, ArchiveWriter, Decoder};
 use triton_core::json;
-use triton_core::msgpack::encode_record;
+use triton_core::msgpack::{encode_record, ValueRef};
 use triton_core::value::{Record, Value};
 
 const RECORDS: usize = 1_000_000;
@@ -336,7 +344,7 @@ impl Data {
     }
 }
 
-fn configure(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+fn configure(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, data: &Data) {
     // Each iteration takes a sizeable fraction of a second: flat sampling
     // keeps the run to ten iterations or a few seconds per benchmark.
     group
@@ -344,7 +352,7 @@ fn configure(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4))
-        .throughput(Throughput::Elements(RECORDS as u64));
+        .throughput(Throughput::Bytes(data.msgpack.len() as u64));
 }
 
 /// How the benchmarked reader gets its chunks.
@@ -397,7 +405,7 @@ fn end_line(out: &mut Vec<u8>) {
 
 fn decode(c: &mut Criterion, data: &Data) {
     let mut group = c.benchmark_group("decode");
-    configure(&mut group);
+    configure(&mut group, data);
 
     group.bench_function("floor_snap_frame", |b| {
         b.iter(|| {
@@ -467,6 +475,47 @@ fn decode(c: &mut Criterion, data: &Data) {
         })
     });
 
+    // Owned records, then two fields read as a user would.
+    group.bench_function("values_get", |b| {
+        b.iter(|| {
+            each_record(&data.archive, Mode::Direct, |rec| {
+                black_box(rec.get("user_id").and_then(Value::as_i64));
+                black_box(rec.get("type").and_then(Value::as_str));
+            })
+        })
+    });
+
+    // The same two fields from views: nothing decoded but what is read.
+    group.bench_function("view_get", |b| {
+        b.iter(|| {
+            let mut r = reader(&data.archive, Mode::Direct);
+            let mut n = 0;
+            while let Some(v) = r.next_ref().expect("next_ref") {
+                black_box(v.get("user_id").and_then(|x| x.as_i64()));
+                black_box(v.get("type").and_then(|x| x.as_str()));
+                n += 1;
+            }
+            assert_eq!(n, RECORDS);
+        })
+    });
+
+    group.bench_function("view_fields", |b| {
+        b.iter(|| {
+            let mut r = reader(&data.archive, Mode::Direct);
+            let mut n = 0;
+            while let Some(v) = r.next_ref().expect("next_ref") {
+                for (k, x) in v.fields() {
+                    black_box((k, x));
+                }
+                if let Some(ValueRef::Map(props)) = v.get("props") {
+                    black_box(props.get("page").and_then(|p| p.as_str()));
+                }
+                n += 1;
+            }
+            assert_eq!(n, RECORDS);
+        })
+    });
+
     // The typed decode before: validate the record's bytes, then rmp-serde.
     group.bench_function("typed_rmp_serde", |b| {
         b.iter(|| {
@@ -500,7 +549,7 @@ fn decode(c: &mut Criterion, data: &Data) {
 
 fn encode(c: &mut Criterion, data: &Data) {
     let mut group = c.benchmark_group("encode");
-    configure(&mut group);
+    configure(&mut group, data);
     let capacity = data.archive.len() + 64 * 1024;
 
     group.bench_function("floor_snap_frame", |b| {

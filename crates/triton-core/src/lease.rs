@@ -320,8 +320,8 @@ pub trait LeaseStore: IntentStore {
     async fn leases(&self, scope: &LeaseScope) -> Result<LeaseTable>;
 
     /// [`IntentStore::record_intent`], in a transaction that first
-    /// checks `fence` ([`CheckpointError::Fenced`] if it broke), and refuses
-    /// with [`CheckpointError::KeyTaken`] a key whose intent is not this
+    /// checks `fence` ([`CheckpointError::Fenced`](crate::checkpoint::CheckpointError::Fenced) if it broke), and refuses
+    /// with [`CheckpointError::KeyTaken`](crate::checkpoint::CheckpointError::KeyTaken) a key whose intent is not this
     /// worker's (another worker's, or one of before leases): only
     /// [`claim_intent`](LeaseStore::claim_intent) takes those over. The
     /// intent `replaces` is deleted only if it is this worker's.

@@ -17,7 +17,7 @@ use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use triton_core::archive::{ArchiveError, ArchiveReader, ArchiveWriter, Decoder};
 use triton_core::key::{client_prefix, day_prefix, ArchiveKey, KeyError};
-use triton_core::msgpack::encode_record;
+use triton_core::msgpack::{encode_record, RecordRef};
 use triton_core::time::Date;
 use triton_core::value::{Record, Str, Timestamp, Value};
 
@@ -248,6 +248,59 @@ proptest! {
                 // Equality treats 0.0 and -0.0 alike; the bytes do not.
                 prop_assert_eq!(encoded(got), encoded(want), "{}", reader);
             }
+        }
+    }
+}
+
+// ---- views ---------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(config(96))]
+
+    /// A view reads what the decoder reads: every field, nested values
+    /// converted one by one, and `get` as `Record::get`.
+    #[test]
+    fn views_read_what_the_decoder_reads(record in record()) {
+        let bytes = encoded(&record);
+        let view = RecordRef::new(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(view.len(), record.len());
+        prop_assert_eq!(view.as_bytes(), &bytes[..]);
+        let fields: Vec<(Str, Value)> =
+            view.fields().map(|(k, v)| (k.to_str(), v.to_value())).collect();
+        prop_assert_eq!(encoded(&Record::from_fields(fields)), bytes.clone());
+        prop_assert_eq!(encoded(&view.to_record()), bytes.clone());
+        for (key, _) in record.fields() {
+            let Some(key) = key.as_str() else { continue };
+            let got = view.get(key).map(|v| v.to_value());
+            prop_assert_eq!(got.as_ref(), record.get(key));
+        }
+        let absent = "\u{0}absent";
+        prop_assert_eq!(view.get(absent).is_some(), record.get(absent).is_some());
+    }
+
+    /// Bytes that are not a record (a promise broken by a caller of
+    /// `new_unchecked`) read as fewer fields, never as a panic; `new`
+    /// refuses them.
+    #[test]
+    fn views_of_any_bytes_never_panic(
+        bytes in prop_oneof![
+            vec(any::<u8>(), 0..64),
+            record().prop_map(|r| encoded(&r)).prop_flat_map(|b| {
+                let n = b.len();
+                (Just(b), 0..n.max(1), any::<u8>())
+            }).prop_map(|(mut b, at, x)| {
+                if let Some(v) = b.get_mut(at) { *v = x; }
+                b
+            }),
+        ],
+    ) {
+        let view = RecordRef::new_unchecked(&bytes);
+        for (k, v) in view.fields() {
+            let _ = (k.to_string_lossy(), v.to_value(), format!("{v:?}"));
+        }
+        let _ = (view.get("type"), view.to_record(), format!("{view:?}"));
+        if RecordRef::new(&bytes).is_ok() {
+            prop_assert_eq!(encoded(&view.to_record()), bytes);
         }
     }
 }

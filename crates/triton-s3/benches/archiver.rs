@@ -1,12 +1,13 @@
 //! The whole `triton store` pipeline in process: records from a generating
-//! source over 100 shards -> validate -> frame and compress -> spool file ->
+//! source spread over 100, then 1,000 shards -> validate -> frame and compress -> spool file ->
 //! "upload" to a local directory -> ack and commit, beside framed Snappy
 //! compression of the same record bytes from the same source in the same
 //! run (the floor), and the source alone; compare with go-triton's encode
 //! rate (0.71 M records/s of 190-byte records).
 //!
-//! Prints the process's peak RSS at the end: the source generates records
-//! as they are asked for, so it is the pipeline's memory.
+//! Prints the peak RSS of each shard count's run (the peak is reset before
+//! each, through /proc/self/clear_refs): the source generates records as
+//! they are asked for, so it is the pipeline's memory.
 //!
 //! A second group measures the cost of exactly-once: the same pipeline
 //! with checkpoints in a real database (SQLite file; PostgreSQL at
@@ -33,7 +34,9 @@ use triton_s3::archiver::{Archiver, ArchiverOptions};
 use triton_s3::LocalStore;
 
 const RECORDS: u64 = 1_000_000;
-const SHARDS: u64 = 100;
+/// Shards of the pipeline runs (the floor and the source alone use the
+/// first).
+const SHARD_COUNTS: [u64; 2] = [100, 1_000];
 
 /// A typical event of about 190 bytes, different for every `i`.
 fn event(i: u64) -> Vec<u8> {
@@ -78,7 +81,7 @@ fn event(i: u64) -> Vec<u8> {
     out
 }
 
-/// Delivers RECORDS records round-robin over SHARDS shards, in batches of
+/// Delivers RECORDS records round-robin over `shards` shards, in batches of
 /// clones of a pool of 10,000 distinct records (a real source allocates
 /// each record it delivers too; formatting new ones would measure the
 /// formatting).
@@ -90,15 +93,15 @@ struct Generated {
 const POOL: u64 = 10_000;
 
 impl Generated {
-    fn new() -> Generated {
+    fn new(shards: u64) -> Generated {
         // One id per shard, shared by its records, as the Kinesis reader
         // does.
-        let shards: Vec<Arc<str>> = (0..SHARDS)
+        let ids: Vec<Arc<str>> = (0..shards)
             .map(|s| format!("shardId-{s:012}").into())
             .collect();
         let pool = (0..POOL)
             .map(|i| SourceRecord {
-                source: shards[(i % SHARDS) as usize].clone(),
+                source: ids[(i % shards) as usize].clone(),
                 position: Position::Sequence(
                     SequenceNumber::new(format!(
                         "4959033827149025660855969254077942273515083440{i:010}"
@@ -186,6 +189,12 @@ fn stepping_clock() -> triton_s3::archiver::Clock {
     })
 }
 
+/// Starts a new peak-RSS measurement (Linux: "5" resets VmHWM to the
+/// current RSS).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -199,7 +208,7 @@ fn peak_rss_mib() -> f64 {
 fn bench(c: &mut Criterion) {
     let bytes: u64 = (0..RECORDS).map(|i| event(i % POOL).len() as u64).sum();
     println!(
-        "{RECORDS} records over {SHARDS} shards, {:.1} MB ({:.0} bytes each)",
+        "{RECORDS} records, {:.1} MB ({:.0} bytes each)",
         bytes as f64 / 1e6,
         bytes as f64 / RECORDS as f64
     );
@@ -218,7 +227,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("framed_snappy_baseline", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let mut source = Generated::new();
+                let mut source = Generated::new(SHARD_COUNTS[0]);
                 let mut w = snap::write::FrameEncoder::new(std::io::sink());
                 while let Some(batch) = source.next_batch(10_000).await.unwrap() {
                     for r in &batch {
@@ -233,7 +242,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("source_only", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let mut source = Generated::new();
+                let mut source = Generated::new(SHARD_COUNTS[0]);
                 let mut n = 0;
                 while let Some(batch) = source.next_batch(10_000).await.unwrap() {
                     n += batch.len();
@@ -242,24 +251,31 @@ fn bench(c: &mut Criterion) {
             })
         })
     });
-    g.bench_function("pipeline_to_local_directory", |b| {
-        b.iter(|| {
-            let _ = std::fs::remove_dir_all(&dir);
-            let mut options = ArchiverOptions::new("bench", "store");
-            options.spool_dir = dir.join("spool");
-            options.max_file_size = 64 << 20;
-            let store = Arc::new(LocalStore::new(dir.join("bucket")));
-            let archiver = Archiver::new(Generated::new(), store, options);
-            let summary = rt.block_on(archiver.run(std::future::pending())).unwrap();
-            assert_eq!((summary.records, summary.invalid), (RECORDS, 0));
-        })
-    });
+    let mut peaks = Vec::new();
+    for shards in SHARD_COUNTS {
+        reset_peak_rss();
+        g.bench_function(
+            format!("pipeline_to_local_directory/{shards}_shards"),
+            |b| {
+                b.iter(|| {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    let mut options = ArchiverOptions::new("bench", "store");
+                    options.spool_dir = dir.join("spool");
+                    options.max_file_size = 64 << 20;
+                    let store = Arc::new(LocalStore::new(dir.join("bucket")));
+                    let archiver = Archiver::new(Generated::new(shards), store, options);
+                    let summary = rt.block_on(archiver.run(std::future::pending())).unwrap();
+                    assert_eq!((summary.records, summary.invalid), (RECORDS, 0));
+                })
+            },
+        );
+        peaks.push((shards, peak_rss_mib()));
+    }
     g.finish();
     let _ = std::fs::remove_dir_all(&dir);
-    println!(
-        "peak RSS of the benchmark process: {:.1} MiB",
-        peak_rss_mib()
-    );
+    for (shards, peak) in peaks {
+        println!("peak RSS of the pipeline over {shards} shards: {peak:.1} MiB");
+    }
 }
 
 fn exactly_once(c: &mut Criterion) {
@@ -307,7 +323,7 @@ fn exactly_once(c: &mut Criterion) {
                     options.intents = once.then(|| db.clone());
                     let store = Arc::new(LocalStore::new(dir.join("bucket")));
                     let source = Checkpointed {
-                        inner: Generated::new(),
+                        inner: Generated::new(SHARD_COUNTS[0]),
                         db: db.clone(),
                         acked: HashMap::new(),
                     };

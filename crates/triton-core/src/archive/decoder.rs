@@ -28,7 +28,7 @@ use serde::Deserialize;
 use super::error::{ArchiveError, ArchiveErrorKind};
 use super::frame::{self, ChunkKind};
 use crate::msgpack::scan::{scan_record, Scan};
-use crate::msgpack::{self, RecordDefect, DEFAULT_MAX_RECORD_SIZE};
+use crate::msgpack::{self, RecordDefect, RecordRef, DEFAULT_MAX_RECORD_SIZE};
 use crate::value::Record;
 
 /// Decodes `.tri` bytes fed to it into records.
@@ -251,6 +251,12 @@ impl Decoder {
     /// string keys; `Ok(None)` when more input is needed.
     pub fn next_raw(&mut self) -> Result<Option<&[u8]>, ArchiveError> {
         Ok(self.next_range()?.map(|r| &self.data[r]))
+    }
+
+    /// The next whole record as a view over its bytes ([`RecordRef`]);
+    /// `Ok(None)` when more input is needed.
+    pub fn next_ref(&mut self) -> Result<Option<RecordRef<'_>>, ArchiveError> {
+        Ok(self.next_raw()?.map(RecordRef::new_unchecked))
     }
 
     /// The next whole record decoded into values; `Ok(None)` when more input

@@ -8,6 +8,7 @@ use super::ahead::ReadAhead;
 use super::decoder::Decoder;
 use super::error::{ArchiveError, ArchiveErrorKind};
 use super::frame;
+use crate::msgpack::RecordRef;
 use crate::value::Record;
 
 /// Reads records from a `.tri` archive, one chunk at a time: memory use is
@@ -171,6 +172,13 @@ impl<R: Read> ArchiveReader<R> {
                 return Ok(None);
             }
         }
+    }
+
+    /// The next record as a view over its bytes, or `None` at the end: the
+    /// cost of [`next_raw`](ArchiveReader::next_raw), with fields decoded
+    /// only when read ([`RecordRef::get`]) and strings borrowed.
+    pub fn next_ref(&mut self) -> Result<Option<RecordRef<'_>>, ArchiveError> {
+        Ok(self.next_raw()?.map(RecordRef::new_unchecked))
     }
 
     /// The next record decoded into values, or `None` at the end.

@@ -9,6 +9,7 @@ mod decode;
 mod encode;
 pub(crate) mod scan;
 mod transcode;
+mod view;
 
 use std::fmt;
 
@@ -19,6 +20,7 @@ use crate::value::Record;
 
 pub use self::encode::{encode_record, encode_value};
 pub use self::transcode::transcode_record;
+pub use self::view::{ArrayRef, Entries, Items, MapRef, Pairs, RecordRef, StrRef, ValueRef};
 
 /// Largest record accepted by default: far above Kinesis' record limit, low
 /// enough that a corrupt length cannot make a reader buffer gigabytes.

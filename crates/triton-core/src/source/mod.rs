@@ -65,6 +65,12 @@ impl SourceRecord {
         msgpack::decode_record(&self.data)
     }
 
+    /// A view of the bytes as one record, fields decoded as they are read
+    /// (validates the bytes first; see [`RecordRef`](msgpack::RecordRef)).
+    pub fn view(&self) -> Result<msgpack::RecordRef<'_>, RecordError> {
+        msgpack::RecordRef::new(&self.data)
+    }
+
     /// Reads the bytes into any serde type, in one pass and without building
     /// values; strings and bytes are borrowed where `T` borrows them.
     pub fn deserialize<'a, T: Deserialize<'a>>(&'a self) -> Result<T, RecordError> {
