@@ -54,7 +54,12 @@ pub async fn s3_client_at(endpoint: &str, interceptors: Vec<SharedInterceptor>) 
 /// fails), plus interceptors.
 pub async fn s3_client_without_credentials(interceptors: Vec<SharedInterceptor>) -> Client {
     let sdk = triton_s3::sdk_config(REGION).await;
+    // Providers built outside the loader need its HTTP client (the SDK's
+    // default one is not built).
+    let providers = aws_config::provider_config::ProviderConfig::default()
+        .with_http_client(triton_aws::https_client());
     let no_credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
+        .configure(&providers)
         .profile_name("triton-test-no-such-profile")
         .build();
     let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
