@@ -48,6 +48,11 @@ pub struct ReadOptions {
     pub batch_bytes: usize,
     /// Batches the fetch task may run ahead of the consumer (default 4).
     pub prefetch_batches: usize,
+    /// Archives whose requests are made ahead of the one being read, at
+    /// once (default 4): the time to each first byte is waited for side by
+    /// side instead of in turn. Their bodies wait in their connections (TCP
+    /// bounds what is buffered).
+    pub archives_ahead: usize,
     /// Times a body that breaks off is fetched again from the byte it
     /// stopped at, per archive (default 5).
     pub max_resumes: u32,
@@ -59,6 +64,7 @@ impl Default for ReadOptions {
             batch_records: 1024,
             batch_bytes: 1 << 20,
             prefetch_batches: 4,
+            archives_ahead: 4,
             max_resumes: 5,
         }
     }
@@ -143,6 +149,7 @@ impl ArchiveSource {
             store.clone(),
             archives,
             options.max_resumes,
+            options.archives_ahead,
             opened_tx,
         ));
         let fetch = Fetch {
@@ -278,19 +285,27 @@ enum Stop {
 }
 
 impl Fetch {
-    /// Makes each archive's request, one ahead of the fetch task, so that
-    /// the time to the next first byte is not waited for in turn. Its body
-    /// waits in the connection (TCP bounds what is buffered).
+    /// Makes the archives' requests in order, `ahead` at a time, ahead of
+    /// the fetch task.
     async fn open_all(
         store: Arc<dyn ArchiveStore>,
         archives: Vec<Archive>,
         max_resumes: u32,
+        ahead: usize,
         opened_tx: mpsc::Sender<Opened>,
     ) {
-        for archive in archives {
-            let key = archive.key.to_string();
-            let download = Download::open(store.clone(), key, max_resumes).await;
-            if opened_tx.send((archive, download)).await.is_err() {
+        let opens = futures_util::stream::iter(archives)
+            .map(|archive| {
+                let store = store.clone();
+                async move {
+                    let key = archive.key.to_string();
+                    (archive, Download::open(store, key, max_resumes).await)
+                }
+            })
+            .buffered(ahead.max(1));
+        let mut opens = std::pin::pin!(opens);
+        while let Some(opened) = opens.next().await {
+            if opened_tx.send(opened).await.is_err() {
                 return;
             }
         }
