@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::error::{ArchiveError, ArchiveErrorKind};
 use super::frame;
 use super::parallel::{pack, Pool};
-use crate::msgpack::{self, RecordDefect, RecordError, DEFAULT_MAX_RECORD_SIZE};
+use crate::msgpack::{self, RecordBatch, RecordDefect, RecordError, DEFAULT_MAX_RECORD_SIZE};
 use crate::value::{Record, Value};
 
 /// Counters of what a writer has done.
@@ -117,6 +117,13 @@ impl<W: Write> ArchiveWriter<W> {
     pub fn write_raw(&mut self, record: &[u8]) -> Result<(), ArchiveError> {
         msgpack::validate_record(record).map_err(|e| self.invalid(e))?;
         self.push(record)
+    }
+
+    /// Writes every record of `batch`, in order, without validating them
+    /// again. On error, [`ArchiveError::record`] is the archive index of the
+    /// record that failed (the records of the batch before it are written).
+    pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), ArchiveError> {
+        batch.iter().try_for_each(|record| self.push(record))
     }
 
     /// Writes one record.

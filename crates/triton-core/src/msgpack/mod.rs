@@ -4,6 +4,7 @@
 //! A record on the wire is exactly one map with string keys: nothing before
 //! it and nothing after it (docs/format.md §2).
 
+mod batch;
 pub(crate) mod de;
 mod decode;
 mod encode;
@@ -18,6 +19,7 @@ use serde::Serialize;
 
 use crate::value::Record;
 
+pub use self::batch::RecordBatch;
 pub use self::encode::{encode_record, encode_value};
 pub use self::transcode::transcode_record;
 pub use self::view::{ArrayRef, Entries, Items, MapRef, Pairs, RecordRef, StrRef, ValueRef};

@@ -1,14 +1,15 @@
 //! `triton encode`: JSON lines to a `.tri` archive.
 
+mod lines;
+
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, IsTerminal, Write};
+use std::io::{self, BufRead, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 use triton_core::archive::ArchiveWriter;
-use triton_core::msgpack;
 
-use super::common::json_line_error;
+use self::lines::encode_lines;
 use crate::error::{CliError, CliResult};
 use crate::progress::{self, ProgressBar};
 
@@ -39,39 +40,6 @@ pub struct EncodeArgs {
     output: Option<PathBuf>,
 }
 
-/// Reads JSON lines from `input` into `writer`: each line is written as
-/// MessagePack straight from the JSON tokens (no values built), through
-/// one reused line and one reused record buffer.
-fn encode_lines<W: Write>(
-    name: &str,
-    mut input: impl BufRead,
-    writer: &mut ArchiveWriter<W>,
-) -> CliResult {
-    let (mut line, mut record) = (String::new(), Vec::new());
-    for line_no in 1.. {
-        line.clear();
-        let n = input
-            .read_line(&mut line)
-            .map_err(|e| CliError::io(format!("{name} line {line_no}"), e))?;
-        if n == 0 {
-            break;
-        }
-        let text = line.trim_end_matches(['\n', '\r']);
-        if text.trim().is_empty() {
-            continue;
-        }
-        record.clear();
-        let mut de = serde_json::Deserializer::from_str(text);
-        msgpack::transcode_record(&mut de, &mut record)
-            .and_then(|()| de.end())
-            .map_err(|e| json_line_error(name, line_no, &e))?;
-        writer.write_raw(&record).map_err(|e| {
-            CliError::new(format!("writing record from {name} line {line_no}: {e}"))
-        })?;
-    }
-    Ok(())
-}
-
 /// A file at `<dir>/.<name>.<pid>.tmp` that is removed unless kept.
 struct TempFile {
     path: PathBuf,
@@ -98,16 +66,16 @@ fn temp_beside(target: &Path) -> PathBuf {
     }
 }
 
-fn encode_to_file(name: &str, input: impl BufRead, target: &Path) -> CliResult {
+fn encode_to_file(name: &str, input: &mut dyn BufRead, target: &Path) -> CliResult {
     let mut tmp = TempFile {
         path: temp_beside(target),
         keep: false,
     };
     let file = File::create(&tmp.path)
         .map_err(|e| CliError::io(format!("creating {}", tmp.path.display()), e))?;
-    let mut writer = ArchiveWriter::new(io::BufWriter::with_capacity(256 * 1024, file))
-        .with_threads(compression_threads());
-    encode_lines(name, input, &mut writer)?;
+    let mut writer =
+        ArchiveWriter::new(io::BufWriter::with_capacity(256 * 1024, file)).with_threads(threads());
+    encode_lines(name, input, &mut writer, threads())?;
     let buffered = writer
         .finish()
         .map_err(|e| CliError::new(format!("writing {}: {e}", target.display())))?;
@@ -123,9 +91,9 @@ fn encode_to_file(name: &str, input: impl BufRead, target: &Path) -> CliResult {
     Ok(())
 }
 
-/// One compression thread per core: the writer uses them only for
-/// archives larger than a few blocks.
-fn compression_threads() -> usize {
+/// One parsing and one compression thread per core (the writer uses its
+/// threads only for archives larger than a few blocks).
+fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
@@ -150,9 +118,9 @@ pub fn run(args: EncodeArgs) -> CliResult {
     Ok(())
 }
 
-fn encode(args: &EncodeArgs, name: &str, input: Box<dyn BufRead>) -> CliResult {
+fn encode(args: &EncodeArgs, name: &str, mut input: Box<dyn BufRead>) -> CliResult {
     match &args.output {
-        Some(target) => encode_to_file(name, input, target),
+        Some(target) => encode_to_file(name, &mut *input, target),
         None => {
             let stdout = io::stdout();
             if stdout.is_terminal() {
@@ -162,8 +130,8 @@ fn encode(args: &EncodeArgs, name: &str, input: Box<dyn BufRead>) -> CliResult {
             }
             let mut writer =
                 ArchiveWriter::new(io::BufWriter::with_capacity(256 * 1024, stdout.lock()))
-                    .with_threads(compression_threads());
-            encode_lines(name, input, &mut writer)?;
+                    .with_threads(threads());
+            encode_lines(name, &mut *input, &mut writer, threads())?;
             writer
                 .finish()
                 .map_err(|e| CliError::io("writing to standard output", e.into()))?;
