@@ -168,3 +168,61 @@ pub async fn list_with_sidecars(
     sidecars.sort();
     Ok(Listing { archives, sidecars })
 }
+
+/// Where [`list_from`] starts reading a stream's archives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FromQuery {
+    /// The real Kinesis stream name.
+    pub stream: String,
+    /// Only archives written by this client; `None` as in [`ArchiveQuery`].
+    pub client: Option<String>,
+    /// Unix seconds: the listing starts with the last archive opened at or
+    /// before it.
+    pub at: u64,
+    /// Last day listed (inclusive), usually today.
+    pub end: Date,
+    /// Days before `at`'s listed too. An archive holds records from its
+    /// opening to its sealing (`--max-file-age` later at most), so one that
+    /// can still hold records of `at` was opened at most that long before:
+    /// one day covers every age up to 24 hours.
+    pub lookback_days: u32,
+}
+
+/// The archives of a stream from a time on, in reading order: the last
+/// archive opened at or before `query.at` (archives carry no time per
+/// record, so it holds records of before `at` too), and every later one to
+/// `query.end`. When no archive was opened at or before `at` in the days
+/// listed, all of them. Sidecars are those of the archives listed from the
+/// first on. Clients are chosen as [`list_with_sidecars`] does, over the
+/// whole span.
+pub async fn list_from(
+    store: Arc<dyn ArchiveStore>,
+    query: &FromQuery,
+) -> Result<Listing, ListError> {
+    let at = i64::try_from(query.at).unwrap_or(i64::MAX);
+    let lookback = i64::from(query.lookback_days) * 86_400;
+    let start = Date::from_unix(at.saturating_sub(lookback));
+    let listing = list_with_sidecars(
+        store,
+        &ArchiveQuery {
+            stream: query.stream.clone(),
+            start,
+            end: query.end.max(start),
+            client: query.client.clone(),
+        },
+    )
+    .await?;
+    let after = listing
+        .archives
+        .partition_point(|a| a.key.timestamp() <= query.at);
+    let archives = listing.archives[after.saturating_sub(1)..].to_vec();
+    let sidecars = match archives.first() {
+        Some(first) => listing
+            .sidecars
+            .into_iter()
+            .filter(|s| ArchiveKey::parse(s).is_ok_and(|k| k >= first.key))
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(Listing { archives, sidecars })
+}

@@ -34,7 +34,8 @@ use triton_core::source::{Acks, Position, RecordSource, SourceError, SourceRecor
 
 use self::codec::{CodecError, RecordCodec};
 pub use self::listing::{
-    list_archives, list_with_sidecars, Archive, ArchiveQuery, ListError, Listing,
+    list_archives, list_from, list_with_sidecars, Archive, ArchiveQuery, FromQuery, ListError,
+    Listing,
 };
 use crate::error::{ErrorKind, StoreError};
 use crate::store::{ArchiveStore, ObjectBody};

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use aws_sdk_s3::Client;
 use triton_core::time::Date;
 use triton_s3::{
-    list_archives, ArchiveQuery, ArchiveStore, ErrorKind, LocalStore, ObjectInfo, PutOptions,
-    S3Options, S3Store, StorageClass,
+    list_archives, list_from, ArchiveQuery, ArchiveStore, ErrorKind, FromQuery, ListError, Listing,
+    LocalStore, ObjectInfo, PutOptions, S3Options, S3Store, StorageClass,
 };
 use triton_tests::TempDir;
 
@@ -418,4 +418,101 @@ async fn check_writable_without_credentials_is_fatal() {
     assert_eq!(e.kind, ErrorKind::Fatal, "{e}");
     assert!(e.message.contains("credential"), "{e}");
     assert!(!e.is_access_denied(), "{e}");
+}
+
+/// `list_from` starts with the last archive opened at or before the time,
+/// across a day boundary, and takes every later one; before any archive it
+/// takes them all; clients mix as in a date-range listing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_from_a_time_starts_with_the_archive_open_then() {
+    let tmp = TempDir::new("layout-list-from");
+    let store: Arc<dyn ArchiveStore> = Arc::new(LocalStore::new(tmp.path().join("bucket")));
+    // 2024-10-29 23:00, then 2024-10-30 00:30, 01:30 and 02:30.
+    let times = [1_730_242_800, 1_730_248_200, 1_730_251_800, 1_730_255_400];
+    for &t in &times {
+        let k = key("events", "store", t);
+        store
+            .put_bytes(
+                &k,
+                archive(&[record_bytes(1, b"a")]),
+                &PutOptions::default(),
+            )
+            .await
+            .unwrap();
+        store
+            .put_bytes(
+                &format!("{k}.metadata"),
+                b"{}".to_vec(),
+                &PutOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let end = Date::parse_yyyymmdd("20241031").unwrap();
+    let from = |at: u64, client: Option<&str>| FromQuery {
+        stream: "events".into(),
+        client: client.map(str::to_string),
+        at,
+        end,
+        lookback_days: 1,
+    };
+    let keys = |l: &Listing| {
+        l.archives
+            .iter()
+            .map(|a| a.key.timestamp())
+            .collect::<Vec<_>>()
+    };
+
+    // 00:10 on the 30th: the archive opened at 23:00 the day before is the
+    // one open then.
+    let l = list_from(store.clone(), &from(1_730_247_000, None))
+        .await
+        .unwrap();
+    assert_eq!(keys(&l), times.to_vec());
+    assert_eq!(l.sidecars.len(), 4);
+    // Exactly at an opening: that archive first.
+    let l = list_from(store.clone(), &from(times[2], None))
+        .await
+        .unwrap();
+    assert_eq!(keys(&l), times[2..].to_vec());
+    assert_eq!(
+        l.sidecars,
+        vec![
+            key("events", "store", times[2]),
+            key("events", "store", times[3])
+        ]
+    );
+    // Before every archive: all of them; after the last: the last.
+    let l = list_from(store.clone(), &from(times[0] - 3600, None))
+        .await
+        .unwrap();
+    assert_eq!(keys(&l), times.to_vec());
+    let l = list_from(store.clone(), &from(times[3] + 7200, None))
+        .await
+        .unwrap();
+    assert_eq!(keys(&l), vec![times[3]]);
+
+    // A second client's archive in the span: refused without a client,
+    // and each client alone lists its own.
+    let other = key("events", "other", 1_730_253_600);
+    store
+        .put_bytes(
+            &other,
+            archive(&[record_bytes(2, b"b")]),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let e = list_from(store.clone(), &from(times[1], None))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ListError::MixedClients { .. }), "{e}");
+    let l = list_from(store.clone(), &from(times[1], Some("store")))
+        .await
+        .unwrap();
+    assert_eq!(keys(&l), times[1..].to_vec());
+    let l = list_from(store.clone(), &from(times[1], Some("other")))
+        .await
+        .unwrap();
+    assert_eq!(keys(&l), vec![1_730_253_600]);
 }
