@@ -7,10 +7,14 @@ It depends on both adapters (`triton-s3` for the archives and their
 sidecars, `triton-kinesis` for the live stream), which do not depend on
 each other.
 
-Today it holds the hand-off planner, [`plan::plan`]: from the sidecars of
-the archives read and the stream's shards, where the live reader starts on
-each shard, and which ranges are lost between the archive and the stream.
+Today it holds the hand-off: [`load()`] reads the sidecars of the archives
+to read and lists the stream's shards, and [`plan::plan`] decides from them
+where the live reader starts on each shard and which ranges are lost
+between the archive and the stream.
 */
 #![deny(missing_docs)]
 
+mod load;
 pub mod plan;
+
+pub use self::load::{load, LoadError, Loaded};

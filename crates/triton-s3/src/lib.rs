@@ -65,8 +65,8 @@ pub use self::error::{ErrorKind, Result, StoreError};
 pub use self::local::LocalStore;
 pub use self::location::{Location, LocationError};
 pub use self::reader::{
-    list_archives, list_from, list_with_sidecars, Archive, ArchiveQuery, ArchiveSource, FromQuery,
-    ListError, Listing, ReadOptions, ReadProgress,
+    list_archives, list_from, list_with_sidecars, read_sidecar, Archive, ArchiveQuery,
+    ArchiveSource, FromQuery, ListError, Listing, ReadOptions, ReadProgress, SidecarError,
 };
 pub use self::s3::{
     check_tags, client, client_from, parse_storage_class, parse_tag, sdk_config, S3Options,

@@ -13,6 +13,7 @@
 
 mod codec;
 mod listing;
+mod sidecar;
 
 use std::collections::VecDeque;
 use std::io;
@@ -37,6 +38,7 @@ pub use self::listing::{
     list_archives, list_from, list_with_sidecars, Archive, ArchiveQuery, FromQuery, ListError,
     Listing,
 };
+pub use self::sidecar::{read_sidecar, SidecarError};
 use crate::error::{ErrorKind, StoreError};
 use crate::store::{ArchiveStore, ObjectBody};
 

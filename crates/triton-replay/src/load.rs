@@ -1,0 +1,111 @@
+//! Loading what the hand-off is planned from: the archives' sidecars and
+//! the stream's shards.
+
+use std::sync::Arc;
+
+use futures_util::{StreamExt, TryStreamExt};
+use triton_kinesis::{list_shards, Client, KinesisError};
+use triton_s3::{read_sidecar, Archive, ArchiveStore, SidecarError};
+
+use crate::plan::{plan, Archived, Handoff};
+
+/// Sidecars read at once.
+const CONCURRENCY: usize = 16;
+
+/// Why the hand-off could not be planned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// A sidecar could not be read.
+    #[error("the sidecar of {key}")]
+    Sidecar {
+        /// The archive.
+        key: String,
+        /// Why.
+        #[source]
+        source: SidecarError,
+    },
+    /// An archive before others has no sidecar: where its shards end is
+    /// unknown.
+    #[error(
+        "archive {key} has no metadata sidecar, and later archives do: the hand-off to the \
+         stream needs every sidecar (`triton audit --repair` writes missing ones)"
+    )]
+    MissingSidecar {
+        /// The archive.
+        key: String,
+    },
+    /// The stream's shards could not be listed.
+    #[error("listing the shards of {stream}")]
+    Shards {
+        /// The stream.
+        stream: String,
+        /// Why.
+        #[source]
+        source: KinesisError,
+    },
+}
+
+/// The archives to read and the hand-off after them.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The archives to read, in order: those listed, less the trailing
+    /// ones whose sidecar is not there yet (an upload in progress: the
+    /// sidecar follows the archive; their records are read live).
+    pub archives: Vec<Archive>,
+    /// Where the live stream takes over.
+    pub handoff: Handoff,
+}
+
+/// Reads the sidecars of `archives` (in reading order) and lists the shards
+/// of `stream`, then plans the hand-off; `from` as in [`plan`].
+pub async fn load(
+    store: Arc<dyn ArchiveStore>,
+    kinesis: &Client,
+    stream: &str,
+    archives: Vec<Archive>,
+    from: u64,
+) -> Result<Loaded, LoadError> {
+    let sidecars: Vec<_> = futures_util::stream::iter(&archives)
+        .map(|a| {
+            let store = store.clone();
+            async move {
+                let key = a.key.to_string();
+                match read_sidecar(&*store, &key).await {
+                    Ok(s) => Ok(s),
+                    Err(source) => Err(LoadError::Sidecar { key, source }),
+                }
+            }
+        })
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    let read = sidecars
+        .iter()
+        .rposition(Option::is_some)
+        .map_or(0, |i| i + 1);
+    let mut archived = Vec::with_capacity(read);
+    for (a, sidecar) in archives.iter().zip(sidecars).take(read) {
+        let Some(sidecar) = sidecar else {
+            return Err(LoadError::MissingSidecar {
+                key: a.key.to_string(),
+            });
+        };
+        archived.push(Archived {
+            key: a.key.clone(),
+            sidecar,
+        });
+    }
+    let shards = list_shards(kinesis, stream)
+        .await
+        .map_err(|source| LoadError::Shards {
+            stream: stream.to_owned(),
+            source,
+        })?;
+    let mut archives = archives;
+    archives.truncate(read);
+    Ok(Loaded {
+        archives,
+        handoff: plan(&archived, &shards, from),
+    })
+}
