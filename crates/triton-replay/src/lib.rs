@@ -7,7 +7,10 @@ It depends on both adapters (`triton-s3` for the archives and their
 sidecars, `triton-kinesis` for the live stream), which do not depend on
 each other.
 
-Today it holds the hand-off: [`load()`] reads the sidecars of the archives
+[`ReplaySource`] is the [`RecordSource`](triton_core::source::RecordSource)
+that reads the archives, then the stream from the hand-off. It follows the
+live stream until dropped (a bounded replay and resuming are to come).
+[`load()`] reads the sidecars of the archives
 to read and lists the stream's shards, and [`plan::plan`] decides from them
 where the live reader starts on each shard and which ranges are lost
 between the archive and the stream.
@@ -16,5 +19,7 @@ between the archive and the stream.
 
 mod load;
 pub mod plan;
+mod source;
 
 pub use self::load::{load, LoadError, Loaded};
+pub use self::source::{ReplayOptions, ReplaySource};

@@ -30,8 +30,8 @@ pub struct Archived {
 pub enum Start {
     /// Just after this record, the shard's last archived one.
     After(SequenceNumber),
-    /// Nowhere: the archives hold the shard's last record.
-    Ended,
+    /// Nowhere: the archives hold the shard's last record, this one.
+    Ended(SequenceNumber),
     /// Nowhere: a descendant was archived, so the shard was read to its end.
     Done,
     /// At the shard's beginning, once its parents are read (a split or merge
@@ -114,8 +114,8 @@ pub fn plan(archives: &[Archived], shards: &[ShardInfo], from: u64) -> Handoff {
     for shard in shards {
         let id = shard.id.as_str();
         let start = match ends.get(id) {
-            Some(end) if end.shard_end => Start::Ended,
             Some(end) => match SequenceNumber::new(end.last.clone()) {
+                Ok(seq) if end.shard_end => Start::Ended(seq),
                 Ok(seq) => Start::After(seq),
                 Err(_) => {
                     handoff.lost.push(Lost {
@@ -270,7 +270,7 @@ mod tests {
         ];
         let h = plan(&archives, &shards, 100);
         let want: BTreeMap<String, Start> = [
-            ("s0", Start::Ended),
+            ("s0", Start::Ended(SequenceNumber::new("25").unwrap())),
             ("s1", after(19)),
             ("s2", after(40)),
             ("s3", after(52)),

@@ -7,9 +7,10 @@ use std::time::Duration;
 use aws_sdk_kinesis::types::StreamStatus;
 use aws_sdk_kinesis::Client;
 use triton_core::key::ArchiveKey;
+use triton_core::source::RecordSource;
 use triton_core::source::SequenceNumber;
 use triton_replay::plan::Start;
-use triton_replay::{load, LoadError};
+use triton_replay::{load, LoadError, ReplayOptions, ReplaySource};
 use triton_s3::{Archive, ArchiveStore, LocalStore, PutOptions};
 use triton_tests::TempDir;
 
@@ -125,4 +126,144 @@ async fn shard_zero_resumes_after_its_archives_and_its_children_follow() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("no-such-stream-replay"), "{e}");
+}
+
+/// A record `{"n": n}` and its bytes.
+fn record(n: u64) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct R {
+        n: u64,
+    }
+    triton_core::msgpack::to_record_vec(&R { n }).unwrap()
+}
+
+fn n_of(r: &triton_core::source::SourceRecord) -> u64 {
+    #[derive(serde::Deserialize)]
+    struct R {
+        n: u64,
+    }
+    r.deserialize::<R>().unwrap().n
+}
+
+/// Puts records `ns` with partition keys spread over the hash range; returns
+/// their sequence numbers.
+async fn produce(kinesis: &Client, stream: &str, ns: std::ops::Range<u64>) -> Vec<String> {
+    let mut seqs = Vec::new();
+    for n in ns {
+        let out = kinesis
+            .put_record()
+            .stream_name(stream)
+            .partition_key(format!("user-{}", n % 7))
+            .data(aws_sdk_kinesis::primitives::Blob::new(record(n)))
+            .send()
+            .await
+            .unwrap();
+        seqs.push(out.sequence_number);
+    }
+    seqs
+}
+
+/// Reads until `want` records came, acknowledging each batch.
+async fn read(source: &mut ReplaySource, got: &mut Vec<(String, u64)>, want: usize) {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while got.len() < want {
+            let batch = source
+                .next_batch(100)
+                .await
+                .unwrap()
+                .expect("a live source never ends");
+            if let Some(last) = batch.last() {
+                source.ack(&last.source, &last.position).await.unwrap();
+            }
+            got.extend(batch.iter().map(|r| (r.source.to_string(), n_of(r))));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("only {} of {want} records: {got:?}", got.len()));
+}
+
+/// The archive holds the first 6 records of the one shard; the replay reads
+/// them from it, then exactly the rest from the stream, then what is
+/// produced while it follows, across a split.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archives_then_the_stream_exactly_once_across_a_split() {
+    let kinesis = client().await;
+    let stream = format!("replay-source-{}", std::process::id());
+    kinesis
+        .create_stream()
+        .stream_name(&stream)
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
+    wait_active(&kinesis, &stream).await;
+    let seqs = produce(&kinesis, &stream, 0..10).await;
+
+    let tmp = TempDir::new("replay-source");
+    let store: Arc<dyn ArchiveStore> = Arc::new(LocalStore::new(tmp.path().join("bucket")));
+    let key = ArchiveKey::new(&*stream, "store", 100).unwrap();
+    let mut w = triton_core::archive::ArchiveWriter::new(Vec::new());
+    for n in 0..6 {
+        w.write_raw(&record(n)).unwrap();
+    }
+    let options = PutOptions::default();
+    store
+        .put_bytes(&key.to_string(), w.finish().unwrap(), &options)
+        .await
+        .unwrap();
+    let sidecar = format!(
+        r#"{{"shards":{{"shardId-000000000000":{{"min_sequence_number":"{}","max_sequence_number":"{}","record_count":6}}}},"size":0,"sha256":"","format_version":2}}"#,
+        seqs[0], seqs[5]
+    );
+    store
+        .put_bytes(&format!("{key}.metadata"), sidecar.into_bytes(), &options)
+        .await
+        .unwrap();
+
+    let archives = vec![Archive {
+        key: key.clone(),
+        size: 0,
+    }];
+    let loaded = load(store.clone(), &kinesis, &stream, archives, 100)
+        .await
+        .unwrap();
+    let mut options = ReplayOptions::default();
+    options.live.poll_interval = Duration::from_millis(100);
+    let mut source = ReplaySource::new(store, kinesis.clone(), &stream, loaded, 100, options);
+    assert!(source.lost().is_empty());
+
+    let mut got = Vec::new();
+    read(&mut source, &mut got, 10).await;
+    let shard0 = "shardId-000000000000".to_string();
+    let expected: Vec<(String, u64)> = (0..6)
+        .map(|n| (key.to_string(), n))
+        .chain((6..10).map(|n| (shard0.clone(), n)))
+        .collect();
+    assert_eq!(got, expected);
+    assert!(source.is_live());
+
+    // Following: more records, then a split and records on both children.
+    produce(&kinesis, &stream, 10..13).await;
+    read(&mut source, &mut got, 13).await;
+    kinesis
+        .split_shard()
+        .stream_name(&stream)
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key("170141183460469231731687303715884105728")
+        .send()
+        .await
+        .unwrap();
+    wait_active(&kinesis, &stream).await;
+    produce(&kinesis, &stream, 13..27).await;
+    read(&mut source, &mut got, 27).await;
+    let mut ns: Vec<u64> = got.iter().map(|(_, n)| *n).collect();
+    assert_eq!(&ns[..13], &(0..13).collect::<Vec<_>>()[..], "{got:?}");
+    ns.sort_unstable();
+    assert_eq!(ns, (0..27).collect::<Vec<_>>(), "each record once: {got:?}");
+    let children: std::collections::BTreeSet<&str> =
+        got[13..].iter().map(|(s, _)| s.as_str()).collect();
+    assert!(children.iter().all(|s| *s != shard0), "{children:?}");
+    // Nothing more than was produced.
+    let extra = tokio::time::timeout(Duration::from_millis(500), source.next_batch(100)).await;
+    assert!(extra.is_err() || extra.unwrap().unwrap().unwrap().is_empty());
 }

@@ -1,0 +1,173 @@
+//! [`ReplaySource`]: the archives, then the live stream from the hand-off.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use triton_core::checkpoint::{Checkpoint, CheckpointStore, MemoryCheckpoints};
+use triton_core::key::ArchiveKey;
+use triton_core::source::{Position, RecordSource, SourceError, SourceRecord};
+use triton_kinesis::{
+    Checkpointing, Client, KinesisReader, OpenError, ReaderOptions, StartPosition,
+};
+use triton_s3::{ArchiveSource, ArchiveStore, ReadOptions};
+
+use crate::load::Loaded;
+use crate::plan::{Lost, Start};
+
+/// The client name the hand-off positions are given to the live reader
+/// under (in memory: nothing is saved).
+const HANDOFF_CLIENT: &str = "replay";
+
+/// Tuning of a [`ReplaySource`].
+#[derive(Clone, Debug, Default)]
+pub struct ReplayOptions {
+    /// The archive reader's.
+    pub read: ReadOptions,
+    /// The live reader's; its `start` is set from the hand-off.
+    pub live: ReaderOptions,
+}
+
+/// The records of a stream's archives, in order, then of the live stream
+/// from where the archives end, shard by shard ([`plan`](crate::plan)):
+/// the live reader starts each shard just after its last archived record,
+/// reads children of a split or merge after their parents, and other shards
+/// from the first archive's time. No record the archives hold is read
+/// twice. Ranges that can be read from neither are in [`lost`](Self::lost).
+///
+/// Archive records come with the archive key as source and their index as
+/// position, live ones with their shard and sequence number. Acknowledge
+/// as with any source; the archive part keeps no checkpoints.
+pub struct ReplaySource {
+    phase: Phase,
+    lost: Vec<Lost>,
+}
+
+enum Phase {
+    Archives(ArchiveSource, Box<Live>),
+    Live(KinesisReader),
+}
+
+/// What the live reader is opened from, once the archives are read.
+struct Live {
+    kinesis: Client,
+    stream: String,
+    options: ReaderOptions,
+    checkpoints: Vec<Checkpoint>,
+}
+
+impl ReplaySource {
+    /// Starts reading `loaded` (see [`load`](crate::load())) from `store`,
+    /// then `stream` through `kinesis`; `from` is the Unix second shards
+    /// without archived lineage start at (as given to `load`). Must be
+    /// created inside a Tokio runtime.
+    pub fn new(
+        store: Arc<dyn ArchiveStore>,
+        kinesis: Client,
+        stream: &str,
+        loaded: Loaded,
+        from: u64,
+        options: ReplayOptions,
+    ) -> ReplaySource {
+        let mut checkpoints = Vec::new();
+        for (shard, start) in &loaded.handoff.starts {
+            // The live reader resumes a shard after its checkpoint, skips a
+            // shard whose descendant has one, and reads a descendant of one
+            // from its beginning after its parents: the hand-off's rules.
+            if let Start::After(seq) | Start::Ended(seq) = start {
+                checkpoints.push(Checkpoint {
+                    client: HANDOFF_CLIENT.into(),
+                    stream: stream.to_owned(),
+                    shard: shard.clone(),
+                    sequence: seq.clone(),
+                });
+            }
+        }
+        let mut live_options = options.live;
+        live_options.start = StartPosition::AtTimestamp(UNIX_EPOCH + Duration::from_secs(from));
+        let live = Live {
+            kinesis,
+            stream: stream.to_owned(),
+            options: live_options,
+            checkpoints,
+        };
+        ReplaySource {
+            phase: Phase::Archives(
+                ArchiveSource::new(store, loaded.archives, options.read),
+                Box::new(live),
+            ),
+            lost: loaded.handoff.lost,
+        }
+    }
+
+    /// Ranges of records neither the archives nor the stream hold.
+    pub fn lost(&self) -> &[Lost] {
+        &self.lost
+    }
+
+    /// True once the archives are read and the live stream is.
+    pub fn is_live(&self) -> bool {
+        matches!(self.phase, Phase::Live(_))
+    }
+
+    async fn go_live(live: &Live) -> Result<KinesisReader, SourceError> {
+        let store = MemoryCheckpoints::new();
+        store
+            .save_many(&live.checkpoints)
+            .await
+            .map_err(|e| SourceError::failed("the hand-off positions", e))?;
+        let checkpointing = Checkpointing {
+            store: Arc::new(store),
+            client: HANDOFF_CLIENT.into(),
+            resume: true,
+        };
+        KinesisReader::open(
+            live.kinesis.clone(),
+            &live.stream,
+            live.options.clone(),
+            Some(checkpointing),
+        )
+        .await
+        .map_err(|e| match e {
+            OpenError::Kinesis(e) => SourceError::unavailable(live.stream.clone(), e),
+            other => SourceError::failed(live.stream.clone(), other),
+        })
+    }
+}
+
+#[async_trait]
+impl RecordSource for ReplaySource {
+    async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<SourceRecord>>, SourceError> {
+        loop {
+            match &mut self.phase {
+                Phase::Archives(archives, live) => {
+                    if let Some(batch) = archives.next_batch(max).await? {
+                        return Ok(Some(batch));
+                    }
+                    // Opened before the phase changes, so that a failure
+                    // (or a cancelled call) tries again on the next call.
+                    let reader = ReplaySource::go_live(live).await?;
+                    self.phase = Phase::Live(reader);
+                }
+                Phase::Live(reader) => return reader.next_batch(max).await,
+            }
+        }
+    }
+
+    async fn ack(&mut self, source: &str, position: &Position) -> Result<(), SourceError> {
+        match &mut self.phase {
+            Phase::Archives(archives, _) => archives.ack(source, position).await,
+            // An archive record acknowledged after the last archive was
+            // read: archives keep no checkpoints.
+            Phase::Live(_) if ArchiveKey::parse(source).is_ok() => Ok(()),
+            Phase::Live(reader) => reader.ack(source, position).await,
+        }
+    }
+
+    async fn commit(&mut self) -> Result<(), SourceError> {
+        match &mut self.phase {
+            Phase::Archives(archives, _) => archives.commit().await,
+            Phase::Live(reader) => reader.commit().await,
+        }
+    }
+}
