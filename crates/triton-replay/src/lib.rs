@@ -9,7 +9,7 @@ each other.
 
 [`ReplaySource`] is the [`RecordSource`](triton_core::source::RecordSource)
 that reads the archives, then the stream from the hand-off. It follows the
-live stream until dropped (a bounded replay and resuming are to come).
+live stream, or stops at its tip (resuming is to come).
 [`load()`] reads the sidecars of the archives
 to read and lists the stream's shards, and [`plan::plan`] decides from them
 where the live reader starts on each shard and which ranges are lost

@@ -26,6 +26,10 @@ pub struct ReplayOptions {
     pub read: ReadOptions,
     /// The live reader's; its `start` is set from the hand-off.
     pub live: ReaderOptions,
+    /// Keep reading the live stream (`next_batch` waits for records); when
+    /// false, the source ends once every shard is caught up with the tip
+    /// and nothing came for two poll intervals.
+    pub follow: bool,
 }
 
 /// The records of a stream's archives, in order, then of the live stream
@@ -35,12 +39,18 @@ pub struct ReplayOptions {
 /// from the first archive's time. No record the archives hold is read
 /// twice. Ranges that can be read from neither are in [`lost`](Self::lost).
 ///
+/// With [`ReplayOptions::follow`] it reads the live stream until dropped;
+/// without, it ends once the live stream is read to its tip.
+///
 /// Archive records come with the archive key as source and their index as
 /// position, live ones with their shard and sequence number. Acknowledge
 /// as with any source; the archive part keeps no checkpoints.
 pub struct ReplaySource {
     phase: Phase,
     lost: Vec<Lost>,
+    /// `None` to follow; else how long a live read may bring nothing
+    /// before the source checks whether it is caught up.
+    quiet: Option<Duration>,
 }
 
 enum Phase {
@@ -83,6 +93,7 @@ impl ReplaySource {
                 });
             }
         }
+        let quiet = (!options.follow).then(|| options.live.poll_interval * 2);
         let mut live_options = options.live;
         live_options.start = StartPosition::AtTimestamp(UNIX_EPOCH + Duration::from_secs(from));
         let live = Live {
@@ -97,6 +108,7 @@ impl ReplaySource {
                 Box::new(live),
             ),
             lost: loaded.handoff.lost,
+            quiet,
         }
     }
 
@@ -135,6 +147,15 @@ impl ReplaySource {
     }
 }
 
+/// Every shard is read to its end, or was at the tip at its last read.
+fn caught_up(reader: &KinesisReader) -> bool {
+    reader.status().iter().all(|s| match s.phase {
+        "finished" | "drained" => true,
+        "reading" => s.millis_behind == Some(0),
+        _ => false,
+    })
+}
+
 #[async_trait]
 impl RecordSource for ReplaySource {
     async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<SourceRecord>>, SourceError> {
@@ -149,7 +170,18 @@ impl RecordSource for ReplaySource {
                     let reader = ReplaySource::go_live(live).await?;
                     self.phase = Phase::Live(reader);
                 }
-                Phase::Live(reader) => return reader.next_batch(max).await,
+                Phase::Live(reader) => {
+                    let Some(quiet) = self.quiet else {
+                        return reader.next_batch(max).await;
+                    };
+                    // The reader's next_batch is cancel-safe: a timeout
+                    // loses nothing.
+                    match tokio::time::timeout(quiet, reader.next_batch(max)).await {
+                        Ok(batch) => return batch,
+                        Err(_) if caught_up(reader) => return Ok(None),
+                        Err(_) => continue,
+                    }
+                }
             }
         }
     }
@@ -168,6 +200,13 @@ impl RecordSource for ReplaySource {
         match &mut self.phase {
             Phase::Archives(archives, _) => archives.commit().await,
             Phase::Live(reader) => reader.commit().await,
+        }
+    }
+
+    fn behind(&self) -> Vec<(String, i64)> {
+        match &self.phase {
+            Phase::Archives(..) => Vec::new(),
+            Phase::Live(reader) => reader.behind(),
         }
     }
 }

@@ -227,9 +227,19 @@ async fn archives_then_the_stream_exactly_once_across_a_split() {
     let loaded = load(store.clone(), &kinesis, &stream, archives, 100)
         .await
         .unwrap();
-    let mut options = ReplayOptions::default();
+    let mut options = ReplayOptions {
+        follow: true,
+        ..ReplayOptions::default()
+    };
     options.live.poll_interval = Duration::from_millis(100);
-    let mut source = ReplaySource::new(store, kinesis.clone(), &stream, loaded, 100, options);
+    let mut source = ReplaySource::new(
+        store.clone(),
+        kinesis.clone(),
+        &stream,
+        loaded.clone(),
+        100,
+        options.clone(),
+    );
     assert!(source.lost().is_empty());
 
     let mut got = Vec::new();
@@ -266,4 +276,27 @@ async fn archives_then_the_stream_exactly_once_across_a_split() {
     // Nothing more than was produced.
     let extra = tokio::time::timeout(Duration::from_millis(500), source.next_batch(100)).await;
     assert!(extra.is_err() || extra.unwrap().unwrap().unwrap().is_empty());
+
+    // Without following, the same replay ends at the tip, with the same
+    // records.
+    options.follow = false;
+    let mut bounded = ReplaySource::new(store, kinesis, &stream, loaded, 100, options);
+    let mut again = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(batch) = bounded.next_batch(100).await.unwrap() {
+            if let Some(last) = batch.last() {
+                bounded.ack(&last.source, &last.position).await.unwrap();
+            }
+            again.extend(batch.iter().map(|r| (r.source.to_string(), n_of(r))));
+        }
+    })
+    .await
+    .expect("a bounded replay ends");
+    let mut sorted = again.clone();
+    sorted.sort_by_key(|(_, n)| *n);
+    assert_eq!(sorted, {
+        let mut g = got.clone();
+        g.sort_by_key(|(_, n)| *n);
+        g
+    });
 }
