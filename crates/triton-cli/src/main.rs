@@ -53,6 +53,7 @@ enum Command {
     Cat(cmd::cat::CatArgs),
     Audit(cmd::audit::AuditArgs),
     Tail(cmd::tail::TailArgs),
+    Replay(cmd::replay::ReplayArgs),
     Put(cmd::put::PutArgs),
     Shards(cmd::shards::ShardsArgs),
     Stats(cmd::stats::StatsArgs),
@@ -98,6 +99,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Shards(args) => cmd::shards::run(args),
         Command::Put(args) => cmd::put::run(args),
         Command::Tail(args) => cmd::tail::run(args),
+        Command::Replay(args) => cmd::replay::run(args),
         Command::Completions(args) => cmd::completions::run(args, Cli::command()),
         Command::Man(args) => cmd::man::run(args, Cli::command()),
     }

@@ -1607,3 +1607,160 @@ fn a_rolling_deploy_a_database_restart_a_merge_and_ten_workers_at_once() {
     check_order(&ns);
     audit_clean(&s, &bucket, &db, started, &[]);
 }
+
+/// `triton replay`: a store archives a stream across a split, stops; the
+/// shards are merged and more is produced; a replay from the second
+/// archive's time prints every record of the archives from that one on,
+/// then exactly the records only the stream holds, each once, in order per
+/// user, and ends at the tip; with --follow it goes on with new records
+/// until SIGTERM (exit 0).
+#[test]
+fn replay_hands_off_from_the_archives_to_the_stream() {
+    let (s, bucket, archive, started, db) = setup("replay", 2);
+    let store = Store::new(&s, &bucket, &db, &[]);
+    let mut child = store.start();
+    store.wait_for("store started", 1);
+    let archived_all = |produced: u64| {
+        wait_until(
+            Duration::from_secs(60),
+            Duration::from_millis(300),
+            "not archived within 60 s",
+            || archived(archive.clone(), &s.name, started).len() as u64 >= produced,
+        );
+        // The checkpoint and the sidecar follow the upload.
+        std::thread::sleep(Duration::from_millis(1500));
+    };
+    produce(&s, 0, 300);
+    archived_all(300);
+    let split = format!(
+        r#"{{"StreamName":"{}","ShardToSplit":"shardId-000000000000","NewStartingHashKey":"85070591730234615865843651857942052864"}}"#,
+        s.name
+    );
+    assert_eq!(call("SplitShard", &split), 200);
+    std::thread::sleep(Duration::from_secs(1));
+    produce(&s, 300, 600);
+    archived_all(600);
+    assert!(sigterm(&mut child).success(), "{}", store.log());
+
+    // The split's children merge back; records only the stream holds.
+    let merge = format!(
+        r#"{{"StreamName":"{}","ShardToMerge":"shardId-000000000002","AdjacentShardToMerge":"shardId-000000000003"}}"#,
+        s.name
+    );
+    assert_eq!(call("MergeShards", &merge), 200);
+    std::thread::sleep(Duration::from_secs(1));
+    produce(&s, 600, 800);
+
+    let keys = runtime().block_on(async {
+        let query = ArchiveQuery {
+            stream: s.name.clone(),
+            start: started,
+            end: today(),
+            client: None,
+        };
+        list_archives(std::sync::Arc::new(archive.clone()), &query)
+            .await
+            .unwrap()
+    });
+    assert!(keys.len() >= 2, "{keys:?}");
+    let from = keys[1].key.timestamp();
+    // What the archives from the second on hold.
+    let expected_archived: Vec<u64> = runtime().block_on(async {
+        let store = std::sync::Arc::new(archive.clone());
+        let mut source = ArchiveSource::new(store, keys[1..].to_vec(), ReadOptions::default());
+        let mut ns = Vec::new();
+        while let Some(batch) = source.next_batch(10_000).await.unwrap() {
+            for r in batch {
+                ns.push(
+                    r.deserialize::<serde_json::Value>().unwrap()["n"]
+                        .as_u64()
+                        .unwrap(),
+                );
+            }
+        }
+        ns
+    });
+    let ns_of = |out: &str| -> Vec<u64> {
+        out.lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["n"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+
+    let from_arg = from.to_string();
+    let o = s.triton(&[
+        "replay",
+        "--bucket",
+        &format!("s3://{bucket}"),
+        "--from",
+        &from_arg,
+        "--poll-interval",
+        "200ms",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ns = ns_of(&String::from_utf8_lossy(&o.stdout));
+    let (archived_part, live_part) = ns.split_at(expected_archived.len());
+    assert_eq!(
+        archived_part,
+        &expected_archived[..],
+        "the archives first, as stored"
+    );
+    let mut live: Vec<u64> = live_part.to_vec();
+    live.sort_unstable();
+    assert_eq!(
+        live,
+        (600..800).collect::<Vec<_>>(),
+        "then exactly what only the stream holds"
+    );
+    check_order(&ns);
+    println!(
+        "replay: {} records from {} archives, then {} live",
+        archived_part.len(),
+        keys.len() - 1,
+        live_part.len()
+    );
+
+    // Following: the same, then records produced while it runs.
+    let out = s.dir.join("follow.jsonl");
+    let mut follow = s
+        .command(&[
+            "replay",
+            "--bucket",
+            &format!("s3://{bucket}"),
+            "--from",
+            &from_arg,
+            "--poll-interval",
+            "200ms",
+            "--follow",
+        ])
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::null())
+        .spawn();
+    produce(&s, 800, 850);
+    let total = ns.len() + 50;
+    wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        "the followed records within 30 s",
+        || {
+            std::fs::read_to_string(&out)
+                .unwrap_or_default()
+                .lines()
+                .count()
+                >= total
+        },
+    );
+    assert!(sigterm(&mut follow).success());
+    let followed = ns_of(&std::fs::read_to_string(&out).unwrap());
+    assert_eq!(followed.len(), total);
+    // Shards interleave differently from run to run; each one's order holds.
+    let (archived_again, live_again) = followed.split_at(expected_archived.len());
+    assert_eq!(archived_again, &expected_archived[..]);
+    let mut live: Vec<u64> = live_again.to_vec();
+    live.sort_unstable();
+    assert_eq!(live, (600..850).collect::<Vec<_>>());
+    check_order(&followed);
+}

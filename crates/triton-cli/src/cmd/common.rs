@@ -158,13 +158,9 @@ impl Stream {
     }
 }
 
-/// The stream, `--bucket`, `--start-date` and `--end-date`: which
-/// archives, for the commands that read them (`cat`, `audit`).
+/// `--bucket` and `--bucket-region`: where a stream's archives are.
 #[derive(Args, Debug)]
-pub struct ArchiveArgs {
-    #[command(flatten)]
-    pub stream: StreamArgs,
-
+pub struct BucketArgs {
     /// Where the archives are: an S3 bucket (NAME, s3://NAME or
     /// s3://NAME/PREFIX) or a local directory (file:///PATH, or a path
     /// containing '/', such as ./archive).
@@ -174,6 +170,35 @@ pub struct ArchiveArgs {
     /// The bucket's region, when it is not the stream's.
     #[arg(long, env = "TRITON_BUCKET_REGION", value_name = "REGION")]
     pub bucket_region: Option<String>,
+}
+
+impl BucketArgs {
+    /// The bucket or directory.
+    pub fn location(&self) -> Result<Location, CliError> {
+        Location::parse(&self.bucket).map_err(CliError::from)
+    }
+
+    /// Opens the bucket or directory for `stream`.
+    pub async fn open(
+        &self,
+        stream: &Stream,
+        options: S3Options,
+    ) -> Result<Arc<dyn ArchiveStore>, CliError> {
+        stream
+            .open_store(&self.location()?, self.bucket_region.as_deref(), options)
+            .await
+    }
+}
+
+/// The stream, `--bucket`, `--start-date` and `--end-date`: which
+/// archives, for the commands that read them (`cat`, `audit`).
+#[derive(Args, Debug)]
+pub struct ArchiveArgs {
+    #[command(flatten)]
+    pub stream: StreamArgs,
+
+    #[command(flatten)]
+    pub bucket: BucketArgs,
 
     /// First day (UTC): 2026-12-01, 20261201, today or yesterday.
     #[arg(long, value_parser = parse_date, value_name = "DATE")]
@@ -187,7 +212,7 @@ pub struct ArchiveArgs {
 impl ArchiveArgs {
     /// The bucket or directory.
     pub fn location(&self) -> Result<Location, CliError> {
-        Location::parse(&self.bucket).map_err(CliError::from)
+        self.bucket.location()
     }
 
     /// The archives of `stream` (the real name) in the range, by `client`.
@@ -206,9 +231,7 @@ impl ArchiveArgs {
         stream: &Stream,
         options: S3Options,
     ) -> Result<Arc<dyn ArchiveStore>, CliError> {
-        stream
-            .open_store(&self.location()?, self.bucket_region.as_deref(), options)
-            .await
+        self.bucket.open(stream, options).await
     }
 }
 

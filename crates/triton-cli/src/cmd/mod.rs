@@ -12,6 +12,7 @@ pub mod man;
 pub mod metrics;
 pub mod parse;
 pub mod put;
+pub mod replay;
 pub mod shards;
 pub mod signals;
 pub mod stats;
