@@ -19,6 +19,7 @@ between the archive and the stream.
 
 mod load;
 pub mod plan;
+mod probe;
 mod source;
 
 pub use self::load::{load, LoadError, Loaded};

@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use futures_util::StreamExt;
 use triton_core::checkpoint::{Checkpoint, CheckpointStore, MemoryCheckpoints};
 use triton_core::key::ArchiveKey;
-use triton_core::source::{Position, RecordSource, SourceError, SourceRecord};
+use triton_core::source::{Position, RecordSource, SequenceNumber, SourceError, SourceRecord};
 use triton_kinesis::{
     Checkpointing, Client, KinesisReader, OpenError, ReaderOptions, StartPosition,
 };
@@ -14,6 +15,7 @@ use triton_s3::{ArchiveSource, ArchiveStore, ReadOptions};
 
 use crate::load::Loaded;
 use crate::plan::{Lost, Start};
+use crate::probe::probe;
 
 /// The client name the hand-off positions are given to the live reader
 /// under (in memory: nothing is saved).
@@ -64,7 +66,12 @@ struct Live {
     stream: String,
     options: ReaderOptions,
     checkpoints: Vec<Checkpoint>,
+    /// Shards that go on after a record: the stream must still hold it.
+    probes: Vec<(String, SequenceNumber)>,
 }
+
+/// Probes made at once.
+const PROBES: usize = 16;
 
 impl ReplaySource {
     /// Starts reading `loaded` (see [`load`](crate::load())) from `store`,
@@ -80,7 +87,11 @@ impl ReplaySource {
         options: ReplayOptions,
     ) -> ReplaySource {
         let mut checkpoints = Vec::new();
+        let mut probes = Vec::new();
         for (shard, start) in &loaded.handoff.starts {
+            if let Start::After(seq) = start {
+                probes.push((shard.clone(), seq.clone()));
+            }
             // The live reader resumes a shard after its checkpoint, skips a
             // shard whose descendant has one, and reads a descendant of one
             // from its beginning after its parents: the hand-off's rules.
@@ -101,6 +112,7 @@ impl ReplaySource {
             stream: stream.to_owned(),
             options: live_options,
             checkpoints,
+            probes,
         };
         ReplaySource {
             phase: Phase::Archives(
@@ -112,7 +124,10 @@ impl ReplaySource {
         }
     }
 
-    /// Ranges of records neither the archives nor the stream hold.
+    /// Ranges of records neither the archives nor the stream hold: those
+    /// the sidecars show from the start, and, once the archives are read,
+    /// those of shards whose last archived record the stream no longer
+    /// holds.
     pub fn lost(&self) -> &[Lost] {
         &self.lost
     }
@@ -120,6 +135,45 @@ impl ReplaySource {
     /// True once the archives are read and the live stream is.
     pub fn is_live(&self) -> bool {
         matches!(self.phase, Phase::Live(_))
+    }
+
+    /// Checks that the stream still holds each shard's last archived record;
+    /// returns the ranges that may be lost. A probe that fails is logged
+    /// and passed over: the reader goes on after the record either way.
+    async fn check_handoff(live: &Live) -> Vec<Lost> {
+        let found: Vec<_> = futures_util::stream::iter(live.probes.clone())
+            .map(|(shard, last)| {
+                let (kinesis, stream) = (live.kinesis.clone(), live.stream.clone());
+                async move {
+                    let found = probe(&kinesis, &stream, &shard, &last).await;
+                    (shard, found)
+                }
+            })
+            .buffered(PROBES)
+            .collect()
+            .await;
+        let mut lost = Vec::new();
+        for (shard, result) in found {
+            match result {
+                Ok(None) => {}
+                Ok(Some(l)) => {
+                    tracing::error!(
+                        shard = %l.shard,
+                        after = ?l.after,
+                        before = ?l.before,
+                        reason = %l.reason,
+                        "LOST: records between the archives and the stream"
+                    );
+                    lost.push(l);
+                }
+                Err(e) => tracing::warn!(
+                    shard = %shard,
+                    error = %e,
+                    "could not check that the stream still holds the last archived record"
+                ),
+            }
+        }
+        lost
     }
 
     async fn go_live(live: &Live) -> Result<KinesisReader, SourceError> {
@@ -167,7 +221,9 @@ impl RecordSource for ReplaySource {
                     }
                     // Opened before the phase changes, so that a failure
                     // (or a cancelled call) tries again on the next call.
+                    let lost = ReplaySource::check_handoff(live).await;
                     let reader = ReplaySource::go_live(live).await?;
+                    self.lost.extend(lost);
                     self.phase = Phase::Live(reader);
                 }
                 Phase::Live(reader) => {

@@ -300,3 +300,46 @@ async fn archives_then_the_stream_exactly_once_across_a_split() {
         g
     });
 }
+
+/// A last archived record the stream does not hold (past its retention, or
+/// another stream's) is reported when the replay goes live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handoff_record_the_stream_lost_is_reported() {
+    let kinesis = client().await;
+    let stream = format!("replay-lost-{}", std::process::id());
+    kinesis
+        .create_stream()
+        .stream_name(&stream)
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
+    wait_active(&kinesis, &stream).await;
+    produce(&kinesis, &stream, 0..3).await;
+    let tmp = TempDir::new("replay-lost");
+    let store: Arc<dyn ArchiveStore> = Arc::new(LocalStore::new(tmp.path().join("bucket")));
+    // A sequence number of the right form that this stream never had.
+    let foreign = "49590338271490256608559692538361571095921575989136588898";
+    let archive = put(&*store, &stream, 100, Some((foreign, foreign))).await;
+    let loaded = load(store.clone(), &kinesis, &stream, vec![archive], 100)
+        .await
+        .unwrap();
+    assert!(loaded.handoff.lost.is_empty());
+    let mut options = ReplayOptions::default();
+    options.live.poll_interval = Duration::from_millis(100);
+    let mut source = ReplaySource::new(store, kinesis, &stream, loaded, 100, options);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(batch) = source.next_batch(100).await.unwrap() {
+            if let Some(last) = batch.last() {
+                source.ack(&last.source, &last.position).await.unwrap();
+            }
+        }
+    })
+    .await
+    .expect("a bounded replay ends");
+    let lost = source.lost();
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0].shard, "shardId-000000000000");
+    assert_eq!(lost[0].after.as_deref(), Some(foreign));
+    assert!(lost[0].reason.contains("does not hold"), "{lost:?}");
+}

@@ -150,19 +150,12 @@ pub fn run(args: ReplayArgs) -> CliResult {
         };
         options.live.poll_interval = args.poll_interval;
         let mut source = ReplaySource::new(store, kinesis, &config.name, loaded, start, options);
-        for l in source.lost() {
-            eprintln!(
-                "triton: LOST: shard {} after {} before {}: {}",
-                l.shard,
-                l.after.as_deref().unwrap_or("its start"),
-                l.before.as_deref().unwrap_or("its end"),
-                l.reason
-            );
-        }
+        let mut reported = 0;
         let outcome = tokio::select! {
-            r = print(&mut source) => r,
+            r = print(&mut source, &mut reported) => r,
             r = interrupted() => r,
         };
+        report_lost(&source, &mut reported);
         outcome?;
         if source.lost().is_empty() {
             Ok(())
@@ -176,13 +169,31 @@ pub fn run(args: ReplayArgs) -> CliResult {
     })
 }
 
+/// Prints the lost ranges found since the last call.
+fn report_lost(source: &ReplaySource, reported: &mut usize) {
+    for l in source.lost().iter().skip(*reported) {
+        eprintln!(
+            "triton: LOST: shard {} after {} before {}: {}",
+            l.shard,
+            l.after.as_deref().unwrap_or("its start"),
+            l.before.as_deref().unwrap_or("what the stream holds"),
+            l.reason
+        );
+    }
+    *reported = source.lost().len();
+}
+
 /// Prints every record as a JSON line; records that are not one map are
 /// reported on standard error.
-async fn print(source: &mut ReplaySource) -> CliResult {
+async fn print(source: &mut ReplaySource, reported: &mut usize) -> CliResult {
     let mut scratch = RawWriter::new();
     let mut buf = Vec::new();
     let stdout = std::io::stdout();
-    while let Some(batch) = source.next_batch(10_000).await.map_err(CliError::from)? {
+    loop {
+        report_lost(source, reported);
+        let Some(batch) = source.next_batch(10_000).await.map_err(CliError::from)? else {
+            return Ok(());
+        };
         buf.clear();
         for r in &batch {
             match json::write_raw_record(&mut buf, &mut scratch, &r.data) {
@@ -207,5 +218,4 @@ async fn print(source: &mut ReplaySource) -> CliResult {
                 .map_err(CliError::from)?;
         }
     }
-    Ok(())
 }
