@@ -37,6 +37,21 @@ async fn wait_active(client: &Client, name: &str) {
     panic!("stream {name} did not become active");
 }
 
+/// A client and a new one-shard stream named after `tag`.
+async fn new_stream(tag: &str) -> (Client, String) {
+    let kinesis = client().await;
+    let stream = format!("{tag}-{}", std::process::id());
+    kinesis
+        .create_stream()
+        .stream_name(&stream)
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
+    wait_active(&kinesis, &stream).await;
+    (kinesis, stream)
+}
+
 /// An archive and, if `range` is given, its sidecar naming shard 0's first
 /// and last record.
 async fn put(
@@ -65,16 +80,7 @@ async fn put(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shard_zero_resumes_after_its_archives_and_its_children_follow() {
-    let kinesis = client().await;
-    let stream = format!("replay-handoff-{}", std::process::id());
-    kinesis
-        .create_stream()
-        .stream_name(&stream)
-        .shard_count(1)
-        .send()
-        .await
-        .unwrap();
-    wait_active(&kinesis, &stream).await;
+    let (kinesis, stream) = new_stream("replay-handoff").await;
     // Split after the archives end: two children of shard 0.
     kinesis
         .split_shard()
@@ -187,16 +193,7 @@ async fn read(source: &mut ReplaySource, got: &mut Vec<(String, u64)>, want: usi
 /// produced while it follows, across a split.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn archives_then_the_stream_exactly_once_across_a_split() {
-    let kinesis = client().await;
-    let stream = format!("replay-source-{}", std::process::id());
-    kinesis
-        .create_stream()
-        .stream_name(&stream)
-        .shard_count(1)
-        .send()
-        .await
-        .unwrap();
-    wait_active(&kinesis, &stream).await;
+    let (kinesis, stream) = new_stream("replay-source").await;
     let seqs = produce(&kinesis, &stream, 0..10).await;
 
     let tmp = TempDir::new("replay-source");
@@ -305,16 +302,7 @@ async fn archives_then_the_stream_exactly_once_across_a_split() {
 /// another stream's) is reported when the replay goes live.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handoff_record_the_stream_lost_is_reported() {
-    let kinesis = client().await;
-    let stream = format!("replay-lost-{}", std::process::id());
-    kinesis
-        .create_stream()
-        .stream_name(&stream)
-        .shard_count(1)
-        .send()
-        .await
-        .unwrap();
-    wait_active(&kinesis, &stream).await;
+    let (kinesis, stream) = new_stream("replay-lost").await;
     produce(&kinesis, &stream, 0..3).await;
     let tmp = TempDir::new("replay-lost");
     let store: Arc<dyn ArchiveStore> = Arc::new(LocalStore::new(tmp.path().join("bucket")));
