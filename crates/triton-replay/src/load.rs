@@ -55,6 +55,8 @@ pub struct Loaded {
     pub archives: Vec<Archive>,
     /// Where the live stream takes over.
     pub handoff: Handoff,
+    /// The Unix second shards without archived lineage start at.
+    pub from: u64,
 }
 
 /// Reads the sidecars of `archives` (in reading order) and lists the shards
@@ -107,5 +109,6 @@ pub async fn load(
     Ok(Loaded {
         archives,
         handoff: plan(&archived, &shards, from),
+        from,
     })
 }

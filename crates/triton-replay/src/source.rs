@@ -75,15 +75,13 @@ const PROBES: usize = 16;
 
 impl ReplaySource {
     /// Starts reading `loaded` (see [`load`](crate::load())) from `store`,
-    /// then `stream` through `kinesis`; `from` is the Unix second shards
-    /// without archived lineage start at (as given to `load`). Must be
-    /// created inside a Tokio runtime.
+    /// then `stream` through `kinesis`. Must be created inside a Tokio
+    /// runtime.
     pub fn new(
         store: Arc<dyn ArchiveStore>,
         kinesis: Client,
         stream: &str,
         loaded: Loaded,
-        from: u64,
         options: ReplayOptions,
     ) -> ReplaySource {
         let mut checkpoints = Vec::new();
@@ -106,7 +104,8 @@ impl ReplaySource {
         }
         let quiet = (!options.follow).then(|| options.live.poll_interval * 2);
         let mut live_options = options.live;
-        live_options.start = StartPosition::AtTimestamp(UNIX_EPOCH + Duration::from_secs(from));
+        live_options.start =
+            StartPosition::AtTimestamp(UNIX_EPOCH + Duration::from_secs(loaded.from));
         let live = Live {
             kinesis,
             stream: stream.to_owned(),

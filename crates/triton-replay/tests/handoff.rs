@@ -234,7 +234,6 @@ async fn archives_then_the_stream_exactly_once_across_a_split() {
         kinesis.clone(),
         &stream,
         loaded.clone(),
-        100,
         options.clone(),
     );
     assert!(source.lost().is_empty());
@@ -277,7 +276,7 @@ async fn archives_then_the_stream_exactly_once_across_a_split() {
     // Without following, the same replay ends at the tip, with the same
     // records.
     options.follow = false;
-    let mut bounded = ReplaySource::new(store, kinesis, &stream, loaded, 100, options);
+    let mut bounded = ReplaySource::new(store, kinesis, &stream, loaded, options);
     let mut again = Vec::new();
     tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(batch) = bounded.next_batch(100).await.unwrap() {
@@ -315,7 +314,7 @@ async fn a_handoff_record_the_stream_lost_is_reported() {
     assert!(loaded.handoff.lost.is_empty());
     let mut options = ReplayOptions::default();
     options.live.poll_interval = Duration::from_millis(100);
-    let mut source = ReplaySource::new(store, kinesis, &stream, loaded, 100, options);
+    let mut source = ReplaySource::new(store, kinesis, &stream, loaded, options);
     tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(batch) = source.next_batch(100).await.unwrap() {
             if let Some(last) = batch.last() {

@@ -149,7 +149,7 @@ pub fn run(args: ReplayArgs) -> CliResult {
             ..ReplayOptions::default()
         };
         options.live.poll_interval = args.poll_interval;
-        let mut source = ReplaySource::new(store, kinesis, &config.name, loaded, start, options);
+        let mut source = ReplaySource::new(store, kinesis, &config.name, loaded, options);
         let mut reported = 0;
         let outcome = tokio::select! {
             r = print(&mut source, &mut reported) => r,
