@@ -1691,16 +1691,24 @@ fn replay_hands_off_from_the_archives_to_the_stream() {
     };
 
     let from_arg = from.to_string();
-    let o = s.triton(&[
-        "replay",
-        "--bucket",
-        &format!("s3://{bucket}"),
-        "--from",
-        &from_arg,
-        "--poll-interval",
-        "200ms",
-    ]);
+    let o = s
+        .command(&[
+            "replay",
+            "--bucket",
+            &format!("s3://{bucket}"),
+            "--from",
+            &from_arg,
+            "--poll-interval",
+            "200ms",
+        ])
+        .env("RUST_LOG", "info")
+        .output();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for line in String::from_utf8_lossy(&o.stderr).lines() {
+        if line.contains("hand-off") {
+            println!("replay: {line}");
+        }
+    }
     let ns = ns_of(&String::from_utf8_lossy(&o.stdout));
     let (archived_part, live_part) = ns.split_at(expected_archived.len());
     assert_eq!(

@@ -9,6 +9,7 @@ use triton_core::json::{self, RawWriter};
 use triton_core::key::validate_client_name;
 use triton_core::source::RecordSource;
 use triton_core::time::Date;
+use triton_replay::plan::Start;
 use triton_replay::{ReplayOptions, ReplaySource};
 use triton_s3::{list_from, FromQuery};
 
@@ -142,7 +143,8 @@ pub fn run(args: ReplayArgs) -> CliResult {
             "replay: archives, then the live stream"
         );
         for (shard, s) in &loaded.handoff.starts {
-            tracing::debug!(shard, start = ?s, "hand-off");
+            let archived = loaded.handoff.archived.get(shard).copied().unwrap_or(0);
+            tracing::info!(shard, archived, live_from = %describe(s), "hand-off");
         }
         let mut options = ReplayOptions {
             follow: args.follow,
@@ -167,6 +169,17 @@ pub fn run(args: ReplayArgs) -> CliResult {
             Err(CliError::reported())
         }
     })
+}
+
+/// Where the live part of a shard starts, in words.
+fn describe(start: &Start) -> String {
+    match start {
+        Start::After(seq) => format!("after {seq}"),
+        Start::Ended(seq) => format!("nowhere: archived to its end ({seq})"),
+        Start::Done => "nowhere: a descendant was archived".into(),
+        Start::TrimHorizon => "its beginning, after its parents".into(),
+        Start::AtTimestamp(t) => format!("records from Unix second {t} on"),
+    }
 }
 
 /// Prints the lost ranges found since the last call.
