@@ -17,7 +17,7 @@ use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use triton_core::archive::{ArchiveError, ArchiveReader, ArchiveWriter, Decoder};
 use triton_core::key::{client_prefix, day_prefix, ArchiveKey, KeyError};
-use triton_core::msgpack::{encode_record, RecordRef};
+use triton_core::msgpack::{decode_record, encode_record, RecordRef};
 use triton_core::time::Date;
 use triton_core::value::{Record, Str, Timestamp, Value};
 
@@ -299,8 +299,12 @@ proptest! {
             let _ = (k.to_string_lossy(), v.to_value(), format!("{v:?}"));
         }
         let _ = (view.get("type"), view.to_record(), format!("{view:?}"));
+        // Valid bytes need not be the canonical encoding (an int 16 of 0,
+        // say): the view gives the values the decoder gives, compared by
+        // their encodings (a NaN is not equal to itself).
         if RecordRef::new(&bytes).is_ok() {
-            prop_assert_eq!(encoded(&view.to_record()), bytes);
+            let decoded = decode_record(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(encoded(&view.to_record()), encoded(&decoded));
         }
     }
 }
