@@ -25,11 +25,11 @@ pub enum LoadError {
         #[source]
         source: SidecarError,
     },
-    /// An archive before others has no sidecar: where its shards end is
-    /// unknown.
+    /// An archive has no sidecar and is no upload in progress: where its
+    /// shards end is unknown.
     #[error(
-        "archive {key} has no metadata sidecar, and later archives do: the hand-off to the \
-         stream needs every sidecar (`triton audit --repair` writes missing ones)"
+        "archive {key} has no metadata sidecar (go-triton's archives have none): the hand-off \
+         to the stream needs every sidecar (`triton audit --repair` writes missing ones)"
     )]
     MissingSidecar {
         /// The archive.
@@ -50,7 +50,7 @@ pub enum LoadError {
 #[derive(Clone, Debug)]
 pub struct Loaded {
     /// The archives to read, in order: those listed, less the trailing
-    /// ones whose sidecar is not there yet (an upload in progress: the
+    /// recent ones whose sidecar is not there yet (uploads in progress: the
     /// sidecar follows the archive; their records are read live).
     pub archives: Vec<Archive>,
     /// Where the live stream takes over.
@@ -61,12 +61,19 @@ pub struct Loaded {
 
 /// Reads the sidecars of `archives` (in reading order) and lists the shards
 /// of `stream`, then plans the hand-off; `from` as in [`plan`].
+///
+/// Trailing archives without a sidecar that were opened after `recent`
+/// (Unix seconds; a day ago suits any `--max-file-age` up to a day) are
+/// uploads in progress, left to the live stream. Any other archive without
+/// a sidecar (go-triton's have none) is an error: where its shards end is
+/// unknown, and its records may have left the stream.
 pub async fn load(
     store: Arc<dyn ArchiveStore>,
     kinesis: &Client,
     stream: &str,
     archives: Vec<Archive>,
     from: u64,
+    recent: u64,
 ) -> Result<Loaded, LoadError> {
     let sidecars: Vec<_> = futures_util::stream::iter(&archives)
         .map(|a| {
@@ -82,10 +89,10 @@ pub async fn load(
         .buffered(CONCURRENCY)
         .try_collect()
         .await?;
-    let read = sidecars
-        .iter()
-        .rposition(Option::is_some)
-        .map_or(0, |i| i + 1);
+    let mut read = sidecars.len();
+    while read > 0 && sidecars[read - 1].is_none() && archives[read - 1].key.timestamp() > recent {
+        read -= 1;
+    }
     let mut archived = Vec::with_capacity(read);
     for (a, sidecar) in archives.iter().zip(sidecars).take(read) {
         let Some(sidecar) = sidecar else {

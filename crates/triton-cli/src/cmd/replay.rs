@@ -134,6 +134,8 @@ pub fn run(args: ReplayArgs) -> CliResult {
             &config.name,
             listing.archives,
             start,
+            // Uploads in progress are at most a --max-file-age old.
+            unix(now).saturating_sub(u64::from(args.lookback_days.max(1)) * 86_400),
         )
         .await
         .map_err(CliError::from)?;
