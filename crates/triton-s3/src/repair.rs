@@ -32,6 +32,7 @@ use crate::archiver::{
 };
 use crate::audit::{read_all, sha256_of, AuditReport, Finding, Link};
 use crate::error::{ErrorKind, StoreError};
+use crate::reader::{read_sidecar, SidecarError};
 use crate::store::{ArchiveStore, PutOptions};
 
 /// What [`repair`] did.
@@ -576,10 +577,11 @@ impl Repair<'_> {
         &self,
         key: &str,
     ) -> Result<Option<Result<Metadata, String>>, RepairError> {
-        let sidecar = format!("{key}{METADATA_SUFFIX}");
-        Ok(read_all(&*self.store, &sidecar)
-            .await?
-            .map(|bytes| Metadata::parse(&bytes)))
+        match read_sidecar(&*self.store, key).await {
+            Ok(found) => Ok(found.map(Ok)),
+            Err(SidecarError::Invalid { reason, .. }) => Ok(Some(Err(reason))),
+            Err(SidecarError::Store(e)) => Err(e.into()),
+        }
     }
 
     /// Uploads `path` as `key` create-only; false if the key is taken.
