@@ -1,12 +1,14 @@
 //! Arguments and helpers shared by the commands that talk to a stream.
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use clap::Args;
 use triton_core::config::{Config, StreamConfig};
+use triton_core::json::{self, RawWriter};
+use triton_core::source::SourceRecord;
 use triton_core::time::Date;
 use triton_core::value::Record;
 use triton_s3::{ArchiveQuery, ArchiveStore, ListError, Location, S3Options};
@@ -332,4 +334,39 @@ pub async fn interrupted() -> CliResult {
             .await
             .map_err(|e| CliError::io("listening for Ctrl-C", e))
     }
+}
+
+/// Prints the records of a batch read from a live stream as JSON lines
+/// (the view of `triton decode`) on standard output, flushed: the consumer
+/// may wait long for the next batch. A record that is not one MessagePack
+/// map is not printed; it is reported on standard error with its shard,
+/// sequence number, why and its first bytes. Returns how many were
+/// reported.
+pub fn print_live_batch(
+    buf: &mut Vec<u8>,
+    scratch: &mut RawWriter,
+    batch: &[SourceRecord],
+) -> Result<u64, CliError> {
+    buf.clear();
+    let mut invalid = 0;
+    for r in batch {
+        match json::write_raw_record(buf, scratch, &r.data) {
+            Ok(()) => buf.push(b'\n'),
+            Err(e) => {
+                invalid += 1;
+                let head: String = r.data.iter().take(32).map(|b| format!("{b:02x}")).collect();
+                eprintln!(
+                    "triton: invalid record in shard {} at {}: {e} ({} bytes, starting {head})",
+                    r.source,
+                    r.position,
+                    r.data.len()
+                );
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(buf)
+        .and_then(|()| out.flush())
+        .map_err(|e| CliError::io("writing to standard output", e))?;
+    Ok(invalid)
 }

@@ -1,11 +1,10 @@
 //! `triton replay`: a stream's archives from a time on, then the live
 //! stream from exactly where they end, as JSON lines.
 
-use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use triton_core::json::{self, RawWriter};
+use triton_core::json::RawWriter;
 use triton_core::key::validate_client_name;
 use triton_core::source::RecordSource;
 use triton_core::time::Date;
@@ -14,7 +13,8 @@ use triton_replay::{ReplayOptions, ReplaySource};
 use triton_s3::{list_from, FromQuery};
 
 use super::common::{
-    interrupted, list_error, multi_thread_runtime, parse_duration, BucketArgs, StreamArgs,
+    interrupted, list_error, multi_thread_runtime, parse_duration, print_live_batch, BucketArgs,
+    StreamArgs,
 };
 use super::parse::{parse_from, From};
 use crate::error::{CliError, CliResult};
@@ -87,10 +87,10 @@ pub fn run(args: ReplayArgs) -> CliResult {
     let from = parse_from(&args.from).map_err(|e| CliError::new(format!("--from: {e}")))?;
     multi_thread_runtime()?.block_on(async {
         let kinesis = config.kinesis().await?;
-        let now = SystemTime::now();
+        let now = unix(SystemTime::now());
         let at = match from {
             From::At(t) => unix(t),
-            From::Latest => unix(now),
+            From::Latest => now,
             From::TrimHorizon => {
                 let summary = kinesis
                     .describe_stream_summary()
@@ -107,7 +107,7 @@ pub fn run(args: ReplayArgs) -> CliResult {
                 let hours = summary
                     .stream_description_summary()
                     .map_or(24, |s| s.retention_period_hours());
-                unix(now).saturating_sub(u64::try_from(hours).unwrap_or(24) * 3600)
+                now.saturating_sub(u64::try_from(hours).unwrap_or(24) * 3600)
             }
             From::Checkpoint => {
                 return Err(CliError::new(
@@ -123,7 +123,7 @@ pub fn run(args: ReplayArgs) -> CliResult {
             stream: config.name.clone(),
             client: args.client_name.clone(),
             at,
-            end: Date::from_unix(i64::try_from(unix(now)).unwrap_or(i64::MAX)),
+            end: Date::from_unix(i64::try_from(now).unwrap_or(i64::MAX)),
             lookback_days: args.lookback_days,
         };
         let listing = list_from(store.clone(), &query).await.map_err(list_error)?;
@@ -135,7 +135,7 @@ pub fn run(args: ReplayArgs) -> CliResult {
             listing.archives,
             start,
             // Uploads in progress are at most a --max-file-age old.
-            unix(now).saturating_sub(u64::from(args.lookback_days.max(1)) * 86_400),
+            now.saturating_sub(u64::from(args.lookback_days.max(1)) * 86_400),
         )
         .await
         .map_err(CliError::from)?;
@@ -198,34 +198,18 @@ fn report_lost(source: &ReplaySource, reported: &mut usize) {
     *reported = source.lost().len();
 }
 
-/// Prints every record as a JSON line; records that are not one map are
-/// reported on standard error.
+/// Prints every record as a JSON line (records of the live stream that
+/// are not one map are reported on standard error), acknowledging each
+/// batch.
 async fn print(source: &mut ReplaySource, reported: &mut usize) -> CliResult {
     let mut scratch = RawWriter::new();
     let mut buf = Vec::new();
-    let stdout = std::io::stdout();
     loop {
         report_lost(source, reported);
         let Some(batch) = source.next_batch(10_000).await.map_err(CliError::from)? else {
             return Ok(());
         };
-        buf.clear();
-        for r in &batch {
-            match json::write_raw_record(&mut buf, &mut scratch, &r.data) {
-                Ok(()) => buf.push(b'\n'),
-                Err(e) => eprintln!(
-                    "triton: invalid record in {} at {}: {e} ({} bytes)",
-                    r.source,
-                    r.position,
-                    r.data.len()
-                ),
-            }
-        }
-        let mut out = stdout.lock();
-        out.write_all(&buf)
-            .and_then(|()| out.flush())
-            .map_err(|e| CliError::io("writing to standard output", e))?;
-        drop(out);
+        print_live_batch(&mut buf, &mut scratch, &batch)?;
         if let Some(last) = batch.last() {
             source
                 .ack(&last.source, &last.position)

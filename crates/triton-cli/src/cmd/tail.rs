@@ -1,17 +1,16 @@
 //! `triton tail`: a live stream as JSON lines.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use triton_checkpoint::{redact, SqlCheckpoints, DEFAULT_URL};
-use triton_core::json::{self, RawWriter};
+use triton_core::json::RawWriter;
 use triton_core::key::validate_client_name;
-use triton_core::source::{RecordSource, SourceRecord};
+use triton_core::source::RecordSource;
 use triton_kinesis::{Checkpointing, KinesisReader, ReaderOptions, StartPosition};
 
-use super::common::{interrupted, parse_duration, runtime, StreamArgs};
+use super::common::{interrupted, parse_duration, print_live_batch, runtime, StreamArgs};
 use super::parse::{parse_from, From};
 use crate::error::{CliError, CliResult};
 
@@ -164,7 +163,6 @@ impl Tail {
     async fn print(&mut self, idle: Option<Duration>) -> CliResult {
         let mut scratch = RawWriter::new();
         let mut buf = Vec::new();
-        let stdout = std::io::stdout();
         loop {
             let want = match self.max {
                 Some(max) if self.printed >= max => return Ok(()),
@@ -185,24 +183,9 @@ impl Tail {
             let Some(batch) = batch.map_err(CliError::from)? else {
                 return Ok(());
             };
-            buf.clear();
-            for r in &batch {
-                match json::write_raw_record(&mut buf, &mut scratch, &r.data) {
-                    Ok(()) => {
-                        buf.push(b'\n');
-                        self.printed += 1;
-                    }
-                    Err(e) => {
-                        self.invalid += 1;
-                        report_invalid(r, &e);
-                    }
-                }
-            }
-            let mut out = stdout.lock();
-            out.write_all(&buf)
-                .and_then(|()| out.flush())
-                .map_err(|e| CliError::io("writing to standard output", e))?;
-            drop(out);
+            let invalid = print_live_batch(&mut buf, &mut scratch, &batch)?;
+            self.invalid += invalid;
+            self.printed += batch.len() as u64 - invalid;
             // Printed (or reported): acknowledge, then save.
             if let Some(last) = batch.last() {
                 self.reader
@@ -213,14 +196,4 @@ impl Tail {
             }
         }
     }
-}
-
-fn report_invalid(r: &SourceRecord, e: &triton_core::msgpack::RecordError) {
-    let head: String = r.data.iter().take(32).map(|b| format!("{b:02x}")).collect();
-    eprintln!(
-        "triton: invalid record in shard {} at {}: {e} ({} bytes, starting {head})",
-        r.source,
-        r.position,
-        r.data.len()
-    );
 }
