@@ -263,14 +263,8 @@ impl<'a> MapRef<'a> {
 
     /// The value of the first entry whose key is the string `key`.
     pub fn get(&self, key: &str) -> Option<ValueRef<'a>> {
-        let mut it = self.pairs();
-        while let Some(k) = it.next_key() {
-            if matches!(k, ValueRef::Str(s) if s == *key) {
-                return it.items.next();
-            }
-            it.items.next()?;
-        }
-        None
+        self.pairs()
+            .find_map(|(k, v)| matches!(k, ValueRef::Str(s) if s == *key).then_some(v))
     }
 
     /// The entries with string keys, in wire order.
@@ -337,12 +331,6 @@ impl<'a> Iterator for Items<'a> {
 #[derive(Clone)]
 pub struct Pairs<'a> {
     items: Items<'a>,
-}
-
-impl<'a> Pairs<'a> {
-    fn next_key(&mut self) -> Option<ValueRef<'a>> {
-        self.items.next()
-    }
 }
 
 impl<'a> Iterator for Pairs<'a> {
