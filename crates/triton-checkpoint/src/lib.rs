@@ -53,7 +53,8 @@ mod url;
 use diesel::expression::SqlLiteral;
 use diesel::sql_types::BigInt;
 use triton_core::checkpoint::{
-    unix_now, BoxError, Checkpoint, CheckpointError, IntentStore, SavedCheckpoint, UploadIntent,
+    archives_from_text, archives_to_text, unix_now, BoxError, Checkpoint, CheckpointError,
+    IntentStore, ReplayPosition, ReplayState, ReplayStore, SavedCheckpoint, UploadIntent,
 };
 use triton_core::source::SequenceNumber;
 
@@ -129,6 +130,120 @@ impl SqlCheckpoints {
 
 triton_core::forward_checkpoint_stores!(CheckpointStore [] SqlCheckpoints, |s| s.backend());
 triton_core::forward_checkpoint_stores!(IntentStore [] SqlCheckpoints, |s| s.backend());
+triton_core::forward_replay_store!([] SqlCheckpoints, |s| s.replay_backend());
+
+impl SqlCheckpoints {
+    fn replay_backend(&self) -> &dyn ReplayStore {
+        match self {
+            SqlCheckpoints::Postgres(s) => s,
+            SqlCheckpoints::Sqlite(s) => s,
+        }
+    }
+}
+
+/// The columns of a replay position: (archive_key, record_index, live).
+type PositionColumns = (Option<String>, Option<i64>, i32);
+
+/// `position` as columns, refusing what they cannot hold.
+fn position_columns(
+    db: &str,
+    position: &ReplayPosition,
+) -> Result<PositionColumns, CheckpointError> {
+    Ok(match position {
+        ReplayPosition::Start => (None, None, 0),
+        ReplayPosition::Live => (None, None, 1),
+        ReplayPosition::Archive { key, index } => {
+            if key.is_empty() || key.chars().count() > schema::MAX_KEY {
+                return Err(failed(
+                    db,
+                    &format!(
+                        "cannot save a replay position whose archive key is empty or longer \
+                         than {} characters: {key:?}",
+                        schema::MAX_KEY
+                    ),
+                ));
+            }
+            let index = i64::try_from(*index)
+                .map_err(|_| failed(db, &format!("record index {index} is too large")))?;
+            (Some(key.clone()), Some(index), 0)
+        }
+    })
+}
+
+/// The row saving `state` as the replay of `consumer` on `stream`.
+fn replay_row(
+    db: &str,
+    consumer: &str,
+    stream: &str,
+    state: &ReplayState,
+) -> Result<schema::ReplayRow, CheckpointError> {
+    for (field, value) in [("consumer", consumer), ("stream", stream)] {
+        if value.is_empty() || value.chars().count() > schema::MAX_FIELD {
+            return Err(failed(
+                db,
+                &format!(
+                    "cannot save a replay whose {field} is empty or longer than {} \
+                     characters: {value:?}",
+                    schema::MAX_FIELD
+                ),
+            ));
+        }
+    }
+    if let Some((key, _)) = state
+        .archives
+        .iter()
+        .find(|(k, _)| k.is_empty() || k.contains([' ', '\n', '\r']))
+    {
+        return Err(failed(
+            db,
+            &format!("cannot save a replay of an archive key with a space or line break: {key:?}"),
+        ));
+    }
+    let (archive_key, record_index, live) = position_columns(db, &state.position)?;
+    Ok(schema::ReplayRow {
+        consumer: consumer.to_owned(),
+        stream: stream.to_owned(),
+        from_time: i64::try_from(state.from).unwrap_or(i64::MAX),
+        archives: archives_to_text(&state.archives),
+        archive_key,
+        record_index,
+        live,
+        updated: unix_now(),
+    })
+}
+
+/// No replay of `consumer` on `stream` is saved.
+fn no_replay(db: &str, consumer: &str, stream: &str) -> CheckpointError {
+    failed(db, &format!("no replay of {consumer} on {stream} is saved"))
+}
+
+/// A stored row as a replay.
+fn replay_of(db: &str, row: schema::ReplayRow) -> Result<ReplayState, CheckpointError> {
+    let bad = |what: &str| CheckpointError::Failed {
+        db: db.to_owned(),
+        message: format!(
+            "the replay of {} on {} in triton_replay has {what}",
+            row.consumer, row.stream
+        ),
+        source: None,
+    };
+    let archives =
+        archives_from_text(&row.archives).ok_or_else(|| bad("an unreadable archive list"))?;
+    let position = match (row.live, row.archive_key.clone(), row.record_index) {
+        (1, _, _) => ReplayPosition::Live,
+        (0, None, None) => ReplayPosition::Start,
+        (0, Some(key), Some(index)) => ReplayPosition::Archive {
+            key,
+            index: u64::try_from(index).map_err(|_| bad("a negative record index"))?,
+        },
+        _ => return Err(bad("an unreadable position")),
+    };
+    Ok(ReplayState {
+        from: u64::try_from(row.from_time).map_err(|_| bad("a negative from_time"))?,
+        archives,
+        position,
+    })
+}
 
 /// Refuses intents the table cannot hold.
 pub(crate) fn check_intent(

@@ -7,15 +7,16 @@ use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use triton_core::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, Result, SavedCheckpoint,
-    UploadIntent,
+    Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, ReplayPosition,
+    ReplayState, ReplayStore, Result, SavedCheckpoint, UploadIntent,
 };
 use triton_core::source::SequenceNumber;
 
 use crate::pool::Pool;
 use crate::schema::{
     intent_of, intent_upsert_statement, triton_checkpoint as t, triton_checkpoint_archive as a,
-    triton_upload_intent as i, upsert_statement, Row, MIGRATIONS, MIGRATIONS_TABLE,
+    triton_replay as r, triton_upload_intent as i, upsert_statement, ReplayRow, Row, MIGRATIONS,
+    MIGRATIONS_TABLE,
 };
 use crate::url::{PostgresUrl, SslMode};
 use crate::{
@@ -262,6 +263,77 @@ impl IntentStore for PgCheckpoints {
                 .await
         })
         .await
+    }
+}
+
+#[async_trait]
+impl ReplayStore for PgCheckpoints {
+    async fn replay(&self, consumer: &str, stream: &str) -> Result<Option<ReplayState>> {
+        let row = self
+            .run(async |c| {
+                r::table
+                    .filter(r::consumer.eq(consumer))
+                    .filter(r::stream.eq(stream))
+                    .select(ReplayRow::as_select())
+                    .first(c)
+                    .await
+                    .optional()
+            })
+            .await?;
+        row.map(|row| crate::replay_of(self.db(), row)).transpose()
+    }
+
+    async fn save_replay(&self, consumer: &str, stream: &str, state: &ReplayState) -> Result<()> {
+        let row = crate::replay_row(self.db(), consumer, stream, state)?;
+        self.run(async |c| {
+            diesel::insert_into(r::table)
+                .values(&row)
+                .on_conflict((r::consumer, r::stream))
+                .do_update()
+                .set(&row)
+                .execute(c)
+                .await
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn move_replay(
+        &self,
+        consumer: &str,
+        stream: &str,
+        position: &ReplayPosition,
+        checkpoints: &[Checkpoint],
+    ) -> Result<()> {
+        let rows = owned_rows(self.db(), checkpoints)?;
+        let (key, index, live) = crate::position_columns(self.db(), position)?;
+        let moved = self
+            .run(async |c| {
+                c.transaction::<_, diesel::result::Error, _>(async |c| {
+                    let moved = diesel::update(r::table)
+                        .filter(r::consumer.eq(consumer))
+                        .filter(r::stream.eq(stream))
+                        .set((
+                            r::archive_key.eq(key),
+                            r::record_index.eq(index),
+                            r::live.eq(live),
+                            r::updated.eq(triton_core::checkpoint::unix_now()),
+                        ))
+                        .execute(c)
+                        .await?;
+                    if moved == 1 {
+                        upsert(c, &rows).await?;
+                    }
+                    Ok(moved)
+                })
+                .await
+            })
+            .await?;
+        if moved == 1 {
+            Ok(())
+        } else {
+            Err(crate::no_replay(self.db(), consumer, stream))
+        }
     }
 }
 

@@ -42,6 +42,39 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Where each resumable replay is (`triton replay --consumer`).
+    triton_replay (consumer, stream) {
+        consumer -> Text,
+        stream -> Text,
+        /// Unix seconds shards without archived lineage are read from.
+        from_time -> BigInt,
+        /// The archives to read, `key size` per line.
+        archives -> Text,
+        /// With `record_index`, the last record handled; NULL before any.
+        archive_key -> Nullable<Text>,
+        record_index -> Nullable<BigInt>,
+        /// 1 once every archive is handled.
+        live -> Integer,
+        updated -> BigInt,
+    }
+}
+
+/// A row of `triton_replay`.
+#[derive(diesel::Insertable, diesel::Queryable, diesel::Selectable, diesel::AsChangeset)]
+#[diesel(table_name = triton_replay)]
+#[diesel(treat_none_as_null = true)]
+pub(crate) struct ReplayRow {
+    pub consumer: String,
+    pub stream: String,
+    pub from_time: i64,
+    pub archives: String,
+    pub archive_key: Option<String>,
+    pub record_index: Option<i64>,
+    pub live: i32,
+    pub updated: i64,
+}
+
 /// A row to write.
 #[derive(diesel::Insertable)]
 #[diesel(table_name = triton_checkpoint)]
@@ -93,7 +126,20 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, INTENT_TABLE, INTENT_TABLE),
     (3, CHECKPOINT_ARCHIVE_TABLE, CHECKPOINT_ARCHIVE_TABLE),
     (4, LEASE_TABLES_PG, LEASE_TABLES_SQLITE),
+    (5, REPLAY_TABLE, REPLAY_TABLE),
 ];
+
+/// Resumable replays; valid in both dialects.
+const REPLAY_TABLE: &str = "CREATE TABLE IF NOT EXISTS triton_replay (
+  consumer     VARCHAR(255) NOT NULL,
+  stream       VARCHAR(255) NOT NULL,
+  from_time    BIGINT NOT NULL,
+  archives     TEXT NOT NULL,
+  archive_key  VARCHAR(1024),
+  record_index BIGINT,
+  live         INTEGER NOT NULL,
+  updated      BIGINT NOT NULL,
+  PRIMARY KEY (consumer, stream))";
 
 /// Shard leases and live workers (a fleet of stores), and the fence of
 /// each upload intent. Times are milliseconds since the epoch on the

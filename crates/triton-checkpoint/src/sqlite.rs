@@ -13,15 +13,16 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use diesel::upsert::excluded;
 use triton_core::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, Result, SavedCheckpoint,
-    UploadIntent,
+    Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, ReplayPosition,
+    ReplayState, ReplayStore, Result, SavedCheckpoint, UploadIntent,
 };
 use triton_core::source::SequenceNumber;
 
 use crate::pool::Pool;
 use crate::schema::{
     intent_of, intent_upsert_statement, triton_checkpoint as t, triton_checkpoint_archive as a,
-    triton_upload_intent as i, upsert_statement, Row, MIGRATIONS, MIGRATIONS_TABLE,
+    triton_replay as r, triton_upload_intent as i, upsert_statement, ReplayRow, Row, MIGRATIONS,
+    MIGRATIONS_TABLE,
 };
 use crate::{
     bad_row, check_intent, failed, failed_by, forward_only, intent_row, owned_rows, query_error,
@@ -222,6 +223,75 @@ impl IntentStore for SqliteCheckpoints {
                 .load::<(String, String)>(c)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl ReplayStore for SqliteCheckpoints {
+    async fn replay(&self, consumer: &str, stream: &str) -> Result<Option<ReplayState>> {
+        let id = (consumer.to_owned(), stream.to_owned());
+        let row = self
+            .run(move |c| {
+                r::table
+                    .filter(r::consumer.eq(&id.0))
+                    .filter(r::stream.eq(&id.1))
+                    .select(ReplayRow::as_select())
+                    .first(c)
+                    .optional()
+            })
+            .await?;
+        row.map(|row| crate::replay_of(&self.db, row)).transpose()
+    }
+
+    async fn save_replay(&self, consumer: &str, stream: &str, state: &ReplayState) -> Result<()> {
+        let row = crate::replay_row(&self.db, consumer, stream, state)?;
+        self.run(move |c| {
+            diesel::insert_into(r::table)
+                .values(&row)
+                .on_conflict((r::consumer, r::stream))
+                .do_update()
+                .set(&row)
+                .execute(c)
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn move_replay(
+        &self,
+        consumer: &str,
+        stream: &str,
+        position: &ReplayPosition,
+        checkpoints: &[Checkpoint],
+    ) -> Result<()> {
+        let rows = owned_rows(&self.db, checkpoints)?;
+        let (key, index, live) = crate::position_columns(&self.db, position)?;
+        let id = (consumer.to_owned(), stream.to_owned());
+        let moved = self
+            .run(move |c| {
+                c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
+                    let moved = diesel::update(r::table)
+                        .filter(r::consumer.eq(&id.0))
+                        .filter(r::stream.eq(&id.1))
+                        .set((
+                            r::archive_key.eq(key),
+                            r::record_index.eq(index),
+                            r::live.eq(live),
+                            r::updated.eq(triton_core::checkpoint::unix_now()),
+                        ))
+                        .execute(c)?;
+                    if moved == 1 {
+                        upsert(c, &rows)?;
+                    }
+                    Ok(moved)
+                })
+            })
+            .await?;
+        if moved == 1 {
+            Ok(())
+        } else {
+            Err(crate::no_replay(&self.db, consumer, stream))
+        }
     }
 }
 

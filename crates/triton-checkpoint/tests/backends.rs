@@ -89,6 +89,7 @@ fn cp(client: &str, shard: &str, n: u64) -> Checkpoint {
 async fn suite(store: Arc<SqlCheckpoints>) {
     conformance::run(store.as_ref(), "suite-").await;
     conformance::intents(store.as_ref(), "intents").await;
+    conformance::replays(store.as_ref(), "replays").await;
     conformance::concurrent_saves(store.clone(), "concurrent").await;
     let err = store.save(&cp("c", &"x".repeat(256), 1)).await.unwrap_err();
     assert!(err.to_string().contains("longer than 255"), "{err}");

@@ -7,7 +7,10 @@
 
 use std::sync::Arc;
 
-use super::{unix_now, Checkpoint, CheckpointStore, IntentId, IntentStore, UploadIntent};
+use super::{
+    unix_now, Checkpoint, CheckpointStore, IntentId, IntentStore, ReplayPosition, ReplayState,
+    ReplayStore, UploadIntent,
+};
 use crate::source::SequenceNumber;
 
 /// A 56-digit sequence number ending in `n`, as Kinesis writes them.
@@ -340,4 +343,111 @@ pub async fn intents(store: &dyn IntentStore, client: &str) {
         .await
         .unwrap_or_else(|e| panic!("checkpoint_archives: {e}"));
     assert!(none.is_empty(), "another stream's: {none:?}");
+}
+
+/// Replays: none until saved; saved per consumer and stream, with a long
+/// archive list kept exactly; moved with their checkpoints in one
+/// transaction, or not at all.
+pub async fn replays(store: &dyn ReplayStore, consumer: &str) {
+    let none = store
+        .replay(consumer, "s")
+        .await
+        .unwrap_or_else(|e| panic!("replay: {e}"));
+    assert_eq!(none, None, "a replay before any was saved");
+    if store
+        .move_replay(consumer, "s", &ReplayPosition::Live, &[])
+        .await
+        .is_ok()
+    {
+        panic!("moving a replay that was never saved succeeded");
+    }
+    // A year of hourly archives of a few workers: no column limit.
+    let archives: Vec<(String, u64)> = (0..20_000u64)
+        .map(|i| {
+            (
+                format!("2026/11/{:02}/s-c-{}.tri", i % 28 + 1, 1_764_400_000 + i),
+                i * 1000,
+            )
+        })
+        .collect();
+    let state = ReplayState {
+        from: 1_764_400_000,
+        archives,
+        position: ReplayPosition::Start,
+    };
+    store
+        .save_replay(consumer, "s", &state)
+        .await
+        .unwrap_or_else(|e| panic!("save_replay: {e}"));
+    let other = ReplayState {
+        from: 7,
+        archives: vec![],
+        position: ReplayPosition::Live,
+    };
+    store
+        .save_replay(consumer, "other", &other)
+        .await
+        .unwrap_or_else(|e| panic!("save_replay: {e}"));
+    let loaded = store
+        .replay(consumer, "s")
+        .await
+        .unwrap_or_else(|e| panic!("replay: {e}"));
+    assert!(loaded.as_ref() == Some(&state), "the saved replay differs");
+
+    let at = ReplayPosition::Archive {
+        key: state.archives[3].0.clone(),
+        index: u64::from(u32::MAX) + 5,
+    };
+    store
+        .move_replay(consumer, "s", &at, &[])
+        .await
+        .unwrap_or_else(|e| panic!("move_replay: {e}"));
+    // A move whose checkpoints cannot be saved changes nothing.
+    let bad = Checkpoint {
+        shard: String::new(),
+        ..checkpoint(consumer, "s", "shardId-0", 5)
+    };
+    let good = checkpoint(consumer, "s", "shardId-1", 5);
+    if store
+        .move_replay(consumer, "s", &ReplayPosition::Live, &[good.clone(), bad])
+        .await
+        .is_ok()
+    {
+        panic!("a move with an unsavable checkpoint succeeded");
+    }
+    let after = store
+        .replay(consumer, "s")
+        .await
+        .unwrap_or_else(|e| panic!("replay: {e}"));
+    assert_eq!(after.map(|s| s.position), Some(at), "a failed move moved");
+    let kept = store
+        .last(consumer, "s", "shardId-1")
+        .await
+        .unwrap_or_else(|e| panic!("last: {e}"));
+    assert_eq!(kept, None, "a failed move saved a checkpoint");
+
+    store
+        .move_replay(
+            consumer,
+            "s",
+            &ReplayPosition::Live,
+            std::slice::from_ref(&good),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("move_replay live: {e}"));
+    let live = store
+        .replay(consumer, "s")
+        .await
+        .unwrap_or_else(|e| panic!("replay: {e}"));
+    assert_eq!(live.map(|s| s.position), Some(ReplayPosition::Live));
+    let saved = store
+        .last(consumer, "s", "shardId-1")
+        .await
+        .unwrap_or_else(|e| panic!("last: {e}"));
+    assert_eq!(saved, Some(good.sequence), "the hand-off checkpoints");
+    let other_loaded = store
+        .replay(consumer, "other")
+        .await
+        .unwrap_or_else(|e| panic!("replay: {e}"));
+    assert_eq!(other_loaded, Some(other), "another stream's replay");
 }

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    unix_now, Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, Result,
-    SavedCheckpoint, UploadIntent,
+    unix_now, Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, ReplayPosition,
+    ReplayState, ReplayStore, Result, SavedCheckpoint, UploadIntent,
 };
 use crate::source::SequenceNumber;
 
@@ -23,6 +23,8 @@ pub struct MemoryCheckpoints {
     intents: Mutex<BTreeMap<Key, String>>,
     /// (client, stream, shard) -> the archive holding its checkpoint.
     archives: Mutex<BTreeMap<Key, String>>,
+    /// (consumer, stream) -> its replay.
+    replays: Mutex<BTreeMap<(String, String), ReplayState>>,
 }
 
 impl MemoryCheckpoints {
@@ -181,6 +183,42 @@ impl IntentStore for MemoryCheckpoints {
     }
 }
 
+#[async_trait]
+impl ReplayStore for MemoryCheckpoints {
+    async fn replay(&self, consumer: &str, stream: &str) -> Result<Option<ReplayState>> {
+        let replays = self.replays.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(replays
+            .get(&(consumer.to_owned(), stream.to_owned()))
+            .cloned())
+    }
+
+    async fn save_replay(&self, consumer: &str, stream: &str, state: &ReplayState) -> Result<()> {
+        let mut replays = self.replays.lock().unwrap_or_else(|e| e.into_inner());
+        replays.insert((consumer.to_owned(), stream.to_owned()), state.clone());
+        Ok(())
+    }
+
+    async fn move_replay(
+        &self,
+        consumer: &str,
+        stream: &str,
+        position: &ReplayPosition,
+        checkpoints: &[Checkpoint],
+    ) -> Result<()> {
+        let mut replays = self.replays.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(state) = replays.get_mut(&(consumer.to_owned(), stream.to_owned())) else {
+            return Err(CheckpointError::Failed {
+                db: "memory".into(),
+                message: format!("no replay of {consumer} on {stream} is saved"),
+                source: None,
+            });
+        };
+        self.save_rows(checkpoints)?;
+        state.position = position.clone();
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -193,6 +231,7 @@ mod tests {
         let store = MemoryCheckpoints::new();
         conformance::run(&store, "mem-").await;
         conformance::intents(&store, "mem-intents").await;
+        conformance::replays(&store, "mem-replays").await;
         conformance::concurrent_saves(Arc::new(store), "mem-concurrent").await;
     }
 
@@ -205,6 +244,7 @@ mod tests {
         let shared = Arc::new(MemoryCheckpoints::new());
         conformance::run(&shared, "arc-").await;
         conformance::intents(&shared, "arc-intents").await;
+        conformance::replays(&shared, "arc-replays").await;
         let store = MemoryCheckpoints::new();
         conformance::run(&&store, "ref-").await;
         conformance::intents(&&store, "ref-intents").await;

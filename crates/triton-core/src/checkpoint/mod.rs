@@ -11,12 +11,16 @@
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
 mod memory;
+mod replay;
 
 use async_trait::async_trait;
 
 use crate::source::SequenceNumber;
 
 pub use self::memory::MemoryCheckpoints;
+pub use self::replay::{
+    archives_from_text, archives_to_text, ReplayPosition, ReplayState, ReplayStore,
+};
 
 /// One shard's checkpoint: the last sequence number `client` processed in
 /// `shard` of `stream` (the real stream name, as in archive keys).
