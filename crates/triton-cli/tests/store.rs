@@ -1771,4 +1771,85 @@ fn replay_hands_off_from_the_archives_to_the_stream() {
     live.sort_unstable();
     assert_eq!(live, (600..850).collect::<Vec<_>>());
     check_order(&followed);
+
+    // Resumable: stopped inside the archives, then past the hand-off, then
+    // while following; together exactly the records of one replay.
+    let replay_db = format!("sqlite://{}", s.dir.join("replay.db").display());
+    let resumable = |extra: &[&str]| {
+        let mut args = vec![
+            "replay",
+            "--bucket",
+            &format!("s3://{bucket}"),
+            "--consumer",
+            "rebuild",
+            "--checkpoint-db",
+            &replay_db,
+            "--poll-interval",
+            "200ms",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    };
+    let run = |extra: &[&str]| {
+        let args = resumable(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = s.command(&args).output();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        ns_of(&String::from_utf8_lossy(&o.stdout))
+    };
+    let in_archives = (expected_archived.len() / 2).max(1);
+    let first = run(&["--from", &from_arg, "-n", &in_archives.to_string()]);
+    assert_eq!(
+        first,
+        expected_archived[..in_archives],
+        "stopped in the archives"
+    );
+    let past_handoff = expected_archived.len() - in_archives + 100;
+    let second = run(&["-n", &past_handoff.to_string()]);
+    assert_eq!(second.len(), past_handoff, "went on past the hand-off");
+    let out = s.dir.join("resumed.jsonl");
+    let args = resumable(&["--follow"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut third = s
+        .command(&args)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::null())
+        .spawn();
+    produce(&s, 850, 900);
+    wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        "the resumed replay's live records within 30 s",
+        || {
+            std::fs::read_to_string(&out)
+                .unwrap_or_default()
+                .lines()
+                .count()
+                >= 200
+        },
+    );
+    assert!(sigterm(&mut third).success());
+    let third = ns_of(&std::fs::read_to_string(&out).unwrap());
+    // Caught up: nothing is left to print.
+    assert!(run(&[]).is_empty(), "records printed again after the tip");
+    let all: Vec<u64> = [first, second, third].concat();
+    let (archived_resumed, live_resumed) = all.split_at(expected_archived.len());
+    assert_eq!(
+        archived_resumed,
+        &expected_archived[..],
+        "the archives once, in order"
+    );
+    let mut live: Vec<u64> = live_resumed.to_vec();
+    live.sort_unstable();
+    assert_eq!(live, (600..900).collect::<Vec<_>>(), "then the stream once");
+    check_order(&all);
+    println!(
+        "resumable replay: {} + {} + {} records over three runs",
+        in_archives,
+        past_handoff,
+        all.len() - in_archives - past_handoff
+    );
 }

@@ -20,7 +20,9 @@ between the archive and the stream.
 mod load;
 pub mod plan;
 mod probe;
+mod resume;
 mod source;
 
 pub use self::load::{load, LoadError, Loaded};
+pub use self::resume::Resume;
 pub use self::source::{ReplayOptions, ReplaySource};

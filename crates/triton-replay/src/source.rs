@@ -5,7 +5,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use triton_core::checkpoint::{Checkpoint, CheckpointStore, MemoryCheckpoints};
+use triton_core::checkpoint::{
+    Checkpoint, CheckpointStore, MemoryCheckpoints, ReplayPosition, ReplayStore,
+};
 use triton_core::key::ArchiveKey;
 use triton_core::source::{Position, RecordSource, SequenceNumber, SourceError, SourceRecord};
 use triton_kinesis::{
@@ -16,6 +18,7 @@ use triton_s3::{ArchiveSource, ArchiveStore, ReadOptions};
 use crate::load::Loaded;
 use crate::plan::{Lost, Start};
 use crate::probe::probe;
+use crate::resume::{HandoffThenSaved, Progress, Resume};
 
 /// The client name the hand-off positions are given to the live reader
 /// under (in memory: nothing is saved).
@@ -50,6 +53,8 @@ pub struct ReplayOptions {
 pub struct ReplaySource {
     phase: Phase,
     lost: Vec<Lost>,
+    /// Where the consumer is, when the replay is resumable.
+    progress: Option<Progress>,
     /// `None` to follow; else how long a live read may bring nothing
     /// before the source checks whether it is caught up.
     quiet: Option<Duration>,
@@ -68,6 +73,13 @@ struct Live {
     checkpoints: Vec<Checkpoint>,
     /// Shards that go on after a record: the stream must still hold it.
     probes: Vec<(String, SequenceNumber)>,
+    /// Where the live reader's positions come from and go.
+    saved: Option<Arc<dyn ReplayStore>>,
+    /// The client its checkpoints are saved under.
+    client: String,
+    /// The reader resumes from the saved checkpoints alone: the hand-off
+    /// was saved by an earlier run.
+    resumed_live: bool,
 }
 
 /// Probes made at once.
@@ -84,9 +96,76 @@ impl ReplaySource {
         loaded: Loaded,
         options: ReplayOptions,
     ) -> ReplaySource {
+        ReplaySource::build(store, kinesis, stream, loaded, options, None)
+    }
+
+    /// As [`new`](Self::new), for the saved replay `resume` describes: it
+    /// goes on after the last record handled, in the archives or live, and
+    /// [`commit`](RecordSource::commit) saves how far the consumer has got
+    /// (the live part as checkpoints under the consumer name). `loaded`
+    /// must be loaded from the saved replay's archives and time, so that
+    /// the hand-off is the one of the first run. An error if the saved
+    /// position names an archive that is not among them.
+    pub fn resume(
+        store: Arc<dyn ArchiveStore>,
+        kinesis: Client,
+        stream: &str,
+        mut loaded: Loaded,
+        options: ReplayOptions,
+        resume: Resume,
+    ) -> Result<ReplaySource, SourceError> {
+        let skip = match &resume.position {
+            ReplayPosition::Start => None,
+            ReplayPosition::Live => {
+                loaded.archives.clear();
+                None
+            }
+            ReplayPosition::Archive { key, index } => {
+                let Some(at) = loaded
+                    .archives
+                    .iter()
+                    .position(|a| a.key.to_string() == *key)
+                else {
+                    return Err(SourceError::failed(
+                        format!("the replay of {} on {stream}", resume.consumer),
+                        format!("its saved position is in archive {key}, which is not among its archives"),
+                    ));
+                };
+                loaded.archives.drain(..at);
+                Some((key.clone(), *index))
+            }
+        };
+        Ok(ReplaySource::build(
+            store,
+            kinesis,
+            stream,
+            loaded,
+            options,
+            Some((resume, skip)),
+        ))
+    }
+
+    fn build(
+        store: Arc<dyn ArchiveStore>,
+        kinesis: Client,
+        stream: &str,
+        loaded: Loaded,
+        options: ReplayOptions,
+        resume: Option<(Resume, Option<(String, u64)>)>,
+    ) -> ReplaySource {
+        let resumed_live = resume
+            .as_ref()
+            .is_some_and(|(r, _)| r.position == ReplayPosition::Live);
         let mut checkpoints = Vec::new();
         let mut probes = Vec::new();
+        let client = match &resume {
+            Some((r, _)) => r.consumer.clone(),
+            None => HANDOFF_CLIENT.to_owned(),
+        };
         for (shard, start) in &loaded.handoff.starts {
+            if resumed_live {
+                break;
+            }
             if let Start::After(seq) = start {
                 probes.push((shard.clone(), seq.clone()));
             }
@@ -95,7 +174,7 @@ impl ReplaySource {
             // from its beginning after its parents: the hand-off's rules.
             if let Start::After(seq) | Start::Ended(seq) = start {
                 checkpoints.push(Checkpoint {
-                    client: HANDOFF_CLIENT.into(),
+                    client: client.clone(),
                     stream: stream.to_owned(),
                     shard: shard.clone(),
                     sequence: seq.clone(),
@@ -106,12 +185,22 @@ impl ReplaySource {
         let mut live_options = options.live;
         live_options.start =
             StartPosition::AtTimestamp(UNIX_EPOCH + Duration::from_secs(loaded.from));
+        let (saved, progress) = match resume {
+            Some((r, skip)) => (
+                Some(r.store.clone()),
+                Some(Progress::new(r, stream, skip, checkpoints.clone())),
+            ),
+            None => (None, None),
+        };
         let live = Live {
             kinesis,
             stream: stream.to_owned(),
             options: live_options,
             checkpoints,
             probes,
+            saved,
+            client,
+            resumed_live,
         };
         ReplaySource {
             phase: Phase::Archives(
@@ -119,6 +208,7 @@ impl ReplaySource {
                 Box::new(live),
             ),
             lost: loaded.handoff.lost,
+            progress,
             quiet,
         }
     }
@@ -176,14 +266,19 @@ impl ReplaySource {
     }
 
     async fn go_live(live: &Live) -> Result<KinesisReader, SourceError> {
-        let store = MemoryCheckpoints::new();
-        store
+        let handoff = MemoryCheckpoints::new();
+        handoff
             .save_many(&live.checkpoints)
             .await
             .map_err(|e| SourceError::failed("the hand-off positions", e))?;
+        let store: Arc<dyn CheckpointStore> = match &live.saved {
+            None => Arc::new(handoff),
+            Some(saved) if live.resumed_live => Arc::new(saved.clone()),
+            Some(saved) => Arc::new(HandoffThenSaved::new(handoff, saved.clone())),
+        };
         let checkpointing = Checkpointing {
-            store: Arc::new(store),
-            client: HANDOFF_CLIENT.into(),
+            store,
+            client: live.client.clone(),
             resume: true,
         };
         KinesisReader::open(
@@ -215,12 +310,23 @@ impl RecordSource for ReplaySource {
         loop {
             match &mut self.phase {
                 Phase::Archives(archives, live) => {
-                    if let Some(batch) = archives.next_batch(max).await? {
+                    if let Some(mut batch) = archives.next_batch(max).await? {
+                        if let Some(progress) = &mut self.progress {
+                            progress.skip_handled(&mut batch);
+                            if batch.is_empty() {
+                                continue;
+                            }
+                            progress.delivered(&batch);
+                        }
                         return Ok(Some(batch));
                     }
                     // Opened before the phase changes, so that a failure
                     // (or a cancelled call) tries again on the next call.
-                    let lost = ReplaySource::check_handoff(live).await;
+                    let lost = if live.resumed_live {
+                        Vec::new()
+                    } else {
+                        ReplaySource::check_handoff(live).await
+                    };
                     let reader = ReplaySource::go_live(live).await?;
                     self.lost.extend(lost);
                     self.phase = Phase::Live(reader);
@@ -243,18 +349,30 @@ impl RecordSource for ReplaySource {
 
     async fn ack(&mut self, source: &str, position: &Position) -> Result<(), SourceError> {
         match &mut self.phase {
-            Phase::Archives(archives, _) => archives.ack(source, position).await,
+            Phase::Archives(archives, _) => archives.ack(source, position).await?,
             // An archive record acknowledged after the last archive was
             // read: archives keep no checkpoints.
-            Phase::Live(_) if ArchiveKey::parse(source).is_ok() => Ok(()),
-            Phase::Live(reader) => reader.ack(source, position).await,
+            Phase::Live(_) if ArchiveKey::parse(source).is_ok() => {}
+            Phase::Live(reader) => return reader.ack(source, position).await,
         }
+        if let (Some(progress), Position::Index(i)) = (&mut self.progress, position) {
+            progress.acked(source, *i);
+        }
+        Ok(())
     }
 
     async fn commit(&mut self) -> Result<(), SourceError> {
+        let live = matches!(self.phase, Phase::Live(_));
+        let saved_live = match &mut self.progress {
+            Some(progress) => progress.save(live).await?,
+            None => live,
+        };
         match &mut self.phase {
             Phase::Archives(archives, _) => archives.commit().await,
-            Phase::Live(reader) => reader.commit().await,
+            // Live checkpoints only once the hand-off is saved: before,
+            // a restart would read the archives again.
+            Phase::Live(reader) if saved_live => reader.commit().await,
+            Phase::Live(_) => Ok(()),
         }
     }
 

@@ -1,16 +1,19 @@
 //! `triton replay`: a stream's archives from a time on, then the live
 //! stream from exactly where they end, as JSON lines.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
+use triton_checkpoint::{redact, SqlCheckpoints, DEFAULT_URL};
+use triton_core::checkpoint::{ReplayPosition, ReplayState, ReplayStore};
 use triton_core::json::RawWriter;
 use triton_core::key::validate_client_name;
 use triton_core::source::RecordSource;
 use triton_core::time::Date;
 use triton_replay::plan::Start;
-use triton_replay::{ReplayOptions, ReplaySource};
-use triton_s3::{list_from, FromQuery};
+use triton_replay::{Loaded, ReplayOptions, ReplaySource, Resume};
+use triton_s3::{list_from, Archive, ArchiveStore, FromQuery};
 
 use super::common::{
     interrupted, list_error, multi_thread_runtime, parse_duration, print_live_batch, BucketArgs,
@@ -39,7 +42,14 @@ use crate::error::{CliError, CliResult};
 /// Records neither the archives nor the stream still hold (a gap in the
 /// chain of sidecars, a shard past the stream's retention) are reported on
 /// standard error, and make the exit code 1.
-#[derive(Args, Debug)]
+///
+/// With --consumer, the replay is saved in the checkpoint database under
+/// that name as it prints, and the next `replay --consumer` with the name
+/// goes on after the last record printed, in the archives or live, with
+/// the same archives and hand-off as the first run (--from then needs not
+/// be given and is not used). Its live part saves ordinary checkpoints
+/// under the name: give it a name of its own, not a store's or a tail's.
+#[derive(Args)]
 pub struct ReplayArgs {
     #[command(flatten)]
     stream: StreamArgs,
@@ -53,7 +63,16 @@ pub struct ReplayArgs {
     /// live) or `trim-horizon` (the oldest time the stream keeps records
     /// for, by its retention period).
     #[arg(long, value_name = "WHEN")]
-    from: String,
+    from: Option<String>,
+
+    /// Make the replay resumable under this name (see above).
+    #[arg(long, value_name = "NAME")]
+    consumer: Option<String>,
+
+    /// Checkpoint database (used with --consumer): postgres://… or
+    /// sqlite://path.db.
+    #[arg(long, env = "TRITON_DB", hide_env_values = true, default_value = DEFAULT_URL, value_name = "URL")]
+    checkpoint_db: String,
 
     /// Only archives written by this client (the store's --client-name);
     /// needed when more than one client archived the stream.
@@ -63,6 +82,11 @@ pub struct ReplayArgs {
     /// Keep reading the live stream until interrupted.
     #[arg(long)]
     follow: bool,
+
+    /// Stop after printing this many records (with --consumer, the next
+    /// run goes on with the one after).
+    #[arg(long, short = 'n', value_name = "N")]
+    max_records: Option<u64>,
 
     /// Days before --from searched for the archive open at that time: one
     /// covers archives sealed within a day (the store's --max-file-age).
@@ -74,6 +98,20 @@ pub struct ReplayArgs {
     poll_interval: Duration,
 }
 
+/// By hand, so that a logged `ReplayArgs` never shows a database password.
+impl std::fmt::Debug for ReplayArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayArgs")
+            .field("stream", &self.stream)
+            .field("from", &self.from)
+            .field("consumer", &self.consumer)
+            .field("checkpoint_db", &redact(&self.checkpoint_db))
+            .field("client_name", &self.client_name)
+            .field("follow", &self.follow)
+            .finish()
+    }
+}
+
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -81,64 +119,73 @@ fn unix(t: SystemTime) -> u64 {
 /// Runs `triton replay`.
 pub fn run(args: ReplayArgs) -> CliResult {
     let config = args.stream.load()?;
-    if let Some(c) = &args.client_name {
-        validate_client_name(c).map_err(|e| CliError::new(format!("--client-name: {e}")))?;
+    for (flag, name) in [
+        ("--client-name", &args.client_name),
+        ("--consumer", &args.consumer),
+    ] {
+        if let Some(n) = name {
+            validate_client_name(n).map_err(|e| CliError::new(format!("{flag}: {e}")))?;
+        }
     }
-    let from = parse_from(&args.from).map_err(|e| CliError::new(format!("--from: {e}")))?;
+    let from = args
+        .from
+        .as_deref()
+        .map(|f| parse_from(f).map_err(|e| CliError::new(format!("--from: {e}"))))
+        .transpose()?;
     multi_thread_runtime()?.block_on(async {
         let kinesis = config.kinesis().await?;
-        let now = unix(SystemTime::now());
-        let at = match from {
-            From::At(t) => unix(t),
-            From::Latest => now,
-            From::TrimHorizon => {
-                let summary = kinesis
-                    .describe_stream_summary()
-                    .stream_name(&config.name)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        CliError::new(format!(
-                            "--from trim-horizon: the retention period of {}: {}",
-                            config.name,
-                            triton_core::error::Report(&e)
-                        ))
-                    })?;
-                let hours = summary
-                    .stream_description_summary()
-                    .map_or(24, |s| s.retention_period_hours());
-                now.saturating_sub(u64::try_from(hours).unwrap_or(24) * 3600)
-            }
-            From::Checkpoint => {
-                return Err(CliError::new(
-                    "--from checkpoint: replay keeps no checkpoints; give a time",
-                ))
-            }
-        };
         let store = args
             .bucket
             .open(&config, triton_s3::S3Options::default())
             .await?;
-        let query = FromQuery {
-            stream: config.name.clone(),
-            client: args.client_name.clone(),
-            at,
-            end: Date::from_unix(i64::try_from(now).unwrap_or(i64::MAX)),
-            lookback_days: args.lookback_days,
+        let now = unix(SystemTime::now());
+        let saved = match &args.consumer {
+            Some(consumer) => {
+                let db = SqlCheckpoints::open(&args.checkpoint_db)
+                    .await
+                    .map_err(CliError::from)?;
+                let db: Arc<dyn ReplayStore> = Arc::new(db);
+                let state = db
+                    .replay(consumer, &config.name)
+                    .await
+                    .map_err(CliError::from)?;
+                Some((db, consumer.clone(), state))
+            }
+            None => None,
         };
-        let listing = list_from(store.clone(), &query).await.map_err(list_error)?;
-        let start = listing.archives.first().map_or(at, |a| a.key.timestamp());
-        let loaded = triton_replay::load(
-            store.clone(),
-            &kinesis,
-            &config.name,
-            listing.archives,
-            start,
-            // Uploads in progress are at most a --max-file-age old.
-            now.saturating_sub(u64::from(args.lookback_days.max(1)) * 86_400),
-        )
-        .await
-        .map_err(CliError::from)?;
+        let loaded = match &saved {
+            Some((_, consumer, Some(state))) => {
+                if args.from.is_some() {
+                    tracing::info!(
+                        consumer = %consumer,
+                        from = state.from,
+                        "going on with the saved replay; --from is not used"
+                    );
+                }
+                let archives = saved_archives(state)?;
+                // Each was read with its sidecar by the first run.
+                triton_replay::load(
+                    store.clone(),
+                    &kinesis,
+                    &config.name,
+                    archives,
+                    state.from,
+                    u64::MAX,
+                )
+                .await
+                .map_err(CliError::from)?
+            }
+            _ => {
+                let Some(from) = from else {
+                    return Err(CliError::new(match &args.consumer {
+                        Some(c) => format!("--from is needed to start the replay of consumer {c}"),
+                        None => "--from is needed".to_owned(),
+                    }));
+                };
+                let at = start_time(&kinesis, &config.name, from, now).await?;
+                load_from(store.clone(), &kinesis, &config.name, &args, at, now).await?
+            }
+        };
         tracing::info!(
             archives = loaded.archives.len(),
             shards = loaded.handoff.starts.len(),
@@ -153,14 +200,33 @@ pub fn run(args: ReplayArgs) -> CliResult {
             ..ReplayOptions::default()
         };
         options.live.poll_interval = args.poll_interval;
-        let mut source = ReplaySource::new(store, kinesis, &config.name, loaded, options);
+        let mut source = match saved {
+            None => ReplaySource::new(store, kinesis, &config.name, loaded, options),
+            Some((db, consumer, state)) => {
+                let position = match state {
+                    Some(state) => state.position,
+                    None => start_saved(&*db, &consumer, &config.name, &loaded).await?,
+                };
+                tracing::info!(consumer = %consumer, position = ?position, "resumable replay");
+                let resume = Resume {
+                    store: db,
+                    consumer,
+                    position,
+                };
+                ReplaySource::resume(store, kinesis, &config.name, loaded, options, resume)
+                    .map_err(CliError::from)?
+            }
+        };
         let mut reported = 0;
         let outcome = tokio::select! {
-            r = print(&mut source, &mut reported) => r,
+            r = print(&mut source, &mut reported, args.max_records) => r,
             r = interrupted() => r,
         };
+        // Whatever was printed is acknowledged; save it even after an error.
+        let committed = source.commit().await.map_err(CliError::from);
         report_lost(&source, &mut reported);
         outcome?;
+        committed?;
         if source.lost().is_empty() {
             Ok(())
         } else {
@@ -171,6 +237,120 @@ pub fn run(args: ReplayArgs) -> CliResult {
             Err(CliError::reported())
         }
     })
+}
+
+/// The Unix second `--from` names.
+async fn start_time(
+    kinesis: &triton_kinesis::Client,
+    stream: &str,
+    from: From,
+    now: u64,
+) -> Result<u64, CliError> {
+    Ok(match from {
+        From::At(t) => unix(t),
+        From::Latest => now,
+        From::TrimHorizon => {
+            let summary = kinesis
+                .describe_stream_summary()
+                .stream_name(stream)
+                .send()
+                .await
+                .map_err(|e| {
+                    CliError::new(format!(
+                        "--from trim-horizon: the retention period of {stream}: {}",
+                        triton_core::error::Report(&e)
+                    ))
+                })?;
+            let hours = summary
+                .stream_description_summary()
+                .map_or(24, |s| s.retention_period_hours());
+            now.saturating_sub(u64::try_from(hours).unwrap_or(24) * 3600)
+        }
+        From::Checkpoint => {
+            return Err(CliError::new(
+                "--from checkpoint: a replay goes on from where it stopped with --consumer; \
+                 give a time",
+            ))
+        }
+    })
+}
+
+/// Lists the archives from `at` on and loads their hand-off.
+async fn load_from(
+    store: Arc<dyn ArchiveStore>,
+    kinesis: &triton_kinesis::Client,
+    stream: &str,
+    args: &ReplayArgs,
+    at: u64,
+    now: u64,
+) -> Result<Loaded, CliError> {
+    let query = FromQuery {
+        stream: stream.to_owned(),
+        client: args.client_name.clone(),
+        at,
+        end: Date::from_unix(i64::try_from(now).unwrap_or(i64::MAX)),
+        lookback_days: args.lookback_days,
+    };
+    let listing = list_from(store.clone(), &query).await.map_err(list_error)?;
+    let start = listing.archives.first().map_or(at, |a| a.key.timestamp());
+    triton_replay::load(
+        store,
+        kinesis,
+        stream,
+        listing.archives,
+        start,
+        // Uploads in progress are at most a --max-file-age old.
+        now.saturating_sub(u64::from(args.lookback_days.max(1)) * 86_400),
+    )
+    .await
+    .map_err(CliError::from)
+}
+
+/// The archives of a saved replay.
+fn saved_archives(state: &ReplayState) -> Result<Vec<Archive>, CliError> {
+    state
+        .archives
+        .iter()
+        .map(|(key, size)| {
+            let key = triton_core::key::ArchiveKey::parse(key).map_err(|e| {
+                CliError::new(format!(
+                    "the saved replay names an archive that is not one: {e}"
+                ))
+            })?;
+            Ok(Archive { key, size: *size })
+        })
+        .collect()
+}
+
+/// Saves a new replay of `consumer`; refuses a name that already has
+/// checkpoints on the stream (a tail's or a store's: the replay would move
+/// them).
+async fn start_saved(
+    db: &dyn ReplayStore,
+    consumer: &str,
+    stream: &str,
+    loaded: &Loaded,
+) -> Result<ReplayPosition, CliError> {
+    let taken = db.list(consumer).await.map_err(CliError::from)?;
+    if taken.iter().any(|c| c.checkpoint.stream == stream) {
+        return Err(CliError::new(format!(
+            "--consumer {consumer}: that name already has checkpoints on {stream} (a tail's or a \
+             store's?); give the replay a name of its own"
+        )));
+    }
+    let state = ReplayState {
+        from: loaded.from,
+        archives: loaded
+            .archives
+            .iter()
+            .map(|a| (a.key.to_string(), a.size))
+            .collect(),
+        position: ReplayPosition::Start,
+    };
+    db.save_replay(consumer, stream, &state)
+        .await
+        .map_err(CliError::from)?;
+    Ok(ReplayPosition::Start)
 }
 
 /// Where the live part of a shard starts, in words.
@@ -201,20 +381,28 @@ fn report_lost(source: &ReplaySource, reported: &mut usize) {
 /// Prints every record as a JSON line (records of the live stream that
 /// are not one map are reported on standard error), acknowledging each
 /// batch.
-async fn print(source: &mut ReplaySource, reported: &mut usize) -> CliResult {
+async fn print(source: &mut ReplaySource, reported: &mut usize, max: Option<u64>) -> CliResult {
     let mut scratch = RawWriter::new();
     let mut buf = Vec::new();
+    let mut left = max.unwrap_or(u64::MAX);
     loop {
         report_lost(source, reported);
-        let Some(batch) = source.next_batch(10_000).await.map_err(CliError::from)? else {
+        if left == 0 {
+            return Ok(());
+        }
+        let want = usize::try_from(left.min(10_000)).unwrap_or(10_000);
+        let Some(batch) = source.next_batch(want).await.map_err(CliError::from)? else {
             return Ok(());
         };
+        left = left.saturating_sub(batch.len() as u64);
         print_live_batch(&mut buf, &mut scratch, &batch)?;
+        // Printed (or reported): acknowledge, then save.
         if let Some(last) = batch.last() {
             source
                 .ack(&last.source, &last.position)
                 .await
                 .map_err(CliError::from)?;
+            source.commit().await.map_err(CliError::from)?;
         }
     }
 }

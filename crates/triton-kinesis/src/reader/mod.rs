@@ -559,6 +559,14 @@ impl RecordSource for KinesisReader {
                     self.pending = records.into();
                     self.pending_permit = Some(permit);
                 }
+                Ok(Some(Event::Behind {
+                    shard,
+                    millis_behind,
+                })) => {
+                    if let Some(s) = self.shards.get_mut(&shard) {
+                        s.millis_behind = millis_behind;
+                    }
+                }
                 Ok(Some(Event::End { shard })) => {
                     if let Some(s) = self.shards.get_mut(&shard) {
                         s.phase = Phase::Drained;

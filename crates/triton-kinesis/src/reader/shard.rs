@@ -35,6 +35,12 @@ pub(crate) enum Event {
         permit: OwnedSemaphorePermit,
         millis_behind: Option<i64>,
     },
+    /// A call brought no record: how far behind the shard is now (so that
+    /// a shard at its tip without traffic is seen caught up).
+    Behind {
+        shard: Arc<str>,
+        millis_behind: Option<i64>,
+    },
     /// The shard is closed and every record of it was sent.
     End { shard: Arc<str> },
     /// A failure that retrying cannot fix; the task has stopped.
@@ -89,6 +95,8 @@ impl ShardTask {
         }
         let mut backoff = policies::KINESIS_READ.backoff();
         let mut next_call = Instant::now();
+        // The lag last told to the reader.
+        let mut told_behind = None;
         loop {
             let Ok(permit) = self.prefetch.clone().acquire_owned().await else {
                 return Ok(());
@@ -161,6 +169,16 @@ impl ShardTask {
                 if sent.is_err() {
                     return Ok(());
                 }
+                told_behind = millis_behind;
+            } else if millis_behind != told_behind {
+                let sent = self.events.send(Event::Behind {
+                    shard: self.shard.clone(),
+                    millis_behind,
+                });
+                if sent.is_err() {
+                    return Ok(());
+                }
+                told_behind = millis_behind;
             }
             let Some(next) = out.next_shard_iterator else {
                 tracing::info!(shard = %self.shard, "shard is closed and read to its end");
