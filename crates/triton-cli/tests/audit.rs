@@ -18,6 +18,7 @@ fn archive(dir: &Path) {
         source: format!("shardId-00000000000{}", i % 2).into(),
         position: Position::Sequence(SequenceNumber::new((1_000_000 + i).to_string()).unwrap()),
         data: [&[0x81, 0xa1, b'n', 0xcd][..], &(i as u16).to_be_bytes()].concat(),
+        meta: Default::default(),
     });
     let mut options = ArchiverOptions::new("audited", "store");
     options.spool_dir = dir.join("spool");

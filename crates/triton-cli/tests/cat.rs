@@ -118,6 +118,42 @@ fn reproduces_a_multi_day_range(a: Archive) {
     // Not a terminal: no progress line, nothing on stderr.
     assert_eq!(stderr(&out), "");
 
+    // With --with-meta: the same records, each in an envelope naming its
+    // archive and index.
+    let meta = a.cat(&[
+        "--start-date",
+        "20241030",
+        "--end-date",
+        "20241101",
+        "--with-meta",
+    ]);
+    assert!(meta.status.success(), "{}", stderr(&meta));
+    let plain: Vec<&[u8]> = expected
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8(meta.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), plain.len());
+    let mut index = 0;
+    let mut archive = String::new();
+    for (line, plain) in lines.iter().zip(&plain) {
+        let key = line["archive"].as_str().unwrap();
+        if key != archive {
+            archive = key.to_owned();
+            index = 0;
+        }
+        assert_eq!(line["index"], index, "{line}");
+        assert!(line.get("shard").is_none() && line.get("arrival").is_none());
+        let record: serde_json::Value = serde_json::from_slice(plain).unwrap();
+        assert_eq!(line["record"], record);
+        index += 1;
+    }
+    assert_eq!(archive, "20241101/user-events-store-1730421000.tri");
+
     let out = a.cat(&[
         "--start-date",
         "20241030",

@@ -62,6 +62,42 @@ fn put_then_tail_gives_back_every_line_once() {
     let want = lines(0..3000);
     let want: HashSet<&str> = want.lines().collect();
     assert_eq!(got.iter().copied().collect::<HashSet<_>>(), want);
+
+    // --with-meta: where each record came from, around the same record.
+    let o = s.triton(&[
+        "tail",
+        "--from",
+        "trim-horizon",
+        "--max-records",
+        "3000",
+        "--poll-interval",
+        "200ms",
+        "--with-meta",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut records = HashSet::new();
+    for line in stdout(&o).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(
+            v["shard"].as_str().unwrap().starts_with("shardId-"),
+            "{line}"
+        );
+        assert!(v["sequence"].as_str().unwrap().len() > 20, "{line}");
+        // put's partition key is the configured field of the record.
+        assert_eq!(
+            v["partition_key"].as_str(),
+            v["record"]["user"].as_str(),
+            "{line}"
+        );
+        let arrival = v["arrival"].as_str().unwrap();
+        assert!(
+            arrival.ends_with('Z') && arrival.starts_with("20"),
+            "{line}"
+        );
+        assert!(v.get("archive").is_none());
+        records.insert(v["record"].to_string());
+    }
+    assert_eq!(records.len(), 3000);
 }
 
 #[test]

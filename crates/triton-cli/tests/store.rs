@@ -1731,6 +1731,43 @@ fn replay_hands_off_from_the_archives_to_the_stream() {
         live_part.len()
     );
 
+    // --with-meta: archived records name their archive, live ones their
+    // shard, sequence number, arrival time and partition key.
+    let o = s
+        .command(&[
+            "replay",
+            "--bucket",
+            &format!("s3://{bucket}"),
+            "--from",
+            &from_arg,
+            "--poll-interval",
+            "200ms",
+            "--with-meta",
+        ])
+        .output();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let enveloped: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(enveloped.len(), ns.len());
+    for (i, v) in enveloped.iter().enumerate() {
+        let archived = i < expected_archived.len();
+        assert_eq!(v.get("archive").is_some(), archived, "{v}");
+        assert_eq!(v.get("index").is_some(), archived, "{v}");
+        assert_eq!(v.get("shard").is_some(), !archived, "{v}");
+        assert_eq!(v.get("arrival").is_some(), !archived, "{v}");
+        if !archived {
+            assert_eq!(v["partition_key"], v["record"]["user"], "{v}");
+        }
+    }
+    let first: Vec<u64> = enveloped
+        .iter()
+        .take(expected_archived.len())
+        .map(|v| v["record"]["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(first, expected_archived);
+
     // Following: the same, then records produced while it runs.
     let out = s.dir.join("follow.jsonl");
     let mut follow = s

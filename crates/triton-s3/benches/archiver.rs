@@ -109,6 +109,7 @@ impl Generated {
                     .unwrap(),
                 ),
                 data: event(i),
+                meta: Default::default(),
             })
             .collect();
         Generated { next: 0, pool }

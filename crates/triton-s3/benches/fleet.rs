@@ -145,6 +145,7 @@ impl RecordSource for Reader {
                                 }),
                             ),
                             data: record(j),
+                            meta: Default::default(),
                         })
                         .collect();
                     *next = until;

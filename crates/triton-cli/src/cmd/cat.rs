@@ -4,12 +4,13 @@
 use std::io::Write;
 
 use clap::Args;
-use triton_core::json::{self, RawWriter};
+use triton_core::json::RawWriter;
 use triton_core::key::validate_client_name;
 use triton_core::source::{RecordSource, SourceError};
 use triton_s3::{list_archives, ArchiveSource, ReadOptions, ReadProgress, S3Options};
 
 use super::common::{list_error, multi_thread_runtime, ArchiveArgs};
+use super::envelope;
 use crate::error::{CliError, CliResult};
 use crate::progress::{self, ProgressBar};
 
@@ -43,6 +44,13 @@ pub struct CatArgs {
     /// tab-separated) instead of their records.
     #[arg(long)]
     list: bool,
+
+    /// Print each record inside an envelope saying where it came from:
+    /// {"shard","sequence","arrival","partition_key","record"} for records
+    /// of the live stream, {"archive","index","record"} for archived ones
+    /// (archives keep records only).
+    #[arg(long)]
+    with_meta: bool,
 
     /// Go on with the next archive after a damaged one.
     #[arg(long)]
@@ -104,16 +112,29 @@ pub fn run(args: CatArgs) -> CliResult {
             progress::bytes(archives.iter().map(|a| a.size).sum(), "cat")
         };
         let source = ArchiveSource::new(store, archives, ReadOptions::default());
-        print(source, args.skip_corrupt, &bar).await
+        print(source, args.skip_corrupt, args.with_meta, &bar).await
     })
 }
 
 /// Prints every record, then lists the damaged archives that were skipped
 /// (also when a later error ends the output).
-async fn print(mut source: ArchiveSource, skip_corrupt: bool, bar: &ProgressBar) -> CliResult {
+async fn print(
+    mut source: ArchiveSource,
+    skip_corrupt: bool,
+    with_meta: bool,
+    bar: &ProgressBar,
+) -> CliResult {
     let mut skipped = Vec::new();
     let mut records = 0u64;
-    let result = print_records(&mut source, skip_corrupt, bar, &mut skipped, &mut records).await;
+    let result = print_records(
+        &mut source,
+        skip_corrupt,
+        with_meta,
+        bar,
+        &mut skipped,
+        &mut records,
+    )
+    .await;
     let read = source.progress();
     // No request may be left in flight when the runtime shuts down (its
     // failure would be logged after our last line).
@@ -144,6 +165,7 @@ async fn print(mut source: ArchiveSource, skip_corrupt: bool, bar: &ProgressBar)
 async fn print_records(
     source: &mut ArchiveSource,
     skip_corrupt: bool,
+    with_meta: bool,
     bar: &ProgressBar,
     skipped: &mut Vec<String>,
     records: &mut u64,
@@ -167,7 +189,7 @@ async fn print_records(
         for r in &batch {
             // The decoder validated every record, so this cannot fail on
             // archive data; report rather than trust it.
-            json::write_raw_record(&mut buf, &mut scratch, &r.data)
+            envelope::write_record(&mut buf, &mut scratch, r, with_meta)
                 .map_err(|e| CliError::new(format!("{} {}: {e}", r.source, r.position)))?;
             buf.push(b'\n');
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use clap::Args;
 use triton_core::config::{Config, StreamConfig};
-use triton_core::json::{self, RawWriter};
+use triton_core::json::RawWriter;
 use triton_core::source::SourceRecord;
 use triton_core::time::Date;
 use triton_core::value::Record;
@@ -340,17 +340,19 @@ pub async fn interrupted() -> CliResult {
 /// (the view of `triton decode`) on standard output, flushed: the consumer
 /// may wait long for the next batch. A record that is not one MessagePack
 /// map is not printed; it is reported on standard error with its shard,
-/// sequence number, why and its first bytes. Returns how many were
+/// sequence number, why and its first bytes. With `with_meta`, each line
+/// is the envelope of [`envelope`](super::envelope). Returns how many were
 /// reported.
 pub fn print_live_batch(
     buf: &mut Vec<u8>,
     scratch: &mut RawWriter,
     batch: &[SourceRecord],
+    with_meta: bool,
 ) -> Result<u64, CliError> {
     buf.clear();
     let mut invalid = 0;
     for r in batch {
-        match json::write_raw_record(buf, scratch, &r.data) {
+        match super::envelope::write_record(buf, scratch, r, with_meta) {
             Ok(()) => buf.push(b'\n'),
             Err(e) => {
                 invalid += 1;

@@ -7,6 +7,7 @@ pub mod common;
 pub mod completions;
 pub mod decode;
 pub mod encode;
+pub mod envelope;
 pub mod leases;
 pub mod man;
 pub mod metrics;

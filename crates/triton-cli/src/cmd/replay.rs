@@ -83,6 +83,13 @@ pub struct ReplayArgs {
     #[arg(long)]
     follow: bool,
 
+    /// Print each record inside an envelope saying where it came from:
+    /// {"shard","sequence","arrival","partition_key","record"} for records
+    /// of the live stream, {"archive","index","record"} for archived ones
+    /// (archives keep records only).
+    #[arg(long)]
+    with_meta: bool,
+
     /// Stop after printing this many records (with --consumer, the next
     /// run goes on with the one after).
     #[arg(long, short = 'n', value_name = "N")]
@@ -219,7 +226,7 @@ pub fn run(args: ReplayArgs) -> CliResult {
         };
         let mut reported = 0;
         let outcome = tokio::select! {
-            r = print(&mut source, &mut reported, args.max_records) => r,
+            r = print(&mut source, &mut reported, args.max_records, args.with_meta) => r,
             r = interrupted() => r,
         };
         // Whatever was printed is acknowledged; save it even after an error.
@@ -381,7 +388,12 @@ fn report_lost(source: &ReplaySource, reported: &mut usize) {
 /// Prints every record as a JSON line (records of the live stream that
 /// are not one map are reported on standard error), acknowledging each
 /// batch.
-async fn print(source: &mut ReplaySource, reported: &mut usize, max: Option<u64>) -> CliResult {
+async fn print(
+    source: &mut ReplaySource,
+    reported: &mut usize,
+    max: Option<u64>,
+    with_meta: bool,
+) -> CliResult {
     let mut scratch = RawWriter::new();
     let mut buf = Vec::new();
     let mut left = max.unwrap_or(u64::MAX);
@@ -395,7 +407,7 @@ async fn print(source: &mut ReplaySource, reported: &mut usize, max: Option<u64>
             return Ok(());
         };
         left = left.saturating_sub(batch.len() as u64);
-        print_live_batch(&mut buf, &mut scratch, &batch)?;
+        print_live_batch(&mut buf, &mut scratch, &batch, with_meta)?;
         // Printed (or reported): acknowledge, then save.
         if let Some(last) = batch.last() {
             source

@@ -53,6 +53,13 @@ pub struct TailArgs {
     #[arg(long, env = "TRITON_DB", hide_env_values = true, default_value = DEFAULT_URL, value_name = "URL")]
     checkpoint_db: String,
 
+    /// Print each record inside an envelope saying where it came from:
+    /// {"shard","sequence","arrival","partition_key","record"} for records
+    /// of the live stream, {"archive","index","record"} for archived ones
+    /// (archives keep records only).
+    #[arg(long)]
+    with_meta: bool,
+
     /// Stop after printing this many records.
     #[arg(long, short = 'n', value_name = "N")]
     max_records: Option<u64>,
@@ -134,6 +141,7 @@ pub fn run(args: TailArgs) -> CliResult {
             printed: 0,
             invalid: 0,
             max: args.max_records,
+            with_meta: args.with_meta,
         };
         let outcome = tokio::select! {
             r = tail.print(args.idle_timeout) => r,
@@ -156,6 +164,7 @@ struct Tail {
     printed: u64,
     invalid: u64,
     max: Option<u64>,
+    with_meta: bool,
 }
 
 impl Tail {
@@ -183,7 +192,7 @@ impl Tail {
             let Some(batch) = batch.map_err(CliError::from)? else {
                 return Ok(());
             };
-            let invalid = print_live_batch(&mut buf, &mut scratch, &batch)?;
+            let invalid = print_live_batch(&mut buf, &mut scratch, &batch, self.with_meta)?;
             self.invalid += invalid;
             self.printed += batch.len() as u64 - invalid;
             // Printed (or reported): acknowledge, then save.

@@ -110,6 +110,7 @@ mod tests {
                 source: id.clone(),
                 position: Position::Index(i),
                 data: record(i),
+                meta: Default::default(),
             })
             .collect();
         check_finite(&mut MemorySource::from_data("m", data), &expected).await;
@@ -131,6 +132,7 @@ mod tests {
                     source: id.clone(),
                     position: Position::Index(i),
                     data: record(i),
+                    meta: Default::default(),
                 });
             }
             std::fs::write(&path, w.finish().expect("finish")).expect("write file");

@@ -46,6 +46,7 @@ fn read_some(mut current: Current, max: usize) -> Chunk {
                 source: current.id.clone(),
                 position: Position::Index(index),
                 data: raw.to_vec(),
+                meta: Default::default(),
             }),
             Ok(None) => {
                 return Chunk {

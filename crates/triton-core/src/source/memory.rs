@@ -31,6 +31,7 @@ impl MemorySource {
             source: source.clone(),
             position: Position::Index(i as u64),
             data,
+            meta: Default::default(),
         }))
     }
 

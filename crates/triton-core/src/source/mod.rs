@@ -49,6 +49,20 @@ pub struct SourceRecord {
     pub position: Position,
     /// The record's MessagePack bytes.
     pub data: Vec<u8>,
+    /// What else the source knows of the record.
+    pub meta: RecordMeta,
+}
+
+/// What a source knows of a record beside its bytes and position: the
+/// live stream knows these, archives do not (they keep records only, as
+/// go-triton wrote them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordMeta {
+    /// When the stream received the record (Kinesis' approximate arrival
+    /// time), in milliseconds since the Unix epoch.
+    pub arrival_ms: Option<i64>,
+    /// The partition key it was written with.
+    pub partition_key: Option<String>,
 }
 
 impl SourceRecord {

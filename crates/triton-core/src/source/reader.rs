@@ -122,6 +122,7 @@ mod tests {
             source: Arc::from(source),
             position: Position::Index(i),
             data: vec![0x80],
+            meta: Default::default(),
         }
     }
 

@@ -11,7 +11,7 @@ use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_kinesis::Client;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
-use triton_core::source::{Position, SequenceNumber, SourceRecord};
+use triton_core::source::{Position, RecordMeta, SequenceNumber, SourceRecord};
 
 use super::plan::Start;
 use crate::error::{ErrorKind, KinesisError};
@@ -236,10 +236,17 @@ pub(crate) fn convert(
             let seq = SequenceNumber::new(r.sequence_number).map_err(|e| {
                 KinesisError::fatal("GetRecords", stream, format!("shard {shard}: {e}"))
             })?;
+            let arrival_ms = r
+                .approximate_arrival_timestamp
+                .and_then(|t| t.to_millis().ok());
             Ok(SourceRecord {
                 source: shard.clone(),
                 position: Position::Sequence(seq),
                 data: r.data.into_inner(),
+                meta: RecordMeta {
+                    arrival_ms,
+                    partition_key: r.partition_key,
+                },
             })
         })
         .collect()

@@ -536,6 +536,7 @@ impl Batch {
             source: self.id.clone(),
             position: Position::Index(index),
             data,
+            meta: Default::default(),
         });
         self.records.len() >= self.max_records || self.bytes >= self.max_bytes
     }

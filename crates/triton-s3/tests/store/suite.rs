@@ -514,6 +514,7 @@ pub async fn conforms_to_record_source(f: Fixture) {
             source: id.clone(),
             position: Position::Index(i as u64),
             data,
+            meta: Default::default(),
         }));
         objects.push((k, if records == 0 { Vec::new() } else { bytes }));
     }

@@ -91,6 +91,7 @@ impl Script {
                     source: shard.as_str().into(),
                     position: seq(i),
                     data,
+                    meta: Default::default(),
                 });
             }
         }
