@@ -54,7 +54,8 @@ use diesel::expression::SqlLiteral;
 use diesel::sql_types::BigInt;
 use triton_core::checkpoint::{
     archives_from_text, archives_to_text, unix_now, BoxError, Checkpoint, CheckpointError,
-    IntentStore, ReplayPosition, ReplayState, ReplayStore, SavedCheckpoint, UploadIntent,
+    IntentStore, ReplayEnd, ReplayPosition, ReplayState, ReplayStore, SavedCheckpoint,
+    UploadIntent,
 };
 use triton_core::source::SequenceNumber;
 
@@ -208,6 +209,8 @@ fn replay_row(
         archive_key,
         record_index,
         live,
+        to_ms: state.end.map(|e| e.to_ms),
+        archives_only: i32::from(state.end.is_some_and(|e| e.archives_only)),
         updated: unix_now(),
     })
 }
@@ -238,9 +241,14 @@ fn replay_of(db: &str, row: schema::ReplayRow) -> Result<ReplayState, Checkpoint
         },
         _ => return Err(bad("an unreadable position")),
     };
+    let end = row.to_ms.map(|to_ms| ReplayEnd {
+        to_ms,
+        archives_only: row.archives_only != 0,
+    });
     Ok(ReplayState {
         from: u64::try_from(row.from_time).map_err(|_| bad("a negative from_time"))?,
         archives,
+        end,
         position,
     })
 }

@@ -56,6 +56,10 @@ diesel::table! {
         record_index -> Nullable<BigInt>,
         /// 1 once every archive is handled.
         live -> Integer,
+        /// The end (`--to`, ms since the epoch), NULL for none.
+        to_ms -> Nullable<BigInt>,
+        /// 1 when the archives reach past the end: no live part.
+        archives_only -> Integer,
         updated -> BigInt,
     }
 }
@@ -72,6 +76,8 @@ pub(crate) struct ReplayRow {
     pub archive_key: Option<String>,
     pub record_index: Option<i64>,
     pub live: i32,
+    pub to_ms: Option<i64>,
+    pub archives_only: i32,
     pub updated: i64,
 }
 
@@ -131,14 +137,16 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
 
 /// Resumable replays; valid in both dialects.
 const REPLAY_TABLE: &str = "CREATE TABLE IF NOT EXISTS triton_replay (
-  consumer     VARCHAR(255) NOT NULL,
-  stream       VARCHAR(255) NOT NULL,
-  from_time    BIGINT NOT NULL,
-  archives     TEXT NOT NULL,
-  archive_key  VARCHAR(1024),
-  record_index BIGINT,
-  live         INTEGER NOT NULL,
-  updated      BIGINT NOT NULL,
+  consumer      VARCHAR(255) NOT NULL,
+  stream        VARCHAR(255) NOT NULL,
+  from_time     BIGINT NOT NULL,
+  archives      TEXT NOT NULL,
+  archive_key   VARCHAR(1024),
+  record_index  BIGINT,
+  live          INTEGER NOT NULL,
+  to_ms         BIGINT,
+  archives_only INTEGER NOT NULL,
+  updated       BIGINT NOT NULL,
   PRIMARY KEY (consumer, stream))";
 
 /// Shard leases and live workers (a fleet of stores), and the fence of

@@ -1731,6 +1731,15 @@ fn replay_hands_off_from_the_archives_to_the_stream() {
         live_part.len()
     );
 
+    // An end after everything produced so far (records after it arrive
+    // more than a second later).
+    let to_secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    std::thread::sleep(Duration::from_millis(2100));
+
     // --with-meta: archived records name their archive, live ones their
     // shard, sequence number, arrival time and partition key.
     let o = s
@@ -1808,6 +1817,49 @@ fn replay_hands_off_from_the_archives_to_the_stream() {
     live.sort_unstable();
     assert_eq!(live, (600..850).collect::<Vec<_>>());
     check_order(&followed);
+
+    // --to: the same replay ends there, on the live stream...
+    let bounded = |to: &str| {
+        let o = s
+            .command(&[
+                "replay",
+                "--bucket",
+                &format!("s3://{bucket}"),
+                "--from",
+                &from_arg,
+                "--to",
+                to,
+                "--poll-interval",
+                "200ms",
+            ])
+            .output();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        ns_of(&String::from_utf8_lossy(&o.stdout))
+    };
+    let mut until = bounded(&to_secs.to_string());
+    until[expected_archived.len()..].sort_unstable();
+    let mut want = ns.clone();
+    want[expected_archived.len()..].sort_unstable();
+    assert_eq!(until, want, "--to leaves out what arrived after it");
+    // ...or in the archives: only those opened at or before it are read.
+    let first_archive: Vec<u64> = runtime().block_on(async {
+        let store = std::sync::Arc::new(archive.clone());
+        let mut source = ArchiveSource::new(store, keys[1..2].to_vec(), ReadOptions::default());
+        let mut ns = Vec::new();
+        while let Some(batch) = source.next_batch(10_000).await.unwrap() {
+            ns.extend(batch.iter().map(|r| {
+                r.deserialize::<serde_json::Value>().unwrap()["n"]
+                    .as_u64()
+                    .unwrap()
+            }));
+        }
+        ns
+    });
+    assert_eq!(
+        bounded(&from_arg),
+        first_archive,
+        "--to inside the archives"
+    );
 
     // Resumable: stopped inside the archives, then past the hand-off, then
     // while following; together exactly the records of one replay.

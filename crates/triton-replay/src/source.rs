@@ -1,12 +1,13 @@
 //! [`ReplaySource`]: the archives, then the live stream from the hand-off.
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use triton_core::checkpoint::{
-    Checkpoint, CheckpointStore, MemoryCheckpoints, ReplayPosition, ReplayStore,
+    Checkpoint, CheckpointStore, MemoryCheckpoints, ReplayEnd, ReplayPosition, ReplayStore,
 };
 use triton_core::key::ArchiveKey;
 use triton_core::source::{Position, RecordSource, SequenceNumber, SourceError, SourceRecord};
@@ -35,6 +36,12 @@ pub struct ReplayOptions {
     /// false, the source ends once every shard is caught up with the tip
     /// and nothing came for two poll intervals.
     pub follow: bool,
+    /// Where the replay ends (inclusive): the live part leaves out each
+    /// shard's records that arrived after `to_ms`, and the source ends once
+    /// every shard got there (a record after it, its end, or its tip after
+    /// that time); with `archives_only`, it ends after the archives. Wins
+    /// over `follow`.
+    pub end: Option<ReplayEnd>,
 }
 
 /// The records of a stream's archives, in order, then of the live stream
@@ -58,6 +65,9 @@ pub struct ReplaySource {
     /// `None` to follow; else how long a live read may bring nothing
     /// before the source checks whether it is caught up.
     quiet: Option<Duration>,
+    end: Option<ReplayEnd>,
+    /// Shards that brought a record after the end.
+    past: HashSet<Arc<str>>,
 }
 
 enum Phase {
@@ -181,7 +191,8 @@ impl ReplaySource {
                 });
             }
         }
-        let quiet = (!options.follow).then(|| options.live.poll_interval * 2);
+        let quiet =
+            (!options.follow || options.end.is_some()).then(|| options.live.poll_interval * 2);
         let mut live_options = options.live;
         live_options.start =
             StartPosition::AtTimestamp(UNIX_EPOCH + Duration::from_secs(loaded.from));
@@ -210,6 +221,8 @@ impl ReplaySource {
             lost: loaded.handoff.lost,
             progress,
             quiet,
+            end: options.end,
+            past: HashSet::new(),
         }
     }
 
@@ -295,12 +308,46 @@ impl ReplaySource {
     }
 }
 
-/// Every shard is read to its end, or was at the tip at its last read.
-fn caught_up(reader: &KinesisReader) -> bool {
-    reader.status().iter().all(|s| match s.phase {
-        "finished" | "drained" => true,
-        "reading" => s.millis_behind == Some(0),
-        _ => false,
+/// Leaves out the records that arrived after `to_ms`, and those after
+/// them in their shard, noting their shards in `past`.
+fn keep_until(batch: &mut Vec<SourceRecord>, to_ms: i64, past: &mut HashSet<Arc<str>>) {
+    batch.retain(|r| {
+        if past.contains(&r.source) {
+            return false;
+        }
+        if r.meta.arrival_ms.is_some_and(|a| a > to_ms) {
+            past.insert(r.source.clone());
+            return false;
+        }
+        true
+    });
+}
+
+/// Without an end: every shard is read to its end, or was at the tip at
+/// its last read. With one: every shard is past it, finished, at the tip
+/// after it, or waiting for parents that are (a child's records all
+/// arrived after its parents').
+fn ended(reader: &KinesisReader, end: Option<ReplayEnd>, past: &HashSet<Arc<str>>) -> bool {
+    let Some(end) = end else {
+        return reader.status().iter().all(|s| match s.phase {
+            "finished" | "drained" => true,
+            "reading" => s.millis_behind == Some(0),
+            _ => false,
+        });
+    };
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    reader.status().iter().all(|s| {
+        let is_past = past.contains(s.shard.as_str());
+        match s.phase {
+            "finished" | "waiting" => true,
+            // Drained but not finished: what it delivered is not all
+            // acknowledged, and its children have not started.
+            "drained" => is_past,
+            "reading" => is_past || (s.millis_behind == Some(0) && now_ms > end.to_ms),
+            _ => false,
+        }
     })
 }
 
@@ -320,6 +367,9 @@ impl RecordSource for ReplaySource {
                         }
                         return Ok(Some(batch));
                     }
+                    if self.end.is_some_and(|e| e.archives_only) {
+                        return Ok(None);
+                    }
                     // Opened before the phase changes, so that a failure
                     // (or a cancelled call) tries again on the next call.
                     let lost = if live.resumed_live {
@@ -338,8 +388,19 @@ impl RecordSource for ReplaySource {
                     // The reader's next_batch is cancel-safe: a timeout
                     // loses nothing.
                     match tokio::time::timeout(quiet, reader.next_batch(max)).await {
-                        Ok(batch) => return batch,
-                        Err(_) if caught_up(reader) => return Ok(None),
+                        Ok(Ok(Some(mut batch))) => {
+                            if let Some(end) = self.end {
+                                keep_until(&mut batch, end.to_ms, &mut self.past);
+                            }
+                            if !batch.is_empty() {
+                                return Ok(Some(batch));
+                            }
+                            if ended(reader, self.end, &self.past) {
+                                return Ok(None);
+                            }
+                        }
+                        Ok(other) => return other,
+                        Err(_) if ended(reader, self.end, &self.past) => return Ok(None),
                         Err(_) => continue,
                     }
                 }

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use triton_checkpoint::{redact, SqlCheckpoints, DEFAULT_URL};
-use triton_core::checkpoint::{ReplayPosition, ReplayState, ReplayStore};
+use triton_core::checkpoint::{ReplayEnd, ReplayPosition, ReplayState, ReplayStore};
 use triton_core::json::RawWriter;
 use triton_core::key::validate_client_name;
 use triton_core::source::RecordSource;
@@ -65,6 +65,14 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "WHEN")]
     from: Option<String>,
 
+    /// Where to end (inclusive), as --from takes a time, or `latest` (now).
+    /// Archives opened at or before it are read whole (archives carry no
+    /// time per record, so records a little after it may be printed); if
+    /// none was opened after it, the live part follows, leaving out each
+    /// shard's records that arrived after it. Not with --follow.
+    #[arg(long, value_name = "WHEN", conflicts_with = "follow")]
+    to: Option<String>,
+
     /// Make the replay resumable under this name (see above).
     #[arg(long, value_name = "NAME")]
     consumer: Option<String>,
@@ -111,6 +119,7 @@ impl std::fmt::Debug for ReplayArgs {
         f.debug_struct("ReplayArgs")
             .field("stream", &self.stream)
             .field("from", &self.from)
+            .field("to", &self.to)
             .field("consumer", &self.consumer)
             .field("checkpoint_db", &redact(&self.checkpoint_db))
             .field("client_name", &self.client_name)
@@ -139,6 +148,7 @@ pub fn run(args: ReplayArgs) -> CliResult {
         .as_deref()
         .map(|f| parse_from(f).map_err(|e| CliError::new(format!("--from: {e}"))))
         .transpose()?;
+    let to = args.to.as_deref().map(parse_to).transpose()?;
     multi_thread_runtime()?.block_on(async {
         let kinesis = config.kinesis().await?;
         let store = args
@@ -160,18 +170,19 @@ pub fn run(args: ReplayArgs) -> CliResult {
             }
             None => None,
         };
-        let loaded = match &saved {
+        let (loaded, end) = match &saved {
             Some((_, consumer, Some(state))) => {
-                if args.from.is_some() {
+                if args.from.is_some() || args.to.is_some() {
                     tracing::info!(
                         consumer = %consumer,
                         from = state.from,
-                        "going on with the saved replay; --from is not used"
+                        to_ms = ?state.end.map(|e| e.to_ms),
+                        "going on with the saved replay; --from and --to are not used"
                     );
                 }
                 let archives = saved_archives(state)?;
                 // Each was read with its sidecar by the first run.
-                triton_replay::load(
+                let loaded = triton_replay::load(
                     store.clone(),
                     &kinesis,
                     &config.name,
@@ -180,7 +191,8 @@ pub fn run(args: ReplayArgs) -> CliResult {
                     u64::MAX,
                 )
                 .await
-                .map_err(CliError::from)?
+                .map_err(CliError::from)?;
+                (loaded, state.end)
             }
             _ => {
                 let Some(from) = from else {
@@ -190,7 +202,17 @@ pub fn run(args: ReplayArgs) -> CliResult {
                     }));
                 };
                 let at = start_time(&kinesis, &config.name, from, now).await?;
-                load_from(store.clone(), &kinesis, &config.name, &args, at, now).await?
+                let to_ms = match to {
+                    Some(To::At(ms)) => Some(ms),
+                    Some(To::Now) => Some(i64::try_from(now).unwrap_or(i64::MAX) * 1000),
+                    None => None,
+                };
+                if let Some(ms) = to_ms {
+                    if ms < i64::try_from(at).unwrap_or(i64::MAX).saturating_mul(1000) {
+                        return Err(CliError::new("--to is before --from"));
+                    }
+                }
+                load_from(store.clone(), &kinesis, &config.name, &args, at, to_ms, now).await?
             }
         };
         tracing::info!(
@@ -204,6 +226,7 @@ pub fn run(args: ReplayArgs) -> CliResult {
         }
         let mut options = ReplayOptions {
             follow: args.follow,
+            end,
             ..ReplayOptions::default()
         };
         options.live.poll_interval = args.poll_interval;
@@ -212,7 +235,7 @@ pub fn run(args: ReplayArgs) -> CliResult {
             Some((db, consumer, state)) => {
                 let position = match state {
                     Some(state) => state.position,
-                    None => start_saved(&*db, &consumer, &config.name, &loaded).await?,
+                    None => start_saved(&*db, &consumer, &config.name, &loaded, end).await?,
                 };
                 tracing::info!(consumer = %consumer, position = ?position, "resumable replay");
                 let resume = Resume {
@@ -282,15 +305,17 @@ async fn start_time(
     })
 }
 
-/// Lists the archives from `at` on and loads their hand-off.
+/// Lists the archives from `at` on (to `to_ms`, if given) and loads their
+/// hand-off; with an end, also where it is.
 async fn load_from(
     store: Arc<dyn ArchiveStore>,
     kinesis: &triton_kinesis::Client,
     stream: &str,
     args: &ReplayArgs,
     at: u64,
+    to_ms: Option<i64>,
     now: u64,
-) -> Result<Loaded, CliError> {
+) -> Result<(Loaded, Option<ReplayEnd>), CliError> {
     let query = FromQuery {
         stream: stream.to_owned(),
         client: args.client_name.clone(),
@@ -298,19 +323,55 @@ async fn load_from(
         end: Date::from_unix(i64::try_from(now).unwrap_or(i64::MAX)),
         lookback_days: args.lookback_days,
     };
-    let listing = list_from(store.clone(), &query).await.map_err(list_error)?;
-    let start = listing.archives.first().map_or(at, |a| a.key.timestamp());
-    triton_replay::load(
+    let mut archives = list_from(store.clone(), &query)
+        .await
+        .map_err(list_error)?
+        .archives;
+    let end = to_ms.map(|to_ms| {
+        let last = u64::try_from(to_ms.div_euclid(1000)).unwrap_or(0);
+        let read = archives.partition_point(|a| a.key.timestamp() <= last);
+        let archives_only = read < archives.len();
+        archives.truncate(read);
+        ReplayEnd {
+            to_ms,
+            archives_only,
+        }
+    });
+    let start = archives.first().map_or(at, |a| a.key.timestamp());
+    let loaded = triton_replay::load(
         store,
         kinesis,
         stream,
-        listing.archives,
+        archives,
         start,
         // Uploads in progress are at most a --max-file-age old.
         now.saturating_sub(u64::from(args.lookback_days.max(1)) * 86_400),
     )
     .await
-    .map_err(CliError::from)
+    .map_err(CliError::from)?;
+    Ok((loaded, end))
+}
+
+/// An end time as `--to` takes it.
+enum To {
+    /// Milliseconds since the Unix epoch.
+    At(i64),
+    /// When the replay starts.
+    Now,
+}
+
+fn parse_to(text: &str) -> Result<To, CliError> {
+    match parse_from(text).map_err(|e| CliError::new(format!("--to: {e}")))? {
+        From::At(t) => {
+            Ok(To::At(t.duration_since(UNIX_EPOCH).map_or(0, |d| {
+                i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+            })))
+        }
+        From::Latest => Ok(To::Now),
+        From::TrimHorizon | From::Checkpoint => Err(CliError::new(format!(
+            "--to {text}: give a time, or `latest` for now"
+        ))),
+    }
 }
 
 /// The archives of a saved replay.
@@ -337,6 +398,7 @@ async fn start_saved(
     consumer: &str,
     stream: &str,
     loaded: &Loaded,
+    end: Option<ReplayEnd>,
 ) -> Result<ReplayPosition, CliError> {
     let taken = db.list(consumer).await.map_err(CliError::from)?;
     if taken.iter().any(|c| c.checkpoint.stream == stream) {
@@ -352,6 +414,7 @@ async fn start_saved(
             .iter()
             .map(|a| (a.key.to_string(), a.size))
             .collect(),
+        end,
         position: ReplayPosition::Start,
     };
     db.save_replay(consumer, stream, &state)

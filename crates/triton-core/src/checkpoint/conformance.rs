@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use super::{
-    unix_now, Checkpoint, CheckpointStore, IntentId, IntentStore, ReplayPosition, ReplayState,
-    ReplayStore, UploadIntent,
+    unix_now, Checkpoint, CheckpointStore, IntentId, IntentStore, ReplayEnd, ReplayPosition,
+    ReplayState, ReplayStore, UploadIntent,
 };
 use crate::source::SequenceNumber;
 
@@ -373,6 +373,7 @@ pub async fn replays(store: &dyn ReplayStore, consumer: &str) {
     let state = ReplayState {
         from: 1_764_400_000,
         archives,
+        end: None,
         position: ReplayPosition::Start,
     };
     store
@@ -382,6 +383,10 @@ pub async fn replays(store: &dyn ReplayStore, consumer: &str) {
     let other = ReplayState {
         from: 7,
         archives: vec![],
+        end: Some(ReplayEnd {
+            to_ms: 1_764_400_000_123,
+            archives_only: true,
+        }),
         position: ReplayPosition::Live,
     };
     store

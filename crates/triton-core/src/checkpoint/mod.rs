@@ -19,7 +19,7 @@ use crate::source::SequenceNumber;
 
 pub use self::memory::MemoryCheckpoints;
 pub use self::replay::{
-    archives_from_text, archives_to_text, ReplayPosition, ReplayState, ReplayStore,
+    archives_from_text, archives_to_text, ReplayEnd, ReplayPosition, ReplayState, ReplayStore,
 };
 
 /// One shard's checkpoint: the last sequence number `client` processed in

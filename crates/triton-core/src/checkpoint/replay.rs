@@ -15,8 +15,20 @@ pub struct ReplayState {
     /// sizes: a restart reads the same ones, so that its hand-off to the
     /// live stream is the same.
     pub archives: Vec<(String, u64)>,
+    /// Where the replay ends, if it does.
+    pub end: Option<ReplayEnd>,
     /// How far the consumer has got.
     pub position: ReplayPosition,
+}
+
+/// Where a replay with an end (`--to`) ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplayEnd {
+    /// The last arrival time included, in milliseconds since the Unix
+    /// epoch.
+    pub to_ms: i64,
+    /// The archives reach past it: the live stream is not read.
+    pub archives_only: bool,
 }
 
 /// How far a replay's consumer has got.
