@@ -9,7 +9,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use triton_core::source::RecordSource;
 use triton_core::time::Date;
-use triton_s3::{list_archives, ArchiveQuery, ArchiveSource, PutOptions, ReadOptions, S3Store};
+use triton_s3::{
+    list_archives, ArchiveQuery, ArchiveSource, ArchiveStore, PutOptions, ReadOptions, S3Store,
+};
 
 use crate::util::{
     call, exit_within, new_bucket, records, runtime, signal, sigterm, stream, today, wait_for_log,
@@ -596,7 +598,6 @@ fn skip_to_latest_ignores_the_checkpoints() {
 
 /// The `n` of every record in one archive object, sorted.
 fn object_ns(store: &S3Store, key: &str) -> Option<Vec<u64>> {
-    use triton_s3::ArchiveStore;
     runtime().block_on(async {
         let mut body = match store.get(key, 0).await {
             Ok(body) => body,
@@ -637,7 +638,6 @@ fn delete_before_recovery(
     lose_spool: bool,
     recovered: &str,
 ) -> (Child, String, Vec<u64>) {
-    use triton_s3::ArchiveStore;
     let paused = store.log().matches(PAUSED).count();
     let mut child = store.start_with(&[("TRITON_TEST_PAUSE_BEFORE_COMMIT", "60s")]);
     store.wait_for(PAUSED, paused + 1);
@@ -710,7 +710,6 @@ fn an_archive_deleted_before_recovery_is_rebuilt_under_its_key() {
 /// and audit exits 0 listing the object as foreign.
 #[test]
 fn a_foreign_object_at_an_interrupted_key_is_reported_once() {
-    use triton_s3::ArchiveStore;
     let (s, bucket, archive, started, db) = setup("foreign", 2);
     let store = Store::new(&s, &bucket, &db, &[]);
     produce(&s, 0, 2_000);
@@ -762,7 +761,6 @@ fn a_foreign_object_at_an_interrupted_key_is_reported_once() {
 
 /// The whole object at `key`.
 fn object_bytes(store: &S3Store, key: &str) -> Vec<u8> {
-    use triton_s3::ArchiveStore;
     runtime().block_on(async {
         let mut body = store.get(key, 0).await.unwrap();
         let mut bytes = Vec::new();
@@ -777,7 +775,6 @@ fn object_bytes(store: &S3Store, key: &str) -> Vec<u8> {
 /// removed, and is clean again once it is back.
 #[test]
 fn audit_finds_every_removed_archive_by_the_chain() {
-    use triton_s3::ArchiveStore;
     let (s, bucket, archive, started, db) = setup("chain", 4);
     let store = Store::new(&s, &bucket, &db, &[]);
     let mut child = store.start();
@@ -1935,6 +1932,44 @@ fn replay_hands_off_from_the_archives_to_the_stream() {
     live.sort_unstable();
     assert_eq!(live, (600..900).collect::<Vec<_>>(), "then the stream once");
     check_order(&all);
+    // Archives without sidecars (as go-triton writes them) are handed off
+    // from the checkpoints of the store that wrote them.
+    runtime().block_on(async {
+        for a in &keys {
+            archive
+                .delete(&format!("{}.metadata", a.key))
+                .await
+                .unwrap();
+        }
+    });
+    let args = [
+        "replay",
+        "--bucket",
+        &format!("s3://{bucket}"),
+        "--from",
+        &from_arg,
+        "--poll-interval",
+        "200ms",
+    ];
+    let with_db = [
+        &args[..],
+        &["--checkpoint-db", &db, "--client-name", "store"],
+    ]
+    .concat();
+    let o = s.command(&with_db).output();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let from_checkpoints = ns_of(&String::from_utf8_lossy(&o.stdout));
+    let (archived_part, live_part) = from_checkpoints.split_at(expected_archived.len());
+    assert_eq!(archived_part, &expected_archived[..]);
+    let mut live: Vec<u64> = live_part.to_vec();
+    live.sort_unstable();
+    assert_eq!(
+        live,
+        (600..900).collect::<Vec<_>>(),
+        "handed off at the checkpoints"
+    );
+    check_order(&from_checkpoints);
+
     println!(
         "resumable replay: {} + {} + {} records over three runs",
         in_archives,

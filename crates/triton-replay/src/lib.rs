@@ -1,7 +1,6 @@
 /*!
 Replaying a stream: its archives from a time on, then the live stream from
-exactly where the archives end, shard by shard (docs: issue 20, in
-progress).
+exactly where the archives end, shard by shard (docs/replay.md).
 
 It depends on both adapters (`triton-s3` for the archives and their
 sidecars, `triton-kinesis` for the live stream), which do not depend on
@@ -9,11 +8,14 @@ each other.
 
 [`ReplaySource`] is the [`RecordSource`](triton_core::source::RecordSource)
 that reads the archives, then the stream from the hand-off. It follows the
-live stream, or stops at its tip (resuming is to come).
+live stream, stops at its tip, or at an end time
+([`ReplayOptions::end`]); [`ReplaySource::resume`] goes on with a replay
+saved in a [`ReplayStore`](triton_core::checkpoint::ReplayStore).
 [`load()`] reads the sidecars of the archives
 to read and lists the stream's shards, and [`plan::plan`] decides from them
 where the live reader starts on each shard and which ranges are lost
-between the archive and the stream.
+between the archive and the stream; [`load_with_checkpoints`] plans it from
+the checkpoints of the store that wrote archives without sidecars.
 */
 #![deny(missing_docs)]
 
@@ -23,6 +25,6 @@ mod probe;
 mod resume;
 mod source;
 
-pub use self::load::{load, LoadError, Loaded};
+pub use self::load::{load, load_with_checkpoints, LoadError, Loaded};
 pub use self::resume::Resume;
 pub use self::source::{ReplayOptions, ReplaySource};

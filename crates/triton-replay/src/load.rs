@@ -1,13 +1,15 @@
 //! Loading what the hand-off is planned from: the archives' sidecars and
 //! the stream's shards.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt};
-use triton_kinesis::{list_shards, Client, KinesisError};
+use triton_core::source::SequenceNumber;
+use triton_kinesis::{list_shards, Client, KinesisError, ShardInfo};
 use triton_s3::{read_sidecar, Archive, ArchiveStore, SidecarError};
 
-use crate::plan::{plan, Archived, Handoff};
+use crate::plan::{plan, plan_from_checkpoints, Archived, Handoff};
 
 /// Sidecars read at once.
 const CONCURRENCY: usize = 16;
@@ -105,12 +107,7 @@ pub async fn load(
             sidecar,
         });
     }
-    let shards = list_shards(kinesis, stream)
-        .await
-        .map_err(|source| LoadError::Shards {
-            stream: stream.to_owned(),
-            source,
-        })?;
+    let shards = shards_of(kinesis, stream).await?;
     let mut archives = archives;
     archives.truncate(read);
     Ok(Loaded {
@@ -118,4 +115,33 @@ pub async fn load(
         handoff: plan(&archived, &shards, from),
         from,
     })
+}
+
+/// As [`load`], for archives without sidecars (go-triton's): the hand-off
+/// is `checkpoints` (shard -> sequence number), those of the store that
+/// wrote the archives, taken before the archives were listed so that every
+/// record up to them is in the archives listed (see
+/// [`plan_from_checkpoints`]).
+pub async fn load_with_checkpoints(
+    kinesis: &Client,
+    stream: &str,
+    archives: Vec<Archive>,
+    from: u64,
+    checkpoints: &BTreeMap<String, SequenceNumber>,
+) -> Result<Loaded, LoadError> {
+    let shards = shards_of(kinesis, stream).await?;
+    Ok(Loaded {
+        archives,
+        handoff: plan_from_checkpoints(checkpoints, &shards, from),
+        from,
+    })
+}
+
+async fn shards_of(kinesis: &Client, stream: &str) -> Result<Vec<ShardInfo>, LoadError> {
+    list_shards(kinesis, stream)
+        .await
+        .map_err(|source| LoadError::Shards {
+            stream: stream.to_owned(),
+            source,
+        })
 }

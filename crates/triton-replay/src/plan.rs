@@ -110,6 +110,40 @@ pub fn plan(archives: &[Archived], shards: &[ShardInfo], from: u64) -> Handoff {
         }
     }
 
+    starts(&mut handoff, &ends, shards, from);
+    handoff
+}
+
+/// Plans the hand-off from the checkpoints of the store that wrote the
+/// archives, taken before they were listed (for archives without sidecars,
+/// such as go-triton's): each checkpointed shard goes on after its
+/// checkpoint, with the rules of [`plan`] for the others. Counts of
+/// archived records are unknown.
+pub fn plan_from_checkpoints(
+    checkpoints: &BTreeMap<String, SequenceNumber>,
+    shards: &[ShardInfo],
+    from: u64,
+) -> Handoff {
+    let mut handoff = Handoff::default();
+    let ends: BTreeMap<&str, End> = checkpoints
+        .iter()
+        .map(|(shard, seq)| {
+            let end = End {
+                last: seq.as_str().to_owned(),
+                // A closed shard's reader reads nothing after its last
+                // record, then goes on with its children.
+                shard_end: false,
+            };
+            (shard.as_str(), end)
+        })
+        .collect();
+    starts(&mut handoff, &ends, shards, from);
+    handoff
+}
+
+/// The start of each listed shard after the archived `ends`, and the
+/// archived shards no longer listed.
+fn starts(handoff: &mut Handoff, ends: &BTreeMap<&str, End>, shards: &[ShardInfo], from: u64) {
     let family = Family::new(shards);
     for shard in shards {
         let id = shard.id.as_str();
@@ -134,7 +168,7 @@ pub fn plan(archives: &[Archived], shards: &[ShardInfo], from: u64) -> Handoff {
         handoff.starts.insert(shard.id.clone(), start);
     }
     let listed: BTreeSet<&str> = shards.iter().map(|s| s.id.as_str()).collect();
-    for (shard, end) in &ends {
+    for (shard, end) in ends {
         if !end.shard_end && !listed.contains(shard) {
             handoff.lost.push(Lost {
                 shard: (*shard).to_owned(),
@@ -144,7 +178,6 @@ pub fn plan(archives: &[Archived], shards: &[ShardInfo], from: u64) -> Handoff {
             });
         }
     }
-    handoff
 }
 
 /// Parent and child links of the listed shards.
@@ -233,6 +266,42 @@ mod tests {
 
     fn after(n: u64) -> Start {
         Start::After(SequenceNumber::new(n.to_string()).unwrap())
+    }
+
+    /// From a store's checkpoints: checkpointed shards go on after them,
+    /// their ancestors are done, new children start at their beginning,
+    /// others at the time; a checkpointed shard gone from the stream is
+    /// reported.
+    #[test]
+    fn from_checkpoints() {
+        let shards = [
+            shard("s0", &[]),
+            shard("s1", &[]),
+            shard("s2", &["s0"]),
+            shard("s3", &["s0"]),
+            shard("s4", &["s2", "s3"]),
+            shard("s5", &[]),
+        ];
+        let checkpoints: BTreeMap<String, SequenceNumber> = [("s1", 14), ("s2", 31), ("gone", 7)]
+            .into_iter()
+            .map(|(s, n)| (s.to_owned(), SequenceNumber::new(n.to_string()).unwrap()))
+            .collect();
+        let h = plan_from_checkpoints(&checkpoints, &shards, 100);
+        let want: BTreeMap<String, Start> = [
+            ("s0", Start::Done),
+            ("s1", after(14)),
+            ("s2", after(31)),
+            ("s3", Start::AtTimestamp(100)),
+            ("s4", Start::TrimHorizon),
+            ("s5", Start::AtTimestamp(100)),
+        ]
+        .into_iter()
+        .map(|(s, st)| (s.to_owned(), st))
+        .collect();
+        assert_eq!(h.starts, want);
+        assert!(h.archived.is_empty());
+        assert_eq!(h.lost.len(), 1);
+        assert_eq!(h.lost[0].shard, "gone");
     }
 
     /// s0 split into s2 and s3 while archiving; s2 and s3 then merged into

@@ -1,15 +1,19 @@
 //! `triton replay`: a stream's archives from a time on, then the live
 //! stream from exactly where they end, as JSON lines.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use triton_checkpoint::{redact, SqlCheckpoints, DEFAULT_URL};
-use triton_core::checkpoint::{ReplayEnd, ReplayPosition, ReplayState, ReplayStore};
+use triton_core::checkpoint::{
+    CheckpointStore, IntentStore, ReplayEnd, ReplayPosition, ReplayState, ReplayStore,
+};
 use triton_core::json::RawWriter;
 use triton_core::key::validate_client_name;
 use triton_core::source::RecordSource;
+use triton_core::source::SequenceNumber;
 use triton_core::time::Date;
 use triton_replay::plan::Start;
 use triton_replay::{Loaded, ReplayOptions, ReplaySource, Resume};
@@ -77,10 +81,13 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "NAME")]
     consumer: Option<String>,
 
-    /// Checkpoint database (used with --consumer): postgres://… or
-    /// sqlite://path.db.
-    #[arg(long, env = "TRITON_DB", hide_env_values = true, default_value = DEFAULT_URL, value_name = "URL")]
-    checkpoint_db: String,
+    /// Checkpoint database: postgres://… or sqlite://path.db. A resumable
+    /// replay (--consumer) is saved there (default sqlite://triton.db).
+    /// Given with --client-name, archives without sidecars (go-triton's)
+    /// are handed off from that store's checkpoints, read before the
+    /// archives are listed.
+    #[arg(long, env = "TRITON_DB", hide_env_values = true, value_name = "URL")]
+    checkpoint_db: Option<String>,
 
     /// Only archives written by this client (the store's --client-name);
     /// needed when more than one client archived the stream.
@@ -121,7 +128,7 @@ impl std::fmt::Debug for ReplayArgs {
             .field("from", &self.from)
             .field("to", &self.to)
             .field("consumer", &self.consumer)
-            .field("checkpoint_db", &redact(&self.checkpoint_db))
+            .field("checkpoint_db", &self.checkpoint_db.as_deref().map(redact))
             .field("client_name", &self.client_name)
             .field("follow", &self.follow)
             .finish()
@@ -158,9 +165,8 @@ pub fn run(args: ReplayArgs) -> CliResult {
         let now = unix(SystemTime::now());
         let saved = match &args.consumer {
             Some(consumer) => {
-                let db = SqlCheckpoints::open(&args.checkpoint_db)
-                    .await
-                    .map_err(CliError::from)?;
+                let url = args.checkpoint_db.as_deref().unwrap_or(DEFAULT_URL);
+                let db = SqlCheckpoints::open(url).await.map_err(CliError::from)?;
                 let db: Arc<dyn ReplayStore> = Arc::new(db);
                 let state = db
                     .replay(consumer, &config.name)
@@ -306,7 +312,10 @@ async fn start_time(
 }
 
 /// Lists the archives from `at` on (to `to_ms`, if given) and loads their
-/// hand-off; with an end, also where it is.
+/// hand-off; with an end, also where it is. Archives without sidecars are
+/// handed off from the checkpoints of the store that wrote them, given
+/// --checkpoint-db and --client-name (not for a resumable replay: a restart
+/// could not plan the same hand-off).
 async fn load_from(
     store: Arc<dyn ArchiveStore>,
     kinesis: &triton_kinesis::Client,
@@ -316,6 +325,97 @@ async fn load_from(
     to_ms: Option<i64>,
     now: u64,
 ) -> Result<(Loaded, Option<ReplayEnd>), CliError> {
+    let writer = match (&args.checkpoint_db, &args.client_name, &args.consumer) {
+        (Some(url), Some(client), None) => {
+            let db = SqlCheckpoints::open_existing(url)
+                .await
+                .map_err(CliError::from)?;
+            Some((db, client.as_str()))
+        }
+        _ => None,
+    };
+    let mut tries = 0;
+    loop {
+        // Before the listing: every record up to them is in an archive
+        // listed after.
+        let before = match &writer {
+            Some((db, client)) => Some(store_checkpoints(db, client, stream).await?),
+            None => None,
+        };
+        let (mut archives, end) = list_until(store.clone(), stream, args, at, to_ms, now).await?;
+        let start = archives.first().map_or(at, |a| a.key.timestamp());
+        let sidecars = triton_replay::load(
+            store.clone(),
+            kinesis,
+            stream,
+            archives.clone(),
+            start,
+            // Uploads in progress are at most a --max-file-age old.
+            now.saturating_sub(u64::from(args.lookback_days.max(1)) * 86_400),
+        )
+        .await;
+        let key = match sidecars {
+            // Recent archives without sidecars are left out as uploads in
+            // progress; with the store's checkpoints they can be read.
+            Ok(loaded) if writer.is_none() || loaded.archives.len() == archives.len() => {
+                return Ok((loaded, end))
+            }
+            Ok(loaded) => archives[loaded.archives.len()].key.to_string(),
+            Err(triton_replay::LoadError::MissingSidecar { key }) => key,
+            Err(e) => return Err(CliError::from(e)),
+        };
+        tracing::info!(key, "an archive without a sidecar");
+        let (Some((db, client)), Some(before)) = (&writer, before) else {
+            return Err(CliError::new(format!(
+                "archive {key} has no metadata sidecar (go-triton's archives have none): \
+                 `triton audit --repair` writes missing ones, or, without --consumer, give \
+                 --checkpoint-db and --client-name of the store that wrote them to hand off \
+                 from its checkpoints"
+            )));
+        };
+        // An archive whose upload is still recorded as an intent may be
+        // listed before its checkpoint moved: its records are read live.
+        let pending: Vec<String> = db
+            .intents(client, stream)
+            .await
+            .map_err(CliError::from)?
+            .into_iter()
+            .map(|i| i.key)
+            .collect();
+        archives.retain(|a| !pending.contains(&a.key.to_string()));
+        // An upload finished while listing moves a checkpoint: list again.
+        if store_checkpoints(db, client, stream).await? != before {
+            tries += 1;
+            if tries < 5 {
+                continue;
+            }
+            return Err(CliError::new(format!(
+                "the checkpoints of {client} moved while the archives were listed, {tries} \
+                 times: the store is archiving right now; try again"
+            )));
+        }
+        tracing::info!(
+            client,
+            shards = before.len(),
+            "archives without sidecars: handing off from the store's checkpoints"
+        );
+        let loaded =
+            triton_replay::load_with_checkpoints(kinesis, stream, archives, start, &before)
+                .await
+                .map_err(CliError::from)?;
+        return Ok((loaded, end));
+    }
+}
+
+/// The archives from `at` on, and those only to `to_ms` with an end.
+async fn list_until(
+    store: Arc<dyn ArchiveStore>,
+    stream: &str,
+    args: &ReplayArgs,
+    at: u64,
+    to_ms: Option<i64>,
+    now: u64,
+) -> Result<(Vec<Archive>, Option<ReplayEnd>), CliError> {
     let query = FromQuery {
         stream: stream.to_owned(),
         client: args.client_name.clone(),
@@ -323,10 +423,7 @@ async fn load_from(
         end: Date::from_unix(i64::try_from(now).unwrap_or(i64::MAX)),
         lookback_days: args.lookback_days,
     };
-    let mut archives = list_from(store.clone(), &query)
-        .await
-        .map_err(list_error)?
-        .archives;
+    let mut archives = list_from(store, &query).await.map_err(list_error)?.archives;
     let end = to_ms.map(|to_ms| {
         let last = u64::try_from(to_ms.div_euclid(1000)).unwrap_or(0);
         let read = archives.partition_point(|a| a.key.timestamp() <= last);
@@ -337,19 +434,23 @@ async fn load_from(
             archives_only,
         }
     });
-    let start = archives.first().map_or(at, |a| a.key.timestamp());
-    let loaded = triton_replay::load(
-        store,
-        kinesis,
-        stream,
-        archives,
-        start,
-        // Uploads in progress are at most a --max-file-age old.
-        now.saturating_sub(u64::from(args.lookback_days.max(1)) * 86_400),
-    )
-    .await
-    .map_err(CliError::from)?;
-    Ok((loaded, end))
+    Ok((archives, end))
+}
+
+/// The checkpoints of `client` on `stream`, by shard.
+async fn store_checkpoints(
+    db: &SqlCheckpoints,
+    client: &str,
+    stream: &str,
+) -> Result<BTreeMap<String, SequenceNumber>, CliError> {
+    Ok(db
+        .list(client)
+        .await
+        .map_err(CliError::from)?
+        .into_iter()
+        .filter(|s| s.checkpoint.stream == stream)
+        .map(|s| (s.checkpoint.shard, s.checkpoint.sequence))
+        .collect())
 }
 
 /// An end time as `--to` takes it.
