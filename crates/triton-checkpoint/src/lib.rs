@@ -210,7 +210,6 @@ fn replay_row(
         record_index,
         live,
         to_ms: state.end.map(|e| e.to_ms),
-        archives_only: i32::from(state.end.is_some_and(|e| e.archives_only)),
         updated: unix_now(),
     })
 }
@@ -241,10 +240,7 @@ fn replay_of(db: &str, row: schema::ReplayRow) -> Result<ReplayState, Checkpoint
         },
         _ => return Err(bad("an unreadable position")),
     };
-    let end = row.to_ms.map(|to_ms| ReplayEnd {
-        to_ms,
-        archives_only: row.archives_only != 0,
-    });
+    let end = row.to_ms.map(|to_ms| ReplayEnd { to_ms });
     Ok(ReplayState {
         from: u64::try_from(row.from_time).map_err(|_| bad("a negative from_time"))?,
         archives,

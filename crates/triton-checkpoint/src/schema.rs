@@ -58,8 +58,6 @@ diesel::table! {
         live -> Integer,
         /// The end (`--to`, ms since the epoch), NULL for none.
         to_ms -> Nullable<BigInt>,
-        /// 1 when the archives reach past the end: no live part.
-        archives_only -> Integer,
         updated -> BigInt,
     }
 }
@@ -77,7 +75,6 @@ pub(crate) struct ReplayRow {
     pub record_index: Option<i64>,
     pub live: i32,
     pub to_ms: Option<i64>,
-    pub archives_only: i32,
     pub updated: i64,
 }
 
@@ -145,7 +142,6 @@ const REPLAY_TABLE: &str = "CREATE TABLE IF NOT EXISTS triton_replay (
   record_index  BIGINT,
   live          INTEGER NOT NULL,
   to_ms         BIGINT,
-  archives_only INTEGER NOT NULL,
   updated       BIGINT NOT NULL,
   PRIMARY KEY (consumer, stream))";
 

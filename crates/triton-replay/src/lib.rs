@@ -25,6 +25,6 @@ mod probe;
 mod resume;
 mod source;
 
-pub use self::load::{load, load_with_checkpoints, LoadError, Loaded};
+pub use self::load::{load, load_with_checkpoints, CutError, LoadError, Loaded};
 pub use self::resume::Resume;
 pub use self::source::{ReplayOptions, ReplaySource};

@@ -59,6 +59,56 @@ pub struct Loaded {
     pub handoff: Handoff,
     /// The Unix second shards without archived lineage start at.
     pub from: u64,
+    /// The sidecars of `archives`, in order (none when the hand-off comes
+    /// from checkpoints).
+    pub sidecars: Vec<Archived>,
+    /// The stream's shards.
+    pub shards: Vec<ShardInfo>,
+}
+
+/// Why the archives cannot be cut at an end.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "archives opened after the end are left out, and the hand-off before them needs their \
+     sidecars (`triton audit --repair` writes missing ones)"
+)]
+pub struct CutError;
+
+impl Loaded {
+    /// The replay to the end `to` (Unix seconds): only the archives opened
+    /// at or before it are read (whole: their records carry no time), and
+    /// the hand-off is planned after them. Shards whose records go on in
+    /// the archives left out are [`Handoff::covered`]: the live part
+    /// still reads them up to the end where the stream holds them (a
+    /// store writes a record that arrived just before the end into the next
+    /// archive), but their records the stream no longer holds are not
+    /// reported as lost. Needs sidecars if any archive is left out.
+    pub fn until(self, to: u64) -> Result<Loaded, CutError> {
+        let read = self.archives.partition_point(|a| a.key.timestamp() <= to);
+        if read == self.archives.len() {
+            return Ok(self);
+        }
+        if self.sidecars.len() != self.archives.len() {
+            return Err(CutError);
+        }
+        let (kept, left) = self.sidecars.split_at(read);
+        let mut handoff = plan(kept, &self.shards, self.from);
+        handoff.covered = left
+            .iter()
+            .flat_map(|a| a.sidecar.shards.keys().cloned())
+            .collect();
+        let mut archives = self.archives;
+        archives.truncate(read);
+        let mut sidecars = self.sidecars;
+        sidecars.truncate(read);
+        Ok(Loaded {
+            archives,
+            handoff,
+            from: self.from,
+            sidecars,
+            shards: self.shards,
+        })
+    }
 }
 
 /// Reads the sidecars of `archives` (in reading order) and lists the shards
@@ -114,6 +164,8 @@ pub async fn load(
         archives,
         handoff: plan(&archived, &shards, from),
         from,
+        sidecars: archived,
+        shards,
     })
 }
 
@@ -134,6 +186,8 @@ pub async fn load_with_checkpoints(
         archives,
         handoff: plan_from_checkpoints(checkpoints, &shards, from),
         from,
+        sidecars: Vec::new(),
+        shards,
     })
 }
 

@@ -1,6 +1,6 @@
 //! [`ReplaySource`]: the archives, then the live stream from the hand-off.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -39,8 +39,8 @@ pub struct ReplayOptions {
     /// Where the replay ends (inclusive): the live part leaves out each
     /// shard's records that arrived after `to_ms`, and the source ends once
     /// every shard got there (a record after it, its end, or its tip after
-    /// that time); with `archives_only`, it ends after the archives. Wins
-    /// over `follow`.
+    /// that time). Wins over `follow`. The archives to read end there too:
+    /// see [`Loaded::until`].
     pub end: Option<ReplayEnd>,
 }
 
@@ -87,6 +87,8 @@ struct Live {
     saved: Option<Arc<dyn ReplayStore>>,
     /// The client its checkpoints are saved under.
     client: String,
+    /// Shards whose records go on in archives after the end.
+    covered: BTreeSet<String>,
     /// The reader resumes from the saved checkpoints alone: the hand-off
     /// was saved by an earlier run.
     resumed_live: bool,
@@ -212,13 +214,19 @@ impl ReplaySource {
             saved,
             client,
             resumed_live,
+            covered: loaded.handoff.covered.clone(),
         };
         ReplaySource {
             phase: Phase::Archives(
                 ArchiveSource::new(store, loaded.archives, options.read),
                 Box::new(live),
             ),
-            lost: loaded.handoff.lost,
+            // The run that saved the hand-off reported them.
+            lost: if resumed_live {
+                Vec::new()
+            } else {
+                loaded.handoff.lost
+            },
             progress,
             quiet,
             end: options.end,
@@ -258,6 +266,14 @@ impl ReplaySource {
         for (shard, result) in found {
             match result {
                 Ok(None) => {}
+                // Archives opened after the end hold what follows: not lost.
+                Ok(Some(l)) if live.covered.contains(&l.shard) => tracing::warn!(
+                    shard = %l.shard,
+                    after = ?l.after,
+                    "the stream no longer holds the records after the archives read, and \
+                     archives opened after the end hold them: those that arrived before the end \
+                     are not printed"
+                ),
                 Ok(Some(l)) => {
                     tracing::error!(
                         shard = %l.shard,
@@ -366,9 +382,6 @@ impl RecordSource for ReplaySource {
                             progress.delivered(&batch);
                         }
                         return Ok(Some(batch));
-                    }
-                    if self.end.is_some_and(|e| e.archives_only) {
-                        return Ok(None);
                     }
                     // Opened before the phase changes, so that a failure
                     // (or a cancelled call) tries again on the next call.

@@ -179,11 +179,12 @@ pub fn run(args: ReplayArgs) -> CliResult {
         let (loaded, end) = match &saved {
             Some((_, consumer, Some(state))) => {
                 if args.from.is_some() || args.to.is_some() {
-                    tracing::info!(
+                    tracing::warn!(
                         consumer = %consumer,
                         from = state.from,
                         to_ms = ?state.end.map(|e| e.to_ms),
-                        "going on with the saved replay; --from and --to are not used"
+                        "going on with the saved replay; --from and --to are not used (delete \
+                         the consumer's row of triton_replay and its checkpoints to start over)"
                     );
                 }
                 let archives = saved_archives(state)?;
@@ -218,8 +219,24 @@ pub fn run(args: ReplayArgs) -> CliResult {
                         return Err(CliError::new("--to is before --from"));
                     }
                 }
-                load_from(store.clone(), &kinesis, &config.name, &args, at, to_ms, now).await?
+                let loaded =
+                    load_from(store.clone(), &kinesis, &config.name, &args, at, now).await?;
+                (loaded, to_ms.map(|to_ms| ReplayEnd { to_ms }))
             }
+        };
+        // A resumable replay saves every archive listed: each run cuts them
+        // at the end the same way.
+        let listed: Vec<(String, u64)> = loaded
+            .archives
+            .iter()
+            .map(|a| (a.key.to_string(), a.size))
+            .collect();
+        let from_secs = loaded.from;
+        let loaded = match end {
+            Some(e) => loaded
+                .until(u64::try_from(e.to_ms.div_euclid(1000)).unwrap_or(0))
+                .map_err(|e| CliError::new(format!("--to: {e}")))?,
+            None => loaded,
         };
         tracing::info!(
             archives = loaded.archives.len(),
@@ -241,7 +258,15 @@ pub fn run(args: ReplayArgs) -> CliResult {
             Some((db, consumer, state)) => {
                 let position = match state {
                     Some(state) => state.position,
-                    None => start_saved(&*db, &consumer, &config.name, &loaded, end).await?,
+                    None => {
+                        let state = ReplayState {
+                            from: from_secs,
+                            archives: listed,
+                            end,
+                            position: ReplayPosition::Start,
+                        };
+                        start_saved(&*db, &consumer, &config.name, &state).await?
+                    }
                 };
                 tracing::info!(consumer = %consumer, position = ?position, "resumable replay");
                 let resume = Resume {
@@ -311,80 +336,83 @@ async fn start_time(
     })
 }
 
-/// Lists the archives from `at` on (to `to_ms`, if given) and loads their
-/// hand-off; with an end, also where it is. Archives without sidecars are
-/// handed off from the checkpoints of the store that wrote them, given
-/// --checkpoint-db and --client-name (not for a resumable replay: a restart
-/// could not plan the same hand-off).
+/// Lists the archives from `at` on and loads their hand-off. Archives
+/// without sidecars are handed off from the checkpoints of the store that
+/// wrote them, given --checkpoint-db and --client-name (not for a
+/// resumable replay: a restart could not plan the same hand-off); without
+/// them, trailing recent ones are left to the live part, others refused.
 async fn load_from(
     store: Arc<dyn ArchiveStore>,
     kinesis: &triton_kinesis::Client,
     stream: &str,
     args: &ReplayArgs,
     at: u64,
-    to_ms: Option<i64>,
     now: u64,
-) -> Result<(Loaded, Option<ReplayEnd>), CliError> {
+) -> Result<Loaded, CliError> {
+    let archives = list(store.clone(), stream, args, at, now).await?;
+    let start = archives.first().map_or(at, |a| a.key.timestamp());
+    // Uploads in progress are at most a --max-file-age old.
+    let recent = now.saturating_sub(u64::from(args.lookback_days.max(1)) * 86_400);
+    let sidecars = triton_replay::load(
+        store.clone(),
+        kinesis,
+        stream,
+        archives.clone(),
+        start,
+        recent,
+    )
+    .await;
     let writer = match (&args.checkpoint_db, &args.client_name, &args.consumer) {
-        (Some(url), Some(client), None) => {
-            let db = SqlCheckpoints::open_existing(url)
-                .await
-                .map_err(CliError::from)?;
-            Some((db, client.as_str()))
-        }
+        (Some(url), Some(client), None) => Some((url, client.as_str())),
         _ => None,
     };
-    let mut tries = 0;
-    loop {
-        // Before the listing: every record up to them is in an archive
-        // listed after.
-        let before = match &writer {
-            Some((db, client)) => Some(store_checkpoints(db, client, stream).await?),
-            None => None,
-        };
-        let (mut archives, end) = list_until(store.clone(), stream, args, at, to_ms, now).await?;
-        let start = archives.first().map_or(at, |a| a.key.timestamp());
-        let sidecars = triton_replay::load(
-            store.clone(),
-            kinesis,
-            stream,
-            archives.clone(),
-            start,
-            // Uploads in progress are at most a --max-file-age old.
-            now.saturating_sub(u64::from(args.lookback_days.max(1)) * 86_400),
-        )
-        .await;
-        let key = match sidecars {
-            // Recent archives without sidecars are left out as uploads in
-            // progress; with the store's checkpoints they can be read.
-            Ok(loaded) if writer.is_none() || loaded.archives.len() == archives.len() => {
-                return Ok((loaded, end))
-            }
-            Ok(loaded) => archives[loaded.archives.len()].key.to_string(),
-            Err(triton_replay::LoadError::MissingSidecar { key }) => key,
-            Err(e) => return Err(CliError::from(e)),
-        };
-        tracing::info!(key, "an archive without a sidecar");
-        let (Some((db, client)), Some(before)) = (&writer, before) else {
-            return Err(CliError::new(format!(
+    let Some((url, client)) = writer else {
+        return match sidecars {
+            // Recent archives without sidecars are left to the live part.
+            Ok(loaded) => Ok(loaded),
+            Err(triton_replay::LoadError::MissingSidecar { key }) => Err(CliError::new(format!(
                 "archive {key} has no metadata sidecar (go-triton's archives have none): \
                  `triton audit --repair` writes missing ones, or, without --consumer, give \
                  --checkpoint-db and --client-name of the store that wrote them to hand off \
                  from its checkpoints"
-            )));
+            ))),
+            Err(e) => Err(CliError::from(e)),
         };
+    };
+    let missing = match sidecars {
+        Ok(loaded) if loaded.archives.len() == archives.len() => return Ok(loaded),
+        Ok(loaded) => archives[loaded.archives.len()].key.to_string(),
+        Err(triton_replay::LoadError::MissingSidecar { key }) => key,
+        Err(e) => return Err(CliError::from(e)),
+    };
+    tracing::info!(
+        key = missing,
+        "an archive without a sidecar: handing off from the checkpoints of {client}"
+    );
+    let db = SqlCheckpoints::open_existing(url)
+        .await
+        .map_err(CliError::from)?;
+    let mut tries = 0;
+    loop {
+        // Before the listing: every record up to them is in an archive
+        // listed after.
+        let before = store_checkpoints(&db, client, stream).await?;
+        let mut archives = list(store.clone(), stream, args, at, now).await?;
         // An archive whose upload is still recorded as an intent may be
         // listed before its checkpoint moved: its records are read live.
-        let pending: Vec<String> = db
-            .intents(client, stream)
-            .await
-            .map_err(CliError::from)?
-            .into_iter()
-            .map(|i| i.key)
-            .collect();
-        archives.retain(|a| !pending.contains(&a.key.to_string()));
+        match db.intents(client, stream).await {
+            Ok(intents) => {
+                let pending: Vec<String> = intents.into_iter().map(|i| i.key).collect();
+                archives.retain(|a| !pending.contains(&a.key.to_string()));
+            }
+            Err(e) => tracing::warn!(
+                error = %triton_core::error::Report(&e),
+                "no upload intents to read (a go-triton database has none): an archive \
+                 uploaded but not yet checkpointed would be printed twice"
+            ),
+        }
         // An upload finished while listing moves a checkpoint: list again.
-        if store_checkpoints(db, client, stream).await? != before {
+        if store_checkpoints(&db, client, stream).await? != before {
             tries += 1;
             if tries < 5 {
                 continue;
@@ -394,28 +422,21 @@ async fn load_from(
                  times: the store is archiving right now; try again"
             )));
         }
-        tracing::info!(
-            client,
-            shards = before.len(),
-            "archives without sidecars: handing off from the store's checkpoints"
-        );
-        let loaded =
-            triton_replay::load_with_checkpoints(kinesis, stream, archives, start, &before)
-                .await
-                .map_err(CliError::from)?;
-        return Ok((loaded, end));
+        let start = archives.first().map_or(at, |a| a.key.timestamp());
+        return triton_replay::load_with_checkpoints(kinesis, stream, archives, start, &before)
+            .await
+            .map_err(CliError::from);
     }
 }
 
-/// The archives from `at` on, and those only to `to_ms` with an end.
-async fn list_until(
+/// The archives from `at` on.
+async fn list(
     store: Arc<dyn ArchiveStore>,
     stream: &str,
     args: &ReplayArgs,
     at: u64,
-    to_ms: Option<i64>,
     now: u64,
-) -> Result<(Vec<Archive>, Option<ReplayEnd>), CliError> {
+) -> Result<Vec<Archive>, CliError> {
     let query = FromQuery {
         stream: stream.to_owned(),
         client: args.client_name.clone(),
@@ -423,18 +444,7 @@ async fn list_until(
         end: Date::from_unix(i64::try_from(now).unwrap_or(i64::MAX)),
         lookback_days: args.lookback_days,
     };
-    let mut archives = list_from(store, &query).await.map_err(list_error)?.archives;
-    let end = to_ms.map(|to_ms| {
-        let last = u64::try_from(to_ms.div_euclid(1000)).unwrap_or(0);
-        let read = archives.partition_point(|a| a.key.timestamp() <= last);
-        let archives_only = read < archives.len();
-        archives.truncate(read);
-        ReplayEnd {
-            to_ms,
-            archives_only,
-        }
-    });
-    Ok((archives, end))
+    Ok(list_from(store, &query).await.map_err(list_error)?.archives)
 }
 
 /// The checkpoints of `client` on `stream`, by shard.
@@ -462,7 +472,13 @@ enum To {
 }
 
 fn parse_to(text: &str) -> Result<To, CliError> {
-    match parse_from(text).map_err(|e| CliError::new(format!("--to: {e}")))? {
+    let parsed = parse_from(text).map_err(|_| {
+        CliError::new(format!(
+            "--to {text:?}: not a time; give 2026-11-29T10:00:00Z, 2026-11-29 (midnight UTC), \
+             15m or \"1h30m ago\", Unix seconds, or `latest` for now"
+        ))
+    })?;
+    match parsed {
         From::At(t) => {
             Ok(To::At(t.duration_since(UNIX_EPOCH).map_or(0, |d| {
                 i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -498,8 +514,7 @@ async fn start_saved(
     db: &dyn ReplayStore,
     consumer: &str,
     stream: &str,
-    loaded: &Loaded,
-    end: Option<ReplayEnd>,
+    state: &ReplayState,
 ) -> Result<ReplayPosition, CliError> {
     let taken = db.list(consumer).await.map_err(CliError::from)?;
     if taken.iter().any(|c| c.checkpoint.stream == stream) {
@@ -508,17 +523,7 @@ async fn start_saved(
              store's?); give the replay a name of its own"
         )));
     }
-    let state = ReplayState {
-        from: loaded.from,
-        archives: loaded
-            .archives
-            .iter()
-            .map(|a| (a.key.to_string(), a.size))
-            .collect(),
-        end,
-        position: ReplayPosition::Start,
-    };
-    db.save_replay(consumer, stream, &state)
+    db.save_replay(consumer, stream, state)
         .await
         .map_err(CliError::from)?;
     Ok(ReplayPosition::Start)

@@ -385,7 +385,6 @@ pub async fn replays(store: &dyn ReplayStore, consumer: &str) {
         archives: vec![],
         end: Some(ReplayEnd {
             to_ms: 1_764_400_000_123,
-            archives_only: true,
         }),
         position: ReplayPosition::Live,
     };

@@ -27,8 +27,6 @@ pub struct ReplayEnd {
     /// The last arrival time included, in milliseconds since the Unix
     /// epoch.
     pub to_ms: i64,
-    /// The archives reach past it: the live stream is not read.
-    pub archives_only: bool,
 }
 
 /// How far a replay's consumer has got.
