@@ -9,7 +9,9 @@ F3 89 9A C2 | AggregatedRecord (protobuf, proto2) | MD5 of the protobuf bytes (1
 
 [`deaggregate`] detects an aggregate exactly as the Kinesis Client Library
 does (the magic, room for the digest, a matching MD5; anything else is a
-plain record) and returns its user records; [`aggregate`] writes one.
+plain record) and returns its user records; [`aggregate`] writes one, and
+[`Aggregator`] packs records into aggregates up to a size, as a producer
+sends them.
 No AWS types: the Kinesis reader and the producer both use it, and so can
 anyone holding the bytes.
 
@@ -19,7 +21,10 @@ follow the KPL's `messages.proto` field for field.
 */
 #![deny(missing_docs)]
 
+mod aggregator;
 mod proto;
+
+pub use self::aggregator::{Aggregate, Aggregator, Limits};
 
 use md5::{Digest, Md5};
 use prost::Message;
@@ -28,7 +33,7 @@ use prost::Message;
 pub const MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
 
 /// Length of the MD5 digest that ends an aggregate.
-const DIGEST_LEN: usize = 16;
+pub(crate) const DIGEST_LEN: usize = 16;
 
 /// One user record of an aggregate.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
