@@ -154,16 +154,13 @@ fn position_columns(
         ReplayPosition::Start => (None, None, 0),
         ReplayPosition::Live => (None, None, 1),
         ReplayPosition::Archive { key, index } => {
-            if key.is_empty() || key.chars().count() > schema::MAX_KEY {
-                return Err(failed(
-                    db,
-                    &format!(
-                        "cannot save a replay position whose archive key is empty or longer \
-                         than {} characters: {key:?}",
-                        schema::MAX_KEY
-                    ),
-                ));
-            }
+            check_length(
+                db,
+                "save a replay position",
+                "archive key",
+                key,
+                schema::MAX_KEY,
+            )?;
             let index = i64::try_from(*index)
                 .map_err(|_| failed(db, &format!("record index {index} is too large")))?;
             (Some(key.clone()), Some(index), 0)
@@ -179,16 +176,7 @@ fn replay_row(
     state: &ReplayState,
 ) -> Result<schema::ReplayRow, CheckpointError> {
     for (field, value) in [("consumer", consumer), ("stream", stream)] {
-        if value.is_empty() || value.chars().count() > schema::MAX_FIELD {
-            return Err(failed(
-                db,
-                &format!(
-                    "cannot save a replay whose {field} is empty or longer than {} \
-                     characters: {value:?}",
-                    schema::MAX_FIELD
-                ),
-            ));
-        }
+        check_length(db, "save a replay", field, value, schema::MAX_FIELD)?;
     }
     if let Some((key, _)) = state
         .archives
@@ -261,15 +249,28 @@ pub(crate) fn check_intent(
         ("stream", stream, schema::MAX_FIELD),
         ("key", key, schema::MAX_KEY),
     ] {
-        if value.is_empty() || value.chars().count() > max {
-            return Err(failed(
-                db,
-                &format!(
-                    "cannot record an upload intent whose {field} is empty or longer than {max} \
-                     characters: {value:?}"
-                ),
-            ));
-        }
+        check_length(db, "record an upload intent", field, value, max)?;
+    }
+    Ok(())
+}
+
+/// Refuses a `field` the table cannot hold (empty, or over `max`
+/// characters) for `action` ("save a checkpoint").
+fn check_length(
+    db: &str,
+    action: &str,
+    field: &str,
+    value: &str,
+    max: usize,
+) -> Result<(), CheckpointError> {
+    if value.is_empty() || value.chars().count() > max {
+        return Err(failed(
+            db,
+            &format!(
+                "cannot {action} whose {field} is empty or longer than {max} characters: \
+                 {value:?}"
+            ),
+        ));
     }
     Ok(())
 }
@@ -434,16 +435,7 @@ pub(crate) fn owned_rows(
             ("stream", &c.stream),
             ("shard", &c.shard),
         ] {
-            if value.is_empty() || value.chars().count() > schema::MAX_FIELD {
-                return Err(failed(
-                    db,
-                    &format!(
-                        "cannot save a checkpoint whose {field} is empty or longer than {} \
-                         characters: {value:?}",
-                        schema::MAX_FIELD
-                    ),
-                ));
-            }
+            check_length(db, "save a checkpoint", field, value, schema::MAX_FIELD)?;
         }
         let row = OwnedRow {
             client: c.client.clone(),

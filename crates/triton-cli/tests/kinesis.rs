@@ -46,15 +46,20 @@ fn put_then_tail_gives_back_every_line_once() {
         "{summary}"
     );
 
-    let o = s.triton(&[
-        "tail",
-        "--from",
-        "trim-horizon",
-        "--max-records",
-        "3000",
-        "--poll-interval",
-        "200ms",
-    ]);
+    // All 3000 from the oldest, polling every 200 ms, and `extra`.
+    let tail_all = |extra: &[&str]| {
+        let base = [
+            "tail",
+            "--from",
+            "trim-horizon",
+            "--max-records",
+            "3000",
+            "--poll-interval",
+            "200ms",
+        ];
+        s.triton(&[&base[..], extra].concat())
+    };
+    let o = tail_all(&[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let got: Vec<&str> = out.lines().collect();
@@ -64,16 +69,7 @@ fn put_then_tail_gives_back_every_line_once() {
     assert_eq!(got.iter().copied().collect::<HashSet<_>>(), want);
 
     // --with-meta: where each record came from, around the same record.
-    let o = s.triton(&[
-        "tail",
-        "--from",
-        "trim-horizon",
-        "--max-records",
-        "3000",
-        "--poll-interval",
-        "200ms",
-        "--with-meta",
-    ]);
+    let o = tail_all(&["--with-meta"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let mut records = HashSet::new();
     for line in stdout(&o).lines() {

@@ -1699,16 +1699,23 @@ fn replay_hands_off_from_the_archives_to_the_stream() {
     };
 
     let from_arg = from.to_string();
-    let o = s
-        .command(&[
-            "replay",
-            "--bucket",
-            &format!("s3://{bucket}"),
-            "--from",
-            &from_arg,
-            "--poll-interval",
-            "200ms",
-        ])
+    let bucket_url = format!("s3://{bucket}");
+    // `triton replay` of the bucket, polling every 200 ms, and `extra`.
+    let replay = |extra: &[&str]| {
+        let args = [
+            &[
+                "replay",
+                "--bucket",
+                &bucket_url,
+                "--poll-interval",
+                "200ms",
+            ][..],
+            extra,
+        ]
+        .concat();
+        s.command(&args)
+    };
+    let o = replay(&["--from", &from_arg])
         .env("RUST_LOG", "info")
         .output();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -1750,18 +1757,7 @@ fn replay_hands_off_from_the_archives_to_the_stream() {
 
     // --with-meta: archived records name their archive, live ones their
     // shard, sequence number, arrival time and partition key.
-    let o = s
-        .command(&[
-            "replay",
-            "--bucket",
-            &format!("s3://{bucket}"),
-            "--from",
-            &from_arg,
-            "--poll-interval",
-            "200ms",
-            "--with-meta",
-        ])
-        .output();
+    let o = replay(&["--from", &from_arg, "--with-meta"]).output();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let enveloped: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
         .lines()
@@ -1794,17 +1790,7 @@ fn replay_hands_off_from_the_archives_to_the_stream() {
 
     // Following: the same, then records produced while it runs.
     let out = s.dir.join("follow.jsonl");
-    let mut follow = s
-        .command(&[
-            "replay",
-            "--bucket",
-            &format!("s3://{bucket}"),
-            "--from",
-            &from_arg,
-            "--poll-interval",
-            "200ms",
-            "--follow",
-        ])
+    let mut follow = replay(&["--from", &from_arg, "--follow"])
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(Stdio::null())
         .spawn();
@@ -1835,19 +1821,7 @@ fn replay_hands_off_from_the_archives_to_the_stream() {
 
     // --to: the same replay ends there, on the live stream...
     let bounded = |to: &str| {
-        let o = s
-            .command(&[
-                "replay",
-                "--bucket",
-                &format!("s3://{bucket}"),
-                "--from",
-                &from_arg,
-                "--to",
-                to,
-                "--poll-interval",
-                "200ms",
-            ])
-            .output();
+        let o = replay(&["--from", &from_arg, "--to", to]).output();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         ns_of(&String::from_utf8_lossy(&o.stdout))
     };
@@ -1916,27 +1890,11 @@ fn replay_hands_off_from_the_archives_to_the_stream() {
     // while following; together exactly the records of one replay.
     let replay_db = format!("sqlite://{}", s.dir.join("replay.db").display());
     let resumable = |extra: &[&str]| {
-        let mut args = vec![
-            "replay",
-            "--bucket",
-            &format!("s3://{bucket}"),
-            "--consumer",
-            "rebuild",
-            "--checkpoint-db",
-            &replay_db,
-            "--poll-interval",
-            "200ms",
-        ]
-        .into_iter()
-        .map(str::to_owned)
-        .collect::<Vec<_>>();
-        args.extend(extra.iter().map(|a| a.to_string()));
-        args
+        let consumer = ["--consumer", "rebuild", "--checkpoint-db", &replay_db];
+        replay(&[&consumer[..], extra].concat())
     };
     let run = |extra: &[&str]| {
-        let args = resumable(extra);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let o = s.command(&args).output();
+        let o = resumable(extra).output();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         ns_of(&String::from_utf8_lossy(&o.stdout))
     };
@@ -1951,10 +1909,7 @@ fn replay_hands_off_from_the_archives_to_the_stream() {
     let second = run(&["-n", &past_handoff.to_string()]);
     assert_eq!(second.len(), past_handoff, "went on past the hand-off");
     let out = s.dir.join("resumed.jsonl");
-    let args = resumable(&["--follow"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut third = s
-        .command(&args)
+    let mut third = resumable(&["--follow"])
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(Stdio::null())
         .spawn();
@@ -1996,21 +1951,15 @@ fn replay_hands_off_from_the_archives_to_the_stream() {
                 .unwrap();
         }
     });
-    let args = [
-        "replay",
-        "--bucket",
-        &format!("s3://{bucket}"),
+    let o = replay(&[
         "--from",
         &from_arg,
-        "--poll-interval",
-        "200ms",
-    ];
-    let with_db = [
-        &args[..],
-        &["--checkpoint-db", &db, "--client-name", "store"],
-    ]
-    .concat();
-    let o = s.command(&with_db).output();
+        "--checkpoint-db",
+        &db,
+        "--client-name",
+        "store",
+    ])
+    .output();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let from_checkpoints = ns_of(&String::from_utf8_lossy(&o.stdout));
     let (archived_part, live_part) = from_checkpoints.split_at(expected_archived.len());

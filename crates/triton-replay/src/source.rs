@@ -174,10 +174,10 @@ impl ReplaySource {
             Some((r, _)) => r.consumer.clone(),
             None => HANDOFF_CLIENT.to_owned(),
         };
-        for (shard, start) in &loaded.handoff.starts {
-            if resumed_live {
-                break;
-            }
+        // A replay resumed live goes on from its saved checkpoints: no
+        // hand-off to give or probe.
+        let handoff = (!resumed_live).then_some(&loaded.handoff.starts);
+        for (shard, start) in handoff.into_iter().flatten() {
             if let Start::After(seq) = start {
                 probes.push((shard.clone(), seq.clone()));
             }
@@ -385,11 +385,7 @@ impl RecordSource for ReplaySource {
                     }
                     // Opened before the phase changes, so that a failure
                     // (or a cancelled call) tries again on the next call.
-                    let lost = if live.resumed_live {
-                        Vec::new()
-                    } else {
-                        ReplaySource::check_handoff(live).await
-                    };
+                    let lost = ReplaySource::check_handoff(live).await;
                     let reader = ReplaySource::go_live(live).await?;
                     self.lost.extend(lost);
                     self.phase = Phase::Live(reader);
