@@ -55,7 +55,7 @@ use diesel::sql_types::BigInt;
 use triton_core::checkpoint::{
     archives_from_text, archives_to_text, unix_now, BoxError, Checkpoint, CheckpointError,
     IntentStore, ReplayEnd, ReplayPosition, ReplayState, ReplayStore, SavedCheckpoint,
-    UploadIntent,
+    SubCheckpoint, UploadIntent,
 };
 use triton_core::source::SequenceNumber;
 
@@ -273,6 +273,53 @@ fn check_length(
         ));
     }
     Ok(())
+}
+
+/// Sub-sequence checkpoints as rows, refused (all) if a name does not fit.
+fn sub_rows(db: &str, subs: &[SubCheckpoint]) -> Result<Vec<schema::SubRow>, CheckpointError> {
+    let now = unix_now();
+    subs.iter()
+        .map(|s| {
+            for (field, value) in [
+                ("client", &s.client),
+                ("stream", &s.stream),
+                ("shard", &s.shard),
+            ] {
+                check_length(db, "save a sub-sequence checkpoint", field, value, 255)?;
+            }
+            Ok(schema::SubRow {
+                client: s.client.clone(),
+                stream: s.stream.clone(),
+                shard: s.shard.clone(),
+                seq_num: s.sequence.to_string(),
+                sub: i64::from(s.sub),
+                updated: now,
+            })
+        })
+        .collect()
+}
+
+/// Rows of `triton_subsequence` (stream, shard, seq_num, sub) as
+/// sub-sequence checkpoints of `client`; a row that holds no sequence
+/// number or index is refused.
+fn subs_of(
+    db: &str,
+    client: &str,
+    rows: Vec<(String, String, String, i64)>,
+) -> Result<Vec<SubCheckpoint>, CheckpointError> {
+    rows.into_iter()
+        .map(|(stream, shard, seq, sub)| {
+            let value = format!("{seq}/{sub}");
+            let bad = || bad_row(db, client, &stream, &shard, value.clone());
+            Ok(SubCheckpoint {
+                sequence: SequenceNumber::new(seq.as_str()).map_err(|_| bad())?,
+                sub: u32::try_from(sub).map_err(|_| bad())?,
+                client: client.to_owned(),
+                stream,
+                shard,
+            })
+        })
+        .collect()
 }
 
 /// An intent as a row.

@@ -62,6 +62,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Where a consumer stopped inside an aggregated Kinesis record (the
+    /// KPL's format), beside its checkpoint: every record before `seq_num`
+    /// and the user records 0 through `sub` of it were handled. Stale once
+    /// the shard's checkpoint reaches `seq_num`.
+    triton_subsequence (client, stream, shard) {
+        client -> Text,
+        stream -> Text,
+        shard -> Text,
+        seq_num -> Text,
+        sub -> BigInt,
+        updated -> BigInt,
+    }
+}
+
+/// A row of `triton_subsequence`.
+#[derive(diesel::Insertable)]
+#[diesel(table_name = triton_subsequence)]
+#[diesel(treat_none_as_default_value = false)]
+pub(crate) struct SubRow {
+    pub client: String,
+    pub stream: String,
+    pub shard: String,
+    pub seq_num: String,
+    pub sub: i64,
+    pub updated: i64,
+}
+
 /// A row of `triton_replay`.
 #[derive(diesel::Insertable, diesel::Queryable, diesel::Selectable, diesel::AsChangeset)]
 #[diesel(table_name = triton_replay)]
@@ -130,7 +158,18 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (3, CHECKPOINT_ARCHIVE_TABLE, CHECKPOINT_ARCHIVE_TABLE),
     (4, LEASE_TABLES_PG, LEASE_TABLES_SQLITE),
     (5, REPLAY_TABLE, REPLAY_TABLE),
+    (6, SUBSEQUENCE_TABLE, SUBSEQUENCE_TABLE),
 ];
+
+/// Positions inside aggregated records; valid in both dialects.
+const SUBSEQUENCE_TABLE: &str = "CREATE TABLE IF NOT EXISTS triton_subsequence (
+  client   VARCHAR(255) NOT NULL,
+  stream   VARCHAR(255) NOT NULL,
+  shard    VARCHAR(255) NOT NULL,
+  seq_num  VARCHAR(255) NOT NULL,
+  sub      BIGINT NOT NULL,
+  updated  BIGINT NOT NULL,
+  PRIMARY KEY (client, stream, shard))";
 
 /// Resumable replays; valid in both dialects.
 const REPLAY_TABLE: &str = "CREATE TABLE IF NOT EXISTS triton_replay (

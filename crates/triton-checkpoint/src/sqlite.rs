@@ -14,18 +14,18 @@ use diesel::sqlite::SqliteConnection;
 use diesel::upsert::excluded;
 use triton_core::checkpoint::{
     Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, ReplayPosition,
-    ReplayState, ReplayStore, Result, SavedCheckpoint, UploadIntent,
+    ReplayState, ReplayStore, Result, SavedCheckpoint, SubCheckpoint, UploadIntent,
 };
 use triton_core::source::SequenceNumber;
 
 use crate::pool::Pool;
 use crate::schema::{
     intent_of, intent_upsert_statement, triton_checkpoint as t, triton_checkpoint_archive as a,
-    triton_replay as r, triton_upload_intent as i, upsert_statement, ReplayRow, Row, MIGRATIONS,
+    triton_replay as r, triton_subsequence as sq, triton_upload_intent as i, upsert_statement, ReplayRow, Row, MIGRATIONS,
     MIGRATIONS_TABLE,
 };
 use crate::{
-    bad_row, check_intent, failed, failed_by, forward_only, intent_row, owned_rows, query_error,
+    sub_rows, subs_of, bad_row, check_intent, failed, failed_by, forward_only, intent_row, owned_rows, query_error,
     updated_now, Mode, OwnedRow,
 };
 
@@ -158,6 +158,42 @@ impl CheckpointStore for SqliteCheckpoints {
             })
             .await?;
         crate::saved(&self.db, client, rows)
+    }
+    async fn save_subsequences(&self, subs: &[SubCheckpoint]) -> Result<()> {
+        let rows = sub_rows(&self.db, subs)?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.run(move |c| {
+            c.immediate_transaction(|c| {
+                diesel::insert_into(sq::table)
+                    .values(&rows)
+                    .on_conflict((sq::client, sq::stream, sq::shard))
+                    .do_update()
+                    .set((
+                        sq::seq_num.eq(excluded(sq::seq_num)),
+                        sq::sub.eq(excluded(sq::sub)),
+                        sq::updated.eq(excluded(sq::updated)),
+                    ))
+                    .execute(c)
+                    .map(drop)
+            })
+        })
+        .await
+    }
+
+    async fn subsequences(&self, client: &str) -> Result<Vec<SubCheckpoint>> {
+        let key = client.to_owned();
+        let rows = self
+            .run(move |c| {
+                sq::table
+                    .filter(sq::client.eq(&key))
+                    .order((sq::stream, sq::shard))
+                    .select((sq::stream, sq::shard, sq::seq_num, sq::sub))
+                    .load::<(String, String, String, i64)>(c)
+            })
+            .await?;
+        subs_of(&self.db, client, rows)
     }
 }
 

@@ -162,6 +162,25 @@ pub fn deaggregate(data: &[u8]) -> Result<Option<Vec<UserRecord>>, KplError> {
         .map(Some)
 }
 
+impl UserRecord {
+    /// The hash key that places the record in a shard, as Kinesis computes
+    /// it: the explicit hash key if there is one (a decimal 128-bit
+    /// number; `None` if it is not one), else the MD5 of the partition key
+    /// read as a big-endian 128-bit number.
+    pub fn hash_key(&self) -> Option<u128> {
+        match &self.explicit_hash_key {
+            Some(key) => key.parse().ok(),
+            None => Some(partition_hash(&self.partition_key)),
+        }
+    }
+}
+
+/// The hash key Kinesis gives a partition key: its MD5 as a big-endian
+/// 128-bit number.
+pub fn partition_hash(partition_key: &str) -> u128 {
+    u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
+}
+
 /// Packs `records` into one aggregate, in order. Each distinct partition
 /// key and explicit hash key is written once, in a table, as the KPL does.
 pub fn aggregate(records: &[UserRecord]) -> Vec<u8> {

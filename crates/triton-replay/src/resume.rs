@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use triton_core::checkpoint::{
     Checkpoint, CheckpointError, CheckpointStore, MemoryCheckpoints, ReplayPosition, ReplayStore,
-    SavedCheckpoint,
+    SavedCheckpoint, SubCheckpoint,
 };
 use triton_core::source::{Position, SequenceNumber, SourceError, SourceRecord};
 
@@ -182,5 +182,13 @@ impl CheckpointStore for HandoffThenSaved {
 
     async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>, CheckpointError> {
         self.handoff.list(client).await
+    }
+
+    async fn save_subsequences(&self, subs: &[SubCheckpoint]) -> Result<(), CheckpointError> {
+        self.saved.save_subsequences(subs).await
+    }
+
+    async fn subsequences(&self, client: &str) -> Result<Vec<SubCheckpoint>, CheckpointError> {
+        self.saved.subsequences(client).await
     }
 }

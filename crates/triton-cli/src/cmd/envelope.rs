@@ -2,7 +2,9 @@
 //!
 //! Records of the live stream: `shard`, `sequence` (a string: 56 digits do
 //! not fit a JSON number), `arrival` (RFC 3339, milliseconds) and
-//! `partition_key` where the stream gave them. Records of archives:
+//! `partition_key` where the stream gave them; a user record of an
+//! aggregated Kinesis record (the KPL's format) adds `sub_sequence` (its
+//! index in the aggregate) and `explicit_hash_key` if it has one. Records of archives:
 //! `archive` (the key or path) and `index` (0 = its first record).
 
 use triton_core::json::{self, RawWriter};
@@ -24,11 +26,14 @@ pub fn write_record(
     // The record first, so that an invalid one leaves nothing behind.
     let start = out.len();
     match &r.position {
-        Position::Sequence(seq) => {
+        Position::Sequence(seq) | Position::SubSequence { sequence: seq, .. } => {
             out.extend_from_slice(b"{\"shard\":");
             json::write_str(out, r.source.as_bytes());
             out.extend_from_slice(b",\"sequence\":");
             json::write_str(out, seq.as_str().as_bytes());
+            if let Some(aggregate) = r.meta.aggregate {
+                out.extend_from_slice(format!(",\"sub_sequence\":{}", aggregate.sub).as_bytes());
+            }
         }
         Position::Index(i) => {
             out.extend_from_slice(b"{\"archive\":");
@@ -45,6 +50,10 @@ pub fn write_record(
     }
     if let Some(key) = &r.meta.partition_key {
         out.extend_from_slice(b",\"partition_key\":");
+        json::write_str(out, key.as_bytes());
+    }
+    if let Some(key) = &r.meta.explicit_hash_key {
+        out.extend_from_slice(b",\"explicit_hash_key\":");
         json::write_str(out, key.as_bytes());
     }
     out.extend_from_slice(b",\"record\":");
@@ -79,11 +88,29 @@ mod tests {
             meta: RecordMeta {
                 arrival_ms: Some(1_764_763_200_123),
                 partition_key: Some("u\"1".into()),
+                ..RecordMeta::default()
             },
         };
         assert_eq!(
             line(&live),
             r#"{"shard":"shardId-000000000001","sequence":"4961","arrival":"2025-12-03T12:00:00.123Z","partition_key":"u\"1","record":{"a":1}}"#
+        );
+        let user = SourceRecord {
+            position: Position::SubSequence {
+                sequence: SequenceNumber::new("4962").unwrap(),
+                sub: 3,
+            },
+            meta: RecordMeta {
+                arrival_ms: None,
+                partition_key: Some("k".into()),
+                explicit_hash_key: Some("17".into()),
+                aggregate: Some(triton_core::source::AggregateMeta { sub: 3, records: 9 }),
+            },
+            ..live.clone()
+        };
+        assert_eq!(
+            line(&user),
+            r#"{"shard":"shardId-000000000001","sequence":"4962","sub_sequence":3,"partition_key":"k","explicit_hash_key":"17","record":{"a":1}}"#
         );
         let archived = SourceRecord {
             source: Arc::from("20261203/s-c-1.tri"),

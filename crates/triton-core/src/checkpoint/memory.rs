@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::{
     unix_now, Checkpoint, CheckpointError, CheckpointStore, IntentId, IntentStore, ReplayPosition,
-    ReplayState, ReplayStore, Result, SavedCheckpoint, UploadIntent,
+    ReplayState, ReplayStore, Result, SavedCheckpoint, SubCheckpoint, UploadIntent,
 };
 use crate::source::SequenceNumber;
 
@@ -23,6 +23,8 @@ pub struct MemoryCheckpoints {
     intents: Mutex<BTreeMap<Key, String>>,
     /// (client, stream, shard) -> the archive holding its checkpoint.
     archives: Mutex<BTreeMap<Key, String>>,
+    /// (client, stream, shard) -> where it stopped inside an aggregate.
+    subs: Mutex<BTreeMap<Key, SubCheckpoint>>,
     /// (consumer, stream) -> its replay.
     replays: Mutex<BTreeMap<(String, String), ReplayState>>,
 }
@@ -100,6 +102,20 @@ impl CheckpointStore for MemoryCheckpoints {
                 },
             )
             .collect())
+    }
+
+    async fn save_subsequences(&self, subs: &[SubCheckpoint]) -> Result<()> {
+        let mut rows = self.subs.lock().unwrap_or_else(|e| e.into_inner());
+        rows.extend(
+            subs.iter()
+                .map(|s| ((s.client.clone(), s.stream.clone(), s.shard.clone()), s.clone())),
+        );
+        Ok(())
+    }
+
+    async fn subsequences(&self, client: &str) -> Result<Vec<SubCheckpoint>> {
+        let rows = self.subs.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(rows.values().filter(|s| s.client == client).cloned().collect())
     }
 }
 

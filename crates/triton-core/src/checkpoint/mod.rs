@@ -36,6 +36,26 @@ pub struct Checkpoint {
     pub sequence: SequenceNumber,
 }
 
+/// Where a consumer stopped inside an aggregated Kinesis record (the KPL's
+/// format): it handled every record of `shard` before `sequence`, and the
+/// user records 0 through `sub` of it. Kept in a table of its own, never
+/// in `triton_checkpoint` (whose rows go-triton reads as whole records); it
+/// counts only while it is past the shard's checkpoint, so a later
+/// checkpoint makes it stale without deleting it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SubCheckpoint {
+    /// The consumer's name.
+    pub client: String,
+    /// The real Kinesis stream name.
+    pub stream: String,
+    /// The shard id.
+    pub shard: String,
+    /// The aggregated record's sequence number.
+    pub sequence: SequenceNumber,
+    /// The last user record of it that was handled (0 = the first).
+    pub sub: u32,
+}
+
 /// A checkpoint as stored, with the time of its last update.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SavedCheckpoint {
@@ -203,6 +223,23 @@ pub trait CheckpointStore: Send + Sync + std::fmt::Debug {
 
     /// Every checkpoint of `client`, ordered by stream then shard.
     async fn list(&self, client: &str) -> Result<Vec<SavedCheckpoint>>;
+
+    /// Saves where consumers stopped inside aggregated records, replacing
+    /// each shard's earlier one, all or none. A store that keeps none (this
+    /// default) makes a reader that stopped inside an aggregate resume at
+    /// the aggregate's start: user records it handled come again, none is
+    /// skipped.
+    async fn save_subsequences(&self, subs: &[SubCheckpoint]) -> Result<()> {
+        let _ = subs;
+        Ok(())
+    }
+
+    /// Every [`SubCheckpoint`] of `client`, stale ones included (the
+    /// reader compares them with the checkpoints).
+    async fn subsequences(&self, client: &str) -> Result<Vec<SubCheckpoint>> {
+        let _ = client;
+        Ok(Vec::new())
+    }
 }
 
 /// Upload intents (exactly-once archiving), kept in the same database as
@@ -292,6 +329,23 @@ macro_rules! forward_checkpoint_stores {
             {
                 let $s = self;
                 $target.list(client).await
+            }
+
+            async fn save_subsequences(
+                &self,
+                subs: &[$crate::checkpoint::SubCheckpoint],
+            ) -> Result<(), $crate::checkpoint::CheckpointError> {
+                let $s = self;
+                $target.save_subsequences(subs).await
+            }
+
+            async fn subsequences(
+                &self,
+                client: &str,
+            ) -> Result<Vec<$crate::checkpoint::SubCheckpoint>, $crate::checkpoint::CheckpointError>
+            {
+                let $s = self;
+                $target.subsequences(client).await
             }
         }
     };

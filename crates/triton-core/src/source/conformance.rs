@@ -13,7 +13,7 @@ const MAX_SIZES: [usize; 5] = [1, 3, 1000, 2, 64];
 fn beyond(p: &Position) -> Position {
     match p {
         Position::Index(i) => Position::Index(i + 1_000_000),
-        Position::Sequence(s) => Position::Sequence(
+        Position::Sequence(s) | Position::SubSequence { sequence: s, .. } => Position::Sequence(
             SequenceNumber::new(format!("{s}0")).unwrap_or_else(|e| panic!("{e}")),
         ),
     }

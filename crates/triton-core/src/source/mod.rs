@@ -61,8 +61,25 @@ pub struct RecordMeta {
     /// When the stream received the record (Kinesis' approximate arrival
     /// time), in milliseconds since the Unix epoch.
     pub arrival_ms: Option<i64>,
-    /// The partition key it was written with.
+    /// The partition key it was written with (a user record's own, for a
+    /// record of an aggregate).
     pub partition_key: Option<String>,
+    /// The explicit hash key of a user record of an aggregate, if it was
+    /// put with one (Kinesis does not return a plain record's).
+    pub explicit_hash_key: Option<String>,
+    /// For a user record of an aggregated Kinesis record (the KPL's
+    /// format): its index in the aggregate (the KCL's sub-sequence number)
+    /// and how many user records the aggregate holds.
+    pub aggregate: Option<AggregateMeta>,
+}
+
+/// Where a user record sits in its aggregated Kinesis record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AggregateMeta {
+    /// Its index (0 = the first).
+    pub sub: u32,
+    /// User records in the aggregate.
+    pub records: u32,
 }
 
 impl SourceRecord {
@@ -189,7 +206,9 @@ impl SourceError {
 #[async_trait]
 pub trait RecordSource: Send {
     /// The next batch of at most `max` records (at least one), or `None` at
-    /// the end of a finite source. Live sources wait for data instead of
+    /// the end of a finite source. A batch never ends inside an aggregated
+    /// Kinesis record ([`Position::SubSequence`]): it holds more than `max`
+    /// records rather than split one. Live sources wait for data instead of
     /// returning an empty batch. Must be cancel-safe: a call dropped before
     /// it returns (a consumer waiting on a timer too) loses no record, and
     /// a wait it began goes on in the next call instead of starting again

@@ -2,6 +2,7 @@
 //! resuming from checkpoints and following splits and merges.
 
 mod plan;
+mod records;
 mod replay;
 mod shard;
 
@@ -15,7 +16,7 @@ use aws_sdk_kinesis::Client;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use triton_core::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
+use triton_core::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, SubCheckpoint};
 use triton_core::error::{BoxError, Context, SharedError};
 use triton_core::source::{
     Origin, Position, RecordSource, SequenceNumber, SourceError, SourceRecord,
@@ -174,9 +175,18 @@ pub struct KinesisReader {
 struct ShardState {
     info: ShardInfo,
     phase: Phase,
-    delivered: Option<SequenceNumber>,
-    acked: Option<SequenceNumber>,
+    /// The last record handed out (batches end at Kinesis records, so a
+    /// sequence number).
+    delivered: Option<Position>,
+    /// The last acknowledged position: inside an aggregate when a consumer
+    /// cut a batch there.
+    acked: Option<Position>,
+    /// The last acknowledged whole Kinesis record.
+    acked_whole: Option<SequenceNumber>,
+    /// The checkpoint saved.
     committed: Option<SequenceNumber>,
+    /// The position inside an aggregate saved (a sub-sequence checkpoint).
+    committed_sub: Option<Position>,
     millis_behind: Option<i64>,
     /// When the shard was read to its end; cleared once the warning that
     /// its children wait for acknowledgements was logged.
@@ -195,7 +205,9 @@ impl ShardState {
             // Not the checkpoint: a shard that falls back to its oldest
             // record acknowledges positions before it.
             acked: None,
+            acked_whole: None,
             committed,
+            committed_sub: None,
             millis_behind: None,
             drained_at: None,
             origin: None,
@@ -247,18 +259,40 @@ impl KinesisReader {
         }
         let shards = list_shards(&client, stream).await?;
         let mut saved = HashMap::new();
+        // Shards where the consumer stopped inside an aggregate, past
+        // their checkpoint.
+        let mut inside: HashMap<String, (SequenceNumber, u32)> = HashMap::new();
         if let Some(c) = &checkpointing {
             for s in c.store.list(&c.client).await? {
                 if s.checkpoint.stream == stream {
                     saved.insert(s.checkpoint.shard, s.checkpoint.sequence);
                 }
             }
+            for sub in c.store.subsequences(&c.client).await? {
+                let stale = saved.get(&sub.shard).is_some_and(|cp| *cp >= sub.sequence);
+                if sub.stream == stream && !stale {
+                    inside.insert(sub.shard, (sub.sequence, sub.sub));
+                }
+            }
         }
         let resume_from = match &checkpointing {
-            Some(c) if c.resume => saved.clone(),
+            Some(c) if c.resume => {
+                let mut from = saved.clone();
+                // Planned as a checkpoint (the shard was being read) and
+                // started inside the aggregate below.
+                from.extend(inside.iter().map(|(shard, (seq, _))| (shard.clone(), seq.clone())));
+                from
+            }
             _ => HashMap::new(),
         };
         let mut plans = plan::plan(&shards, &resume_from, &options.start);
+        if checkpointing.as_ref().is_some_and(|c| c.resume) {
+            for (shard, (sequence, sub)) in inside {
+                if let Some(Plan::Read(start)) = plans.get_mut(&shard) {
+                    *start = Start::Inside { sequence, sub };
+                }
+            }
+        }
         let (sender, events) = mpsc::unbounded_channel();
         let mut reader = KinesisReader {
             client,
@@ -323,7 +357,7 @@ impl KinesisReader {
                     Phase::Drained => "drained",
                     Phase::Finished => "finished",
                 },
-                acknowledged: s.acked.clone(),
+                acknowledged: s.acked.as_ref().and_then(Position::sequence).cloned(),
                 millis_behind: s.millis_behind,
             })
             .collect();
@@ -361,6 +395,10 @@ impl KinesisReader {
                 Start::After(seq) | Start::At(seq) => {
                     Origin::After(Position::Sequence(seq.clone()))
                 }
+                Start::Inside { sequence, sub } => Origin::After(Position::SubSequence {
+                    sequence: sequence.clone(),
+                    sub: *sub,
+                }),
                 // A child is read from its start once its parents are done;
                 // a shard whose parents expired from the stream is not.
                 Start::TrimHorizon if parents.iter().any(|p| known.contains(p.as_str())) => {
@@ -374,6 +412,7 @@ impl KinesisReader {
                 client: self.client.clone(),
                 stream: self.stream.clone(),
                 shard: id.clone(),
+                info: Some(state.info.clone()),
                 start,
                 limit: i32::from(self.options.limit),
                 poll_interval: self.options.poll_interval,
@@ -399,7 +438,8 @@ impl KinesisReader {
             s.phase = Phase::Finished;
             s.drained_at = None;
             if let Some(f) = &self.options.finished {
-                f.finish(id, s.delivered.as_ref().map(|d| d.as_str().to_owned()));
+                let last = s.delivered.as_ref().and_then(Position::sequence);
+                f.finish(id, last.map(|d| d.as_str().to_owned()));
             }
             self.start_ready();
         }
@@ -474,8 +514,8 @@ impl KinesisReader {
                 shard = &**id,
                 children = ?children,
                 waited_s = since.elapsed().as_secs(),
-                delivered = ?s.delivered.as_ref().map(SequenceNumber::as_str),
-                acknowledged = ?s.acked.as_ref().map(SequenceNumber::as_str),
+                delivered = ?s.delivered.as_ref().map(Position::to_string),
+                acknowledged = ?s.acked.as_ref().map(Position::to_string),
                 "a closed shard's children wait until every record it delivered is acknowledged: \
                  acknowledge what you read (RecordSource::ack), or read through RecordReader"
             );
@@ -484,17 +524,22 @@ impl KinesisReader {
         next
     }
 
+    /// The next at most `max` pending records, and the rest of an
+    /// aggregate they would end inside: a batch ends at a Kinesis record,
+    /// so that consumers which cut archives between batches (`triton
+    /// store`) never split an aggregate, and checkpoints stay whole.
     fn take_pending(&mut self, max: usize) -> Vec<SourceRecord> {
-        let n = max.max(1).min(self.pending.len());
+        let mut n = max.max(1).min(self.pending.len());
+        while n < self.pending.len() && !self.pending[n - 1].position.ends_kinesis_record() {
+            n += 1;
+        }
         let batch: Vec<SourceRecord> = self.pending.drain(..n).collect();
         if self.pending.is_empty() {
             self.pending_permit = None;
         }
         if let Some(last) = batch.last() {
-            if let (Some(s), Position::Sequence(seq)) =
-                (self.shards.get_mut(&last.source), &last.position)
-            {
-                s.delivered = Some(seq.clone());
+            if let Some(s) = self.shards.get_mut(&last.source) {
+                s.delivered = Some(last.position.clone());
             }
         }
         batch
@@ -592,44 +637,75 @@ impl RecordSource for KinesisReader {
             position: position.clone(),
             reason: reason.to_string(),
         };
-        let Position::Sequence(seq) = position else {
+        if position.sequence().is_none() {
             return Err(refuse("Kinesis positions are sequence numbers"));
-        };
+        }
         let Some(s) = self.shards.get_mut(source) else {
             return Err(refuse("no such shard"));
         };
         match &s.delivered {
             None => return Err(refuse("no record of it was delivered")),
-            Some(d) if seq > d => return Err(refuse("it was not delivered yet")),
+            Some(d) if position > d => return Err(refuse("it was not delivered yet")),
             Some(_) => {}
         }
-        if s.acked.as_ref().is_some_and(|a| seq < a) {
+        if s.acked.as_ref().is_some_and(|a| position < a) {
             return Err(refuse("a later position was already acknowledged"));
         }
-        s.acked = Some(seq.clone());
+        if let Position::Sequence(seq) = position {
+            s.acked_whole = Some(seq.clone());
+        }
+        s.acked = Some(position.clone());
         self.finish_if_done(source);
         Ok(())
     }
 
     /// Saves every shard's acknowledged position that changed since the
-    /// last commit, in one transaction.
+    /// last commit, in one transaction: the last whole Kinesis record as
+    /// its checkpoint and, for a shard acknowledged inside an aggregate,
+    /// where in it (saved first: on its own it already says where to
+    /// resume, so a failure between the two repeats nothing).
     async fn commit(&mut self) -> Result<(), SourceError> {
         let Some(c) = &self.checkpointing else {
             return Ok(());
         };
-        let changed: Vec<Checkpoint> = self
-            .shards
-            .iter()
-            .filter_map(|(id, s)| match &s.acked {
-                Some(a) if s.committed.as_ref() != Some(a) => Some(Checkpoint {
+        let mut subs = Vec::new();
+        let mut changed = Vec::new();
+        for (id, s) in &self.shards {
+            if let Some(Position::SubSequence { sequence, sub }) = &s.acked {
+                if s.committed_sub.as_ref() != s.acked.as_ref() {
+                    subs.push(SubCheckpoint {
+                        client: c.client.clone(),
+                        stream: self.stream.clone(),
+                        shard: id.to_string(),
+                        sequence: sequence.clone(),
+                        sub: *sub,
+                    });
+                }
+            }
+            match &s.acked_whole {
+                Some(a) if s.committed.as_ref() != Some(a) => changed.push(Checkpoint {
                     client: c.client.clone(),
                     stream: self.stream.clone(),
                     shard: id.to_string(),
                     sequence: a.clone(),
                 }),
-                _ => None,
-            })
-            .collect();
+                _ => {}
+            }
+        }
+        if !subs.is_empty() {
+            c.store
+                .save_subsequences(&subs)
+                .await
+                .map_err(|e| unavailable("checkpoints".into(), e))?;
+            for sub in subs {
+                if let Some(s) = self.shards.get_mut(sub.shard.as_str()) {
+                    s.committed_sub = Some(Position::SubSequence {
+                        sequence: sub.sequence,
+                        sub: sub.sub,
+                    });
+                }
+            }
+        }
         if changed.is_empty() {
             return Ok(());
         }

@@ -27,6 +27,9 @@ pub(crate) enum Start {
     After(SequenceNumber),
     /// At this record (re-reading a recorded range).
     At(SequenceNumber),
+    /// Inside this aggregated record, after its user record `sub` (a
+    /// consumer stopped there: see `CheckpointStore::save_subsequences`).
+    Inside { sequence: SequenceNumber, sub: u32 },
     TrimHorizon,
     Latest,
     AtTimestamp(SystemTime),

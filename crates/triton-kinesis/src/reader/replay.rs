@@ -17,7 +17,8 @@ use triton_core::source::{
 };
 
 use super::plan::Start;
-use super::shard::{convert, shard_iterator, MIN_CALL_GAP};
+use super::records::Converter;
+use super::shard::{shard_iterator, MIN_CALL_GAP};
 use crate::error::{ErrorKind, KinesisError};
 
 /// Replays ranges of one stream (its real name).
@@ -167,15 +168,17 @@ impl RecordSource for RangeReader {
             } else {
                 0
             };
-            let mut records =
-                convert(&self.stream, &shard, out.records).map_err(|e| self.fail(e))?;
+            // (Ranges are whole Kinesis records: an aggregate comes whole.)
+            let mut records = Converter::new(&self.stream, &shard, None)
+                .convert(out.records)
+                .map_err(|e| self.fail(e))?;
             let before = records.len();
-            records.retain(|r| matches!(&r.position, Position::Sequence(s) if *s <= range.last));
+            records.retain(|r| r.position.sequence().is_some_and(|s| *s <= range.last));
             let reached_last = records.len() < before
                 || records
                     .last()
                     .is_some_and(|r| r.position == Position::Sequence(range.last.clone()));
-            if let Some(Position::Sequence(seq)) = records.last().map(|r| &r.position) {
+            if let Some(seq) = records.last().and_then(|r| r.position.sequence()) {
                 self.delivered = Some(seq.clone());
             }
             match out.next_shard_iterator {

@@ -11,10 +11,12 @@ use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_kinesis::Client;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
-use triton_core::source::{Position, RecordMeta, SequenceNumber, SourceRecord};
+use triton_core::source::{Position, SourceRecord};
 
 use super::plan::Start;
+use super::records::Converter;
 use crate::error::{ErrorKind, KinesisError};
+use crate::shards::ShardInfo;
 use triton_core::retry::{policies, retry};
 
 /// Kinesis allows 5 GetRecords calls per second and shard.
@@ -55,6 +57,8 @@ pub(crate) struct ShardTask {
     pub(crate) client: Client,
     pub(crate) stream: String,
     pub(crate) shard: Arc<str>,
+    /// The shard as listed (its hash key range).
+    pub(crate) info: Option<ShardInfo>,
     pub(crate) start: Start,
     pub(crate) limit: i32,
     pub(crate) poll_interval: Duration,
@@ -93,6 +97,14 @@ impl ShardTask {
         if start == Start::Latest {
             start = Start::AtTimestamp(latest_opened);
         }
+        let mut converter = Converter::new(&self.stream, &self.shard, self.info.as_ref());
+        let mut skip_through = match &start {
+            Start::Inside { sequence, sub } => Some(Position::SubSequence {
+                sequence: sequence.clone(),
+                sub: *sub,
+            }),
+            _ => None,
+        };
         let mut backoff = policies::KINESIS_READ.backoff();
         let mut next_call = Instant::now();
         // The lag last told to the reader.
@@ -155,7 +167,13 @@ impl ShardTask {
             backoff.reset();
             let fetched = out.records.len();
             let millis_behind = out.millis_behind_latest;
-            let records = self.convert(out.records)?;
+            let mut records = converter.convert(out.records)?;
+            // Resuming inside an aggregate: its user records up to where
+            // the consumer stopped were handled.
+            if let (Some(through), false) = (&skip_through, records.is_empty()) {
+                records.retain(|r| r.position > *through);
+                skip_through = None;
+            }
             if let Some(last) = records.last() {
                 if let Position::Sequence(seq) = &last.position {
                     start = Start::After(seq.clone());
@@ -212,44 +230,9 @@ impl ShardTask {
         });
     }
 
-    fn convert(
-        &self,
-        records: Vec<aws_sdk_kinesis::types::Record>,
-    ) -> Result<Vec<SourceRecord>, KinesisError> {
-        convert(&self.stream, &self.shard, records)
-    }
-
     async fn iterator(&self, start: &Start) -> Result<Option<String>, KinesisError> {
         shard_iterator(&self.client, &self.stream, &self.shard, start).await
     }
-}
-
-/// Kinesis records as source records of `shard`.
-pub(crate) fn convert(
-    stream: &str,
-    shard: &Arc<str>,
-    records: Vec<aws_sdk_kinesis::types::Record>,
-) -> Result<Vec<SourceRecord>, KinesisError> {
-    records
-        .into_iter()
-        .map(|r| {
-            let seq = SequenceNumber::new(r.sequence_number).map_err(|e| {
-                KinesisError::fatal("GetRecords", stream, format!("shard {shard}: {e}"))
-            })?;
-            let arrival_ms = r
-                .approximate_arrival_timestamp
-                .and_then(|t| t.to_millis().ok());
-            Ok(SourceRecord {
-                source: shard.clone(),
-                position: Position::Sequence(seq),
-                data: r.data.into_inner(),
-                meta: RecordMeta {
-                    arrival_ms,
-                    partition_key: r.partition_key,
-                },
-            })
-        })
-        .collect()
 }
 
 /// A shard iterator for `start`, retrying throttling and outages for as
@@ -282,7 +265,7 @@ pub(crate) async fn shard_iterator(
                     Start::After(seq) => request
                         .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
                         .starting_sequence_number(seq.as_str()),
-                    Start::At(seq) => request
+                    Start::At(seq) | Start::Inside { sequence: seq, .. } => request
                         .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
                         .starting_sequence_number(seq.as_str()),
                     Start::TrimHorizon => {
@@ -307,7 +290,10 @@ pub(crate) async fn shard_iterator(
                     Err(e) => KinesisError::from_sdk("GetShardIterator", stream, e),
                 };
                 match (e.kind, &start) {
-                    (ErrorKind::InvalidArgument, Start::After(seq) | Start::At(seq)) => {
+                    (
+                        ErrorKind::InvalidArgument,
+                        Start::After(seq) | Start::At(seq) | Start::Inside { sequence: seq, .. },
+                    ) => {
                         tracing::warn!(
                             shard = %shard, sequence_number = %seq, error = %Report(&e),
                             "the shard does not hold this record (older than the stream's \

@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 use triton_core::source::{Origin, Position, SequenceNumber};
 
 /// Version of the sidecar layout: 2 adds the chain (where each shard's
-/// records continue from, and shard ends).
-pub const METADATA_FORMAT_VERSION: u32 = 2;
+/// records continue from, and shard ends); 3 adds each shard's
+/// `kinesis_record_count` (user records of aggregated Kinesis records are
+/// the archive's records, so `record_count` may be larger).
+pub const METADATA_FORMAT_VERSION: u32 = 3;
 
 /// The sidecar: go-triton's layout (`{"shards": {"<shard id>":
 /// {"min_sequence_number": …, "max_sequence_number": …}}}`) plus counts,
@@ -77,9 +79,15 @@ pub struct ShardRange {
     pub min_sequence_number: String,
     /// The last record's position.
     pub max_sequence_number: String,
-    /// How many records of the shard it holds.
+    /// How many records of the shard it holds (user records, for
+    /// aggregated Kinesis records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record_count: Option<u64>,
+    /// How many Kinesis records they came in (format version 3): fewer
+    /// than `record_count` when some were aggregates. An aggregate is never
+    /// split across archives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kinesis_record_count: Option<u64>,
     /// The chain: the shard's records here continue from the record with
     /// this sequence number (the checkpoint reading resumed from, or the
     /// last record of the shard in the archive before).
@@ -126,6 +134,7 @@ impl ShardRange {
             min_sequence_number: position_text(first),
             max_sequence_number: position_text(last),
             record_count: Some(records),
+            kinesis_record_count: None,
             after: None,
             after_archive: None,
             start: None,
@@ -140,6 +149,9 @@ impl ShardRange {
         self.min_sequence_number == other.min_sequence_number
             && self.max_sequence_number == other.max_sequence_number
             && self.record_count == other.record_count
+            && (self.kinesis_record_count.is_none()
+                || other.kinesis_record_count.is_none()
+                || self.kinesis_record_count == other.kinesis_record_count)
     }
 
     /// Takes the chain of `other` (a rebuilt archive continues what the
@@ -192,7 +204,7 @@ impl ShardRange {
 
 fn position_text(p: &Position) -> String {
     match p {
-        Position::Sequence(s) => s.to_string(),
+        Position::Sequence(s) | Position::SubSequence { sequence: s, .. } => s.to_string(),
         Position::Index(i) => i.to_string(),
     }
 }

@@ -539,7 +539,8 @@ fn checkpoints_of(
                 shard: shard.to_string(),
                 sequence: seq.clone(),
             }),
-            Position::Index(_) => None,
+            // Archives never end inside an aggregate (batches do not).
+            Position::SubSequence { .. } | Position::Index(_) => None,
         })
         .collect()
 }

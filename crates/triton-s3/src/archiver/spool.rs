@@ -147,7 +147,9 @@ pub(crate) struct Spool {
     /// The first position of each shard in this archive.
     first: HashMap<Arc<str>, Position>,
     /// Records of each shard (invalid ones included).
-    per_shard: HashMap<Arc<str>, u64>,
+    /// Per shard: (records, Kinesis records). They differ for aggregated
+    /// Kinesis records, whose user records are the archive's records.
+    per_shard: HashMap<Arc<str>, (u64, u64)>,
     count: u64,
     invalid_count: u64,
 }
@@ -273,7 +275,13 @@ impl Spool {
         let mut run_start = 0;
         for (i, r) in batch.iter().enumerate() {
             if i + 1 == batch.len() || batch[i + 1].source != r.source {
-                *self.per_shard.entry(r.source.clone()).or_default() += (i + 1 - run_start) as u64;
+                let kinesis = batch[run_start..=i]
+                    .iter()
+                    .filter(|r| r.position.ends_kinesis_record())
+                    .count();
+                let counts = self.per_shard.entry(r.source.clone()).or_default();
+                counts.0 += (i + 1 - run_start) as u64;
+                counts.1 += kinesis as u64;
                 run_start = i + 1;
             }
         }
@@ -318,10 +326,14 @@ impl Spool {
         let mut record = Record::new();
         record.push("shard", &*r.source);
         let position = match &r.position {
-            Position::Sequence(s) => s.to_string(),
+            Position::Sequence(s) | Position::SubSequence { sequence: s, .. } => s.to_string(),
             Position::Index(i) => i.to_string(),
         };
         record.push("sequence_number", position);
+        // A user record of an aggregate: which one.
+        if let Some(aggregate) = r.meta.aggregate {
+            record.push("sub_sequence", u64::from(aggregate.sub));
+        }
         record.push(
             "arrival",
             Value::Timestamp(Timestamp::new(since.as_secs() as i64, since.subsec_nanos())),
@@ -383,8 +395,10 @@ impl Spool {
                 .iter()
                 .map(|(shard, last)| {
                     let first = self.first.get(shard).unwrap_or(last);
-                    let count = self.per_shard.get(shard).copied().unwrap_or(0);
-                    (shard.to_string(), ShardRange::new(first, last, count))
+                    let (count, kinesis) = self.per_shard.get(shard).copied().unwrap_or((0, 0));
+                    let mut range = ShardRange::new(first, last, count);
+                    range.kinesis_record_count = Some(kinesis);
+                    (shard.to_string(), range)
                 })
                 .collect(),
             archive: path.as_ref().map(|_| key.clone()),
