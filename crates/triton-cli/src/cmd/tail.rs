@@ -189,9 +189,14 @@ impl Tail {
                 },
                 None => next.await,
             };
-            let Some(batch) = batch.map_err(CliError::from)? else {
+            let Some(mut batch) = batch.map_err(CliError::from)? else {
                 return Ok(());
             };
+            // A batch ends at a Kinesis record, so it may hold more user
+            // records of an aggregate than asked for: those past the limit
+            // are not printed, nor acknowledged (a resumable tail starts
+            // with them next time).
+            batch.truncate(want);
             let invalid = print_live_batch(&mut buf, &mut scratch, &batch, self.with_meta)?;
             self.invalid += invalid;
             self.printed += batch.len() as u64 - invalid;

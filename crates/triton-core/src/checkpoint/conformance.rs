@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::{
     unix_now, Checkpoint, CheckpointStore, IntentId, IntentStore, ReplayEnd, ReplayPosition,
-    ReplayState, ReplayStore, UploadIntent,
+    ReplayState, ReplayStore, SubCheckpoint, UploadIntent,
 };
 use crate::source::SequenceNumber;
 
@@ -33,6 +33,40 @@ pub async fn run(store: &dyn CheckpointStore, prefix: &str) {
     unknown_shards_have_no_checkpoint(store, &format!("{prefix}none")).await;
     saves_replace_and_keep_the_exact_digits(store, &format!("{prefix}one")).await;
     save_many_saves_all_and_list_is_ordered(store, &format!("{prefix}many")).await;
+    subsequences_are_kept_beside_checkpoints(store, &format!("{prefix}sub")).await;
+}
+
+/// Sub-sequence checkpoints (inside aggregated records) are read back
+/// exactly, replace the shard's earlier one, belong to their client, and
+/// never touch the checkpoints.
+pub async fn subsequences_are_kept_beside_checkpoints(store: &dyn CheckpointStore, client: &str) {
+    let sub = |shard: &str, n, sub| SubCheckpoint {
+        client: client.into(),
+        stream: "stream-a".into(),
+        shard: shard.into(),
+        sequence: sequence(n),
+        sub,
+    };
+    assert!(store.subsequences(client).await.expect("subsequences").is_empty());
+    store
+        .save_subsequences(&[sub("shardId-1", 5, 3), sub("shardId-0", 4, u32::MAX)])
+        .await
+        .expect("save_subsequences");
+    store
+        .save_subsequences(&[sub("shardId-1", 6, 0)])
+        .await
+        .expect("save_subsequences again");
+    let mut got = store.subsequences(client).await.expect("subsequences");
+    got.sort_by(|a, b| a.shard.cmp(&b.shard));
+    assert_eq!(got, vec![sub("shardId-0", 4, u32::MAX), sub("shardId-1", 6, 0)]);
+    assert!(
+        store.subsequences(&format!("{client}-other")).await.expect("subsequences").is_empty(),
+        "another client's"
+    );
+    assert!(
+        store.list(client).await.expect("list").is_empty(),
+        "a sub-sequence is not a checkpoint"
+    );
 }
 
 /// Nothing saved: `last` is `None` and `list` is empty.

@@ -3,6 +3,7 @@
 //! SDK client. Faults are injected into the client's responses.
 
 mod faults;
+mod kpl;
 mod producer;
 mod reader;
 mod support;
