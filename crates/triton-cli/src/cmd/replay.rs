@@ -572,9 +572,15 @@ async fn print(
             return Ok(());
         }
         let want = usize::try_from(left.min(10_000)).unwrap_or(10_000);
-        let Some(batch) = source.next_batch(want).await.map_err(CliError::from)? else {
+        let Some(mut batch) = source.next_batch(want).await.map_err(CliError::from)? else {
             return Ok(());
         };
+        // Batches end at Kinesis records: one may hold more user records
+        // of an aggregate than asked for; past -n they are left for the
+        // next run.
+        if max.is_some() {
+            batch.truncate(want);
+        }
         left = left.saturating_sub(batch.len() as u64);
         print_live_batch(&mut buf, &mut scratch, &batch, with_meta)?;
         // Printed (or reported): acknowledge, then save.

@@ -193,10 +193,12 @@ impl Tail {
                 return Ok(());
             };
             // A batch ends at a Kinesis record, so it may hold more user
-            // records of an aggregate than asked for: those past the limit
-            // are not printed, nor acknowledged (a resumable tail starts
-            // with them next time).
-            batch.truncate(want);
+            // records of an aggregate than asked for: those past the -n
+            // limit are not printed, nor acknowledged (a resumable tail
+            // starts with them next time).
+            if self.max.is_some() {
+                batch.truncate(want);
+            }
             let invalid = print_live_batch(&mut buf, &mut scratch, &batch, self.with_meta)?;
             self.invalid += invalid;
             self.printed += batch.len() as u64 - invalid;

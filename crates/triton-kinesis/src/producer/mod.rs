@@ -1,5 +1,7 @@
 //! [`Producer`]: records into `PutRecords` batches, resending only what
-//! failed.
+//! failed, optionally packed into KPL aggregates ([`aggregate`]).
+
+mod aggregate;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
@@ -44,6 +46,16 @@ pub struct ProducerOptions {
     /// matter, and reordering is then counted in
     /// [`ProducerStats::reordered`].
     pub strict_order: bool,
+    /// Pack records into aggregated Kinesis records (the KPL's format,
+    /// which every triton reader, the KCL and the KPL's ports read) within
+    /// these limits; `None` (the default) sends each record as one Kinesis
+    /// record. Records are grouped by the shard their partition key maps
+    /// to (the shard map is listed when the producer starts and again
+    /// every 30 s), so each key's records stay in one shard and in order;
+    /// an aggregate goes with its first record's key. Kinesis bills and
+    /// throttles per Kinesis record (on-demand streams at least 1 KiB
+    /// each), so small records cost far less aggregated.
+    pub aggregation: Option<triton_kpl::Limits>,
 }
 
 impl Default for ProducerOptions {
@@ -53,6 +65,7 @@ impl Default for ProducerOptions {
             max_attempts: 10,
             backoff: Duration::from_millis(100),
             strict_order: true,
+            aggregation: None,
         }
     }
 }
@@ -62,8 +75,11 @@ impl Default for ProducerOptions {
 pub struct Receipt {
     /// The shard that took it.
     pub shard_id: String,
-    /// Its sequence number there.
+    /// Its sequence number there (the aggregate's, for an aggregated
+    /// record).
     pub sequence_number: SequenceNumber,
+    /// Its index in the aggregate it was sent in, if it was aggregated.
+    pub sub_sequence: Option<u32>,
 }
 
 /// Counters since the producer was created.
@@ -71,6 +87,8 @@ pub struct Receipt {
 pub struct ProducerStats {
     /// Records written.
     pub records: u64,
+    /// Kinesis records written: fewer than `records` when aggregated.
+    pub kinesis_records: u64,
     /// PutRecords calls that were answered.
     pub calls: u64,
     /// Entries sent again after a partial failure, and whole calls
@@ -111,17 +129,35 @@ pub enum ProduceError {
     },
 }
 
+/// One Kinesis record to put: a record, or an aggregate of records.
 struct Entry {
     data: Vec<u8>,
     key: String,
-    /// Index among the records sent since the last flush.
-    index: usize,
+    /// What a call holds at most one entry of in strict order: the
+    /// partition key, or for an aggregate the shard it is meant for.
+    order_key: String,
+    /// Indexes among the records sent since the last flush of the records
+    /// it holds (one unless it is an aggregate).
+    indexes: Vec<usize>,
+    aggregated: bool,
     attempts: u32,
 }
 
 impl Entry {
     fn size(&self) -> usize {
         self.data.len() + self.key.len()
+    }
+
+    /// The records it holds, as they were sent.
+    fn into_records(self) -> Vec<Vec<u8>> {
+        if !self.aggregated {
+            return vec![self.data];
+        }
+        match triton_kpl::deaggregate(&self.data) {
+            Ok(Some(users)) => users.into_iter().map(|u| u.data).collect(),
+            // Written here a moment ago: cannot fail.
+            _ => vec![self.data],
+        }
     }
 }
 
@@ -147,6 +183,8 @@ pub struct Producer {
     receipts: Vec<Option<Receipt>>,
     stats: ProducerStats,
     random_state: u64,
+    /// Records being packed into aggregates (with aggregation on).
+    packing: Option<aggregate::Packing>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -167,12 +205,13 @@ impl Producer {
             client,
             stream: config.name.clone(),
             key_field: config.partition_key().map(str::to_string),
-            options,
             queue: VecDeque::new(),
             queued_bytes: 0,
             receipts: Vec::new(),
             stats: ProducerStats::default(),
             random_state: seed(),
+            packing: options.aggregation.map(aggregate::Packing::new),
+            options,
         }
     }
 
@@ -259,27 +298,46 @@ impl Producer {
     }
 
     async fn enqueue(&mut self, data: Vec<u8>, key: String) -> Result<(), ProduceError> {
-        let entry = Entry {
-            data,
-            key,
-            index: self.receipts.len(),
-            attempts: 0,
-        };
-        if entry.size() > MAX_RECORD_BYTES {
-            return Err(ProduceError::TooLarge { size: entry.size() });
+        let size = data.len() + key.len();
+        if size > MAX_RECORD_BYTES {
+            return Err(ProduceError::TooLarge { size });
         }
+        let index = self.receipts.len();
         self.receipts.push(None);
-        self.queued_bytes += entry.size();
-        self.queue.push_back(entry);
+        match &mut self.packing {
+            Some(packing) => {
+                for entry in packing.add(&self.client, &self.stream, data, key, index).await {
+                    self.push(entry);
+                }
+            }
+            None => self.push(Entry {
+                order_key: key.clone(),
+                data,
+                key,
+                indexes: vec![index],
+                aggregated: false,
+                attempts: 0,
+            }),
+        }
         if self.queue.len() >= MAX_BATCH_RECORDS || self.queued_bytes >= MAX_BATCH_BYTES {
             self.put_batch().await?;
         }
         Ok(())
     }
 
+    fn push(&mut self, entry: Entry) {
+        self.queued_bytes += entry.size();
+        self.queue.push_back(entry);
+    }
+
     /// Sends everything queued and returns the receipts of the records
     /// sent since the last flush, in the order they were sent.
     pub async fn flush(&mut self) -> Result<Vec<Receipt>, ProduceError> {
+        if let Some(packing) = &mut self.packing {
+            for entry in packing.finish_all() {
+                self.push(entry);
+            }
+        }
         while !self.queue.is_empty() {
             self.put_batch().await?;
         }
@@ -347,12 +405,18 @@ impl Producer {
                 .and_then(|s| SequenceNumber::new(s).ok());
             match (result.error_code, seq, result.shard_id) {
                 (None, Some(sequence_number), Some(shard_id)) => {
-                    self.stats.records += 1;
-                    accepted_keys.push((entry.index, entry.key.clone()));
-                    self.receipts[entry.index] = Some(Receipt {
-                        shard_id,
-                        sequence_number,
-                    });
+                    self.stats.records += entry.indexes.len() as u64;
+                    self.stats.kinesis_records += 1;
+                    accepted_keys.push((entry.indexes[0], entry.order_key.clone()));
+                    for (sub, &index) in entry.indexes.iter().enumerate() {
+                        self.receipts[index] = Some(Receipt {
+                            shard_id: shard_id.clone(),
+                            sequence_number: sequence_number.clone(),
+                            sub_sequence: entry
+                                .aggregated
+                                .then(|| u32::try_from(sub).unwrap_or(u32::MAX)),
+                        });
+                    }
                 }
                 (code, _, _) => {
                     last_error = Some((code, result.error_message));
@@ -405,7 +469,7 @@ impl Producer {
                 self.queue.push_front(e);
                 break;
             }
-            if self.options.strict_order && !keys.insert(e.key.clone()) {
+            if self.options.strict_order && !keys.insert(e.order_key.clone()) {
                 skipped.push_back(e);
                 continue;
             }
@@ -444,11 +508,21 @@ impl Producer {
 
     /// Empties the queue into an error holding everything not written.
     fn give_up(&mut self, head: Vec<Entry>, cause: KinesisError) -> ProduceError {
-        let unwritten = head
+        let packed = self
+            .packing
+            .as_mut()
+            .map(aggregate::Packing::finish_all)
+            .unwrap_or_default();
+        let mut unwritten: Vec<(usize, Vec<u8>)> = head
             .into_iter()
             .chain(self.queue.drain(..))
-            .map(|e| e.data)
+            .chain(packed)
+            .flat_map(|e| e.indexes.clone().into_iter().zip(e.into_records()))
             .collect();
+        // Oldest first: records still being packed may be older than
+        // queued aggregates of other shards.
+        unwritten.sort_by_key(|(index, _)| *index);
+        let unwritten = unwritten.into_iter().map(|(_, data)| data).collect();
         self.queued_bytes = 0;
         let written = std::mem::take(&mut self.receipts)
             .into_iter()
@@ -466,7 +540,9 @@ impl Producer {
 fn count_reordered(failed: &[Entry], accepted: &[(usize, String)]) -> u64 {
     let mut first_failed: HashMap<&str, usize> = HashMap::new();
     for e in failed {
-        first_failed.entry(e.key.as_str()).or_insert(e.index);
+        first_failed
+            .entry(e.order_key.as_str())
+            .or_insert(e.indexes[0]);
     }
     accepted
         .iter()
