@@ -41,7 +41,7 @@ impl ErrorKind {
 }
 
 /// A Kinesis call that failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("Kinesis {operation} on stream {stream}: {message}")]
 pub struct KinesisError {
     /// The API operation, e.g. `GetRecords`.

@@ -27,7 +27,10 @@ mod shards;
 pub use self::client::{client, client_from, sdk_config};
 pub use self::error::{ErrorKind, KinesisError};
 pub use self::fleet::KinesisShards;
-pub use self::producer::{ProduceError, Producer, ProducerOptions, ProducerStats, Receipt};
+pub use self::producer::{
+    BackgroundOptions, BackgroundProducer, Delivery, ProduceError, Producer, ProducerOptions,
+    ProducerStats, Receipt, WhenFull,
+};
 pub use self::reader::{
     Checkpointing, KinesisReader, KinesisReplay, OpenError, ReaderOptions, ShardStatus,
     StartPosition,

@@ -2,6 +2,9 @@
 //! failed, optionally packed into KPL aggregates ([`aggregate`]).
 
 mod aggregate;
+mod background;
+
+pub use self::background::{BackgroundOptions, BackgroundProducer, Delivery, WhenFull};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
@@ -127,6 +130,17 @@ pub enum ProduceError {
         /// Receipts of the records written since the last flush.
         written: Vec<Receipt>,
     },
+    /// The record was not written (a [`BackgroundProducer`]'s delivery):
+    /// Kinesis kept failing, for this reason.
+    #[error("record not written: {0}")]
+    NotWritten(Box<KinesisError>),
+    /// A [`BackgroundProducer`]'s queue is full and
+    /// [`WhenFull::Error`] was chosen.
+    #[error("the producer's queue of {0} records is full")]
+    QueueFull(usize),
+    /// The [`BackgroundProducer`] was closed.
+    #[error("the producer is closed")]
+    Closed,
 }
 
 /// One Kinesis record to put: a record, or an aggregate of records.
@@ -225,7 +239,17 @@ impl Producer {
         let key = self.key_of(record)?;
         let mut data = Vec::new();
         msgpack::encode_record(record, &mut data);
-        self.enqueue(data, key).await
+        let sent = self.enqueue(data, key).await;
+        self.forget_on_failure(sent)
+    }
+
+    /// After a failure that handed the caller the receipts so far, starts
+    /// counting again.
+    fn forget_on_failure(&mut self, r: Result<(), ProduceError>) -> Result<(), ProduceError> {
+        if matches!(r, Err(ProduceError::Unwritten { .. })) {
+            self.receipts.clear();
+        }
+        r
     }
 
     /// Queues any value that serializes to a map.
@@ -239,6 +263,13 @@ impl Producer {
 
     /// Queues a record given as MessagePack bytes; they must be one map.
     pub async fn send_raw(&mut self, data: Vec<u8>) -> Result<(), ProduceError> {
+        let sent = self.enqueue_raw(data).await;
+        self.forget_on_failure(sent)
+    }
+
+    /// [`send_raw`](Producer::send_raw), keeping the receipts after a
+    /// failure (a background producer reads them per record).
+    async fn enqueue_raw(&mut self, data: Vec<u8>) -> Result<(), ProduceError> {
         let record = msgpack::decode_record(&data)?;
         let key = self.key_of(&record)?;
         self.enqueue(data, key).await
@@ -333,6 +364,13 @@ impl Producer {
     /// Sends everything queued and returns the receipts of the records
     /// sent since the last flush, in the order they were sent.
     pub async fn flush(&mut self) -> Result<Vec<Receipt>, ProduceError> {
+        let drained = self.drain().await;
+        let receipts = std::mem::take(&mut self.receipts);
+        drained.map(|()| receipts.into_iter().flatten().collect())
+    }
+
+    /// Sends everything queued (the aggregates being packed too).
+    async fn drain(&mut self) -> Result<(), ProduceError> {
         if let Some(packing) = &mut self.packing {
             for entry in packing.finish_all() {
                 self.push(entry);
@@ -341,8 +379,13 @@ impl Producer {
         while !self.queue.is_empty() {
             self.put_batch().await?;
         }
-        let receipts = std::mem::take(&mut self.receipts);
-        Ok(receipts.into_iter().flatten().collect())
+        Ok(())
+    }
+
+    /// Where each record sent since the last flush went (`None`: not
+    /// written), and counting starts again.
+    fn take_receipts(&mut self) -> Vec<Option<Receipt>> {
+        std::mem::take(&mut self.receipts)
     }
 
     /// One PutRecords call with the head of the queue; failed entries go
@@ -524,10 +567,7 @@ impl Producer {
         unwritten.sort_by_key(|(index, _)| *index);
         let unwritten = unwritten.into_iter().map(|(_, data)| data).collect();
         self.queued_bytes = 0;
-        let written = std::mem::take(&mut self.receipts)
-            .into_iter()
-            .flatten()
-            .collect();
+        let written = self.receipts.iter().flatten().cloned().collect();
         ProduceError::Unwritten {
             cause: Box::new(cause),
             unwritten,

@@ -19,7 +19,8 @@ use aws_smithy_runtime_api::http::{Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use triton_core::source::SourceRecord;
 use triton_kinesis::{
-    KinesisReader, Producer, ProducerOptions, ProducerStats, ReaderOptions, StartPosition,
+    BackgroundOptions, BackgroundProducer, KinesisReader, ProduceError, Producer,
+    ProducerOptions, ProducerStats, ReaderOptions, StartPosition, WhenFull,
 };
 
 use crate::support::*;
@@ -293,4 +294,132 @@ async fn an_iterator_at_latest_that_expires_before_any_record_skips_nothing() {
     faults.expire_all.store(false, Ordering::SeqCst);
     let got = read_n(&mut reader, 200, Duration::from_secs(30)).await;
     assert_once_in_key_order(&got, 200);
+}
+
+/// Eight tasks send 4,000 records at once through one background producer
+/// whose first PutRecords calls have every other entry refused, then close
+/// it: each record's delivery names a distinct place, and reading back
+/// finds every record once, in key order (each task owns its keys).
+async fn background_through_partial_failures(aggregation: Option<triton_kpl::Limits>) {
+    const TASKS: u64 = 8;
+    const RECORDS: u64 = 4000;
+    let faults = Faults::default();
+    faults.put_calls_to_fail.store(5, Ordering::SeqCst);
+    let client = client_with(vec![SharedInterceptor::new(faults.clone())]).await;
+    let stream = create_stream(&client, "background", 2).await;
+    let options = BackgroundOptions {
+        producer: ProducerOptions {
+            backoff: Duration::from_millis(10),
+            aggregation,
+            ..ProducerOptions::default()
+        },
+        queue: 256,
+        max_buffered: Duration::from_millis(20),
+        ..BackgroundOptions::default()
+    };
+    let producer = BackgroundProducer::spawn(client.clone(), &stream, options);
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let producer = producer.clone();
+            tokio::spawn(async move {
+                let mut deliveries = Vec::new();
+                // n % 40 is the key, and n % 8 the task: keys are the task's.
+                for n in (t..RECORDS).step_by(TASKS as usize) {
+                    deliveries.push(producer.send_serialize(&event(n, 40)).await.unwrap());
+                }
+                let mut receipts = Vec::new();
+                for d in deliveries {
+                    receipts.push(d.await.expect("every record is delivered"));
+                }
+                receipts
+            })
+        })
+        .collect();
+    let mut places = std::collections::HashSet::new();
+    for t in tasks {
+        for r in t.await.unwrap() {
+            assert!(
+                places.insert((r.shard_id.clone(), r.sequence_number.clone(), r.sub_sequence)),
+                "two records delivered to {r:?}"
+            );
+            assert_eq!(r.sub_sequence.is_some(), aggregation.is_some(), "{r:?}");
+        }
+    }
+    let stats = producer.close().await.unwrap();
+    assert_eq!(places.len() as u64, RECORDS);
+    assert_eq!(stats.records, RECORDS, "{stats:?}");
+    assert!(stats.retries > 0, "the faults were hit: {stats:?}");
+    assert_eq!(faults.put_calls_to_fail.load(Ordering::SeqCst), 0);
+    if aggregation.is_some() {
+        assert!(stats.kinesis_records < RECORDS / 4, "{stats:?}");
+    }
+    assert!(matches!(
+        producer.send_serialize(&event(0, 40)).await,
+        Err(ProduceError::Closed)
+    ));
+
+    let options = ReaderOptions {
+        start: StartPosition::TrimHorizon,
+        poll_interval: Duration::from_millis(200),
+        ..ReaderOptions::default()
+    };
+    let plain = crate::support::client().await;
+    let mut reader = KinesisReader::open(plain, &stream.name, options, None)
+        .await
+        .unwrap();
+    let got = read_n(&mut reader, RECORDS as usize, Duration::from_secs(60)).await;
+    assert_once_in_key_order(&got, RECORDS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_producer_delivers_every_record_once_through_partial_failures() {
+    background_through_partial_failures(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_producer_aggregates_through_partial_failures() {
+    let limits = triton_kpl::Limits {
+        max_bytes: 4096,
+        ..triton_kpl::Limits::default()
+    };
+    background_through_partial_failures(Some(limits)).await;
+}
+
+/// On one thread the sending task cannot run while the test sends without
+/// awaiting, so the queue's fill is exact: with `WhenFull::Error` the
+/// fifth record of a queue of four is refused; with `Wait` it waits for
+/// room and goes through.
+#[tokio::test]
+async fn a_full_queue_errors_or_waits_as_configured() {
+    let client = crate::support::client().await;
+    let stream = create_stream(&client, "full", 1).await;
+    for when_full in [WhenFull::Error, WhenFull::Wait] {
+        let options = BackgroundOptions {
+            queue: 4,
+            when_full,
+            ..BackgroundOptions::default()
+        };
+        let producer = BackgroundProducer::spawn(client.clone(), &stream, options);
+        let mut deliveries = Vec::new();
+        for n in 0..4 {
+            deliveries.push(producer.send_serialize(&event(n, 3)).await.unwrap());
+        }
+        let fifth = tokio::time::timeout(
+            Duration::from_secs(10),
+            producer.send_serialize(&event(4, 3)),
+        )
+        .await
+        .expect("a full queue never blocks for long");
+        match when_full {
+            WhenFull::Error => assert!(
+                matches!(fifth, Err(ProduceError::QueueFull(4))),
+                "{fifth:?}"
+            ),
+            WhenFull::Wait => deliveries.push(fifth.unwrap()),
+        }
+        for d in deliveries {
+            d.await.unwrap();
+        }
+        producer.close().await.unwrap();
+    }
 }
