@@ -143,6 +143,56 @@ fn tail_with_a_client_goes_on_where_it_stopped() {
         .all(|l| l.starts_with(&format!("viewer.{}.shardId-", s.name))));
 }
 
+/// `put --aggregate` packs records into KPL aggregates; `tail` prints the
+/// user records one by one, and a `tail -n` that stops inside an aggregate
+/// is resumed by the next `tail` of its client at the next user record.
+#[test]
+fn tail_resumes_inside_an_aggregate_put_with_aggregate() {
+    let s = stream("aggregate", 1);
+    let file = s.file("in.jsonl", &lines(0..1000));
+    let put = s
+        .command(&["put", "--aggregate", "--aggregate-size", "8192", path(&file)])
+        .success();
+    let summary = stderr(&put);
+    assert!(summary.contains("1000 records in "), "{summary}");
+    let db = s.dir.sqlite("cp.db");
+    let common = [
+        "--client-name",
+        "viewer",
+        "--checkpoint-db",
+        db.as_str(),
+        "--poll-interval",
+        "200ms",
+        "--from",
+        "trim-horizon",
+        "--with-meta",
+    ];
+    // 137 is not a multiple of the aggregates' sizes: it stops inside one.
+    let first = s.triton(&[&["tail", "-n", "137"][..], &common].concat());
+    assert!(first.status.success(), "{}", stderr(&first));
+    let second = s.triton(&[&["tail", "--idle-timeout", "3s"][..], &common].concat());
+    assert!(second.status.success(), "{}", stderr(&second));
+    let parse = |out: &str| -> Vec<serde_json::Value> {
+        out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let (a, b) = (parse(&stdout(&first)), parse(&stdout(&second)));
+    assert_eq!(a.len(), 137);
+    assert_eq!(b.len(), 863, "exactly what the first run did not print");
+    let last = &a[136];
+    let next = &b[0];
+    assert_eq!(last["sequence"], next["sequence"], "stopped inside an aggregate");
+    assert_eq!(
+        next["sub_sequence"].as_u64(),
+        Some(last["sub_sequence"].as_u64().unwrap() + 1)
+    );
+    let all: HashSet<String> = a.iter().chain(&b).map(|v| v["record"].to_string()).collect();
+    let want: HashSet<String> = lines(0..1000)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap().to_string())
+        .collect();
+    assert_eq!(all, want);
+}
+
 #[test]
 fn tail_reports_invalid_records_and_goes_on() {
     let s = stream("invalid", 1);

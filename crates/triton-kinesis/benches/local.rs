@@ -1,6 +1,7 @@
 //! Put and read rates against the local Kinesis server (kinesalite), beside
 //! the server's own rate for plain GetRecords calls made with the SDK, in
-//! the same run: the reader's cost is the gap between the two.
+//! the same run: the reader's cost is the gap between the two. The same
+//! records aggregated (KPL format) are put and read beside them.
 //!
 //! Run: `eval "$(scripts/services start)"; cargo bench -p triton-kinesis --bench local`
 
@@ -65,12 +66,28 @@ async fn create(client: &Client, tag: &str) -> StreamConfig {
     }
 }
 
-async fn put(client: &Client, stream: &StreamConfig) {
-    let mut p = Producer::new(client.clone(), stream, ProducerOptions::default());
+async fn put(client: &Client, stream: &StreamConfig) -> triton_kinesis::ProducerStats {
+    put_with(client, stream, ProducerOptions::default()).await
+}
+
+fn aggregated() -> ProducerOptions {
+    ProducerOptions {
+        aggregation: Some(triton_kpl::Limits::default()),
+        ..ProducerOptions::default()
+    }
+}
+
+async fn put_with(
+    client: &Client,
+    stream: &StreamConfig,
+    options: ProducerOptions,
+) -> triton_kinesis::ProducerStats {
+    let mut p = Producer::new(client.clone(), stream, options);
     for n in 0..RECORDS {
         p.send_serialize(&event(n)).await.expect("send");
     }
     p.flush().await.expect("flush");
+    p.stats()
 }
 
 async fn read(client: &Client, stream: &StreamConfig) {
@@ -159,7 +176,14 @@ fn bench(c: &mut Criterion) {
     let client = rt.block_on(client());
     let filled = rt.block_on(async {
         let s = create(&client, "read").await;
-        put(&client, &s).await;
+        let stats = put(&client, &s).await;
+        eprintln!("plain put: {stats:?}");
+        s
+    });
+    let filled_aggregated = rt.block_on(async {
+        let s = create(&client, "read-kpl").await;
+        let stats = put_with(&client, &s, aggregated()).await;
+        eprintln!("aggregated put: {stats:?}");
         s
     });
     let mut g = c.benchmark_group("kinesalite");
@@ -169,6 +193,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| rt.block_on(raw_get_records(&client, &filled)))
     });
     g.bench_function("reader", |b| b.iter(|| rt.block_on(read(&client, &filled))));
+    g.bench_function("reader_aggregated", |b| {
+        b.iter(|| rt.block_on(read(&client, &filled_aggregated)))
+    });
     let sink = rt.block_on(create(&client, "put"));
     let entries: Vec<PutRecordsRequestEntry> = (0..RECORDS)
         .map(|n| {
@@ -185,6 +212,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| rt.block_on(raw_put_records(&client, &sink, &entries)))
     });
     g.bench_function("producer", |b| b.iter(|| rt.block_on(put(&client, &sink))));
+    g.bench_function("producer_aggregated", |b| {
+        b.iter(|| rt.block_on(put_with(&client, &sink, aggregated())))
+    });
     g.finish();
 }
 

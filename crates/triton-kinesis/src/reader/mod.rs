@@ -152,6 +152,13 @@ pub enum OpenError {
 /// Data that is not one MessagePack map is delivered like any other record;
 /// [`SourceRecord::validate`] tells it apart.
 ///
+/// Aggregated records (the KPL's format) come as their user records, one
+/// by one, at [`Position::SubSequence`] and, for the last of each
+/// aggregate, at the Kinesis record's sequence number; a batch never ends
+/// inside an aggregate (it holds more than asked for instead), and an
+/// acknowledgement inside one is saved as a sub-sequence checkpoint beside
+/// the shard's checkpoint (see `docs/kinesis.md`).
+///
 /// Dropping the reader stops its polling tasks.
 #[derive(Debug)]
 pub struct KinesisReader {

@@ -123,6 +123,18 @@ pub fn describe_metrics() {
         "triton_retries_total",
         "Retried failures, by operation (archive_store, checkpoint_database, get_records, ...)."
     );
+    describe_counter!(
+        "triton_kpl_aggregates_total",
+        "KPL aggregated records read (their user records are the records)."
+    );
+    describe_counter!(
+        "triton_kpl_outside_hash_range_total",
+        "User records of aggregates whose hash key is outside their shard's range (kept, not dropped)."
+    );
+    describe_counter!(
+        "triton_kpl_damaged_total",
+        "Aggregates whose protobuf does not decode, kept whole as one invalid record."
+    );
 }
 
 impl ArchiverStats {
