@@ -21,12 +21,12 @@ use triton_core::source::SequenceNumber;
 use crate::pool::Pool;
 use crate::schema::{
     intent_of, intent_upsert_statement, triton_checkpoint as t, triton_checkpoint_archive as a,
-    triton_replay as r, triton_subsequence as sq, triton_upload_intent as i, upsert_statement, ReplayRow, Row, MIGRATIONS,
-    MIGRATIONS_TABLE,
+    triton_replay as r, triton_subsequence as sq, triton_upload_intent as i, upsert_statement,
+    ReplayRow, Row, MIGRATIONS, MIGRATIONS_TABLE,
 };
 use crate::{
-    sub_rows, subs_of, bad_row, check_intent, failed, failed_by, forward_only, intent_row, owned_rows, query_error,
-    updated_now, Mode, OwnedRow,
+    bad_row, check_intent, failed, failed_by, forward_only, intent_row, owned_rows, query_error,
+    sub_rows, subs_of, updated_now, Mode, OwnedRow,
 };
 
 /// How long a statement waits for another process's lock before failing.

@@ -151,7 +151,13 @@ fn tail_resumes_inside_an_aggregate_put_with_aggregate() {
     let s = stream("aggregate", 1);
     let file = s.file("in.jsonl", &lines(0..1000));
     let put = s
-        .command(&["put", "--aggregate", "--aggregate-size", "8192", path(&file)])
+        .command(&[
+            "put",
+            "--aggregate",
+            "--aggregate-size",
+            "8192",
+            path(&file),
+        ])
         .success();
     let summary = stderr(&put);
     assert!(summary.contains("1000 records in "), "{summary}");
@@ -173,22 +179,35 @@ fn tail_resumes_inside_an_aggregate_put_with_aggregate() {
     let second = s.triton(&[&["tail", "--idle-timeout", "3s"][..], &common].concat());
     assert!(second.status.success(), "{}", stderr(&second));
     let parse = |out: &str| -> Vec<serde_json::Value> {
-        out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        out.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     };
     let (a, b) = (parse(&stdout(&first)), parse(&stdout(&second)));
     assert_eq!(a.len(), 137);
     assert_eq!(b.len(), 863, "exactly what the first run did not print");
     let last = &a[136];
     let next = &b[0];
-    assert_eq!(last["sequence"], next["sequence"], "stopped inside an aggregate");
+    assert_eq!(
+        last["sequence"], next["sequence"],
+        "stopped inside an aggregate"
+    );
     assert_eq!(
         next["sub_sequence"].as_u64(),
         Some(last["sub_sequence"].as_u64().unwrap() + 1)
     );
-    let all: HashSet<String> = a.iter().chain(&b).map(|v| v["record"].to_string()).collect();
+    let all: HashSet<String> = a
+        .iter()
+        .chain(&b)
+        .map(|v| v["record"].to_string())
+        .collect();
     let want: HashSet<String> = lines(0..1000)
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(all, want);
 }

@@ -92,8 +92,14 @@ fn produce_as(how: Producing, s: &Stream, from: u64, to: u64) {
     }
     let mid = from + (to - from) / 2;
     let file = s.file(&format!("in{from}.jsonl"), &records(from..mid, 97));
-    s.command(&["put", "--aggregate", "--aggregate-size", "4096", file.to_str().unwrap()])
-        .success();
+    s.command(&[
+        "put",
+        "--aggregate",
+        "--aggregate-size",
+        "4096",
+        file.to_str().unwrap(),
+    ])
+    .success();
     produce(s, mid, to);
 }
 
@@ -221,7 +227,12 @@ fn crash_and_recover_as(
         let part = k as u64;
         std::thread::scope(|scope| {
             let producer = scope.spawn(|| {
-                produce_as(producing, &s, part * total / parts, (part + 1) * total / parts);
+                produce_as(
+                    producing,
+                    &s,
+                    part * total / parts,
+                    (part + 1) * total / parts,
+                );
             });
             let how = if k % 2 == 0 {
                 // Killed while an uploaded archive waits for its commit.
@@ -294,7 +305,10 @@ fn crash_and_recover_as(
             }
         }
         println!("{tag}: sidecars: {records} records in {kinesis} Kinesis records");
-        assert!(records >= total && kinesis < records * 3 / 4, "{records} in {kinesis}");
+        assert!(
+            records >= total && kinesis < records * 3 / 4,
+            "{records} in {kinesis}"
+        );
     }
     (archived(archive, &s.name, started), log)
 }

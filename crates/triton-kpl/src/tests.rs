@@ -138,10 +138,7 @@ proptest! {
 #[test]
 fn hash_keys_are_kinesis_own() {
     // MD5("a") = 0cc175b9c0f1b6a831c399e269772661.
-    assert_eq!(
-        partition_hash("a"),
-        0x0cc175b9c0f1b6a831c399e269772661_u128
-    );
+    assert_eq!(partition_hash("a"), 0x0cc175b9c0f1b6a831c399e269772661_u128);
     let mut r = user("a", b"");
     assert_eq!(r.hash_key(), Some(partition_hash("a")));
     r.explicit_hash_key = Some("340282366920938463463374607431768211455".into());

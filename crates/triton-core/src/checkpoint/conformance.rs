@@ -47,7 +47,11 @@ pub async fn subsequences_are_kept_beside_checkpoints(store: &dyn CheckpointStor
         sequence: sequence(n),
         sub,
     };
-    assert!(store.subsequences(client).await.expect("subsequences").is_empty());
+    assert!(store
+        .subsequences(client)
+        .await
+        .expect("subsequences")
+        .is_empty());
     store
         .save_subsequences(&[sub("shardId-1", 5, 3), sub("shardId-0", 4, u32::MAX)])
         .await
@@ -58,9 +62,16 @@ pub async fn subsequences_are_kept_beside_checkpoints(store: &dyn CheckpointStor
         .expect("save_subsequences again");
     let mut got = store.subsequences(client).await.expect("subsequences");
     got.sort_by(|a, b| a.shard.cmp(&b.shard));
-    assert_eq!(got, vec![sub("shardId-0", 4, u32::MAX), sub("shardId-1", 6, 0)]);
+    assert_eq!(
+        got,
+        vec![sub("shardId-0", 4, u32::MAX), sub("shardId-1", 6, 0)]
+    );
     assert!(
-        store.subsequences(&format!("{client}-other")).await.expect("subsequences").is_empty(),
+        store
+            .subsequences(&format!("{client}-other"))
+            .await
+            .expect("subsequences")
+            .is_empty(),
         "another client's"
     );
     assert!(

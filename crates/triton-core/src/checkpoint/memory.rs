@@ -106,16 +106,22 @@ impl CheckpointStore for MemoryCheckpoints {
 
     async fn save_subsequences(&self, subs: &[SubCheckpoint]) -> Result<()> {
         let mut rows = self.subs.lock().unwrap_or_else(|e| e.into_inner());
-        rows.extend(
-            subs.iter()
-                .map(|s| ((s.client.clone(), s.stream.clone(), s.shard.clone()), s.clone())),
-        );
+        rows.extend(subs.iter().map(|s| {
+            (
+                (s.client.clone(), s.stream.clone(), s.shard.clone()),
+                s.clone(),
+            )
+        }));
         Ok(())
     }
 
     async fn subsequences(&self, client: &str) -> Result<Vec<SubCheckpoint>> {
         let rows = self.subs.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(rows.values().filter(|s| s.client == client).cloned().collect())
+        Ok(rows
+            .values()
+            .filter(|s| s.client == client)
+            .cloned()
+            .collect())
     }
 }
 

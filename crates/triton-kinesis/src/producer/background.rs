@@ -190,11 +190,7 @@ impl BackgroundProducer {
 /// The sending task: takes commands, sends when a limit is reached or the
 /// oldest buffered record has waited `max_buffered`, and resolves each
 /// record's delivery.
-async fn run(
-    mut producer: Producer,
-    mut rx: mpsc::Receiver<Command>,
-    options: BackgroundOptions,
-) {
+async fn run(mut producer: Producer, mut rx: mpsc::Receiver<Command>, options: BackgroundOptions) {
     let mut waiting: Vec<oneshot::Sender<Result<Receipt, ProduceError>>> = Vec::new();
     let mut bytes = 0usize;
     let mut oldest: Option<Instant> = None;
@@ -309,7 +305,10 @@ fn resolve(
     cause: Option<&super::KinesisError>,
 ) {
     let receipts = producer.take_receipts();
-    for (reply, receipt) in waiting.drain(..).zip(receipts.into_iter().chain(std::iter::repeat(None))) {
+    for (reply, receipt) in waiting
+        .drain(..)
+        .zip(receipts.into_iter().chain(std::iter::repeat(None)))
+    {
         let outcome = match (receipt, cause) {
             (Some(r), _) => Ok(r),
             (None, Some(e)) => Err(ProduceError::NotWritten(Box::new(e.clone()))),

@@ -337,7 +337,10 @@ impl Producer {
         self.receipts.push(None);
         match &mut self.packing {
             Some(packing) => {
-                for entry in packing.add(&self.client, &self.stream, data, key, index).await {
+                for entry in packing
+                    .add(&self.client, &self.stream, data, key, index)
+                    .await
+                {
                     self.push(entry);
                 }
             }

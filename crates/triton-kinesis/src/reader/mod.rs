@@ -287,7 +287,11 @@ impl KinesisReader {
                 let mut from = saved.clone();
                 // Planned as a checkpoint (the shard was being read) and
                 // started inside the aggregate below.
-                from.extend(inside.iter().map(|(shard, (seq, _))| (shard.clone(), seq.clone())));
+                from.extend(
+                    inside
+                        .iter()
+                        .map(|(shard, (seq, _))| (shard.clone(), seq.clone())),
+                );
                 from
             }
             _ => HashMap::new(),

@@ -29,7 +29,10 @@ pub(crate) enum Start {
     At(SequenceNumber),
     /// Inside this aggregated record, after its user record `sub` (a
     /// consumer stopped there: see `CheckpointStore::save_subsequences`).
-    Inside { sequence: SequenceNumber, sub: u32 },
+    Inside {
+        sequence: SequenceNumber,
+        sub: u32,
+    },
     TrimHorizon,
     Latest,
     AtTimestamp(SystemTime),

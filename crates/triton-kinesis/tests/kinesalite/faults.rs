@@ -19,8 +19,8 @@ use aws_smithy_runtime_api::http::{Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use triton_core::source::SourceRecord;
 use triton_kinesis::{
-    BackgroundOptions, BackgroundProducer, KinesisReader, ProduceError, Producer,
-    ProducerOptions, ProducerStats, ReaderOptions, StartPosition, WhenFull,
+    BackgroundOptions, BackgroundProducer, KinesisReader, ProduceError, Producer, ProducerOptions,
+    ProducerStats, ReaderOptions, StartPosition, WhenFull,
 };
 
 use crate::support::*;
@@ -339,7 +339,11 @@ async fn background_through_partial_failures(aggregation: Option<triton_kpl::Lim
     for t in tasks {
         for r in t.await.unwrap() {
             assert!(
-                places.insert((r.shard_id.clone(), r.sequence_number.clone(), r.sub_sequence)),
+                places.insert((
+                    r.shard_id.clone(),
+                    r.sequence_number.clone(),
+                    r.sub_sequence
+                )),
                 "two records delivered to {r:?}"
             );
             assert_eq!(r.sub_sequence.is_some(), aggregation.is_some(), "{r:?}");

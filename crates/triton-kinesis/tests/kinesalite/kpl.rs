@@ -200,17 +200,27 @@ async fn a_resume_inside_an_aggregate_repeats_and_skips_nothing() {
             sub: 3
         }
     );
-    reader.ack(&first[0].source, &first[0].position).await.unwrap();
+    reader
+        .ack(&first[0].source, &first[0].position)
+        .await
+        .unwrap();
     reader.commit().await.unwrap();
     reader.ack(&stop.source, &stop.position).await.unwrap();
     reader.commit().await.unwrap();
     drop(reader);
     let saved = store.list("tests").await.unwrap();
     assert_eq!(saved.len(), 1);
-    assert_eq!(saved[0].checkpoint.sequence.as_str(), whole, "the last whole record");
+    assert_eq!(
+        saved[0].checkpoint.sequence.as_str(),
+        whole,
+        "the last whole record"
+    );
     let subs = store.subsequences("tests").await.unwrap();
     assert_eq!(subs.len(), 1);
-    assert_eq!((subs[0].sequence.as_str(), subs[0].sub), (aggregate.as_str(), 3));
+    assert_eq!(
+        (subs[0].sequence.as_str(), subs[0].sub),
+        (aggregate.as_str(), 3)
+    );
 
     let mut reader = open().await.unwrap();
     let rest = read_n(&mut reader, 6, Duration::from_secs(30)).await;

@@ -346,7 +346,10 @@ pub fn check_sidecar(bucket: &Path, key: &str) {
     assert_eq!(json["sha256"], sha.as_str(), "{key}");
     assert_eq!(json["size"], archive.len() as u64, "{key}");
     assert_eq!(json["archive"], key);
-    assert_eq!(json["format_version"], triton_s3::archiver::METADATA_FORMAT_VERSION);
+    assert_eq!(
+        json["format_version"],
+        triton_s3::archiver::METADATA_FORMAT_VERSION
+    );
     let mut held = contents(&bucket.join(key));
     assert_eq!(json["record_count"], held.len() as u64, "{key}");
     // Ranges include the dead letters.
