@@ -188,7 +188,11 @@ impl CheckpointStore for HandoffThenSaved {
         self.saved.save_subsequences(subs).await
     }
 
+    /// None: the reader compares sub-sequences with the checkpoints it
+    /// lists, which are the hand-off's, so rows saved before (a tail of
+    /// the same name) would start shards past records the hand-off has
+    /// not covered.
     async fn subsequences(&self, client: &str) -> Result<Vec<SubCheckpoint>, CheckpointError> {
-        self.saved.subsequences(client).await
+        self.handoff.subsequences(client).await
     }
 }

@@ -66,10 +66,10 @@ pub struct PutArgs {
     aggregate: bool,
 
     /// The largest aggregate, in bytes (the KPL's AggregationMaxSize);
-    /// records too big for one are sent alone. At most 1,048,320 (1 MiB
-    /// less room for the partition key).
+    /// records too big for one are sent alone. At most 1,047,552 (1 MiB
+    /// less room for the longest partition key).
     #[arg(long, value_name = "BYTES", default_value_t = 51_200, requires = "aggregate",
-          value_parser = clap::value_parser!(u32).range(64..=1_048_320))]
+          value_parser = clap::value_parser!(u32).range(64..=1_047_552))]
     aggregate_size: u32,
 }
 

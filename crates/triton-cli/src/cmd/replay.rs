@@ -517,7 +517,10 @@ async fn start_saved(
     state: &ReplayState,
 ) -> Result<ReplayPosition, CliError> {
     let taken = db.list(consumer).await.map_err(CliError::from)?;
-    if taken.iter().any(|c| c.checkpoint.stream == stream) {
+    let inside = db.subsequences(consumer).await.map_err(CliError::from)?;
+    if taken.iter().any(|c| c.checkpoint.stream == stream)
+        || inside.iter().any(|s| s.stream == stream)
+    {
         return Err(CliError::new(format!(
             "--consumer {consumer}: that name already has checkpoints on {stream} (a tail's or a \
              store's?); give the replay a name of its own"
@@ -576,11 +579,10 @@ async fn print(
             return Ok(());
         };
         // Batches end at Kinesis records: one may hold more user records
-        // of an aggregate than asked for; past -n they are left for the
-        // next run.
-        if max.is_some() {
-            batch.truncate(want);
-        }
+        // of an aggregate than asked for. Past -n they are left for the
+        // next run (this is the run's last batch then: nothing after the
+        // cut is acknowledged).
+        batch.truncate(usize::try_from(left).unwrap_or(usize::MAX));
         left = left.saturating_sub(batch.len() as u64);
         print_live_batch(&mut buf, &mut scratch, &batch, with_meta)?;
         // Printed (or reported): acknowledge, then save.

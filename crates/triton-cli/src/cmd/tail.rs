@@ -7,7 +7,7 @@ use clap::Args;
 use triton_checkpoint::{redact, SqlCheckpoints, DEFAULT_URL};
 use triton_core::json::RawWriter;
 use triton_core::key::validate_client_name;
-use triton_core::source::RecordSource;
+use triton_core::source::{RecordSource, SourceRecord};
 use triton_kinesis::{Checkpointing, KinesisReader, ReaderOptions, StartPosition};
 
 use super::common::{interrupted, parse_duration, print_live_batch, runtime, StreamArgs};
@@ -159,6 +159,19 @@ pub fn run(args: TailArgs) -> CliResult {
     })
 }
 
+/// Cuts `batch` after its `n`th valid record (invalid ones are reported,
+/// not printed, so they do not count toward -n), if it has that many.
+fn cut_after_valid(batch: &mut Vec<SourceRecord>, n: u64) {
+    let mut valid = 0;
+    let cut = batch.iter().position(|r| {
+        valid += u64::from(r.validate().is_ok());
+        valid == n
+    });
+    if let Some(i) = cut {
+        batch.truncate(i + 1);
+    }
+}
+
 struct Tail {
     reader: KinesisReader,
     printed: u64,
@@ -195,9 +208,10 @@ impl Tail {
             // A batch ends at a Kinesis record, so it may hold more user
             // records of an aggregate than asked for: those past the -n
             // limit are not printed, nor acknowledged (a resumable tail
-            // starts with them next time).
-            if self.max.is_some() {
-                batch.truncate(want);
+            // starts with them next time). Only at the limit: the run ends
+            // with this batch.
+            if let Some(max) = self.max {
+                cut_after_valid(&mut batch, max - self.printed);
             }
             let invalid = print_live_batch(&mut buf, &mut scratch, &batch, self.with_meta)?;
             self.invalid += invalid;

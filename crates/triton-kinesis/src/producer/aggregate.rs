@@ -41,9 +41,7 @@ struct Open {
 pub(super) struct Packing {
     limits: Limits,
     map: Option<ShardMap>,
-    /// By order key: the shard id, or the partition key itself when the
-    /// shard map could not be listed (then records are packed per key,
-    /// which keeps their order too).
+    /// By order key: the shard id.
     open: HashMap<String, Open>,
     /// Order of first use of the open aggregates, so that finishing them
     /// all queues them as their records came.
@@ -63,21 +61,23 @@ impl Packing {
     /// Adds record `index` (its data and partition key); returns the
     /// entries it completed: a full aggregate, or the record itself when
     /// it is too big for one (after the aggregate of its shard, so that
-    /// order holds).
-    pub(super) async fn add(
-        &mut self,
-        client: &Client,
-        stream: &str,
-        data: Vec<u8>,
-        key: String,
-        index: usize,
-    ) -> Vec<Entry> {
-        let mut done = self.refresh(client, stream).await;
+    /// order holds) or when no shard map is known (then records go plain:
+    /// packing them per key would hold one aggregate per key in memory).
+    pub(super) fn add(&mut self, data: Vec<u8>, key: String, index: usize) -> Vec<Entry> {
+        let mut done = Vec::new();
         let hash = triton_kpl::partition_hash(&key);
-        let order_key = match self.map.as_ref().and_then(|m| m.shard_of(hash)) {
-            Some(shard) => shard.to_owned(),
-            None => format!("key {key}"),
+        let Some(shard) = self.map.as_ref().and_then(|m| m.shard_of(hash)) else {
+            done.push(Entry {
+                order_key: key.clone(),
+                data,
+                key,
+                indexes: vec![index],
+                aggregated: false,
+                attempts: 0,
+            });
+            return done;
         };
+        let order_key = shard.to_owned();
         let record = UserRecord {
             partition_key: key,
             explicit_hash_key: None,
@@ -125,17 +125,18 @@ impl Packing {
         done
     }
 
-    /// Lists the shard map when it is missing or old. When it changed
-    /// (a reshard), the open aggregates are finished first, so that no
-    /// record of a key is queued behind a later one that the new map
-    /// sends elsewhere.
-    async fn refresh(&mut self, client: &Client, stream: &str) -> Vec<Entry> {
+    /// Lists the shard map when it is missing or old. When it changed (a
+    /// reshard, or listing failed), returns the open aggregates, finished:
+    /// the caller sends them, and everything queued, before any record is
+    /// packed under the new map, so that no record of a key can be
+    /// overtaken by a later one that the new map sends elsewhere.
+    pub(super) async fn refresh(&mut self, client: &Client, stream: &str) -> Option<Vec<Entry>> {
         if self
             .map
             .as_ref()
             .is_some_and(|m| m.listed.elapsed() < SHARD_MAP_AGE)
         {
-            return Vec::new();
+            return None;
         }
         let ranges = match list_shards(client, stream).await {
             Ok(shards) => {
@@ -156,8 +157,8 @@ impl Packing {
             Err(e) => {
                 tracing::warn!(
                     error = %Report(&e),
-                    "listing the shards to aggregate by failed; aggregating per partition key \
-                     until the next try"
+                    "listing the shards to aggregate by failed; sending records plain until \
+                     the next try"
                 );
                 Vec::new()
             }
@@ -167,11 +168,7 @@ impl Packing {
             ranges,
             listed: Instant::now(),
         });
-        if changed {
-            self.finish_all()
-        } else {
-            Vec::new()
-        }
+        changed.then(|| self.finish_all())
     }
 }
 

@@ -42,7 +42,9 @@ pub struct BackgroundOptions {
     /// every second).
     pub max_buffered: Duration,
     /// Send once this many records are buffered (default 500, one
-    /// PutRecords call; with aggregation, more records fill a call).
+    /// PutRecords call). Sending finishes the aggregates being filled, so
+    /// with aggregation raise it (to some thousands) and let `max_buffered`
+    /// bound the wait, or the aggregates stay small.
     pub max_records: usize,
     /// Send once this many bytes are buffered (default 5 MiB, one call).
     pub max_bytes: usize,

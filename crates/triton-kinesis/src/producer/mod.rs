@@ -28,6 +28,9 @@ const MAX_BATCH_BYTES: usize = 5 * 1024 * 1024;
 /// Data plus partition key.
 const MAX_RECORD_BYTES: usize = 1024 * 1024;
 const MAX_KEY_CHARS: usize = 256;
+/// The largest aggregate: a record less room for the longest key (256
+/// characters of up to 4 bytes).
+const MAX_AGGREGATE_BYTES: usize = MAX_RECORD_BYTES - 4 * MAX_KEY_CHARS;
 
 /// How the producer batches and retries.
 #[derive(Clone, Debug)]
@@ -224,7 +227,13 @@ impl Producer {
             receipts: Vec::new(),
             stats: ProducerStats::default(),
             random_state: seed(),
-            packing: options.aggregation.map(aggregate::Packing::new),
+            packing: options.aggregation.map(|limits| {
+                aggregate::Packing::new(triton_kpl::Limits {
+                    // An aggregate and its partition key must fit a record.
+                    max_bytes: limits.max_bytes.min(MAX_AGGREGATE_BYTES),
+                    ..limits
+                })
+            }),
             options,
         }
     }
@@ -333,14 +342,23 @@ impl Producer {
         if size > MAX_RECORD_BYTES {
             return Err(ProduceError::TooLarge { size });
         }
+        if let Some(packing) = &mut self.packing {
+            if let Some(packed) = packing.refresh(&self.client, &self.stream).await {
+                for entry in packed {
+                    self.push(entry);
+                }
+                // Under the new map a key may go to another shard (another
+                // order key): what was packed before goes out first.
+                while !self.queue.is_empty() {
+                    self.put_batch().await?;
+                }
+            }
+        }
         let index = self.receipts.len();
         self.receipts.push(None);
         match &mut self.packing {
             Some(packing) => {
-                for entry in packing
-                    .add(&self.client, &self.stream, data, key, index)
-                    .await
-                {
+                for entry in packing.add(data, key, index) {
                     self.push(entry);
                 }
             }
