@@ -114,6 +114,25 @@ impl Packing {
         done
     }
 
+    /// Notes that an aggregate meant for shard `meant` went to `took`:
+    /// the map is listed again before the next record is packed.
+    pub(super) fn stale(&mut self, took: &str, meant: &str) {
+        if let Some(map) = self
+            .map
+            .as_mut()
+            .filter(|m| m.listed.elapsed() < SHARD_MAP_AGE)
+        {
+            tracing::info!(
+                meant,
+                took,
+                "an aggregate went to another shard than the shard map said; listing the shards again"
+            );
+            map.listed = Instant::now()
+                .checked_sub(SHARD_MAP_AGE)
+                .unwrap_or(map.listed);
+        }
+    }
+
     /// Every open aggregate, finished, in the order they were opened.
     pub(super) fn finish_all(&mut self) -> Vec<Entry> {
         let mut done = Vec::new();

@@ -469,6 +469,15 @@ impl Producer {
                 .and_then(|s| SequenceNumber::new(s).ok());
             match (result.error_code, seq, result.shard_id) {
                 (None, Some(sequence_number), Some(shard_id)) => {
+                    // An aggregate that landed in another shard than the
+                    // map said: the stream was resharded. List it again
+                    // before packing more (the records sent are kept by
+                    // triton's readers; the KCL would drop them).
+                    if entry.aggregated && entry.order_key != shard_id {
+                        if let Some(packing) = &mut self.packing {
+                            packing.stale(&shard_id, &entry.order_key);
+                        }
+                    }
                     self.stats.records += entry.indexes.len() as u64;
                     self.stats.kinesis_records += 1;
                     accepted_keys.push((entry.indexes[0], entry.order_key.clone()));

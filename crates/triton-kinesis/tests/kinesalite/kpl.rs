@@ -242,3 +242,68 @@ async fn a_resume_inside_an_aggregate_repeats_and_skips_nothing() {
     let nothing = tokio::time::timeout(Duration::from_secs(2), reader.next_batch(10)).await;
     assert!(nothing.is_err(), "nothing is left to read: {nothing:?}");
 }
+
+/// Sends events `ns` and flushes: each event with its receipt.
+async fn round(
+    producer: &mut triton_kinesis::Producer,
+    ns: std::ops::Range<u64>,
+) -> Vec<(Event, triton_kinesis::Receipt)> {
+    let events: Vec<Event> = ns.map(|n| event(n, 40)).collect();
+    for e in &events {
+        producer.send_serialize(e).await.unwrap();
+    }
+    let receipts = producer.flush().await.unwrap();
+    events.into_iter().zip(receipts).collect()
+}
+
+/// After a split, the producer's shard map is stale: the first aggregates
+/// go where the stream now sends their keys, and the producer, seeing an
+/// aggregate land in another shard than its map said, lists the shards
+/// again; from then on every user record is in the shard its key maps to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_producer_lists_the_shards_again_when_an_aggregate_lands_elsewhere() {
+    use triton_kinesis::{list_shards, Producer, ProducerOptions};
+
+    let client = client().await;
+    let stream = create_stream(&client, "kpl-split", 1).await;
+    let options = ProducerOptions {
+        aggregation: Some(triton_kpl::Limits {
+            max_bytes: 2048,
+            ..triton_kpl::Limits::default()
+        }),
+        ..ProducerOptions::default()
+    };
+    let mut producer = Producer::new(client.clone(), &stream, options);
+    round(&mut producer, 0..200).await;
+    let s0 = list_shards(&client, &stream.name).await.unwrap().remove(0);
+    let hi: u128 = s0.ending_hash_key.parse().unwrap();
+    client
+        .split_shard()
+        .stream_name(&stream.name)
+        .shard_to_split(&s0.id)
+        .new_starting_hash_key((hi / 2).to_string())
+        .send()
+        .await
+        .unwrap();
+    wait_active(&client, &stream.name).await;
+    let shards = list_shards(&client, &stream.name).await.unwrap();
+    let range_of = |id: &str| {
+        let s = shards.iter().find(|s| s.id == id).unwrap();
+        let lo: u128 = s.starting_hash_key.parse().unwrap();
+        let hi: u128 = s.ending_hash_key.parse().unwrap();
+        lo..=hi
+    };
+    // Packed under the old map: one shard for every key.
+    round(&mut producer, 200..400).await;
+    // Listed again: each aggregate holds keys of its own shard only.
+    let placed = round(&mut producer, 400..800).await;
+    for (e, receipt) in &placed {
+        assert_ne!(receipt.shard_id, s0.id, "the closed parent");
+        assert!(
+            range_of(&receipt.shard_id).contains(&triton_kpl::partition_hash(&e.user)),
+            "{} put in {} outside its range",
+            e.user,
+            receipt.shard_id
+        );
+    }
+}
