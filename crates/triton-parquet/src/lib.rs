@@ -9,5 +9,7 @@ gives each field a column type by the rules documented on [`ColumnType`].
 #![deny(missing_docs)]
 
 pub mod infer;
+pub mod write;
 
 pub use self::infer::{ColumnType, Field, Inference, Schema};
+pub use self::write::{Codec, ParquetWriter, WriteError};

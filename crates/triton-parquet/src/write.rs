@@ -1,0 +1,309 @@
+//! Records into Arrow record batches of a [`Schema`], and batches into a
+//! Parquet file, one row group per batch, so memory stays at one batch.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampNanosecondBuilder, UInt64Builder,
+};
+use arrow_array::{ArrayRef, ListArray, NullArray, RecordBatch, StructArray};
+use arrow_buffer::{OffsetBuffer, ScalarBuffer};
+use arrow_schema::{DataType, Field as ArrowField, Fields, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use triton_core::value::{Record, Value};
+
+use crate::infer::{ColumnType, Field, Schema};
+
+/// Why records could not be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// A value does not fit its column (possible only with a schema given
+    /// by hand: an inferred one fits every record it was inferred from).
+    #[error(
+        "record {record}: field {path} holds a {kind}, which does not fit its column of {column}"
+    )]
+    Mismatch {
+        /// The record's index in the batch.
+        record: usize,
+        /// The field, dotted.
+        path: String,
+        /// The MessagePack kind found.
+        kind: &'static str,
+        /// The column's type.
+        column: String,
+    },
+    /// Arrow refused the arrays (a bug, if it happens).
+    #[error("building the columns: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// The Parquet writer failed (the output could not be written).
+    #[error("writing Parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+}
+
+/// Parquet page compression.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Codec {
+    /// Snappy (the default: fast, what most engines expect).
+    #[default]
+    Snappy,
+    /// Zstandard at level 3: smaller files, slower to write.
+    Zstd,
+}
+
+/// The Arrow type of a column type.
+pub fn data_type(ty: &ColumnType) -> DataType {
+    match ty {
+        ColumnType::Null => DataType::Null,
+        ColumnType::Bool => DataType::Boolean,
+        ColumnType::Int64 => DataType::Int64,
+        ColumnType::UInt64 => DataType::UInt64,
+        ColumnType::Float32 => DataType::Float32,
+        ColumnType::Float64 => DataType::Float64,
+        ColumnType::Utf8 | ColumnType::Json { .. } => DataType::Utf8,
+        ColumnType::Binary => DataType::Binary,
+        ColumnType::TimestampNanos => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+        ColumnType::List { item } => {
+            DataType::List(Arc::new(ArrowField::new("item", data_type(item), true)))
+        }
+        ColumnType::Struct { fields } => DataType::Struct(arrow_fields(fields)),
+    }
+}
+
+/// Every field nullable: a record may lack any of them, and a null struct
+/// or list holds nulls beneath it.
+fn arrow_fields(fields: &[Field]) -> Fields {
+    fields
+        .iter()
+        .map(|f| ArrowField::new(&f.name, data_type(&f.ty), true))
+        .collect()
+}
+
+/// The Arrow schema of `schema`.
+pub fn arrow_schema(schema: &Schema) -> arrow_schema::Schema {
+    arrow_schema::Schema::new(arrow_fields(&schema.fields))
+}
+
+/// The records as one batch of `schema`'s columns.
+pub fn batch(schema: &Schema, records: &[Record]) -> Result<RecordBatch, WriteError> {
+    let columns = schema
+        .fields
+        .iter()
+        .map(|f| {
+            let values: Vec<Option<&Value>> = records.iter().map(|r| r.get(&f.name)).collect();
+            column(&f.ty, &values, &f.name)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(records.len()));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(arrow_schema(schema)),
+        columns,
+        &options,
+    )?)
+}
+
+fn mismatch(record: usize, path: &str, v: &Value, ty: &ColumnType) -> WriteError {
+    WriteError::Mismatch {
+        record,
+        path: path.to_owned(),
+        kind: v.kind(),
+        column: format!("{:?}", data_type(ty)),
+    }
+}
+
+/// One column from each row's value (`None`: absent).
+fn column(ty: &ColumnType, values: &[Option<&Value>], path: &str) -> Result<ArrayRef, WriteError> {
+    macro_rules! scalar {
+        ($builder:expr, |$v:ident| $convert:expr) => {{
+            let mut b = $builder;
+            for (i, v) in values.iter().enumerate() {
+                match present(v) {
+                    None => b.append_null(),
+                    Some($v) => match $convert {
+                        Some(x) => b.append_value(x),
+                        None => return Err(mismatch(i, path, $v, ty)),
+                    },
+                }
+            }
+            Arc::new(b.finish()) as ArrayRef
+        }};
+    }
+    Ok(match ty {
+        ColumnType::Null => Arc::new(NullArray::new(values.len())),
+        ColumnType::Bool => scalar!(BooleanBuilder::new(), |v| match v {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }),
+        ColumnType::Int64 => scalar!(Int64Builder::new(), |v| match v {
+            Value::Int(i) => Some(*i),
+            Value::UInt(u) => i64::try_from(*u).ok(),
+            _ => None,
+        }),
+        ColumnType::UInt64 => scalar!(UInt64Builder::new(), |v| match v {
+            Value::UInt(u) => Some(*u),
+            Value::Int(i) => u64::try_from(*i).ok(),
+            _ => None,
+        }),
+        ColumnType::Float32 => scalar!(Float32Builder::new(), |v| match v {
+            Value::F32(f) => Some(*f),
+            _ => None,
+        }),
+        ColumnType::Float64 => scalar!(Float64Builder::new(), |v| match v {
+            Value::F64(f) => Some(*f),
+            Value::F32(f) => Some(f64::from(*f)),
+            // Inference takes ints into a float column only when exact.
+            Value::Int(i) => Some(*i as f64),
+            Value::UInt(u) => Some(*u as f64),
+            _ => None,
+        }),
+        ColumnType::Utf8 => scalar!(StringBuilder::new(), |v| match v {
+            Value::Str(s) => s.as_str(),
+            _ => None,
+        }),
+        ColumnType::Binary => scalar!(BinaryBuilder::new(), |v| match v {
+            Value::Bin(b) => Some(b.as_slice()),
+            Value::Str(s) => Some(s.as_bytes()),
+            _ => None,
+        }),
+        ColumnType::TimestampNanos => scalar!(
+            TimestampNanosecondBuilder::new().with_timezone("UTC"),
+            |v| match v {
+                Value::Timestamp(t) => t
+                    .secs()
+                    .checked_mul(1_000_000_000)
+                    .and_then(|n| n.checked_add(i64::from(t.nanos()))),
+                _ => None,
+            }
+        ),
+        ColumnType::Json { .. } => {
+            let mut b = StringBuilder::new();
+            let mut text = Vec::new();
+            for v in values {
+                match present(v) {
+                    None => b.append_null(),
+                    Some(v) => {
+                        text.clear();
+                        triton_core::json::write_value(&mut text, v);
+                        b.append_value(String::from_utf8_lossy(&text));
+                    }
+                }
+            }
+            Arc::new(b.finish())
+        }
+        ColumnType::List { item } => {
+            let mut offsets = Vec::with_capacity(values.len() + 1);
+            let mut valid = Vec::with_capacity(values.len());
+            let mut items: Vec<Option<&Value>> = Vec::new();
+            offsets.push(0i32);
+            for (i, v) in values.iter().enumerate() {
+                match present(v) {
+                    None => valid.push(false),
+                    Some(Value::Array(a)) => {
+                        valid.push(true);
+                        items.extend(a.iter().map(Some));
+                    }
+                    Some(v) => return Err(mismatch(i, path, v, ty)),
+                }
+                let end = i32::try_from(items.len()).map_err(|_| {
+                    arrow_schema::ArrowError::ComputeError(format!(
+                        "{path}: more than 2^31 list items in one batch"
+                    ))
+                })?;
+                offsets.push(end);
+            }
+            let child = column(item, &items, &format!("{path}[]"))?;
+            Arc::new(ListArray::try_new(
+                Arc::new(ArrowField::new("item", data_type(item), true)),
+                OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                child,
+                Some(valid.into()),
+            )?)
+        }
+        ColumnType::Struct { fields } => {
+            let mut valid = Vec::with_capacity(values.len());
+            let mut maps: Vec<Option<&[(Value, Value)]>> = Vec::with_capacity(values.len());
+            for (i, v) in values.iter().enumerate() {
+                match present(v) {
+                    None => {
+                        valid.push(false);
+                        maps.push(None);
+                    }
+                    Some(Value::Map(m)) => {
+                        valid.push(true);
+                        maps.push(Some(m));
+                    }
+                    Some(v) => return Err(mismatch(i, path, v, ty)),
+                }
+            }
+            let children = fields
+                .iter()
+                .map(|f| {
+                    let child: Vec<Option<&Value>> = maps
+                        .iter()
+                        .map(|m| m.and_then(|m| lookup(m, &f.name)))
+                        .collect();
+                    column(&f.ty, &child, &format!("{path}.{}", f.name))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Arc::new(StructArray::try_new(
+                arrow_fields(fields),
+                children,
+                Some(valid.into()),
+            )?)
+        }
+    })
+}
+
+/// The value, unless absent or nil (null in every column).
+fn present<'a>(v: &Option<&'a Value>) -> Option<&'a Value> {
+    v.filter(|v| !matches!(v, Value::Nil))
+}
+
+/// The value of `key` in a nested map (string keys).
+fn lookup<'a>(map: &'a [(Value, Value)], key: &str) -> Option<&'a Value> {
+    map.iter().find_map(|(k, v)| match k {
+        Value::Str(s) if s.as_bytes() == key.as_bytes() => Some(v),
+        _ => None,
+    })
+}
+
+/// Writes batches of one schema into a Parquet file, one row group each.
+pub struct ParquetWriter<W: Write + Send> {
+    schema: Schema,
+    inner: ArrowWriter<W>,
+}
+
+impl<W: Write + Send> ParquetWriter<W> {
+    /// A writer of `schema`'s columns into `out`.
+    pub fn new(out: W, schema: Schema, codec: Codec) -> Result<ParquetWriter<W>, WriteError> {
+        let compression = match codec {
+            Codec::Snappy => Compression::SNAPPY,
+            Codec::Zstd => Compression::ZSTD(ZstdLevel::try_new(3)?),
+        };
+        let properties = WriterProperties::builder()
+            .set_compression(compression)
+            .build();
+        let inner = ArrowWriter::try_new(out, Arc::new(arrow_schema(&schema)), Some(properties))?;
+        Ok(ParquetWriter { schema, inner })
+    }
+
+    /// Writes `records` as one row group.
+    pub fn write(&mut self, records: &[Record]) -> Result<(), WriteError> {
+        let batch = batch(&self.schema, records)?;
+        self.inner.write(&batch)?;
+        self.inner.flush()?;
+        Ok(())
+    }
+
+    /// Finishes the file (its footer) and gives back the output.
+    pub fn finish(self) -> Result<W, WriteError> {
+        Ok(self.inner.into_inner()?)
+    }
+}
+
+#[cfg(test)]
+mod tests;

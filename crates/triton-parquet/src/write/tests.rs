@@ -1,0 +1,113 @@
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, Int64Type, TimestampNanosecondType, UInt64Type};
+use arrow_array::Array;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use triton_core::archive::ArchiveReader;
+
+use super::*;
+use crate::Inference;
+
+fn small() -> Vec<Record> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/data/go-triton/small.tri"
+    );
+    let mut reader = ArchiveReader::new(std::fs::File::open(path).unwrap());
+    let mut out = Vec::new();
+    while let Some(r) = reader.next_record().unwrap() {
+        out.push(r);
+    }
+    out
+}
+
+fn row_of(records: &[Record], kind: &str) -> usize {
+    records
+        .iter()
+        .position(
+            |r| matches!(r.get("kind"), Some(Value::Str(s)) if s.as_bytes() == kind.as_bytes()),
+        )
+        .unwrap()
+}
+
+/// go-triton's small.tri through the inferred schema into Parquet (two
+/// row groups), read back with the parquet crate's own reader: types and
+/// values as the records hold them.
+#[test]
+fn small_tri_round_trips_through_parquet() {
+    let records = small();
+    let mut inference = Inference::new();
+    records.iter().for_each(|r| inference.add(r));
+    let schema = inference.schema();
+    for codec in [Codec::Snappy, Codec::Zstd] {
+        let mut writer = ParquetWriter::new(Vec::new(), schema.clone(), codec).unwrap();
+        let (a, b) = records.split_at(records.len() / 2);
+        writer.write(a).unwrap();
+        writer.write(b).unwrap();
+        let bytes = bytes::Bytes::from(writer.finish().unwrap());
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+        let all = arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap();
+        assert_eq!(all.num_rows(), records.len());
+        let ints = row_of(&records, "ints");
+        let min64 = all
+            .column_by_name("min64")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        assert_eq!(min64.value(ints), i64::MIN);
+        assert!(min64.is_null(0), "absent elsewhere");
+        let uints = row_of(&records, "uints");
+        let umax = all
+            .column_by_name("u64_max")
+            .unwrap()
+            .as_primitive::<UInt64Type>();
+        assert_eq!(umax.value(uints), u64::MAX);
+        let floats = row_of(&records, "floats");
+        let f32s = all
+            .column_by_name("f32")
+            .unwrap()
+            .as_primitive::<Float32Type>();
+        assert_eq!(f32s.value(floats).to_bits(), 0x4048_f5c3, "go-triton's float32 3.14");
+        let time = row_of(&records, "time");
+        let t = all
+            .column_by_name("t_utc")
+            .unwrap()
+            .as_primitive::<TimestampNanosecondType>();
+        assert_eq!(t.value(time), 1_607_673_168_123_456_789);
+        let binary = row_of(&records, "binary");
+        let b = all.column_by_name("b").unwrap().as_binary::<i32>();
+        assert_eq!(b.value(binary), [0, 1, 2, 0xff]);
+        // The nested map, and its only-empty map as JSON text.
+        let nested = row_of(&records, "nested_map");
+        let m = all.column_by_name("m").unwrap().as_struct();
+        let empty = m.column_by_name("empty").unwrap().as_string::<i32>();
+        assert_eq!(empty.value(nested), "{}");
+        let a = m.column_by_name("a").unwrap().as_primitive::<Int64Type>();
+        assert_eq!(a.value(nested), 1);
+    }
+}
+
+/// A schema given by hand that a record does not fit: the error names the
+/// record and the field.
+#[test]
+fn a_value_that_does_not_fit_a_pinned_schema_is_named() {
+    let schema = Schema {
+        fields: vec![Field {
+            name: "n".into(),
+            ty: ColumnType::Int64,
+            nullable: true,
+        }],
+    };
+    let mut ok = Record::new();
+    ok.push("n", Value::Int(1));
+    let mut bad = Record::new();
+    bad.push("n", Value::Str("one".into()));
+    let err = batch(&schema, &[ok, bad]).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("record 1") && text.contains("field n") && text.contains("str"),
+        "{text}"
+    );
+}
