@@ -16,6 +16,7 @@ mod cat;
 // Exit codes, output and one-line errors of the commands that need no
 // server: decode, encode, put's input checks, stats, completions, man.
 mod cli;
+mod convert;
 // `triton shards`, `put` and `tail` against the local Kinesis server.
 mod kinesis;
 // Progress bars on a terminal.

@@ -2,14 +2,19 @@
 triton archives for the engines people query with: Parquet, with a schema
 inferred from the MessagePack records themselves.
 
-This first part is the inference ([`infer`]): it reads every record (a
-first pass, so the schema is exact: no record can fail to fit it), and
-gives each field a column type by the rules documented on [`ColumnType`].
+The schema is inferred ([`infer`]) from every record (a first pass, so it
+is exact: no record can fail to fit it), each field given a column type by
+the rules documented on [`ColumnType`]; [`write`] turns records into Arrow
+batches and Parquet row groups; [`files`] converts local `.tri` files.
 */
 #![deny(missing_docs)]
 
+pub mod files;
 pub mod infer;
 pub mod write;
 
+pub use self::files::{
+    convert_files, convert_to_path, infer_files, ConvertError, ConvertOptions, Converted, Damaged,
+};
 pub use self::infer::{ColumnType, Field, Inference, Schema};
 pub use self::write::{Codec, ParquetWriter, WriteError};

@@ -5,6 +5,7 @@ pub mod aws;
 pub mod cat;
 pub mod common;
 pub mod completions;
+pub mod convert;
 pub mod decode;
 pub mod encode;
 pub mod envelope;

@@ -69,7 +69,11 @@ fn small_tri_round_trips_through_parquet() {
             .column_by_name("f32")
             .unwrap()
             .as_primitive::<Float32Type>();
-        assert_eq!(f32s.value(floats).to_bits(), 0x4048_f5c3, "go-triton's float32 3.14");
+        assert_eq!(
+            f32s.value(floats).to_bits(),
+            0x4048_f5c3,
+            "go-triton's float32 3.14"
+        );
         let time = row_of(&records, "time");
         let t = all
             .column_by_name("t_utc")
