@@ -67,14 +67,7 @@ impl Packing {
         let mut done = Vec::new();
         let hash = triton_kpl::partition_hash(&key);
         let Some(shard) = self.map.as_ref().and_then(|m| m.shard_of(hash)) else {
-            done.push(Entry {
-                order_key: key.clone(),
-                data,
-                key,
-                indexes: vec![index],
-                aggregated: false,
-                attempts: 0,
-            });
+            done.push(Entry::plain(data, key.clone(), key, index));
             return done;
         };
         let order_key = shard.to_owned();
@@ -102,14 +95,12 @@ impl Packing {
         done.extend(finish(open, &order_key));
         match open.aggregator.try_add(record) {
             Ok(()) => open.indexes.push(index),
-            Err(record) => done.push(Entry {
-                data: record.data,
-                key: record.partition_key,
+            Err(record) => done.push(Entry::plain(
+                record.data,
+                record.partition_key,
                 order_key,
-                indexes: vec![index],
-                aggregated: false,
-                attempts: 0,
-            }),
+                index,
+            )),
         }
         done
     }

@@ -161,6 +161,18 @@ struct Entry {
 }
 
 impl Entry {
+    /// Record `index` sent as one Kinesis record, ordered by `order_key`.
+    fn plain(data: Vec<u8>, key: String, order_key: String, index: usize) -> Entry {
+        Entry {
+            data,
+            key,
+            order_key,
+            indexes: vec![index],
+            aggregated: false,
+            attempts: 0,
+        }
+    }
+
     fn size(&self) -> usize {
         self.data.len() + self.key.len()
     }
@@ -362,14 +374,7 @@ impl Producer {
                     self.push(entry);
                 }
             }
-            None => self.push(Entry {
-                order_key: key.clone(),
-                data,
-                key,
-                indexes: vec![index],
-                aggregated: false,
-                attempts: 0,
-            }),
+            None => self.push(Entry::plain(data, key.clone(), key, index)),
         }
         if self.queue.len() >= MAX_BATCH_RECORDS || self.queued_bytes >= MAX_BATCH_BYTES {
             self.put_batch().await?;

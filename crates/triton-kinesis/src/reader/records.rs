@@ -63,17 +63,11 @@ impl Converter {
                 .and_then(|t| t.to_millis().ok());
             let data = r.data.into_inner();
             match triton_kpl::deaggregate(&data) {
-                Ok(None) => out.push(SourceRecord {
-                    source: self.shard.clone(),
-                    position: Position::Sequence(seq),
-                    data,
-                    meta: RecordMeta {
-                        arrival_ms,
-                        partition_key: r.partition_key,
-                        ..RecordMeta::default()
-                    },
-                }),
-                Ok(Some(users)) => self.user_records(&mut out, seq, arrival_ms, users),
+                Ok(Some(users)) => {
+                    self.user_records(&mut out, seq, arrival_ms, users);
+                    continue;
+                }
+                Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(
                         shard = %self.shard, sequence_number = %seq, error = %Report(&e),
@@ -82,18 +76,19 @@ impl Converter {
                     );
                     metrics::counter!("triton_kpl_damaged_total", "stream" => self.stream.clone())
                         .increment(1);
-                    out.push(SourceRecord {
-                        source: self.shard.clone(),
-                        position: Position::Sequence(seq),
-                        data,
-                        meta: RecordMeta {
-                            arrival_ms,
-                            partition_key: r.partition_key,
-                            ..RecordMeta::default()
-                        },
-                    });
                 }
             }
+            // A plain record, or a damaged aggregate kept as one.
+            out.push(SourceRecord {
+                source: self.shard.clone(),
+                position: Position::Sequence(seq),
+                data,
+                meta: RecordMeta {
+                    arrival_ms,
+                    partition_key: r.partition_key,
+                    ..RecordMeta::default()
+                },
+            });
         }
         Ok(out)
     }

@@ -150,6 +150,20 @@ impl Intercept for Faults {
     }
 }
 
+/// A reader of `stream` from its oldest record, through a client without
+/// faults.
+async fn read_back(stream: &str) -> KinesisReader {
+    let options = ReaderOptions {
+        start: StartPosition::TrimHorizon,
+        poll_interval: Duration::from_millis(200),
+        ..ReaderOptions::default()
+    };
+    let plain = crate::support::client().await;
+    KinesisReader::open(plain, stream, options, None)
+        .await
+        .unwrap()
+}
+
 /// Writes 2,000 records through a client whose first three PutRecords
 /// calls have every other entry refused, and reads them back.
 async fn put_through_partial_failures(strict_order: bool) -> (ProducerStats, Vec<SourceRecord>) {
@@ -173,15 +187,7 @@ async fn put_through_partial_failures(strict_order: bool) -> (ProducerStats, Vec
     assert_eq!(stats.records, 2000);
     assert!(stats.retries >= 3, "{stats:?}");
 
-    let options = ReaderOptions {
-        start: StartPosition::TrimHorizon,
-        poll_interval: Duration::from_millis(200),
-        ..ReaderOptions::default()
-    };
-    let plain = crate::support::client().await;
-    let mut reader = KinesisReader::open(plain, &stream.name, options, None)
-        .await
-        .unwrap();
+    let mut reader = read_back(&stream.name).await;
     (
         stats,
         read_n(&mut reader, 2000, Duration::from_secs(60)).await,
@@ -362,15 +368,7 @@ async fn background_through_partial_failures(aggregation: Option<triton_kpl::Lim
         Err(ProduceError::Closed)
     ));
 
-    let options = ReaderOptions {
-        start: StartPosition::TrimHorizon,
-        poll_interval: Duration::from_millis(200),
-        ..ReaderOptions::default()
-    };
-    let plain = crate::support::client().await;
-    let mut reader = KinesisReader::open(plain, &stream.name, options, None)
-        .await
-        .unwrap();
+    let mut reader = read_back(&stream.name).await;
     let got = read_n(&mut reader, RECORDS as usize, Duration::from_secs(60)).await;
     assert_once_in_key_order(&got, RECORDS);
 }
