@@ -307,6 +307,12 @@ impl<W: Write + Send> ParquetWriter<W> {
         Ok(())
     }
 
+    /// Bytes written to the output so far (every row group written is
+    /// flushed, so this is the file's size without its footer).
+    pub fn bytes_written(&self) -> u64 {
+        self.inner.bytes_written() as u64
+    }
+
     /// Finishes the file (its footer) and gives back the output.
     pub fn finish(self) -> Result<W, WriteError> {
         Ok(self.inner.into_inner()?)

@@ -34,6 +34,8 @@ use triton_core::retry::{policies, Backoff, Budget};
 use triton_core::source::{Acks, Position, RecordSource, SourceError, SourceRecord};
 
 use self::codec::{CodecError, RecordCodec};
+use crate::archiver::sha256_hex;
+use sha2::{Digest, Sha256};
 pub use self::listing::{
     list_archives, list_from, list_with_sidecars, Archive, ArchiveQuery, FromQuery, ListError,
     Listing,
@@ -59,6 +61,9 @@ pub struct ReadOptions {
     /// Times a body that breaks off is fetched again from the byte it
     /// stopped at, per archive (default 5).
     pub max_resumes: u32,
+    /// Hash each archive read to its end, for [`ArchiveSource::sha256`]
+    /// (default false).
+    pub sha256: bool,
 }
 
 impl Default for ReadOptions {
@@ -69,6 +74,7 @@ impl Default for ReadOptions {
             prefetch_batches: 4,
             archives_ahead: 4,
             max_resumes: 5,
+            sha256: false,
         }
     }
 }
@@ -91,6 +97,9 @@ pub struct ReadProgress {
 struct Counters {
     archives_done: AtomicU64,
     bytes_read: AtomicU64,
+    /// SHA-256 (hex) of the archives read to their end, by key, with
+    /// `ReadOptions::sha256`.
+    digests: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 enum Message {
@@ -196,6 +205,18 @@ impl ArchiveSource {
             bytes_read: self.counters.bytes_read.load(Ordering::Relaxed),
             bytes_total: self.bytes_total,
         }
+    }
+
+    /// The SHA-256 (hex) of archive `key`'s bytes, once it was read to its
+    /// end (with [`ReadOptions::sha256`]): known when its last record has
+    /// been handed over, or the first of the next archive. Taken: a second
+    /// call gives `None`.
+    pub fn take_sha256(&self, key: &str) -> Option<String> {
+        self.counters
+            .digests
+            .lock()
+            .ok()
+            .and_then(|mut d| d.remove(key))
     }
 
     /// The last acknowledged position of each archive.
@@ -352,18 +373,30 @@ impl Fetch {
             |e: StoreError| Stop::Unavailable(SourceError::unavailable(key.clone(), e));
         let download = download.map_err(unavailable)?;
         let counters = self.counters.clone();
-        let bytes = futures_util::stream::unfold(download, move |mut download| {
+        let hasher = self.options.sha256.then(Sha256::new);
+        let state = (download, hasher);
+        let bytes = futures_util::stream::unfold(state, move |(mut download, mut hasher)| {
             let counters = counters.clone();
             async move {
                 let mut buf = Vec::new();
                 match download.read_into(&mut buf).await {
-                    Ok(0) => None,
+                    Ok(0) => {
+                        // Before the decoder sees the end, so before the
+                        // archive's last batch is sent.
+                        if let (Some(h), Ok(mut digests)) = (hasher, counters.digests.lock()) {
+                            digests.insert(download.key.clone(), sha256_hex(h));
+                        }
+                        None
+                    }
                     Ok(n) => {
                         counters.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
-                        Some((Ok(Bytes::from(buf)), download))
+                        if let Some(h) = &mut hasher {
+                            h.update(&buf);
+                        }
+                        Some((Ok(Bytes::from(buf)), (download, hasher)))
                     }
                     // Carried through the byte stream, taken out below.
-                    Err(e) => Some((Err(io::Error::other(e)), download)),
+                    Err(e) => Some((Err(io::Error::other(e)), (download, hasher))),
                 }
             }
         });
