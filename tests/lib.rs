@@ -1,6 +1,8 @@
 //! Helpers shared by triton's end-to-end tests: fixture paths, temporary
 //! directories, deterministic random data.
 
+pub mod day;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 

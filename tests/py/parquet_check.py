@@ -1,15 +1,25 @@
-"""Checks a Parquet file written by `triton convert` with independent
-readers: pyarrow reads every value, which must equal the record as
-`triton decode` prints it (types included), and DuckDB counts rows per
-value of a column, which must equal the counts in the JSON lines.
+"""Checks Parquet written by `triton convert` with independent readers:
+pyarrow reads every value, which must equal the record as `triton decode`
+prints it (types included), and DuckDB counts rows per value of a column,
+which must equal the counts in the JSON lines.
 
     parquet_check.py OUT.parquet RECORDS.jsonl GROUP_COLUMN
+    parquet_check.py DEST_DIR RECORDS.jsonl GROUP_COLUMN [--sample N]
+
+With a directory (a dataset of `convert --to`), its files are read in
+path order (dt=, hour=, part-NNNNN: the order of the archives), must share
+one schema, and DuckDB reads them with one glob and Hive partitioning; the
+rows per partition are printed as a JSON line `partitions {...}` for the
+caller to compare. --sample N compares every Nth row only (a big day; the
+counts still cover every row).
 
 Prints one summary line; exits non-zero naming the first difference.
 """
 
 import base64
+import glob
 import json
+import os
 import math
 import struct
 import sys
@@ -114,31 +124,70 @@ def timestamps_as_ns(table):
     return pa.Table.from_arrays(cols, names=table.schema.names)
 
 
+def read_dataset(root):
+    """Every file under `root`, in path order, as one table (they must
+    share a schema), and DuckDB's glob over them."""
+    files = sorted(glob.glob(os.path.join(root, "**", "*.parquet"), recursive=True))
+    if not files:
+        fail(f"no Parquet files under {root}")
+    tables = [pq.read_table(f) for f in files]
+    for f, t in zip(files, tables):
+        if t.schema != tables[0].schema:
+            fail(f"{f}: another schema than {files[0]}")
+    return pa.concat_tables(tables), os.path.join(root, "**", "*.parquet")
+
+
 def main():
     parquet, jsonl, group = sys.argv[1:4]
-    table = pq.read_table(parquet)
-    records = [json.loads(line) for line in open(jsonl, encoding="utf-8")]
-    if table.num_rows != len(records):
-        fail(f"{table.num_rows} rows, {len(records)} records")
+    sample = 1
+    if "--sample" in sys.argv:
+        sample = int(sys.argv[sys.argv.index("--sample") + 1])
+    dataset = os.path.isdir(parquet)
+    if dataset:
+        table, glob_path = read_dataset(parquet)
+        source = f"read_parquet('{glob_path}', hive_partitioning = 1)"
+    else:
+        table = pq.read_table(parquet)
+        source = f"read_parquet('{parquet}')"
+    want = Counter()
     schema = table.schema
-    rows = timestamps_as_ns(table).to_pylist()
-    for n, (row, record) in enumerate(zip(rows, records)):
-        extra = set(record) - set(schema.names)
-        if extra:
-            fail(f"row {n}: fields {sorted(extra)} have no column")
-        for f in schema:
-            same(f.type, row[f.name], record.get(f.name), f"row {n}: {f.name}")
+    rows = timestamps_as_ns(table)
+    n = -1
+    with open(jsonl, encoding="utf-8") as lines:
+        for n, line in enumerate(lines):
+            record = json.loads(line)
+            want[record.get(group)] += 1
+            if n % sample:
+                continue
+            if n >= rows.num_rows:
+                fail(f"{rows.num_rows} rows, more records")
+            row = rows.slice(n, 1).to_pylist()[0]
+            extra = set(record) - set(schema.names)
+            if extra:
+                fail(f"row {n}: fields {sorted(extra)} have no column")
+            for f in schema:
+                same(f.type, row[f.name], record.get(f.name), f"row {n}: {f.name}")
+    records = n + 1
+    if table.num_rows != records:
+        fail(f"{table.num_rows} rows, {records} records")
     got = dict(
-        duckdb.sql(
-            f"SELECT \"{group}\", count(*) FROM read_parquet('{parquet}') GROUP BY 1"
-        ).fetchall()
+        duckdb.sql(f"SELECT \"{group}\", count(*) FROM {source} GROUP BY 1").fetchall()
     )
-    want = Counter(r.get(group) for r in records)
     if got != dict(want):
         fail(f"DuckDB counts per {group}: {got}, the records: {dict(want)}")
+    if dataset:
+        # As the directories spell them (hour=07, not 7).
+        raw = f"read_parquet('{glob_path}', hive_partitioning = 1, hive_types_autocast = 0)"
+        columns = duckdb.sql(f"SELECT * FROM {raw} LIMIT 0").columns
+        keys = [k for k in ("dt", "hour") if k in columns]
+        path = " || '/' || ".join(f"'{k}=' || {k}" for k in keys)
+        parts = duckdb.sql(
+            f"SELECT {path}, count(*) FROM {raw} GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        print("partitions " + json.dumps(dict(parts)))
     types = Counter(str(f.type).split("<")[0] for f in schema)
     print(
-        f"parquet_check: {len(records)} rows, {len(schema)} columns "
+        f"parquet_check: {records} rows, {len(schema)} columns "
         f"({', '.join(f'{k} {v}' for k, v in sorted(types.items()))}) match; "
         f"DuckDB: {len(got)} groups of {group} match"
     )

@@ -2,75 +2,8 @@
 //! scripts/test through scripts/services) and over a local directory: the
 //! same checks for both.
 
-use std::process::Output;
 
-use triton_s3::{ArchiveStore, LocalStore, PutOptions};
-
-use crate::util::{fixture, new_bucket, runtime, stderr, triton, Dir};
-
-/// A bucket or a directory with a stream config beside it.
-struct Archive {
-    dir: Dir,
-    bucket: String,
-    store: Box<dyn ArchiveStore>,
-}
-
-fn scratch_dir(tag: &str) -> Dir {
-    let dir = Dir::new(tag);
-    dir.write(
-        "triton.yaml",
-        "events:\n  name: user-events\n  partition_key: user\n  region: eu-west-1\n",
-    );
-    dir
-}
-
-impl Archive {
-    fn local(tag: &str) -> Archive {
-        let dir = scratch_dir(tag);
-        let root = dir.join("archive");
-        Archive {
-            bucket: root.display().to_string(),
-            store: Box::new(LocalStore::new(root)),
-            dir,
-        }
-    }
-
-    fn s3(tag: &str) -> Archive {
-        let (bucket, store) = new_bucket("cat");
-        Archive {
-            dir: scratch_dir(tag),
-            store: Box::new(store),
-            bucket: format!("s3://{bucket}"),
-        }
-    }
-
-    /// Uploads fixture files under the given keys.
-    fn put(&self, objects: &[(&str, &str)]) {
-        runtime().block_on(async {
-            for (key, name) in objects {
-                self.store
-                    .put_file(key, &fixture(name), &PutOptions::default())
-                    .await
-                    .unwrap_or_else(|e| panic!("{e}"));
-            }
-        });
-    }
-
-    /// `triton cat --stream events` with more arguments.
-    fn cat(&self, args: &[&str]) -> Output {
-        let mut all = vec!["cat", "--stream", "events"];
-        all.extend_from_slice(args);
-        self.triton(&all)
-    }
-
-    fn triton(&self, args: &[&str]) -> Output {
-        triton()
-            .env("TRITON_CONFIG", self.dir.join("triton.yaml"))
-            .env("TRITON_BUCKET", &self.bucket)
-            .args(args)
-            .output()
-    }
-}
+use crate::util::{fixture, stderr, triton, Archive};
 
 fn decode(fixtures: &[&str]) -> Vec<u8> {
     let out = triton()

@@ -2,11 +2,18 @@
 //! Parquet read back by independent readers (pyarrow, DuckDB: installed by
 //! scripts/setup-python).
 
-use std::process::Command;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
-use crate::util::{fixture, path, python, stderr, stdout, triton, Dir};
+use sha2::{Digest, Sha256};
+use triton_s3::{ArchiveStore, PutOptions};
 
-fn check_with_python(parquet: &std::path::Path, jsonl: &std::path::Path, group: &str) -> String {
+use crate::util::{
+    fixture, new_bucket, path, python, runtime, stderr, stdout, triton, Archive, Dir,
+};
+
+fn check_with_python(parquet: &Path, jsonl: &Path, group: &str) -> String {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/py/parquet_check.py"
@@ -149,4 +156,307 @@ fn a_damaged_archive_is_reported_and_the_rest_converted() {
         .success();
     let jsonl = dir.write("multiflush.jsonl", &decoded.stdout);
     check_with_python(&out, &jsonl, "flag");
+}
+
+// ---- convert --to: a stream's archives as a partitioned dataset ----------
+
+const SINGLE_SHARD_SIDECAR: &str = r#"{"shards": {"shardId-000000000007": {"min_sequence_number": "1", "max_sequence_number": "9"}}, "size": 4685, "sha256": "a522ec3912d452b22ef6ce9ad28f1741ea5d294897b194ffa36e7942f789f1d2"}"#;
+
+/// Two days of go-triton's archives (no sidecar but one, of a single
+/// shard): an empty archive, and a corrupt one.
+fn two_days(a: &Archive) {
+    a.put(&[
+        ("20241030/user-events-store-1730246400.tri", "small.tri"),
+        ("20241030/user-events-store-1730250000.tri", "empty.tri"),
+        ("20241030/user-events-store-1730329200.tri", "multiflush.tri"),
+        ("20241031/user-events-store-1730336400.tri", "incompressible.tri"),
+        ("20241031/user-events-store-1730340000.tri", "corrupt.tri"),
+    ]);
+    runtime().block_on(async {
+        a.store
+            .put_bytes(
+                "20241030/user-events-store-1730246400.tri.metadata",
+                SINGLE_SHARD_SIDECAR.as_bytes().to_vec(),
+                &PutOptions::default(),
+            )
+            .await
+            .unwrap();
+    });
+}
+
+/// DEST in a bucket of the local S3 server: the store and the prefix.
+type S3Dest<'a> = Option<(&'a dyn ArchiveStore, &'a str)>;
+
+/// The dataset as local files: DEST itself, or a copy of its objects.
+fn local_copy(dest: &str, s3: S3Dest<'_>, into: &Path) -> PathBuf {
+    let Some((store, prefix)) = s3 else {
+        return PathBuf::from(dest);
+    };
+    let _ = std::fs::remove_dir_all(into);
+    runtime().block_on(async {
+        for o in store.list(prefix).await.unwrap() {
+            let mut body = store.get(&o.key, 0).await.unwrap();
+            let mut bytes = Vec::new();
+            while body.reader.read_into(&mut bytes).await.unwrap() > 0 {}
+            let path = into.join(&o.key[prefix.len()..]);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+    });
+    into.to_owned()
+}
+
+/// Every file of the dataset, with its bytes' SHA-256.
+fn contents(root: &Path) -> BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                out.insert(rel, hex(&Sha256::digest(std::fs::read(&p).unwrap())));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn manifest(root: &Path, partition: &str) -> serde_json::Value {
+    let text = std::fs::read(root.join(partition).join("_triton_manifest.json")).unwrap();
+    serde_json::from_slice(&text).unwrap()
+}
+
+/// The JSON lines `triton cat` prints for the range, and per day.
+fn cat_lines(a: &Archive, dir: &Dir, days: &[&str]) -> (PathBuf, BTreeMap<String, u64>) {
+    let mut all = Vec::new();
+    let mut per_day = BTreeMap::new();
+    for day in days {
+        let o = a.cat(&["--start-date", day, "--skip-corrupt", "--no-progress"]);
+        let lines = o.stdout.iter().filter(|b| **b == b'\n').count() as u64;
+        per_day.insert(format!("dt={}-{}-{}", &day[..4], &day[4..6], &day[6..]), lines);
+        all.extend_from_slice(&o.stdout);
+    }
+    (dir.write("range.jsonl", all), per_day)
+}
+
+fn partitions_line(checked: &str) -> BTreeMap<String, u64> {
+    let line = checked
+        .lines()
+        .find_map(|l| l.strip_prefix("partitions "))
+        .unwrap_or_else(|| panic!("no partitions line in {checked}"));
+    serde_json::from_str(line).unwrap()
+}
+
+fn dataset(a: &Archive, dest: &str, more: &[&str]) -> Output {
+    let mut args = vec![
+        "convert",
+        "--stream",
+        "events",
+        "--start-date",
+        "20241030",
+        "--end-date",
+        "20241031",
+        "--to",
+        dest,
+        "--no-progress",
+    ];
+    args.extend_from_slice(more);
+    a.triton(&args)
+}
+
+/// The whole range as Parquet under DEST: every value as `triton cat`
+/// prints it (pyarrow), DuckDB's GROUP BY over one glob with Hive
+/// partitioning equal to the JSON lines' counts, per column value and per
+/// day; manifests naming each archive with its SHA-256 and records; the
+/// damage reported. Re-runs: nothing rewritten; a new archive rewrites its
+/// day only; other settings rewrite every day and leave no file of the
+/// earlier layout behind.
+fn a_dataset_holds_every_record_once_and_reruns_are_idempotent(
+    a: Archive,
+    dest: &str,
+    s3: S3Dest<'_>,
+) {
+    two_days(&a);
+    let scratch = Dir::new("dataset-copy");
+    let local = |n: &str| local_copy(dest, s3, &scratch.join(n));
+    let small = ["--row-group-size", "1000", "--target-file-size", "200K"];
+
+    let o = dataset(&a, dest, &small);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("20241031/user-events-store-1730340000.tri: byte")
+            && err.contains("1 damaged archive"),
+        "{err}"
+    );
+    let (jsonl, per_day) = cat_lines(&a, &scratch, &["20241030", "20241031"]);
+    let root = local("first");
+    let checked = check_with_python(&root, &jsonl, "kind");
+    assert_eq!(partitions_line(&checked), per_day);
+    assert_eq!(per_day["dt=2024-10-30"], 12937);
+
+    let m = manifest(&root, "dt=2024-10-30");
+    assert_eq!(m["stream"], "user-events");
+    let archives = m["archives"].as_array().unwrap();
+    let want = [("small.tri", 22), ("empty.tri", 0), ("multiflush.tri", 12915)];
+    assert_eq!(archives.len(), want.len());
+    for (got, (name, records)) in archives.iter().zip(want) {
+        let sha = hex(&Sha256::digest(std::fs::read(fixture(name)).unwrap()));
+        assert_eq!(got["sha256"], sha.as_str(), "{got}");
+        assert_eq!(got["records"], records, "{got}");
+    }
+    let files = m["files"].as_array().unwrap();
+    assert!(files.len() > 1, "200K files: {files:?}");
+    let mut rows = 0;
+    for f in files {
+        let name = f["name"].as_str().unwrap();
+        let bytes = std::fs::read(root.join("dt=2024-10-30").join(name)).unwrap();
+        assert_eq!(f["size"], bytes.len() as u64);
+        assert_eq!(f["sha256"], hex(&Sha256::digest(&bytes)).as_str());
+        rows += f["records"].as_u64().unwrap();
+    }
+    assert_eq!(rows, 12937);
+    let damaged = &manifest(&root, "dt=2024-10-31")["archives"][1];
+    assert!(damaged["damaged"].as_str().unwrap().contains("byte"), "{damaged}");
+    assert!(damaged["sha256"].is_null(), "{damaged}");
+
+    // The same run again: nothing written, the damage said again.
+    let before = contents(&root);
+    let o = dataset(&a, dest, &small);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(err.matches(": up to date").count(), 2, "{err}");
+    assert!(err.contains("1 damaged archive"), "{err}");
+    assert_eq!(contents(&local("second")), before);
+
+    // A new archive on the second day: only that day is written again.
+    a.put(&[("20241031/user-events-store-1730343600.tri", "small.tri")]);
+    let o = dataset(&a, dest, &small);
+    let err = stderr(&o);
+    assert!(err.contains("dt=2024-10-30: up to date"), "{err}");
+    assert!(
+        err.contains("dt=2024-10-31: writing (its archives changed)"),
+        "{err}"
+    );
+    let third = local("third");
+    let after = contents(&third);
+    for (k, v) in &before {
+        if k.starts_with("dt=2024-10-30") {
+            assert_eq!(after.get(k), Some(v), "{k}");
+        }
+    }
+
+    // Files of another size: every day again, one file each, none of the
+    // earlier parts left to be read twice.
+    let o = dataset(&a, dest, &["--row-group-size", "1000"]);
+    let err = stderr(&o);
+    assert_eq!(
+        err.matches("writing (it was written with other settings)").count(),
+        2,
+        "{err}"
+    );
+    let root = local("fourth");
+    let names: Vec<String> = contents(&root).into_keys().collect();
+    assert_eq!(
+        names,
+        [
+            "dt=2024-10-30/_triton_manifest.json",
+            "dt=2024-10-30/part-00000.parquet",
+            "dt=2024-10-31/_triton_manifest.json",
+            "dt=2024-10-31/part-00000.parquet",
+        ]
+    );
+    let (jsonl, per_day) = cat_lines(&a, &scratch, &["20241030", "20241031"]);
+    let checked = check_with_python(&root, &jsonl, "kind");
+    assert_eq!(partitions_line(&checked), per_day);
+
+    // --dry-run --replace says what it would write and writes nothing.
+    let before = contents(&root);
+    let o = dataset(&a, dest, &["--row-group-size", "1000", "--dry-run", "--replace"]);
+    let err = stderr(&o);
+    assert_eq!(err.matches("would write (--replace)").count(), 2, "{err}");
+    assert_eq!(contents(&local("fifth")), before);
+}
+
+#[test]
+fn a_dataset_in_a_directory_holds_every_record_once() {
+    let a = Archive::local("dataset-local");
+    let dest = a.dir.join("lake").display().to_string();
+    a_dataset_holds_every_record_once_and_reruns_are_idempotent(a, &dest, None);
+}
+
+#[test]
+fn a_dataset_in_s3_holds_every_record_once() {
+    let a = Archive::s3("dataset-s3");
+    let (bucket, store) = new_bucket("lake");
+    let dest = format!("s3://{bucket}/lake");
+    a_dataset_holds_every_record_once_and_reruns_are_idempotent(a, &dest, Some((&store, "lake/")));
+}
+
+/// --with-meta: each row's archive, index and (from a single-shard
+/// sidecar) shard; --partition-by hour: dt=/hour= directories, an empty
+/// archive's partition holding only its manifest. A day converted by hour
+/// is refused by day (its records would be there twice), and so is a
+/// Parquet file triton did not write.
+#[test]
+fn provenance_columns_hour_partitions_and_refusals() {
+    let a = Archive::local("dataset-meta");
+    two_days(&a);
+    let lake = a.dir.join("lake");
+    let dest = path(&lake).to_owned();
+    let o = dataset(&a, &dest, &["--with-meta", "--partition-by", "hour"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let names: Vec<String> = contents(&lake).into_keys().collect();
+    assert_eq!(
+        names,
+        [
+            "dt=2024-10-30/hour=00/_triton_manifest.json",
+            "dt=2024-10-30/hour=00/part-00000.parquet",
+            "dt=2024-10-30/hour=01/_triton_manifest.json",
+            "dt=2024-10-30/hour=23/_triton_manifest.json",
+            "dt=2024-10-30/hour=23/part-00000.parquet",
+            "dt=2024-10-31/hour=01/_triton_manifest.json",
+            "dt=2024-10-31/hour=01/part-00000.parquet",
+            "dt=2024-10-31/hour=02/_triton_manifest.json",
+        ]
+    );
+    let script = r#"
+import sys, duckdb
+rows = duckdb.sql(f"""SELECT _archive, min(_index), max(_index), count(*), any_value(_shard), count(_shard), any_value(hour)
+  FROM read_parquet('{sys.argv[1]}/**/*.parquet', hive_partitioning = 1, hive_types_autocast = 0) GROUP BY 1 ORDER BY 1""").fetchall()
+for r in rows: print("|".join(str(x) for x in r))
+"#;
+    let o = Command::new(python())
+        .args(["-c", script, &dest])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "20241030/user-events-store-1730246400.tri|0|21|22|shardId-000000000007|22|00\n\
+         20241030/user-events-store-1730329200.tri|0|12914|12915|None|0|23\n\
+         20241031/user-events-store-1730336400.tri|0|2299|2300|None|0|01\n"
+    );
+    // The same range by day into the same DEST.
+    let o = dataset(&a, &dest, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("converted by hour") && err.contains("twice"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let other = a.dir.join("other");
+    std::fs::create_dir_all(other.join("dt=2024-10-30")).unwrap();
+    std::fs::write(other.join("dt=2024-10-30/theirs.parquet"), b"PAR1").unwrap();
+    let o = dataset(&a, path(&other), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("theirs.parquet") && err.contains("did not write"), "{err}");
+    assert!(!other.join("dt=2024-10-31").exists(), "{err}");
 }

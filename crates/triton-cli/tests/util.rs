@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use triton_core::time::Date;
-use triton_s3::{S3Options, S3Store};
+use triton_s3::{ArchiveStore, LocalStore, PutOptions, S3Options, S3Store};
 use triton_tests::TempDir;
 
 pub use triton_tests::go_fixture as fixture;
@@ -379,5 +379,69 @@ impl Stream {
     pub fn put(&self, name: &str, lines: &str) -> Output {
         let file = self.file(name, lines);
         self.command(&["put", path(&file)]).success()
+    }
+}
+
+/// A bucket or a directory with a stream config beside it.
+pub struct Archive {
+    pub dir: Dir,
+    pub bucket: String,
+    pub store: Box<dyn ArchiveStore>,
+}
+
+fn scratch_dir(tag: &str) -> Dir {
+    let dir = Dir::new(tag);
+    dir.write(
+        "triton.yaml",
+        "events:\n  name: user-events\n  partition_key: user\n  region: eu-west-1\n",
+    );
+    dir
+}
+
+impl Archive {
+    pub fn local(tag: &str) -> Archive {
+        let dir = scratch_dir(tag);
+        let root = dir.join("archive");
+        Archive {
+            bucket: root.display().to_string(),
+            store: Box::new(LocalStore::new(root)),
+            dir,
+        }
+    }
+
+    pub fn s3(tag: &str) -> Archive {
+        let (bucket, store) = new_bucket(tag);
+        Archive {
+            dir: scratch_dir(tag),
+            store: Box::new(store),
+            bucket: format!("s3://{bucket}"),
+        }
+    }
+
+    /// Uploads fixture files under the given keys.
+    pub fn put(&self, objects: &[(&str, &str)]) {
+        runtime().block_on(async {
+            for (key, name) in objects {
+                self.store
+                    .put_file(key, &fixture(name), &PutOptions::default())
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+        });
+    }
+
+    /// `triton cat --stream events` with more arguments.
+    pub fn cat(&self, args: &[&str]) -> Output {
+        let mut all = vec!["cat", "--stream", "events"];
+        all.extend_from_slice(args);
+        self.triton(&all)
+    }
+
+    pub fn triton(&self, args: &[&str]) -> Output {
+        triton()
+            .env("TRITON_CONFIG", self.dir.join("triton.yaml"))
+            .env("TRITON_BUCKET", &self.bucket)
+            .args(args)
+            .output()
     }
 }

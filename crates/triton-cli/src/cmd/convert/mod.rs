@@ -121,6 +121,12 @@ pub struct ConvertArgs {
     #[arg(long, value_name = "FILE")]
     schema: Option<PathBuf>,
 
+    /// No progress (archives, bytes and rate of each pass) on standard
+    /// error: the same as --quiet. It is shown only when standard error is
+    /// a terminal.
+    #[arg(long)]
+    no_progress: bool,
+
     /// Replace OUT.parquet if it exists (by default an existing output is
     /// refused, so that a re-run never silently replaces data).
     #[arg(long, conflicts_with = "to")]
@@ -264,6 +270,9 @@ fn codec_name(codec: Codec) -> &'static str {
 
 /// Runs `triton convert`.
 pub fn run(args: ConvertArgs) -> CliResult {
+    if args.no_progress {
+        crate::progress::disable();
+    }
     let schema = match &args.schema {
         None => None,
         Some(p) => {
