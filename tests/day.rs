@@ -26,19 +26,32 @@ pub fn event(n: u64) -> Record {
     r.push("score", Value::F32((n % 1000) as f32 / 8.0));
     r.push(
         "at",
-        Value::Timestamp(Timestamp::new((DAY + n / 12) as i64, ((n % 1000) * 1_000_000) as u32)),
+        Value::Timestamp(Timestamp::new(
+            (DAY + n / 12) as i64,
+            ((n % 1000) * 1_000_000) as u32,
+        )),
     );
     r.push("payload", Value::Bin(n.to_be_bytes().to_vec()));
     r.push(
         "tags",
-        Value::Array((0..n % 4).map(|t| Value::Str(format!("t{}", (n + t) % 17).into())).collect()),
+        Value::Array(
+            (0..n % 4)
+                .map(|t| Value::Str(format!("t{}", (n + t) % 17).into()))
+                .collect(),
+        ),
     );
     if n % 10 != 0 {
         r.push(
             "geo",
             Value::Map(vec![
-                (Value::Str("city".into()), Value::Str(CITIES[(n % 4) as usize].into())),
-                (Value::Str("lat".into()), Value::F64((n % 180) as f64 - 90.0)),
+                (
+                    Value::Str("city".into()),
+                    Value::Str(CITIES[(n % 4) as usize].into()),
+                ),
+                (
+                    Value::Str("lat".into()),
+                    Value::F64((n % 180) as f64 - 90.0),
+                ),
             ]),
         );
     }

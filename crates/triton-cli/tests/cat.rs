@@ -2,7 +2,6 @@
 //! scripts/test through scripts/services) and over a local directory: the
 //! same checks for both.
 
-
 use crate::util::{fixture, stderr, triton, Archive};
 
 fn decode(fixtures: &[&str]) -> Vec<u8> {

@@ -14,12 +14,19 @@ use crate::util::{
 };
 
 fn check_with_python(parquet: &Path, jsonl: &Path, group: &str) -> String {
+    check_sample(parquet, jsonl, group, 1)
+}
+
+/// As [`check_with_python`], comparing every `sample`th row's values (all
+/// rows are counted).
+fn check_sample(parquet: &Path, jsonl: &Path, group: &str, sample: u64) -> String {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/py/parquet_check.py"
     );
     let o = Command::new(python())
         .args([script, path(parquet), path(jsonl), group])
+        .args(["--sample", &sample.to_string()])
         .output()
         .expect("run python");
     assert!(
@@ -168,8 +175,14 @@ fn two_days(a: &Archive) {
     a.put(&[
         ("20241030/user-events-store-1730246400.tri", "small.tri"),
         ("20241030/user-events-store-1730250000.tri", "empty.tri"),
-        ("20241030/user-events-store-1730329200.tri", "multiflush.tri"),
-        ("20241031/user-events-store-1730336400.tri", "incompressible.tri"),
+        (
+            "20241030/user-events-store-1730329200.tri",
+            "multiflush.tri",
+        ),
+        (
+            "20241031/user-events-store-1730336400.tri",
+            "incompressible.tri",
+        ),
         ("20241031/user-events-store-1730340000.tri", "corrupt.tri"),
     ]);
     runtime().block_on(async {
@@ -240,7 +253,10 @@ fn cat_lines(a: &Archive, dir: &Dir, days: &[&str]) -> (PathBuf, BTreeMap<String
     for day in days {
         let o = a.cat(&["--start-date", day, "--skip-corrupt", "--no-progress"]);
         let lines = o.stdout.iter().filter(|b| **b == b'\n').count() as u64;
-        per_day.insert(format!("dt={}-{}-{}", &day[..4], &day[4..6], &day[6..]), lines);
+        per_day.insert(
+            format!("dt={}-{}-{}", &day[..4], &day[4..6], &day[6..]),
+            lines,
+        );
         all.extend_from_slice(&o.stdout);
     }
     (dir.write("range.jsonl", all), per_day)
@@ -305,7 +321,11 @@ fn a_dataset_holds_every_record_once_and_reruns_are_idempotent(
     let m = manifest(&root, "dt=2024-10-30");
     assert_eq!(m["stream"], "user-events");
     let archives = m["archives"].as_array().unwrap();
-    let want = [("small.tri", 22), ("empty.tri", 0), ("multiflush.tri", 12915)];
+    let want = [
+        ("small.tri", 22),
+        ("empty.tri", 0),
+        ("multiflush.tri", 12915),
+    ];
     assert_eq!(archives.len(), want.len());
     for (got, (name, records)) in archives.iter().zip(want) {
         let sha = hex(&Sha256::digest(std::fs::read(fixture(name)).unwrap()));
@@ -324,7 +344,10 @@ fn a_dataset_holds_every_record_once_and_reruns_are_idempotent(
     }
     assert_eq!(rows, 12937);
     let damaged = &manifest(&root, "dt=2024-10-31")["archives"][1];
-    assert!(damaged["damaged"].as_str().unwrap().contains("byte"), "{damaged}");
+    assert!(
+        damaged["damaged"].as_str().unwrap().contains("byte"),
+        "{damaged}"
+    );
     assert!(damaged["sha256"].is_null(), "{damaged}");
 
     // The same run again: nothing written, the damage said again.
@@ -336,8 +359,29 @@ fn a_dataset_holds_every_record_once_and_reruns_are_idempotent(
     assert!(err.contains("1 damaged archive"), "{err}");
     assert_eq!(contents(&local("second")), before);
 
-    // A new archive on the second day: only that day is written again.
+    // A new archive on the second day: `audit --converted` finds it not
+    // converted; only that day is written again.
     a.put(&[("20241031/user-events-store-1730343600.tri", "small.tri")]);
+    let o = a.triton(&[
+        "audit",
+        "--stream",
+        "events",
+        "--start-date",
+        "20241030",
+        "--end-date",
+        "20241031",
+        "--no-verify",
+        "--converted",
+        dest,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("converted: 4 of 6 archives (15237 records)")
+            && out.contains("NOT CONVERTED 20241031/user-events-store-1730343600.tri")
+            && out.contains("PARTLY CONVERTED 20241031/user-events-store-1730340000.tri in dt=2024-10-31: 0 records"),
+        "{out}"
+    );
     let o = dataset(&a, dest, &small);
     let err = stderr(&o);
     assert!(err.contains("dt=2024-10-30: up to date"), "{err}");
@@ -358,7 +402,8 @@ fn a_dataset_holds_every_record_once_and_reruns_are_idempotent(
     let o = dataset(&a, dest, &["--row-group-size", "1000"]);
     let err = stderr(&o);
     assert_eq!(
-        err.matches("writing (it was written with other settings)").count(),
+        err.matches("writing (it was written with other settings)")
+            .count(),
         2,
         "{err}"
     );
@@ -379,7 +424,11 @@ fn a_dataset_holds_every_record_once_and_reruns_are_idempotent(
 
     // --dry-run --replace says what it would write and writes nothing.
     let before = contents(&root);
-    let o = dataset(&a, dest, &["--row-group-size", "1000", "--dry-run", "--replace"]);
+    let o = dataset(
+        &a,
+        dest,
+        &["--row-group-size", "1000", "--dry-run", "--replace"],
+    );
     let err = stderr(&o);
     assert_eq!(err.matches("would write (--replace)").count(), 2, "{err}");
     assert_eq!(contents(&local("fifth")), before);
@@ -444,11 +493,56 @@ for r in rows: print("|".join(str(x) for x in r))
          20241030/user-events-store-1730329200.tri|0|12914|12915|None|0|23\n\
          20241031/user-events-store-1730336400.tri|0|2299|2300|None|0|01\n"
     );
+    // audit --converted reads the manifests of hour partitions too, and
+    // holds the one with a sidecar to its SHA-256; a file gone is found.
+    let audit = |a: &Archive| {
+        let o = a.triton(&[
+            "audit",
+            "--stream",
+            "events",
+            "--start-date",
+            "20241030",
+            "--end-date",
+            "20241031",
+            "--no-verify",
+            "--converted",
+            &dest,
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let out = audit(&a);
+    assert!(
+        out.contains("converted: 4 of 5 archives (15237 records)"),
+        "{out}"
+    );
+    assert!(!out.contains("MISSING FILE"), "{out}");
+    std::fs::remove_file(lake.join("dt=2024-10-31/hour=01/part-00000.parquet")).unwrap();
+    let out = audit(&a);
+    assert!(
+        out.contains("MISSING FILE dt=2024-10-31/hour=01/part-00000.parquet: missing"),
+        "{out}"
+    );
+    // The archive replaced since (its sidecar says another SHA-256).
+    let sidecar = a
+        .dir
+        .join("archive/20241030/user-events-store-1730246400.tri.metadata");
+    let other = SINGLE_SHARD_SIDECAR.replace("a522ec39", "00000000");
+    std::fs::write(&sidecar, other).unwrap();
+    let out = audit(&a);
+    assert!(
+        out.contains("CONVERTED OTHER 20241030/user-events-store-1730246400.tri in dt=2024-10-30/hour=00: converted from SHA-256 a522ec39"),
+        "{out}"
+    );
+
     // The same range by day into the same DEST.
     let o = dataset(&a, &dest, &[]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("converted by hour") && err.contains("twice"), "{err}");
+    assert!(
+        err.contains("converted by hour") && err.contains("twice"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
 
     let other = a.dir.join("other");
@@ -457,6 +551,49 @@ for r in rows: print("|".join(str(x) for x in r))
     let o = dataset(&a, path(&other), &[]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("theirs.parquet") && err.contains("did not write"), "{err}");
+    assert!(
+        err.contains("theirs.parquet") && err.contains("did not write"),
+        "{err}"
+    );
     assert!(!other.join("dt=2024-10-31").exists(), "{err}");
+}
+
+/// A generated day of a million records of every kind (24 archives):
+/// converted with the defaults, pyarrow reads every 1,000th row as `triton
+/// cat` prints it, and DuckDB counts every row per event, as the JSON
+/// lines do, in one partition.
+#[test]
+fn a_generated_day_of_a_million_records() {
+    let a = Archive::local("dataset-day");
+    let paths = triton_tests::day::write_day(&a.dir.join("archive"), "user-events", 24, 41_667);
+    assert_eq!(paths.len(), 24);
+    let lake = a.dir.join("lake");
+    let o = a.triton(&[
+        "convert",
+        "--stream",
+        "events",
+        "--start-date",
+        "20241030",
+        "--to",
+        path(&lake),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("1000008 records in 1 files"), "{err}");
+    assert!(err.contains("column \"code\" is JSON text"), "{err}");
+    let jsonl = a.dir.join("day.jsonl");
+    let out = std::fs::File::create(&jsonl).unwrap();
+    let o = triton()
+        .env("TRITON_CONFIG", a.dir.join("triton.yaml"))
+        .args(["cat", "--stream", "events", "--start-date", "20241030"])
+        .args(["--bucket", &a.bucket])
+        .stdout(out)
+        .output();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let checked = check_sample(&lake, &jsonl, "event", 1000);
+    assert_eq!(
+        partitions_line(&checked),
+        BTreeMap::from([("dt=2024-10-30".to_string(), 1_000_008)])
+    );
+    assert!(checked.contains("1000008 rows"), "{checked}");
 }

@@ -348,7 +348,12 @@ mod tests {
         assert_eq!(Partition::of(&key, true).dir(), "dt=2024-10-01/hour=14");
         assert_eq!(part_name(3), "part-00003.parquet");
         assert!(is_part_name(&part_name(123_456)));
-        for other in ["part-1.parquet", "part-0000a.parquet", "x.parquet", "part-00001.json"] {
+        for other in [
+            "part-1.parquet",
+            "part-0000a.parquet",
+            "x.parquet",
+            "part-00001.json",
+        ] {
             assert!(!is_part_name(other), "{other}");
         }
     }

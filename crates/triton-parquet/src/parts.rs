@@ -180,7 +180,10 @@ mod tests {
             .map(|i| {
                 let mut r = Record::new();
                 r.push("i", i);
-                r.push("text", format!("record number {i} with some text to fill pages"));
+                r.push(
+                    "text",
+                    format!("record number {i} with some text to fill pages"),
+                );
                 r
             })
             .collect()

@@ -13,9 +13,10 @@ use triton_kinesis::KinesisReplay;
 use triton_s3::archiver::ArchiverOptions;
 use triton_s3::audit::{audit, audit_archives, AuditReport, Checkpointed, Finding};
 use triton_s3::repair::{repair, RepairReport};
-use triton_s3::{list_with_sidecars, ListError, S3Options};
+use triton_s3::{list_with_sidecars, ListError, Location, S3Options};
 
 use super::common::{list_error, multi_thread_runtime, ArchiveArgs};
+use super::convert::check::check_converted;
 use crate::error::{CliError, CliResult};
 
 /// Check that a stream's archives hold every record exactly once.
@@ -89,6 +90,14 @@ pub struct AuditArgs {
     /// system's temporary directory].
     #[arg(long, value_name = "DIR", requires = "repair")]
     spool_dir: Option<PathBuf>,
+
+    /// Also check the Parquet dataset `triton convert --to DEST` wrote for
+    /// the range: from its partitions' manifests, every archive converted
+    /// as it is now (size, and the SHA-256 and record count of its sidecar),
+    /// none converted partly (damaged), none that is gone, every file
+    /// there. Problems are exit 1 as the archives' are.
+    #[arg(long, value_name = "DEST", conflicts_with = "repair")]
+    converted: Option<String>,
 
     /// Output format. With --repair, JSON is one object: the first audit
     /// (`before`), each round's repair (`repairs`) and the last audit
@@ -221,18 +230,45 @@ pub fn run(args: AuditArgs) -> CliResult {
             listing.archives.len(),
             if verify { " (downloading each to verify its SHA-256)" } else { "" }
         );
+        let listed = args.converted.as_ref().map(|_| listing.clone());
         let report = with_spinner(checking, audit_archives(store.clone(), &query, listing, &db, verify))
             .await
             .map_err(|e| failed(&e))?;
         if !args.repair {
+            let conversion = match (&args.converted, &listed) {
+                (Some(dest), Some(listed)) => {
+                    let location = Location::parse(dest)
+                        .map_err(|e| CliError::new(format!("--converted: {e}")))?;
+                    let dest = config
+                        .open_store(&location, args.archives.bucket.bucket_region.as_deref(), S3Options::default())
+                        .await
+                        .map_err(|e| e.with_code(2))?;
+                    let range = (query.start, query.end);
+                    let checking = check_converted(&*store, &*dest, &config.name, range, listed);
+                    Some(with_spinner("checking the Parquet dataset".into(), checking).await?)
+                }
+                _ => None,
+            };
             match args.format {
-                Format::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).map_err(|e| failed(&e))?
-                ),
-                Format::Text => print_text(&report, &checkpoints),
+                Format::Json => {
+                    let mut document = serde_json::to_value(&report).map_err(|e| failed(&e))?;
+                    if let (Some(c), Some(map)) = (&conversion, document.as_object_mut()) {
+                        map.insert("conversion".into(), serde_json::to_value(c).map_err(|e| failed(&e))?);
+                    }
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&document).map_err(|e| failed(&e))?
+                    );
+                }
+                Format::Text => {
+                    print_text(&report, &checkpoints);
+                    if let Some(c) = &conversion {
+                        c.print_text();
+                    }
+                }
             }
-            return if report.is_clean() {
+            let converted_clean = conversion.as_ref().is_none_or(|c| c.is_clean());
+            return if report.is_clean() && converted_clean {
                 Ok(())
             } else {
                 Err(CliError::reported())

@@ -34,15 +34,15 @@ use triton_core::retry::{policies, Backoff, Budget};
 use triton_core::source::{Acks, Position, RecordSource, SourceError, SourceRecord};
 
 use self::codec::{CodecError, RecordCodec};
-use crate::archiver::sha256_hex;
-use sha2::{Digest, Sha256};
 pub use self::listing::{
     list_archives, list_from, list_with_sidecars, Archive, ArchiveQuery, FromQuery, ListError,
     Listing,
 };
 pub use self::sidecar::{read_sidecar, SidecarError};
+use crate::archiver::sha256_hex;
 use crate::error::{ErrorKind, StoreError};
 use crate::store::{ArchiveStore, ObjectBody};
+use sha2::{Digest, Sha256};
 
 /// Tuning of an [`ArchiveSource`].
 #[derive(Clone, Debug)]

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use sha2::Digest;
 use triton_core::source::{Position, SourceError, SourceRecord};
 use triton_core::time::Date;
 use triton_s3::{
@@ -416,9 +417,36 @@ pub async fn read_through(
     drain(&mut source).await
 }
 
+/// Reads the day's archives through `store`, hashing them; returns the
+/// SHA-256 of the one archive `key`.
+async fn hash_through(store: Arc<Hooked<BreakingStore>>, key: &str) -> Option<String> {
+    let store: Arc<dyn ArchiveStore> = store;
+    let archives = list_archives(store.clone(), &query("20241030", "20241030", None))
+        .await
+        .unwrap();
+    let options = ReadOptions {
+        sha256: true,
+        ..ReadOptions::default()
+    };
+    let mut source = ArchiveSource::new(store, archives, options);
+    let (_, error) = drain(&mut source).await;
+    assert!(error.is_none(), "{error:?}");
+    let sha = source.take_sha256(key);
+    assert_eq!(source.take_sha256(key), None, "taken once");
+    sha
+}
+
 pub async fn resumes_a_body_that_breaks_off(f: Fixture) {
-    let (recs, _) = incompressible_archive(&f).await;
+    let (recs, k) = incompressible_archive(&f).await;
+    let want: String = sha2::Sha256::digest(incompressible(3).1)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     for cut in [Cut::Error, Cut::EarlyEnd] {
+        // The hash of the bytes read across a resume is the object's.
+        let store = Arc::new(BreakingStore::new(f.store.clone(), 100_003, cut));
+        let sha = hash_through(store, &k).await;
+        assert_eq!(sha.as_deref(), Some(want.as_str()), "{cut:?}");
         let store = Arc::new(BreakingStore::new(f.store.clone(), 100_003, cut));
         let (got, error) = read_through(store.clone()).await;
         assert!(error.is_none(), "{cut:?}: {error:?}");

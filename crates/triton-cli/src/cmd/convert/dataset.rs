@@ -24,8 +24,8 @@ use triton_parquet::lake::{
 };
 use triton_parquet::{Inference, Manifest, Part, PartWriter, Partition, Schema, Settings};
 use triton_s3::{
-    list_archives, read_sidecar, Archive, ArchiveSource, ArchiveStore, ErrorKind, Location, ObjectInfo,
-    PutOptions, ReadOptions, S3Options,
+    list_archives, read_sidecar, Archive, ArchiveSource, ArchiveStore, ErrorKind, Location,
+    ObjectInfo, PutOptions, ReadOptions, S3Options,
 };
 
 use super::{codec_name, report_json_columns, ConvertOptions};
@@ -219,12 +219,21 @@ pub(super) fn run(req: Request<'_>) -> CliResult {
                 }
             }
         }
-        let verb = if req.dry_run { "would write" } else { "wrote" };
+        if req.dry_run {
+            eprintln!(
+                "convert: {} archives in {} partitions: {} to write, {} up to date (dry run: nothing written)",
+                listed.len(),
+                plan.len(),
+                plan.len() as u64 - totals.kept,
+                totals.kept
+            );
+            return Ok(());
+        }
         eprintln!(
-            "convert: {} archives in {} partitions: {verb} {}, {} up to date; {} records in {} files ({} bytes) under {} ({} columns)",
+            "convert: {} archives in {} partitions: wrote {}, {} up to date; {} records in {} files ({} bytes) under {} ({} columns)",
             listed.len(),
             plan.len(),
-            if req.dry_run { plan.len() as u64 - totals.kept } else { totals.written },
+            totals.written,
             totals.kept,
             totals.records,
             totals.files,
@@ -480,20 +489,31 @@ async fn write_partition(
                 let mut record = decode(&r)?;
                 let index = match r.position {
                     Position::Index(i) => i,
-                    other => return Err(CliError::new(format!("{}: position {other} is not a record index", r.source))),
+                    other => {
+                        return Err(CliError::new(format!(
+                            "{}: position {other} is not a record index",
+                            r.source
+                        )))
+                    }
                 };
                 if settings.with_meta {
                     let shard = shards.get(&*r.source).and_then(|s| s.as_deref());
                     add_meta(&mut record, &r.source, index, shard);
                 }
                 *records.entry(r.source.to_string()).or_default() += 1;
-                if let Some(part) = writer.push(record, &r.source, index).map_err(|e| CliError::chain(&e))? {
+                if let Some(part) = writer
+                    .push(record, &r.source, index)
+                    .map_err(|e| CliError::chain(&e))?
+                {
                     files.push(upload(dest, &dir, part).await?);
                 }
             }
             let p = source.progress();
             bar.set_position(p.bytes_read);
-            bar.set_message(format!("{dir}: archives {}/{}", p.archives_done, p.archives_total));
+            bar.set_message(format!(
+                "{dir}: archives {}/{}",
+                p.archives_done, p.archives_total
+            ));
         }
         for a in &p.archives {
             let key = a.key.to_string();
@@ -514,9 +534,9 @@ async fn write_partition(
     for name in existing.parts.keys() {
         if !files.iter().any(|f| &f.name == name) {
             let key = format!("{dir}/{name}");
-            dest.delete(&key)
-                .await
-                .map_err(|e| CliError::new(format!("deleting {}/{key}: {}", dest.url(), Report(&e))))?;
+            dest.delete(&key).await.map_err(|e| {
+                CliError::new(format!("deleting {}/{key}: {}", dest.url(), Report(&e)))
+            })?;
         }
     }
     let manifest = Manifest {
@@ -580,7 +600,10 @@ async fn upload(dest: &dyn ArchiveStore, dir: &str, part: Part) -> Result<Output
 /// For `--with-meta`: each archive's shard, when its sidecar names exactly
 /// one (go-triton's archives have no sidecar; a fleet worker's archive is
 /// often of one shard).
-async fn single_shards(store: &dyn ArchiveStore, archives: &[Archive]) -> HashMap<String, Option<String>> {
+async fn single_shards(
+    store: &dyn ArchiveStore,
+    archives: &[Archive],
+) -> HashMap<String, Option<String>> {
     let mut out = HashMap::new();
     for a in archives {
         let key = a.key.to_string();

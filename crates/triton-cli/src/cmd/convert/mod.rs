@@ -15,6 +15,7 @@ use super::parse::parse_date;
 use super::parse::parse_size;
 use crate::error::{CliError, CliResult};
 
+pub mod check;
 mod dataset;
 
 /// Convert .tri archives into Parquet: files given, or a stream's archives
@@ -141,7 +142,12 @@ pub struct ConvertArgs {
 struct StreamSelection {
     /// The stream config (YAML: logical name -> stream name, partition_key,
     /// region). Not needed with --stream-name.
-    #[arg(long, env = "TRITON_CONFIG", default_value = "triton.yaml", value_name = "PATH")]
+    #[arg(
+        long,
+        env = "TRITON_CONFIG",
+        default_value = "triton.yaml",
+        value_name = "PATH"
+    )]
     config: PathBuf,
 
     /// The stream's logical name in the config.
@@ -305,7 +311,9 @@ pub fn run(args: ConvertArgs) -> CliResult {
         });
     }
     let Some(output) = &args.output else {
-        return Err(CliError::new("give -o OUT.parquet, or --to DEST with a stream"));
+        return Err(CliError::new(
+            "give -o OUT.parquet, or --to DEST with a stream",
+        ));
     };
     if output.exists() && !args.overwrite {
         return Err(CliError::new(format!(
