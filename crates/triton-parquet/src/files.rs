@@ -77,7 +77,7 @@ pub enum ConvertError {
 /// were handed over).
 fn read_all(
     paths: &[PathBuf],
-    mut each: impl FnMut(Record) -> Result<(), ConvertError>,
+    mut each: impl FnMut(Record, &Path) -> Result<(), ConvertError>,
 ) -> Result<Vec<Damaged>, ConvertError> {
     let mut damaged = Vec::new();
     for path in paths {
@@ -88,7 +88,7 @@ fn read_all(
         let mut reader = ArchiveReader::new(std::io::BufReader::with_capacity(1 << 20, file));
         loop {
             match reader.next_record() {
-                Ok(Some(r)) => each(r)?,
+                Ok(Some(r)) => each(r, path)?,
                 Ok(None) => break,
                 Err(error) => {
                     damaged.push(Damaged {
@@ -106,7 +106,7 @@ fn read_all(
 /// The schema of every record of `paths` (and the damaged files).
 pub fn infer_files(paths: &[PathBuf]) -> Result<(Schema, Vec<Damaged>), ConvertError> {
     let mut inference = Inference::new();
-    let damaged = read_all(paths, |r| {
+    let damaged = read_all(paths, |r, _| {
         inference.add(&r);
         Ok(())
     })?;
@@ -123,22 +123,40 @@ pub fn convert_files<W: Write + Send>(
         Some(s) => s.clone(),
         None => infer_files(paths)?.0,
     };
-    let mut writer = ParquetWriter::new(out, schema.clone(), options.codec)?;
+    let mut writer = ParquetWriter::new(out, schema.clone(), options.codec)?
+        .reject_unknown_fields(options.schema.is_some());
     let row_group = options.row_group.max(1);
     let mut pending = Vec::with_capacity(row_group.min(65_536));
+    // Where each pending record comes from: (file, index in it).
+    let mut at: Vec<(PathBuf, u64)> = Vec::new();
+    let mut next = (PathBuf::new(), 0u64);
     let mut records = 0u64;
-    let damaged = read_all(paths, |r| {
+    let mut flush = |pending: &mut Vec<Record>, at: &mut Vec<(PathBuf, u64)>| {
+        writer.write(pending).map_err(|e| {
+            e.locate(|i| {
+                let (path, index) = at[i as usize].clone();
+                (path.display().to_string(), index)
+            })
+        })?;
+        records += pending.len() as u64;
+        pending.clear();
+        at.clear();
+        Ok::<(), WriteError>(())
+    };
+    let damaged = read_all(paths, |r, path| {
+        if next.0 != path {
+            next = (path.to_owned(), 0);
+        }
+        at.push((next.0.clone(), next.1));
+        next.1 += 1;
         pending.push(r);
         if pending.len() >= row_group {
-            writer.write(&pending)?;
-            records += pending.len() as u64;
-            pending.clear();
+            flush(&mut pending, &mut at)?;
         }
         Ok(())
     })?;
     if !pending.is_empty() {
-        writer.write(&pending)?;
-        records += pending.len() as u64;
+        flush(&mut pending, &mut at)?;
     }
     let out = writer.finish()?;
     Ok((

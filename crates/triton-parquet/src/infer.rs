@@ -94,8 +94,14 @@ pub struct Field {
     /// Its type.
     #[serde(flatten)]
     pub ty: ColumnType,
-    /// Whether some record lacks it or holds `nil` there.
+    /// Whether some record lacks it or holds `nil` there (when a schema
+    /// written by hand leaves it out: true).
+    #[serde(default = "nullable_by_default")]
     pub nullable: bool,
+}
+
+fn nullable_by_default() -> bool {
+    true
 }
 
 /// The columns of a set of records.

@@ -45,6 +45,7 @@ pub struct PartWriter {
     pending_sources: Vec<FileSource>,
     open: Option<Open>,
     next: usize,
+    strict: bool,
 }
 
 impl PartWriter {
@@ -67,7 +68,15 @@ impl PartWriter {
             pending_sources: Vec::new(),
             open: None,
             next: 0,
+            strict: false,
         }
+    }
+
+    /// Refuse records with a field the schema has no column for (for a
+    /// schema given by hand).
+    pub fn reject_unknown_fields(mut self, strict: bool) -> PartWriter {
+        self.strict = strict;
+        self
     }
 
     /// Adds record `index` of archive `archive`; gives back a file when
@@ -119,7 +128,8 @@ impl PartWriter {
                 })?;
                 let out = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
                 self.open.insert(Open {
-                    writer: ParquetWriter::new(out, self.schema.clone(), self.codec)?,
+                    writer: ParquetWriter::new(out, self.schema.clone(), self.codec)?
+                        .reject_unknown_fields(self.strict),
                     path,
                     name,
                     records: 0,
@@ -127,7 +137,18 @@ impl PartWriter {
                 })
             }
         };
-        open.writer.write(&self.pending)?;
+        let sources = &self.pending_sources;
+        open.writer.write(&self.pending).map_err(|e| {
+            e.locate(|mut i| {
+                for s in sources {
+                    if i < s.records {
+                        return (s.archive.clone(), s.first_index + i);
+                    }
+                    i -= s.records;
+                }
+                (String::new(), i)
+            })
+        })?;
         open.records += self.pending.len() as u64;
         for s in self.pending_sources.drain(..) {
             match open.sources.last_mut() {
@@ -216,7 +237,7 @@ mod tests {
         for p in &parts {
             let bytes = std::fs::read(&p.path).unwrap();
             assert_eq!(bytes.len() as u64, p.file.size);
-            let mut hasher = sha2::Sha256::new();
+            let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
             sha2::Digest::update(&mut hasher, &bytes);
             assert_eq!(crate::lake::hex(hasher), p.file.sha256);
             let rows: u64 = p.file.sources.iter().map(|s| s.records).sum();

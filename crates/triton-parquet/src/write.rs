@@ -25,17 +25,34 @@ pub enum WriteError {
     /// A value does not fit its column (possible only with a schema given
     /// by hand: an inferred one fits every record it was inferred from).
     #[error(
-        "record {record}: field {path} holds a {kind}, which does not fit its column of {column}"
+        "{}record {record}: field {path} holds a {kind}, which does not fit its column of {column}",
+        in_source(source_id)
     )]
     Mismatch {
-        /// The record's index in the batch.
-        record: usize,
+        /// The archive the record comes from, when the caller knows it.
+        source_id: Option<String>,
+        /// The record's index (in its archive, or else in the batch).
+        record: u64,
         /// The field, dotted.
         path: String,
         /// The MessagePack kind found.
         kind: &'static str,
         /// The column's type.
         column: String,
+    },
+    /// A record has a field that a schema given by hand does not: it would
+    /// be dropped.
+    #[error(
+        "{}record {record}: field {path} is not in the schema (add it, see `triton schema`, or let the schema be inferred)",
+        in_source(source_id)
+    )]
+    Unknown {
+        /// The archive the record comes from, when the caller knows it.
+        source_id: Option<String>,
+        /// The record's index (in its archive, or else in the batch).
+        record: u64,
+        /// The field, dotted.
+        path: String,
     },
     /// Arrow refused the arrays (a bug, if it happens).
     #[error("building the columns: {0}")]
@@ -51,6 +68,47 @@ pub enum WriteError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+fn in_source(source_id: &Option<String>) -> String {
+    source_id
+        .as_deref()
+        .map(|s| format!("{s} "))
+        .unwrap_or_default()
+}
+
+impl WriteError {
+    /// The error with the record located: `at(i)` gives the archive and
+    /// index of the batch's record `i`.
+    pub fn locate(self, at: impl FnOnce(u64) -> (String, u64)) -> WriteError {
+        match self {
+            WriteError::Mismatch {
+                record,
+                path,
+                kind,
+                column,
+                ..
+            } => {
+                let (source_id, record) = at(record);
+                WriteError::Mismatch {
+                    source_id: Some(source_id),
+                    record,
+                    path,
+                    kind,
+                    column,
+                }
+            }
+            WriteError::Unknown { record, path, .. } => {
+                let (source_id, record) = at(record);
+                WriteError::Unknown {
+                    source_id: Some(source_id),
+                    record,
+                    path,
+                }
+            }
+            other => other,
+        }
+    }
 }
 
 /// Parquet page compression.
@@ -116,7 +174,8 @@ pub fn batch(schema: &Schema, records: &[Record]) -> Result<RecordBatch, WriteEr
 
 fn mismatch(record: usize, path: &str, v: &Value, ty: &ColumnType) -> WriteError {
     WriteError::Mismatch {
-        record,
+        source_id: None,
+        record: record as u64,
         path: path.to_owned(),
         kind: v.kind(),
         column: format!("{:?}", data_type(ty)),
@@ -266,6 +325,52 @@ fn column(ty: &ColumnType, values: &[Option<&Value>], path: &str) -> Result<Arra
     })
 }
 
+/// Checks that `schema` has a column for every field of every record, at
+/// every depth: a schema given by hand must not drop a field silently.
+pub fn check_fields(schema: &Schema, records: &[Record]) -> Result<(), WriteError> {
+    fn walk(v: &Value, ty: &ColumnType, path: &str) -> Result<(), String> {
+        match (v, ty) {
+            (Value::Map(m), ColumnType::Struct { fields }) => {
+                for (k, v) in m {
+                    let Value::Str(k) = k else { continue };
+                    let name = String::from_utf8_lossy(k.as_bytes());
+                    let here = format!("{path}.{name}");
+                    match fields.iter().find(|f| f.name.as_bytes() == k.as_bytes()) {
+                        Some(f) => walk(v, &f.ty, &here)?,
+                        None => return Err(here),
+                    }
+                }
+                Ok(())
+            }
+            (Value::Array(items), ColumnType::List { item }) => items
+                .iter()
+                .try_for_each(|v| walk(v, item, &format!("{path}[]"))),
+            _ => Ok(()),
+        }
+    }
+    for (i, r) in records.iter().enumerate() {
+        for (k, v) in r.fields() {
+            let name = String::from_utf8_lossy(k.as_bytes());
+            let found = schema
+                .fields
+                .iter()
+                .find(|f| f.name.as_bytes() == k.as_bytes());
+            let result = match found {
+                Some(f) => walk(v, &f.ty, &name),
+                None => Err(name.into_owned()),
+            };
+            if let Err(path) = result {
+                return Err(WriteError::Unknown {
+                    source_id: None,
+                    record: i as u64,
+                    path,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The value, unless absent or nil (null in every column).
 fn present<'a>(v: &Option<&'a Value>) -> Option<&'a Value> {
     v.filter(|v| !matches!(v, Value::Nil))
@@ -283,6 +388,7 @@ fn lookup<'a>(map: &'a [(Value, Value)], key: &str) -> Option<&'a Value> {
 pub struct ParquetWriter<W: Write + Send> {
     schema: Schema,
     inner: ArrowWriter<W>,
+    strict: bool,
 }
 
 impl<W: Write + Send> ParquetWriter<W> {
@@ -296,11 +402,25 @@ impl<W: Write + Send> ParquetWriter<W> {
             .set_compression(compression)
             .build();
         let inner = ArrowWriter::try_new(out, Arc::new(arrow_schema(&schema)), Some(properties))?;
-        Ok(ParquetWriter { schema, inner })
+        Ok(ParquetWriter {
+            schema,
+            inner,
+            strict: false,
+        })
+    }
+
+    /// Refuse records with a field the schema has no column for (for a
+    /// schema given by hand; one inferred from the records has them all).
+    pub fn reject_unknown_fields(mut self, strict: bool) -> ParquetWriter<W> {
+        self.strict = strict;
+        self
     }
 
     /// Writes `records` as one row group.
     pub fn write(&mut self, records: &[Record]) -> Result<(), WriteError> {
+        if self.strict {
+            check_fields(&self.schema, records)?;
+        }
         let batch = batch(&self.schema, records)?;
         self.inner.write(&batch)?;
         self.inner.flush()?;

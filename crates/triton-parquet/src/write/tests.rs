@@ -115,3 +115,60 @@ fn a_value_that_does_not_fit_a_pinned_schema_is_named() {
         "{text}"
     );
 }
+
+/// A schema given by hand without a field some record has, at the top or
+/// nested: refused with the field's path and the record's place, never
+/// dropped; an inferred schema's writer does not check.
+#[test]
+fn a_field_a_pinned_schema_lacks_is_refused_not_dropped() {
+    let schema = Schema {
+        fields: vec![Field {
+            name: "m".into(),
+            ty: ColumnType::Struct {
+                fields: vec![Field {
+                    name: "a".into(),
+                    ty: ColumnType::Int64,
+                    nullable: true,
+                }],
+            },
+            nullable: true,
+        }],
+    };
+    let map = |keys: &[&str]| {
+        let mut r = Record::new();
+        r.push(
+            "m",
+            Value::Map(
+                keys.iter()
+                    .map(|k| (Value::Str((*k).into()), Value::Int(1)))
+                    .collect(),
+            ),
+        );
+        r
+    };
+    let mut top = map(&["a"]);
+    top.push("extra", Value::Bool(true));
+    for (records, path) in [
+        (vec![map(&["a"]), map(&["a", "b"])], "m.b"),
+        (vec![map(&["a"]), top], "extra"),
+    ] {
+        let err = check_fields(&schema, &records).unwrap_err();
+        assert!(
+            matches!(&err, WriteError::Unknown { record: 1, path: p, .. } if p == path),
+            "{err}"
+        );
+        let located = err
+            .locate(|i| ("20241030/s-c-1.tri".into(), 40 + i))
+            .to_string();
+        assert!(
+            located.starts_with("20241030/s-c-1.tri record 41: field ") && located.contains(path),
+            "{located}"
+        );
+        let mut strict = ParquetWriter::new(Vec::new(), schema.clone(), Codec::Snappy)
+            .unwrap()
+            .reject_unknown_fields(true);
+        assert!(strict.write(&records).is_err());
+        let mut lenient = ParquetWriter::new(Vec::new(), schema.clone(), Codec::Snappy).unwrap();
+        lenient.write(&records).unwrap();
+    }
+}

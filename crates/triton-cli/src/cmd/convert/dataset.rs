@@ -466,7 +466,8 @@ async fn write_partition(
         options.codec,
         options.row_group,
         settings.target_file_size,
-    );
+    )
+    .reject_unknown_fields(options.schema.is_some());
     let mut files: Vec<OutputFile> = Vec::new();
     let mut records: HashMap<String, u64> = HashMap::new();
     let mut damaged: HashMap<String, String> = HashMap::new();

@@ -116,9 +116,10 @@ pub struct ConvertArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     row_group_size: u32,
 
-    /// Write this schema (JSON, as `triton schema` prints it) instead of
-    /// inferring one; a record that does not fit it is an error naming the
-    /// record and field.
+    /// Write this schema instead of inferring one: JSON as `triton schema`
+    /// prints it, or the same in YAML (a .yaml or .yml file; `nullable`
+    /// may be left out, and is then true). A record that does not fit it
+    /// is an error naming the record and field.
     #[arg(long, value_name = "FILE")]
     schema: Option<PathBuf>,
 
@@ -283,8 +284,14 @@ pub fn run(args: ConvertArgs) -> CliResult {
         None => None,
         Some(p) => {
             let text = std::fs::read(p).map_err(|e| CliError::io(p.display(), e))?;
-            let schema: Schema = serde_json::from_slice(&text)
-                .map_err(|e| CliError::new(format!("{}: not a schema: {e}", p.display())))?;
+            let not_a_schema = |e: &dyn std::fmt::Display| {
+                CliError::new(format!("{}: not a schema: {e}", p.display()))
+            };
+            let yaml = p.extension().is_some_and(|e| e == "yaml" || e == "yml");
+            let schema: Schema = match yaml {
+                true => serde_yaml::from_slice(&text).map_err(|e| not_a_schema(&e))?,
+                false => serde_json::from_slice(&text).map_err(|e| not_a_schema(&e))?,
+            };
             Some(schema)
         }
     };
