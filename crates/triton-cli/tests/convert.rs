@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
-use triton_s3::{ArchiveStore, PutOptions};
+use triton_s3::{read_object, ArchiveStore, PutOptions};
 
 use crate::util::{
     fixture, new_bucket, path, python, runtime, stderr, stdout, triton, Archive, Dir,
@@ -208,9 +208,7 @@ fn local_copy(dest: &str, s3: S3Dest<'_>, into: &Path) -> PathBuf {
     let _ = std::fs::remove_dir_all(into);
     runtime().block_on(async {
         for o in store.list(prefix).await.unwrap() {
-            let mut body = store.get(&o.key, 0).await.unwrap();
-            let mut bytes = Vec::new();
-            while body.reader.read_into(&mut bytes).await.unwrap() > 0 {}
+            let bytes = read_object(store, &o.key).await.unwrap().unwrap();
             let path = into.join(&o.key[prefix.len()..]);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, bytes).unwrap();

@@ -1,6 +1,7 @@
 //! Records into Arrow record batches of a [`Schema`], and batches into a
 //! Parquet file, one row group per batch, so memory stays at one batch.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -156,13 +157,13 @@ pub fn arrow_schema(schema: &Schema) -> arrow_schema::Schema {
 
 /// The records as one batch of `schema`'s columns.
 pub fn batch(schema: &Schema, records: &[Record]) -> Result<RecordBatch, WriteError> {
-    let columns = schema
-        .fields
+    let rows = records
         .iter()
-        .map(|f| {
-            let values: Vec<Option<&Value>> = records.iter().map(|r| r.get(&f.name)).collect();
-            column(&f.ty, &values, &f.name)
-        })
+        .map(|r| Some(r.fields().iter().map(|(k, v)| (k.as_bytes(), v))));
+    let columns = spread(&schema.fields, rows, records.len())
+        .into_iter()
+        .zip(&schema.fields)
+        .map(|(values, f)| column(&f.ty, &values, &f.name))
         .collect::<Result<Vec<_>, _>>()?;
     let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(records.len()));
     Ok(RecordBatch::try_new_with_options(
@@ -306,15 +307,18 @@ fn column(ty: &ColumnType, values: &[Option<&Value>], path: &str) -> Result<Arra
                     Some(v) => return Err(mismatch(i, path, v, ty)),
                 }
             }
-            let children = fields
-                .iter()
-                .map(|f| {
-                    let child: Vec<Option<&Value>> = maps
-                        .iter()
-                        .map(|m| m.and_then(|m| lookup(m, &f.name)))
-                        .collect();
-                    column(&f.ty, &child, &format!("{path}.{}", f.name))
+            let rows = maps.iter().map(|m| {
+                m.map(|m| {
+                    m.iter().filter_map(|(k, v)| match k {
+                        Value::Str(k) => Some((k.as_bytes(), v)),
+                        _ => None,
+                    })
                 })
+            });
+            let children = spread(fields, rows, maps.len())
+                .into_iter()
+                .zip(fields)
+                .map(|(child, f)| column(&f.ty, &child, &format!("{path}.{}", f.name)))
                 .collect::<Result<Vec<_>, _>>()?;
             Arc::new(StructArray::try_new(
                 arrow_fields(fields),
@@ -376,12 +380,43 @@ fn present<'a>(v: &Option<&'a Value>) -> Option<&'a Value> {
     v.filter(|v| !matches!(v, Value::Nil))
 }
 
-/// The value of `key` in a nested map (string keys).
-fn lookup<'a>(map: &'a [(Value, Value)], key: &str) -> Option<&'a Value> {
-    map.iter().find_map(|(k, v)| match k {
-        Value::Str(s) if s.as_bytes() == key.as_bytes() => Some(v),
-        _ => None,
-    })
+/// Each field's value in each row (`None`: the row is null or lacks it),
+/// column by column: one pass over each row's keys instead of a search
+/// per field (records usually hold their fields in the schema's order, so
+/// the next field is tried first). The first of repeated keys wins, as in
+/// [`Record::get`].
+fn spread<'a, K>(
+    fields: &[Field],
+    rows: impl Iterator<Item = Option<K>>,
+    len: usize,
+) -> Vec<Vec<Option<&'a Value>>>
+where
+    K: Iterator<Item = (&'a [u8], &'a Value)>,
+{
+    let index: HashMap<&[u8], usize> = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name.as_bytes(), i))
+        .collect();
+    let mut columns = vec![vec![None; len]; fields.len()];
+    for (row, keys) in rows.enumerate() {
+        let Some(keys) = keys else { continue };
+        let mut next = 0;
+        for (key, value) in keys {
+            let at = match fields.get(next) {
+                Some(f) if f.name.as_bytes() == key => Some(next),
+                _ => index.get(key).copied(),
+            };
+            if let Some(i) = at {
+                next = i + 1;
+                let slot = &mut columns[i][row];
+                if slot.is_none() {
+                    *slot = Some(value);
+                }
+            }
+        }
+    }
+    columns
 }
 
 /// Writes batches of one schema into a Parquet file, one row group each.

@@ -23,7 +23,7 @@ use triton_core::source::SequenceNumber;
 use crate::archiver::{sha256_hex, Metadata, METADATA_SUFFIX};
 use crate::error::StoreError;
 use crate::reader::{list_with_sidecars, Archive, ArchiveQuery, ListError, Listing};
-use crate::store::ArchiveStore;
+use crate::store::{read_object, ArchiveStore};
 
 /// One archive's sequence range in one shard.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -393,7 +393,7 @@ async fn orphan_sidecars(
             continue;
         };
         let sidecar_key = format!("{key}{METADATA_SUFFIX}");
-        let Some(bytes) = read_all(store, &sidecar_key).await? else {
+        let Some(bytes) = read_object(store, &sidecar_key).await? else {
             continue; // deleted since the listing
         };
         match read_sidecar(&bytes) {
@@ -465,7 +465,7 @@ async fn examine(
         .map(|archive| async move {
             let key = archive.key.to_string();
             let sidecar_key = format!("{key}{METADATA_SUFFIX}");
-            let sidecar = read_all(store, &sidecar_key)
+            let sidecar = read_object(store, &sidecar_key)
                 .await?
                 .map(|bytes| read_sidecar(&bytes));
             Ok::<_, StoreError>((archive, key, sidecar_key, sidecar))
@@ -894,21 +894,6 @@ fn read_sidecar(bytes: &[u8]) -> Result<Metadata, String> {
         }
     }
     Ok(sidecar)
-}
-
-/// The whole object, or `None` if it does not exist.
-pub(crate) async fn read_all(
-    store: &dyn ArchiveStore,
-    key: &str,
-) -> Result<Option<Vec<u8>>, StoreError> {
-    let mut body = match store.get(key, 0).await {
-        Ok(body) => body,
-        Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut out = Vec::new();
-    while body.reader.read_into(&mut out).await? > 0 {}
-    Ok(Some(out))
 }
 
 /// SHA-256 of an object, streamed.

@@ -73,7 +73,8 @@ pub use self::s3::{
     S3Store, Sse, MIN_PART_SIZE,
 };
 pub use self::store::{
-    ArchiveStore, BodyRead, ObjectBody, ObjectInfo, PutOptions, PutReceipt, ARCHIVE_CONTENT_TYPE,
+    read_object, ArchiveStore, BodyRead, ObjectBody, ObjectInfo, PutOptions, PutReceipt,
+    ARCHIVE_CONTENT_TYPE,
 };
 /// The storage classes of [`S3Options::storage_class`].
 pub use aws_sdk_s3::types::StorageClass;

@@ -30,9 +30,10 @@ use crate::archiver::{
     not_read_again, read_again, ArchiverOptions, LostRecords, Metadata, ReadAgainError, Sealed,
     ShardRange, SpoolError, METADATA_SUFFIX,
 };
-use crate::audit::{read_all, sha256_of, AuditReport, Finding, Link};
+use crate::audit::{sha256_of, AuditReport, Finding, Link};
 use crate::error::{ErrorKind, StoreError};
 use crate::reader::{read_sidecar, SidecarError};
+use crate::store::read_object;
 use crate::store::{ArchiveStore, PutOptions};
 
 /// What [`repair`] did.
@@ -789,7 +790,7 @@ fn digests(bytes: impl std::io::Read, name: &str) -> Result<Vec<[u8; 32]>, Store
 }
 
 async fn record_digests(store: &dyn ArchiveStore, key: &str) -> Result<Vec<[u8; 32]>, StoreError> {
-    let bytes = read_all(store, key).await?.unwrap_or_default();
+    let bytes = read_object(store, key).await?.unwrap_or_default();
     digests(std::io::Cursor::new(bytes), key)
 }
 

@@ -133,6 +133,19 @@ pub trait ArchiveStore: Send + Sync + fmt::Debug {
     async fn check_writable(&self) -> Result<()>;
 }
 
+/// The whole object (small ones: sidecars, manifests), or `None` if it
+/// does not exist.
+pub async fn read_object(store: &dyn ArchiveStore, key: &str) -> Result<Option<Vec<u8>>> {
+    let mut body = match store.get(key, 0).await {
+        Ok(body) => body,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    while body.reader.read_into(&mut out).await? > 0 {}
+    Ok(Some(out))
+}
+
 /// Implements [`ArchiveStore`] for a type by forwarding every method to
 /// the store an expression gives (`|s| target`, `s: &Type`), after an
 /// optional check (`before |s, op, key| check`, an expression of type

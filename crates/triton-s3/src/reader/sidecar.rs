@@ -1,8 +1,8 @@
 //! Reading one archive's metadata sidecar.
 
 use crate::archiver::{Metadata, METADATA_SUFFIX};
-use crate::audit::read_all;
 use crate::error::StoreError;
+use crate::store::read_object;
 use crate::store::ArchiveStore;
 
 /// Why a sidecar could not be read.
@@ -29,7 +29,7 @@ pub async fn read_sidecar(
     archive_key: &str,
 ) -> Result<Option<Metadata>, SidecarError> {
     let key = format!("{archive_key}{METADATA_SUFFIX}");
-    let Some(bytes) = read_all(store, &key).await? else {
+    let Some(bytes) = read_object(store, &key).await? else {
         return Ok(None);
     };
     Metadata::parse(&bytes)

@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
+use super::dataset::read_manifest;
 use serde::Serialize;
 use triton_core::error::Report;
 use triton_core::time::{self, Date};
 use triton_parquet::lake::{Partition, SourceArchive, MANIFEST_NAME};
-use triton_parquet::Manifest;
 use triton_s3::{read_sidecar, ArchiveStore, Listing};
 
 use crate::error::CliError;
@@ -155,7 +155,7 @@ pub async fn check_converted(
         let sizes: HashMap<&str, u64> = objects.iter().map(|o| (o.key.as_str(), o.size)).collect();
         for o in objects.iter().filter(|o| o.key.ends_with(MANIFEST_NAME)) {
             let dir = o.key.trim_end_matches(MANIFEST_NAME).trim_end_matches('/');
-            let manifest = match read(dest, &o.key).await {
+            let manifest = match read_manifest(dest, &o.key).await {
                 Ok(m) if m.stream == stream => Ok(m),
                 Ok(m) => Err(format!("of stream {}", m.stream)),
                 Err(detail) => Err(detail),
@@ -250,17 +250,4 @@ pub async fn check_converted(
             .push(Conversion::Gone { archive, partition });
     }
     Ok(report)
-}
-
-async fn read(dest: &dyn ArchiveStore, key: &str) -> Result<Manifest, String> {
-    let mut body = dest.get(key, 0).await.map_err(|e| Report(&e).to_string())?;
-    let mut bytes = Vec::new();
-    while body
-        .reader
-        .read_into(&mut bytes)
-        .await
-        .map_err(|e| Report(&e).to_string())?
-        > 0
-    {}
-    Manifest::parse(&bytes)
 }

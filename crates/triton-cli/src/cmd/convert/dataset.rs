@@ -24,8 +24,8 @@ use triton_parquet::lake::{
 };
 use triton_parquet::{Inference, Manifest, Part, PartWriter, Partition, Schema, Settings};
 use triton_s3::{
-    list_archives, read_sidecar, Archive, ArchiveSource, ArchiveStore, ErrorKind, Location,
-    ObjectInfo, PutOptions, ReadOptions, S3Options,
+    list_archives, read_object, read_sidecar, Archive, ArchiveSource, ArchiveStore, ErrorKind,
+    Location, ObjectInfo, PutOptions, ReadOptions, S3Options,
 };
 
 use super::{codec_name, report_json_columns, ConvertOptions};
@@ -342,17 +342,13 @@ async fn survey(
     Ok(out)
 }
 
-async fn read_manifest(dest: &dyn ArchiveStore, key: &str) -> Result<Manifest, String> {
-    let mut body = dest.get(key, 0).await.map_err(|e| Report(&e).to_string())?;
-    let mut bytes = Vec::new();
-    while body
-        .reader
-        .read_into(&mut bytes)
-        .await
-        .map_err(|e| Report(&e).to_string())?
-        > 0
-    {}
-    Manifest::parse(&bytes)
+/// A partition's manifest, or what is wrong with it.
+pub(super) async fn read_manifest(dest: &dyn ArchiveStore, key: &str) -> Result<Manifest, String> {
+    match read_object(dest, key).await {
+        Ok(Some(bytes)) => Manifest::parse(&bytes),
+        Ok(None) => Err("gone while it was read".into()),
+        Err(e) => Err(Report(&e).to_string()),
+    }
 }
 
 /// Whether every manifest there is names one schema.
