@@ -40,7 +40,7 @@ pub fn event(n: u64) -> Record {
                 .collect(),
         ),
     );
-    if n % 10 != 0 {
+    if !n.is_multiple_of(10) {
         r.push(
             "geo",
             Value::Map(vec![
@@ -55,11 +55,11 @@ pub fn event(n: u64) -> Record {
             ]),
         );
     }
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         r.push("referrer", format!("https://example.com/{}", n % 97));
     }
-    r.push("ok", n % 11 != 0);
-    if n % 1000 == 0 {
+    r.push("ok", !n.is_multiple_of(11));
+    if n.is_multiple_of(1000) {
         let mut deep = Value::UInt(n);
         for level in ["e", "d", "c", "b", "a"] {
             deep = Value::Map(vec![(Value::Str(level.into()), deep)]);
