@@ -285,6 +285,25 @@ fn dataset(a: &Archive, dest: &str, more: &[&str]) -> Output {
     a.triton(&args)
 }
 
+/// `triton audit --converted DEST` of the two days, which must find
+/// problems (exit 1): its standard output.
+fn audit_converted(a: &Archive, dest: &str) -> String {
+    let o = a.triton(&[
+        "audit",
+        "--stream",
+        "events",
+        "--start-date",
+        "20241030",
+        "--end-date",
+        "20241031",
+        "--no-verify",
+        "--converted",
+        dest,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    stdout(&o)
+}
+
 /// The whole range as Parquet under DEST: every value as `triton cat`
 /// prints it (pyarrow), DuckDB's GROUP BY over one glob with Hive
 /// partitioning equal to the JSON lines' counts, per column value and per
@@ -360,20 +379,7 @@ fn a_dataset_holds_every_record_once_and_reruns_are_idempotent(
     // A new archive on the second day: `audit --converted` finds it not
     // converted; only that day is written again.
     a.put(&[("20241031/user-events-store-1730343600.tri", "small.tri")]);
-    let o = a.triton(&[
-        "audit",
-        "--stream",
-        "events",
-        "--start-date",
-        "20241030",
-        "--end-date",
-        "20241031",
-        "--no-verify",
-        "--converted",
-        dest,
-    ]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let out = stdout(&o);
+    let out = audit_converted(&a, dest);
     assert!(
         out.contains("converted: 4 of 6 archives (15237 records)")
             && out.contains("NOT CONVERTED 20241031/user-events-store-1730343600.tri")
@@ -493,30 +499,14 @@ for r in rows: print("|".join(str(x) for x in r))
     );
     // audit --converted reads the manifests of hour partitions too, and
     // holds the one with a sidecar to its SHA-256; a file gone is found.
-    let audit = |a: &Archive| {
-        let o = a.triton(&[
-            "audit",
-            "--stream",
-            "events",
-            "--start-date",
-            "20241030",
-            "--end-date",
-            "20241031",
-            "--no-verify",
-            "--converted",
-            &dest,
-        ]);
-        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-        stdout(&o)
-    };
-    let out = audit(&a);
+    let out = audit_converted(&a, &dest);
     assert!(
         out.contains("converted: 4 of 5 archives (15237 records)"),
         "{out}"
     );
     assert!(!out.contains("MISSING FILE"), "{out}");
     std::fs::remove_file(lake.join("dt=2024-10-31/hour=01/part-00000.parquet")).unwrap();
-    let out = audit(&a);
+    let out = audit_converted(&a, &dest);
     assert!(
         out.contains("MISSING FILE dt=2024-10-31/hour=01/part-00000.parquet: missing"),
         "{out}"
@@ -527,11 +517,57 @@ for r in rows: print("|".join(str(x) for x in r))
         .join("archive/20241030/user-events-store-1730246400.tri.metadata");
     let other = SINGLE_SHARD_SIDECAR.replace("a522ec39", "00000000");
     std::fs::write(&sidecar, other).unwrap();
-    let out = audit(&a);
+    let out = audit_converted(&a, &dest);
     assert!(
         out.contains("CONVERTED OTHER 20241030/user-events-store-1730246400.tri in dt=2024-10-30/hour=00: converted from SHA-256 a522ec39"),
         "{out}"
     );
+
+    std::fs::write(&sidecar, SINGLE_SHARD_SIDECAR).unwrap();
+
+    // A part no manifest names (an interrupted run's): audit finds it, and
+    // the next run writes that partition again without it.
+    let hour00 = lake.join("dt=2024-10-30/hour=00");
+    std::fs::copy(
+        hour00.join("part-00000.parquet"),
+        hour00.join("part-00007.parquet"),
+    )
+    .unwrap();
+    let out = audit_converted(&a, &dest);
+    assert!(
+        out.contains("EXTRA FILE dt=2024-10-30/hour=00/part-00007.parquet"),
+        "{out}"
+    );
+    // A partition of another stream is never rewritten.
+    let manifest23 = lake.join("dt=2024-10-30/hour=23/_triton_manifest.json");
+    let original = std::fs::read_to_string(&manifest23).unwrap();
+    std::fs::write(
+        &manifest23,
+        original.replace("\"user-events\"", "\"billing\""),
+    )
+    .unwrap();
+    let o = dataset(&a, &dest, &["--with-meta", "--partition-by", "hour"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("hour=23/_triton_manifest.json: a partition of stream billing"),
+        "{err}"
+    );
+    std::fs::write(&manifest23, original).unwrap();
+    let o = dataset(&a, &dest, &["--with-meta", "--partition-by", "hour"]);
+    let err = stderr(&o);
+    assert!(
+        err.contains("dt=2024-10-30/hour=00: writing (part-00007.parquet is not in its manifest)")
+            && err.contains("dt=2024-10-31/hour=01: writing (part-00000.parquet is missing"),
+        "{err}"
+    );
+    assert!(!hour00.join("part-00007.parquet").exists());
+    let out = audit_converted(&a, &dest);
+    assert!(
+        out.contains("converted: 4 of 5 archives (15237 records)"),
+        "{out}"
+    );
+    assert!(!out.contains("EXTRA") && !out.contains("MISSING"), "{out}");
 
     // The same range by day into the same DEST.
     let o = dataset(&a, &dest, &[]);

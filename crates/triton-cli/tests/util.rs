@@ -410,7 +410,8 @@ impl Archive {
     }
 
     pub fn s3(tag: &str) -> Archive {
-        let (bucket, store) = new_bucket(tag);
+        // Bucket names take no underscores (test names have them).
+        let (bucket, store) = new_bucket(&tag.replace('_', "-"));
         Archive {
             dir: scratch_dir(tag),
             store: Box::new(store),

@@ -77,10 +77,10 @@ pub enum ConvertError {
 /// were handed over).
 fn read_all(
     paths: &[PathBuf],
-    mut each: impl FnMut(Record, &Path) -> Result<(), ConvertError>,
+    mut each: impl FnMut(Record, usize) -> Result<(), ConvertError>,
 ) -> Result<Vec<Damaged>, ConvertError> {
     let mut damaged = Vec::new();
-    for path in paths {
+    for (n, path) in paths.iter().enumerate() {
         let file = File::open(path).map_err(|source| ConvertError::Open {
             path: path.clone(),
             source,
@@ -88,7 +88,7 @@ fn read_all(
         let mut reader = ArchiveReader::new(std::io::BufReader::with_capacity(1 << 20, file));
         loop {
             match reader.next_record() {
-                Ok(Some(r)) => each(r, path)?,
+                Ok(Some(r)) => each(r, n)?,
                 Ok(None) => break,
                 Err(error) => {
                     damaged.push(Damaged {
@@ -128,14 +128,14 @@ pub fn convert_files<W: Write + Send>(
     let row_group = options.row_group.max(1);
     let mut pending = Vec::with_capacity(row_group.min(65_536));
     // Where each pending record comes from: (file, index in it).
-    let mut at: Vec<(PathBuf, u64)> = Vec::new();
-    let mut next = (PathBuf::new(), 0u64);
+    let mut at: Vec<(usize, u64)> = Vec::new();
+    let mut next = (usize::MAX, 0u64);
     let mut records = 0u64;
-    let mut flush = |pending: &mut Vec<Record>, at: &mut Vec<(PathBuf, u64)>| {
+    let mut flush = |pending: &mut Vec<Record>, at: &mut Vec<(usize, u64)>| {
         writer.write(pending).map_err(|e| {
-            e.locate(|i| {
-                let (path, index) = at[i as usize].clone();
-                (path.display().to_string(), index)
+            e.locate(|i| match at.get(i as usize) {
+                Some(&(file, index)) => (paths[file].display().to_string(), index),
+                None => (String::new(), i),
             })
         })?;
         records += pending.len() as u64;
@@ -143,11 +143,11 @@ pub fn convert_files<W: Write + Send>(
         at.clear();
         Ok::<(), WriteError>(())
     };
-    let damaged = read_all(paths, |r, path| {
-        if next.0 != path {
-            next = (path.to_owned(), 0);
+    let damaged = read_all(paths, |r, file| {
+        if next.0 != file {
+            next = (file, 0);
         }
-        at.push((next.0.clone(), next.1));
+        at.push(next);
         next.1 += 1;
         pending.push(r);
         if pending.len() >= row_group {

@@ -109,21 +109,62 @@ pub fn with_meta(schema: &Schema) -> Result<Schema, String> {
     Ok(Schema { fields })
 }
 
-/// Adds the provenance values to a record (see [`META_COLUMNS`]).
-pub fn add_meta(record: &mut Record, archive: &str, index: u64, shard: Option<&str>) {
+/// Adds the provenance values to a record (see [`META_COLUMNS`]), or
+/// names the field of the record that already has one of their names (a
+/// schema given by hand may not show it).
+pub fn add_meta(
+    record: &mut Record,
+    archive: &str,
+    index: u64,
+    shard: Option<&str>,
+) -> Result<(), &'static str> {
+    if let Some(taken) = META_COLUMNS.iter().find(|c| record.get(c).is_some()) {
+        return Err(taken);
+    }
     record.push(META_COLUMNS[0], Value::Str(archive.into()));
     record.push(META_COLUMNS[1], Value::UInt(index));
     if let Some(s) = shard {
         record.push(META_COLUMNS[2], Value::Str(s.into()));
     }
+    Ok(())
 }
 
-/// The SHA-256 (hex) of a schema's JSON: what tells two schemas apart in
-/// manifests without comparing them field by field.
+/// The SHA-256 (hex) of a schema as it is written: what tells two schemas
+/// apart in manifests. What the files do not show is left out: whether a
+/// field was absent somewhere (every column is nullable in the files) and
+/// why a column is JSON, so that a record lacking a field does not make
+/// every partition stale.
 pub fn schema_sha256(schema: &Schema) -> String {
+    fn written(fields: &[Field]) -> Vec<Field> {
+        fields
+            .iter()
+            .map(|f| Field {
+                name: f.name.clone(),
+                ty: written_type(&f.ty),
+                nullable: true,
+            })
+            .collect()
+    }
+    fn written_type(ty: &ColumnType) -> ColumnType {
+        match ty {
+            ColumnType::Json { .. } => ColumnType::Json {
+                reason: String::new(),
+            },
+            ColumnType::List { item } => ColumnType::List {
+                item: Box::new(written_type(item)),
+            },
+            ColumnType::Struct { fields } => ColumnType::Struct {
+                fields: written(fields),
+            },
+            other => other.clone(),
+        }
+    }
     let mut hasher = Sha256::new();
+    let schema = Schema {
+        fields: written(&schema.fields),
+    };
     // A derived Serialize of plain structs cannot fail.
-    if let Ok(json) = serde_json::to_vec(schema) {
+    if let Ok(json) = serde_json::to_vec(&schema) {
         hasher.update(json);
     }
     hex(hasher)
@@ -249,17 +290,31 @@ impl std::fmt::Display for Stale {
     }
 }
 
+/// Why a manifest cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    /// It is not a manifest (or a damaged one).
+    #[error("not a manifest: {0}")]
+    Invalid(String),
+    /// A later triton wrote it: this one must not rewrite its partition.
+    #[error("manifest format {0} is newer than this triton's {MANIFEST_FORMAT}")]
+    Newer(u32),
+}
+
 impl Manifest {
-    /// Parses a manifest, saying what is wrong with one that is not.
-    pub fn parse(bytes: &[u8]) -> Result<Manifest, String> {
-        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        if manifest.format > MANIFEST_FORMAT {
-            return Err(format!(
-                "manifest format {} is newer than this triton's {MANIFEST_FORMAT}",
-                manifest.format
-            ));
+    /// Parses a manifest.
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        #[derive(Deserialize)]
+        struct Format {
+            format: u32,
         }
-        Ok(manifest)
+        // The format first: a newer manifest may not parse as this one.
+        let format: Format =
+            serde_json::from_slice(bytes).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+        if format.format > MANIFEST_FORMAT {
+            return Err(ManifestError::Newer(format.format));
+        }
+        serde_json::from_slice(bytes).map_err(|e| ManifestError::Invalid(e.to_string()))
     }
 
     /// The manifest as pretty JSON.
@@ -359,6 +414,32 @@ mod tests {
     }
 
     #[test]
+    fn the_schema_hash_ignores_what_the_files_do_not_show() {
+        let field = |nullable, reason: &str| Schema {
+            fields: vec![Field {
+                name: "m".into(),
+                ty: ColumnType::Struct {
+                    fields: vec![Field {
+                        name: "j".into(),
+                        ty: ColumnType::Json {
+                            reason: reason.into(),
+                        },
+                        nullable,
+                    }],
+                },
+                nullable,
+            }],
+        };
+        assert_eq!(
+            schema_sha256(&field(true, "a")),
+            schema_sha256(&field(false, "b"))
+        );
+        let mut other = field(true, "a");
+        other.fields[0].name = "n".into();
+        assert_ne!(schema_sha256(&other), schema_sha256(&field(true, "a")));
+    }
+
+    #[test]
     fn provenance_columns_come_first_and_refuse_a_field_of_their_name() {
         let schema = Schema {
             fields: vec![Field {
@@ -382,6 +463,15 @@ mod tests {
             }],
         };
         assert_eq!(with_meta(&clash).unwrap_err(), "_index");
+        let mut record = Record::new();
+        record.push("a", 1u64);
+        add_meta(&mut record, "k.tri", 7, None).unwrap();
+        assert_eq!(record.get("_index"), Some(&Value::UInt(7)));
+        assert_eq!(record.get("_shard"), None);
+        assert_eq!(
+            add_meta(&mut record, "k.tri", 8, Some("s")),
+            Err("_archive")
+        );
     }
 
     fn manifest() -> Manifest {
@@ -444,8 +534,13 @@ mod tests {
         assert_eq!(back, m);
         let mut newer = m;
         newer.format = MANIFEST_FORMAT + 1;
-        assert!(Manifest::parse(&newer.to_json())
-            .unwrap_err()
-            .contains("newer"));
+        assert_eq!(
+            Manifest::parse(&newer.to_json()),
+            Err(ManifestError::Newer(MANIFEST_FORMAT + 1))
+        );
+        assert!(matches!(
+            Manifest::parse(b"{\"format\": 1}"),
+            Err(ManifestError::Invalid(_))
+        ));
     }
 }

@@ -173,11 +173,10 @@ impl PartWriter {
             path: open.path.clone(),
             source,
         };
+        // No fsync: this file is a step on the way, the store's write is the
+        // copy that must last.
         let (out, sha256, size) = open.writer.finish()?.finish();
-        out.into_inner()
-            .map_err(|e| io(e.into_error()))?
-            .sync_all()
-            .map_err(io)?;
+        out.into_inner().map_err(|e| io(e.into_error()))?;
         Ok(Some(Part {
             path: open.path,
             file: OutputFile {

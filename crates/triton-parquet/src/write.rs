@@ -82,6 +82,13 @@ impl WriteError {
     /// The error with the record located: `at(i)` gives the archive and
     /// index of the batch's record `i`.
     pub fn locate(self, at: impl FnOnce(u64) -> (String, u64)) -> WriteError {
+        self.relocate(|i| {
+            let (source_id, index) = at(i);
+            (Some(source_id), index)
+        })
+    }
+
+    fn relocate(self, at: impl FnOnce(u64) -> (Option<String>, u64)) -> WriteError {
         match self {
             WriteError::Mismatch {
                 record,
@@ -92,7 +99,7 @@ impl WriteError {
             } => {
                 let (source_id, record) = at(record);
                 WriteError::Mismatch {
-                    source_id: Some(source_id),
+                    source_id,
                     record,
                     path,
                     kind,
@@ -102,7 +109,7 @@ impl WriteError {
             WriteError::Unknown { record, path, .. } => {
                 let (source_id, record) = at(record);
                 WriteError::Unknown {
-                    source_id: Some(source_id),
+                    source_id,
                     record,
                     path,
                 }
@@ -283,7 +290,13 @@ fn column(ty: &ColumnType, values: &[Option<&Value>], path: &str) -> Result<Arra
                 })?;
                 offsets.push(end);
             }
-            let child = column(item, &items, &format!("{path}[]"))?;
+            // An item's error names its row, not its place among all items.
+            let child = column(item, &items, &format!("{path}[]")).map_err(|e| {
+                e.relocate(|at| {
+                    let row = offsets.partition_point(|&o| i64::from(o) <= at as i64);
+                    (None, row.saturating_sub(1) as u64)
+                })
+            })?;
             Arc::new(ListArray::try_new(
                 Arc::new(ArrowField::new("item", data_type(item), true)),
                 OffsetBuffer::new(ScalarBuffer::from(offsets)),
@@ -336,7 +349,9 @@ pub fn check_fields(schema: &Schema, records: &[Record]) -> Result<(), WriteErro
         match (v, ty) {
             (Value::Map(m), ColumnType::Struct { fields }) => {
                 for (k, v) in m {
-                    let Value::Str(k) = k else { continue };
+                    let Value::Str(k) = k else {
+                        return Err(format!("{path}.<{} key>", k.kind()));
+                    };
                     let name = String::from_utf8_lossy(k.as_bytes());
                     let here = format!("{path}.{name}");
                     match fields.iter().find(|f| f.name.as_bytes() == k.as_bytes()) {

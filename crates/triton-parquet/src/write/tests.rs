@@ -172,3 +172,33 @@ fn a_field_a_pinned_schema_lacks_is_refused_not_dropped() {
         lenient.write(&records).unwrap();
     }
 }
+
+/// A bad value inside a list names its record, not its place among the
+/// batch's list items.
+#[test]
+fn a_bad_list_item_names_its_record() {
+    let schema = Schema {
+        fields: vec![Field {
+            name: "tags".into(),
+            ty: ColumnType::List {
+                item: Box::new(ColumnType::Int64),
+            },
+            nullable: true,
+        }],
+    };
+    let row = |items: Vec<Value>| {
+        let mut r = Record::new();
+        r.push("tags", Value::Array(items));
+        r
+    };
+    let records = [
+        row(vec![Value::Int(1), Value::Int(2)]),
+        row(vec![]),
+        row(vec![Value::Int(3), Value::Int(4), Value::Str("x".into())]),
+    ];
+    let err = batch(&schema, &records).unwrap_err();
+    assert!(
+        matches!(err, WriteError::Mismatch { record: 2, .. }),
+        "{err}"
+    );
+}

@@ -208,9 +208,11 @@ impl ArchiveSource {
     }
 
     /// The SHA-256 (hex) of archive `key`'s bytes, once it was read to its
-    /// end (with [`ReadOptions::sha256`]): known when its last record has
-    /// been handed over, or the first of the next archive. Taken: a second
-    /// call gives `None`.
+    /// end (with [`ReadOptions::sha256`]): known for certain once a record
+    /// of a later archive, or the end of all of them, has been handed over
+    /// (its last batch may be sent before its body is seen to end). `None`
+    /// for an archive read only up to damage. Taken: a second call gives
+    /// `None`.
     pub fn take_sha256(&self, key: &str) -> Option<String> {
         self.counters
             .digests

@@ -2,7 +2,7 @@
 //! --to` wrote holds every archive of the range, as it is now, from the
 //! partitions' manifests.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::dataset::read_manifest;
 use serde::Serialize;
@@ -51,6 +51,26 @@ pub enum Conversion {
         archive: String,
         /// Where it was converted.
         partition: String,
+    },
+    /// An archive two manifests name: its records are in the dataset twice.
+    Twice {
+        /// The archive.
+        archive: String,
+        /// The partitions that hold it.
+        partitions: Vec<String>,
+    },
+    /// A Parquet file no manifest names: a glob reads it beside the rest.
+    ExtraFile {
+        /// The file's key under DEST.
+        file: String,
+    },
+    /// The archive's sidecar could not be read, so its conversion could
+    /// not be held to it.
+    Unverified {
+        /// The archive.
+        archive: String,
+        /// Why.
+        detail: String,
     },
     /// A file a manifest names is missing, or of another size.
     MissingFile {
@@ -112,8 +132,21 @@ impl ConversionReport {
                     "PARTLY CONVERTED {archive} in {partition}: {records} records, then damaged: {detail}"
                 ),
                 Conversion::Gone { archive, partition } => println!(
-                    "CONVERTED GONE {archive} in {partition}: the archive is no longer in the bucket"
+                    "CONVERTED GONE {archive} in {partition}: not among the range's archives (gone, or another client's)"
                 ),
+                Conversion::Twice {
+                    archive,
+                    partitions,
+                } => println!(
+                    "CONVERTED TWICE {archive} in {}: its records are there twice",
+                    partitions.join(" and ")
+                ),
+                Conversion::ExtraFile { file } => {
+                    println!("EXTRA FILE {file}: no manifest names it, a glob reads it")
+                }
+                Conversion::Unverified { archive, detail } => {
+                    println!("UNVERIFIED {archive}: {detail}")
+                }
                 Conversion::MissingFile { file, detail } => {
                     println!("MISSING FILE {file}: {detail}")
                 }
@@ -145,6 +178,8 @@ pub async fn check_converted(
     };
     // Each archive the manifests name: its partition and what it says.
     let mut converted: HashMap<String, (String, SourceArchive)> = HashMap::new();
+    // Archives two manifests name, and the two partitions.
+    let mut twice: Vec<(String, String, String)> = Vec::new();
     for date in time::days_inclusive(start, end) {
         let day = Partition { date, hour: None }.day_dir();
         let objects = match dest.list(&format!("{day}/")).await {
@@ -153,12 +188,15 @@ pub async fn check_converted(
             Err(e) => return Err(failed(format!("listing {}/{day}/", dest.url()), &e)),
         };
         let sizes: HashMap<&str, u64> = objects.iter().map(|o| (o.key.as_str(), o.size)).collect();
-        for o in objects.iter().filter(|o| o.key.ends_with(MANIFEST_NAME)) {
-            let dir = o.key.trim_end_matches(MANIFEST_NAME).trim_end_matches('/');
+        let mut listed: HashSet<String> = HashSet::new();
+        for o in &objects {
+            let Some((dir, MANIFEST_NAME)) = o.key.rsplit_once('/') else {
+                continue;
+            };
             let manifest = match read_manifest(dest, &o.key).await {
                 Ok(m) if m.stream == stream => Ok(m),
                 Ok(m) => Err(format!("of stream {}", m.stream)),
-                Err(detail) => Err(detail),
+                Err(e) => Err(e.to_string()),
             };
             let manifest = match manifest {
                 Ok(m) => m,
@@ -173,6 +211,7 @@ pub async fn check_converted(
             report.records += manifest.records;
             for f in &manifest.files {
                 let key = format!("{dir}/{}", f.name);
+                listed.insert(key.clone());
                 match sizes.get(key.as_str()) {
                     Some(&size) if size == f.size => {}
                     found => report.findings.push(Conversion::MissingFile {
@@ -185,9 +224,25 @@ pub async fn check_converted(
                 }
             }
             for a in manifest.archives {
-                converted.insert(a.key.clone(), (dir.to_owned(), a));
+                let key = a.key.clone();
+                if let Some((other, _)) = converted.insert(key.clone(), (dir.to_owned(), a)) {
+                    twice.push((key, other, dir.to_owned()));
+                }
             }
         }
+        for o in &objects {
+            if o.key.ends_with(".parquet") && !listed.contains(&o.key) {
+                report.findings.push(Conversion::ExtraFile {
+                    file: o.key.clone(),
+                });
+            }
+        }
+    }
+    for (archive, first, second) in twice {
+        report.findings.push(Conversion::Twice {
+            archive,
+            partitions: vec![first, second],
+        });
     }
     for archive in &listing.archives {
         let key = archive.key.to_string();
@@ -219,8 +274,17 @@ pub async fn check_converted(
             continue;
         }
         let sidecar = match listing.sidecars.contains(&key) {
-            true => read_sidecar(store, &key).await.ok().flatten(),
             false => None,
+            true => match read_sidecar(store, &key).await {
+                Ok(m) => m,
+                Err(e) => {
+                    report.findings.push(Conversion::Unverified {
+                        archive: key,
+                        detail: format!("its sidecar cannot be read: {}", Report(&e)),
+                    });
+                    continue;
+                }
+            },
         };
         if let Some(m) = sidecar {
             if got.sha256.as_deref() != Some(m.sha256.as_str()) {

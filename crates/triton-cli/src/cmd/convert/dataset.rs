@@ -11,7 +11,7 @@
 //!                        parts ─► delete leftovers ─► manifest (last)
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,13 +19,13 @@ use triton_core::error::Report;
 use triton_core::key::validate_client_name;
 use triton_core::source::{Position, RecordSource, SourceError};
 use triton_parquet::lake::{
-    add_meta, is_part_name, schema_sha256, with_meta, OutputFile, SourceArchive, MANIFEST_FORMAT,
-    MANIFEST_NAME,
+    add_meta, is_part_name, schema_sha256, with_meta, ManifestError, OutputFile, SourceArchive,
+    MANIFEST_FORMAT, MANIFEST_NAME,
 };
 use triton_parquet::{Inference, Manifest, Part, PartWriter, Partition, Schema, Settings};
 use triton_s3::{
-    list_archives, read_object, read_sidecar, Archive, ArchiveSource, ArchiveStore, ErrorKind,
-    Location, ObjectInfo, PutOptions, ReadOptions, S3Options,
+    list_with_sidecars, read_object, read_sidecar, Archive, ArchiveSource, ArchiveStore, ErrorKind,
+    Listing, Location, ObjectInfo, PutOptions, ReadOptions, S3Options,
 };
 
 use super::{codec_name, report_json_columns, ConvertOptions};
@@ -79,6 +79,20 @@ struct Totals {
     damaged: Vec<String>,
 }
 
+impl Totals {
+    /// Counts a partition, kept or written.
+    fn add(&mut self, m: &Manifest) {
+        self.records += m.records;
+        self.files += m.files.len() as u64;
+        self.bytes += m.files.iter().map(|f| f.size).sum::<u64>();
+        for a in &m.archives {
+            if let Some(d) = &a.damaged {
+                self.damaged.push(format!("{}: {d}", a.key));
+            }
+        }
+    }
+}
+
 /// Runs `triton convert --to`.
 pub(super) fn run(req: Request<'_>) -> CliResult {
     let stream = req.archives.stream.load()?;
@@ -111,9 +125,13 @@ pub(super) fn run(req: Request<'_>) -> CliResult {
             "listing the archives from {} to {}",
             query.start, query.end
         ));
-        let listed = list_archives(store.clone(), &query).await;
+        let listed = list_with_sidecars(store.clone(), &query).await;
         listing.finish_and_clear();
-        let listed = listed.map_err(list_error)?;
+        let Listing {
+            archives: listed,
+            sidecars,
+        } = listed.map_err(list_error)?;
+        let sidecars: HashSet<String> = sidecars.into_iter().collect();
         if listed.is_empty() {
             eprintln!(
                 "convert: no archives of {} from {} to {} in {}: nothing to convert",
@@ -125,7 +143,7 @@ pub(super) fn run(req: Request<'_>) -> CliResult {
             return Ok(());
         }
         let plan = plan(&listed, req.by_hour);
-        let existing = survey(&*dest, &plan, req.by_hour).await?;
+        let existing = survey(&*dest, &stream.name, &plan, req.by_hour).await?;
         let key_sizes = |p: &Planned| -> Vec<(String, u64)> {
             p.archives
                 .iter()
@@ -178,14 +196,7 @@ pub(super) fn run(req: Request<'_>) -> CliResult {
                 Verdict::UpToDate => {
                     totals.kept += 1;
                     if let Some(m) = &e.manifest {
-                        totals.records += m.records;
-                        totals.files += m.files.len() as u64;
-                        totals.bytes += m.files.iter().map(|f| f.size).sum::<u64>();
-                        for a in &m.archives {
-                            if let Some(d) = &a.damaged {
-                                totals.damaged.push(format!("{}: {d}", a.key));
-                            }
-                        }
+                        totals.add(m);
                     }
                     eprintln!("convert: {dir}: up to date");
                     continue;
@@ -206,18 +217,12 @@ pub(super) fn run(req: Request<'_>) -> CliResult {
                 &settings,
                 &schema,
                 &req.options,
+                &sidecars,
                 tmp.path(),
             )
             .await?;
             totals.written += 1;
-            totals.records += m.records;
-            totals.files += m.files.len() as u64;
-            totals.bytes += m.files.iter().map(|f| f.size).sum::<u64>();
-            for a in &m.archives {
-                if let Some(d) = &a.damaged {
-                    totals.damaged.push(format!("{}: {d}", a.key));
-                }
-            }
+            totals.add(&m);
         }
         if req.dry_run {
             eprintln!(
@@ -255,23 +260,24 @@ pub(super) fn run(req: Request<'_>) -> CliResult {
     })
 }
 
-/// The archives by partition, in order.
+/// The archives by partition, in order. An archive's day is its key's
+/// directory and its hour comes from its timestamp, which go-triton did
+/// not keep in step: the same partition may come back after others.
 fn plan(listed: &[Archive], by_hour: bool) -> Vec<Planned> {
-    let mut plan: Vec<Planned> = Vec::new();
+    let mut partitions: BTreeMap<Partition, Vec<Archive>> = BTreeMap::new();
     for a in listed {
-        let partition = Partition::of(&a.key, by_hour);
-        match plan.last_mut() {
-            Some(p) if p.partition == partition => p.archives.push(a.clone()),
-            _ => plan.push(Planned {
-                partition,
-                archives: vec![a.clone()],
-            }),
-        }
+        partitions
+            .entry(Partition::of(&a.key, by_hour))
+            .or_default()
+            .push(a.clone());
     }
-    // Listing order is by day, then time: one partition's archives are
-    // together. Sorting keeps that true should the order ever change.
-    plan.sort_by_key(|p| p.partition);
-    plan
+    partitions
+        .into_iter()
+        .map(|(partition, archives)| Planned {
+            partition,
+            archives,
+        })
+        .collect()
 }
 
 /// Reads what each partition's directory holds. A day converted by hour
@@ -279,6 +285,7 @@ fn plan(listed: &[Archive], by_hour: bool) -> Vec<Planned> {
 /// and files triton did not write would be read with ours: both refused.
 async fn survey(
     dest: &dyn ArchiveStore,
+    stream: &str,
     plan: &[Planned],
     by_hour: bool,
 ) -> Result<Vec<Existing>, CliError> {
@@ -300,9 +307,11 @@ async fn survey(
                 }
             };
             let other_layout = listed.iter().find(|o| {
-                let rest = &o.key[day.len() + 1..];
+                let rest = o.key.strip_prefix(&format!("{day}/")).unwrap_or_default();
                 let hourly = rest.starts_with("hour=");
-                hourly != by_hour && (rest.ends_with(".parquet") || rest.ends_with(MANIFEST_NAME))
+                let ours = rest.ends_with(MANIFEST_NAME)
+                    || rest.rsplit('/').next().is_some_and(is_part_name);
+                hourly != by_hour && ours
             });
             if let Some(o) = other_layout {
                 let (have, want) = match by_hour {
@@ -322,9 +331,20 @@ async fn survey(
         for o in days[&day].iter().filter(|o| o.key.starts_with(&dir)) {
             let name = &o.key[dir.len()..];
             if name == MANIFEST_NAME {
+                let refuse = |why: String| {
+                    CliError::new(format!(
+                        "{}/{}: {why}; this run must not rewrite its partition: choose another --to",
+                        dest.url(),
+                        o.key
+                    ))
+                };
                 match read_manifest(dest, &o.key).await {
+                    Ok(m) if m.stream != stream => {
+                        return Err(refuse(format!("a partition of stream {}", m.stream)))
+                    }
                     Ok(m) => existing.manifest = Some(m),
-                    Err(why) => existing.bad_manifest = Some(why),
+                    Err(e @ ManifestError::Newer(_)) => return Err(refuse(e.to_string())),
+                    Err(e) => existing.bad_manifest = Some(e.to_string()),
                 }
             } else if is_part_name(name) {
                 existing.parts.insert(name.to_owned(), o.size);
@@ -343,11 +363,14 @@ async fn survey(
 }
 
 /// A partition's manifest, or what is wrong with it.
-pub(super) async fn read_manifest(dest: &dyn ArchiveStore, key: &str) -> Result<Manifest, String> {
+pub(super) async fn read_manifest(
+    dest: &dyn ArchiveStore,
+    key: &str,
+) -> Result<Manifest, ManifestError> {
     match read_object(dest, key).await {
         Ok(Some(bytes)) => Manifest::parse(&bytes),
-        Ok(None) => Err("gone while it was read".into()),
-        Err(e) => Err(Report(&e).to_string()),
+        Ok(None) => Err(ManifestError::Invalid("gone while it was read".into())),
+        Err(e) => Err(ManifestError::Invalid(Report(&e).to_string())),
     }
 }
 
@@ -384,8 +407,16 @@ fn verdict(
         .files
         .iter()
         .find(|f| e.parts.get(&f.name) != Some(&f.size));
-    match missing {
-        Some(f) => Verdict::Write(format!("{} is missing or of another size", f.name)),
+    if let Some(f) = missing {
+        return Verdict::Write(format!("{} is missing or of another size", f.name));
+    }
+    // A glob reads every part there, listed or not.
+    match e
+        .parts
+        .keys()
+        .find(|n| !m.files.iter().any(|f| &f.name == *n))
+    {
+        Some(extra) => Verdict::Write(format!("{extra} is not in its manifest")),
         None => Verdict::UpToDate,
     }
 }
@@ -443,11 +474,23 @@ async fn write_partition(
     settings: &Settings,
     schema: &Schema,
     options: &ConvertOptions,
+    sidecars: &HashSet<String>,
     tmp: &Path,
 ) -> Result<Manifest, CliError> {
     let dir = p.partition.dir();
+    let manifest_key = format!("{dir}/{MANIFEST_NAME}");
+    // Until the new manifest is written, the partition reads as unfinished.
+    if existing.manifest.is_some() || existing.bad_manifest.is_some() {
+        dest.delete(&manifest_key).await.map_err(|e| {
+            CliError::new(format!(
+                "deleting {}/{manifest_key}: {}",
+                dest.url(),
+                Report(&e)
+            ))
+        })?;
+    }
     let shards = match settings.with_meta {
-        true => single_shards(&*store, &p.archives).await,
+        true => single_shards(&*store, &p.archives, sidecars).await?,
         false => HashMap::new(),
     };
     let bar = progress::bytes(p.archives.iter().map(|a| a.size).sum(), "convert");
@@ -465,7 +508,7 @@ async fn write_partition(
     )
     .reject_unknown_fields(options.schema.is_some());
     let mut files: Vec<OutputFile> = Vec::new();
-    let mut records: HashMap<String, u64> = HashMap::new();
+    let mut records: HashMap<Arc<str>, u64> = HashMap::new();
     let mut damaged: HashMap<String, String> = HashMap::new();
     let mut shas: HashMap<String, String> = HashMap::new();
     let result = async {
@@ -495,9 +538,14 @@ async fn write_partition(
                 };
                 if settings.with_meta {
                     let shard = shards.get(&*r.source).and_then(|s| s.as_deref());
-                    add_meta(&mut record, &r.source, index, shard);
+                    add_meta(&mut record, &r.source, index, shard).map_err(|name| {
+                        CliError::new(format!(
+                            "{} record {index}: a field {name:?}, which --with-meta needs for its column: convert without --with-meta",
+                            r.source
+                        ))
+                    })?;
                 }
-                *records.entry(r.source.to_string()).or_default() += 1;
+                *records.entry(r.source.clone()).or_default() += 1;
                 if let Some(part) = writer
                     .push(record, &r.source, index)
                     .map_err(|e| CliError::chain(&e))?
@@ -562,7 +610,7 @@ async fn write_partition(
                         None => shas.remove(&key),
                         Some(_) => None,
                     },
-                    records: records.get(&key).copied().unwrap_or(0),
+                    records: records.get(key.as_str()).copied().unwrap_or(0),
                     damaged: damage,
                     size: a.size,
                     key,
@@ -570,14 +618,19 @@ async fn write_partition(
             })
             .collect(),
     };
-    let key = format!("{dir}/{MANIFEST_NAME}");
     let put = PutOptions {
         create_only: false,
         content_type: "application/json".into(),
     };
-    dest.put_bytes(&key, manifest.to_json(), &put)
+    dest.put_bytes(&manifest_key, manifest.to_json(), &put)
         .await
-        .map_err(|e| CliError::new(format!("writing {}/{key}: {}", dest.url(), Report(&e))))?;
+        .map_err(|e| {
+            CliError::new(format!(
+                "writing {}/{manifest_key}: {}",
+                dest.url(),
+                Report(&e)
+            ))
+        })?;
     Ok(manifest)
 }
 
@@ -595,26 +648,32 @@ async fn upload(dest: &dyn ArchiveStore, dir: &str, part: Part) -> Result<Output
 }
 
 /// For `--with-meta`: each archive's shard, when its sidecar names exactly
-/// one (go-triton's archives have no sidecar; a fleet worker's archive is
-/// often of one shard).
+/// one (a fleet worker's archive often is of one shard; go-triton's
+/// archives have no sidecar).
 async fn single_shards(
     store: &dyn ArchiveStore,
     archives: &[Archive],
-) -> HashMap<String, Option<String>> {
+    sidecars: &HashSet<String>,
+) -> Result<HashMap<String, Option<String>>, CliError> {
     let mut out = HashMap::new();
     for a in archives {
         let key = a.key.to_string();
-        let shard = match read_sidecar(store, &key).await {
-            Ok(Some(m)) if m.shards.len() == 1 => m.shards.into_keys().next(),
-            Ok(_) => None,
-            Err(e) => {
-                tracing::warn!(archive = key, error = %Report(&e), "its sidecar cannot be read: _shard stays null");
-                None
-            }
+        let shard = match sidecars.contains(&key) {
+            false => None,
+            true => match read_sidecar(store, &key).await {
+                Ok(Some(m)) if m.shards.len() == 1 => m.shards.into_keys().next(),
+                Ok(_) => None,
+                Err(e) => {
+                    return Err(CliError::new(format!(
+                        "{key}: its sidecar, for --with-meta's _shard: {}",
+                        Report(&e)
+                    )))
+                }
+            },
         };
         out.insert(key, shard);
     }
-    out
+    Ok(out)
 }
 
 /// A private local directory for files before their upload, removed with
@@ -623,8 +682,13 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> Result<TempDir, CliError> {
-        let path = std::env::temp_dir().join(format!("triton-convert-{}", std::process::id()));
-        std::fs::create_dir_all(&path).map_err(|e| CliError::io(path.display(), e))?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!("triton-convert-{}-{nanos}", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        // Not create_dir_all: a directory already there is not ours.
+        std::fs::create_dir(&path).map_err(|e| CliError::io(path.display(), e))?;
         Ok(TempDir(path))
     }
 

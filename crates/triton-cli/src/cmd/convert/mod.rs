@@ -32,8 +32,9 @@ mod dataset;
 /// --target-file-size, and its manifest _triton_manifest.json, written
 /// last, names the archives it holds (SHA-256, records), its files and
 /// which records each holds, the settings and the schema. One run writes
-/// one schema into every file it writes, so one glob reads them all:
-/// read_parquet('DEST/**/*.parquet', hive_partitioning = 1).
+/// one schema into every file of its range, so one glob reads them:
+/// read_parquet('DEST/**/*.parquet', hive_partitioning = 1) (ranges of
+/// other runs may have other schemas: add union_by_name = true).
 ///
 /// Re-running is idempotent: a partition whose manifest says it was
 /// converted from the same archives with the same settings and schema is
@@ -53,8 +54,10 @@ mod dataset;
 ///
 /// Records before a damaged spot of an archive are converted; the error
 /// names the archive and offset, the other archives are converted, and the
-/// exit code is 1. Files are written under a temporary name and moved into
-/// place: a failed run leaves no partial file.
+/// exit code is 1. Every file is written under a temporary name and moved
+/// into place whole: a failed run leaves no partial file (with --to, the
+/// partitions it finished stay, and the one it was writing has no manifest
+/// until a re-run writes it again).
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
     /// Archives to convert into one file (with -o), in order.
@@ -81,7 +84,8 @@ pub struct ConvertArgs {
 
     /// Only archives written by this client (the store's --client-name);
     /// by default the one client that archived the range.
-    #[arg(long, env = "TRITON_CLIENT", value_name = "NAME", requires = "to")]
+    // No `requires = "to"`: clap counts TRITON_CLIENT as given.
+    #[arg(long, env = "TRITON_CLIENT", value_name = "NAME")]
     client_name: Option<String>,
 
     /// Partition directories: dt=YYYY-MM-DD/, or with hour=HH/ below.
