@@ -93,7 +93,9 @@ fn schema_prints_what_convert_writes_and_pins_it() {
     let schema_file = dir.write("schema.json", &o.stdout);
     let inferred = dir.join("inferred.parquet");
     let pinned = dir.join("pinned.parquet");
+    // TRITON_CLIENT (set for the stream commands) does not get in the way.
     triton()
+        .env("TRITON_CLIENT", "store")
         .args(["convert", path(&small), "-o", path(&inferred)])
         .success();
     triton()
