@@ -28,8 +28,22 @@ struct Open {
     writer: ParquetWriter<HashingWriter<BufWriter<File>>>,
     path: PathBuf,
     name: String,
-    records: u64,
     sources: Vec<FileSource>,
+}
+
+/// Appends records `first_index..first_index + records` of `archive` to
+/// `runs`, lengthening the last run when they follow it.
+fn extend_runs(runs: &mut Vec<FileSource>, archive: &str, first_index: u64, records: u64) {
+    match runs.last_mut() {
+        Some(last) if last.archive == archive && last.first_index + last.records == first_index => {
+            last.records += records;
+        }
+        _ => runs.push(FileSource {
+            archive: archive.to_owned(),
+            first_index,
+            records,
+        }),
+    }
 }
 
 /// Writes a partition's records into `part-00000.parquet`,
@@ -87,14 +101,7 @@ impl PartWriter {
         archive: &str,
         index: u64,
     ) -> Result<Option<Part>, WriteError> {
-        match self.pending_sources.last_mut() {
-            Some(s) if s.archive == archive && s.first_index + s.records == index => s.records += 1,
-            _ => self.pending_sources.push(FileSource {
-                archive: archive.to_owned(),
-                first_index: index,
-                records: 1,
-            }),
-        }
+        extend_runs(&mut self.pending_sources, archive, index, 1);
         self.pending.push(record);
         if self.pending.len() < self.row_group {
             return Ok(None);
@@ -132,7 +139,6 @@ impl PartWriter {
                         .reject_unknown_fields(self.strict),
                     path,
                     name,
-                    records: 0,
                     sources: Vec::new(),
                 })
             }
@@ -149,17 +155,8 @@ impl PartWriter {
                 (String::new(), i)
             })
         })?;
-        open.records += self.pending.len() as u64;
         for s in self.pending_sources.drain(..) {
-            match open.sources.last_mut() {
-                Some(last)
-                    if last.archive == s.archive
-                        && last.first_index + last.records == s.first_index =>
-                {
-                    last.records += s.records;
-                }
-                _ => open.sources.push(s),
-            }
+            extend_runs(&mut open.sources, &s.archive, s.first_index, s.records);
         }
         self.pending.clear();
         Ok(())
@@ -183,7 +180,7 @@ impl PartWriter {
                 name: open.name,
                 size,
                 sha256,
-                records: open.records,
+                records: open.sources.iter().map(|s| s.records).sum(),
                 sources: open.sources,
             },
         }))

@@ -144,21 +144,25 @@ pub(super) fn run(req: Request<'_>) -> CliResult {
         }
         let plan = plan(&listed, req.by_hour);
         let existing = survey(&*dest, &stream.name, &plan, req.by_hour).await?;
-        let key_sizes = |p: &Planned| -> Vec<(String, u64)> {
-            p.archives
-                .iter()
-                .map(|a| (a.key.to_string(), a.size))
-                .collect()
-        };
+        // Each partition's archives as its manifest names them.
+        let key_sizes: Vec<Vec<(String, u64)>> = plan
+            .iter()
+            .map(|p| {
+                p.archives
+                    .iter()
+                    .map(|a| (a.key.to_string(), a.size))
+                    .collect()
+            })
+            .collect();
         // Without a pinned schema it takes reading every archive: skip that
         // when every partition is already converted from these archives,
         // with these settings, under one schema.
         let all_current = !req.replace
             && req.options.schema.is_none()
             && same_schema(&existing)
-            && plan.iter().zip(&existing).all(|(p, e)| {
+            && key_sizes.iter().zip(&existing).all(|(keys, e)| {
                 matches!(
-                    verdict(e, &stream.name, &key_sizes(p), &settings, None),
+                    verdict(e, &stream.name, keys, &settings, None),
                     Verdict::UpToDate
                 )
             });
@@ -186,11 +190,11 @@ pub(super) fn run(req: Request<'_>) -> CliResult {
         let schema_sha = schema_sha256(&schema);
         let mut totals = Totals::default();
         let tmp = TempDir::new()?;
-        for (p, e) in plan.iter().zip(&existing) {
+        for ((p, e), keys) in plan.iter().zip(&existing).zip(&key_sizes) {
             let dir = p.partition.dir();
             let verdict = match req.replace {
                 true => Verdict::Write("--replace".into()),
-                false => verdict(e, &stream.name, &key_sizes(p), &settings, Some(&schema_sha)),
+                false => verdict(e, &stream.name, keys, &settings, Some(&schema_sha)),
             };
             let why = match verdict {
                 Verdict::UpToDate => {
